@@ -1,0 +1,231 @@
+"""The canonical proposed action and the context it lands in.
+
+These models are the contract between a tool that proposes an action and the
+packs that judge it. Their JSON Schema (``docs/schemas/``) is what a pack's
+compiler types its rules against, so every field here is something a rule can
+read. Optional fields are absent, never ``null``: a rule that reads one must give
+a default (``??``) or guard it (``has``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import GenerateJsonSchema
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+
+class ActionKind(StrEnum):
+    ROLLBACK = "rollback"
+    ROLL_FORWARD = "roll_forward"
+    DEPLOY = "deploy"
+    RESTART = "restart"
+    SCALE = "scale"
+    THROTTLE = "throttle"
+    FEATURE_FLAG = "feature_flag"
+    CONFIG_CHANGE = "config_change"
+    CODE_PATCH = "code_patch"
+    SCHEMA_MIGRATION = "schema_migration"
+    INFRA_CHANGE = "infra_change"
+    FAILOVER = "failover"
+    CACHE_FLUSH = "cache_flush"
+    RUN_JOB = "run_job"
+    DNS_CHANGE = "dns_change"
+    CERTIFICATE_ROTATION = "certificate_rotation"
+    SECRET_ROTATION = "secret_rotation"
+    IAM_GRANT = "iam_grant"
+    IAM_REVOKE = "iam_revoke"
+    BUCKET_POLICY = "bucket_policy"
+    DATA_DELETION = "data_deletion"
+    DATA_EXPORT = "data_export"
+    DATA_MIGRATION = "data_migration"
+
+
+class Environment(StrEnum):
+    PRODUCTION = "production"
+    STAGING = "staging"
+    DEVELOPMENT = "development"
+    SANDBOX = "sandbox"
+
+
+class ActorKind(StrEnum):
+    HUMAN = "human"
+    LLM = "llm"
+    AUTOMATION = "automation"
+
+
+class ChangeType(StrEnum):
+    CONFIG = "config"
+    CODE = "code"
+    INFRA = "infra"
+    DATA = "data"
+    ACCESS = "access"
+
+
+class DataClassification(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class Signal(StrEnum):
+    ALERT = "alert"
+    INCIDENT = "incident"
+    SLO_BURN = "slo_burn"
+    TICKET = "ticket"
+    SCHEDULE = "schedule"
+    REQUEST = "request"
+
+
+class IncidentSeverity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class Actor(_Model):
+    """Who proposes the action."""
+
+    kind: ActorKind
+    id: str = Field(min_length=1, description="Stable identity: a user, a pipeline, an agent.")
+    model: str | None = Field(None, description="The model behind an LLM actor.")
+    trust: int = Field(ge=0, le=5, description="Trust level granted to this actor, 0 to 5.")
+    on_behalf_of: str | None = Field(None, description="The person an agent acts for.")
+
+
+class Change(_Model):
+    """What the action changes, and how much."""
+
+    type: ChangeType
+    lines: int = Field(0, ge=0, description="Lines touched by a code or config change.")
+    files: int = Field(0, ge=0)
+    architectural: bool = Field(False, description="Changes how components fit together.")
+    summary: str | None = None
+
+
+class Rollback(_Model):
+    """How the action is undone."""
+
+    plan: str = Field(min_length=1)
+    tested: bool = False
+    automatic: bool = False
+    estimated_minutes: float = Field(0, ge=0)
+
+
+class BlastRadius(_Model):
+    """How much of the system the action can hurt."""
+
+    users_share: float = Field(ge=0, le=1, description="Share of users affected, 0 to 1.")
+    services: list[str] = Field(default_factory=list, description="Services touched.")
+    regions: list[str] = Field(default_factory=list)
+
+
+class Cost(_Model):
+    """Money the action spends."""
+
+    estimated_usd: float = Field(ge=0, description="One-off cost of carrying out the action.")
+    recurring_monthly_usd: float = Field(0, ge=0, description="Cost it adds every month.")
+
+
+class DataTouched(_Model):
+    """Data the action reads, moves or destroys."""
+
+    classification: DataClassification
+    personal_data: bool = False
+    subject_regions: list[str] = Field(
+        default_factory=list, description="Jurisdictions of the data subjects: eu, us, uk, ..."
+    )
+    stored_in: list[str] = Field(default_factory=list, description="Cloud regions holding it.")
+    processed_in: str | None = Field(None, description="Region the action runs from.")
+    records: int = Field(0, ge=0)
+    public_access: bool = Field(False, description="The action makes the data publicly readable.")
+
+
+class PriorApproval(_Model):
+    """An approval already held for this action."""
+
+    by: str = Field(min_length=1)
+    group: str = Field(min_length=1)
+    at: datetime
+
+
+class Justification(_Model):
+    """The signal that prompted the action."""
+
+    signal: Signal
+    ref: str | None = Field(None, description="Alert, incident or ticket id.")
+    summary: str | None = None
+
+
+class ProposedAction(_Model):
+    """One operational action, proposed by a person, a pipeline or an LLM agent."""
+
+    id: str = Field(min_length=1)
+    kind: ActionKind
+    target: str = Field(min_length=1, description="The service or resource acted on.")
+    environment: Environment
+    actor: Actor
+    change: Change
+    reversible: bool
+    rollback: Rollback | None = None
+    blast_radius: BlastRadius
+    cost: Cost
+    data: DataTouched | None = None
+    approvals: list[PriorApproval] = Field(default_factory=list)
+    justification: Justification | None = None
+    requested_at: datetime
+
+
+class ChangeFreeze(_Model):
+    """A window in which changes are held."""
+
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    services: list[str] = Field(default_factory=list, description="Empty means every service.")
+    environments: list[Environment] = Field(default_factory=list)
+
+
+class Incident(_Model):
+    id: str
+    severity: IncidentSeverity
+    services: list[str] = Field(default_factory=list)
+
+
+class Context(_Model):
+    """The world the action lands in. Time arrives here, never from a clock."""
+
+    now: datetime
+    change_freezes: list[ChangeFreeze] = Field(default_factory=list)
+    error_budget_remaining: float | None = Field(
+        None, ge=0, le=1, description="Share of the target's error budget left, 0 to 1."
+    )
+    incidents_open: list[Incident] = Field(default_factory=list)
+
+
+class _OptionalIsAbsent(GenerateJsonSchema):
+    """Publish ``X | None = None`` as an optional ``X``: absent, never ``null``."""
+
+    def nullable_schema(self, schema: Any) -> dict[str, Any]:
+        return self.generate_inner(schema["schema"])
+
+    def default_schema(self, schema: Any) -> dict[str, Any]:
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", 0) is None:
+            del json_schema["default"]
+        return json_schema
+
+
+def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """The published JSON Schema of a model (draft 2020-12)."""
+    schema = model.model_json_schema(schema_generator=_OptionalIsAbsent)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
