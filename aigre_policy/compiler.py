@@ -1,0 +1,327 @@
+"""The compiler driver: a pack directory through every stage to a loaded evaluator.
+
+``STAGES`` names the stages in order; each is a pure function from one
+representation to the next plus diagnostics. The driver runs them, collects
+every diagnostic, and stops before a stage whose input has errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from aigre_policy import ir
+from aigre_policy import nodes as n
+from aigre_policy.check import check_pack, declared_usages, usage_schema
+from aigre_policy.codegen import EmittedModule, emit_python
+from aigre_policy.diagnostics import Diagnostic, SourceText, error, has_errors, sorted_diagnostics
+from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
+from aigre_policy.parser import DURATION_UNITS, parse_module
+from aigre_policy.sandbox import load as load_module
+from aigre_policy.schema_types import input_type
+from aigre_policy.typecheck import value_type
+from aigre_policy.types import DurationType, ListType, NeverType, Type, same_kind
+from aigre_policy.validation import InputValidator
+from aigre_policy.yamlio import Document, read_document
+
+STAGES = (
+    ("manifest", "read and validate pack.yaml against the pack schema"),
+    ("parse", "policies/*.aigre to AST (parser.parse_module)"),
+    ("check", "names, types, optional fields against the input schema; AST to IR (check)"),
+    ("emit", "IR to Python source (codegen.emit_python)"),
+    ("load", "verify the source against the allowlist and compile it (sandbox.load)"),
+)
+
+MANIFEST = "pack.yaml"
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: str
+    description: str
+    input_schema: str
+    default: str
+    fail_closed: str
+    envelopes: dict[str, dict[str, Any]]
+
+
+@dataclass
+class CompiledPack:
+    """Everything a ``Pack`` needs at run time, and what tools inspect."""
+
+    root: Path
+    manifest: Manifest
+    modules: list[n.Module]
+    program: ir.Program
+    envelopes: dict[str, dict[str, Any]]
+    input_schema: dict[str, Any]
+    python: EmittedModule
+    namespace: dict[str, Any]
+    validator: InputValidator
+    digest: str
+
+
+@dataclass
+class CompileReport:
+    diagnostics: list[Diagnostic]
+    sources: SourceText
+    compiled: CompiledPack | None = None
+    stages_run: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.compiled is not None and not has_errors(self.diagnostics)
+
+
+def _pack_schema() -> dict[str, Any]:
+    text = resources.files("aigre_policy").joinpath("schemas", "pack.schema.json").read_text()
+    import json
+
+    return json.loads(text)
+
+
+def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Document | None]:
+    doc, diagnostics = read_document(root / MANIFEST, _display(root, MANIFEST))
+    if doc is None:
+        if not (root / MANIFEST).exists():
+            diagnostics = [error("E500", f"{root} is not a pack: it has no {MANIFEST}",
+                                 hint="a pack is a directory with pack.yaml and policies/")]
+        return None, diagnostics, None
+    if not isinstance(doc.data, dict):
+        return None, [error("E502", f"{MANIFEST} must be a mapping of settings",
+                            doc.span_of(()))], doc
+    validator = jsonschema.Draft202012Validator(_pack_schema())
+    for problem in sorted(validator.iter_errors(doc.data), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in problem.path) or "pack.yaml"
+        diagnostics.append(error("E502", f"{where}: {problem.message}",
+                                 doc.span_of(tuple(problem.path)),
+                                 _manifest_hint(problem)))
+    if diagnostics:
+        return None, diagnostics, doc
+    data = doc.data
+    return Manifest(
+        name=data["name"],
+        version=data["version"],
+        description=data.get("description", ""),
+        input_schema=data.get("input_schema", BUILTIN_SCHEMAS[0]),
+        default=data["default"],
+        fail_closed=data["fail_closed"],
+        envelopes=data.get("envelopes") or {},
+    ), [], doc
+
+
+def _manifest_hint(problem: jsonschema.ValidationError) -> str | None:
+    if problem.validator == "additionalProperties":
+        return "settings: name, version, description, input_schema, default, fail_closed, envelopes"
+    if problem.validator == "pattern" and list(problem.path) == ["version"]:
+        return "versions look like 1.2.0"
+    return None
+
+
+def _display(root: Path, relative: str) -> str:
+    return str(root / relative)
+
+
+def _read_input_schema(root: Path, manifest: Manifest, doc: Document | None):
+    if manifest.input_schema.startswith("builtin:"):
+        try:
+            return builtin_schema(manifest.input_schema), []
+        except KeyError:
+            span = doc.span_of(("input_schema",)) if doc else None
+            return None, [error("E503", f"unknown built-in schema `{manifest.input_schema}`",
+                                span, "built-in schemas: " + ", ".join(BUILTIN_SCHEMAS))]
+    schema_doc, diagnostics = read_document(root / manifest.input_schema,
+                                            _display(root, manifest.input_schema))
+    if schema_doc is None:
+        return None, diagnostics
+    schema = schema_doc.data
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return None, [error("E503", f"the input schema is not a valid JSON Schema: {exc.message}",
+                            schema_doc.span_of(tuple(exc.path)))]
+    if not isinstance(schema, dict) or "action" not in schema.get("properties", {}):
+        return None, [error("E503", "the input schema must describe an object with `action` "
+                            "and `context`", schema_doc.span_of(()))]
+    return schema, []
+
+
+def _apply_overrides(
+    program: ir.Program,
+    layers: list[tuple[str, dict[str, dict[str, Any]]]],
+    types: dict[str, dict[str, Type]],
+) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
+    """Envelope values after ``pack.yaml`` and load-time overrides, each checked against its type."""
+    values = {name: dict(fields) for name, fields in program.envelopes.items()}
+    diagnostics: list[Diagnostic] = []
+    for origin, overrides in layers:
+        for envelope, fields in overrides.items():
+            if envelope not in values:
+                diagnostics.append(error("E504", f"{origin}: unknown envelope `{envelope}`",
+                                         hint=_choices(envelope, values)))
+                continue
+            if not isinstance(fields, dict):
+                diagnostics.append(error("E504", f"{origin}: `{envelope}` needs name: value pairs"))
+                continue
+            for name, value in fields.items():
+                expected = types[envelope].get(name)
+                if expected is None:
+                    diagnostics.append(error("E504", f"{origin}: envelope `{envelope}` has no "
+                                             f"value `{name}`",
+                                             hint=_choices(name, values[envelope])))
+                    continue
+                converted = _convert(value, expected)
+                given = value_type(converted)
+                if given is None or not same_kind(given, expected) or (
+                    isinstance(expected, ListType) and isinstance(given, ListType)
+                    and not isinstance(given.item, NeverType)
+                    and not same_kind(given.item, expected.item)
+                ):
+                    diagnostics.append(error("E504", f"{origin}: `{envelope}.{name}` is a "
+                                             f"{expected}, given {value!r}"))
+                    continue
+                values[envelope][name] = converted
+    return values, diagnostics
+
+
+def _convert(value: Any, expected: Type) -> Any:
+    """Durations may be given as ``"30m"`` and are held as seconds."""
+    if isinstance(expected, DurationType) and isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match:
+            seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
+            return int(seconds) if seconds.is_integer() else seconds
+    if isinstance(expected, DurationType) and isinstance(value, int | float):
+        return value
+    return value
+
+
+def _choices(word: str, options: Any) -> str | None:
+    from aigre_policy.typecheck import did_you_mean
+
+    return did_you_mean(word, options) or ("known: " + ", ".join(sorted(options)) if options
+                                           else None)
+
+
+def compile_pack(
+    path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None
+) -> CompileReport:
+    """Run every stage over the pack at ``path``; never raises for bad input."""
+    root = Path(path)
+    report = CompileReport([], SourceText({}))
+    sources: dict[str, str] = {}
+    report.sources = SourceText(sources)
+    if not root.is_dir():
+        report.diagnostics.append(error("E500", f"no pack directory at {root}"))
+        return report
+
+    report.stages_run.append("manifest")
+    manifest, problems, manifest_doc = read_manifest(root)
+    report.diagnostics += problems
+    if manifest_doc is not None:
+        sources[manifest_doc.file] = manifest_doc.text
+    if manifest is None:
+        return _finish(report)
+    base_schema, problems = _read_input_schema(root, manifest, manifest_doc)
+    report.diagnostics += problems
+
+    report.stages_run.append("parse")
+    files = sorted((root / "policies").glob("*.aigre")) if (root / "policies").is_dir() else []
+    if not files:
+        report.diagnostics.append(error("E505", f"the pack has no policies: add "
+                                        f"{root / 'policies'}/<name>.aigre"))
+    modules: list[n.Module] = []
+    partial = False
+    for file in files:
+        display = str(file)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            report.diagnostics.append(error("E500", f"cannot read {display}: {exc}"))
+            partial = True
+            continue
+        sources[display] = text
+        result = parse_module(text, display)
+        report.diagnostics += result.diagnostics
+        if result.module is None:
+            partial = True
+        else:
+            modules.append(result.module)
+    if base_schema is None:
+        return _finish(report)
+
+    report.stages_run.append("check")
+    usages = declared_usages(modules)
+    schema = compose(base_schema, usage_schema(usages))
+    checked = check_pack(modules, input_type(schema), sources, root, partial=partial)
+    report.diagnostics += checked.diagnostics
+    envelope_types = _envelope_types(modules)
+    values, problems = _apply_overrides(
+        checked.program,
+        [(MANIFEST, manifest.envelopes), ("override", envelopes or {})],
+        envelope_types,
+    )
+    report.diagnostics += problems
+    if has_errors(report.diagnostics):
+        return _finish(report)
+
+    report.stages_run.append("emit")
+    header = f"pack {manifest.name} {manifest.version}"
+    python = emit_python(checked.program, header)
+
+    report.stages_run.append("load")
+    bindings = {
+        short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
+        for dotted, short in python.envelope_names.items()
+    }
+    namespace = load_module(python.source, f"<aigre-policy {manifest.name}>", bindings)
+    validator = InputValidator(schema)
+    pack_digest = _digest(sources, values, schema)
+    report.compiled = CompiledPack(root, manifest, modules, checked.program, values, schema,
+                                   python, namespace, validator, pack_digest)
+    return _finish(report)
+
+
+def _frozen(value: Any) -> Any:
+    return list(value) if isinstance(value, list | tuple) else value
+
+
+def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:
+    from aigre_policy.typecheck import constant_type
+
+    types: dict[str, dict[str, Type]] = {}
+    for module in modules:
+        for decl in module.declarations:
+            if isinstance(decl, n.Envelope):
+                fields = types.setdefault(decl.name, {})
+                for item in decl.fields:
+                    typ = constant_type(item.value)
+                    if typ is not None:
+                        fields.setdefault(item.name, typ)
+    return types
+
+
+def _digest(sources: dict[str, str], envelopes: dict[str, Any], schema: dict[str, Any]) -> str:
+    """Content digest: every source file, the effective envelope values and the input schema."""
+    from aigre_policy.verdict import canonical_json
+
+    h = hashlib.sha256()
+    root_names = sorted(sources)
+    for name in root_names:
+        h.update(Path(name).name.encode() + b"\0" + sources[name].encode() + b"\0")
+    h.update(canonical_json(envelopes))
+    h.update(canonical_json(schema))
+    return "sha256:" + h.hexdigest()
+
+
+def _finish(report: CompileReport) -> CompileReport:
+    report.diagnostics = sorted_diagnostics(report.diagnostics)
+    return report

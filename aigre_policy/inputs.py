@@ -1,0 +1,49 @@
+"""The JSON Schema of a pack's input: ``action`` and ``context`` from the pack, ``usage`` from its declarations."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aigre_policy.models.action import Context, ProposedAction, json_schema_of
+
+BUILTIN_SCHEMAS = ("builtin:proposed-action/v1",)
+
+
+@cache
+def _builtin() -> dict[str, Any]:
+    action = json_schema_of(ProposedAction)
+    context = json_schema_of(Context)
+    defs = {**action.pop("$defs", {}), **context.pop("$defs", {})}
+    for part in (action, context):
+        part.pop("$schema", None)
+    return {
+        "type": "object",
+        "properties": {"action": action, "context": context},
+        "required": ["action", "context"],
+        "$defs": defs,
+    }
+
+
+def builtin_schema(name: str) -> dict[str, Any]:
+    if name not in BUILTIN_SCHEMAS:
+        raise KeyError(name)
+    return _builtin()
+
+
+def compose(base: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """The whole input schema: the pack's ``action``/``context`` plus the ``usage`` object."""
+    properties = dict(base.get("properties", {}))
+    properties["usage"] = usage
+    required = list(dict.fromkeys([*base.get("required", ["action", "context"]), "usage"]))
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+    for key in ("$defs", "definitions"):
+        if key in base:
+            schema[key] = base[key]
+    return schema

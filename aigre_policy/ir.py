@@ -1,0 +1,238 @@
+"""The intermediate representation: the checked, resolved program the backends read.
+
+Every name is resolved (input path, envelope value or quantifier variable),
+every operator carries the kind of values it works on, and every read of a
+field that may be absent says so. Nodes keep spans so evidence can cite
+``file:line:col``; each comparison has an index for evidence records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigre_policy.diagnostics import NO_SPAN, Span
+
+
+def _span() -> Any:
+    return field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: Any
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    items: tuple[Node, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Path:
+    """A read of ``root.step.step``: an input root, or a quantifier variable (``local``).
+
+    ``optional`` holds the indices of the steps that may be absent at this point
+    of the program; guards have already removed the ones known present.
+    ``guarded`` holds the steps the schema leaves optional but a guard proved
+    present: safe to read here, not anywhere else.
+    """
+
+    root: str
+    steps: tuple[str, ...]
+    optional: tuple[int, ...] = ()
+    local: bool = False
+    guarded: tuple[int, ...] = ()
+    span: Span = _span()
+
+    @property
+    def dotted(self) -> str:
+        return ".".join((self.root, *self.steps))
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRef:
+    """``envelope.field``: a limit held as data, overridable per deployment."""
+
+    envelope: str
+    name: str
+    span: Span = _span()
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.envelope}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: Node
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: Node
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    """``and`` / ``or``, short-circuit, left to right."""
+
+    op: str
+    left: Node
+    right: Node
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A comparison; ``kind`` is ``time`` when both sides are timestamps (compared as instants)."""
+
+    op: str
+    left: Node
+    right: Node
+    kind: str
+    index: int
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """``item in collection`` or ``item not in collection``."""
+
+    negated: bool
+    item: Node
+    collection: Node
+    index: int
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Arith:
+    """Arithmetic; ``kind`` names the operand kinds: ``number``, ``time-time``, ``time+dur``, ..."""
+
+    op: str
+    left: Node
+    right: Node
+    kind: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Default:
+    path: Path
+    fallback: Node
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Has:
+    path: Path
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    function: str
+    args: tuple[Node, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Quantifier:
+    kind: str
+    var: str
+    items: Node
+    body: Node
+    span: Span = _span()
+
+
+Node = (
+    Const
+    | ListOf
+    | Path
+    | EnvelopeRef
+    | Not
+    | Neg
+    | BoolOp
+    | Compare
+    | Member
+    | Arith
+    | Default
+    | Has
+    | Call
+    | Quantifier
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    index: int
+    id: str
+    verdict: str
+    groups: tuple[str, ...]
+    title: str | None
+    category: str
+    severity: str
+    tags: tuple[str, ...]
+    condition: Node
+    message: tuple[str | Node, ...]
+    comparisons: int
+    span: Span = _span()
+
+    @property
+    def location(self) -> dict[str, Any]:
+        return {"file": self.span.file, "line": self.span.line, "column": self.span.column}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    name: str
+    aggregate: str
+    argument: Node | None
+    window: str
+    window_seconds: float | None
+    filter: Node | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A whole pack after checking: rules in pack order, envelope values as data."""
+
+    rules: tuple[Rule, ...]
+    envelopes: dict[str, dict[str, Any]]
+    usages: tuple[Usage, ...]
+
+
+def walk(node: Node):
+    """Every node of an expression, parents before children."""
+    yield node
+    match node:
+        case ListOf(items=items):
+            for item in items:
+                yield from walk(item)
+        case Not(operand=x) | Neg(operand=x):
+            yield from walk(x)
+        case BoolOp(left=a, right=b) | Compare(left=a, right=b) | Arith(left=a, right=b):
+            yield from walk(a)
+            yield from walk(b)
+        case Member(item=a, collection=b):
+            yield from walk(a)
+            yield from walk(b)
+        case Default(path=p, fallback=f):
+            yield from walk(p)
+            yield from walk(f)
+        case Has(path=p):
+            yield from walk(p)
+        case Call(args=args):
+            for arg in args:
+                yield from walk(arg)
+        case Quantifier(items=items, body=body):
+            yield from walk(items)
+            yield from walk(body)

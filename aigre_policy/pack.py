@@ -1,0 +1,190 @@
+"""A loaded pack: the facade that compiles a pack directory and evaluates actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any
+
+from pydantic import BaseModel
+
+from aigre_policy import ir
+from aigre_policy.compiler import CompiledPack, compile_pack
+from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
+from aigre_policy.runtime import Evidence
+from aigre_policy.verdict import LATTICE, Verdict
+
+RESTRICTIVE = ("deny", "require_approval", "escalate")
+
+
+class EvaluationError(Exception):
+    """Raised in strict mode instead of a fail-closed verdict."""
+
+    def __init__(self, message: str, verdict: Verdict):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    return value
+
+
+class Pack:
+    """A compiled policy pack, ready to evaluate proposed actions."""
+
+    def __init__(self, compiled: CompiledPack, diagnostics: list[Diagnostic]):
+        self._compiled = compiled
+        manifest = compiled.manifest
+        self.name = manifest.name
+        self.version = manifest.version
+        self.description = manifest.description
+        self.default = manifest.default
+        self.fail_closed = manifest.fail_closed
+        self.digest = compiled.digest
+        self.root = compiled.root
+        self.envelopes = compiled.envelopes
+        self.input_schema = compiled.input_schema
+        self.rules: tuple[ir.Rule, ...] = compiled.program.rules
+        self.warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
+        self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
+        self._evaluate = compiled.namespace["evaluate"]
+        self._explain = [compiled.namespace[f"explain_{r.index}"] for r in self.rules]
+        self._is_valid = compiled.validator.is_valid
+        self._validator = compiled.validator
+        self._needs_usage = bool(compiled.program.usages)
+
+    @property
+    def python_source(self) -> str:
+        """The generated evaluator, as loaded (``aigre-policy eval --emit python``)."""
+        return self._compiled.python.source
+
+    @property
+    def program(self) -> ir.Program:
+        return self._compiled.program
+
+    @property
+    def modules(self):
+        return self._compiled.modules
+
+    def evaluate(
+        self,
+        action: Any,
+        context: Any = None,
+        usage: Any = None,
+        *,
+        strict: bool = False,
+    ) -> Verdict:
+        """Judge one proposed action; never raises unless ``strict`` (then ``EvaluationError``).
+
+        ``action`` and ``context`` are dicts or the pydantic models; ``usage``
+        holds one number per ``usage`` declaration of the pack.
+        """
+        started = perf_counter_ns()
+        document = {
+            "action": _plain(action),
+            "context": _plain(context) if context is not None else {},
+            "usage": _plain(usage) if usage is not None else {},
+        }
+        if not self._is_valid(document):
+            problems = [{"kind": "input", **e.to_dict()} for e in self._validator.errors(document)]
+            return self._failed(document, problems, started, strict, "input breaks the schema")
+        try:
+            fired_indices = self._evaluate(document["action"], document["context"],
+                                           document["usage"])
+            return self._decide(document, fired_indices, started)
+        except Exception as exc:  # noqa: BLE001 - any engine fault fails closed
+            problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
+            return self._failed(document, [problem], started, strict, "evaluation failed")
+
+    def _decide(self, document: dict[str, Any], indices: list[int], started: int) -> Verdict:
+        fired: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
+        worst = "allow"
+        permitted = False
+        action, context, usage = document["action"], document["context"], document["usage"]
+        for index in indices:
+            rule = self.rules[index]
+            evidence = Evidence()
+            held, message, reads = self._explain[index](action, context, usage, evidence)
+            if not held:  # the two evaluations disagree: a compiler fault, fail closed
+                raise RuntimeError(f"rule {rule.id} fired but its explanation does not hold")
+            record = _fired_record(rule, message, reads, evidence)
+            if rule.verdict == "warn":
+                warnings.append(record)
+                continue
+            fired.append(record)
+            if rule.verdict == "permit":
+                permitted = True
+            elif LATTICE[rule.verdict] > LATTICE[worst]:
+                worst = rule.verdict
+        default_applied = False
+        if worst == "allow":
+            if self.default == "deny" and not permitted:
+                worst, default_applied = "deny", True
+            elif self.default == "allow" and not permitted:
+                default_applied = True
+        elapsed = (perf_counter_ns() - started) / 1000
+        return Verdict(worst, fired, warnings, self._ref, document,
+                       default_applied=default_applied, elapsed_us=elapsed)
+
+    def _failed(self, document: Any, problems: list[dict[str, Any]], started: int, strict: bool,
+                summary: str) -> Verdict:
+        elapsed = (perf_counter_ns() - started) / 1000
+        verdict = Verdict(self.fail_closed, [], [], self._ref, document, fail_closed=True,
+                          errors=problems, elapsed_us=elapsed)
+        if strict:
+            detail = "; ".join(f"{p['path'] or '<input>'}: {p['message']}" for p in problems[:5])
+            raise EvaluationError(f"{summary}: {detail}", verdict)
+        return verdict
+
+    def __repr__(self) -> str:
+        return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
+
+
+def _fired_record(rule: ir.Rule, message: str, reads: dict[str, Any],
+                  evidence: Evidence) -> dict[str, Any]:
+    comparisons = []
+    texts = _comparison_texts(rule)
+    for c in evidence.comparisons:
+        comparisons.append({"expression": texts.get(c["index"], ""), "left": c["left"],
+                            "op": c["op"], "right": c["right"], "result": c["result"]})
+    record: dict[str, Any] = {
+        "id": rule.id,
+        "verdict": rule.verdict,
+        "category": rule.category,
+        "severity": rule.severity,
+        "tags": list(rule.tags),
+        "message": message or rule.title or f"rule {rule.id} fired",
+        "location": rule.location,
+        "approvers": list(rule.groups) if rule.verdict == "require_approval" else [],
+        "escalate_to": list(rule.groups) if rule.verdict == "escalate" else [],
+        "bindings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in reads.items()
+                     if v is not None},
+        "comparisons": comparisons,
+    }
+    if rule.title:
+        record["title"] = rule.title
+    return record
+
+
+_TEXTS: dict[int, dict[int, str]] = {}
+
+
+def _comparison_texts(rule: ir.Rule) -> dict[int, str]:
+    key = id(rule)
+    texts = _TEXTS.get(key)
+    if texts is None:
+        texts = {node.index: node.text for node in ir.walk(rule.condition)
+                 if isinstance(node, ir.Compare | ir.Member)}
+        _TEXTS[key] = texts
+    return texts
+
+
+def load_pack(path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None) -> Pack:
+    """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic."""
+    report = compile_pack(path, envelopes)
+    if not report.ok or report.compiled is None:
+        raise CompileError(report.diagnostics, report.sources)
+    return Pack(report.compiled, report.diagnostics)

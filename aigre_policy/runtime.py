@@ -1,0 +1,196 @@
+"""The only names generated evaluator code may use.
+
+``EXPORTED`` is the whole namespace a compiled pack runs in: no builtins beyond
+these, so generated code can reach nothing else. Every function here is total
+on the values the input schema admits, or raises, which the caller turns into
+a fail-closed verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@lru_cache(maxsize=4096)
+def _parse_time(text: str) -> float:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {text!r} has no timezone")
+    return moment.timestamp()
+
+
+def to_time(value: Any) -> float:
+    """Seconds since the epoch for an RFC 3339 string, or a number already converted."""
+    if type(value) is str:
+        return _parse_time(value)
+    return value
+
+
+def _utc(value: Any) -> datetime:
+    return datetime.fromtimestamp(to_time(value), UTC)
+
+
+def hour(value: Any) -> int:
+    return _utc(value).hour
+
+
+def minute(value: Any) -> int:
+    return _utc(value).minute
+
+
+def weekday(value: Any) -> str:
+    return WEEKDAY_NAMES[_utc(value).weekday()]
+
+
+def date(value: Any) -> str:
+    return _utc(value).strftime("%Y-%m-%d")
+
+
+def lookup(value: Any, *keys: str) -> Any:
+    """Walk a path that may be absent; ``None`` where a step is missing."""
+    for key in keys:
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+        if value is None:
+            return None
+    return value
+
+
+def default(value: Any, fallback: Any) -> Any:
+    """``value ?? fallback``: absent (or null) values read as the fallback."""
+    return fallback if value is None else value
+
+
+def remainder(a: Any, b: Any) -> Any:
+    """Remainder with the sign of the dividend, as in Rego and Go."""
+    result = math.fmod(a, b)
+    if type(a) is int and type(b) is int:
+        return int(result)
+    return result
+
+
+def divide(a: Any, b: Any) -> Any:
+    if b == 0:
+        raise ZeroDivisionError("division by zero")
+    result = a / b
+    return int(result) if result == int(result) and abs(result) < 2**53 else result
+
+
+def starts_with(text: str, prefix: str) -> bool:
+    return text.startswith(prefix)
+
+
+def ends_with(text: str, suffix: str) -> bool:
+    return text.endswith(suffix)
+
+
+def contains(text: str, part: str) -> bool:
+    return part in text
+
+
+def lower(text: str) -> str:
+    return text.lower()
+
+
+def upper(text: str) -> str:
+    return text.upper()
+
+
+def length(value: Any) -> int:
+    return len(value)
+
+
+def total(values: Any) -> Any:
+    return sum(values)
+
+
+def fmt(value: Any) -> str:
+    """How a value reads inside a message: integral numbers without ``.0``, lists joined."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+class Evidence:
+    """What an explained rule read and compared; filled by generated ``explain_*`` code."""
+
+    __slots__ = ("comparisons",)
+    LIMIT = 64  # comparisons inside `any`/`all` repeat per item; keep the record bounded
+
+    def __init__(self) -> None:
+        self.comparisons: list[dict[str, Any]] = []
+
+    def compare(self, index: int, left: Any, op: str, right: Any, as_time: bool = False) -> bool:
+        a, b = (to_time(left), to_time(right)) if as_time else (left, right)
+        if op == "==":
+            result = a == b
+        elif op == "!=":
+            result = a != b
+        elif op == "<":
+            result = a < b
+        elif op == "<=":
+            result = a <= b
+        elif op == ">":
+            result = a > b
+        else:
+            result = a >= b
+        self._record(index, left, op, right, result)
+        return result
+
+    def member(self, index: int, item: Any, collection: Any, negated: bool) -> bool:
+        result = (item not in collection) if negated else (item in collection)
+        self._record(index, item, "not in" if negated else "in", collection, result)
+        return result
+
+    def _record(self, index: int, left: Any, op: str, right: Any, result: bool) -> None:
+        if len(self.comparisons) < self.LIMIT:
+            self.comparisons.append(
+                {"index": index, "left": _plain(left), "op": op, "right": _plain(right),
+                 "result": bool(result)}
+            )
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+EXPORTED: dict[str, Any] = {
+    "_t": to_time,
+    "_get": lookup,
+    "_rem": remainder,
+    "_div": divide,
+    "_fmt": fmt,
+    "_dflt": default,
+    "_any": any,
+    "_all": all,
+    "f_hour": hour,
+    "f_minute": minute,
+    "f_weekday": weekday,
+    "f_date": date,
+    "f_starts_with": starts_with,
+    "f_ends_with": ends_with,
+    "f_contains": contains,
+    "f_lower": lower,
+    "f_upper": upper,
+    "f_len": length,
+    "f_sum": total,
+}

@@ -1,0 +1,604 @@
+"""Stage 2, check (expressions): resolve names and types against the schema, lower to IR.
+
+One pass over the AST does both: every name is resolved (input path, envelope,
+quantifier variable), every expression typed, every read of an optional field
+proven safe by a default (``??``) or a guard (``has``), and the IR built as it
+goes. Problems are collected as diagnostics; an ill-typed subexpression yields
+``None`` so one mistake is reported once, not at every use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigre_policy import ir
+from aigre_policy import nodes as n
+from aigre_policy.diagnostics import Diagnostic, Span, error, warning
+from aigre_policy.types import (
+    BOOL,
+    DECISIONS,
+    DURATION,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+    WEEKDAYS,
+    BoolType,
+    DurationType,
+    FieldType,
+    ListType,
+    NeverType,
+    NumberType,
+    ObjectType,
+    StringType,
+    TimestampType,
+    Type,
+    UnsupportedType,
+    join,
+    same_kind,
+)
+
+INPUT_ROOTS = ("action", "context", "usage")
+RESERVED = (*INPUT_ROOTS, "decision", "input", "data")
+CATEGORIES = ("risk", "cost", "compliance", "reliability")
+SEVERITIES = ("low", "medium", "high", "critical")
+META_KEYS = ("title", "category", "severity", "tags", "description", "owner")
+CALENDAR_WINDOWS = ("calendar_day", "calendar_week", "calendar_month")
+WORD = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+
+# name -> (argument kinds, result); kinds are matched by ``_arg_ok``.
+FUNCTIONS: dict[str, tuple[tuple[str, ...], Type]] = {
+    "len": (("list|string",), NumberType(integer=True)),
+    "lower": (("string",), STRING),
+    "upper": (("string",), STRING),
+    "starts_with": (("string", "string"), BOOL),
+    "ends_with": (("string", "string"), BOOL),
+    "contains": (("string", "string"), BOOL),
+    "sum": (("list of number",), NUMBER),
+    "hour": (("timestamp",), NumberType(integer=True, minimum=0, maximum=23)),
+    "minute": (("timestamp",), NumberType(integer=True, minimum=0, maximum=59)),
+    "weekday": (("timestamp",), StringType(WEEKDAYS)),
+    "date": (("timestamp",), STRING),
+}
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What an expression may see: quantifier variables and paths known present."""
+
+    locals: dict[str, Type] = field(default_factory=dict)
+    facts: frozenset[str] = frozenset()
+
+    def knowing(self, facts: Iterable[str]) -> Scope:
+        return Scope(self.locals, self.facts | frozenset(facts))
+
+
+class _ExprChecker:
+    """Types and lowers expressions; one per pack, a fresh comparison counter per rule."""
+
+    def __init__(
+        self,
+        input_type: ObjectType,
+        envelopes: dict[str, ObjectType],
+        sources: dict[str, str],
+        diagnostics: list[Diagnostic],
+    ):
+        self.input_type = input_type
+        self.envelopes = envelopes
+        self.sources = sources
+        self.diagnostics = diagnostics
+        self.comparisons = 0
+        self.extra_roots: dict[str, Type] = {}
+
+    # ------------------------------------------------------------ helpers
+    def err(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(error(code, message, span, hint))
+
+    def source_text(self, span: Span) -> str:
+        lines = self.sources.get(span.file, "").splitlines()
+        if not (1 <= span.line <= len(lines)):
+            return ""
+        if span.line == span.end_line:
+            return lines[span.line - 1][span.column - 1 : span.end_column - 1]
+        chunk = [lines[span.line - 1][span.column - 1 :]]
+        chunk += lines[span.line : span.end_line - 1]
+        chunk.append(lines[span.end_line - 1][: span.end_column - 1])
+        return " ".join(part.strip() for part in chunk)
+
+    def next_index(self) -> int:
+        self.comparisons += 1
+        return self.comparisons - 1
+
+    # ------------------------------------------------------------ conditions
+    def condition(self, expr: n.Expr, scope: Scope, what: str) -> ir.Node | None:
+        node, typ = self.expr(expr, scope)
+        if typ is not None and not isinstance(typ, BoolType):
+            self.err(
+                "E203",
+                f"{what} must be a boolean, found {typ}",
+                expr.span,
+                "compare it with something, e.g. `x == ...` or `x > ...`",
+            )
+            return None
+        return node
+
+    # ------------------------------------------------------------ expressions
+    def expr(self, expr: n.Expr, scope: Scope) -> tuple[ir.Node | None, Type | None]:
+        match expr:
+            case n.Literal(value=value, is_duration=is_duration):
+                return ir.Const(value, expr.span), _literal_type(value, is_duration)
+            case n.ListExpr(items=items):
+                return self.list_expr(expr, items, scope)
+            case n.Name() | n.Field():
+                return self.read(expr, scope)
+            case n.Unary(op="not", operand=operand):
+                node = self.condition(operand, scope, "the operand of `not`")
+                return (None if node is None else ir.Not(node, expr.span)), BOOL
+            case n.Unary(op="-", operand=operand):
+                node, typ = self.expr(operand, scope)
+                if typ is None:
+                    return None, None
+                if not isinstance(typ, NumberType | DurationType):
+                    self.err("E201", f"cannot negate a {typ}", expr.span)
+                    return None, None
+                return ir.Neg(node, expr.span), typ  # type: ignore[arg-type]
+            case n.Binary(op="and" | "or"):
+                return self.bool_op(expr, scope)
+            case n.Binary(op="in" | "not in"):
+                return self.member(expr, scope)
+            case n.Binary(op="==" | "!=" | "<" | "<=" | ">" | ">="):
+                return self.compare(expr, scope)
+            case n.Binary():
+                return self.arith(expr, scope)
+            case n.Default():
+                return self.default(expr, scope)
+            case n.Has(path=path):
+                target = self.path(path, scope, allow_optional=True)
+                if target is None:
+                    return None, BOOL
+                node, _ = target
+                if isinstance(node, ir.EnvelopeRef):
+                    self.err("E206", "`has` tests an input field; envelope values are always present",
+                             expr.span)
+                    return None, BOOL
+                if not node.optional:
+                    self.diagnostics.append(
+                        warning("W303", f"`has {node.dotted}` is always true: the field is required "
+                                "or already known present", expr.span)
+                    )
+                return ir.Has(node, expr.span), BOOL
+            case n.Call():
+                return self.call(expr, scope)
+            case n.Quantifier():
+                return self.quantifier(expr, scope)
+        raise AssertionError(f"unknown node {expr!r}")  # pragma: no cover - parser makes no others
+
+    def list_expr(self, expr: n.ListExpr, items: tuple[n.Expr, ...], scope: Scope):
+        nodes: list[ir.Node] = []
+        item_type: Type = NeverType()
+        ok = True
+        for item in items:
+            node, typ = self.expr(item, scope)
+            if node is None or typ is None:
+                ok = False
+                continue
+            if not same_kind(item_type, typ):
+                self.err("E201", f"list mixes {item_type} and {typ}", item.span,
+                         "a list holds values of one type")
+                ok = False
+                continue
+            item_type = join(item_type, typ)
+            nodes.append(node)
+        if not ok:
+            return None, None
+        return ir.ListOf(tuple(nodes), expr.span), ListType(item_type)
+
+    def bool_op(self, expr: n.Binary, scope: Scope):
+        left = self.condition(expr.left, scope, f"the left side of `{expr.op}`")
+        known = present_when(expr.left, expr.op == "and")
+        right = self.condition(expr.right, scope.knowing(known), f"the right side of `{expr.op}`")
+        if left is None or right is None:
+            return None, BOOL
+        return ir.BoolOp(expr.op, left, right, expr.span), BOOL
+
+    def compare(self, expr: n.Binary, scope: Scope):
+        left, lt = self.expr(expr.left, scope)
+        right, rt = self.expr(expr.right, scope)
+        if left is None or right is None or lt is None or rt is None:
+            return None, BOOL
+        if not same_kind(lt, rt):
+            hint = None
+            if {type(lt), type(rt)} == {DurationType, NumberType}:
+                hint = "durations are written with a unit: `15m`, `2h`, `7d`"
+            elif isinstance(lt, TimestampType) or isinstance(rt, TimestampType):
+                hint = "timestamps compare with timestamps; subtract two to get a duration"
+            self.err("E201", f"cannot compare {lt} with {rt}", expr.span, hint)
+            return None, BOOL
+        if expr.op not in ("==", "!="):
+            if not isinstance(lt, NumberType | DurationType | TimestampType | NeverType):
+                self.err("E201", f"`{expr.op}` orders numbers, durations or timestamps, not {lt}",
+                         expr.span, "use `==`, `!=` or `in` for strings and booleans")
+                return None, BOOL
+        self.check_enum(lt, expr.right)
+        self.check_enum(rt, expr.left)
+        kind = "time" if isinstance(lt, TimestampType) else "value"
+        return (
+            ir.Compare(expr.op, left, right, kind, self.next_index(), self.source_text(expr.span),
+                       expr.span),
+            BOOL,
+        )
+
+    def check_enum(self, typ: Type, other: n.Expr) -> None:
+        """A string literal compared with an enum-typed value must be one of its values."""
+        if not (isinstance(typ, StringType) and typ.enum is not None):
+            return
+        literals = other.items if isinstance(other, n.ListExpr) else (other,)
+        for lit in literals:
+            if isinstance(lit, n.Literal) and isinstance(lit.value, str) and lit.value not in typ.enum:
+                hint = did_you_mean(lit.value, typ.enum)
+                if hint:
+                    hint = hint.replace("`", "'")
+                else:
+                    hint = "one of " + ", ".join(f"'{v}'" for v in typ.enum)
+                self.err("E202", f"'{lit.value}' is never a value here: the schema allows {typ}",
+                         lit.span, hint)
+
+    def member(self, expr: n.Binary, scope: Scope):
+        item, it = self.expr(expr.left, scope)
+        coll, ct = self.expr(expr.right, scope)
+        if item is None or coll is None or it is None or ct is None:
+            return None, BOOL
+        if not isinstance(ct, ListType):
+            hint = "use `contains(text, part)` for text" if isinstance(ct, StringType) else None
+            self.err("E201", f"the right side of `{expr.op}` must be a list, found {ct}",
+                     expr.right.span, hint)
+            return None, BOOL
+        if not same_kind(it, ct.item):
+            self.err("E201", f"cannot look for a {it} in a {ct}", expr.span)
+            return None, BOOL
+        self.check_enum(it, expr.right)
+        if isinstance(ct.item, StringType):
+            self.check_enum(ct.item, expr.left)
+        return (
+            ir.Member(expr.op == "not in", item, coll, self.next_index(),
+                      self.source_text(expr.span), expr.span),
+            BOOL,
+        )
+
+    def arith(self, expr: n.Binary, scope: Scope):
+        left, lt = self.expr(expr.left, scope)
+        right, rt = self.expr(expr.right, scope)
+        if left is None or right is None or lt is None or rt is None:
+            return None, None
+        result = _arith_type(expr.op, lt, rt)
+        if result is None:
+            self.err("E201", f"cannot apply `{expr.op}` to {lt} and {rt}", expr.span)
+            return None, None
+        kind = f"{_kind(lt)}{expr.op}{_kind(rt)}"
+        return ir.Arith(expr.op, left, right, kind, expr.span), result
+
+    def default(self, expr: n.Default, scope: Scope):
+        if not isinstance(expr.value, n.Name | n.Field):
+            self.err("E206", "`??` needs a field path on its left", expr.value.span,
+                     "write `action.field ?? fallback`")
+            return None, None
+        target = self.path(expr.value, scope, allow_optional=True)
+        fallback, ft = self.expr(expr.fallback, scope)
+        if target is None or fallback is None or ft is None:
+            return None, None
+        node, typ = target
+        if isinstance(node, ir.EnvelopeRef):
+            self.diagnostics.append(
+                warning("W302", f"the default is never used: `{node.dotted}` is always set",
+                        expr.span)
+            )
+            return node, typ
+        if not same_kind(typ, ft):
+            self.err("E201", f"the default is a {ft} but `{node.dotted}` is a {typ}",
+                     expr.fallback.span)
+            return None, None
+        self.check_enum(typ, expr.fallback)
+        if not node.optional:
+            self.diagnostics.append(
+                warning("W302", f"the default is never used: `{node.dotted}` is required "
+                        "or already known present", expr.span)
+            )
+            return node, typ
+        return ir.Default(node, fallback, expr.span), join(typ, ft)
+
+    def call(self, expr: n.Call, scope: Scope):
+        signature = FUNCTIONS.get(expr.function)
+        if signature is None:
+            self.err("E104", f"unknown function `{expr.function}`", expr.span,
+                     did_you_mean(expr.function, FUNCTIONS) or
+                     "functions: " + ", ".join(sorted(FUNCTIONS)))
+            return None, None
+        params, result = signature
+        if len(expr.args) != len(params):
+            self.err("E204", f"`{expr.function}` takes {len(params)} argument"
+                     f"{'s' if len(params) != 1 else ''}, given {len(expr.args)}", expr.span)
+            return None, None
+        args: list[ir.Node] = []
+        ok = True
+        for arg, param in zip(expr.args, params, strict=True):
+            node, typ = self.expr(arg, scope)
+            if node is None or typ is None:
+                ok = False
+                continue
+            if not _arg_ok(param, typ):
+                self.err("E204", f"`{expr.function}` expects a {param}, given a {typ}", arg.span)
+                ok = False
+            args.append(node)
+        if not ok:
+            return None, None
+        return ir.Call(expr.function, tuple(args), expr.span), result
+
+    def quantifier(self, expr: n.Quantifier, scope: Scope):
+        items, typ = self.expr(expr.items, scope)
+        if items is None or typ is None:
+            return None, BOOL
+        if not isinstance(typ, ListType):
+            self.err("E201", f"`{expr.kind}` ranges over a list, found {typ}", expr.items.span)
+            return None, BOOL
+        if expr.var in scope.locals or expr.var in RESERVED or expr.var in self.envelopes:
+            self.err("E107", f"`{expr.var}` is already a name here", expr.span,
+                     "pick another name for the item")
+            return None, BOOL
+        inner = Scope({**scope.locals, expr.var: typ.item}, scope.facts)
+        body = self.condition(expr.body, inner, f"the body of `{expr.kind}`")
+        if body is None:
+            return None, BOOL
+        return ir.Quantifier(expr.kind, expr.var, items, body, expr.span), BOOL
+
+    # ------------------------------------------------------------ paths
+    def read(self, expr: n.Name | n.Field, scope: Scope):
+        target = self.path(expr, scope, allow_optional=False)
+        if target is None:
+            return None, None
+        return target
+
+    def path(
+        self, expr: n.Expr, scope: Scope, allow_optional: bool
+    ) -> tuple[ir.Path | ir.EnvelopeRef, Type] | None:
+        steps: list[tuple[str, Span]] = []
+        base = expr
+        while isinstance(base, n.Field):
+            steps.append((base.name, base.span))
+            base = base.subject
+        steps.reverse()
+        if not isinstance(base, n.Name):
+            self.err("E205", "fields can only be read from input, envelope or item names",
+                     expr.span)
+            return None
+        root = base.name
+        if root in scope.locals or root in self.extra_roots:
+            typ = scope.locals.get(root) or self.extra_roots[root]
+            local = True
+        elif root in INPUT_ROOTS:
+            typ = self.input_type.fields[root].type if root in self.input_type.fields else None
+            if typ is None:
+                self.err("E101", f"the input has no `{root}`", base.span)
+                return None
+            local = False
+        elif root in self.envelopes:
+            return self.envelope_ref(root, steps, base.span, expr.span)
+        else:
+            names = [*INPUT_ROOTS, *self.envelopes, *scope.locals, *self.extra_roots]
+            self.err("E101", f"unknown name `{root}`", base.span,
+                     did_you_mean(root, names) or
+                     "names are `action`, `context`, `usage`, envelopes and `any`/`all` items")
+            return None
+        optional: list[int] = []
+        guarded: list[int] = []
+        walked = root
+        for i, (step, span) in enumerate(steps):
+            if isinstance(typ, UnsupportedType):
+                self.err("E207", f"`{walked}` cannot be read: {typ.reason}", span)
+                return None
+            if not isinstance(typ, ObjectType):
+                self.err("E205", f"`{walked}` is a {typ} and has no field `{step}`", span)
+                return None
+            field_type: FieldType | None = typ.fields.get(step)
+            if field_type is None:
+                hint = did_you_mean(step, typ.fields)
+                if hint is None and root == "usage":
+                    hint = f"declare it: `usage {step} = ...`"
+                elif hint is None and typ.fields:
+                    hint = "fields: " + ", ".join(sorted(typ.fields)[:12])
+                self.err("E102", f"`{walked}` has no field `{step}`", span, hint)
+                return None
+            walked = f"{walked}.{step}"
+            if not field_type.required:
+                (guarded if walked in scope.facts else optional).append(i)
+            typ = field_type.type
+        if isinstance(typ, UnsupportedType):
+            self.err("E207", f"`{walked}` cannot be read: {typ.reason}", expr.span)
+            return None
+        node = ir.Path(
+            root, tuple(s for s, _ in steps), tuple(optional), local, tuple(guarded), expr.span
+        )
+        if optional and not allow_optional:
+            first = ".".join([root, *[s for s, _ in steps][: optional[0] + 1]])
+            self.err(
+                "E301",
+                f"`{first}` is optional and may be absent",
+                expr.span,
+                f"give a default: `{walked} ?? <value>`, or guard it: `has {walked} and ...`",
+            )
+            return None
+        return node, typ
+
+    def envelope_ref(self, root: str, steps: list[tuple[str, Span]], root_span: Span, span: Span):
+        envelope = self.envelopes[root]
+        if len(steps) != 1:
+            self.err("E103", f"read an envelope value as `{root}.<name>`", span,
+                     "fields: " + ", ".join(sorted(envelope.fields)))
+            return None
+        name, step_span = steps[0]
+        if name not in envelope.fields:
+            self.err("E103", f"envelope `{root}` has no value `{name}`", step_span,
+                     did_you_mean(name, envelope.fields) or
+                     "values: " + ", ".join(sorted(envelope.fields)))
+            return None
+        return ir.EnvelopeRef(root, name, span), envelope.fields[name].type
+
+
+# ------------------------------------------------------------------ facts from guards
+
+
+def present_when(expr: n.Expr, truth: bool) -> set[str]:
+    """Dotted paths known present when ``expr`` evaluates to ``truth``."""
+    match expr:
+        case n.Has(path=path):
+            if not truth:
+                return set()
+            dotted = _dotted(path)
+            if dotted is None:
+                return set()
+            parts = dotted.split(".")
+            return {".".join(parts[: i + 1]) for i in range(1, len(parts))}
+        case n.Unary(op="not", operand=operand):
+            return present_when(operand, not truth)
+        case n.Binary(op="and", left=a, right=b):
+            if truth:
+                return present_when(a, True) | present_when(b, True)
+            return present_when(a, False) & present_when(b, False)
+        case n.Binary(op="or", left=a, right=b):
+            if truth:
+                return present_when(a, True) & present_when(b, True)
+            return present_when(a, False) | present_when(b, False)
+    return set()
+
+
+def _dotted(expr: n.Expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(expr, n.Field):
+        parts.append(expr.name)
+        expr = expr.subject
+    if not isinstance(expr, n.Name):
+        return None
+    return ".".join([expr.name, *reversed(parts)])
+
+
+# ------------------------------------------------------------------ small type rules
+
+
+def _literal_type(value: Any, is_duration: bool) -> Type:
+    if is_duration:
+        return DURATION
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return NumberType(integer=True)
+    if isinstance(value, float):
+        return NUMBER
+    return STRING
+
+
+def _kind(typ: Type) -> str:
+    if isinstance(typ, TimestampType):
+        return "time"
+    if isinstance(typ, DurationType):
+        return "dur"
+    if isinstance(typ, StringType):
+        return "str"
+    return "num"
+
+
+def _arith_type(op: str, lt: Type, rt: Type) -> Type | None:
+    num = NumberType
+    if isinstance(lt, num) and isinstance(rt, num):
+        return NumberType(lt.integer and rt.integer and op != "/")
+    if op == "+" and isinstance(lt, StringType) and isinstance(rt, StringType):
+        return STRING
+    table: dict[tuple[str, type, type], Type] = {
+        ("+", DurationType, DurationType): DURATION,
+        ("-", DurationType, DurationType): DURATION,
+        ("+", TimestampType, DurationType): TIMESTAMP,
+        ("+", DurationType, TimestampType): TIMESTAMP,
+        ("-", TimestampType, DurationType): TIMESTAMP,
+        ("-", TimestampType, TimestampType): DURATION,
+        ("*", NumberType, DurationType): DURATION,
+        ("*", DurationType, NumberType): DURATION,
+        ("/", DurationType, NumberType): DURATION,
+        ("/", DurationType, DurationType): NUMBER,
+    }
+    return table.get((op, type(lt), type(rt)))
+
+
+def _arg_ok(param: str, typ: Type) -> bool:
+    if isinstance(typ, NeverType):
+        return True
+    match param:
+        case "string":
+            return isinstance(typ, StringType)
+        case "timestamp":
+            return isinstance(typ, TimestampType)
+        case "list|string":
+            return isinstance(typ, ListType | StringType)
+        case "list of number":
+            return isinstance(typ, ListType) and isinstance(typ.item, NumberType | NeverType)
+    return False  # pragma: no cover - FUNCTIONS names no other kinds
+
+
+def constant_type(node: n.Constant) -> Type | None:
+    """The type of an envelope value or override; ``None`` when it is not a plain value."""
+    if isinstance(node, n.Literal):
+        return _literal_type(node.value, node.is_duration)
+    if isinstance(node, n.ListExpr):
+        item: Type = NeverType()
+        for element in node.items:
+            if not isinstance(element, n.Literal):
+                return None
+            typ = _literal_type(element.value, element.is_duration)
+            if not same_kind(item, typ):
+                return None
+            item = join(item, typ)
+        return ListType(item)
+    return None
+
+
+def value_type(value: Any) -> Type | None:
+    """The type of a plain value given from outside (``--set``, ``pack.yaml``)."""
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return NumberType(integer=True)
+    if isinstance(value, float):
+        return NUMBER
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, list | tuple):
+        item: Type = NeverType()
+        for element in value:
+            typ = value_type(element)
+            if typ is None or isinstance(typ, ListType) or not same_kind(item, typ):
+                return None
+            item = join(item, typ)
+        return ListType(item)
+    return None
+
+
+__all__ = [
+    "CALENDAR_WINDOWS",
+    "CATEGORIES",
+    "DECISIONS",
+    "FUNCTIONS",
+    "META_KEYS",
+    "RESERVED",
+    "SEVERITIES",
+    "WORD",
+    "Scope",
+    "constant_type",
+    "did_you_mean",
+    "present_when",
+    "value_type",
+]

@@ -1,0 +1,91 @@
+"""YAML and JSON reading with positions, and without YAML's implicit timestamps.
+
+Timestamps stay strings, as JSON would carry them, so a fixture read from YAML
+evaluates exactly like the same document sent as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aigre_policy.diagnostics import Diagnostic, Span, error
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class Document:
+    data: Any
+    text: str
+    file: str
+
+    def span_of(self, path: tuple[Any, ...]) -> Span:
+        """Where the value at ``path`` (keys and indices) sits in the file."""
+        try:
+            node = yaml.compose(self.text, Loader=_Loader)
+        except yaml.YAMLError:
+            node = None
+        best = node
+        for key in path:
+            if isinstance(node, yaml.MappingNode):
+                match = next((v for k, v in node.value if k.value == str(key)), None)
+                if match is None:
+                    key_node = next((k for k, _ in node.value if k.value == str(key)), None)
+                    node = key_node
+                else:
+                    node = match
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+                node = node.value[key] if key < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                break
+            best = node
+        if best is None:
+            return Span(self.file, 1, 1, 1, 2)
+        start, end = best.start_mark, best.end_mark
+        return Span(self.file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+def parse_document(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, [error("E501", f"not valid YAML: {exc.problem}",
+                            Span(file, line, column, line, column + 1))]
+    except yaml.YAMLError as exc:
+        return None, [error("E501", f"not valid YAML: {exc}", Span(file, 1, 1, 1, 2))]
+    return Document(data, text, file), []
+
+
+def read_document(path: Path, display: str | None = None) -> tuple[Document | None, list[Diagnostic]]:
+    """Read a YAML or JSON file (JSON is YAML); unreadable files become diagnostics."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [error("E500", f"file not found: {name}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [error("E500", f"cannot read {name}: {exc}")]
+    if path.suffix == ".json":
+        try:
+            return Document(json.loads(text), text, name), []
+        except json.JSONDecodeError as exc:
+            return None, [error("E501", f"not valid JSON: {exc.msg}",
+                                Span(name, exc.lineno, exc.colno, exc.lineno, exc.colno + 1))]
+    return parse_document(text, name)
