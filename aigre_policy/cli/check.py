@@ -1,0 +1,68 @@
+"""``aigre-policy check``: compile packs and report every diagnostic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from aigre_policy import nodes as n
+from aigre_policy.cli.common import EXIT_FAILURES, find_packs, parse_overrides
+from aigre_policy.compiler import compile_pack
+from aigre_policy.diagnostics import Severity, render
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("check", help="compile packs and report problems",
+                                 description="Compile each pack and print every diagnostic: "
+                                 "file:line:col, the line, a caret and a hint. Exit 1 on errors.")
+    parser.add_argument("packs", nargs="+", help="pack directories, or directories of packs")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--set", action="append", metavar="ENVELOPE.NAME=VALUE",
+                        help="override an envelope value (repeatable)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    overrides = parse_overrides(args.set)
+    reports = []
+    failed = False
+    for path in find_packs(args.packs):
+        report = compile_pack(path, overrides)
+        failed |= not report.ok
+        reports.append((path, report))
+    if args.format == "json":
+        console.print_json(json.dumps([
+            {
+                "pack": str(path),
+                "ok": report.ok,
+                "diagnostics": [d.to_dict() for d in report.diagnostics],
+            }
+            for path, report in reports
+        ]))
+        return EXIT_FAILURES if failed else 0
+    for path, report in reports:
+        for diagnostic in report.diagnostics:
+            style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
+            console.print(render(diagnostic, report.sources), style=style, highlight=False,
+                          markup=False)
+            console.print()
+        errors = sum(d.severity is Severity.ERROR for d in report.diagnostics)
+        warnings = len(report.diagnostics) - errors
+        if report.ok and report.compiled is not None:
+            compiled = report.compiled
+            decls = [d for m in compiled.modules for d in m.declarations]
+            counts = (
+                f"{len(compiled.program.rules)} rules, {len(compiled.envelopes)} envelopes, "
+                f"{sum(isinstance(d, n.Usage) for d in decls)} usages, "
+                f"{sum(isinstance(d, n.Test) for d in decls)} tests, "
+                f"{sum(isinstance(d, n.Invariant) for d in decls)} invariants"
+            )
+            note = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+            console.print(f"[green]ok[/green] {path}: {compiled.manifest.name} "
+                          f"{compiled.manifest.version}: {counts}{note}", highlight=False)
+        else:
+            console.print(f"[red]failed[/red] {path}: {errors} error{'s' if errors != 1 else ''}"
+                          f", {warnings} warning{'s' if warnings != 1 else ''}", highlight=False)
+    return EXIT_FAILURES if failed else 0

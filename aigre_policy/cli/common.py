@@ -1,0 +1,104 @@
+"""Pieces the commands share: exit codes, pack discovery, ``--set`` parsing, input files."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aigre_policy.compiler import MANIFEST
+from aigre_policy.yamlio import parse_document, read_document
+
+# Exit codes. Documented in docs/cli.md; a shell script gates on them.
+EXIT_ALLOW = 0
+EXIT_FAILURES = 1  # check: the pack has errors
+EXIT_USAGE = 2  # misuse, unreadable file, a pack that does not compile
+EXIT_ESCALATE = 3
+EXIT_APPROVAL = 4
+EXIT_DENY = 5
+EXIT_FAIL_CLOSED = 6  # the verdict failed closed: invalid input or an engine fault
+
+DECISION_EXIT = {
+    "allow": EXIT_ALLOW,
+    "escalate": EXIT_ESCALATE,
+    "require_approval": EXIT_APPROVAL,
+    "deny": EXIT_DENY,
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit code 2."""
+
+
+def find_packs(paths: list[str]) -> list[Path]:
+    """Pack directories named, or found one level below a directory of packs."""
+    packs: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if (path / MANIFEST).is_file():
+            packs.append(path)
+        elif path.is_dir():
+            found = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
+            if not found:
+                raise UsageError(f"{path} holds no pack (no {MANIFEST} in it or its subfolders)")
+            packs.extend(found)
+        else:
+            raise UsageError(f"no pack at {path}")
+    return packs
+
+
+def parse_overrides(assignments: list[str] | None) -> dict[str, dict[str, Any]]:
+    """``--set cost.monthly_budget_usd=200`` (values read as YAML scalars or lists)."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in assignments or []:
+        target, sep, raw = item.partition("=")
+        envelope, dot, name = target.strip().partition(".")
+        if not sep or not dot or not envelope or not name:
+            raise UsageError(f"--set {item!r}: write ENVELOPE.NAME=VALUE, e.g. "
+                             "cost.monthly_budget_usd=200")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        overrides.setdefault(envelope, {})[name] = value
+    return overrides
+
+
+@dataclass
+class EvalInput:
+    action: Any
+    context: Any
+    usage: Any
+    expect: dict[str, Any] | None
+    source: str
+
+
+def _load(path: str) -> Any:
+    if path == "-":
+        doc, problems = parse_document(sys.stdin.read(), "<stdin>")
+    else:
+        doc, problems = read_document(Path(path))
+    if doc is None:
+        raise UsageError(problems[0].message if problems else f"cannot read {path}")
+    return doc.data
+
+
+def read_eval_input(action_path: str, context_path: str | None,
+                    usage_path: str | None) -> EvalInput:
+    """An action file, or a case file holding ``action``, ``context``, ``usage`` and ``expect``."""
+    data = _load(action_path)
+    if not isinstance(data, dict):
+        raise UsageError(f"{action_path}: expected a mapping (an action, or a case with `action:`)")
+    if "action" in data and isinstance(data["action"], dict):
+        action, context, usage = data["action"], data.get("context"), data.get("usage")
+        expect = data.get("expect")
+    else:
+        action, context, usage, expect = data, None, None, None
+    if context_path:
+        context = _load(context_path)
+    if usage_path:
+        usage = _load(usage_path)
+    return EvalInput(action, context, usage, expect, action_path)

@@ -1,0 +1,65 @@
+"""``aigre-policy eval``: judge one proposed action with a pack."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from aigre_policy.cli.common import (
+    DECISION_EXIT,
+    EXIT_FAIL_CLOSED,
+    EXIT_USAGE,
+    UsageError,
+    parse_overrides,
+    read_eval_input,
+)
+from aigre_policy.cli.view import show_verdict
+from aigre_policy.diagnostics import CompileError
+from aigre_policy.pack import load_pack
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="evaluate one proposed action",
+        description="Evaluate a proposed action and print the verdict with its evidence. "
+        "Exit code: 0 allow, 3 escalate, 4 require_approval, 5 deny, 6 failed closed "
+        "(invalid input or engine fault), 2 misuse or a pack that does not compile.",
+    )
+    parser.add_argument("pack", help="the pack directory")
+    parser.add_argument("--action", help="action file (JSON or YAML; a case file with "
+                        "action/context/usage also works), or - for stdin")
+    parser.add_argument("--context", help="context file (overrides a case file's)")
+    parser.add_argument("--usage", help="usage values file (overrides a case file's)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--set", action="append", metavar="ENVELOPE.NAME=VALUE",
+                        help="override an envelope value (repeatable)")
+    parser.add_argument("--emit", choices=("python",),
+                        help="print the generated evaluator instead of evaluating")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    overrides = parse_overrides(args.set)
+    try:
+        pack = load_pack(args.pack, overrides)
+    except CompileError as exc:
+        console.print(exc.report(), style="red", markup=False, highlight=False)
+        console.print(f"[red]error:[/red] {args.pack} does not compile; "
+                      f"run `aigre-policy check {args.pack}`", highlight=False)
+        return EXIT_USAGE
+    if args.emit == "python":
+        console.out(pack.python_source, highlight=False)
+        return 0
+    if not args.action:
+        raise UsageError("eval needs --action FILE (or --emit python)")
+    given = read_eval_input(args.action, args.context, args.usage)
+    verdict = pack.evaluate(given.action, given.context, given.usage)
+    if args.format == "json":
+        console.out(verdict.to_json(indent=2), highlight=False)
+    else:
+        show_verdict(console, verdict, given.source)
+    if verdict.fail_closed:
+        return EXIT_FAIL_CLOSED
+    return DECISION_EXIT[verdict.decision]
