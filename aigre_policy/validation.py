@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import fastjsonschema
 from fastjsonschema import JsonSchemaDefinitionException, JsonSchemaValueException
@@ -128,7 +129,7 @@ class InputValidator:
             raise ValueError(
                 f"invalid input schema at {_pointer(exc.absolute_path)}: {_message(exc)}"
             ) from None
-        fast_schema = _for_fastjsonschema(schema, "#", root=True)
+        fast_schema = _FastCopy(schema).build()
         try:
             self._fast = fastjsonschema.compile(fast_schema, formats=_FORMATS, use_default=False)
         except JsonSchemaDefinitionException as exc:
@@ -195,7 +196,7 @@ def _dotted(path: Iterable[str | int]) -> str:
 
 def _pointer(path: Iterable[str | int]) -> str:
     """A schema location as a JSON Pointer fragment: ``#/properties/action``."""
-    return "#" + "".join("/" + str(step).replace("~", "~0").replace("/", "~1") for step in path)
+    return "#" + "".join("/" + _escape(str(step)) for step in path)
 
 
 def _sort_key(path: Iterable[str | int]) -> tuple[tuple[int, int | str], ...]:
@@ -227,15 +228,11 @@ _SUBSCHEMA = frozenset(
 )
 _SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 _SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf"})
-# Annotations and structure: keywords that never reject anything next to a $ref.
-_NOT_VALIDATING = frozenset(
+# Keywords that neither validate nor hold schemas a $ref elsewhere may point into: a $ref
+# with only these beside it is replaced by its target outright.
+_ANNOTATIONS = frozenset(
     {
-        "$ref",
-        "$schema",
-        "$id",
         "$comment",
-        "$defs",
-        "definitions",
         "title",
         "description",
         "default",
@@ -268,48 +265,94 @@ _UNSUPPORTED = {
 _MULTILINE_FLAG = re.compile(r"\(\?[aiLmsux-]*m[aiLmsux-]*[:)]")
 
 
-def _for_fastjsonschema(schema: Any, where: str, *, root: bool = False) -> Any:
-    """A copy of ``schema`` that fastjsonschema checks exactly as 2020-12 jsonschema does.
+class _FastCopy:
+    """The copy of a schema that fastjsonschema checks exactly as 2020-12 jsonschema does.
 
-    ``where`` is the JSON Pointer of ``schema``, for error messages. The caller's schema is
-    never modified.
+    Besides the rewrites listed in the module docstring, local ``$ref`` s are inlined: the
+    function fastjsonschema generates for each ``$ref`` builds a path string on every call
+    (``str.format(**locals())`` for list items), which more than doubled the cost of a valid
+    input. Recursive references stay ``$ref`` s. The caller's schema is never modified.
     """
-    if not isinstance(schema, dict):  # a boolean schema; check_schema allows nothing else
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        at = f"{where}/{key.replace('~', '~0').replace('/', '~1')}"
-        if key in _UNSUPPORTED:
-            raise ValueError(f"input schema keyword {key!r} at {at} is not supported: {_UNSUPPORTED[key]}")
-        if key in _DROPPED:
-            continue
-        if key == "$id" and not root:
-            raise ValueError(f"input schema: $id is only supported at the root, found at {at}")
-        if key == "$ref" and not value.startswith("#"):
-            raise ValueError(f"input schema: only local $ref ('#...') is supported, found {value!r} at {at}")
-        if key in _SUBSCHEMA:
-            out[key] = _for_fastjsonschema(value, at)
-        elif key in _SUBSCHEMA_MAP:
-            out[key] = {
-                name: _for_fastjsonschema(sub, f"{at}/{name.replace('~', '~0').replace('/', '~1')}")
-                for name, sub in value.items()
-            }
-        elif key in _SUBSCHEMA_LIST:
-            out[key] = [_for_fastjsonschema(sub, f"{at}/{i}") for i, sub in enumerate(value)]
-        elif key == "format":
-            if value == "date-time":
-                out[key] = value
-        elif key == "pattern":
-            out[key] = _keep_dollar_meaning(value, at)
-        else:
-            out[key] = copy.deepcopy(value)
-    if out.get("additionalProperties") == {}:
-        # Same meaning, but fastjsonschema reads {} as false when it checks `required`.
-        out["additionalProperties"] = True
-    if "$ref" in out and not _NOT_VALIDATING.issuperset(out):
+
+    _MAX_INLINED = 10_000  # past this many inlined references, keep the rest as $refs
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self._root = root
+        self._expanding: list[str] = []
+        self._inlined = 0
+
+    def build(self) -> dict[str, Any]:
+        return self._schema(self._root, "#")
+
+    def _schema(self, schema: Any, where: str) -> Any:
+        """``schema`` (found at JSON Pointer ``where``) as fastjsonschema must see it."""
+        if not isinstance(schema, dict):  # a boolean schema; check_schema allows nothing else
+            return schema
+        out: dict[str, Any] = {}
+        for key, value in schema.items():
+            at = f"{where}/{_escape(key)}"
+            if key in _UNSUPPORTED:
+                raise ValueError(
+                    f"input schema keyword {key!r} at {at} is not supported: {_UNSUPPORTED[key]}"
+                )
+            if key in _DROPPED:
+                continue
+            if key == "$id" and schema is not self._root:
+                raise ValueError(f"input schema: $id is only supported at the root, found at {at}")
+            if key in _SUBSCHEMA:
+                out[key] = self._schema(value, at)
+            elif key in _SUBSCHEMA_MAP:
+                out[key] = {name: self._schema(sub, f"{at}/{_escape(name)}") for name, sub in value.items()}
+            elif key in _SUBSCHEMA_LIST:
+                out[key] = [self._schema(sub, f"{at}/{i}") for i, sub in enumerate(value)]
+            elif key == "format":
+                if value == "date-time":
+                    out[key] = value
+            elif key == "pattern":
+                out[key] = _keep_dollar_meaning(value, at)
+            elif key != "$ref":
+                out[key] = copy.deepcopy(value)
+        if out.get("additionalProperties") == {}:
+            # Same meaning, but fastjsonschema reads {} as false when it checks `required`.
+            out["additionalProperties"] = True
+        if "$ref" not in schema:
+            return out
+        target = self._reference(schema["$ref"], f"{where}/$ref")
+        if _ANNOTATIONS.issuperset(out):
+            return target
         # fastjsonschema follows draft 7 and ignores a $ref's siblings; 2020-12 applies them.
-        out["allOf"] = [{"$ref": out.pop("$ref")}, *out.get("allOf", [])]
-    return out
+        out["allOf"] = [target, *out.get("allOf", [])]
+        return out
+
+    def _reference(self, ref: str, where: str) -> Any:
+        """What ``{"$ref": ref}`` becomes: the target inlined, or the ``$ref`` if recursive."""
+        if not ref.startswith("#"):
+            raise ValueError(f"input schema: only local $ref ('#...') is supported, found {ref!r} at {where}")
+        if ref in self._expanding or self._inlined >= self._MAX_INLINED:
+            return {"$ref": ref}
+        target: Any = self._root
+        fragment = unquote(ref[1:])
+        if fragment and not fragment.startswith("/"):
+            raise ValueError(f"input schema: $ref to an anchor ({ref!r} at {where}) is not supported")
+        for token in fragment.split("/")[1:]:
+            token = token.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and token in target:
+                target = target[token]
+            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+                target = target[int(token)]
+            else:
+                raise ValueError(f"input schema: $ref {ref!r} at {where} points at nothing")
+        self._inlined += 1
+        self._expanding.append(ref)
+        try:
+            return self._schema(target, ref)
+        finally:
+            self._expanding.pop()
+
+
+def _escape(key: str) -> str:
+    """``key`` as one JSON Pointer token."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 def _keep_dollar_meaning(pattern: str, where: str) -> str:
