@@ -163,7 +163,7 @@ class _Emitter:
         return path.root  # one of INPUT_PARAMS, checked by the type checker
 
     def path(self, path: ir.Path, explain: bool) -> str:
-        direct = self.base(path) + "".join(f"[{step!r}]" for step in path.steps)
+        direct = self.read_steps(self.base(path), path, len(path.steps))
         if explain or path.local or path.guarded or path.optional or not path.steps:
             return direct
         dotted = path.dotted
@@ -172,9 +172,20 @@ class _Emitter:
             self.hoist_order.append((dotted, direct))
         return self.hoisted[dotted]
 
+    def read_steps(self, code: str, path: ir.Path, upto: int) -> str:
+        """Subscripts for steps known present; schema defaults for absent defaulted steps."""
+        defaults = dict(path.defaults)
+        for i, step in enumerate(path.steps[:upto]):
+            if i in defaults:
+                code = f"_dflt({code}.get({step!r}), {_literal(defaults[i])})"
+            else:
+                code = f"{code}[{step!r}]"
+        return code
+
     def optional_read(self, path: ir.Path) -> str:
+        """A read that yields ``None`` where an optional step is absent."""
         first = path.optional[0] if path.optional else len(path.steps)
-        prefix = self.base(path) + "".join(f"[{s!r}]" for s in path.steps[:first])
+        prefix = self.read_steps(self.base(path), path, first)
         rest = path.steps[first:]
         if not rest:
             return prefix

@@ -37,7 +37,8 @@ class Path:
     ``optional`` holds the indices of the steps that may be absent at this point
     of the program; guards have already removed the ones known present.
     ``guarded`` holds the steps the schema leaves optional but a guard proved
-    present: safe to read here, not anywhere else.
+    present: safe to read here, not anywhere else. ``defaults`` holds the
+    optional steps the schema gives a default, read as that default when absent.
     """
 
     root: str
@@ -45,6 +46,7 @@ class Path:
     optional: tuple[int, ...] = ()
     local: bool = False
     guarded: tuple[int, ...] = ()
+    defaults: tuple[tuple[int, Any], ...] = ()  # (step, value): absent reads as the schema default
     span: Span = _span()
 
     @property

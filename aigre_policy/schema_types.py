@@ -89,7 +89,8 @@ class SchemaReader:
         fields: dict[str, FieldType] = {}
         for key, sub in (schema.get("properties") or {}).items():
             field_type, nullable = self.read(sub, key, depth + 1)
-            fields[key] = FieldType(field_type, key in required and not nullable)
+            default = _usable_default(sub, field_type)
+            fields[key] = FieldType(field_type, key in required and not nullable, default)
         return ObjectType(schema.get("title") or name, fields)
 
     def _ref(self, ref: str, depth: int) -> Type:
@@ -105,6 +106,21 @@ class SchemaReader:
         resolved, _ = self.read(target, ref[len(prefix) :], depth + 1)
         self._refs[ref] = resolved
         return resolved
+
+
+def _usable_default(schema: Any, typ: Type) -> tuple[Any, ...]:
+    """The schema's ``default`` when it is a plain value of the field's kind, as ``(value,)``."""
+    if not isinstance(schema, dict) or "default" not in schema:
+        return ()
+    value = schema["default"]
+    plain = {
+        StringType: isinstance(value, str),
+        NumberType: isinstance(value, int | float) and not isinstance(value, bool),
+        type(BOOL): isinstance(value, bool),
+        ListType: isinstance(value, list) and all(isinstance(v, str | int | float | bool)
+                                                  for v in value),
+    }.get(type(typ), False)
+    return (value,) if plain else ()
 
 
 def _is_null(schema: Any) -> bool:

@@ -307,11 +307,12 @@ class _ExprChecker:
             return None, None
         self.check_enum(typ, expr.fallback)
         if not node.optional:
-            self.diagnostics.append(
-                warning("W302", f"the default is never used: `{node.dotted}` is required "
-                        "or already known present", expr.span)
-            )
-            return node, typ
+            if not node.defaults:
+                self.diagnostics.append(
+                    warning("W302", f"the default is never used: `{node.dotted}` is required "
+                            "or already known present", expr.span)
+                )
+            return ir.Default(node, fallback, expr.span), typ
         return ir.Default(node, fallback, expr.span), join(typ, ft)
 
     def call(self, expr: n.Call, scope: Scope):
@@ -398,6 +399,7 @@ class _ExprChecker:
             return None
         optional: list[int] = []
         guarded: list[int] = []
+        defaults: list[tuple[int, Any]] = []
         walked = root
         for i, (step, span) in enumerate(steps):
             if isinstance(typ, UnsupportedType):
@@ -416,14 +418,21 @@ class _ExprChecker:
                 self.err("E102", f"`{walked}` has no field `{step}`", span, hint)
                 return None
             walked = f"{walked}.{step}"
-            if not field_type.required:
-                (guarded if walked in scope.facts else optional).append(i)
+            if field_type.required:
+                pass
+            elif walked in scope.facts:
+                guarded.append(i)
+            elif field_type.default:
+                defaults.append((i, field_type.default[0]))
+            else:
+                optional.append(i)
             typ = field_type.type
         if isinstance(typ, UnsupportedType):
             self.err("E207", f"`{walked}` cannot be read: {typ.reason}", expr.span)
             return None
         node = ir.Path(
-            root, tuple(s for s, _ in steps), tuple(optional), local, tuple(guarded), expr.span
+            root, tuple(s for s, _ in steps), tuple(optional), local, tuple(guarded),
+            tuple(defaults), expr.span
         )
         if optional and not allow_optional:
             first = ".".join([root, *[s for s, _ in steps][: optional[0] + 1]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,15 @@ class ListType:
 
 @dataclass(frozen=True, slots=True)
 class FieldType:
+    """A field of an object; ``default`` holds the schema's ``default`` as ``(value,)``.
+
+    An optional field with a schema default reads as that default when absent, so
+    rules may read it bare; one without a default needs ``??`` or ``has``.
+    """
+
     type: Type
     required: bool
+    default: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

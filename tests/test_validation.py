@@ -301,11 +301,25 @@ TRAP_SCHEMAS: list[dict[str, Any]] = [
     {"properties": {"x": {"type": "integer"}}, "additionalProperties": {}, "required": ["y"]},
     {"items": {"type": "integer"}, "contains": {"const": 2}},
     {"properties": {"a": False}, "propertyNames": {"maxLength": 1}},
+    {  # recursive: stays a $ref for fastjsonschema, every other $ref is inlined
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"v": {"type": "integer"}, "children": {"items": {"$ref": "#/$defs/node"}}},
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
+    {"type": ["object", "integer"], "properties": {"a": {"$ref": "#"}}, "minimum": 2},
+    {"$defs": {"a/b": {"type": "integer"}}, "items": {"$ref": "#/$defs/a~1b"}},
 ]
 TRAP_VALUES = st.sampled_from(
     [True, False, 0, 1, 1.0, 2, 2.0, 3.5, 10**30, "a", "a\n", "ab\n", "abc", "$b", "a$", "nope"]
     + [[1, True], [1, 1.0], [0], [False], [2], [2.5, 2], {"a": 1}, {"a": 1.0}, {"x": 1.0}]
     + ["2026-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00", None, "", [], {}]
+    + [{"v": 1, "children": [{"v": 2, "children": []}]}, {"v": 1, "children": [{"v": True}]}]
+    + [{"a": {"a": 3}}, {"a": {"a": 1}}, {"a": 1.0}]
 )
 
 
@@ -494,7 +508,9 @@ def test_error_as_dict() -> None:
         ({"prefixItems": [{"type": "integer"}]}, "'prefixItems' at #/prefixItems is not supported"),
         ({"properties": {"a": {"multipleOf": 0.1}}}, "'multipleOf' at #/properties/a/multipleOf"),
         ({"$ref": "https://example.com/schema.json"}, "only local $ref"),
-        ({"$ref": "#/$defs/Missing"}, "input schema cannot be compiled: "),
+        ({"$ref": "#/$defs/Missing"}, "$ref '#/$defs/Missing' at #/$ref points at nothing"),
+        ({"$defs": {"a": {"$anchor": "x"}}, "$ref": "#x"}, "'$anchor' at #/$defs/a/$anchor"),
+        ({"required": ["a"], "properties": {}, "additionalProperties": False}, "cannot be compiled"),
         ({"pattern": "(?m)^a$"}, "multiline flag is not supported"),
     ],
 )
