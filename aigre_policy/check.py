@@ -70,6 +70,11 @@ def check_pack(
     diagnostics: list[Diagnostic] = []
     envelopes, envelope_values = _envelopes(modules, diagnostics)
     checker = _ExprChecker(input_type, envelopes, sources, diagnostics)
+    checker.envelope_values = {
+        f"{decl.name}.{item.name}": item.value
+        for module in modules for decl in module.declarations if isinstance(decl, n.Envelope)
+        for item in decl.fields
+    }
     rules = _rules(modules, checker, diagnostics)
     usages = _usages(modules, checker, diagnostics)
     rule_ids = {r.id for r in rules}
@@ -193,9 +198,11 @@ def _message(message: n.Message, checker: _ExprChecker, condition: n.Expr):
         if isinstance(part, str):
             parts.append(part)
             continue
-        node, _ = checker.expr(part, scope)
+        node, typ = checker.expr(part, scope)
         if node is None:
             ok = False
+        elif isinstance(typ, DurationType):
+            parts.append(ir.Call("duration_text", (node,), part.span))  # 900 -> "15m"
         else:
             parts.append(node)
     return tuple(parts) if ok else None

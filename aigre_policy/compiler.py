@@ -26,7 +26,7 @@ from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
 from aigre_policy.typecheck import value_type
-from aigre_policy.types import DurationType, ListType, NeverType, Type, same_kind
+from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
 from aigre_policy.yamlio import Document, read_document
 
@@ -180,6 +180,8 @@ def _apply_overrides(
                     continue
                 converted = _convert(value, expected)
                 given = value_type(converted)
+                if isinstance(expected, DurationType) and isinstance(given, NumberType):
+                    given = expected  # durations are held as seconds
                 if given is None or not same_kind(given, expected) or (
                     isinstance(expected, ListType) and isinstance(given, ListType)
                     and not isinstance(given.item, NeverType)

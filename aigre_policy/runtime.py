@@ -130,6 +130,16 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def duration_text(seconds: Any) -> str:
+    """A duration as a message shows it: ``900`` reads ``15m``, ``90000`` reads ``25h``."""
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds and seconds % size == 0:
+            return f"{fmt(seconds // size)}{unit}"
+    if seconds and abs(seconds) < 1:
+        return f"{fmt(seconds * 1000)}ms"
+    return f"{fmt(seconds)}s"
+
+
 class Evidence:
     """What an explained rule read and compared; filled by generated ``explain_*`` code."""
 
@@ -193,4 +203,5 @@ EXPORTED: dict[str, Any] = {
     "f_upper": upper,
     "f_len": length,
     "f_sum": total,
+    "f_duration_text": duration_text,
 }

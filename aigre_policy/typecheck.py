@@ -97,6 +97,7 @@ class _ExprChecker:
         self.diagnostics = diagnostics
         self.comparisons = 0
         self.extra_roots: dict[str, Type] = {}
+        self.envelope_values: dict[str, n.Constant] = {}  # "cost.max" -> its constant, for enums
 
     # ------------------------------------------------------------ helpers
     def err(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
@@ -240,6 +241,9 @@ class _ExprChecker:
         """A string literal compared with an enum-typed value must be one of its values."""
         if not (isinstance(typ, StringType) and typ.enum is not None):
             return
+        dotted = _envelope_dotted(other, self.envelopes)
+        if dotted is not None and dotted in self.envelope_values:
+            other = self.envelope_values[dotted]  # an envelope's values must fit the enum too
         literals = other.items if isinstance(other, n.ListExpr) else (other,)
         for lit in literals:
             if isinstance(lit, n.Literal) and isinstance(lit.value, str) and lit.value not in typ.enum:
@@ -458,6 +462,13 @@ class _ExprChecker:
                      "values: " + ", ".join(sorted(envelope.fields)))
             return None
         return ir.EnvelopeRef(root, name, span), envelope.fields[name].type
+
+
+def _envelope_dotted(expr: n.Expr, envelopes: dict[str, ObjectType]) -> str | None:
+    if isinstance(expr, n.Field) and isinstance(expr.subject, n.Name):
+        if expr.subject.name in envelopes:
+            return f"{expr.subject.name}.{expr.name}"
+    return None
 
 
 # ------------------------------------------------------------------ facts from guards

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rich.console import Console
 
@@ -33,14 +34,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         failed |= not report.ok
         reports.append((path, report))
     if args.format == "json":
-        console.print_json(json.dumps([
+        sys.stdout.write(json.dumps([
             {
                 "pack": str(path),
                 "ok": report.ok,
                 "diagnostics": [d.to_dict() for d in report.diagnostics],
             }
             for path, report in reports
-        ]))
+        ], indent=2) + "\n")
         return EXIT_FAILURES if failed else 0
     for path, report in reports:
         for diagnostic in report.diagnostics:

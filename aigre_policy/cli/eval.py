@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from rich.console import Console
 
@@ -50,14 +51,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"run `aigre-policy check {args.pack}`", highlight=False)
         return EXIT_USAGE
     if args.emit == "python":
-        console.out(pack.python_source, highlight=False)
+        sys.stdout.write(pack.python_source)
         return 0
     if not args.action:
         raise UsageError("eval needs --action FILE (or --emit python)")
     given = read_eval_input(args.action, args.context, args.usage)
     verdict = pack.evaluate(given.action, given.context, given.usage)
     if args.format == "json":
-        console.out(verdict.to_json(indent=2), highlight=False)
+        sys.stdout.write(verdict.to_json(indent=2) + "\n")
     else:
         show_verdict(console, verdict, given.source)
     if verdict.fail_closed:

@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(soft_wrap=True)
+    console = Console()
     errors = Console(stderr=True)
     try:
         return args.run(args, console)

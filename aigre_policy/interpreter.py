@@ -1,0 +1,169 @@
+"""The reference interpreter: the IR evaluated directly, node by node.
+
+This module is the oracle the generated evaluator (``codegen``) is tested
+against (``tests/test_interpreter.py``), so it must stay short and obviously
+right: no caching, no hoisting, no cleverness, and nothing shared with codegen.
+It borrows only the language's function library and value formatting from
+``runtime`` (``to_time``, ``hour``, ``minute``, ``weekday``, ``date``, ``fmt``).
+
+The semantics it spells out:
+
+* A path reads its steps one by one. Under ``??`` or ``has`` a missing (or
+  null) step makes the whole read absent; anywhere else every step must be
+  present, which the checker and the input schema guarantee.
+* ``path ?? fallback`` is the fallback when the path is absent; the fallback is
+  evaluated first, whether used or not (as Rego's ``object.get`` does).
+* ``has path`` holds when the path is present.
+* Comparisons of timestamps compare instants, not text.
+* Timestamps in arithmetic are seconds since the epoch; durations are seconds.
+* ``/`` fails on a zero divisor and gives an integer when the quotient is
+  integral (and exactly representable); ``%`` fails on a zero divisor and takes
+  the sign of the dividend.
+* ``and``/``or`` and ``any``/``all`` stop at the first operand or item that
+  settles them, left to right.
+* Any failure propagates: the caller turns it into a fail-closed verdict.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aigre_policy import ir
+from aigre_policy.runtime import date, fmt, hour, minute, to_time, weekday
+
+Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
+Envelopes = Mapping[str, Mapping[str, Any]]
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "len": len,
+    "lower": str.lower,
+    "upper": str.upper,
+    "starts_with": lambda text, prefix: text[: len(prefix)] == prefix,
+    "ends_with": lambda text, suffix: text[len(text) - len(suffix) :] == suffix,
+    "contains": lambda text, part: part in text,
+    "sum": sum,
+    "hour": hour,
+    "minute": minute,
+    "weekday": weekday,
+    "date": date,
+}
+
+
+def fired(
+    program: ir.Program, envelopes: Envelopes, action: Any, context: Any, usage: Any
+) -> list[int]:
+    """Indices of the rules whose condition holds, in pack order."""
+    scope = {"action": action, "context": context, "usage": usage}
+    return [rule.index for rule in program.rules if evaluate(rule.condition, scope, envelopes)]
+
+
+def message(rule: ir.Rule, envelopes: Envelopes, action: Any, context: Any, usage: Any) -> str:
+    """What a fired rule says: its ``because`` text, else its title, else ``rule <id> fired``."""
+    scope = {"action": action, "context": context, "usage": usage}
+    text = "".join(
+        part if isinstance(part, str) else fmt(evaluate(part, scope, envelopes))
+        for part in rule.message
+    )
+    return text or rule.title or f"rule {rule.id} fired"
+
+
+def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
+    """The value of one IR expression."""
+
+    def ev(sub: ir.Node) -> Any:
+        return evaluate(sub, scope, envelopes)
+
+    match node:
+        case ir.Const(value=value):
+            return value
+        case ir.ListOf(items=items):
+            return [ev(item) for item in items]
+        case ir.Path():
+            return read(node, scope, absent_ok=False)
+        case ir.EnvelopeRef(envelope=envelope, name=name):
+            return envelopes[envelope][name]
+        case ir.Not(operand=operand):
+            return not ev(operand)
+        case ir.Neg(operand=operand):
+            return -ev(operand)
+        case ir.BoolOp(op="and", left=left, right=right):
+            return ev(left) and ev(right)
+        case ir.BoolOp(op="or", left=left, right=right):
+            return ev(left) or ev(right)
+        case ir.Compare(op=op, left=left, right=right, kind=kind):
+            a, b = ev(left), ev(right)
+            if kind == "time":
+                a, b = to_time(a), to_time(b)
+            return COMPARISONS[op](a, b)
+        case ir.Member(negated=negated, item=item, collection=collection):
+            return (ev(item) in ev(collection)) != negated
+        case ir.Arith(op=op, left=left, right=right, kind=kind):
+            return arithmetic(op, kind, ev(left), ev(right))
+        case ir.Default(path=path, fallback=fallback):
+            value = read(path, scope, absent_ok=True)
+            otherwise = ev(fallback)
+            return otherwise if value is None else value
+        case ir.Has(path=path):
+            return read(path, scope, absent_ok=True) is not None
+        case ir.Call(function=function, args=args):
+            return FUNCTIONS[function](*(ev(arg) for arg in args))
+        case ir.Quantifier(kind=kind, var=var, items=items, body=body):
+            for item in ev(items):
+                holds = evaluate(body, {**scope, var: item}, envelopes)
+                if kind == "any" and holds:
+                    return True
+                if kind == "all" and not holds:
+                    return False
+            return kind == "all"
+    raise AssertionError(f"unknown IR node {node!r}")
+
+
+def read(path: ir.Path, scope: Scope, absent_ok: bool) -> Any:
+    """The value at ``path``; ``None`` when a step is absent and ``absent_ok``, else ``KeyError``."""
+    value = scope[path.root]
+    for step in path.steps:
+        value = value.get(step) if isinstance(value, dict) else None
+        if value is None:
+            if absent_ok:
+                return None
+            raise KeyError(f"{path.dotted}: `{step}` is absent")
+    return value
+
+
+def arithmetic(op: str, kind: str, a: Any, b: Any) -> Any:
+    """``a op b``; ``kind`` such as ``time-time`` says which operands are timestamps."""
+    left_kind, right_kind = kind.split(op, 1)
+    if left_kind == "time":
+        a = to_time(a)
+    if right_kind == "time":
+        b = to_time(b)
+    match op:
+        case "+":
+            return a + b
+        case "-":
+            return a - b
+        case "*":
+            return a * b
+        case "/":
+            if b == 0:
+                raise ZeroDivisionError("division by zero")
+            quotient = a / b
+            exact = quotient.is_integer() and abs(quotient) < 2**53
+            return int(quotient) if exact else quotient
+        case "%":
+            if b == 0:
+                raise ZeroDivisionError("remainder by zero")
+            magnitude = abs(a) % abs(b)
+            return -magnitude if a < 0 else magnitude
+    raise AssertionError(f"unknown operator {op!r}")
