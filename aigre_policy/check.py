@@ -72,7 +72,9 @@ def check_pack(
     checker = _ExprChecker(input_type, envelopes, sources, diagnostics)
     checker.envelope_values = {
         f"{decl.name}.{item.name}": item.value
-        for module in modules for decl in module.declarations if isinstance(decl, n.Envelope)
+        for module in modules
+        for decl in module.declarations
+        if isinstance(decl, n.Envelope)
         for item in decl.fields
     }
     rules = _rules(modules, checker, diagnostics)
@@ -97,26 +99,44 @@ def _envelopes(modules: list[n.Module], diagnostics: list[Diagnostic]):
             if not isinstance(decl, n.Envelope):
                 continue
             if decl.name in RESERVED:
-                diagnostics.append(error("E107", f"`{decl.name}` is reserved and cannot name an "
-                                         "envelope", decl.span, "pick another name"))
+                diagnostics.append(
+                    error(
+                        "E107",
+                        f"`{decl.name}` is reserved and cannot name an envelope",
+                        decl.span,
+                        "pick another name",
+                    )
+                )
                 continue
             if decl.name in first_seen:
-                diagnostics.append(error("E106", f"envelope `{decl.name}` is declared twice",
-                                         decl.span, f"first declared at {first_seen[decl.name]}"))
+                diagnostics.append(
+                    error(
+                        "E106",
+                        f"envelope `{decl.name}` is declared twice",
+                        decl.span,
+                        f"first declared at {first_seen[decl.name]}",
+                    )
+                )
                 continue
             first_seen[decl.name] = decl.span
             fields: dict[str, FieldType] = {}
             data: dict[str, Any] = {}
             for item in decl.fields:
                 if item.name in fields:
-                    diagnostics.append(error("E106", f"`{decl.name}.{item.name}` is set twice",
-                                             item.span))
+                    diagnostics.append(
+                        error("E106", f"`{decl.name}.{item.name}` is set twice", item.span)
+                    )
                     continue
                 typ = constant_type(item.value)
                 if typ is None:
-                    diagnostics.append(error(
-                        "E201", f"`{decl.name}.{item.name}` must be a number, string, boolean, "
-                        "duration, or a list of one of those", item.value.span))
+                    diagnostics.append(
+                        error(
+                            "E201",
+                            f"`{decl.name}.{item.name}` must be a number, string, boolean, "
+                            "duration, or a list of one of those",
+                            item.value.span,
+                        )
+                    )
                     continue
                 fields[item.name] = FieldType(typ, True)
                 data[item.name] = n.constant_value(item.value)
@@ -136,8 +156,14 @@ def _rules(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Dia
             if not isinstance(decl, n.Rule):
                 continue
             if decl.id in seen:
-                diagnostics.append(error("E105", f"rule `{decl.id}` is declared twice",
-                                         decl.id_span, f"first declared at {seen[decl.id]}"))
+                diagnostics.append(
+                    error(
+                        "E105",
+                        f"rule `{decl.id}` is declared twice",
+                        decl.id_span,
+                        f"first declared at {seen[decl.id]}",
+                    )
+                )
                 continue
             seen[decl.id] = decl.id_span
             rule = _rule(decl, len(rules), checker, diagnostics)
@@ -149,25 +175,50 @@ def _rules(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Dia
 def _rule(decl: n.Rule, index: int, checker: _ExprChecker, diagnostics: list[Diagnostic]):
     meta = _meta(decl, diagnostics)
     if not decl.verdicts:
-        diagnostics.append(error("E110", f"rule `{decl.id}` has no verdict", decl.id_span,
-                                 "add one: `deny when ...`, `require_approval by [\"group\"] "
-                                 "when ...`, `escalate when ...`, `warn when ...` or "
-                                 "`permit when ...`"))
+        diagnostics.append(
+            error(
+                "E110",
+                f"rule `{decl.id}` has no verdict",
+                decl.id_span,
+                'add one: `deny when ...`, `require_approval by ["group"] '
+                "when ...`, `escalate when ...`, `warn when ...` or "
+                "`permit when ...`",
+            )
+        )
         return None
     for extra in decl.verdicts[1:]:
-        diagnostics.append(error("E110", f"rule `{decl.id}` has more than one verdict", extra.span,
-                                 "split it into two rules"))
+        diagnostics.append(
+            error(
+                "E110",
+                f"rule `{decl.id}` has more than one verdict",
+                extra.span,
+                "split it into two rules",
+            )
+        )
     for extra in decl.because[1:]:
-        diagnostics.append(error("E110", f"rule `{decl.id}` has more than one `because`",
-                                 extra.span))
+        diagnostics.append(
+            error("E110", f"rule `{decl.id}` has more than one `because`", extra.span)
+        )
     clause = decl.verdicts[0]
     if clause.verdict == "require_approval" and not clause.groups:
-        diagnostics.append(error("E111", "`require_approval` needs at least one approver group",
-                                 clause.span, 'write `require_approval by ["sre-oncall"] when ...`'))
+        diagnostics.append(
+            error(
+                "E111",
+                "`require_approval` needs at least one approver group",
+                clause.span,
+                'write `require_approval by ["sre-oncall"] when ...`',
+            )
+        )
     for group in clause.groups:
         if not WORD.fullmatch(group):
-            diagnostics.append(error("E111", f"approver group `{group}` is not a lowercase word",
-                                     clause.span, "groups look like `sre-oncall` or `finops`"))
+            diagnostics.append(
+                error(
+                    "E111",
+                    f"approver group `{group}` is not a lowercase word",
+                    clause.span,
+                    "groups look like `sre-oncall` or `finops`",
+                )
+            )
     checker.comparisons = 0
     condition = checker.condition(clause.condition, Scope(), "a rule's condition")
     message = _message(decl.because[0], checker, clause.condition) if decl.because else ()
@@ -215,9 +266,14 @@ def _meta(decl: n.Rule, diagnostics: list[Diagnostic]) -> dict[str, object]:
             diagnostics.append(error("E109", f"`{item.key}` is set twice", item.span))
             continue
         if item.key not in META_KEYS:
-            diagnostics.append(error("E109", f"unknown rule field `{item.key}`", item.span,
-                                     did_you_mean(item.key, META_KEYS) or
-                                     "rule fields: " + ", ".join(META_KEYS)))
+            diagnostics.append(
+                error(
+                    "E109",
+                    f"unknown rule field `{item.key}`",
+                    item.span,
+                    did_you_mean(item.key, META_KEYS) or "rule fields: " + ", ".join(META_KEYS),
+                )
+            )
             continue
         checker = _META_CHECKS[item.key]
         problem = checker(item.value)
@@ -234,8 +290,10 @@ def _one_of(allowed: tuple[str, ...], key: str, custom: bool = False):
             return None
         shown = ", ".join(allowed)
         if custom:
-            return (f"`{key}` must be one of {shown}, or a lowercase word",
-                    did_you_mean(str(value), allowed))
+            return (
+                f"`{key}` must be one of {shown}, or a lowercase word",
+                did_you_mean(str(value), allowed),
+            )
         return f"`{key}` must be one of {shown}", did_you_mean(str(value), allowed)
 
     return check
@@ -272,8 +330,9 @@ _META_CHECKS: dict[str, Callable[[object], tuple[str, str | None] | None]] = {
 def _usages(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Diagnostic]):
     usages: list[ir.Usage] = []
     seen: dict[str, Span] = {}
-    action_only = ObjectType("history", {k: v for k, v in checker.input_type.fields.items()
-                                         if k == "action"})
+    action_only = ObjectType(
+        "history", {k: v for k, v in checker.input_type.fields.items() if k == "action"}
+    )
     history = _ExprChecker(action_only, {}, checker.sources, diagnostics)
     history.extra_roots = {"decision": StringType(DECISIONS)}
     for module in modules:
@@ -281,33 +340,65 @@ def _usages(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Di
             if not isinstance(decl, n.Usage):
                 continue
             if decl.name in seen:
-                diagnostics.append(error("E106", f"usage `{decl.name}` is declared twice",
-                                         decl.span, f"first declared at {seen[decl.name]}"))
+                diagnostics.append(
+                    error(
+                        "E106",
+                        f"usage `{decl.name}` is declared twice",
+                        decl.span,
+                        f"first declared at {seen[decl.name]}",
+                    )
+                )
                 continue
             seen[decl.name] = decl.span
             argument = None
             if decl.aggregate == "count":
                 if decl.argument is not None:
-                    diagnostics.append(error("E204", "`count()` takes no argument",
-                                             decl.argument.span))
+                    diagnostics.append(
+                        error("E204", "`count()` takes no argument", decl.argument.span)
+                    )
             elif decl.argument is None:
-                diagnostics.append(error("E204", f"`{decl.aggregate}` needs a value to add up",
-                                         decl.span, "write `sum(action.cost.estimated_usd)`"))
+                diagnostics.append(
+                    error(
+                        "E204",
+                        f"`{decl.aggregate}` needs a value to add up",
+                        decl.span,
+                        "write `sum(action.cost.estimated_usd)`",
+                    )
+                )
             else:
                 argument, typ = history.expr(decl.argument, Scope())
                 if typ is not None and not isinstance(typ, NumberType):
-                    diagnostics.append(error("E204", f"`{decl.aggregate}` adds up numbers, "
-                                             f"given a {typ}", decl.argument.span))
+                    diagnostics.append(
+                        error(
+                            "E204",
+                            f"`{decl.aggregate}` adds up numbers, given a {typ}",
+                            decl.argument.span,
+                        )
+                    )
             if decl.window_seconds is None and decl.window not in CALENDAR_WINDOWS:
-                diagnostics.append(error("E112", f"unknown window `{decl.window}`", decl.span,
-                                         did_you_mean(decl.window, CALENDAR_WINDOWS) or
-                                         "windows: " + ", ".join(CALENDAR_WINDOWS) +
-                                         ", or `last <duration>`"))
+                diagnostics.append(
+                    error(
+                        "E112",
+                        f"unknown window `{decl.window}`",
+                        decl.span,
+                        did_you_mean(decl.window, CALENDAR_WINDOWS)
+                        or "windows: " + ", ".join(CALENDAR_WINDOWS) + ", or `last <duration>`",
+                    )
+                )
             flt = None
             if decl.filter is not None:
                 flt = history.condition(decl.filter, Scope(), "a usage filter")
-            usages.append(ir.Usage(decl.name, decl.aggregate, argument, decl.window,
-                                   decl.window_seconds, flt, decl.span))
+            usages.append(
+                ir.Usage(
+                    decl.name,
+                    decl.aggregate,
+                    argument,
+                    decl.window,
+                    decl.window_seconds,
+                    flt,
+                    decl.span,
+                )
+            )
     return usages
 
 
@@ -325,57 +416,107 @@ def usage_schema(usages: list[n.Usage]) -> dict[str, Any]:
 # ------------------------------------------------------------------ tests and invariants
 
 
-def _tests(modules, checker: _ExprChecker, input_type: ObjectType, envelopes, rule_ids,
-           pack_dir: FsPath | None, diagnostics: list[Diagnostic]) -> None:
+def _tests(
+    modules,
+    checker: _ExprChecker,
+    input_type: ObjectType,
+    envelopes,
+    rule_ids,
+    pack_dir: FsPath | None,
+    diagnostics: list[Diagnostic],
+) -> None:
     seen: dict[str, Span] = {}
     for module in modules:
         for decl in module.declarations:
             if not isinstance(decl, n.Test):
                 continue
             if decl.name in seen:
-                diagnostics.append(error("E106", f"test \"{decl.name}\" is declared twice",
-                                         decl.span, f"first declared at {seen[decl.name]}"))
+                diagnostics.append(
+                    error(
+                        "E106",
+                        f'test "{decl.name}" is declared twice',
+                        decl.span,
+                        f"first declared at {seen[decl.name]}",
+                    )
+                )
             seen.setdefault(decl.name, decl.span)
             roots: set[str] = set()
             for given in decl.inputs:
                 if given.root in roots:
-                    diagnostics.append(error("E113", f"the test gives `{given.root}` twice",
-                                             given.span))
+                    diagnostics.append(
+                        error("E113", f"the test gives `{given.root}` twice", given.span)
+                    )
                 roots.add(given.root)
                 root_field = input_type.fields.get(given.root)
                 if given.value is not None and root_field is not None:
                     _check_value(given.value, root_field.type, given.root, diagnostics)
-                if given.from_file is not None and pack_dir is not None:
-                    if not (pack_dir / given.from_file).is_file():
-                        diagnostics.append(error(
-                            "E113", f"test input file `{given.from_file}` not found", given.span,
-                            f"paths are relative to the pack directory {pack_dir}"))
+                missing = (
+                    given.from_file is not None
+                    and pack_dir is not None
+                    and not (pack_dir / given.from_file).is_file()
+                )
+                if missing:
+                    diagnostics.append(
+                        error(
+                            "E113",
+                            f"test input file `{given.from_file}` not found",
+                            given.span,
+                            f"paths are relative to the pack directory {pack_dir}",
+                        )
+                    )
             for override in decl.overrides:
                 env = envelopes.get(override.envelope)
                 if env is None:
-                    diagnostics.append(error("E103", f"unknown envelope `{override.envelope}`",
-                                             override.span,
-                                             did_you_mean(override.envelope, envelopes)))
+                    diagnostics.append(
+                        error(
+                            "E103",
+                            f"unknown envelope `{override.envelope}`",
+                            override.span,
+                            did_you_mean(override.envelope, envelopes),
+                        )
+                    )
                     continue
                 current = env.fields.get(override.name)
                 if current is None:
-                    diagnostics.append(error(
-                        "E103", f"envelope `{override.envelope}` has no value `{override.name}`",
-                        override.span, did_you_mean(override.name, env.fields)))
+                    diagnostics.append(
+                        error(
+                            "E103",
+                            f"envelope `{override.envelope}` has no value `{override.name}`",
+                            override.span,
+                            did_you_mean(override.name, env.fields),
+                        )
+                    )
                     continue
                 typ = constant_type(override.value)
                 if typ is None or not same_kind(typ, current.type):
-                    diagnostics.append(error(
-                        "E201", f"`{override.envelope}.{override.name}` is a {current.type}, "
-                        f"given {typ or 'an object'}", override.value.span))
+                    diagnostics.append(
+                        error(
+                            "E201",
+                            f"`{override.envelope}.{override.name}` is a {current.type}, "
+                            f"given {typ or 'an object'}",
+                            override.value.span,
+                        )
+                    )
             for expectation in decl.expectations:
                 for rule_id, span in zip(expectation.rules, expectation.rule_spans, strict=False):
                     if rule_id not in rule_ids:
-                        diagnostics.append(error("E108", f"unknown rule `{rule_id}`", span,
-                                                 did_you_mean(rule_id, rule_ids)))
+                        diagnostics.append(
+                            error(
+                                "E108",
+                                f"unknown rule `{rule_id}`",
+                                span,
+                                did_you_mean(rule_id, rule_ids),
+                            )
+                        )
             if not decl.expectations:
-                diagnostics.append(warning("W114", f"test \"{decl.name}\" expects nothing",
-                                           decl.span, "add `expect allow` or the like"))
+                diagnostics.append(
+                    warning(
+                        "W114",
+                        f'test "{decl.name}" expects nothing',
+                        decl.span,
+                        "add `expect allow` or the like",
+                    )
+                )
 
 
 def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diagnostic]) -> None:
@@ -387,8 +528,14 @@ def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diag
         for item in node.fields:
             sub = typ.fields.get(item.name)
             if sub is None:
-                diagnostics.append(error("E102", f"`{where}` has no field `{item.name}`",
-                                         item.span, did_you_mean(item.name, typ.fields)))
+                diagnostics.append(
+                    error(
+                        "E102",
+                        f"`{where}` has no field `{item.name}`",
+                        item.span,
+                        did_you_mean(item.name, typ.fields),
+                    )
+                )
                 continue
             _check_value(item.value, sub.type, f"{where}.{item.name}", diagnostics)
         return
@@ -410,9 +557,15 @@ def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diag
     if not ok:
         diagnostics.append(error("E201", f"`{where}` is a {typ}, given {value!r}", node.span))
     elif isinstance(typ, StringType) and typ.enum is not None and value not in typ.enum:
-        diagnostics.append(error("E202", f"'{value}' is never a value of `{where}`", node.span,
-                                 (did_you_mean(value, typ.enum) or "").replace("`", "'") or
-                                 "one of " + ", ".join(typ.enum)))
+        diagnostics.append(
+            error(
+                "E202",
+                f"'{value}' is never a value of `{where}`",
+                node.span,
+                (did_you_mean(value, typ.enum) or "").replace("`", "'")
+                or "one of " + ", ".join(typ.enum),
+            )
+        )
 
 
 def _invariants(modules, checker: _ExprChecker, diagnostics: list[Diagnostic]) -> None:

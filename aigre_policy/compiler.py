@@ -92,30 +92,47 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
     doc, diagnostics = read_document(root / MANIFEST, _display(root, MANIFEST))
     if doc is None:
         if not (root / MANIFEST).exists():
-            diagnostics = [error("E500", f"{root} is not a pack: it has no {MANIFEST}",
-                                 hint="a pack is a directory with pack.yaml and policies/")]
+            diagnostics = [
+                error(
+                    "E500",
+                    f"{root} is not a pack: it has no {MANIFEST}",
+                    hint="a pack is a directory with pack.yaml and policies/",
+                )
+            ]
         return None, diagnostics, None
     if not isinstance(doc.data, dict):
-        return None, [error("E502", f"{MANIFEST} must be a mapping of settings",
-                            doc.span_of(()))], doc
+        return (
+            None,
+            [error("E502", f"{MANIFEST} must be a mapping of settings", doc.span_of(()))],
+            doc,
+        )
     validator = jsonschema.Draft202012Validator(_pack_schema())
     for problem in sorted(validator.iter_errors(doc.data), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in problem.path) or "pack.yaml"
-        diagnostics.append(error("E502", f"{where}: {problem.message}",
-                                 doc.span_of(tuple(problem.path)),
-                                 _manifest_hint(problem)))
+        diagnostics.append(
+            error(
+                "E502",
+                f"{where}: {problem.message}",
+                doc.span_of(tuple(problem.path)),
+                _manifest_hint(problem),
+            )
+        )
     if diagnostics:
         return None, diagnostics, doc
     data = doc.data
-    return Manifest(
-        name=data["name"],
-        version=data["version"],
-        description=data.get("description", ""),
-        input_schema=data.get("input_schema", BUILTIN_SCHEMAS[0]),
-        default=data["default"],
-        fail_closed=data["fail_closed"],
-        envelopes=data.get("envelopes") or {},
-    ), [], doc
+    return (
+        Manifest(
+            name=data["name"],
+            version=data["version"],
+            description=data.get("description", ""),
+            input_schema=data.get("input_schema", BUILTIN_SCHEMAS[0]),
+            default=data["default"],
+            fail_closed=data["fail_closed"],
+            envelopes=data.get("envelopes") or {},
+        ),
+        [],
+        doc,
+    )
 
 
 def _manifest_hint(problem: jsonschema.ValidationError) -> str | None:
@@ -136,21 +153,38 @@ def _read_input_schema(root: Path, manifest: Manifest, doc: Document | None):
             return builtin_schema(manifest.input_schema), []
         except KeyError:
             span = doc.span_of(("input_schema",)) if doc else None
-            return None, [error("E503", f"unknown built-in schema `{manifest.input_schema}`",
-                                span, "built-in schemas: " + ", ".join(BUILTIN_SCHEMAS))]
-    schema_doc, diagnostics = read_document(root / manifest.input_schema,
-                                            _display(root, manifest.input_schema))
+            return None, [
+                error(
+                    "E503",
+                    f"unknown built-in schema `{manifest.input_schema}`",
+                    span,
+                    "built-in schemas: " + ", ".join(BUILTIN_SCHEMAS),
+                )
+            ]
+    schema_doc, diagnostics = read_document(
+        root / manifest.input_schema, _display(root, manifest.input_schema)
+    )
     if schema_doc is None:
         return None, diagnostics
     schema = schema_doc.data
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        return None, [error("E503", f"the input schema is not a valid JSON Schema: {exc.message}",
-                            schema_doc.span_of(tuple(exc.path)))]
+        return None, [
+            error(
+                "E503",
+                f"the input schema is not a valid JSON Schema: {exc.message}",
+                schema_doc.span_of(tuple(exc.path)),
+            )
+        ]
     if not isinstance(schema, dict) or "action" not in schema.get("properties", {}):
-        return None, [error("E503", "the input schema must describe an object with `action` "
-                            "and `context`", schema_doc.span_of(()))]
+        return None, [
+            error(
+                "E503",
+                "the input schema must describe an object with `action` and `context`",
+                schema_doc.span_of(()),
+            )
+        ]
     return schema, []
 
 
@@ -159,14 +193,19 @@ def _apply_overrides(
     layers: list[tuple[str, dict[str, dict[str, Any]]]],
     types: dict[str, dict[str, Type]],
 ) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
-    """Envelope values after ``pack.yaml`` and load-time overrides, each checked against its type."""
+    """Envelope values after ``pack.yaml`` and load-time overrides, each type-checked."""
     values = {name: dict(fields) for name, fields in program.envelopes.items()}
     diagnostics: list[Diagnostic] = []
     for origin, overrides in layers:
         for envelope, fields in overrides.items():
             if envelope not in values:
-                diagnostics.append(error("E504", f"{origin}: unknown envelope `{envelope}`",
-                                         hint=_choices(envelope, values)))
+                diagnostics.append(
+                    error(
+                        "E504",
+                        f"{origin}: unknown envelope `{envelope}`",
+                        hint=_choices(envelope, values),
+                    )
+                )
                 continue
             if not isinstance(fields, dict):
                 diagnostics.append(error("E504", f"{origin}: `{envelope}` needs name: value pairs"))
@@ -174,21 +213,34 @@ def _apply_overrides(
             for name, value in fields.items():
                 expected = types[envelope].get(name)
                 if expected is None:
-                    diagnostics.append(error("E504", f"{origin}: envelope `{envelope}` has no "
-                                             f"value `{name}`",
-                                             hint=_choices(name, values[envelope])))
+                    diagnostics.append(
+                        error(
+                            "E504",
+                            f"{origin}: envelope `{envelope}` has no value `{name}`",
+                            hint=_choices(name, values[envelope]),
+                        )
+                    )
                     continue
                 converted = _convert(value, expected)
                 given = value_type(converted)
                 if isinstance(expected, DurationType) and isinstance(given, NumberType):
                     given = expected  # durations are held as seconds
-                if given is None or not same_kind(given, expected) or (
-                    isinstance(expected, ListType) and isinstance(given, ListType)
-                    and not isinstance(given.item, NeverType)
-                    and not same_kind(given.item, expected.item)
+                if (
+                    given is None
+                    or not same_kind(given, expected)
+                    or (
+                        isinstance(expected, ListType)
+                        and isinstance(given, ListType)
+                        and not isinstance(given.item, NeverType)
+                        and not same_kind(given.item, expected.item)
+                    )
                 ):
-                    diagnostics.append(error("E504", f"{origin}: `{envelope}.{name}` is a "
-                                             f"{expected}, given {value!r}"))
+                    diagnostics.append(
+                        error(
+                            "E504",
+                            f"{origin}: `{envelope}.{name}` is a {expected}, given {value!r}",
+                        )
+                    )
                     continue
                 values[envelope][name] = converted
     return values, diagnostics
@@ -209,8 +261,9 @@ def _convert(value: Any, expected: Type) -> Any:
 def _choices(word: str, options: Any) -> str | None:
     from aigre_policy.typecheck import did_you_mean
 
-    return did_you_mean(word, options) or ("known: " + ", ".join(sorted(options)) if options
-                                           else None)
+    return did_you_mean(word, options) or (
+        "known: " + ", ".join(sorted(options)) if options else None
+    )
 
 
 def compile_pack(
@@ -238,8 +291,9 @@ def compile_pack(
     report.stages_run.append("parse")
     files = sorted((root / "policies").glob("*.aigre")) if (root / "policies").is_dir() else []
     if not files:
-        report.diagnostics.append(error("E505", f"the pack has no policies: add "
-                                        f"{root / 'policies'}/<name>.aigre"))
+        report.diagnostics.append(
+            error("E505", f"the pack has no policies: add {root / 'policies'}/<name>.aigre")
+        )
     modules: list[n.Module] = []
     partial = False
     for file in files:
@@ -287,8 +341,18 @@ def compile_pack(
     namespace = load_module(python.source, f"<aigre-policy {manifest.name}>", bindings)
     validator = InputValidator(schema)
     pack_digest = _digest(sources, values, schema)
-    report.compiled = CompiledPack(root, manifest, modules, checked.program, values, schema,
-                                   python, namespace, validator, pack_digest)
+    report.compiled = CompiledPack(
+        root,
+        manifest,
+        modules,
+        checked.program,
+        values,
+        schema,
+        python,
+        namespace,
+        validator,
+        pack_digest,
+    )
     return _finish(report)
 
 

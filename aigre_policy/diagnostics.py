@@ -114,8 +114,9 @@ def render(diagnostic: Diagnostic, sources: SourceText | None = None) -> str:
         gutter = str(span.line)
         pad = " " * len(gutter)
         width = (
-            max(1, span.end_column - span.column) if span.end_line == span.line else
-            max(1, len(source_line) - span.column + 1)
+            max(1, span.end_column - span.column)
+            if span.end_line == span.line
+            else max(1, len(source_line) - span.column + 1)
         )
         prefix = "".join(ch if ch == "\t" else " " for ch in source_line[: span.column - 1])
         out.append(f"{pad} |")

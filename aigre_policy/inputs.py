@@ -1,4 +1,7 @@
-"""The JSON Schema of a pack's input: ``action`` and ``context`` from the pack, ``usage`` from its declarations."""
+"""The JSON Schema of a pack's input.
+
+``action`` and ``context`` come from the pack's schema, ``usage`` from its declarations.
+"""
 
 from __future__ import annotations
 

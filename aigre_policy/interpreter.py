@@ -4,13 +4,16 @@ This module is the oracle the generated evaluator (``codegen``) is tested
 against (``tests/test_interpreter.py``), so it must stay short and obviously
 right: no caching, no hoisting, no cleverness, and nothing shared with codegen.
 It borrows only the language's function library and value formatting from
-``runtime`` (``to_time``, ``hour``, ``minute``, ``weekday``, ``date``, ``fmt``).
+``runtime`` (``to_time``, ``hour``, ``minute``, ``weekday``, ``date``, ``fmt``,
+``duration_text``).
 
 The semantics it spells out:
 
-* A path reads its steps one by one. Under ``??`` or ``has`` a missing (or
-  null) step makes the whole read absent; anywhere else every step must be
-  present, which the checker and the input schema guarantee.
+* A path reads its steps one by one. A step the schema gives a default reads
+  as that default when it is absent (or null) and its parent is present.
+  Under ``??`` or ``has`` any other missing step makes the whole read absent;
+  anywhere else every step must be present, which the checker and the input
+  schema guarantee.
 * ``path ?? fallback`` is the fallback when the path is absent; the fallback is
   evaluated first, whether used or not (as Rego's ``object.get`` does).
 * ``has path`` holds when the path is present.
@@ -31,7 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.runtime import date, fmt, hour, minute, to_time, weekday
+from aigre_policy.runtime import date, duration_text, fmt, hour, minute, to_time, weekday
 
 Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
 Envelopes = Mapping[str, Mapping[str, Any]]
@@ -57,6 +60,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "minute": minute,
     "weekday": weekday,
     "date": date,
+    "duration_text": duration_text,  # put around durations in messages by the checker
 }
 
 
@@ -131,9 +135,12 @@ def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
 
 def read(path: ir.Path, scope: Scope, absent_ok: bool) -> Any:
     """The value at ``path``; ``None`` when a step is absent and ``absent_ok``, else ``KeyError``."""
+    defaults = dict(path.defaults)
     value = scope[path.root]
-    for step in path.steps:
+    for i, step in enumerate(path.steps):
         value = value.get(step) if isinstance(value, dict) else None
+        if value is None:
+            value = defaults.get(i)
         if value is None:
             if absent_ok:
                 return None

@@ -91,10 +91,11 @@ class Pack:
             problems = [{"kind": "input", **e.to_dict()} for e in self._validator.errors(document)]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
-            fired_indices = self._evaluate(document["action"], document["context"],
-                                           document["usage"])
+            fired_indices = self._evaluate(
+                document["action"], document["context"], document["usage"]
+            )
             return self._decide(document, fired_indices, started)
-        except Exception as exc:  # noqa: BLE001 - any engine fault fails closed
+        except Exception as exc:
             problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
             return self._failed(document, [problem], started, strict, "evaluation failed")
 
@@ -126,14 +127,35 @@ class Pack:
             elif self.default == "allow" and not permitted:
                 default_applied = True
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(worst, fired, warnings, self._ref, document,
-                       default_applied=default_applied, elapsed_us=elapsed)
+        return Verdict(
+            worst,
+            fired,
+            warnings,
+            self._ref,
+            document,
+            default_applied=default_applied,
+            elapsed_us=elapsed,
+        )
 
-    def _failed(self, document: Any, problems: list[dict[str, Any]], started: int, strict: bool,
-                summary: str) -> Verdict:
+    def _failed(
+        self,
+        document: Any,
+        problems: list[dict[str, Any]],
+        started: int,
+        strict: bool,
+        summary: str,
+    ) -> Verdict:
         elapsed = (perf_counter_ns() - started) / 1000
-        verdict = Verdict(self.fail_closed, [], [], self._ref, document, fail_closed=True,
-                          errors=problems, elapsed_us=elapsed)
+        verdict = Verdict(
+            self.fail_closed,
+            [],
+            [],
+            self._ref,
+            document,
+            fail_closed=True,
+            errors=problems,
+            elapsed_us=elapsed,
+        )
         if strict:
             detail = "; ".join(f"{p['path'] or '<input>'}: {p['message']}" for p in problems[:5])
             raise EvaluationError(f"{summary}: {detail}", verdict)
@@ -143,13 +165,21 @@ class Pack:
         return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
 
 
-def _fired_record(rule: ir.Rule, message: str, reads: dict[str, Any],
-                  evidence: Evidence) -> dict[str, Any]:
+def _fired_record(
+    rule: ir.Rule, message: str, reads: dict[str, Any], evidence: Evidence
+) -> dict[str, Any]:
     comparisons = []
     texts = _comparison_texts(rule)
     for c in evidence.comparisons:
-        comparisons.append({"expression": texts.get(c["index"], ""), "left": c["left"],
-                            "op": c["op"], "right": c["right"], "result": c["result"]})
+        comparisons.append(
+            {
+                "expression": texts.get(c["index"], ""),
+                "left": c["left"],
+                "op": c["op"],
+                "right": c["right"],
+                "result": c["result"],
+            }
+        )
     record: dict[str, Any] = {
         "id": rule.id,
         "verdict": rule.verdict,
@@ -160,8 +190,9 @@ def _fired_record(rule: ir.Rule, message: str, reads: dict[str, Any],
         "location": rule.location,
         "approvers": list(rule.groups) if rule.verdict == "require_approval" else [],
         "escalate_to": list(rule.groups) if rule.verdict == "escalate" else [],
-        "bindings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in reads.items()
-                     if v is not None},
+        "bindings": {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in reads.items() if v is not None
+        },
         "comparisons": comparisons,
     }
     if rule.title:
@@ -176,8 +207,11 @@ def _comparison_texts(rule: ir.Rule) -> dict[int, str]:
     key = id(rule)
     texts = _TEXTS.get(key)
     if texts is None:
-        texts = {node.index: node.text for node in ir.walk(rule.condition)
-                 if isinstance(node, ir.Compare | ir.Member)}
+        texts = {
+            node.index: node.text
+            for node in ir.walk(rule.condition)
+            if isinstance(node, ir.Compare | ir.Member)
+        }
         _TEXTS[key] = texts
     return texts
 

@@ -151,7 +151,9 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
 class _AstBuilder(Transformer):
     """Turns Lark's tree into ``nodes``; bad literals become diagnostics, not exceptions."""
 
-    def __init__(self, file: str, diagnostics: list[Diagnostic], column_offset: int = 0, line: int = 0):
+    def __init__(
+        self, file: str, diagnostics: list[Diagnostic], column_offset: int = 0, line: int = 0
+    ):
         super().__init__()
         self.file = file
         self.diagnostics = diagnostics
@@ -235,7 +237,9 @@ class _AstBuilder(Transformer):
     # usage -----------------------------------------------------------------
     def usage(self, meta: Any, children: list[Any]) -> n.Usage:
         name, aggregate, argument, (window, seconds), filter_ = children
-        return n.Usage(str(name), str(aggregate), argument, window, seconds, filter_, self.span(meta))
+        return n.Usage(
+            str(name), str(aggregate), argument, window, seconds, filter_, self.span(meta)
+        )
 
     def calendar_window(self, meta: Any, children: list[Any]) -> tuple[str, None]:
         return str(children[0]), None
@@ -326,9 +330,9 @@ class _AstBuilder(Transformer):
 
     def negate(self, meta: Any, children: list[Any]) -> n.Expr:
         (operand,) = children
-        if isinstance(operand, n.Literal) and isinstance(operand.value, int | float):
-            if not isinstance(operand.value, bool):
-                return n.Literal(-operand.value, operand.is_duration, self.span(meta))
+        number = isinstance(operand, n.Literal) and isinstance(operand.value, int | float)
+        if number and not isinstance(operand.value, bool):
+            return n.Literal(-operand.value, operand.is_duration, self.span(meta))
         return n.Unary("-", operand, self.span(meta))
 
     def default(self, meta: Any, children: list[Any]) -> n.Default:
@@ -390,14 +394,22 @@ class _AstBuilder(Transformer):
             value = math.inf
         if isinstance(value, float) and (math.isinf(value) or abs(value) > 1e300):
             self.diagnostics.append(
-                error("E002", f"number `{text[:20]}` is out of range", self.token_span(token),
-                      "numbers must be finite and at most 1e300 in size")
+                error(
+                    "E002",
+                    f"number `{text[:20]}` is out of range",
+                    self.token_span(token),
+                    "numbers must be finite and at most 1e300 in size",
+                )
             )
             return 0
         if isinstance(value, int) and value > MAX_INT:
             self.diagnostics.append(
-                error("E002", f"integer `{text[:20]}` is out of range", self.token_span(token),
-                      "integers must fit in 64 bits")
+                error(
+                    "E002",
+                    f"integer `{text[:20]}` is out of range",
+                    self.token_span(token),
+                    "integers must fit in 64 bits",
+                )
             )
             return 0
         return value
@@ -453,9 +465,17 @@ class _AstBuilder(Transformer):
                 text.append(_ESCAPES.get(raw[i + 1], raw[i + 1]))
                 if raw[i + 1] not in _ESCAPES:
                     self.diagnostics.append(
-                        error("E002", f"unknown escape `\\{raw[i + 1]}` in string",
-                              Span(self.file, token.line, base_column + i, token.line,
-                                   base_column + i + 2))
+                        error(
+                            "E002",
+                            f"unknown escape `\\{raw[i + 1]}` in string",
+                            Span(
+                                self.file,
+                                token.line,
+                                base_column + i,
+                                token.line,
+                                base_column + i + 2,
+                            ),
+                        )
                     )
                 i += 2
             elif raw.startswith("{{", i) or raw.startswith("}}", i):
@@ -465,10 +485,18 @@ class _AstBuilder(Transformer):
                 end = raw.find("}", i)
                 if end == -1:
                     self.diagnostics.append(
-                        error("E003", "unclosed `{` in message",
-                              Span(self.file, token.line, base_column + i, token.line,
-                                   base_column + i + 1),
-                              "write `{{` for a literal brace")
+                        error(
+                            "E003",
+                            "unclosed `{` in message",
+                            Span(
+                                self.file,
+                                token.line,
+                                base_column + i,
+                                token.line,
+                                base_column + i + 1,
+                            ),
+                            "write `{{` for a literal brace",
+                        )
                     )
                     break
                 if text:
@@ -480,10 +508,14 @@ class _AstBuilder(Transformer):
                 i = end + 1
             elif ch == "}":
                 self.diagnostics.append(
-                    error("E003", "unmatched `}` in message",
-                          Span(self.file, token.line, base_column + i, token.line,
-                               base_column + i + 1),
-                          "write `}}` for a literal brace")
+                    error(
+                        "E003",
+                        "unmatched `}` in message",
+                        Span(
+                            self.file, token.line, base_column + i, token.line, base_column + i + 1
+                        ),
+                        "write `}}` for a literal brace",
+                    )
                 )
                 i += 1
             else:
@@ -497,9 +529,12 @@ class _AstBuilder(Transformer):
         source = source.replace('\\"', '"').replace("\\\\", "\\")
         if not source.strip():
             self.diagnostics.append(
-                error("E003", "empty `{}` in message", Span(self.file, line, column - 1, line,
-                                                            column + 1),
-                      "put an expression inside, or write `{{}}` for literal braces")
+                error(
+                    "E003",
+                    "empty `{}` in message",
+                    Span(self.file, line, column - 1, line, column + 1),
+                    "put an expression inside, or write `{{}}` for literal braces",
+                )
             )
             return None
         try:
@@ -509,8 +544,12 @@ class _AstBuilder(Transformer):
             assert inner.span is not None
             col = column + inner.span.column - 1
             self.diagnostics.append(
-                error("E003", f"in message interpolation: {inner.message}",
-                      Span(self.file, line, col, line, col + 1), inner.hint)
+                error(
+                    "E003",
+                    f"in message interpolation: {inner.message}",
+                    Span(self.file, line, col, line, col + 1),
+                    inner.hint,
+                )
             )
             return None
         sub = _AstBuilder(self.file, self.diagnostics, column_offset=column - 1, line=line)

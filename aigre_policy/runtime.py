@@ -174,8 +174,13 @@ class Evidence:
     def _record(self, index: int, left: Any, op: str, right: Any, result: bool) -> None:
         if len(self.comparisons) < self.LIMIT:
             self.comparisons.append(
-                {"index": index, "left": _plain(left), "op": op, "right": _plain(right),
-                 "result": bool(result)}
+                {
+                    "index": index,
+                    "left": _plain(left),
+                    "op": op,
+                    "right": _plain(right),
+                    "result": bool(result),
+                }
             )
 
 

@@ -14,12 +14,49 @@ from typing import Any
 from aigre_policy.runtime import EXPORTED
 
 _ALLOWED_NODES = (
-    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.Expr,
-    ast.If, ast.Name, ast.Load, ast.Store, ast.Constant, ast.Subscript, ast.Compare, ast.BoolOp,
-    ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.BinOp, ast.Add, ast.Sub, ast.Mult,
-    ast.Call, ast.Attribute, ast.List, ast.Tuple, ast.Dict, ast.GeneratorExp, ast.comprehension,
-    ast.IfExp, ast.NamedExpr, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In,
-    ast.NotIn, ast.Is, ast.IsNot,
+    ast.Module,
+    ast.FunctionDef,
+    ast.arguments,
+    ast.arg,
+    ast.Return,
+    ast.Assign,
+    ast.Expr,
+    ast.If,
+    ast.Name,
+    ast.Load,
+    ast.Store,
+    ast.Constant,
+    ast.Subscript,
+    ast.Compare,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Call,
+    ast.Attribute,
+    ast.List,
+    ast.Tuple,
+    ast.Dict,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.IfExp,
+    ast.NamedExpr,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
+    ast.IsNot,
 )
 _ATTRIBUTES = {"append", "compare", "member", "get", "join"}
 _GENERATED = re.compile(r"(?:[xvdE][0-9]+|explain_[0-9]+)")
@@ -62,5 +99,5 @@ def load(source: str, filename: str, bindings: dict[str, Any]) -> dict[str, Any]
     tree = verify(source)
     code = compile(tree, filename, "exec")
     namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **bindings}
-    exec(code, namespace)  # noqa: S102 - verified above against the allowlist
+    exec(code, namespace)
     return namespace

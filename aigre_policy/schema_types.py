@@ -72,7 +72,9 @@ class SchemaReader:
                 return StringType(), nullable
             case "integer" | "number":
                 return (
-                    NumberType(types == "integer", _num(schema, "minimum"), _num(schema, "maximum")),
+                    NumberType(
+                        types == "integer", _num(schema, "minimum"), _num(schema, "maximum")
+                    ),
                     nullable,
                 )
             case "boolean":
@@ -117,8 +119,8 @@ def _usable_default(schema: Any, typ: Type) -> tuple[Any, ...]:
         StringType: isinstance(value, str),
         NumberType: isinstance(value, int | float) and not isinstance(value, bool),
         type(BOOL): isinstance(value, bool),
-        ListType: isinstance(value, list) and all(isinstance(v, str | int | float | bool)
-                                                  for v in value),
+        ListType: isinstance(value, list)
+        and all(isinstance(v, str | int | float | bool) for v in value),
     }.get(type(typ), False)
     return (value,) if plain else ()
 

@@ -167,13 +167,20 @@ class _ExprChecker:
                     return None, BOOL
                 node, _ = target
                 if isinstance(node, ir.EnvelopeRef):
-                    self.err("E206", "`has` tests an input field; envelope values are always present",
-                             expr.span)
+                    self.err(
+                        "E206",
+                        "`has` tests an input field; envelope values are always present",
+                        expr.span,
+                    )
                     return None, BOOL
                 if not node.optional:
                     self.diagnostics.append(
-                        warning("W303", f"`has {node.dotted}` is always true: the field is required "
-                                "or already known present", expr.span)
+                        warning(
+                            "W303",
+                            f"`has {node.dotted}` is always true: the field is required "
+                            "or already known present",
+                            expr.span,
+                        )
                     )
                 return ir.Has(node, expr.span), BOOL
             case n.Call():
@@ -192,8 +199,12 @@ class _ExprChecker:
                 ok = False
                 continue
             if not same_kind(item_type, typ):
-                self.err("E201", f"list mixes {item_type} and {typ}", item.span,
-                         "a list holds values of one type")
+                self.err(
+                    "E201",
+                    f"list mixes {item_type} and {typ}",
+                    item.span,
+                    "a list holds values of one type",
+                )
                 ok = False
                 continue
             item_type = join(item_type, typ)
@@ -223,17 +234,28 @@ class _ExprChecker:
                 hint = "timestamps compare with timestamps; subtract two to get a duration"
             self.err("E201", f"cannot compare {lt} with {rt}", expr.span, hint)
             return None, BOOL
-        if expr.op not in ("==", "!="):
-            if not isinstance(lt, NumberType | DurationType | TimestampType | NeverType):
-                self.err("E201", f"`{expr.op}` orders numbers, durations or timestamps, not {lt}",
-                         expr.span, "use `==`, `!=` or `in` for strings and booleans")
-                return None, BOOL
+        ordered = isinstance(lt, NumberType | DurationType | TimestampType | NeverType)
+        if expr.op not in ("==", "!=") and not ordered:
+            self.err(
+                "E201",
+                f"`{expr.op}` orders numbers, durations or timestamps, not {lt}",
+                expr.span,
+                "use `==`, `!=` or `in` for strings and booleans",
+            )
+            return None, BOOL
         self.check_enum(lt, expr.right)
         self.check_enum(rt, expr.left)
         kind = "time" if isinstance(lt, TimestampType) else "value"
         return (
-            ir.Compare(expr.op, left, right, kind, self.next_index(), self.source_text(expr.span),
-                       expr.span),
+            ir.Compare(
+                expr.op,
+                left,
+                right,
+                kind,
+                self.next_index(),
+                self.source_text(expr.span),
+                expr.span,
+            ),
             BOOL,
         )
 
@@ -246,14 +268,22 @@ class _ExprChecker:
             other = self.envelope_values[dotted]  # an envelope's values must fit the enum too
         literals = other.items if isinstance(other, n.ListExpr) else (other,)
         for lit in literals:
-            if isinstance(lit, n.Literal) and isinstance(lit.value, str) and lit.value not in typ.enum:
+            if (
+                isinstance(lit, n.Literal)
+                and isinstance(lit.value, str)
+                and lit.value not in typ.enum
+            ):
                 hint = did_you_mean(lit.value, typ.enum)
                 if hint:
                     hint = hint.replace("`", "'")
                 else:
                     hint = "one of " + ", ".join(f"'{v}'" for v in typ.enum)
-                self.err("E202", f"'{lit.value}' is never a value here: the schema allows {typ}",
-                         lit.span, hint)
+                self.err(
+                    "E202",
+                    f"'{lit.value}' is never a value here: the schema allows {typ}",
+                    lit.span,
+                    hint,
+                )
 
     def member(self, expr: n.Binary, scope: Scope):
         item, it = self.expr(expr.left, scope)
@@ -262,8 +292,12 @@ class _ExprChecker:
             return None, BOOL
         if not isinstance(ct, ListType):
             hint = "use `contains(text, part)` for text" if isinstance(ct, StringType) else None
-            self.err("E201", f"the right side of `{expr.op}` must be a list, found {ct}",
-                     expr.right.span, hint)
+            self.err(
+                "E201",
+                f"the right side of `{expr.op}` must be a list, found {ct}",
+                expr.right.span,
+                hint,
+            )
             return None, BOOL
         if not same_kind(it, ct.item):
             self.err("E201", f"cannot look for a {it} in a {ct}", expr.span)
@@ -272,8 +306,14 @@ class _ExprChecker:
         if isinstance(ct.item, StringType):
             self.check_enum(ct.item, expr.left)
         return (
-            ir.Member(expr.op == "not in", item, coll, self.next_index(),
-                      self.source_text(expr.span), expr.span),
+            ir.Member(
+                expr.op == "not in",
+                item,
+                coll,
+                self.next_index(),
+                self.source_text(expr.span),
+                expr.span,
+            ),
             BOOL,
         )
 
@@ -291,8 +331,12 @@ class _ExprChecker:
 
     def default(self, expr: n.Default, scope: Scope):
         if not isinstance(expr.value, n.Name | n.Field):
-            self.err("E206", "`??` needs a field path on its left", expr.value.span,
-                     "write `action.field ?? fallback`")
+            self.err(
+                "E206",
+                "`??` needs a field path on its left",
+                expr.value.span,
+                "write `action.field ?? fallback`",
+            )
             return None, None
         target = self.path(expr.value, scope, allow_optional=True)
         fallback, ft = self.expr(expr.fallback, scope)
@@ -301,20 +345,26 @@ class _ExprChecker:
         node, typ = target
         if isinstance(node, ir.EnvelopeRef):
             self.diagnostics.append(
-                warning("W302", f"the default is never used: `{node.dotted}` is always set",
-                        expr.span)
+                warning(
+                    "W302", f"the default is never used: `{node.dotted}` is always set", expr.span
+                )
             )
             return node, typ
         if not same_kind(typ, ft):
-            self.err("E201", f"the default is a {ft} but `{node.dotted}` is a {typ}",
-                     expr.fallback.span)
+            self.err(
+                "E201", f"the default is a {ft} but `{node.dotted}` is a {typ}", expr.fallback.span
+            )
             return None, None
         self.check_enum(typ, expr.fallback)
         if not node.optional:
             if not node.defaults:
                 self.diagnostics.append(
-                    warning("W302", f"the default is never used: `{node.dotted}` is required "
-                            "or already known present", expr.span)
+                    warning(
+                        "W302",
+                        f"the default is never used: `{node.dotted}` is required "
+                        "or already known present",
+                        expr.span,
+                    )
                 )
             return ir.Default(node, fallback, expr.span), typ
         return ir.Default(node, fallback, expr.span), join(typ, ft)
@@ -322,14 +372,22 @@ class _ExprChecker:
     def call(self, expr: n.Call, scope: Scope):
         signature = FUNCTIONS.get(expr.function)
         if signature is None:
-            self.err("E104", f"unknown function `{expr.function}`", expr.span,
-                     did_you_mean(expr.function, FUNCTIONS) or
-                     "functions: " + ", ".join(sorted(FUNCTIONS)))
+            self.err(
+                "E104",
+                f"unknown function `{expr.function}`",
+                expr.span,
+                did_you_mean(expr.function, FUNCTIONS)
+                or "functions: " + ", ".join(sorted(FUNCTIONS)),
+            )
             return None, None
         params, result = signature
         if len(expr.args) != len(params):
-            self.err("E204", f"`{expr.function}` takes {len(params)} argument"
-                     f"{'s' if len(params) != 1 else ''}, given {len(expr.args)}", expr.span)
+            self.err(
+                "E204",
+                f"`{expr.function}` takes {len(params)} argument"
+                f"{'s' if len(params) != 1 else ''}, given {len(expr.args)}",
+                expr.span,
+            )
             return None, None
         args: list[ir.Node] = []
         ok = True
@@ -354,8 +412,12 @@ class _ExprChecker:
             self.err("E201", f"`{expr.kind}` ranges over a list, found {typ}", expr.items.span)
             return None, BOOL
         if expr.var in scope.locals or expr.var in RESERVED or expr.var in self.envelopes:
-            self.err("E107", f"`{expr.var}` is already a name here", expr.span,
-                     "pick another name for the item")
+            self.err(
+                "E107",
+                f"`{expr.var}` is already a name here",
+                expr.span,
+                "pick another name for the item",
+            )
             return None, BOOL
         inner = Scope({**scope.locals, expr.var: typ.item}, scope.facts)
         body = self.condition(expr.body, inner, f"the body of `{expr.kind}`")
@@ -380,8 +442,9 @@ class _ExprChecker:
             base = base.subject
         steps.reverse()
         if not isinstance(base, n.Name):
-            self.err("E205", "fields can only be read from input, envelope or item names",
-                     expr.span)
+            self.err(
+                "E205", "fields can only be read from input, envelope or item names", expr.span
+            )
             return None
         root = base.name
         if root in scope.locals or root in self.extra_roots:
@@ -397,9 +460,13 @@ class _ExprChecker:
             return self.envelope_ref(root, steps, base.span, expr.span)
         else:
             names = [*INPUT_ROOTS, *self.envelopes, *scope.locals, *self.extra_roots]
-            self.err("E101", f"unknown name `{root}`", base.span,
-                     did_you_mean(root, names) or
-                     "names are `action`, `context`, `usage`, envelopes and `any`/`all` items")
+            self.err(
+                "E101",
+                f"unknown name `{root}`",
+                base.span,
+                did_you_mean(root, names)
+                or "names are `action`, `context`, `usage`, envelopes and `any`/`all` items",
+            )
             return None
         optional: list[int] = []
         guarded: list[int] = []
@@ -435,8 +502,13 @@ class _ExprChecker:
             self.err("E207", f"`{walked}` cannot be read: {typ.reason}", expr.span)
             return None
         node = ir.Path(
-            root, tuple(s for s, _ in steps), tuple(optional), local, tuple(guarded),
-            tuple(defaults), expr.span
+            root,
+            tuple(s for s, _ in steps),
+            tuple(optional),
+            local,
+            tuple(guarded),
+            tuple(defaults),
+            expr.span,
         )
         if optional and not allow_optional:
             first = ".".join([root, *[s for s, _ in steps][: optional[0] + 1]])
@@ -452,22 +524,30 @@ class _ExprChecker:
     def envelope_ref(self, root: str, steps: list[tuple[str, Span]], root_span: Span, span: Span):
         envelope = self.envelopes[root]
         if len(steps) != 1:
-            self.err("E103", f"read an envelope value as `{root}.<name>`", span,
-                     "fields: " + ", ".join(sorted(envelope.fields)))
+            self.err(
+                "E103",
+                f"read an envelope value as `{root}.<name>`",
+                span,
+                "fields: " + ", ".join(sorted(envelope.fields)),
+            )
             return None
         name, step_span = steps[0]
         if name not in envelope.fields:
-            self.err("E103", f"envelope `{root}` has no value `{name}`", step_span,
-                     did_you_mean(name, envelope.fields) or
-                     "values: " + ", ".join(sorted(envelope.fields)))
+            self.err(
+                "E103",
+                f"envelope `{root}` has no value `{name}`",
+                step_span,
+                did_you_mean(name, envelope.fields)
+                or "values: " + ", ".join(sorted(envelope.fields)),
+            )
             return None
         return ir.EnvelopeRef(root, name, span), envelope.fields[name].type
 
 
 def _envelope_dotted(expr: n.Expr, envelopes: dict[str, ObjectType]) -> str | None:
-    if isinstance(expr, n.Field) and isinstance(expr.subject, n.Name):
-        if expr.subject.name in envelopes:
-            return f"{expr.subject.name}.{expr.name}"
+    is_ref = isinstance(expr, n.Field) and isinstance(expr.subject, n.Name)
+    if is_ref and expr.subject.name in envelopes:  # type: ignore[union-attr]
+        return f"{expr.subject.name}.{expr.name}"  # type: ignore[union-attr]
     return None
 
 

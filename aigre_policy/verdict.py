@@ -18,8 +18,9 @@ LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the form digests are taken of."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def digest(value: Any) -> str:
@@ -64,11 +65,20 @@ class Verdict:
         self.default_applied = default_applied
         self.errors = errors or []
         self.elapsed_us = elapsed_us
-        self.approvers = sorted({g for f in fired if f["verdict"] == "require_approval"
-                                 for g in f["approvers"]}) if decision == "require_approval" else []
-        self.escalate_to = list(dict.fromkeys(
-            t for f in fired if f["verdict"] == "escalate" for t in f["escalate_to"]
-        )) if decision == "escalate" else []
+        self.approvers = (
+            sorted({g for f in fired if f["verdict"] == "require_approval" for g in f["approvers"]})
+            if decision == "require_approval"
+            else []
+        )
+        self.escalate_to = (
+            list(
+                dict.fromkeys(
+                    t for f in fired if f["verdict"] == "escalate" for t in f["escalate_to"]
+                )
+            )
+            if decision == "escalate"
+            else []
+        )
         self._input = input_document
         self._input_digest: str | None = None
         self._decision_id: str | None = None

@@ -62,18 +62,23 @@ class Document:
 
 def parse_document(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        return None, [error("E501", f"not valid YAML: {exc.problem}",
-                            Span(file, line, column, line, column + 1))]
+        return None, [
+            error(
+                "E501", f"not valid YAML: {exc.problem}", Span(file, line, column, line, column + 1)
+            )
+        ]
     except yaml.YAMLError as exc:
         return None, [error("E501", f"not valid YAML: {exc}", Span(file, 1, 1, 1, 2))]
     return Document(data, text, file), []
 
 
-def read_document(path: Path, display: str | None = None) -> tuple[Document | None, list[Diagnostic]]:
+def read_document(
+    path: Path, display: str | None = None
+) -> tuple[Document | None, list[Diagnostic]]:
     """Read a YAML or JSON file (JSON is YAML); unreadable files become diagnostics."""
     name = display or str(path)
     try:
@@ -86,6 +91,11 @@ def read_document(path: Path, display: str | None = None) -> tuple[Document | No
         try:
             return Document(json.loads(text), text, name), []
         except json.JSONDecodeError as exc:
-            return None, [error("E501", f"not valid JSON: {exc.msg}",
-                                Span(name, exc.lineno, exc.colno, exc.lineno, exc.colno + 1))]
+            return None, [
+                error(
+                    "E501",
+                    f"not valid JSON: {exc.msg}",
+                    Span(name, exc.lineno, exc.colno, exc.lineno, exc.colno + 1),
+                )
+            ]
     return parse_document(text, name)

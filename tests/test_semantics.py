@@ -11,8 +11,14 @@ from aigre_policy import EvaluationError, load_pack
 from aigre_policy.models.verdict import VerdictDocument
 
 
-def make_pack(root: Path, policy: str, *, default: str = "allow", fail_closed: str = "deny",
-              envelopes: str = "") -> Path:
+def make_pack(
+    root: Path,
+    policy: str,
+    *,
+    default: str = "allow",
+    fail_closed: str = "deny",
+    envelopes: str = "",
+) -> Path:
     (root / "policies").mkdir(parents=True, exist_ok=True)
     manifest = f"name: t\nversion: 1.0.0\ndefault: {default}\nfail_closed: {fail_closed}\n"
     (root / "pack.yaml").write_text(manifest + envelopes)
@@ -160,8 +166,12 @@ def test_time_is_input_and_read_in_utc(tmp_path, now, requested, fired):
 
 def test_freeze_windows_compare_instants(tmp_path):
     pack = load_pack(make_pack(tmp_path, TIME))
-    freeze = {"name": "black-friday", "starts_at": "2026-11-20T00:00:00Z",
-              "ends_at": "2026-11-21T00:00:00+00:00", "services": ["checkout"]}
+    freeze = {
+        "name": "black-friday",
+        "starts_at": "2026-11-20T00:00:00Z",
+        "ends_at": "2026-11-21T00:00:00+00:00",
+        "services": ["checkout"],
+    }
     inside = {"now": "2026-11-20T10:05:00Z", "change_freezes": [freeze]}
     verdict = pack.evaluate(action(requested_at="2026-11-20T10:00:00Z"), inside)
     assert verdict.rule_ids == ["in-freeze"]
@@ -195,10 +205,20 @@ def test_evidence_names_values_read_and_comparison_operands(tmp_path):
         "cost.max_action_usd": 25,
     }
     assert fired["comparisons"] == [
-        {"expression": "action.cost.estimated_usd > cost.max_action_usd", "left": 40.5,
-         "op": ">", "right": 25, "result": True},
-        {"expression": 'action.kind not in ["rollback"]', "left": "scale", "op": "not in",
-         "right": ["rollback"], "result": True},
+        {
+            "expression": "action.cost.estimated_usd > cost.max_action_usd",
+            "left": 40.5,
+            "op": ">",
+            "right": 25,
+            "result": True,
+        },
+        {
+            "expression": 'action.kind not in ["rollback"]',
+            "left": "scale",
+            "op": "not in",
+            "right": ["rollback"],
+            "result": True,
+        },
     ]
     assert fired["location"]["line"] == 3
     assert fired["title"] == "Per-action cap" and fired["tags"] == ["finops"]

@@ -15,13 +15,20 @@ from aigre_policy.diagnostics import Severity, render
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("check", help="compile packs and report problems",
-                                 description="Compile each pack and print every diagnostic: "
-                                 "file:line:col, the line, a caret and a hint. Exit 1 on errors.")
+    parser = commands.add_parser(
+        "check",
+        help="compile packs and report problems",
+        description="Compile each pack and print every diagnostic: "
+        "file:line:col, the line, a caret and a hint. Exit 1 on errors.",
+    )
     parser.add_argument("packs", nargs="+", help="pack directories, or directories of packs")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--set", action="append", metavar="ENVELOPE.NAME=VALUE",
-                        help="override an envelope value (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="ENVELOPE.NAME=VALUE",
+        help="override an envelope value (repeatable)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -34,20 +41,27 @@ def run(args: argparse.Namespace, console: Console) -> int:
         failed |= not report.ok
         reports.append((path, report))
     if args.format == "json":
-        sys.stdout.write(json.dumps([
-            {
-                "pack": str(path),
-                "ok": report.ok,
-                "diagnostics": [d.to_dict() for d in report.diagnostics],
-            }
-            for path, report in reports
-        ], indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "pack": str(path),
+                        "ok": report.ok,
+                        "diagnostics": [d.to_dict() for d in report.diagnostics],
+                    }
+                    for path, report in reports
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
         return EXIT_FAILURES if failed else 0
     for path, report in reports:
         for diagnostic in report.diagnostics:
             style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
-            console.print(render(diagnostic, report.sources), style=style, highlight=False,
-                          markup=False)
+            console.print(
+                render(diagnostic, report.sources), style=style, highlight=False, markup=False
+            )
             console.print()
         errors = sum(d.severity is Severity.ERROR for d in report.diagnostics)
         warnings = len(report.diagnostics) - errors
@@ -61,9 +75,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 f"{sum(isinstance(d, n.Invariant) for d in decls)} invariants"
             )
             note = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-            console.print(f"[green]ok[/green] {path}: {compiled.manifest.name} "
-                          f"{compiled.manifest.version}: {counts}{note}", highlight=False)
+            console.print(
+                f"[green]ok[/green] {path}: {compiled.manifest.name} "
+                f"{compiled.manifest.version}: {counts}{note}",
+                highlight=False,
+            )
         else:
-            console.print(f"[red]failed[/red] {path}: {errors} error{'s' if errors != 1 else ''}"
-                          f", {warnings} warning{'s' if warnings != 1 else ''}", highlight=False)
+            console.print(
+                f"[red]failed[/red] {path}: {errors} error{'s' if errors != 1 else ''}"
+                f", {warnings} warning{'s' if warnings != 1 else ''}",
+                highlight=False,
+            )
     return EXIT_FAILURES if failed else 0

@@ -57,8 +57,9 @@ def parse_overrides(assignments: list[str] | None) -> dict[str, dict[str, Any]]:
         target, sep, raw = item.partition("=")
         envelope, dot, name = target.strip().partition(".")
         if not sep or not dot or not envelope or not name:
-            raise UsageError(f"--set {item!r}: write ENVELOPE.NAME=VALUE, e.g. "
-                             "cost.monthly_budget_usd=200")
+            raise UsageError(
+                f"--set {item!r}: write ENVELOPE.NAME=VALUE, e.g. cost.monthly_budget_usd=200"
+            )
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -86,8 +87,9 @@ def _load(path: str) -> Any:
     return doc.data
 
 
-def read_eval_input(action_path: str, context_path: str | None,
-                    usage_path: str | None) -> EvalInput:
+def read_eval_input(
+    action_path: str, context_path: str | None, usage_path: str | None
+) -> EvalInput:
     """An action file, or a case file holding ``action``, ``context``, ``usage`` and ``expect``."""
     data = _load(action_path)
     if not isinstance(data, dict):

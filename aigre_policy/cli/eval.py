@@ -29,15 +29,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(invalid input or engine fault), 2 misuse or a pack that does not compile.",
     )
     parser.add_argument("pack", help="the pack directory")
-    parser.add_argument("--action", help="action file (JSON or YAML; a case file with "
-                        "action/context/usage also works), or - for stdin")
+    parser.add_argument(
+        "--action",
+        help="action file (JSON or YAML; a case file with "
+        "action/context/usage also works), or - for stdin",
+    )
     parser.add_argument("--context", help="context file (overrides a case file's)")
     parser.add_argument("--usage", help="usage values file (overrides a case file's)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--set", action="append", metavar="ENVELOPE.NAME=VALUE",
-                        help="override an envelope value (repeatable)")
-    parser.add_argument("--emit", choices=("python",),
-                        help="print the generated evaluator instead of evaluating")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="ENVELOPE.NAME=VALUE",
+        help="override an envelope value (repeatable)",
+    )
+    parser.add_argument(
+        "--emit", choices=("python",), help="print the generated evaluator instead of evaluating"
+    )
     parser.set_defaults(run=run)
 
 
@@ -47,8 +55,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         pack = load_pack(args.pack, overrides)
     except CompileError as exc:
         console.print(exc.report(), style="red", markup=False, highlight=False)
-        console.print(f"[red]error:[/red] {args.pack} does not compile; "
-                      f"run `aigre-policy check {args.pack}`", highlight=False)
+        console.print(
+            f"[red]error:[/red] {args.pack} does not compile; run `aigre-policy check {args.pack}`",
+            highlight=False,
+        )
         return EXIT_USAGE
     if args.emit == "python":
         sys.stdout.write(pack.python_source)

@@ -85,5 +85,11 @@ def show_verdict(console: Console, verdict: Verdict, source: str = "") -> None:
         + (f"  {source}" if source else ""),
         style="dim",
     )
-    console.print(Panel(Group(*body, Text(""), footer) if body else footer, title=title,
-                        title_align="left", border_style=style))
+    console.print(
+        Panel(
+            Group(*body, Text(""), footer) if body else footer,
+            title=title,
+            title_align="left",
+            border_style=style,
+        )
+    )
