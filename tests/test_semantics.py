@@ -83,7 +83,9 @@ def test_approvers_and_tiers_come_from_the_deciding_rules(tmp_path):
 
 PERMIT_POLICY = """
 rule routine { permit when action.kind in ["rollback", "restart"] }
-rule never-prod-restart { deny when action.kind == "restart" and action.environment == "production" }
+rule never-prod-restart {
+  deny when action.kind == "restart" and action.environment == "production"
+}
 """
 
 
@@ -136,7 +138,8 @@ def test_defaults_and_guards(tmp_path):
 TIME = """
 envelope freeze { evening_hour: 16  max_age: 15m }
 rule friday-evening {
-  require_approval by ["sre"] when weekday(context.now) == "friday" and hour(context.now) >= freeze.evening_hour
+  require_approval by ["sre"]
+    when weekday(context.now) == "friday" and hour(context.now) >= freeze.evening_hour
 }
 rule stale { deny when context.now - action.requested_at > freeze.max_age }
 rule in-freeze {

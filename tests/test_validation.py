@@ -234,7 +234,7 @@ def test_the_realistic_input_is_valid() -> None:
     assert REFERENCE.is_valid(VALID_INPUT)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_GENERATION)
+@settings(max_examples=50, deadline=None, suppress_health_check=SLOW_GENERATION)
 @given(valid_inputs)
 def test_generated_valid_inputs_are_accepted(instance: Any) -> None:
     assert VALIDATOR.is_valid(instance)
@@ -244,7 +244,7 @@ def test_generated_valid_inputs_are_accepted(instance: Any) -> None:
 # --- (2) the fast path agrees with jsonschema on everything -------------------------------
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_GENERATION)
+@settings(max_examples=120, deadline=None, suppress_health_check=SLOW_GENERATION)
 @given(mutated_inputs())
 def test_fast_path_agrees_on_broken_inputs(instance: Any) -> None:
     assert_agree(VALIDATOR, REFERENCE, instance)
