@@ -134,7 +134,7 @@ def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
 
 
 def read(path: ir.Path, scope: Scope, absent_ok: bool) -> Any:
-    """The value at ``path``; ``None`` when a step is absent and ``absent_ok``, else ``KeyError``."""
+    """The value at ``path``; absent reads ``None`` if ``absent_ok``, else raise ``KeyError``."""
     defaults = dict(path.defaults)
     value = scope[path.root]
     for i, step in enumerate(path.steps):

@@ -2,33 +2,28 @@
 
 Every evaluation checks its input (``{"action": ..., "context": ..., "usage": ...}``) against a
 JSON Schema (draft 2020-12) before any rule reads it. The check sits on the hot path, so
-:meth:`InputValidator.is_valid` runs a validator that fastjsonschema generated and compiled
-once. Only when it says no does :meth:`InputValidator.errors` ask jsonschema for every error,
+:meth:`InputValidator.is_valid` runs a validator that jsonschema-rs compiled once (native code;
+the schema is first rewritten by ``_FastCopy``, which keeps the meaning jsonschema gives it). Only when it says no does :meth:`InputValidator.errors` ask jsonschema for every error,
 with a path and a message a person can act on.
 
-The two libraries must accept and reject exactly the same inputs, so this module owns every
-point where they would otherwise differ:
+The two validators must accept and reject exactly the same inputs (the tests check this with
+hypothesis), so this module owns every point where they could differ:
 
 * ``format: date-time`` is checked by one function, :func:`is_rfc3339_date_time`, handed to
-  both. Every other format is left unchecked by both.
-* A ``$ref`` with sibling keywords is wrapped in ``allOf`` for fastjsonschema, which would
-  otherwise ignore the siblings (draft 7 behaviour); 2020-12 applies them. (Non-recursive local
-  ``$ref`` s are inlined anyway, for speed: see :class:`_FastCopy`.)
-* ``pattern`` is rewritten for fastjsonschema, which turns ``$`` into ``\\Z``, so that it keeps
-  the meaning ``re.search`` gives it in jsonschema.
-* ``contentEncoding``/``contentMediaType`` are annotations in 2020-12; fastjsonschema would
-  decode and check them, so they are dropped from its copy.
-* Keywords fastjsonschema cannot check the 2020-12 way (``prefixItems``,
+  both. Every other format is an annotation for both.
+* The fast validator sees a copy of the schema (:class:`_FastCopy`): non-recursive local
+  ``$ref`` s inlined, a ``$ref`` with siblings wrapped in ``allOf``, ``pattern`` rewritten so
+  ``$`` keeps the meaning ``re.search`` gives it, ``contentEncoding``/``contentMediaType``
+  dropped (annotations in 2020-12).
+* Keywords whose meaning the two could read differently (``prefixItems``,
   ``unevaluatedProperties``, ``multipleOf``, remote ``$ref`` ...) are refused when the schema is
   loaded, with a :class:`ValueError` naming them, rather than checked differently.
 
 Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float, bool, None).
 
 Measured by hand, not by a test (timed tests flake): ``is_valid`` on the realistic valid input
-of ``tests/test_validation.py`` (an action with an approval and a rollback plan, a context with
-a change freeze and an open incident; five timestamps) takes about 14 us on the 2-core dev box
-(Python 3.11.7, fastjsonschema 2.22.3), of which about 2 us is the five date-time checks;
-``errors`` on an input with one error takes about 350 us::
+of ``tests/test_validation.py`` (five timestamps) takes about 8 us on a 2-core box with
+jsonschema-rs 0.60 (fastjsonschema took 14 us); ``errors`` on an invalid input about 0.4 ms::
 
     python -m timeit -s "from tests.test_validation import INPUT_SCHEMA, VALID_INPUT" \\
         -s "from aigre_policy.validation import InputValidator; v = InputValidator(INPUT_SCHEMA)" \\
@@ -46,8 +41,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-import fastjsonschema
-from fastjsonschema import JsonSchemaDefinitionException, JsonSchemaValueException
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
@@ -84,6 +78,25 @@ def is_rfc3339_date_time(value: object) -> bool:
 
 
 _FORMATS = {"date-time": is_rfc3339_date_time}
+
+
+def _any_format(value: str) -> bool:
+    return True
+
+
+def _format_names(schema: Any) -> set[str]:
+    """Every ``format`` value named anywhere in ``schema``."""
+    names: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("format"), str):
+                names.add(node["format"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def _format_checker() -> FormatChecker:
@@ -136,9 +149,15 @@ class InputValidator:
                 f"invalid input schema at {_pointer(exc.absolute_path)}: {_message(exc)}"
             ) from None
         fast_schema = _FastCopy(schema).build()
+        # Only date-time is checked, by the one function jsonschema also uses; every other
+        # format a schema names is an annotation, as in jsonschema without a checker for it.
+        formats = {name: _any_format for name in _format_names(fast_schema)}
+        formats.update(_FORMATS)
         try:
-            self._fast = fastjsonschema.compile(fast_schema, formats=_FORMATS, use_default=False)
-        except JsonSchemaDefinitionException as exc:
+            self._fast = jsonschema_rs.validator_for(
+                fast_schema, validate_formats=True, formats=formats
+            ).is_valid
+        except (jsonschema_rs.ValidationError, ValueError) as exc:
             raise ValueError(f"input schema cannot be compiled: {exc}") from None
         # A private copy: the fast validator is compiled from a snapshot, so the slow one must
         # not follow later edits of the caller's dict (or of a library that rewrites it).
@@ -146,11 +165,7 @@ class InputValidator:
 
     def is_valid(self, instance: object) -> bool:
         """Whether ``instance`` matches the schema: the hot path (about 14 us, see above)."""
-        try:
-            self._fast(instance)
-        except JsonSchemaValueException:
-            return False
-        return True
+        return self._fast(instance)
 
     def errors(self, instance: object) -> list[InputError]:
         """Every error in ``instance``, sorted by path then message; ``[]`` when it is valid.

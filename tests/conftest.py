@@ -1,0 +1,122 @@
+"""Shared helpers: write a small pack into ``tmp_path``, valid actions, a plain CLI console."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+POLICY_FILE = "policies/main.aigre"
+
+DEFAULT_MANIFEST: dict[str, Any] = {
+    "name": "t",
+    "version": "1.0.0",
+    "default": "allow",
+    "fail_closed": "deny",
+}
+
+
+def _manifest_text(manifest: Mapping[str, Any] | str | None) -> str:
+    if isinstance(manifest, str):
+        return manifest
+    merged = {**DEFAULT_MANIFEST, **(manifest or {})}
+    # JSON is YAML: no dependency on how a YAML dumper quotes things
+    return "\n".join(f"{key}: {json.dumps(value)}" for key, value in merged.items()) + "\n"
+
+
+def write_pack(
+    root: Path,
+    policies: str | Mapping[str, str] | None,
+    *,
+    manifest: Mapping[str, Any] | str | None = None,
+    files: Mapping[str, str | bytes | dict[str, Any]] | None = None,
+) -> Path:
+    """A pack at ``root``: ``pack.yaml`` (defaults merged with ``manifest``, or its literal
+    text), ``policies/<name>.aigre`` (a str is ``main.aigre``; text is dedented) and extra
+    ``files`` (str, bytes, or a dict written as JSON) relative to the pack."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pack.yaml").write_text(_manifest_text(manifest), encoding="utf-8")
+    if policies is not None:
+        (root / "policies").mkdir(exist_ok=True)
+        named = {"main.aigre": policies} if isinstance(policies, str) else policies
+        for name, text in named.items():
+            (root / "policies" / name).write_text(dedent(text), encoding="utf-8")
+    for relative, content in (files or {}).items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        elif isinstance(content, dict):
+            target.write_text(json.dumps(content, indent=2), encoding="utf-8")
+        else:
+            target.write_text(content, encoding="utf-8")
+    return root
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+@pytest.fixture
+def new_pack(tmp_path: Path) -> Callable[..., Path]:
+    """``new_pack(policies, manifest=..., files=..., name=...)``: a fresh pack in tmp_path."""
+    counter = iter(range(10_000))
+
+    def make(
+        policies: str | Mapping[str, str] | None,
+        *,
+        manifest: Mapping[str, Any] | str | None = None,
+        files: Mapping[str, str | bytes | dict[str, Any]] | None = None,
+        name: str | None = None,
+    ) -> Path:
+        root = tmp_path / (name or f"pack{next(counter)}")
+        return write_pack(root, policies, manifest=manifest, files=files)
+
+    return make
+
+
+def _action(**overrides: Any) -> dict[str, Any]:
+    """A valid proposed action for ``builtin:proposed-action/v1``."""
+    base: dict[str, Any] = {
+        "id": "act-1",
+        "kind": "rollback",
+        "target": "checkout",
+        "environment": "production",
+        "actor": {"kind": "llm", "id": "agent-7", "trust": 3},
+        "change": {"type": "code", "lines": 40},
+        "reversible": True,
+        "blast_radius": {"users_share": 0.2, "services": ["checkout"]},
+        "cost": {"estimated_usd": 10},
+        "requested_at": "2026-11-20T10:00:00Z",
+    }
+    base.update(overrides)
+    return base
+
+
+CONTEXT: dict[str, Any] = {"now": "2026-11-20T10:00:00Z"}
+
+
+@pytest.fixture
+def make_action() -> Callable[..., dict[str, Any]]:
+    """``make_action(**overrides)``: a valid proposed action for the built-in schema."""
+    return _action
+
+
+@pytest.fixture
+def valid_context() -> dict[str, Any]:
+    """A valid context for the built-in schema."""
+    return dict(CONTEXT)
+
+
+@pytest.fixture
+def plain_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich writes plain, unwrapped text whatever the terminal the tests run in."""
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("TERM", "dumb")

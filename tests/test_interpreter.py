@@ -1,0 +1,630 @@
+# ruff: noqa: E501 - policy source lines are as long as their messages
+"""Differential tests: the generated evaluator against the reference interpreter.
+
+Every input is judged twice, by ``Pack.evaluate`` (the Python that codegen
+emitted) and by ``aigre_policy.interpreter`` (the IR walked directly). They must
+fire the same rules with the same messages and reach the same decision; when
+the interpreter raises, the verdict must be fail-closed.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import typing
+from datetime import UTC, datetime, timedelta, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aigre_policy import interpreter, ir, load_pack
+from aigre_policy.compiler import compile_pack
+from aigre_policy.models.action import (
+    ActionKind,
+    ActorKind,
+    ChangeType,
+    DataClassification,
+    Environment,
+    IncidentSeverity,
+    Signal,
+)
+from aigre_policy.pack import Pack
+from aigre_policy.typecheck import FUNCTIONS
+from aigre_policy.verdict import LATTICE
+from aigre_policy.yamlio import read_document
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
+SETTINGS = settings(max_examples=300, deadline=None)
+
+# A pack that uses every IR construct: each operator and function, any/all over
+# nested fields, `??` and `has`, timestamps, durations, envelope lists, / and %.
+POLICY = r"""
+envelope limits {
+  regulated_envs: ["production", "staging"]
+  llm_kinds: ["rollback", "scale", "feature_flag", "throttle", "restart"]
+  exempt_kinds: ["rollback", "restart"]
+  max_action_usd: 25
+  monthly_budget_usd: 100
+  max_lines: 400
+  max_files: 20
+  max_age: 15m
+  approval_max_age: 4h
+  weights: [1, 2.5, 0]
+  min_trust: 3
+  prefixes: ["payments", "checkout"]
+  quiet_days: ["saturday", "sunday"]
+  cutoff_hour: 16
+  label: "ops"
+}
+
+usage spend_this_month_usd = sum(action.cost.estimated_usd) over calendar_month where decision != "deny"
+usage n = count() over last 1h
+usage delta = max(action.cost.estimated_usd) over last 1d
+
+rule freeze {
+  deny when
+    action.kind not in limits.exempt_kinds
+    and not (has action.justification and action.justification.signal == "incident")
+    and any(f in context.change_freezes ?? []:
+            f.starts_at <= context.now and context.now < f.ends_at
+            and (len(f.environments ?? []) == 0 or action.environment in (f.environments ?? []))
+            and (len(f.services ?? []) == 0
+                 or action.target in (f.services ?? [])
+                 or any(s in action.blast_radius.services ?? []: s in (f.services ?? []))))
+  because "{action.kind} on {action.target} in {action.environment} inside a freeze at {context.now}; only {limits.exempt_kinds} run"
+}
+
+rule freezes-over {
+  warn when len(context.change_freezes ?? []) > 0
+    and all(f in context.change_freezes ?? []: f.ends_at <= context.now or f.starts_at > context.now)
+  because "{len(context.change_freezes ?? [])} freezes, none running on {date(context.now)}"
+}
+
+rule budget {
+  category: cost
+  deny when usage.spend_this_month_usd + action.cost.estimated_usd > limits.monthly_budget_usd
+  because "spend would reach {usage.spend_this_month_usd + action.cost.estimated_usd} of {limits.monthly_budget_usd} USD, {limits.monthly_budget_usd - usage.spend_this_month_usd} left"
+}
+
+rule costly {
+  title: "Costly actions need finops"
+  category: cost
+  require_approval by ["finops"] when
+    action.cost.estimated_usd >= limits.max_action_usd
+    or action.cost.recurring_monthly_usd * 12 > limits.monthly_budget_usd
+}
+
+rule llm-remit {
+  deny when action.actor.kind == "llm" and action.environment in limits.regulated_envs
+    and action.kind not in limits.llm_kinds
+  because "LLM agents may only {limits.llm_kinds}, not {action.kind}"
+}
+
+rule low-trust {
+  deny when action.actor.kind != "human" and action.actor.trust < limits.min_trust
+    and action.environment == "production"
+  because "trust {action.actor.trust} of {action.actor}"
+}
+
+rule big-change {
+  escalate to ["llm-judge", "sre-oncall"] when
+    action.change.lines > limits.max_lines or (action.change.files ?? 0) >= limits.max_files
+  because "{action.change.lines} lines in {action.change.files ?? 0} files"
+}
+
+rule stale {
+  escalate when context.now - action.requested_at > limits.max_age
+  because "{(context.now - action.requested_at) / 1m} minutes old, limit {limits.max_age / 60} ({limits.max_age})"
+}
+
+rule future-request {
+  warn when action.requested_at > context.now + 5m or 30m + action.requested_at < context.now - 1h
+  because "requested at {action.requested_at}, now {context.now}, {context.now - 1h}"
+}
+
+rule same-instant {
+  warn when action.requested_at == context.now
+    or action.requested_at != action.requested_at
+    or any(a in action.approvals ?? []: a.at == action.requested_at or a.at >= context.now)
+  because "requested at {action.requested_at} == {context.now}"
+}
+
+rule fresh-approvals {
+  permit when len(action.approvals ?? []) >= 2
+    and all(a in action.approvals ?? []:
+            a.by != action.actor.id and context.now - a.at <= limits.approval_max_age
+            and a.at >= context.now - 1d)
+  because "{len(action.approvals ?? [])} approvals"
+}
+
+rule self-approval {
+  deny when any(a in action.approvals ?? []:
+                a.by == action.actor.id
+                or (has action.actor.on_behalf_of and a.by == action.actor.on_behalf_of))
+  because "{action.actor.id} (for {action.actor.on_behalf_of ?? \"nobody\"}) approved their own {action.kind}"
+}
+
+rule window {
+  require_approval by ["sre-oncall"] when
+    action.environment == "production"
+    and (weekday(context.now) in limits.quiet_days
+         or weekday(context.now) == "friday" and hour(context.now) >= limits.cutoff_hour)
+  because "{weekday(context.now)} {hour(context.now)}:{minute(context.now)} on {date(context.now)}"
+}
+
+rule names {
+  warn when starts_with(lower(action.target), "pay")
+    or ends_with(action.target, "-api") and contains(upper(action.actor.id), "BOT")
+    or any(p in limits.prefixes: starts_with(action.target, p) and len(p) <= len(action.target))
+    or action.target in [action.actor.id, action.actor.on_behalf_of ?? "", limits.label]
+  because "{upper(action.target)} / {lower(action.actor.id + \"@\" + limits.label)} / {len(action.target)}"
+}
+
+rule ratios {
+  escalate when usage.spend_this_month_usd / usage.n > 10 and usage.n % 3 != 1
+  because "{usage.spend_this_month_usd / usage.n} per action, {usage.n % 3}"
+}
+
+rule remainders {
+  warn when action.change.lines % 7 == 3
+    or usage.delta % 4 < 0
+    or -usage.delta % 2.5 > 1
+    or action.cost.estimated_usd % 1 >= 0.5
+  because "{action.change.lines % 7} {usage.delta % 4} {-usage.delta % 2.5} {action.cost.estimated_usd % 1} {usage.delta / 4}"
+}
+
+rule error-budget {
+  warn when has context.error_budget_remaining and context.error_budget_remaining < 0.1
+    and has action.rollback and not action.rollback.tested
+  because "{context.error_budget_remaining * 100}% budget left, rollback {action.rollback.plan}"
+}
+
+rule durations {
+  escalate when 1h + 30m - 15m == 75m and 2 * 30m == 30m * 2 and 1h / 2 == 30m
+    and (context.now - 1h) - action.requested_at + 30m >= -(2 * limits.max_age)
+    and -(context.now - action.requested_at) <= limits.max_age - 10m
+    and (action.rollback.estimated_minutes ?? 0) * 1m < limits.max_age * 2
+  because "{(context.now - action.requested_at) / 1h}h, {limits.max_age * 2 - 1m}, {context.now - action.requested_at}"
+}
+
+rule incidents {
+  escalate to ["incident-commander"] when
+    any(i in context.incidents_open ?? []:
+        i.severity in ["sev1", "sev2"]
+        and (action.target in (i.services ?? []) or len(i.services ?? []) == 0))
+  because "{len(context.incidents_open ?? [])} incidents open; {action.justification.ref ?? action.id}"
+}
+
+rule weighted {
+  warn when sum(limits.weights) * action.blast_radius.users_share
+            + sum([action.cost.estimated_usd, action.cost.recurring_monthly_usd]) > 30
+    or sum([]) != 0
+  because "weighted {sum(limits.weights) * action.blast_radius.users_share}, {action.cost}"
+}
+
+rule personal-data {
+  deny when has action.data and action.data.personal_data
+    and "eu" in (action.data.subject_regions ?? [])
+    and (action.data.processed_in ?? "eu") != "eu"
+    and action.data.classification in ["confidential", "restricted"]
+  because "{action.data.records} records of {action.data.classification} data processed in {action.data.processed_in ?? \"?\"} ({action.data.stored_in ?? []})"
+}
+
+rule bulk-data {
+  require_approval by ["dpo"] when (action.data.records ?? 0) > 1000000
+    or (action.data.public_access ?? false)
+    or (action.blast_radius.services ?? []) == ["checkout"]
+    or (action.blast_radius.regions ?? []) != [] and len(action.blast_radius.regions ?? []) < 2
+}
+
+rule negations {
+  warn when not action.reversible and -action.cost.estimated_usd < -1
+    or not action.change.architectural and action.change.type == "infra"
+    or not not action.reversible and action.blast_radius.users_share >= 0.5
+  because "{action.reversible} {-action.cost.estimated_usd} {action.blast_radius.users_share}"
+}
+"""
+
+ARITH_KINDS = {
+    "num+num",
+    "num-num",
+    "num*num",
+    "num/num",
+    "num%num",
+    "str+str",
+    "time-time",
+    "time+dur",
+    "dur+time",
+    "time-dur",
+    "dur+dur",
+    "dur-dur",
+    "num*dur",
+    "dur*num",
+    "dur/num",
+    "dur/dur",
+}
+
+
+def make_pack(root: Path, policy: str, *, default: str = "allow") -> Pack:
+    (root / "policies").mkdir(parents=True, exist_ok=True)
+    manifest = f"name: interp\nversion: 1.0.0\ndefault: {default}\nfail_closed: deny\n"
+    (root / "pack.yaml").write_text(manifest)
+    (root / "policies" / "main.aigre").write_text(textwrap.dedent(policy))
+    return load_pack(root)
+
+
+@pytest.fixture(scope="module")
+def every_construct(tmp_path_factory: pytest.TempPathFactory) -> Pack:
+    return make_pack(tmp_path_factory.mktemp("every-construct"), POLICY)
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Pack:
+    if not (BASELINE / "pack.yaml").is_file():
+        pytest.skip("policy_packs/aigre-baseline does not exist yet")
+    report = compile_pack(BASELINE)
+    if not report.ok:
+        errors = [d for d in report.diagnostics if d.severity.name == "ERROR"]
+        first = errors[0] if errors else "no compiled pack"
+        pytest.skip(f"policy_packs/aigre-baseline does not compile yet: {first}")
+    return load_pack(BASELINE)
+
+
+# ------------------------------------------------------------------ the check
+
+
+def decide(pack: Pack, indices: list[int]) -> str:
+    """The decision the fired rules imply: the lattice, then the pack's default."""
+    verdicts = {pack.rules[i].verdict for i in indices}
+    worst = max((v for v in verdicts if v in LATTICE), key=LATTICE.__getitem__, default="allow")
+    if worst == "allow" and pack.default == "deny" and "permit" not in verdicts:
+        return "deny"
+    return worst
+
+
+def assert_agree(pack: Pack, action: Any, context: Any, usage: Any) -> None:
+    """The generated evaluator and the interpreter fire the same rules with the same messages."""
+    args = (pack.envelopes, action, context, usage)
+    try:
+        indices = interpreter.fired(pack.program, *args)
+        expected = [(pack.rules[i].id, interpreter.message(pack.rules[i], *args)) for i in indices]
+    except Exception as exc:
+        verdict = pack.evaluate(action, context, usage)
+        assert verdict.fail_closed, f"the interpreter raised {exc!r}; generated code gave {verdict}"
+        assert verdict.decision == pack.fail_closed
+        assert [e["kind"] for e in verdict.errors] == ["engine"]
+        return
+    verdict = pack.evaluate(action, context, usage)
+    assert not verdict.fail_closed, verdict.errors
+    order = {rule.id: rule.index for rule in pack.rules}
+    records = sorted([*verdict.fired, *verdict.warnings], key=lambda r: order[r["id"]])
+    assert [(r["id"], r["message"]) for r in records] == expected
+    assert verdict.decision == decide(pack, indices)
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def constants(program: ir.Program) -> tuple[list[float], list[str]]:
+    """The numbers and strings a pack compares against: literals and envelope values."""
+    numbers: set[float] = set()
+    strings: set[str] = set()
+
+    def add(value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                add(item)
+        elif isinstance(value, str):
+            strings.add(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            numbers.add(value)
+
+    for rule in program.rules:
+        roots = [rule.condition, *(p for p in rule.message if not isinstance(p, str))]
+        for root in roots:
+            for node in ir.walk(root):
+                if isinstance(node, ir.Const):
+                    add(node.value)
+    for values in program.envelopes.values():
+        add(list(values.values()))
+    return sorted(numbers), sorted(strings)
+
+
+NAMES = ["checkout", "payments-api", "ledger", "search", "agent-7", "deploy-bot", "marta", "eu"]
+ZONES = [
+    UTC,
+    timezone(timedelta(hours=2)),
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=30)),
+]
+ANCHOR = datetime(2025, 3, 28, 16, 0, tzinfo=UTC)  # a Friday, on the hour
+
+
+class Stamp(NamedTuple):
+    """A timestamp ``offset`` seconds from ``now``, to be written in ``zone``."""
+
+    offset: int
+    zone: timezone
+    micro: int
+    zulu: bool
+
+    def render(self, now: datetime) -> str:
+        moment = now + timedelta(seconds=self.offset, microseconds=self.micro)
+        text = moment.astimezone(self.zone).isoformat()
+        return text.replace("+00:00", "Z") if self.zulu else text
+
+
+def resolve(value: Any, now: datetime) -> Any:
+    """``value`` with every ``Stamp`` written out relative to ``now``."""
+    if isinstance(value, Stamp):
+        return value.render(now)
+    if isinstance(value, dict):
+        return {k: resolve(v, now) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(resolve(v, now) for v in value)
+    return value
+
+
+_BUILT: dict[int, st.SearchStrategy[tuple[dict, dict, dict]]] = {}
+
+
+def documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]]:
+    """Valid (action, context, usage) triples, biased toward the pack's constants."""
+    if id(program) not in _BUILT:
+        _BUILT[id(program)] = _documents(program)
+    return _BUILT[id(program)]
+
+
+def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]]:
+    numbers, strings = constants(program)
+
+    def near(lo: float, hi: float, integer: bool = False) -> st.SearchStrategy[Any]:
+        steps = (0, 1, -1) if integer else (0, 1, -1, 0.01, -0.01)
+        close = [c + d for c in numbers for d in steps if lo <= c + d <= hi]
+        if integer:
+            close = [int(c) for c in close if c == int(c)]
+            wide: st.SearchStrategy[Any] = st.integers(int(lo), int(hi))
+        else:  # no subnormals: a quotient past the float range is a separate case, below
+            wide = st.floats(lo, hi).filter(lambda x: x == 0 or abs(x) >= 1e-9)
+        return st.one_of(st.sampled_from(close), wide) if close else wide
+
+    def enum(values: type[StrEnum]) -> st.SearchStrategy[str]:
+        every = [v.value for v in values]
+        used = [v for v in every if v in strings]
+        return st.sampled_from(used) | st.sampled_from(every) if used else st.sampled_from(every)
+
+    def stamps(offsets: st.SearchStrategy[int]) -> st.SearchStrategy[Stamp]:
+        micros = st.sampled_from([0, 0, 0, 1, 500000])
+        return st.builds(Stamp, offsets, st.sampled_from(ZONES), micros, st.booleans())
+
+    words = st.sampled_from(sorted({*strings, *NAMES})) | st.text("abcAB-@*ß", max_size=5)
+    word = words.filter(bool)
+    money = near(0, 1e4)
+    count = near(0, 10**6, integer=True)
+    lists = st.lists(words, max_size=3)
+    durations = {s * c + d for c in numbers if abs(c) >= 60 for s in (1, -1) for d in (0, 1, -1)}
+    later = st.sampled_from(sorted(durations | {0, 1, -1})) | st.integers(-30 * 86400, 30 * 86400)
+    earlier = later.map(lambda s: -s)
+    actor = st.fixed_dictionaries(
+        {"kind": enum(ActorKind), "id": word, "trust": st.integers(0, 5)},
+        optional={"model": words, "on_behalf_of": words},
+    )
+    change = st.fixed_dictionaries(
+        {"type": enum(ChangeType)},
+        optional={"lines": count, "files": count, "architectural": st.booleans(), "summary": words},
+    )
+    blast_radius = st.fixed_dictionaries(
+        {"users_share": st.sampled_from([0, 0.5, 1]) | st.floats(0, 1)},
+        optional={"services": lists, "regions": lists},
+    )
+    rollback = st.fixed_dictionaries(
+        {"plan": word},
+        optional={
+            "tested": st.booleans(),
+            "automatic": st.booleans(),
+            "estimated_minutes": near(0, 1e3),
+        },
+    )
+    data = st.fixed_dictionaries(
+        {"classification": enum(DataClassification)},
+        optional={
+            "personal_data": st.booleans(),
+            "subject_regions": lists,
+            "stored_in": lists,
+            "processed_in": words,
+            "records": count,
+            "public_access": st.booleans(),
+        },
+    )
+    action = st.fixed_dictionaries(
+        {
+            "id": word,
+            "kind": enum(ActionKind),
+            "target": word,
+            "environment": enum(Environment),
+            "actor": actor,
+            "change": change,
+            "reversible": st.booleans(),
+            "blast_radius": blast_radius,
+            "cost": st.fixed_dictionaries(
+                {"estimated_usd": money}, optional={"recurring_monthly_usd": money}
+            ),
+            "requested_at": stamps(earlier),
+        },
+        optional={
+            "rollback": rollback,
+            "data": data,
+            "approvals": st.lists(
+                st.fixed_dictionaries({"by": word, "group": word, "at": stamps(earlier)}),
+                max_size=3,
+            ),
+            "justification": st.fixed_dictionaries(
+                {"signal": enum(Signal)}, optional={"ref": words, "summary": words}
+            ),
+        },
+    )
+    freeze = st.fixed_dictionaries(
+        {"name": words, "starts_at": stamps(earlier), "ends_at": stamps(later)},
+        optional={"services": lists, "environments": st.lists(enum(Environment), max_size=2)},
+    )
+    incident = st.fixed_dictionaries(
+        {"id": words, "severity": enum(IncidentSeverity)}, optional={"services": lists}
+    )
+    context = st.fixed_dictionaries(
+        {"now": stamps(st.just(0))},
+        optional={
+            "change_freezes": st.lists(freeze, max_size=3),
+            "error_budget_remaining": st.sampled_from([0, 0.1, 1]) | st.floats(0, 1),
+            "incidents_open": st.lists(incident, max_size=2),
+        },
+    )
+    number = near(-1e6, 1e6) | near(0, 10**6, integer=True) | st.just(0)
+    usage = st.fixed_dictionaries({u.name: number for u in program.usages})
+    now = st.integers(-8 * 86400, 8 * 86400).map(lambda s: ANCHOR + timedelta(seconds=s))
+    return st.builds(lambda *parts: resolve(parts[:3], parts[3]), action, context, usage, now)
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_the_pack_uses_every_construct(every_construct: Pack) -> None:
+    nodes = [
+        node
+        for rule in every_construct.rules
+        for root in (rule.condition, *(p for p in rule.message if not isinstance(p, str)))
+        for node in ir.walk(root)
+    ]
+
+    def of(kind: type) -> list[Any]:
+        return [node for node in nodes if isinstance(node, kind)]
+
+    assert {type(node) for node in nodes} == set(typing.get_args(ir.Node))
+    assert {(c.op, c.kind) for c in of(ir.Compare)} >= {
+        (op, "value") for op in ["==", "!=", "<", "<=", ">", ">="]
+    }
+    assert {c.op for c in of(ir.Compare) if c.kind == "time"} == {"==", "!=", "<", "<=", ">", ">="}
+    assert {m.negated for m in of(ir.Member)} == {True, False}
+    assert {a.kind for a in of(ir.Arith)} == ARITH_KINDS
+    assert {b.op for b in of(ir.BoolOp)} == {"and", "or"}
+    assert {q.kind for q in of(ir.Quantifier)} == {"any", "all"}
+    assert {c.function for c in of(ir.Call)} == set(interpreter.FUNCTIONS)
+    assert set(interpreter.FUNCTIONS) == {*FUNCTIONS, "duration_text"}
+    paths = of(ir.Path)
+    assert any(p.local for p in paths) and any(p.optional for p in paths)
+    assert any(p.guarded for p in paths) and any(p.defaults for p in paths)
+    assert {r.verdict for r in every_construct.rules} == {
+        "deny",
+        "require_approval",
+        "escalate",
+        "warn",
+        "permit",
+    }
+    assert any(
+        isinstance(q.body, ir.BoolOp) and any(isinstance(n, ir.Quantifier) for n in ir.walk(q.body))
+        for q in of(ir.Quantifier)
+    )
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generated_code_agrees_with_the_interpreter(every_construct: Pack, data: st.DataObject):
+    action, context, usage = data.draw(documents(every_construct.program))
+    assert_agree(every_construct, action, context, usage)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_baseline_agrees_with_the_interpreter_on_generated_inputs(baseline: Pack, data):
+    action, context, usage = data.draw(documents(baseline.program))
+    assert_agree(baseline, action, context, usage)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+def test_baseline_agrees_with_the_interpreter_on_fixtures(baseline: Pack, path: Path) -> None:
+    doc, problems = read_document(path)
+    assert doc is not None, problems
+    case = doc.data
+    assert_agree(baseline, case["action"], case.get("context") or {}, case.get("usage") or {})
+
+
+def test_division_by_zero_fails_closed_on_both_sides(every_construct: Pack) -> None:
+    action, context, usage = fixed_documents()
+    usage["n"] = 0
+    with pytest.raises(ZeroDivisionError):
+        interpreter.fired(
+            every_construct.program, every_construct.envelopes, action, context, usage
+        )
+    assert_agree(every_construct, action, context, usage)
+    assert every_construct.evaluate(action, context, usage).fail_closed
+
+
+def fixed_documents() -> tuple[dict, dict, dict]:
+    action = {
+        "id": "act-1",
+        "kind": "deploy",
+        "target": "payments-api",
+        "environment": "production",
+        "actor": {"kind": "llm", "id": "agent-7", "trust": 2},
+        "change": {"type": "code", "lines": 401},
+        "reversible": False,
+        "blast_radius": {"users_share": 0.5, "services": ["checkout"]},
+        "cost": {"estimated_usd": 25.5},
+        "requested_at": "2025-03-28T17:44:00+02:00",
+    }
+    context = {
+        "now": "2025-03-28T16:00:00Z",
+        "change_freezes": [
+            {
+                "name": "q",
+                "starts_at": "2025-03-28T18:00:00+02:00",
+                "ends_at": "2025-03-29T00:00:00Z",
+            }
+        ],
+    }
+    return action, context, {"spend_this_month_usd": 90, "n": 3, "delta": -7}
+
+
+def test_a_hand_written_case_fires_what_it_should(every_construct: Pack) -> None:
+    action, context, usage = fixed_documents()
+    indices = interpreter.fired(
+        every_construct.program, every_construct.envelopes, action, context, usage
+    )
+    fired = {every_construct.rules[i].id for i in indices}
+    assert {
+        "freeze",
+        "budget",
+        "costly",
+        "llm-remit",
+        "low-trust",
+        "big-change",
+        "stale",
+        "window",
+        "names",
+        "ratios",
+        "remainders",
+    } <= fired
+    assert_agree(every_construct, action, context, usage)
+
+
+@pytest.mark.parametrize(
+    ("op", "kind", "a", "b", "result"),
+    [
+        ("/", "num/num", 7, 2, 3.5),
+        ("/", "num/num", 6, 3, 2),
+        ("/", "dur/dur", 5400, 3600, 1.5),
+        ("%", "num%num", -7, 3, -1),
+        ("%", "num%num", 7, -3, 1),
+        ("%", "num%num", -7.5, 2, -1.5),
+        ("-", "time-time", "2025-01-01T01:00:00+01:00", "2025-01-01T00:00:00Z", 0.0),
+        ("+", "time+dur", "1970-01-01T00:00:00Z", 60, 60.0),
+        ("+", "str+str", "a", "b", "ab"),
+    ],
+)
+def test_interpreter_arithmetic(op: str, kind: str, a: Any, b: Any, result: Any) -> None:
+    value = interpreter.arithmetic(op, kind, a, b)
+    assert value == result and type(value) is type(result)
