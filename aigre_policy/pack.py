@@ -51,6 +51,9 @@ class Pack:
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
         self._evaluate = compiled.namespace["evaluate"]
         self._explain = [compiled.namespace[f"explain_{r.index}"] for r in self.rules]
+        self._templates = [_record_template(r) for r in self.rules]
+        self._texts = [_comparison_texts(r) for r in self.rules]
+        self._is_warn = [r.verdict == "warn" for r in self.rules]
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
         self._needs_usage = bool(compiled.program.usages)
@@ -106,20 +109,36 @@ class Pack:
         permitted = False
         action, context, usage = document["action"], document["context"], document["usage"]
         for index in indices:
-            rule = self.rules[index]
             evidence = Evidence()
             held, message, reads = self._explain[index](action, context, usage, evidence)
             if not held:  # the two evaluations disagree: a compiler fault, fail closed
-                raise RuntimeError(f"rule {rule.id} fired but its explanation does not hold")
-            record = _fired_record(rule, message, reads, evidence)
-            if rule.verdict == "warn":
+                raise RuntimeError(f"rule {self.rules[index].id} fired but does not explain")
+            template = self._templates[index]
+            texts = self._texts[index]
+            record = {
+                **template,
+                "message": message or template["message"],
+                "bindings": {k: v for k, v in reads.items() if v is not None},
+                "comparisons": [
+                    {
+                        "expression": texts.get(i, ""),
+                        "left": left,
+                        "op": op,
+                        "right": right,
+                        "result": result,
+                    }
+                    for i, left, op, right, result in evidence.comparisons
+                ],
+            }
+            if self._is_warn[index]:
                 warnings.append(record)
                 continue
             fired.append(record)
-            if rule.verdict == "permit":
+            verdict = template["verdict"]
+            if verdict == "permit":
                 permitted = True
-            elif LATTICE[rule.verdict] > LATTICE[worst]:
-                worst = rule.verdict
+            elif LATTICE[verdict] > LATTICE[worst]:
+                worst = verdict
         default_applied = False
         if worst == "allow":
             if self.default == "deny" and not permitted:
@@ -165,55 +184,30 @@ class Pack:
         return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
 
 
-def _fired_record(
-    rule: ir.Rule, message: str, reads: dict[str, Any], evidence: Evidence
-) -> dict[str, Any]:
-    comparisons = []
-    texts = _comparison_texts(rule)
-    for c in evidence.comparisons:
-        comparisons.append(
-            {
-                "expression": texts.get(c["index"], ""),
-                "left": c["left"],
-                "op": c["op"],
-                "right": c["right"],
-                "result": c["result"],
-            }
-        )
+def _record_template(rule: ir.Rule) -> dict[str, Any]:
+    """The parts of a fired-rule record that do not depend on the input."""
     record: dict[str, Any] = {
         "id": rule.id,
         "verdict": rule.verdict,
         "category": rule.category,
         "severity": rule.severity,
         "tags": list(rule.tags),
-        "message": message or rule.title or f"rule {rule.id} fired",
+        "message": rule.title or f"rule {rule.id} fired",
         "location": rule.location,
         "approvers": list(rule.groups) if rule.verdict == "require_approval" else [],
         "escalate_to": list(rule.groups) if rule.verdict == "escalate" else [],
-        "bindings": {
-            k: (list(v) if isinstance(v, tuple) else v) for k, v in reads.items() if v is not None
-        },
-        "comparisons": comparisons,
     }
     if rule.title:
         record["title"] = rule.title
     return record
 
 
-_TEXTS: dict[int, dict[int, str]] = {}
-
-
 def _comparison_texts(rule: ir.Rule) -> dict[int, str]:
-    key = id(rule)
-    texts = _TEXTS.get(key)
-    if texts is None:
-        texts = {
-            node.index: node.text
-            for node in ir.walk(rule.condition)
-            if isinstance(node, ir.Compare | ir.Member)
-        }
-        _TEXTS[key] = texts
-    return texts
+    return {
+        node.index: node.text
+        for node in ir.walk(rule.condition)
+        if isinstance(node, ir.Compare | ir.Member)
+    }
 
 
 def load_pack(path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None) -> Pack:

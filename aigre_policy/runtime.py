@@ -147,7 +147,7 @@ class Evidence:
     LIMIT = 64  # comparisons inside `any`/`all` repeat per item; keep the record bounded
 
     def __init__(self) -> None:
-        self.comparisons: list[dict[str, Any]] = []
+        self.comparisons: list[tuple[int, Any, str, Any, bool]] = []
 
     def compare(self, index: int, left: Any, op: str, right: Any, as_time: bool = False) -> bool:
         a, b = (to_time(left), to_time(right)) if as_time else (left, right)
@@ -173,19 +173,9 @@ class Evidence:
 
     def _record(self, index: int, left: Any, op: str, right: Any, result: bool) -> None:
         if len(self.comparisons) < self.LIMIT:
-            self.comparisons.append(
-                {
-                    "index": index,
-                    "left": _plain(left),
-                    "op": op,
-                    "right": _plain(right),
-                    "result": bool(result),
-                }
-            )
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+            if type(right) is tuple:
+                right = list(right)
+            self.comparisons.append((index, left, op, right, bool(result)))
 
 
 EXPORTED: dict[str, Any] = {
