@@ -8,6 +8,7 @@ every diagnostic, and stops before a stage whose input has errors.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -192,10 +193,17 @@ def _apply_overrides(
     program: ir.Program,
     layers: list[tuple[str, dict[str, dict[str, Any]]]],
     types: dict[str, dict[str, Type]],
+    manifest_doc: Document | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
     """Envelope values after ``pack.yaml`` and load-time overrides, each type-checked."""
     values = {name: dict(fields) for name, fields in program.envelopes.items()}
     diagnostics: list[Diagnostic] = []
+
+    def span(*path: str):
+        if manifest_doc is None or origin != MANIFEST:
+            return None
+        return manifest_doc.span_of(("envelopes", *path))
+
     for origin, overrides in layers:
         for envelope, fields in overrides.items():
             if envelope not in values:
@@ -203,12 +211,15 @@ def _apply_overrides(
                     error(
                         "E504",
                         f"{origin}: unknown envelope `{envelope}`",
+                        span(envelope),
                         hint=_choices(envelope, values),
                     )
                 )
                 continue
             if not isinstance(fields, dict):
-                diagnostics.append(error("E504", f"{origin}: `{envelope}` needs name: value pairs"))
+                diagnostics.append(
+                    error("E504", f"{origin}: `{envelope}` needs name: value pairs", span(envelope))
+                )
                 continue
             for name, value in fields.items():
                 expected = types[envelope].get(name)
@@ -217,7 +228,18 @@ def _apply_overrides(
                         error(
                             "E504",
                             f"{origin}: envelope `{envelope}` has no value `{name}`",
+                            span(envelope, name),
                             hint=_choices(name, values[envelope]),
+                        )
+                    )
+                    continue
+                if isinstance(value, float) and not math.isfinite(value):
+                    diagnostics.append(
+                        error(
+                            "E504",
+                            f"{origin}: `{envelope}.{name}` must be a "
+                            f"finite number, given {value!r}",
+                            span(envelope, name),
                         )
                     )
                     continue
@@ -239,6 +261,7 @@ def _apply_overrides(
                         error(
                             "E504",
                             f"{origin}: `{envelope}.{name}` is a {expected}, given {value!r}",
+                            span(envelope, name),
                         )
                     )
                     continue
@@ -305,7 +328,18 @@ def compile_pack(
             partial = True
             continue
         sources[display] = text
-        result = parse_module(text, display)
+        try:
+            result = parse_module(text, display)
+        except RecursionError:
+            report.diagnostics.append(
+                error(
+                    "E004",
+                    f"{display}: expressions nest too deeply",
+                    hint="split the condition into several rules",
+                )
+            )
+            partial = True
+            continue
         report.diagnostics += result.diagnostics
         if result.module is None:
             partial = True
@@ -317,13 +351,24 @@ def compile_pack(
     report.stages_run.append("check")
     usages = declared_usages(modules)
     schema = compose(base_schema, usage_schema(usages))
-    checked = check_pack(modules, input_type(schema), sources, root, partial=partial)
+    try:
+        checked = check_pack(modules, input_type(schema), sources, root, partial=partial)
+    except RecursionError:
+        report.diagnostics.append(
+            error(
+                "E004",
+                "expressions nest too deeply to check",
+                hint="split the condition into several rules",
+            )
+        )
+        return _finish(report)
     report.diagnostics += checked.diagnostics
     envelope_types = _envelope_types(modules)
     values, problems = _apply_overrides(
         checked.program,
         [(MANIFEST, manifest.envelopes), ("override", envelopes or {})],
         envelope_types,
+        manifest_doc,
     )
     report.diagnostics += problems
     if has_errors(report.diagnostics):
@@ -331,14 +376,34 @@ def compile_pack(
 
     report.stages_run.append("emit")
     header = f"pack {manifest.name} {manifest.version}"
-    python = emit_python(checked.program, header)
+    try:
+        python = emit_python(checked.program, header)
+    except RecursionError:
+        report.diagnostics.append(
+            error(
+                "E004",
+                "expressions nest too deeply to compile",
+                hint="split the condition into several rules",
+            )
+        )
+        return _finish(report)
 
     report.stages_run.append("load")
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
         for dotted, short in python.envelope_names.items()
     }
-    namespace = load_module(python.source, f"<aigre-policy {manifest.name}>", bindings)
+    try:
+        namespace = load_module(python.source, f"<aigre-policy {manifest.name}>", bindings)
+    except (RecursionError, SyntaxError, MemoryError) as exc:
+        report.diagnostics.append(
+            error(
+                "E004",
+                f"a condition nests too deeply to compile ({exc})",
+                hint="split the condition into several rules",
+            )
+        )
+        return _finish(report)
     validator = InputValidator(schema)
     pack_digest = _digest(sources, values, schema)
     report.compiled = CompiledPack(

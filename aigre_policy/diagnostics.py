@@ -98,7 +98,7 @@ class SourceText:
         text = self.files.get(file)
         if text is None:
             return None
-        lines = text.splitlines()
+        lines = text.split("\n")  # as the parser counts lines: U+2028 is not a break
         if 1 <= number <= len(lines):
             return lines[number - 1]
         return None

@@ -15,7 +15,7 @@ The semantics it spells out:
   anywhere else every step must be present, which the checker and the input
   schema guarantee.
 * ``path ?? fallback`` is the fallback when the path is absent; the fallback is
-  evaluated first, whether used or not (as Rego's ``object.get`` does).
+  always evaluated, used or not (as Rego's ``object.get`` does).
 * ``has path`` holds when the path is present.
 * Comparisons of timestamps compare instants, not text.
 * Timestamps in arithmetic are seconds since the epoch; durations are seconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -91,7 +92,9 @@ class Pack:
             "usage": _plain(usage) if usage is not None else {},
         }
         if not self._is_valid(document):
-            problems = [{"kind": "input", **e.to_dict()} for e in self._validator.errors(document)]
+            problems = _non_finite(document) or [
+                {"kind": "input", **e.to_dict()} for e in self._validator.errors(document)
+            ]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
             fired_indices = self._evaluate(
@@ -182,6 +185,27 @@ class Pack:
 
     def __repr__(self) -> str:
         return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
+
+
+def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
+    """Problems for each NaN or infinity in a document: values JSON cannot carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            {
+                "kind": "input",
+                "path": path,
+                "keyword": "type",
+                "message": f"{value!r} is not a JSON number",
+            }
+        ]
+    found: list[dict[str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _non_finite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found += _non_finite(item, f"{path}[{i}]")
+    return found
 
 
 def _record_template(rule: ir.Rule) -> dict[str, Any]:

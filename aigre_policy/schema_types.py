@@ -9,6 +9,7 @@ becomes ``UnsupportedType``, an error only where a rule reads it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aigre_policy.types import (
@@ -117,7 +118,9 @@ def _usable_default(schema: Any, typ: Type) -> tuple[Any, ...]:
     value = schema["default"]
     plain = {
         StringType: isinstance(value, str),
-        NumberType: isinstance(value, int | float) and not isinstance(value, bool),
+        NumberType: isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value),
         type(BOOL): isinstance(value, bool),
         ListType: isinstance(value, list)
         and all(isinstance(v, str | int | float | bool) for v in value),

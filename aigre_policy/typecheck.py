@@ -104,7 +104,7 @@ class _ExprChecker:
         self.diagnostics.append(error(code, message, span, hint))
 
     def source_text(self, span: Span) -> str:
-        lines = self.sources.get(span.file, "").splitlines()
+        lines = self.sources.get(span.file, "").split("\n")
         if not (1 <= span.line <= len(lines)):
             return ""
         if span.line == span.end_line:

@@ -3,8 +3,9 @@
 Every evaluation checks its input (``{"action": ..., "context": ..., "usage": ...}``) against a
 JSON Schema (draft 2020-12) before any rule reads it. The check sits on the hot path, so
 :meth:`InputValidator.is_valid` runs a validator that jsonschema-rs compiled once (native code;
-the schema is first rewritten by ``_FastCopy``, which keeps the meaning jsonschema gives it). Only when it says no does :meth:`InputValidator.errors` ask jsonschema for every error,
-with a path and a message a person can act on.
+the schema is first rewritten by ``_FastCopy``, which keeps the meaning jsonschema gives it).
+Only when it says no does :meth:`InputValidator.errors` ask jsonschema for every error, with a
+path and a message a person can act on.
 
 The two validators must accept and reject exactly the same inputs (the tests check this with
 hypothesis), so this module owns every point where they could differ:
@@ -182,12 +183,17 @@ class InputValidator:
         )
         if found:
             return [error for _, error in found]
-        try:
-            self._fast(instance)
-        except JsonSchemaValueException as exc:
-            # Unreachable while both libraries agree (the tests prove they do); never let a
-            # rejected input come back with no reason at all.
-            return [InputError("", f"rejected by the compiled validator: {exc.message}", "unknown")]
+        if not self._fast(instance):
+            # Unreachable while both libraries agree (the tests prove they do), except for
+            # values JSON cannot carry (NaN, infinity); never reject with no reason at all.
+            return [
+                InputError(
+                    "",
+                    "rejected by the compiled validator (a value JSON cannot "
+                    "carry, such as NaN or infinity?)",
+                    "unknown",
+                )
+            ]
         return []
 
 

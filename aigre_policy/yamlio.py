@@ -63,6 +63,8 @@ class Document:
 def parse_document(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
     try:
         data = yaml.load(text, Loader=_Loader)
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        return None, [error("E501", f"not valid YAML: {exc}", Span(file, 1, 1, 1, 2))]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -98,4 +100,6 @@ def read_document(
                     Span(name, exc.lineno, exc.colno, exc.lineno, exc.colno + 1),
                 )
             ]
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
+            return None, [error("E501", f"not valid JSON: {exc}", Span(name, 1, 1, 1, 2))]
     return parse_document(text, name)

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# This checkout's aigre_policy, not an installed copy that may be older.
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))
 
+import aigre_policy  # noqa: E402
 from aigre_policy import CompileError, load_pack  # noqa: E402
 from aigre_policy.models.action import (  # noqa: E402
     ActionKind,
@@ -651,6 +652,7 @@ def print_header(args: argparse.Namespace) -> None:
     print(f"cpu      {cpu_model()} ({os.cpu_count()} logical CPUs)")
     libs = ["aigre-policy", "regopy", "cedarpy", "jsonschema-rs", "fastjsonschema", "jsonschema"]
     print("libs     " + ", ".join(f"{d} {version_of(d)}" for d in libs))
+    print(f"aigre    {Path(aigre_policy.__file__).parent}")
     print(
         f"inputs   {args.inputs} per workload, seed {args.seed}; {args.repeat} interleaved "
         f"round(s) per engine after {args.warmup} warm-up calls each, quietest round kept"
@@ -726,7 +728,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
+        default=5,
         help="timed rounds per engine, interleaved; the quietest round is kept",
     )
     parser.add_argument(

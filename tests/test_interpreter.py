@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from aigre_policy import interpreter, ir, load_pack
 from aigre_policy.compiler import compile_pack
+from aigre_policy.diagnostics import Severity
 from aigre_policy.models.action import (
     ActionKind,
     ActorKind,
@@ -260,7 +261,7 @@ def make_pack(root: Path, policy: str, *, default: str = "allow") -> Pack:
 
 @pytest.fixture(scope="module")
 def every_construct(tmp_path_factory: pytest.TempPathFactory) -> Pack:
-    return make_pack(tmp_path_factory.mktemp("every-construct"), POLICY)
+    return make_pack(tmp_path_factory.mktemp("every-construct"), POLICY, default="deny")
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +270,7 @@ def baseline() -> Pack:
         pytest.skip("policy_packs/aigre-baseline does not exist yet")
     report = compile_pack(BASELINE)
     if not report.ok:
-        errors = [d for d in report.diagnostics if d.severity.name == "ERROR"]
+        errors = [d for d in report.diagnostics if d.severity is Severity.ERROR]
         first = errors[0] if errors else "no compiled pack"
         pytest.skip(f"policy_packs/aigre-baseline does not compile yet: {first}")
     return load_pack(BASELINE)
@@ -335,7 +336,9 @@ def constants(program: ir.Program) -> tuple[list[float], list[str]]:
     return sorted(numbers), sorted(strings)
 
 
-NAMES = ["checkout", "payments-api", "ledger", "search", "agent-7", "deploy-bot", "marta", "eu"]
+SERVICES = ["checkout", "payments-api", "ledger"]
+PEOPLE = ["agent-7", "deploy-bot", "marta"]
+REGIONS = ["eu", "us", "eu-west-1", "us-east-1"]
 ZONES = [
     UTC,
     timezone(timedelta(hours=2)),
@@ -402,17 +405,21 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
         micros = st.sampled_from([0, 0, 0, 1, 500000])
         return st.builds(Stamp, offsets, st.sampled_from(ZONES), micros, st.booleans())
 
-    words = st.sampled_from(sorted({*strings, *NAMES})) | st.text("abcAB-@*ß", max_size=5)
+    words = st.sampled_from(sorted(strings)) | st.text("abcAB-@*ß", max_size=5)
     word = words.filter(bool)
+    service = st.sampled_from(SERVICES) | word
+    services = st.lists(service, max_size=3)
+    person = st.sampled_from(PEOPLE) | word
+    region = st.sampled_from(REGIONS) | words
+    regions = st.lists(region, max_size=3)
     money = near(0, 1e4)
     count = near(0, 10**6, integer=True)
-    lists = st.lists(words, max_size=3)
     durations = {s * c + d for c in numbers if abs(c) >= 60 for s in (1, -1) for d in (0, 1, -1)}
     later = st.sampled_from(sorted(durations | {0, 1, -1})) | st.integers(-30 * 86400, 30 * 86400)
     earlier = later.map(lambda s: -s)
     actor = st.fixed_dictionaries(
-        {"kind": enum(ActorKind), "id": word, "trust": st.integers(0, 5)},
-        optional={"model": words, "on_behalf_of": words},
+        {"kind": enum(ActorKind), "id": person, "trust": st.integers(0, 5)},
+        optional={"model": words, "on_behalf_of": person},
     )
     change = st.fixed_dictionaries(
         {"type": enum(ChangeType)},
@@ -420,7 +427,7 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
     )
     blast_radius = st.fixed_dictionaries(
         {"users_share": st.sampled_from([0, 0.5, 1]) | st.floats(0, 1)},
-        optional={"services": lists, "regions": lists},
+        optional={"services": services, "regions": regions},
     )
     rollback = st.fixed_dictionaries(
         {"plan": word},
@@ -434,9 +441,9 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
         {"classification": enum(DataClassification)},
         optional={
             "personal_data": st.booleans(),
-            "subject_regions": lists,
-            "stored_in": lists,
-            "processed_in": words,
+            "subject_regions": regions,
+            "stored_in": regions,
+            "processed_in": region,
             "records": count,
             "public_access": st.booleans(),
         },
@@ -445,7 +452,7 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
         {
             "id": word,
             "kind": enum(ActionKind),
-            "target": word,
+            "target": service,
             "environment": enum(Environment),
             "actor": actor,
             "change": change,
@@ -460,7 +467,7 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
             "rollback": rollback,
             "data": data,
             "approvals": st.lists(
-                st.fixed_dictionaries({"by": word, "group": word, "at": stamps(earlier)}),
+                st.fixed_dictionaries({"by": person, "group": word, "at": stamps(earlier)}),
                 max_size=3,
             ),
             "justification": st.fixed_dictionaries(
@@ -470,10 +477,10 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
     )
     freeze = st.fixed_dictionaries(
         {"name": words, "starts_at": stamps(earlier), "ends_at": stamps(later)},
-        optional={"services": lists, "environments": st.lists(enum(Environment), max_size=2)},
+        optional={"services": services, "environments": st.lists(enum(Environment), max_size=2)},
     )
     incident = st.fixed_dictionaries(
-        {"id": words, "severity": enum(IncidentSeverity)}, optional={"services": lists}
+        {"id": words, "severity": enum(IncidentSeverity)}, optional={"services": services}
     )
     context = st.fixed_dictionaries(
         {"now": stamps(st.just(0))},
@@ -483,7 +490,7 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
             "incidents_open": st.lists(incident, max_size=2),
         },
     )
-    number = near(-1e6, 1e6) | near(0, 10**6, integer=True) | st.just(0)
+    number = near(-1e6, 1e6) | near(0, 10**6, integer=True)
     usage = st.fixed_dictionaries({u.name: number for u in program.usages})
     now = st.integers(-8 * 86400, 8 * 86400).map(lambda s: ANCHOR + timedelta(seconds=s))
     return st.builds(lambda *parts: resolve(parts[:3], parts[3]), action, context, usage, now)
@@ -532,14 +539,18 @@ def test_the_pack_uses_every_construct(every_construct: Pack) -> None:
 
 @SETTINGS
 @given(data=st.data())
-def test_generated_code_agrees_with_the_interpreter(every_construct: Pack, data: st.DataObject):
+def test_generated_code_agrees_with_the_interpreter(
+    every_construct: Pack, data: st.DataObject
+) -> None:
     action, context, usage = data.draw(documents(every_construct.program))
     assert_agree(every_construct, action, context, usage)
 
 
 @SETTINGS
 @given(data=st.data())
-def test_baseline_agrees_with_the_interpreter_on_generated_inputs(baseline: Pack, data):
+def test_baseline_agrees_with_the_interpreter_on_generated_inputs(
+    baseline: Pack, data: st.DataObject
+) -> None:
     action, context, usage = data.draw(documents(baseline.program))
     assert_agree(baseline, action, context, usage)
 
@@ -552,63 +563,69 @@ def test_baseline_agrees_with_the_interpreter_on_fixtures(baseline: Pack, path: 
     assert_agree(baseline, case["action"], case.get("context") or {}, case.get("usage") or {})
 
 
+ACTION = {
+    "id": "act-1",
+    "kind": "deploy",
+    "target": "payments-api",
+    "environment": "production",
+    "actor": {"kind": "llm", "id": "agent-7", "trust": 2},
+    "change": {"type": "code", "lines": 401},
+    "reversible": False,
+    "blast_radius": {"users_share": 0.5, "services": ["checkout"]},
+    "cost": {"estimated_usd": 25.5},
+    "requested_at": "2025-03-28T17:44:00+02:00",
+}
+FREEZE = {"name": "q", "starts_at": "2025-03-28T18:00:00+02:00", "ends_at": "2025-03-29T00:00:00Z"}
+CONTEXT = {"now": "2025-03-28T16:00:00Z", "change_freezes": [FREEZE]}
+USAGE = {"spend_this_month_usd": 90, "n": 3, "delta": -7}
+DATA = {
+    "classification": "restricted",
+    "personal_data": True,
+    "subject_regions": ["eu"],
+    "processed_in": "us-east-1",
+}
+APPROVALS = [
+    {"by": "marta", "group": "sre-oncall", "at": "2025-03-28T15:00:00Z"},
+    {"by": "agent-7", "group": "sre-oncall", "at": "2025-03-28T17:30:00+02:00"},
+]
+INCIDENT = {"id": "INC-1", "severity": "sev1", "services": ["payments-api"]}
+
+
+@pytest.mark.parametrize(
+    ("action", "context", "fires"),
+    [
+        (
+            ACTION,
+            CONTEXT,
+            {"freeze", "budget", "costly", "llm-remit", "low-trust", "big-change", "stale"}
+            | {"window", "names", "ratios", "remainders"},
+        ),
+        (
+            {**ACTION, "data": DATA, "approvals": APPROVALS, "rollback": {"plan": "undo"}},
+            {"now": "2025-03-28T16:00:00Z", "error_budget_remaining": 0.05,
+             "incidents_open": [INCIDENT]},
+            {"personal-data", "self-approval", "error-budget", "incidents"},
+        ),
+    ],
+)  # fmt: skip
+def test_hand_written_cases_fire_what_they_should(
+    every_construct: Pack, action: dict, context: dict, fires: set[str]
+) -> None:
+    indices = interpreter.fired(
+        every_construct.program, every_construct.envelopes, action, context, USAGE
+    )
+    assert fires <= {every_construct.rules[i].id for i in indices}
+    assert_agree(every_construct, action, context, USAGE)
+
+
 def test_division_by_zero_fails_closed_on_both_sides(every_construct: Pack) -> None:
-    action, context, usage = fixed_documents()
-    usage["n"] = 0
+    usage = {**USAGE, "n": 0}
     with pytest.raises(ZeroDivisionError):
         interpreter.fired(
-            every_construct.program, every_construct.envelopes, action, context, usage
+            every_construct.program, every_construct.envelopes, ACTION, CONTEXT, usage
         )
-    assert_agree(every_construct, action, context, usage)
-    assert every_construct.evaluate(action, context, usage).fail_closed
-
-
-def fixed_documents() -> tuple[dict, dict, dict]:
-    action = {
-        "id": "act-1",
-        "kind": "deploy",
-        "target": "payments-api",
-        "environment": "production",
-        "actor": {"kind": "llm", "id": "agent-7", "trust": 2},
-        "change": {"type": "code", "lines": 401},
-        "reversible": False,
-        "blast_radius": {"users_share": 0.5, "services": ["checkout"]},
-        "cost": {"estimated_usd": 25.5},
-        "requested_at": "2025-03-28T17:44:00+02:00",
-    }
-    context = {
-        "now": "2025-03-28T16:00:00Z",
-        "change_freezes": [
-            {
-                "name": "q",
-                "starts_at": "2025-03-28T18:00:00+02:00",
-                "ends_at": "2025-03-29T00:00:00Z",
-            }
-        ],
-    }
-    return action, context, {"spend_this_month_usd": 90, "n": 3, "delta": -7}
-
-
-def test_a_hand_written_case_fires_what_it_should(every_construct: Pack) -> None:
-    action, context, usage = fixed_documents()
-    indices = interpreter.fired(
-        every_construct.program, every_construct.envelopes, action, context, usage
-    )
-    fired = {every_construct.rules[i].id for i in indices}
-    assert {
-        "freeze",
-        "budget",
-        "costly",
-        "llm-remit",
-        "low-trust",
-        "big-change",
-        "stale",
-        "window",
-        "names",
-        "ratios",
-        "remainders",
-    } <= fired
-    assert_agree(every_construct, action, context, usage)
+    assert_agree(every_construct, ACTION, CONTEXT, usage)
+    assert every_construct.evaluate(ACTION, CONTEXT, usage).fail_closed
 
 
 @pytest.mark.parametrize(
@@ -628,3 +645,73 @@ def test_a_hand_written_case_fires_what_it_should(every_construct: Pack) -> None
 def test_interpreter_arithmetic(op: str, kind: str, a: Any, b: Any, result: Any) -> None:
     value = interpreter.arithmetic(op, kind, a, b)
     assert value == result and type(value) is type(result)
+
+
+# ------------------------------------------------------------------ known disagreements
+# Each is a minimal input on which the generated code and the interpreter differ.
+# strict: once codegen/runtime is fixed the test passes, and the marker must go.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="codegen.optional_read reads the steps after the first optional one with _get, "
+    "which ignores Path.defaults: with action.rollback present and `tested` absent, "
+    "`action.rollback.tested ?? true` gives true (schema default: false), "
+    "`has action.rollback.tested` gives false, `action.data.records ?? 5` gives 5 (default: 0)",
+)
+def test_known_schema_defaults_after_an_optional_step(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        usage n = count() over last 1h
+        rule tested-or-true { warn when action.rollback.tested ?? true }
+        rule has-tested { warn when has action.rollback.tested }
+        rule records-or-five { warn when (action.data.records ?? 5) == 5 }
+        """,
+    )
+    action = {**ACTION, "rollback": {"plan": "undo"}, "data": {"classification": "public"}}
+    assert_agree(pack, action, {"now": "2025-03-28T16:00:00Z"}, {"n": 1})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runtime.divide calls int() on an infinite quotient and raises OverflowError, so "
+    "1e6 / 1e-303 fails closed; `*` overflowing to inf does not. Decide: fail closed on "
+    "every non-finite result, or on none",
+)
+def test_known_division_overflow(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        usage a = count() over last 1h
+        usage b = count() over last 1d
+        rule ratio { warn when usage.a / usage.b > 1 }
+        """,
+    )
+    assert_agree(pack, ACTION, {"now": "2025-03-28T16:00:00Z"}, {"a": 1e6, "b": 1e-303})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runtime.remainder uses math.fmod, which rounds integers past 2**53 to floats: "
+    "(2**53 + 1) % 2 gives 0, not 1",
+)
+def test_known_remainder_of_large_integers(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        usage n = count() over last 1h
+        rule odd { warn when usage.n % 2 == 1 }
+        """,
+    )
+    assert_agree(pack, ACTION, {"now": "2025-03-28T16:00:00Z"}, {"n": 2**53 + 1})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validation accepts RFC 3339's lower-case `z`, but runtime.to_time "
+    "(datetime.fromisoformat) rejects it, so a valid input fails closed on both sides",
+)
+def test_known_lower_case_zulu_timestamps(every_construct: Pack) -> None:
+    context = {**CONTEXT, "now": "2025-03-28T16:00:00z"}
+    assert not every_construct.evaluate(ACTION, context, USAGE).fail_closed

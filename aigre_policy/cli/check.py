@@ -60,7 +60,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
         for diagnostic in report.diagnostics:
             style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
             console.print(
-                render(diagnostic, report.sources), style=style, highlight=False, markup=False
+                render(diagnostic, report.sources),
+                style=style,
+                highlight=False,
+                markup=False,
+                soft_wrap=True,  # carets must stay under their column in piped CI logs
             )
             console.print()
         errors = sum(d.severity is Severity.ERROR for d in report.diagnostics)

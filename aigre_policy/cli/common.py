@@ -83,6 +83,8 @@ def _load(path: str) -> Any:
     else:
         doc, problems = read_document(Path(path))
     if doc is None:
+        if problems and problems[0].span is not None:
+            raise UsageError(f"{problems[0].span}: {problems[0].message}")
         raise UsageError(problems[0].message if problems else f"cannot read {path}")
     return doc.data
 
