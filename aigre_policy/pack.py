@@ -120,6 +120,11 @@ class Pack:
             texts = self._texts[index]
             record = {
                 **template,
+                # fresh containers: a caller editing one verdict must not reach another
+                "tags": [*template["tags"]],
+                "location": {**template["location"]},
+                "approvers": [*template["approvers"]],
+                "escalate_to": [*template["escalate_to"]],
                 "message": message or template["message"],
                 "bindings": {k: v for k, v in reads.items() if v is not None},
                 "comparisons": [

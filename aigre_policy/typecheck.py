@@ -491,10 +491,10 @@ class _ExprChecker:
             walked = f"{walked}.{step}"
             if field_type.required:
                 pass
+            elif field_type.default:  # absent reads as the default, guarded or not
+                defaults.append((i, field_type.default[0]))
             elif walked in scope.facts:
                 guarded.append(i)
-            elif field_type.default:
-                defaults.append((i, field_type.default[0]))
             else:
                 optional.append(i)
             typ = field_type.type

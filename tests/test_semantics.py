@@ -295,3 +295,30 @@ def test_arithmetic_and_functions(tmp_path):
     verdict = pack.evaluate(action(), CONTEXT)
     assert verdict.rule_ids == ["r"]
     assert verdict.fired[0]["message"] == "1 services, 1, 2, true, 3"
+
+
+def test_names_starting_with_any_or_all_are_names(tmp_path):
+    policy = """
+    envelope allowlist { kinds: ["rollback"] }
+    envelope anything { n: 1 }
+    rule r { deny when action.kind not in allowlist.kinds and anything.n == 1 }
+    """
+    pack = load_pack(make_pack(tmp_path, policy))
+    assert pack.evaluate(action(kind="scale"), CONTEXT).rule_ids == ["r"]
+    assert pack.evaluate(action(), CONTEXT).rule_ids == []
+
+
+def test_has_on_a_schema_defaulted_field_reads_the_default(tmp_path):
+    policy = "rule big { deny when has action.change.lines and action.change.lines > 300 }"
+    pack = load_pack(make_pack(tmp_path, policy))
+    verdict = pack.evaluate(action(change={"type": "code"}), CONTEXT)
+    assert verdict.decision == "allow" and not verdict.fail_closed
+    assert pack.evaluate(action(change={"type": "code", "lines": 301}), CONTEXT).rule_ids == ["big"]
+
+
+def test_verdict_records_do_not_share_containers(tmp_path):
+    pack = load_pack(make_pack(tmp_path, EVIDENCE))
+    first = pack.evaluate(action(kind="scale", cost={"estimated_usd": 40}), CONTEXT)
+    first.fired[0]["tags"].append("edited")
+    second = pack.evaluate(action(kind="scale", cost={"estimated_usd": 40}), CONTEXT)
+    assert second.fired[0]["tags"] == ["finops"]
