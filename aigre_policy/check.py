@@ -23,8 +23,8 @@ from aigre_policy.typecheck import (
     RESERVED,
     SEVERITIES,
     WORD,
+    ExprChecker,
     Scope,
-    _ExprChecker,
     constant_type,
     did_you_mean,
     present_when,
@@ -69,7 +69,7 @@ def check_pack(
     """
     diagnostics: list[Diagnostic] = []
     envelopes, envelope_values = _envelopes(modules, diagnostics)
-    checker = _ExprChecker(input_type, envelopes, sources, diagnostics)
+    checker = ExprChecker(input_type, envelopes, sources, diagnostics)
     checker.envelope_values = {
         f"{decl.name}.{item.name}": item.value
         for module in modules
@@ -148,7 +148,7 @@ def _envelopes(modules: list[n.Module], diagnostics: list[Diagnostic]):
 # ------------------------------------------------------------------ rules
 
 
-def _rules(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Diagnostic]):
+def _rules(modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]):
     rules: list[ir.Rule] = []
     seen: dict[str, Span] = {}
     for module in modules:
@@ -172,7 +172,7 @@ def _rules(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Dia
     return rules
 
 
-def _rule(decl: n.Rule, index: int, checker: _ExprChecker, diagnostics: list[Diagnostic]):
+def _rule(decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diagnostic]):
     meta = _meta(decl, diagnostics)
     if not decl.verdicts:
         diagnostics.append(
@@ -240,7 +240,7 @@ def _rule(decl: n.Rule, index: int, checker: _ExprChecker, diagnostics: list[Dia
     )
 
 
-def _message(message: n.Message, checker: _ExprChecker, condition: n.Expr):
+def _message(message: n.Message, checker: ExprChecker, condition: n.Expr):
     """Messages render only when the rule fired, so they see the guards of its condition."""
     scope = Scope().knowing(present_when(condition, True))
     parts: list[str | ir.Node] = []
@@ -327,13 +327,13 @@ _META_CHECKS: dict[str, Callable[[object], tuple[str, str | None] | None]] = {
 # ------------------------------------------------------------------ usage
 
 
-def _usages(modules: list[n.Module], checker: _ExprChecker, diagnostics: list[Diagnostic]):
+def _usages(modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]):
     usages: list[ir.Usage] = []
     seen: dict[str, Span] = {}
     action_only = ObjectType(
         "history", {k: v for k, v in checker.input_type.fields.items() if k == "action"}
     )
-    history = _ExprChecker(action_only, {}, checker.sources, diagnostics)
+    history = ExprChecker(action_only, {}, checker.sources, diagnostics)
     history.extra_roots = {"decision": StringType(DECISIONS)}
     for module in modules:
         for decl in module.declarations:
@@ -418,7 +418,7 @@ def usage_schema(usages: list[n.Usage]) -> dict[str, Any]:
 
 def _tests(
     modules,
-    checker: _ExprChecker,
+    checker: ExprChecker,
     input_type: ObjectType,
     envelopes,
     rule_ids,
@@ -568,7 +568,7 @@ def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diag
         )
 
 
-def _invariants(modules, checker: _ExprChecker, diagnostics: list[Diagnostic]) -> None:
+def _invariants(modules, checker: ExprChecker, diagnostics: list[Diagnostic]) -> None:
     for module in modules:
         for decl in module.declarations:
             if isinstance(decl, n.Invariant) and decl.condition is not None:

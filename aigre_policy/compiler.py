@@ -8,6 +8,7 @@ every diagnostic, and stops before a stage whose input has errors.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -26,9 +27,10 @@ from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
-from aigre_policy.typecheck import value_type
+from aigre_policy.typecheck import constant_type, did_you_mean, value_type
 from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
+from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, read_document
 
 STAGES = (
@@ -84,8 +86,6 @@ class CompileReport:
 
 def _pack_schema() -> dict[str, Any]:
     text = resources.files("aigre_policy").joinpath("schemas", "pack.schema.json").read_text()
-    import json
-
     return json.loads(text)
 
 
@@ -282,8 +282,6 @@ def _convert(value: Any, expected: Type) -> Any:
 
 
 def _choices(word: str, options: Any) -> str | None:
-    from aigre_policy.typecheck import did_you_mean
-
     return did_you_mean(word, options) or (
         "known: " + ", ".join(sorted(options)) if options else None
     )
@@ -426,8 +424,6 @@ def _frozen(value: Any) -> Any:
 
 
 def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:
-    from aigre_policy.typecheck import constant_type
-
     types: dict[str, dict[str, Type]] = {}
     for module in modules:
         for decl in module.declarations:
@@ -442,8 +438,6 @@ def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:
 
 def _digest(sources: dict[str, str], envelopes: dict[str, Any], schema: dict[str, Any]) -> str:
     """Content digest: every source file, the effective envelope values and the input schema."""
-    from aigre_policy.verdict import canonical_json
-
     h = hashlib.sha256()
     root_names = sorted(sources)
     for name in root_names:

@@ -108,11 +108,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         message = f"unexpected character `{char}`"
         rest = text[exc.pos_in_stream : exc.pos_in_stream + 2]
-        hint = {
-            "&&": "write `and`",
-            "||": "write `or`",
-            "!=": None,
-        }.get(rest)
+        hint = {"&&": "write `and`", "||": "write `or`"}.get(rest)
         if hint is None and char == "!":
             hint = "write `not`"
         elif char == "'":

@@ -1,7 +1,7 @@
 """Loads generated evaluator source only after proving it uses nothing but the runtime.
 
 The check is an allowlist over Python's own AST: the node kinds the code
-generator emits, names it generates or the runtime exports, and three method
+generator emits, names it generates or the runtime exports, and a few method
 names. Anything else, however it got there, stops the load.
 """
 

@@ -81,7 +81,7 @@ class Scope:
         return Scope(self.locals, self.facts | frozenset(facts))
 
 
-class _ExprChecker:
+class ExprChecker:
     """Types and lowers expressions; one per pack, a fresh comparison counter per rule."""
 
     def __init__(
@@ -139,7 +139,7 @@ class _ExprChecker:
             case n.ListExpr(items=items):
                 return self.list_expr(expr, items, scope)
             case n.Name() | n.Field():
-                return self.read(expr, scope)
+                return self.path(expr, scope, allow_optional=False) or (None, None)
             case n.Unary(op="not", operand=operand):
                 node = self.condition(operand, scope, "the operand of `not`")
                 return (None if node is None else ir.Not(node, expr.span)), BOOL
@@ -221,11 +221,19 @@ class _ExprChecker:
             return None, BOOL
         return ir.BoolOp(expr.op, left, right, expr.span), BOOL
 
-    def compare(self, expr: n.Binary, scope: Scope):
+    def operands(self, expr: n.Binary, scope: Scope):
+        """Both sides of a binary expression, typed; ``None`` when either is ill-typed."""
         left, lt = self.expr(expr.left, scope)
         right, rt = self.expr(expr.right, scope)
         if left is None or right is None or lt is None or rt is None:
+            return None
+        return left, lt, right, rt
+
+    def compare(self, expr: n.Binary, scope: Scope):
+        operands = self.operands(expr, scope)
+        if operands is None:
             return None, BOOL
+        left, lt, right, rt = operands
         if not same_kind(lt, rt):
             hint = None
             if {type(lt), type(rt)} == {DurationType, NumberType}:
@@ -286,10 +294,10 @@ class _ExprChecker:
                 )
 
     def member(self, expr: n.Binary, scope: Scope):
-        item, it = self.expr(expr.left, scope)
-        coll, ct = self.expr(expr.right, scope)
-        if item is None or coll is None or it is None or ct is None:
+        operands = self.operands(expr, scope)
+        if operands is None:
             return None, BOOL
+        item, it, coll, ct = operands
         if not isinstance(ct, ListType):
             hint = "use `contains(text, part)` for text" if isinstance(ct, StringType) else None
             self.err(
@@ -318,10 +326,10 @@ class _ExprChecker:
         )
 
     def arith(self, expr: n.Binary, scope: Scope):
-        left, lt = self.expr(expr.left, scope)
-        right, rt = self.expr(expr.right, scope)
-        if left is None or right is None or lt is None or rt is None:
+        operands = self.operands(expr, scope)
+        if operands is None:
             return None, None
+        left, lt, right, rt = operands
         result = _arith_type(expr.op, lt, rt)
         if result is None:
             self.err("E201", f"cannot apply `{expr.op}` to {lt} and {rt}", expr.span)
@@ -426,12 +434,6 @@ class _ExprChecker:
         return ir.Quantifier(expr.kind, expr.var, items, body, expr.span), BOOL
 
     # ------------------------------------------------------------ paths
-    def read(self, expr: n.Name | n.Field, scope: Scope):
-        target = self.path(expr, scope, allow_optional=False)
-        if target is None:
-            return None, None
-        return target
-
     def path(
         self, expr: n.Expr, scope: Scope, allow_optional: bool
     ) -> tuple[ir.Path | ir.EnvelopeRef, Type] | None:
@@ -696,6 +698,7 @@ __all__ = [
     "RESERVED",
     "SEVERITIES",
     "WORD",
+    "ExprChecker",
     "Scope",
     "constant_type",
     "did_you_mean",
