@@ -9,6 +9,7 @@ Load a pack and judge proposed actions::
 """
 
 from aigre_policy.diagnostics import CompileError, Diagnostic
+from aigre_policy.gate import ApprovalRequired, Denied, Escalated, Gate, GateVerdict
 from aigre_policy.models.action import Context, ProposedAction
 from aigre_policy.pack import EvaluationError, Pack, load_pack
 from aigre_policy.verdict import Verdict
@@ -16,10 +17,15 @@ from aigre_policy.verdict import Verdict
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalRequired",
     "CompileError",
     "Context",
+    "Denied",
     "Diagnostic",
+    "Escalated",
     "EvaluationError",
+    "Gate",
+    "GateVerdict",
     "Pack",
     "ProposedAction",
     "Verdict",

@@ -8,7 +8,7 @@ of its input, with every problem as a diagnostic. Expressions are handed to
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -49,6 +49,8 @@ VERDICTS = ("deny", "require_approval", "escalate", "warn", "permit")
 class CheckResult:
     program: ir.Program
     diagnostics: list[Diagnostic]
+    # envelope value -> the enum of the field it is compared with: overrides must fit it
+    envelope_enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def declared_usages(modules: list[n.Module]) -> list[n.Usage]:
@@ -81,10 +83,11 @@ def check_pack(
     usages = _usages(modules, checker, diagnostics)
     rule_ids = {r.id for r in rules}
     _tests(modules, checker, input_type, envelopes, rule_ids, pack_dir, diagnostics)
-    _invariants(modules, checker, diagnostics)
+    invariants = _invariants(modules, checker, diagnostics)
     if partial:
         diagnostics = [d for d in diagnostics if d.code not in ("E101", "E103", "E108")]
-    return CheckResult(ir.Program(tuple(rules), envelope_values, tuple(usages)), diagnostics)
+    program = ir.Program(tuple(rules), envelope_values, tuple(usages), invariants)
+    return CheckResult(program, diagnostics, checker.envelope_enums)
 
 
 # ------------------------------------------------------------------ envelopes
@@ -237,6 +240,8 @@ def _rule(decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diag
         message=message,
         comparisons=checker.comparisons,
         span=decl.id_span,
+        description=meta.get("description"),  # type: ignore[arg-type]
+        owner=meta.get("owner"),  # type: ignore[arg-type]
     )
 
 
@@ -498,7 +503,8 @@ def _tests(
                         )
                     )
             for expectation in decl.expectations:
-                for rule_id, span in zip(expectation.rules, expectation.rule_spans, strict=False):
+                named = (*expectation.rules, *expectation.silent)
+                for rule_id, span in zip(named, expectation.rule_spans, strict=False):
                     if rule_id not in rule_ids:
                         diagnostics.append(
                             error(
@@ -506,6 +512,17 @@ def _tests(
                                 f"unknown rule `{rule_id}`",
                                 span,
                                 did_you_mean(rule_id, rule_ids),
+                            )
+                        )
+                if expectation.evidence is not None:
+                    root = expectation.evidence[0].split(".", 1)[0]
+                    if root not in input_type.fields and root not in envelopes:
+                        diagnostics.append(
+                            error(
+                                "E101",
+                                f"unknown name `{root}` in an evidence expectation",
+                                expectation.span,
+                                "evidence paths start with action, context, usage or an envelope",
                             )
                         )
             if not decl.expectations:
@@ -568,8 +585,21 @@ def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diag
         )
 
 
-def _invariants(modules, checker: ExprChecker, diagnostics: list[Diagnostic]) -> None:
+def _invariants(
+    modules, checker: ExprChecker, diagnostics: list[Diagnostic]
+) -> tuple[ir.Invariant, ...]:
+    invariants: list[ir.Invariant] = []
     for module in modules:
         for decl in module.declarations:
-            if isinstance(decl, n.Invariant) and decl.condition is not None:
-                checker.condition(decl.condition, Scope(), "an invariant's condition")
+            if not isinstance(decl, n.Invariant):
+                continue
+            condition = None
+            if decl.condition is not None:
+                checker.comparisons = 0
+                condition = checker.condition(decl.condition, Scope(), "an invariant's condition")
+                if condition is None:
+                    continue
+            invariants.append(
+                ir.Invariant(decl.name, condition, decl.relation, decl.decision, decl.span)
+            )
+    return tuple(invariants)

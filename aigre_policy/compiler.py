@@ -27,6 +27,7 @@ from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
+from aigre_policy.sensitive import check_sensitive_paths
 from aigre_policy.typecheck import constant_type, did_you_mean, value_type
 from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
@@ -37,6 +38,7 @@ STAGES = (
     ("manifest", "read and validate pack.yaml against the pack schema"),
     ("parse", "policies/*.aigre to AST (parser.parse_module)"),
     ("check", "names, types, optional fields against the input schema; AST to IR (check)"),
+    ("rego", "policies/*.rego: hand-written Rego checked with regopy (rego.handwritten)"),
     ("emit", "IR to Python source (codegen.emit_python)"),
     ("load", "verify the source against the allowlist and compile it (sandbox.load)"),
 )
@@ -54,6 +56,11 @@ class Manifest:
     default: str
     fail_closed: str
     envelopes: dict[str, dict[str, Any]]
+    # input paths the decision log masks or drops: {path: "mask" | "drop"}
+    sensitive: dict[str, str] = field(default_factory=dict)
+    lint: dict[str, str] = field(default_factory=dict)  # lint code -> error, warning or off
+    # groups a fail-closed require_approval/escalate verdict names; [] = the rules' groups
+    fail_closed_approvers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +77,7 @@ class CompiledPack:
     namespace: dict[str, Any]
     validator: InputValidator
     digest: str
+    handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
 
 
 @dataclass
@@ -130,6 +138,9 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
             default=data["default"],
             fail_closed=data["fail_closed"],
             envelopes=data.get("envelopes") or {},
+            sensitive=data.get("sensitive") or {},
+            lint=data.get("lint") or {},
+            fail_closed_approvers=data.get("fail_closed_approvers") or [],
         ),
         [],
         doc,
@@ -138,7 +149,10 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
 
 def _manifest_hint(problem: jsonschema.ValidationError) -> str | None:
     if problem.validator == "additionalProperties":
-        return "settings: name, version, description, input_schema, default, fail_closed, envelopes"
+        return (
+            "settings: name, version, description, input_schema, default, fail_closed, "
+            "envelopes, sensitive, lint, fail_closed_approvers"
+        )
     if problem.validator == "pattern" and list(problem.path) == ["version"]:
         return "versions look like 1.2.0"
     return None
@@ -178,7 +192,8 @@ def _read_input_schema(root: Path, manifest: Manifest, doc: Document | None):
                 schema_doc.span_of(tuple(exc.path)),
             )
         ]
-    if not isinstance(schema, dict) or "action" not in schema.get("properties", {}):
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    if not isinstance(properties, dict) or not {"action", "context"} <= set(properties):
         return None, [
             error(
                 "E503",
@@ -189,11 +204,15 @@ def _read_input_schema(root: Path, manifest: Manifest, doc: Document | None):
     return schema, []
 
 
+_SCHEMA_HINT = "see the input schema section of docs/packs.md for the supported keywords"
+
+
 def _apply_overrides(
     program: ir.Program,
     layers: list[tuple[str, dict[str, dict[str, Any]]]],
     types: dict[str, dict[str, Type]],
     manifest_doc: Document | None = None,
+    enums: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[Diagnostic]]:
     """Envelope values after ``pack.yaml`` and load-time overrides, each type-checked."""
     values = {name: dict(fields) for name, fields in program.envelopes.items()}
@@ -265,8 +284,32 @@ def _apply_overrides(
                         )
                     )
                     continue
+                outside = _outside_enum(converted, (enums or {}).get(f"{envelope}.{name}"))
+                if outside is not None:
+                    allowed = (enums or {})[f"{envelope}.{name}"]
+                    diagnostics.append(
+                        error(
+                            "E504",
+                            f"{origin}: `{envelope}.{name}` is compared with a field that is "
+                            f"never '{outside}'",
+                            span(envelope, name),
+                            did_you_mean(outside, allowed)
+                            or "one of " + ", ".join(f"'{v}'" for v in allowed),
+                        )
+                    )
+                    continue
                 values[envelope][name] = converted
     return values, diagnostics
+
+
+def _outside_enum(value: Any, allowed: tuple[str, ...] | None) -> str | None:
+    """The first string of an override that the compared field's enum does not allow."""
+    if allowed is None:
+        return None
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and item not in allowed:
+            return item
+    return None
 
 
 def _convert(value: Any, expected: Type) -> Any:
@@ -311,7 +354,8 @@ def compile_pack(
 
     report.stages_run.append("parse")
     files = sorted((root / "policies").glob("*.aigre")) if (root / "policies").is_dir() else []
-    if not files:
+    rego_files = sorted((root / "policies").glob("*.rego")) if (root / "policies").is_dir() else []
+    if not files and not rego_files:
         report.diagnostics.append(
             error("E505", f"the pack has no policies: add {root / 'policies'}/<name>.aigre")
         )
@@ -361,14 +405,26 @@ def compile_pack(
         )
         return _finish(report)
     report.diagnostics += checked.diagnostics
+    if manifest.sensitive:
+        report.diagnostics += check_sensitive_paths(
+            manifest.sensitive,
+            input_type(schema),
+            lambda path: manifest_doc.span_of(("sensitive", path)) if manifest_doc else None,
+        )
     envelope_types = _envelope_types(modules)
     values, problems = _apply_overrides(
         checked.program,
         [(MANIFEST, manifest.envelopes), ("override", envelopes or {})],
         envelope_types,
         manifest_doc,
+        checked.envelope_enums,
     )
     report.diagnostics += problems
+    handwritten: tuple[Any, ...] = ()
+    if rego_files:
+        report.stages_run.append("rego")
+        handwritten, problems = _handwritten(rego_files, manifest.name, checked.program, sources)
+        report.diagnostics += problems
     if has_errors(report.diagnostics):
         return _finish(report)
 
@@ -402,7 +458,13 @@ def compile_pack(
             )
         )
         return _finish(report)
-    validator = InputValidator(schema)
+    try:
+        validator = InputValidator(schema)
+    except ValueError as exc:  # a schema keyword the validators cannot check alike
+        report.diagnostics.append(
+            error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
+        )
+        return _finish(report)
     pack_digest = _digest(sources, values, schema)
     report.compiled = CompiledPack(
         root,
@@ -415,8 +477,29 @@ def compile_pack(
         namespace,
         validator,
         pack_digest,
+        handwritten,
     )
     return _finish(report)
+
+
+def _handwritten(
+    files: list[Path], pack_name: str, program: ir.Program, sources: dict[str, str]
+) -> tuple[tuple[Any, ...], list[Diagnostic]]:
+    """The pack's hand-written Rego modules, checked; their text joins the pack digest."""
+    from aigre_policy.rego.handwritten import check_handwritten  # regopy only when needed
+
+    texts: list[tuple[str, str]] = []
+    problems: list[Diagnostic] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(error("E500", f"cannot read {file}: {exc}"))
+            continue
+        sources[str(file)] = text
+        texts.append((str(file), text))
+    modules, found = check_handwritten(texts, pack_name, {rule.id for rule in program.rules})
+    return tuple(modules), problems + found
 
 
 def _frozen(value: Any) -> Any:

@@ -20,8 +20,10 @@ The semantics it spells out:
 * Comparisons of timestamps compare instants, not text.
 * Timestamps in arithmetic are seconds since the epoch; durations are seconds.
 * ``/`` fails on a zero divisor and gives an integer when the quotient is
-  integral (and exactly representable); ``%`` fails on a zero divisor and takes
-  the sign of the dividend.
+  integral (and exactly representable); ``%`` fails on a zero divisor, takes
+  the sign of the dividend and is exact on integers of any size.
+* Arithmetic whose result is not a finite number (an overflow to infinity)
+  fails: no NaN or infinity ever reaches a comparison.
 * ``and``/``or`` and ``any``/``all`` stop at the first operand or item that
   settles them, left to right.
 * Any failure propagates: the caller turns it into a fail-closed verdict.
@@ -29,6 +31,7 @@ The semantics it spells out:
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,6 +41,8 @@ from aigre_policy.runtime import date, duration_text, fmt, hour, minute, to_time
 
 Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
 Envelopes = Mapping[str, Mapping[str, Any]]
+# Sees each node evaluated, the scope it was evaluated in and its value (coverage tools).
+Trace = Callable[[ir.Node, Scope, Any], None]
 
 COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -65,11 +70,18 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def fired(
-    program: ir.Program, envelopes: Envelopes, action: Any, context: Any, usage: Any
+    program: ir.Program,
+    envelopes: Envelopes,
+    action: Any,
+    context: Any,
+    usage: Any,
+    trace: Trace | None = None,
 ) -> list[int]:
     """Indices of the rules whose condition holds, in pack order."""
     scope = {"action": action, "context": context, "usage": usage}
-    return [rule.index for rule in program.rules if evaluate(rule.condition, scope, envelopes)]
+    return [
+        rule.index for rule in program.rules if evaluate(rule.condition, scope, envelopes, trace)
+    ]
 
 
 def message(rule: ir.Rule, envelopes: Envelopes, action: Any, context: Any, usage: Any) -> str:
@@ -82,11 +94,17 @@ def message(rule: ir.Rule, envelopes: Envelopes, action: Any, context: Any, usag
     return text or rule.title or f"rule {rule.id} fired"
 
 
-def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
-    """The value of one IR expression."""
+def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes, trace: Trace | None = None) -> Any:
+    """The value of one IR expression; ``trace`` sees every node evaluated, after its value."""
+    value = _value(node, scope, envelopes, trace)
+    if trace is not None:
+        trace(node, scope, value)
+    return value
 
+
+def _value(node: ir.Node, scope: Scope, envelopes: Envelopes, trace: Trace | None) -> Any:
     def ev(sub: ir.Node) -> Any:
-        return evaluate(sub, scope, envelopes)
+        return evaluate(sub, scope, envelopes, trace)
 
     match node:
         case ir.Const(value=value):
@@ -110,8 +128,11 @@ def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
             if kind == "time":
                 a, b = to_time(a), to_time(b)
             return COMPARISONS[op](a, b)
-        case ir.Member(negated=negated, item=item, collection=collection):
-            return (ev(item) in ev(collection)) != negated
+        case ir.Member(negated=negated, item=item, collection=collection, kind=kind):
+            needle, haystack = ev(item), ev(collection)
+            if kind == "time":
+                needle, haystack = to_time(needle), [to_time(x) for x in haystack]
+            return (needle in haystack) != negated
         case ir.Arith(op=op, left=left, right=right, kind=kind):
             return arithmetic(op, kind, ev(left), ev(right))
         case ir.Default(path=path, fallback=fallback):
@@ -124,7 +145,7 @@ def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes) -> Any:
             return FUNCTIONS[function](*(ev(arg) for arg in args))
         case ir.Quantifier(kind=kind, var=var, items=items, body=body):
             for item in ev(items):
-                holds = evaluate(body, {**scope, var: item}, envelopes)
+                holds = evaluate(body, {**scope, var: item}, envelopes, trace)
                 if kind == "any" and holds:
                     return True
                 if kind == "all" and not holds:
@@ -157,20 +178,26 @@ def arithmetic(op: str, kind: str, a: Any, b: Any) -> Any:
         b = to_time(b)
     match op:
         case "+":
-            return a + b
+            result = a + b
         case "-":
-            return a - b
+            result = a - b
         case "*":
-            return a * b
+            result = a * b
         case "/":
             if b == 0:
                 raise ZeroDivisionError("division by zero")
-            quotient = a / b
-            exact = quotient.is_integer() and abs(quotient) < 2**53
-            return int(quotient) if exact else quotient
+            result = a / b
         case "%":
             if b == 0:
                 raise ZeroDivisionError("remainder by zero")
             magnitude = abs(a) % abs(b)
             return -magnitude if a < 0 else magnitude
-    raise AssertionError(f"unknown operator {op!r}")
+        case _:
+            raise AssertionError(f"unknown operator {op!r}")
+    if isinstance(result, str):
+        return result
+    if isinstance(result, float) and not math.isfinite(result):
+        raise ArithmeticError("arithmetic overflow: the result is not a finite number")
+    if op == "/" and result.is_integer() and abs(result) < 2**53:
+        return int(result)
+    return result

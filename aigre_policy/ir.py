@@ -104,7 +104,10 @@ class Compare:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """``item in collection`` or ``item not in collection``."""
+    """``item in collection`` or ``item not in collection``.
+
+    ``kind`` is ``time`` when the items are timestamps (matched as instants, not text).
+    """
 
     negated: bool
     item: Node
@@ -112,6 +115,7 @@ class Member:
     index: int
     text: str
     span: Span = _span()
+    kind: str = "value"
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,8 @@ class Rule:
     message: tuple[str | Node, ...]
     comparisons: int
     span: Span = _span()
+    description: str | None = None
+    owner: str | None = None
 
     @property
     def location(self) -> dict[str, Any]:
@@ -204,12 +210,28 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Invariant:
+    """``invariant "name" { when CONDITION expect RELATION DECISION }``.
+
+    ``condition`` is ``None`` when the invariant has no ``when``: it covers every
+    input. ``relation`` is ``is``, ``not``, ``at least`` or ``at most``.
+    """
+
+    name: str
+    condition: Node | None
+    relation: str
+    decision: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     """A whole pack after checking: rules in pack order, envelope values as data."""
 
     rules: tuple[Rule, ...]
     envelopes: dict[str, dict[str, Any]]
     usages: tuple[Usage, ...]
+    invariants: tuple[Invariant, ...] = ()
 
 
 def walk(node: Node):

@@ -227,13 +227,22 @@ class TestOverride:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    """``expect DECISION [by rule, ...]`` or ``expect message contains "..."``."""
+    """One ``expect`` line of a test.
+
+    ``expect DECISION [by [at least] rule, ...]`` (``rules`` fire exactly, or at
+    least them with ``at_least``), ``expect message contains "..."``,
+    ``expect silent rule, ...`` (``silent``: rules that must not fire) or
+    ``expect evidence path == value`` (``evidence``: a fired rule read that value).
+    """
 
     decision: str | None
     rules: tuple[str, ...]
     message_contains: str | None
     span: Span = _span()
     rule_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
+    at_least: bool = False
+    silent: tuple[str, ...] = ()
+    evidence: tuple[str, Constant] | None = None
 
 
 @dataclass(frozen=True, slots=True)

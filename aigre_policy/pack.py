@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from aigre_policy import ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
-from aigre_policy.runtime import Evidence
-from aigre_policy.verdict import LATTICE, Verdict
+from aigre_policy.verdict import LATTICE, RuleCard, Verdict
 
 RESTRICTIVE = ("deny", "require_approval", "escalate")
+DECISIONS = {rank: decision for decision, rank in LATTICE.items()}
 
 
 class EvaluationError(Exception):
@@ -43,6 +43,7 @@ class Pack:
         self.description = manifest.description
         self.default = manifest.default
         self.fail_closed = manifest.fail_closed
+        self.sensitive = dict(manifest.sensitive)  # {input path: "mask" | "drop"} for the log
         self.digest = compiled.digest
         self.root = compiled.root
         self.envelopes = compiled.envelopes
@@ -51,10 +52,11 @@ class Pack:
         self.warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
         self._evaluate = compiled.namespace["evaluate"]
-        self._explain = [compiled.namespace[f"explain_{r.index}"] for r in self.rules]
-        self._templates = [_record_template(r) for r in self.rules]
-        self._texts = [_comparison_texts(r) for r in self.rules]
-        self._is_warn = [r.verdict == "warn" for r in self.rules]
+        bindings = compiled.python.bindings
+        self._cards = tuple(_card(r, bindings[r.index], self.root) for r in self.rules)
+        # the lattice rank of each rule's verdict; warn -1 (never decides), permit -2
+        self._rank = tuple(LATTICE.get(r.verdict, -1 if r.verdict == "warn" else -2) for r in self.rules)
+        self._fail_closed_groups = _fail_closed_groups(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
         self._needs_usage = bool(compiled.program.usages)
@@ -97,67 +99,36 @@ class Pack:
             ]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
-            fired_indices = self._evaluate(
-                document["action"], document["context"], document["usage"]
-            )
-            return self._decide(document, fired_indices, started)
+            evidence = self._evaluate(document["action"], document["context"], document["usage"])
+            return self._decide(document, evidence, started)
         except Exception as exc:
             problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
             return self._failed(document, [problem], started, strict, "evaluation failed")
 
-    def _decide(self, document: dict[str, Any], indices: list[int], started: int) -> Verdict:
-        fired: list[dict[str, Any]] = []
-        warnings: list[dict[str, Any]] = []
-        worst = "allow"
+    def _decide(self, document: dict[str, Any], evidence: list[Any], started: int) -> Verdict:
+        """The verdict from the evidence of the rules that held: the lattice, then the default."""
+        worst = 0
         permitted = False
-        action, context, usage = document["action"], document["context"], document["usage"]
-        for index in indices:
-            evidence = Evidence()
-            held, message, reads = self._explain[index](action, context, usage, evidence)
-            if not held:  # the two evaluations disagree: a compiler fault, fail closed
+        rank = self._rank
+        for record in evidence:
+            index = record[0]
+            if not record[1]:  # the two evaluations disagree: a compiler fault, fail closed
                 raise RuntimeError(f"rule {self.rules[index].id} fired but does not explain")
-            template = self._templates[index]
-            texts = self._texts[index]
-            record = {
-                **template,
-                # fresh containers: a caller editing one verdict must not reach another
-                "tags": [*template["tags"]],
-                "location": {**template["location"]},
-                "approvers": [*template["approvers"]],
-                "escalate_to": [*template["escalate_to"]],
-                "message": message or template["message"],
-                "bindings": {k: v for k, v in reads.items() if v is not None},
-                "comparisons": [
-                    {
-                        "expression": texts.get(i, ""),
-                        "left": left,
-                        "op": op,
-                        "right": right,
-                        "result": result,
-                    }
-                    for i, left, op, right, result in evidence.comparisons
-                ],
-            }
-            if self._is_warn[index]:
-                warnings.append(record)
-                continue
-            fired.append(record)
-            verdict = template["verdict"]
-            if verdict == "permit":
+            level = rank[index]
+            if level > worst:
+                worst = level
+            elif level == -2:
                 permitted = True
-            elif LATTICE[verdict] > LATTICE[worst]:
-                worst = verdict
+        decision = DECISIONS[worst]
         default_applied = False
-        if worst == "allow":
-            if self.default == "deny" and not permitted:
-                worst, default_applied = "deny", True
-            elif self.default == "allow" and not permitted:
-                default_applied = True
+        if worst == 0 and not permitted:  # no rule decided: the pack's default does
+            default_applied = True
+            decision = self.default
         elapsed = (perf_counter_ns() - started) / 1000
         return Verdict(
-            worst,
-            fired,
-            warnings,
+            decision,
+            evidence,
+            self._cards,
             self._ref,
             document,
             default_applied=default_applied,
@@ -173,15 +144,18 @@ class Pack:
         summary: str,
     ) -> Verdict:
         elapsed = (perf_counter_ns() - started) / 1000
+        approvers, escalate_to = self._fail_closed_groups
         verdict = Verdict(
             self.fail_closed,
             [],
-            [],
+            self._cards,
             self._ref,
             document,
             fail_closed=True,
             errors=problems,
             elapsed_us=elapsed,
+            approvers=[*approvers],
+            escalate_to=[*escalate_to],
         )
         if strict:
             detail = "; ".join(f"{p['path'] or '<input>'}: {p['message']}" for p in problems[:5])
@@ -213,30 +187,58 @@ def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
     return found
 
 
-def _record_template(rule: ir.Rule) -> dict[str, Any]:
-    """The parts of a fired-rule record that do not depend on the input."""
-    record: dict[str, Any] = {
-        "id": rule.id,
-        "verdict": rule.verdict,
-        "category": rule.category,
-        "severity": rule.severity,
-        "tags": list(rule.tags),
-        "message": rule.title or f"rule {rule.id} fired",
-        "location": rule.location,
-        "approvers": list(rule.groups) if rule.verdict == "require_approval" else [],
-        "escalate_to": list(rule.groups) if rule.verdict == "escalate" else [],
-    }
+def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
+    """What every fired record of ``rule`` shares; the location is relative to the pack root."""
+    template: dict[str, Any] = {"id": rule.id, "verdict": rule.verdict}
     if rule.title:
-        record["title"] = rule.title
-    return record
+        template["title"] = rule.title
+    if rule.description:
+        template["description"] = rule.description
+    if rule.owner:
+        template["owner"] = rule.owner
+    template.update(
+        category=rule.category,
+        severity=rule.severity,
+        tags=None,  # filled per record, in this key order
+        message=rule.title or f"rule {rule.id} fired",
+    )
+    location = rule.location
+    try:
+        location["file"] = Path(location["file"]).relative_to(root).as_posix()
+    except ValueError:
+        pass  # a file outside the pack root (not produced by compile_pack): keep its path
+    return RuleCard(
+        template=template,
+        tags=tuple(rule.tags),
+        location=location,
+        approvers=tuple(rule.groups) if rule.verdict == "require_approval" else (),
+        escalate_to=tuple(rule.groups) if rule.verdict == "escalate" else (),
+        bindings=bindings,
+        expressions={
+            node.index: node.text
+            for node in ir.walk(rule.condition)
+            if isinstance(node, ir.Compare | ir.Member)
+        },
+        warn=rule.verdict == "warn",
+    )
 
 
-def _comparison_texts(rule: ir.Rule) -> dict[int, str]:
-    return {
-        node.index: node.text
-        for node in ir.walk(rule.condition)
-        if isinstance(node, ir.Compare | ir.Member)
-    }
+def _fail_closed_groups(manifest: Any, rules: tuple[ir.Rule, ...]) -> tuple[list[str], list[str]]:
+    """Who a fail-closed ``require_approval`` or ``escalate`` verdict goes to.
+
+    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
+    pack's rules of that verdict name, so a fail-closed verdict is never unroutable.
+    """
+    named = list(getattr(manifest, "fail_closed_approvers", None) or [])
+    if manifest.fail_closed == "require_approval":
+        groups = named or sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
+        return groups, []
+    if manifest.fail_closed == "escalate":
+        groups = named or list(
+            dict.fromkeys(g for r in rules if r.verdict == "escalate" for g in r.groups)
+        )
+        return [], groups
+    return [], []
 
 
 def load_pack(path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None) -> Pack:

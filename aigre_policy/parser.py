@@ -77,11 +77,24 @@ _TOKEN_TEXT = {
     "MUL": "`*`, `/` or `%`",
     "AGGREGATE": "`sum`, `count` or `max`",
     "QUANTIFIER": "`any` or `all`",
+    "AT_LEAST": "`at least`",
     "$END": "end of file",
 }
 
 
+# Lark's LALR tables offer every terminal that may follow; these say it the way a reader thinks.
+_EXPRESSION_START = {"QUANTIFIER", "LPAR"}  # only an expression can start with these
+_OPERATOR = {"COMPARE", "ADD", "MUL", "DOT"}  # only a complete operand can be followed by these
+_CONSTANT_START = {"NUMBER", "STRING", "DURATION", "LSQB"}
+
+
 def _expected_text(expected: set[str]) -> str:
+    if expected & _EXPRESSION_START:
+        return "; expected an expression: a value, a field such as `action.kind`, `(`, `not`"
+    if expected & _OPERATOR:
+        return "; expected an operator such as `==`, `in`, `and` or `+`"
+    if _CONSTANT_START <= expected:
+        return "; expected a value: a number, duration, string, true, false, list or object"
     names = []
     for term in sorted(expected):
         if term in _TOKEN_TEXT:
@@ -148,37 +161,36 @@ class _AstBuilder(Transformer):
     """Turns Lark's tree into ``nodes``; bad literals become diagnostics, not exceptions."""
 
     def __init__(
-        self, file: str, diagnostics: list[Diagnostic], column_offset: int = 0, line: int = 0
+        self,
+        file: str,
+        diagnostics: list[Diagnostic],
+        columns: list[int] | None = None,
+        line: int = 0,
     ):
+        """``columns``/``line``: an interpolation, where column ``c`` of its (unescaped)
+        text sits at column ``columns[c - 1]`` of ``line`` in the file."""
         super().__init__()
         self.file = file
         self.diagnostics = diagnostics
-        self.column_offset = column_offset
+        self.columns = columns or []
         self.line = line
 
     # spans -----------------------------------------------------------------
+    def _column(self, column: int) -> int:
+        return self.columns[min(column, len(self.columns)) - 1]
+
     def span(self, meta: Any) -> Span:
         if getattr(meta, "empty", True):
             return Span(self.file, 1, 1, 1, 1)
         if self.line:
-            return Span(
-                self.file,
-                self.line,
-                meta.column + self.column_offset,
-                self.line,
-                meta.end_column + self.column_offset,
-            )
+            start, end = self._column(meta.column), self._column(meta.end_column)
+            return Span(self.file, self.line, start, self.line, end)
         return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def token_span(self, token: Token) -> Span:
         if self.line:
-            return Span(
-                self.file,
-                self.line,
-                token.column + self.column_offset,
-                self.line,
-                token.end_column + self.column_offset,
-            )
+            start, end = self._column(token.column), self._column(token.end_column)
+            return Span(self.file, self.line, start, self.line, end)
         return Span(self.file, token.line, token.column, token.end_line, token.end_column)
 
     # module ----------------------------------------------------------------
@@ -271,15 +283,35 @@ class _AstBuilder(Transformer):
         return n.TestOverride(str(envelope), str(name), value, self.span(meta))
 
     def expect_decision(self, meta: Any, children: list[Any]) -> n.Expectation:
-        decision, *rules = children
-        tokens = [r for r in rules if r is not None]
+        decision, by = children
+        at_least, tokens = by if by is not None else (False, [])
         return n.Expectation(
             str(decision),
             tuple(str(t) for t in tokens),
             None,
             self.span(meta),
             tuple(self.token_span(t) for t in tokens),
+            at_least=at_least,
         )
+
+    def expect_by(self, meta: Any, children: list[Any]) -> tuple[bool, list[Token]]:
+        at_least, *tokens = children
+        return at_least is not None, tokens
+
+    def expect_silent(self, meta: Any, children: list[Any]) -> n.Expectation:
+        return n.Expectation(
+            None,
+            (),
+            None,
+            self.span(meta),
+            tuple(self.token_span(t) for t in children),
+            silent=tuple(str(t) for t in children),
+        )
+
+    def expect_evidence(self, meta: Any, children: list[Any]) -> n.Expectation:
+        *names, value = children
+        path = ".".join(str(name) for name in names)
+        return n.Expectation(None, (), None, self.span(meta), evidence=(path, value))
 
     def expect_message(self, meta: Any, children: list[Any]) -> n.Expectation:
         return n.Expectation(None, (), self._string(children[0]), self.span(meta))
@@ -358,6 +390,9 @@ class _AstBuilder(Transformer):
 
     def negative_number(self, meta: Any, children: list[Any]) -> n.Literal:
         return n.Literal(-self._number(children[0]), False, self.span(meta))
+
+    def negative_duration(self, meta: Any, children: list[Any]) -> n.Literal:
+        return n.Literal(-self._duration_seconds(children[0]), True, self.span(meta))
 
     def duration(self, meta: Any, children: list[Any]) -> n.Literal:
         return n.Literal(self._duration_seconds(children[0]), True, self.span(meta))
@@ -521,8 +556,18 @@ class _AstBuilder(Transformer):
             parts.append("".join(text))
         return n.Message(tuple(parts), span)
 
-    def _interpolation(self, source: str, line: int, column: int) -> n.Expr | None:
-        source = source.replace('\\"', '"').replace("\\\\", "\\")
+    def _interpolation(self, raw: str, line: int, column: int) -> n.Expr | None:
+        # unescape \" and \\, remembering where each character sat in the file
+        chars: list[str] = []
+        columns: list[int] = []
+        i = 0
+        while i < len(raw):
+            step = 2 if raw[i] == "\\" and raw[i + 1 : i + 2] in ('"', "\\") else 1
+            chars.append(raw[i + step - 1])
+            columns.append(column + i)
+            i += step
+        columns.append(column + len(raw))  # one past the end, for end columns
+        source = "".join(chars)
         if not source.strip():
             self.diagnostics.append(
                 error(
@@ -538,7 +583,7 @@ class _AstBuilder(Transformer):
         except UnexpectedInput as exc:
             inner = _syntax_error(exc, source, self.file)
             assert inner.span is not None
-            col = column + inner.span.column - 1
+            col = columns[min(inner.span.column, len(columns)) - 1]
             self.diagnostics.append(
                 error(
                     "E003",
@@ -548,5 +593,5 @@ class _AstBuilder(Transformer):
                 )
             )
             return None
-        sub = _AstBuilder(self.file, self.diagnostics, column_offset=column - 1, line=line)
+        sub = _AstBuilder(self.file, self.diagnostics, columns=columns, line=line)
         return sub.transform(tree)

@@ -17,12 +17,17 @@ from typing import Any
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @lru_cache(maxsize=4096)
 def _parse_time(text: str) -> float:
-    moment = datetime.fromisoformat(text)
+    # RFC 3339 lets `T` and `Z` be lower case; fromisoformat wants them upper case
+    moment = datetime.fromisoformat(text.upper())
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {text!r} has no timezone")
-    return moment.timestamp()
+    # a difference, not .timestamp(): total for every valid year, offsets included
+    return (moment - _EPOCH).total_seconds()
 
 
 def to_time(value: Any) -> float:
@@ -63,24 +68,52 @@ def lookup(value: Any, *keys: str) -> Any:
     return value
 
 
+def lookup_defaults(value: Any, steps: tuple[tuple[str, Any], ...]) -> Any:
+    """Walk ``(key, schema default)`` steps: an absent step reads as its default, if any."""
+    for key, fallback in steps:
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+        if value is None:
+            value = fallback
+            if value is None:
+                return None
+    return value
+
+
+def time_in(instant: Any, values: Any) -> bool:
+    """``timestamp in list``: matched as instants, whatever offset each is written with."""
+    return any(to_time(value) == instant for value in values)
+
+
 def default(value: Any, fallback: Any) -> Any:
     """``value ?? fallback``: absent (or null) values read as the fallback."""
     return fallback if value is None else value
 
 
+def finite(value: Any) -> Any:
+    """``value`` if it is a finite number; arithmetic that overflows fails closed."""
+    if value - value == 0:  # false for infinity and NaN; always true for integers
+        return value
+    raise ArithmeticError("arithmetic overflow: the result is not a finite number")
+
+
 def remainder(a: Any, b: Any) -> Any:
-    """Remainder with the sign of the dividend, as in Rego and Go."""
-    result = math.fmod(a, b)
-    if type(a) is int and type(b) is int:
-        return int(result)
-    return result
+    """Remainder with the sign of the dividend, as in Rego and Go; exact for integers."""
+    if b == 0:
+        raise ZeroDivisionError("remainder by zero")
+    magnitude = abs(a) % abs(b)
+    return -magnitude if a < 0 else magnitude
 
 
 def divide(a: Any, b: Any) -> Any:
+    """Quotient; an integer when it is integral and exactly representable (below 2**53)."""
     if b == 0:
         raise ZeroDivisionError("division by zero")
     result = a / b
-    return int(result) if result == int(result) and abs(result) < 2**53 else result
+    if result - result != 0:
+        raise ArithmeticError("arithmetic overflow: the result is not a finite number")
+    return int(result) if result.is_integer() and abs(result) < 2**53 else result
 
 
 def starts_with(text: str, prefix: str) -> bool:
@@ -113,6 +146,8 @@ def total(values: Any) -> Any:
 
 def fmt(value: Any) -> str:
     """How a value reads inside a message: integral numbers without ``.0``, lists joined."""
+    if type(value) is str:
+        return value
     if value is True:
         return "true"
     if value is False:
@@ -140,14 +175,15 @@ def duration_text(seconds: Any) -> str:
     return f"{fmt(seconds)}s"
 
 
-class Evidence:
-    """What an explained rule read and compared; filled by generated ``explain_*`` code."""
+class Evidence(list):
+    """The comparisons an explained rule made, as ``(index, left, op, right, result)``.
 
-    __slots__ = ("comparisons",)
+    Filled by generated ``explain_*`` code for conditions with ``or``, ``not`` or
+    ``any``/``all`` around comparisons (plain ``and`` chains need no recording).
+    """
+
+    __slots__ = ()
     LIMIT = 64  # comparisons inside `any`/`all` repeat per item; keep the record bounded
-
-    def __init__(self) -> None:
-        self.comparisons: list[tuple[int, Any, str, Any, bool]] = []
 
     def compare(self, index: int, left: Any, op: str, right: Any, as_time: bool = False) -> bool:
         a, b = (to_time(left), to_time(right)) if as_time else (left, right)
@@ -166,23 +202,28 @@ class Evidence:
         self._record(index, left, op, right, result)
         return result
 
-    def member(self, index: int, item: Any, collection: Any, negated: bool) -> bool:
-        result = (item not in collection) if negated else (item in collection)
+    def member(
+        self, index: int, item: Any, collection: Any, negated: bool, as_time: bool = False
+    ) -> bool:
+        found = time_in(to_time(item), collection) if as_time else item in collection
+        result = not found if negated else found
         self._record(index, item, "not in" if negated else "in", collection, result)
         return result
 
     def _record(self, index: int, left: Any, op: str, right: Any, result: bool) -> None:
-        if len(self.comparisons) < self.LIMIT:
-            if type(right) is tuple:
-                right = list(right)
-            self.comparisons.append((index, left, op, right, bool(result)))
+        if len(self) < self.LIMIT:
+            self.append((index, left, op, right, bool(result)))
 
 
 EXPORTED: dict[str, Any] = {
     "_t": to_time,
     "_get": lookup,
+    "_getd": lookup_defaults,
+    "_tin": time_in,
+    "_evidence": Evidence,
     "_rem": remainder,
     "_div": divide,
+    "_fin": finite,
     "_fmt": fmt,
     "_dflt": default,
     "_any": any,

@@ -98,6 +98,8 @@ class ExprChecker:
         self.comparisons = 0
         self.extra_roots: dict[str, Type] = {}
         self.envelope_values: dict[str, n.Constant] = {}  # "cost.max" -> its constant, for enums
+        # "autonomy.llm_may" -> the enum of the values it is compared with (for overrides)
+        self.envelope_enums: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ helpers
     def err(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
@@ -174,13 +176,13 @@ class ExprChecker:
                     )
                     return None, BOOL
                 if not node.optional:
+                    why = (
+                        "absent, it reads as its schema default"
+                        if node.defaults
+                        else "the field is required or already known present"
+                    )
                     self.diagnostics.append(
-                        warning(
-                            "W303",
-                            f"`has {node.dotted}` is always true: the field is required "
-                            "or already known present",
-                            expr.span,
-                        )
+                        warning("W303", f"`has {node.dotted}` is always true: {why}", expr.span)
                     )
                 return ir.Has(node, expr.span), BOOL
             case n.Call():
@@ -272,6 +274,8 @@ class ExprChecker:
         if not (isinstance(typ, StringType) and typ.enum is not None):
             return
         dotted = _envelope_dotted(other, self.envelopes)
+        if dotted is not None:  # overrides of this envelope value must fit the enum too
+            self.envelope_enums.setdefault(dotted, typ.enum)
         if dotted is not None and dotted in self.envelope_values:
             other = self.envelope_values[dotted]  # an envelope's values must fit the enum too
         literals = other.items if isinstance(other, n.ListExpr) else (other,)
@@ -321,6 +325,7 @@ class ExprChecker:
                 self.next_index(),
                 self.source_text(expr.span),
                 expr.span,
+                kind="time" if isinstance(it, TimestampType) else "value",
             ),
             BOOL,
         )

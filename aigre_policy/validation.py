@@ -24,7 +24,7 @@ Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float
 
 Measured by hand, not by a test (timed tests flake): ``is_valid`` on the realistic valid input
 of ``tests/test_validation.py`` (five timestamps) takes about 8 us on a 2-core box with
-jsonschema-rs 0.60 (fastjsonschema took 14 us); ``errors`` on an invalid input about 0.4 ms::
+jsonschema-rs 0.60; ``errors`` on an invalid input about 0.4 ms::
 
     python -m timeit -s "from tests.test_validation import INPUT_SCHEMA, VALID_INPUT" \\
         -s "from aigre_policy.validation import InputValidator; v = InputValidator(INPUT_SCHEMA)" \\
@@ -250,7 +250,7 @@ def _message(error: ValidationError | SchemaError) -> str:
     return " ".join(message.split())
 
 
-# --- the schema as fastjsonschema must see it ---------------------------------------------
+# --- the schema as the fast validator must see it ---------------------------------------------
 
 # Where subschemas live in draft 2020-12 (plus draft 7 "definitions", still a valid $ref target).
 _SUBSCHEMA = frozenset(
@@ -272,34 +272,37 @@ _ANNOTATIONS = frozenset(
         "writeOnly",
     }
 )
-# 2020-12 annotations that fastjsonschema would turn into checks (or transformations).
+# 2020-12 annotations the fast validator could turn into checks.
 _DROPPED = frozenset({"$schema", "contentEncoding", "contentMediaType", "contentSchema"})
+# Keywords refused at load time: the fast and the complete validator are not known to check
+# them alike, and a gate must not accept an input that its error report would reject.
+_NOT_ALIKE = "input validation does not support it"
 _UNSUPPORTED = {
-    "prefixItems": "fastjsonschema does not implement it",
-    "unevaluatedProperties": "fastjsonschema does not implement it",
-    "unevaluatedItems": "fastjsonschema does not implement it",
-    "dependentRequired": "fastjsonschema does not implement it",
-    "dependentSchemas": "fastjsonschema does not implement it",
-    "minContains": "fastjsonschema does not implement it",
-    "maxContains": "fastjsonschema does not implement it",
-    "$anchor": "fastjsonschema does not implement it",
-    "$dynamicRef": "fastjsonschema does not implement it",
-    "$dynamicAnchor": "fastjsonschema does not implement it",
+    "prefixItems": _NOT_ALIKE,
+    "unevaluatedProperties": _NOT_ALIKE,
+    "unevaluatedItems": _NOT_ALIKE,
+    "dependentRequired": _NOT_ALIKE,
+    "dependentSchemas": _NOT_ALIKE,
+    "minContains": _NOT_ALIKE,
+    "maxContains": _NOT_ALIKE,
+    "$anchor": _NOT_ALIKE,
+    "$dynamicRef": _NOT_ALIKE,
+    "$dynamicAnchor": _NOT_ALIKE,
     "$recursiveRef": "it is not a draft 2020-12 keyword",
     "$recursiveAnchor": "it is not a draft 2020-12 keyword",
     "dependencies": "it is not a draft 2020-12 keyword (use required inside if/then)",
     "additionalItems": "it is not a draft 2020-12 keyword",
-    "multipleOf": "the two validators round floats differently",
+    "multipleOf": "the two validators round floats differently, so it is not supported",
 }
 # An inline flag group that turns on MULTILINE, which changes what $ means.
 _MULTILINE_FLAG = re.compile(r"\(\?[aiLmsux-]*m[aiLmsux-]*[:)]")
 
 
 class _FastCopy:
-    """The copy of a schema that fastjsonschema checks exactly as 2020-12 jsonschema does.
+    """The copy of a schema that the fast validator (jsonschema-rs) checks exactly as jsonschema does.
 
     Besides the rewrites listed in the module docstring, local ``$ref`` s are inlined: the
-    function fastjsonschema generates for each ``$ref`` builds a path string on every call
+    validator compiled for each ``$ref`` builds a path string on every call
     (``str.format(**locals())`` for list items), which more than doubled the cost of a valid
     input. Recursive references stay ``$ref`` s. The caller's schema is never modified.
     """
@@ -315,7 +318,7 @@ class _FastCopy:
         return self._schema(self._root, "#")
 
     def _schema(self, schema: Any, where: str) -> Any:
-        """``schema`` (found at JSON Pointer ``where``) as fastjsonschema must see it."""
+        """``schema`` (found at JSON Pointer ``where``) as the fast validator must see it."""
         if not isinstance(schema, dict):  # a boolean schema; check_schema allows nothing else
             return schema
         out: dict[str, Any] = {}
@@ -345,14 +348,14 @@ class _FastCopy:
             elif key != "$ref":
                 out[key] = copy.deepcopy(value)
         if out.get("additionalProperties") == {}:
-            # Same meaning, but fastjsonschema reads {} as false when it checks `required`.
+            # Same meaning, but a fast validator may read {} as false when it checks `required`.
             out["additionalProperties"] = True
         if "$ref" not in schema:
             return out
         target = self._reference(schema["$ref"], f"{where}/$ref")
         if _ANNOTATIONS.issuperset(out):
             return target
-        # fastjsonschema follows draft 7 and ignores a $ref's siblings; 2020-12 applies them.
+        # a draft 7 reading ignores a $ref's siblings; 2020-12 applies them.
         out["allOf"] = [target, *out.get("allOf", [])]
         return out
 
@@ -392,7 +395,7 @@ def _escape(key: str) -> str:
 
 
 def _keep_dollar_meaning(pattern: str, where: str) -> str:
-    """``pattern`` rewritten so that fastjsonschema, which turns every unescaped ``$`` into
+    """``pattern`` rewritten so that the fast validator, whose regex reads an unescaped ``$`` as
     ``\\Z``, matches what ``re.search(pattern, ...)`` matches in jsonschema: outside a character
     class ``$`` becomes the lookahead Python's ``$`` stands for (end, or before a final newline);
     inside one it becomes an escaped literal."""

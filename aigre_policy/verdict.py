@@ -1,9 +1,13 @@
 """The verdict an evaluation returns: a small, fast object with a stable JSON form.
 
 Its dict form is the published verdict document (``docs/schemas/verdict.schema.json``,
-defined by ``models.verdict.VerdictDocument``). The decision id and the input
-digest are computed on first use, so a caller that only reads the decision on
-the hot path does not pay for them.
+defined by ``models.verdict.VerdictDocument``).
+
+Everything a verdict says is captured when the decision is made: the decision,
+and for each rule that held its message, the values it read and the comparisons
+it made (``RuleEvidence``). Only the presentation is deferred: the dicts of
+``fired`` and ``warnings``, the decision id and the input digest are built on
+first use, so a caller that only reads the decision does not pay for them.
 """
 
 from __future__ import annotations
@@ -11,9 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
+
+# What generated ``explain_N`` code returns for a rule that held:
+# (rule index, held, message, values of the bindings, comparisons as
+# (index, left, op, right, result) tuples)
+RuleEvidence = tuple[int, bool, str, tuple[Any, ...], Any]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -27,11 +37,57 @@ def digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class RuleCard:
+    """The parts of a fired-rule record that do not depend on the input, built once per pack."""
+
+    template: dict[str, Any]  # id, verdict, category, severity, title, description, owner
+    tags: tuple[str, ...]
+    location: dict[str, Any]
+    approvers: tuple[str, ...]
+    escalate_to: tuple[str, ...]
+    bindings: tuple[str, ...]  # dotted paths, in the order of the captured values
+    expressions: dict[int, str]  # comparison index -> its source text
+    warn: bool
+
+    def record(self, evidence: RuleEvidence) -> dict[str, Any]:
+        """The published record of one fired rule; fresh containers every time."""
+        _, _, message, values, comparisons = evidence
+        texts = self.expressions
+        return {
+            **self.template,
+            "message": message or self.template["message"],
+            "tags": [*self.tags],
+            "location": {**self.location},
+            "approvers": [*self.approvers],
+            "escalate_to": [*self.escalate_to],
+            "bindings": {
+                path: value
+                for path, value in zip(self.bindings, values, strict=True)
+                if value is not None
+            },
+            "comparisons": [
+                {
+                    "expression": texts.get(index, ""),
+                    "left": left,
+                    "op": op,
+                    "right": list(right) if type(right) is tuple else right,
+                    "result": result,
+                }
+                for index, left, op, right, result in comparisons
+            ],
+        }
+
+
 class Verdict:
     __slots__ = (
+        "_cards",
         "_decision_id",
+        "_evidence",
+        "_fired",
         "_input",
         "_input_digest",
+        "_warnings",
         "approvers",
         "decision",
         "default_applied",
@@ -39,16 +95,14 @@ class Verdict:
         "errors",
         "escalate_to",
         "fail_closed",
-        "fired",
         "pack",
-        "warnings",
     )
 
     def __init__(
         self,
         decision: str,
-        fired: list[dict[str, Any]],
-        warnings: list[dict[str, Any]],
+        evidence: list[RuleEvidence],
+        cards: list[RuleCard] | tuple[RuleCard, ...],
         pack: dict[str, str],
         input_document: Any,
         *,
@@ -56,32 +110,58 @@ class Verdict:
         default_applied: bool = False,
         errors: list[dict[str, Any]] | None = None,
         elapsed_us: float = 0.0,
+        approvers: list[str] | None = None,
+        escalate_to: list[str] | None = None,
     ):
+        """``approvers``/``escalate_to`` given: a fail-closed verdict's groups; else derived."""
         self.decision = decision
-        self.fired = fired
-        self.warnings = warnings
         self.pack = pack
         self.fail_closed = fail_closed
         self.default_applied = default_applied
         self.errors = errors or []
         self.elapsed_us = elapsed_us
-        self.approvers = (
-            sorted({g for f in fired if f["verdict"] == "require_approval" for g in f["approvers"]})
-            if decision == "require_approval"
-            else []
-        )
-        self.escalate_to = (
-            list(
-                dict.fromkeys(
-                    t for f in fired if f["verdict"] == "escalate" for t in f["escalate_to"]
-                )
+        self._evidence = evidence
+        self._cards = cards
+        self._fired: list[dict[str, Any]] | None = None
+        self._warnings: list[dict[str, Any]] | None = None
+        if approvers is None:
+            approvers = (
+                sorted({g for e in evidence for g in cards[e[0]].approvers})
+                if decision == "require_approval"
+                else []
             )
-            if decision == "escalate"
-            else []
-        )
+        if escalate_to is None:
+            escalate_to = (
+                list(dict.fromkeys(g for e in evidence for g in cards[e[0]].escalate_to))
+                if decision == "escalate"
+                else []
+            )
+        self.approvers = approvers
+        self.escalate_to = escalate_to
         self._input = input_document
         self._input_digest: str | None = None
         self._decision_id: str | None = None
+
+    def _render(self) -> None:
+        fired, warnings = [], []
+        for evidence in self._evidence:
+            card = self._cards[evidence[0]]
+            (warnings if card.warn else fired).append(card.record(evidence))
+        self._fired, self._warnings = fired, warnings
+
+    @property
+    def fired(self) -> list[dict[str, Any]]:
+        """Records of the fired rules that are not ``warn``, in pack order."""
+        if self._fired is None:
+            self._render()
+        return self._fired  # type: ignore[return-value]
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """Records of the fired ``warn`` rules, in pack order."""
+        if self._warnings is None:
+            self._render()
+        return self._warnings  # type: ignore[return-value]
 
     @property
     def allowed(self) -> bool:
@@ -104,7 +184,8 @@ class Verdict:
 
     @property
     def rule_ids(self) -> list[str]:
-        return [f["id"] for f in self.fired]
+        cards = self._cards
+        return [cards[e[0]].template["id"] for e in self._evidence if not cards[e[0]].warn]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,8 +194,8 @@ class Verdict:
             "default_applied": self.default_applied,
             "fired": self.fired,
             "warnings": self.warnings,
-            "approvers": self.approvers,
-            "escalate_to": self.escalate_to,
+            "approvers": [*self.approvers],
+            "escalate_to": [*self.escalate_to],
             "errors": self.errors,
             "pack": self.pack,
             "decision_id": self.decision_id,

@@ -1124,6 +1124,7 @@ def test_every_emitted_code_has_a_case():
     covered = {p.values[0] for p in LANGUAGE_CASES + PACK_CASES}
     covered |= {"E500"}  # also covered by test_e500_* below
     covered |= {"E004"}  # test_hostile_packs.py::test_deep_nesting_is_a_diagnostic_not_a_crash
+    covered |= {"E506"}  # test_log.py::test_unknown_sensitive_path_is_e506
     assert emitted, "no diagnostic codes found in the library source"
     assert emitted - covered == set(), f"codes without a test: {sorted(emitted - covered)}"
 
@@ -1317,16 +1318,13 @@ def test_render_quotes_the_right_line_after_a_unicode_line_separator(new_pack):
     assert lines[2] == '2 | rule s { deny when action.environment == "prodution" }'
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bug: parser._interpolation unescapes \\" before parsing, so spans after an '
-    "escaped quote inside a `{...}` interpolation are 1 column left per escape",
-)
-def test_interpolation_column_after_escaped_quotes(new_pack):
-    source = 'rule r { deny when true\n because "{action.kind == \\"rollback\\" and action.foo}" }'
+@pytest.mark.parametrize("quoted", ['\\"rollback\\"', '\\"a\\\\b\\"'], ids=["quotes", "backslash"])
+def test_interpolation_column_after_escaped_quotes(new_pack, quoted):
+    source = f'rule r {{ deny when true\n because "{{action.kind == {quoted} and action.foo}}" }}'
     root = new_pack(source)
     found = only(compile_at(root), "E102")
     assert (found.span.line, found.span.column) == (2, column_of(source, 2, "action.foo"))
+    assert found.span.end_column == column_of(source, 2, "action.foo") + len("action.foo")
 
 
 def test_manifest_override_error_points_into_pack_yaml(new_pack):
@@ -1414,3 +1412,91 @@ def test_golden_check_report(new_pack, monkeypatch, capsys, plain_console):
     assert first_locations == sorted(first_locations, key=lambda t: (t[0], int(t[1]), int(t[2]))), (
         "diagnostics are sorted by file, line, column"
     )
+
+
+# ------------------------------------------------------------------ foundation fixes
+
+CUSTOM_SCHEMA = {
+    "type": "object",
+    "required": ["action", "context"],
+    "properties": {
+        "action": {"type": "object", "properties": {"n": {"type": "number"}}},
+        "context": {"type": "object"},
+    },
+}
+
+
+def test_custom_schema_without_context_is_e503(new_pack):
+    schema = {**CUSTOM_SCHEMA, "properties": {"action": CUSTOM_SCHEMA["properties"]["action"]}}
+    root = new_pack(
+        "rule r { deny when action.n > 1 }",
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": schema},
+    )
+    found = only(compile_at(root), "E503")
+    assert "`action` and `context`" in found.message
+
+
+@pytest.mark.parametrize("keyword", [{"multipleOf": 2}, {"prefixItems": [{"type": "number"}]}])
+def test_unsupported_schema_keyword_is_e503_not_a_crash(new_pack, keyword):
+    number = {"type": "number", **keyword}
+    action = {"type": "object", "required": ["n"], "properties": {"n": number}}
+    schema = {**CUSTOM_SCHEMA, "properties": {**CUSTOM_SCHEMA["properties"], "action": action}}
+    root = new_pack(
+        "rule r { deny when action.n > 1 }",
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": schema},
+    )
+    report = compile_at(root)
+    assert not report.ok
+    found = only(report, "E503")
+    assert next(iter(keyword)) in found.message and "not supported" in found.message
+    assert "fastjsonschema" not in found.message
+
+
+ENUM_POLICY = """
+envelope a { kinds: ["rollback"], env: "production" }
+rule r { deny when action.kind not in a.kinds and action.environment == a.env }
+"""
+
+
+def test_pack_yaml_override_outside_the_enum_is_e504(new_pack):
+    root = new_pack(ENUM_POLICY, manifest={"envelopes": {"a": {"kinds": ["rollback", "rolback"]}}})
+    found = only(compile_at(root), "E504")
+    assert "never 'rolback'" in found.message and "rollback" in (found.hint or "")
+    assert Path(found.span.file) == root / "pack.yaml"
+
+
+def test_load_override_outside_the_enum_is_e504(new_pack):
+    report = compile_at(new_pack(ENUM_POLICY), {"a": {"env": "prod"}})
+    assert "never 'prod'" in only(report, "E504").message
+    assert compile_at(new_pack(ENUM_POLICY), {"a": {"env": "staging"}}).ok
+
+
+def test_w303_names_the_schema_default(new_pack):
+    found = only(compile_at(new_pack("rule r { deny when has action.change.lines }")), "W303")
+    assert "schema default" in found.message
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('rule r { deny when action.kind "x" }', "expected an operator such as `==`"),
+        ("rule r { deny when }", "expected an expression"),
+        ("envelope e { a: }", "expected a value: a number, duration, string"),
+    ],
+)
+def test_syntax_errors_say_what_kind_of_thing_is_expected(new_pack, source, expected):
+    found = only(compile_at(new_pack(source)), "E001")
+    assert expected in found.message
+    assert "`minus`" not in found.message and ", ..." not in found.message
+
+
+def test_negative_durations_and_commas_in_envelopes(new_pack):
+    source = """
+    envelope e { back: -15m, ahead: 2h, }
+    rule r { escalate when action.requested_at < context.now + e.back + e.ahead }
+    """
+    report = compile_at(new_pack(source))
+    assert report.ok, [d.message for d in report.diagnostics]
+    assert report.compiled.envelopes["e"] == {"back": -900, "ahead": 7200}

@@ -223,6 +223,14 @@ rule bulk-data {
     or (action.blast_radius.regions ?? []) != [] and len(action.blast_radius.regions ?? []) < 2
 }
 
+rule instants {
+  warn when action.requested_at in [context.now, context.now - 1h]
+    or any(a in action.approvals ?? []: a.at not in [action.requested_at, context.now])
+    or (action.rollback.tested ?? true) != (has action.rollback.tested)
+    or (action.data.records ?? 5) == 5
+  because "{action.requested_at} {action.rollback.tested ?? true} {action.data.records ?? 5}"
+}
+
 rule negations {
   warn when not action.reversible and -action.cost.estimated_usd < -1
     or not action.change.architectural and action.change.type == "infra"
@@ -354,12 +362,12 @@ class Stamp(NamedTuple):
     offset: int
     zone: timezone
     micro: int
-    zulu: bool
+    zulu: str  # "", "Z" or "z": RFC 3339 accepts either case
 
     def render(self, now: datetime) -> str:
         moment = now + timedelta(seconds=self.offset, microseconds=self.micro)
         text = moment.astimezone(self.zone).isoformat()
-        return text.replace("+00:00", "Z") if self.zulu else text
+        return text.replace("+00:00", self.zulu) if self.zulu else text
 
 
 def resolve(value: Any, now: datetime) -> Any:
@@ -403,7 +411,8 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
 
     def stamps(offsets: st.SearchStrategy[int]) -> st.SearchStrategy[Stamp]:
         micros = st.sampled_from([0, 0, 0, 1, 500000])
-        return st.builds(Stamp, offsets, st.sampled_from(ZONES), micros, st.booleans())
+        zulu = st.sampled_from(["", "Z", "z"])
+        return st.builds(Stamp, offsets, st.sampled_from(ZONES), micros, zulu)
 
     words = st.sampled_from(sorted(strings)) | st.text("abcAB-@*ß", max_size=5)
     word = words.filter(bool)
@@ -490,7 +499,9 @@ def _documents(program: ir.Program) -> st.SearchStrategy[tuple[dict, dict, dict]
             "incidents_open": st.lists(incident, max_size=2),
         },
     )
-    number = near(-1e6, 1e6) | near(0, 10**6, integer=True)
+    # past 2**53, overflowing quotients and products: exact integers, fail-closed overflow
+    extreme = st.sampled_from([2**53 + 1, -(2**61) - 3, 1e-303, -1e-300, 1e308, -1.5e308])
+    number = near(-1e6, 1e6) | near(0, 10**6, integer=True) | extreme
     usage = st.fixed_dictionaries({u.name: number for u in program.usages})
     now = st.integers(-8 * 86400, 8 * 86400).map(lambda s: ANCHOR + timedelta(seconds=s))
     return st.builds(lambda *parts: resolve(parts[:3], parts[3]), action, context, usage, now)
@@ -647,19 +658,13 @@ def test_interpreter_arithmetic(op: str, kind: str, a: Any, b: Any, result: Any)
     assert value == result and type(value) is type(result)
 
 
-# ------------------------------------------------------------------ known disagreements
-# Each is a minimal input on which the generated code and the interpreter differ.
-# strict: once codegen/runtime is fixed the test passes, and the marker must go.
+# ------------------------------------------------------------------ fixed disagreements
+# Each is a minimal input on which the generated code and the interpreter once differed.
+
+NOW = {"now": "2025-03-28T16:00:00Z"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codegen.optional_read reads the steps after the first optional one with _get, "
-    "which ignores Path.defaults: with action.rollback present and `tested` absent, "
-    "`action.rollback.tested ?? true` gives true (schema default: false), "
-    "`has action.rollback.tested` gives false, `action.data.records ?? 5` gives 5 (default: 0)",
-)
-def test_known_schema_defaults_after_an_optional_step(tmp_path: Path) -> None:
+def test_schema_defaults_after_an_optional_step(tmp_path: Path) -> None:
     pack = make_pack(
         tmp_path,
         """
@@ -670,16 +675,19 @@ def test_known_schema_defaults_after_an_optional_step(tmp_path: Path) -> None:
         """,
     )
     action = {**ACTION, "rollback": {"plan": "undo"}, "data": {"classification": "public"}}
-    assert_agree(pack, action, {"now": "2025-03-28T16:00:00Z"}, {"n": 1})
+    assert_agree(pack, action, NOW, {"n": 1})
+    # present parent, absent child: the schema default (false, 0), not the fallback
+    assert [w["id"] for w in pack.evaluate(action, NOW, {"n": 1}).warnings] == ["has-tested"]
+    # absent parent: the fallback
+    bare = pack.evaluate(ACTION, NOW, {"n": 1}).warnings
+    assert [w["id"] for w in bare] == ["tested-or-true", "records-or-five"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.divide calls int() on an infinite quotient and raises OverflowError, so "
-    "1e6 / 1e-303 fails closed; `*` overflowing to inf does not. Decide: fail closed on "
-    "every non-finite result, or on none",
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(1e6, 1e-303), (1e308, 0.5), (-1e308, 1e-10)],
 )
-def test_known_division_overflow(tmp_path: Path) -> None:
+def test_division_overflow_fails_closed_on_both_sides(tmp_path: Path, a: float, b: float) -> None:
     pack = make_pack(
         tmp_path,
         """
@@ -688,30 +696,87 @@ def test_known_division_overflow(tmp_path: Path) -> None:
         rule ratio { warn when usage.a / usage.b > 1 }
         """,
     )
-    assert_agree(pack, ACTION, {"now": "2025-03-28T16:00:00Z"}, {"a": 1e6, "b": 1e-303})
+    usage = {"a": a, "b": b}
+    with pytest.raises(ArithmeticError, match="not a finite number"):
+        interpreter.fired(pack.program, pack.envelopes, ACTION, NOW, usage)
+    assert_agree(pack, ACTION, NOW, usage)
+    assert pack.evaluate(ACTION, NOW, usage).decision == "deny"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.remainder uses math.fmod, which rounds integers past 2**53 to floats: "
-    "(2**53 + 1) % 2 gives 0, not 1",
-)
-def test_known_remainder_of_large_integers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("op", ["*", "+", "-"])
+def test_overflow_of_every_operator_fails_closed(tmp_path: Path, op: str) -> None:
+    pack = make_pack(
+        tmp_path,
+        f"""
+        usage a = count() over last 1h
+        rule big {{ deny when usage.a {op} usage.a * 2 > 0 }}
+        """,
+    )
+    usage = {"a": 1.5e308 if op != "-" else -1.5e308}
+    assert_agree(pack, ACTION, NOW, usage)
+    verdict = pack.evaluate(ACTION, NOW, usage)
+    assert verdict.fail_closed and "not a finite number" in verdict.errors[0]["message"]
+
+
+def test_remainder_of_large_integers_is_exact(tmp_path: Path) -> None:
     pack = make_pack(
         tmp_path,
         """
         usage n = count() over last 1h
-        rule odd { warn when usage.n % 2 == 1 }
+        rule odd { warn when usage.n % 2 == 1 because "{usage.n % 2} {usage.n % -7}" }
         """,
     )
-    assert_agree(pack, ACTION, {"now": "2025-03-28T16:00:00Z"}, {"n": 2**53 + 1})
+    usage = {"n": 2**53 + 1}
+    assert_agree(pack, ACTION, NOW, usage)
+    assert pack.evaluate(ACTION, NOW, usage).warnings[0]["message"] == "1 5"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation accepts RFC 3339's lower-case `z`, but runtime.to_time "
-    "(datetime.fromisoformat) rejects it, so a valid input fails closed on both sides",
-)
-def test_known_lower_case_zulu_timestamps(every_construct: Pack) -> None:
-    context = {**CONTEXT, "now": "2025-03-28T16:00:00z"}
+def test_remainder_by_zero_is_the_same_error_on_both_sides(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        usage n = count() over last 1h
+        rule odd { warn when 7 % usage.n == 1 }
+        """,
+    )
+    with pytest.raises(ZeroDivisionError, match="remainder by zero"):
+        interpreter.fired(pack.program, pack.envelopes, ACTION, NOW, {"n": 0})
+    verdict = pack.evaluate(ACTION, NOW, {"n": 0})
+    assert verdict.errors[0]["message"] == "ZeroDivisionError: remainder by zero"
+
+
+@pytest.mark.parametrize("now", ["2025-03-28T16:00:00z", "2025-03-28t16:00:00Z"])
+def test_lower_case_rfc3339_letters_are_timestamps(every_construct: Pack, now: str) -> None:
+    context = {**CONTEXT, "now": now}
     assert not every_construct.evaluate(ACTION, context, USAGE).fail_closed
+    assert_agree(every_construct, ACTION, context, USAGE)
+
+
+def test_membership_of_timestamps_compares_instants(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        rule same { warn when action.requested_at in [context.now] }
+        rule other { warn when action.requested_at not in [context.now] }
+        """,
+    )
+    action = {**ACTION, "requested_at": "2025-03-28T18:00:00+02:00"}  # the same instant
+    verdict = pack.evaluate(action, NOW)
+    assert [w["id"] for w in verdict.warnings] == ["same"]
+    assert verdict.warnings[0]["comparisons"][0]["result"] is True
+    assert_agree(pack, action, NOW, {})
+
+
+def test_bindings_show_schema_defaults(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        rule small { warn when action.change.lines < 10 and not (action.rollback.tested ?? true) }
+        """,
+    )
+    change = {"type": "config"}  # `lines` absent: reads as its default, 0; `tested` as false
+    verdict = pack.evaluate({**ACTION, "change": change, "rollback": {"plan": "p"}}, NOW)
+    assert verdict.warnings[0]["bindings"] == {
+        "action.change.lines": 0,
+        "action.rollback.tested": False,
+    }

@@ -11,7 +11,8 @@ from rich.console import Console
 from aigre_policy import nodes as n
 from aigre_policy.cli.common import EXIT_FAILURES, find_packs, parse_overrides
 from aigre_policy.compiler import compile_pack
-from aigre_policy.diagnostics import Severity, render
+from aigre_policy.diagnostics import Severity, has_errors, render
+from aigre_policy.lint import category_of, strict_diagnostics
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -29,6 +30,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="ENVELOPE.NAME=VALUE",
         help="override an envelope value (repeatable)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also lint the pack (docs/lint.md); every warning counts as an error, except "
+        "lint codes the pack sets to `warning` in pack.yaml",
+    )
     parser.set_defaults(run=run)
 
 
@@ -38,26 +45,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
     failed = False
     for path in find_packs(args.packs):
         report = compile_pack(path, overrides)
-        failed |= not report.ok
-        reports.append((path, report))
+        diagnostics = strict_diagnostics(report) if args.strict else report.diagnostics
+        failed |= not report.ok or has_errors(diagnostics)
+        reports.append((path, report, diagnostics))
     if args.format == "json":
         sys.stdout.write(
             json.dumps(
                 [
                     {
                         "pack": str(path),
-                        "ok": report.ok,
-                        "diagnostics": [d.to_dict() for d in report.diagnostics],
+                        "ok": report.ok and not has_errors(diagnostics),
+                        "diagnostics": [
+                            {**d.to_dict(), "category": category_of(d.code)} for d in diagnostics
+                        ],
                     }
-                    for path, report in reports
+                    for path, report, diagnostics in reports
                 ],
                 indent=2,
             )
             + "\n"
         )
         return EXIT_FAILURES if failed else 0
-    for path, report in reports:
-        for diagnostic in report.diagnostics:
+    for path, report, diagnostics in reports:
+        for diagnostic in diagnostics:
             style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
             console.print(
                 render(diagnostic, report.sources),
@@ -67,9 +77,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 soft_wrap=True,  # carets must stay under their column in piped CI logs
             )
             console.print()
-        errors = sum(d.severity is Severity.ERROR for d in report.diagnostics)
-        warnings = len(report.diagnostics) - errors
-        if report.ok and report.compiled is not None:
+        errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+        warnings = len(diagnostics) - errors
+        if report.ok and report.compiled is not None and not errors:
             compiled = report.compiled
             decls = [d for m in compiled.modules for d in m.declarations]
             counts = (

@@ -54,8 +54,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     try:
         pack = load_pack(args.pack, overrides)
     except CompileError as exc:
-        console.print(exc.report(), style="red", markup=False, highlight=False)
-        console.print(
+        errors = Console(stderr=True, soft_wrap=True)  # stdout stays for verdicts and --emit
+        errors.print(exc.report(), style="red", markup=False, highlight=False)
+        errors.print(
             f"[red]error:[/red] {args.pack} does not compile; run `aigre-policy check {args.pack}`",
             highlight=False,
         )

@@ -85,6 +85,10 @@ class FiredRule(_Model):
     id: str = Field(pattern=RULE_ID_PATTERN, description="The rule's id in the pack.")
     verdict: RuleVerdict = Field(description="What the rule says when it fires.")
     title: str | None = Field(None, description="The rule's title; absent when it has none.")
+    description: str | None = Field(
+        None, description="The rule's `description`; absent when it has none."
+    )
+    owner: str | None = Field(None, description="The rule's `owner`; absent when it has none.")
     category: str = Field(
         pattern=RULE_ID_PATTERN,
         description="Risk, cost, compliance, reliability, or a custom word.",

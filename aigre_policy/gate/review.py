@@ -1,0 +1,207 @@
+"""Escalation: reviewer tiers the embedding tool plugs in, asked one after another.
+
+A reviewer answers ``allow`` or ``deny`` to settle the case, or ``escalate`` to
+pass it to the next tier. Tiers are asked in the order the fired rules name them
+(``escalate to ["llm-judge", "sre-oncall"]``), or in the gate's order when the
+rules name none. Each answer, its reason, latency and cost go into the verdict's
+evidence and the log. Reviewers only see ``escalate`` decisions, so none can
+loosen a ``deny``; a reviewer that fails is recorded and the next tier asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any, Literal, Protocol
+
+ANSWERS = ("allow", "deny", "escalate")
+REVIEWER_KINDS = ("human", "llm", "automation")
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    """What a reviewer sees: the proposed action, its context and usage, and the evidence."""
+
+    tier: str
+    action: Mapping[str, Any]
+    context: Mapping[str, Any]
+    usage: Mapping[str, Any]
+    fired: Sequence[Mapping[str, Any]]
+    earlier: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class ReviewAnswer:
+    """A tier's answer: ``allow``/``deny`` settle, ``escalate`` passes the case on."""
+
+    decision: Literal["allow", "deny", "escalate"]
+    reason: str = ""
+    cost_usd: float = 0.0
+
+
+class Reviewer(Protocol):
+    """One reviewer tier: ``review`` (or an ``async`` ``review``) returns a ``ReviewAnswer``."""
+
+    tier: str
+    kind: str  # human, llm or automation
+    id: str
+
+    def review(self, request: ReviewRequest) -> ReviewAnswer | Awaitable[ReviewAnswer]: ...
+
+
+@dataclass(frozen=True)
+class FunctionReviewer:
+    """A reviewer from a plain function (sync or ``async``) of a ``ReviewRequest``."""
+
+    tier: str
+    function: Callable[[ReviewRequest], Any]
+    kind: str = "automation"
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.kind not in REVIEWER_KINDS:
+            raise ValueError(f"reviewer kind must be one of {REVIEWER_KINDS}, not {self.kind!r}")
+        if not self.id:
+            object.__setattr__(self, "id", getattr(self.function, "__name__", self.tier))
+
+    def review(self, request: ReviewRequest) -> Any:
+        return self.function(request)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The outcome of asking the tiers: the settled decision (or ``None``) and each review."""
+
+    decision: str | None
+    reviews: tuple[dict[str, Any], ...]
+    faults: tuple[str, ...]
+
+
+def tiers_for(reviewers: Sequence[Reviewer], named: Sequence[str]) -> list[tuple[str, Any]]:
+    """``(tier, reviewer or None)`` in asking order; ``None`` for a named tier nobody serves."""
+    if not named:
+        return [(r.tier, r) for r in reviewers]
+    order: list[tuple[str, Any]] = []
+    for tier in named:
+        serving = [r for r in reviewers if r.tier == tier]
+        order.extend((tier, r) for r in serving) if serving else order.append((tier, None))
+    return order
+
+
+def escalate(order: list[tuple[str, Any]], request: ReviewRequest) -> Escalation:
+    """Ask each tier in turn, synchronously."""
+    reviews: list[dict[str, Any]] = []
+    for tier, reviewer in order:
+        started = perf_counter_ns()
+        try:
+            answer = _call_sync(reviewer, _for_tier(request, tier, reviews)) if reviewer else None
+            review = _review(tier, reviewer, answer, started)
+        except Exception as exc:
+            review = _failed(tier, reviewer, exc, started)
+        reviews.append(review)
+        if review.get("decision") in ("allow", "deny") and "error" not in review:
+            return Escalation(review["decision"], tuple(reviews), _faults(reviews))
+    return Escalation(None, tuple(reviews), _faults(reviews))
+
+
+async def aescalate(order: list[tuple[str, Any]], request: ReviewRequest) -> Escalation:
+    """Ask each tier in turn; ``async`` reviewers are awaited, sync ones run in a thread."""
+    reviews: list[dict[str, Any]] = []
+    for tier, reviewer in order:
+        started = perf_counter_ns()
+        try:
+            answer = None
+            if reviewer is not None:
+                tier_request = _for_tier(request, tier, reviews)
+                if inspect.iscoroutinefunction(reviewer.review):
+                    answer = await reviewer.review(tier_request)
+                else:
+                    answer = await asyncio.to_thread(reviewer.review, tier_request)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+            review = _review(tier, reviewer, answer, started)
+        except Exception as exc:
+            review = _failed(tier, reviewer, exc, started)
+        reviews.append(review)
+        if review.get("decision") in ("allow", "deny") and "error" not in review:
+            return Escalation(review["decision"], tuple(reviews), _faults(reviews))
+    return Escalation(None, tuple(reviews), _faults(reviews))
+
+
+def _for_tier(request: ReviewRequest, tier: str, earlier: list[dict[str, Any]]) -> ReviewRequest:
+    return ReviewRequest(
+        tier, request.action, request.context, request.usage, request.fired, tuple(earlier)
+    )
+
+
+def _call_sync(reviewer: Any, request: ReviewRequest) -> Any:
+    answer = reviewer.review(request)
+    if inspect.isawaitable(answer):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_await(answer))
+        close = getattr(answer, "close", None)
+        if close:
+            close()
+        raise RuntimeError("an async reviewer inside a running event loop: use `acheck`")
+    return answer
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _identity(tier: str, reviewer: Any) -> dict[str, Any]:
+    if reviewer is None:
+        return {"kind": "automation", "id": "none"}
+    kind = getattr(reviewer, "kind", "automation")
+    return {
+        "kind": kind if kind in REVIEWER_KINDS else "automation",
+        "id": str(getattr(reviewer, "id", "") or tier),
+    }
+
+
+def _review(tier: str, reviewer: Any, answer: Any, started: int) -> dict[str, Any]:
+    latency = (perf_counter_ns() - started) / 1000
+    if reviewer is None:
+        return {
+            "tier": tier,
+            "reviewer": _identity(tier, None),
+            "decision": "escalate",
+            "reason": f"no reviewer serves tier `{tier}`",
+            "latency_us": round(latency, 3),
+            "cost_usd": 0.0,
+        }
+    if not isinstance(answer, ReviewAnswer) or answer.decision not in ANSWERS:
+        raise TypeError(f"expected a ReviewAnswer of {', '.join(ANSWERS)}, got {answer!r}")
+    cost = answer.cost_usd
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not cost >= 0:
+        raise ValueError(f"review cost must be a number >= 0, got {cost!r}")
+    return {
+        "tier": tier,
+        "reviewer": _identity(tier, reviewer),
+        "decision": answer.decision,
+        "reason": str(answer.reason),
+        "latency_us": round(latency, 3),
+        "cost_usd": float(cost),
+    }
+
+
+def _failed(tier: str, reviewer: Any, exc: Exception, started: int) -> dict[str, Any]:
+    return {
+        "tier": tier,
+        "reviewer": _identity(tier, reviewer),
+        "decision": "escalate",
+        "reason": "",
+        "error": f"{type(exc).__name__}: {exc}",
+        "latency_us": round((perf_counter_ns() - started) / 1000, 3),
+        "cost_usd": 0.0,
+    }
+
+
+def _faults(reviews: list[dict[str, Any]]) -> tuple[str, ...]:
+    return tuple(f"reviewer tier `{r['tier']}`: {r['error']}" for r in reviews if "error" in r)

@@ -1,0 +1,150 @@
+"""The gate's verdict: the pack's verdict, settled by approvals, reviewers and faults.
+
+A ``GateVerdict`` reads like a ``Verdict`` (the same attributes and document) but
+its decision may differ from the pack's: approvals can resolve
+``require_approval``, reviewers can settle ``escalate``, and a fault anywhere
+fails it closed. It wraps the pack's verdict (``pack_verdict``; ``None`` when
+the gate failed before the pack could judge) and adds ``gate``, the evidence
+for what the gate did: the pack's own decision, the action digest approvals
+bind to, the usage values read from the ledger, the approvals counted, each
+reviewer's answer and the shadow pack's view. ``to_dict`` is the published
+verdict document plus a ``gate`` object.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aigre_policy.verdict import Verdict, digest
+
+
+class GateVerdict:
+    __slots__ = (
+        "_decision_id",
+        "_input",
+        "action_digest",
+        "approvers",
+        "decision",
+        "default_applied",
+        "elapsed_us",
+        "errors",
+        "escalate_to",
+        "fail_closed",
+        "gate",
+        "pack",
+        "pack_verdict",
+    )
+
+    def __init__(
+        self,
+        pack_verdict: Verdict | None,
+        decision: str,
+        *,
+        pack: dict[str, str],
+        input_document: dict[str, Any],
+        action_digest: str,
+        gate: dict[str, Any],
+        fail_closed: bool,
+        errors: list[dict[str, Any]],
+        elapsed_us: float,
+        approvers: list[str] | None = None,
+    ):
+        self.pack_verdict = pack_verdict
+        self.decision = decision
+        self.pack = pack
+        self.fail_closed = fail_closed
+        self.errors = errors
+        self.elapsed_us = elapsed_us
+        self.action_digest = action_digest
+        self.gate = gate
+        self._input = input_document
+        self._decision_id: str | None = None
+        same = pack_verdict is not None and pack_verdict.decision == decision
+        self.default_applied = same and pack_verdict.default_applied  # type: ignore[union-attr]
+        if approvers is not None:
+            self.approvers = list(approvers)
+        else:
+            self.approvers = [*pack_verdict.approvers] if same else []  # type: ignore[union-attr]
+        self.escalate_to = (
+            [*pack_verdict.escalate_to]  # type: ignore[union-attr]
+            if same and decision == "escalate"
+            else []
+        )
+
+    @property
+    def fired(self) -> list[dict[str, Any]]:
+        return self.pack_verdict.fired if self.pack_verdict is not None else []
+
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return self.pack_verdict.warnings if self.pack_verdict is not None else []
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return self.pack_verdict.rule_ids if self.pack_verdict is not None else []
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allow"
+
+    @property
+    def decision_id(self) -> str:
+        if self._decision_id is None:
+            self._decision_id = str(uuid.uuid4())
+        return self._decision_id
+
+    @property
+    def input_digest(self) -> str:
+        if self.pack_verdict is not None:
+            return self.pack_verdict.input_digest
+        try:
+            return digest(self._input)
+        except (TypeError, ValueError):
+            return digest(repr(self._input))
+
+    @property
+    def action(self) -> Any:
+        """The proposed action as judged (plain JSON data)."""
+        return self._input.get("action")
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """``{"action", "context", "usage"}`` as evaluated."""
+        return self._input
+
+    @property
+    def pack_decision(self) -> str:
+        return self.gate.get("pack_decision", self.decision)
+
+    @property
+    def reviews(self) -> list[dict[str, Any]]:
+        return self.gate.get("reviews", [])
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return self.gate.get("usage", {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "fail_closed": self.fail_closed,
+            "default_applied": self.default_applied,
+            "fired": self.fired,
+            "warnings": self.warnings,
+            "approvers": [*self.approvers],
+            "escalate_to": [*self.escalate_to],
+            "errors": self.errors,
+            "pack": self.pack,
+            "decision_id": self.decision_id,
+            "input_digest": self.input_digest,
+            "elapsed_us": round(self.elapsed_us, 3),
+            "gate": self.gate,
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
+
+    def __repr__(self) -> str:
+        return f"GateVerdict({self.decision!r}, fired={self.rule_ids!r})"

@@ -1,0 +1,144 @@
+"""Engines that evaluate a pack's Rego program, and the seam where more plug in.
+
+An engine turns the input document into the decision document of the
+program's entrypoint (``RegoProgram.entrypoint``); ``verdict_of`` makes the
+``Verdict`` from it, so every engine returns what the native evaluator returns.
+``register_engine`` adds an engine by name (``load_pack(path, engine=name)``,
+``aigre-policy eval --engine name``); ``rego`` (in process, with regopy) is built in.
+An engine raises ``EngineFault`` when it cannot answer; the pack then fails closed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import regopy
+from regopy.rego_shared import LogLevel
+
+from aigre_policy.rego.emit import RegoProgram
+from aigre_policy.verdict import Verdict
+
+DECISION_KEYS = frozenset(
+    {"decision", "fail_closed", "default_applied", "fired", "warnings", "errors"}
+)
+
+
+class EngineFault(Exception):
+    """The engine could not produce a decision document."""
+
+
+class DecisionEngine(Protocol):
+    name: str
+
+    def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The entrypoint's decision document for one input document; ``EngineFault`` if none."""
+        ...  # pragma: no cover
+
+
+EngineFactory = Callable[[RegoProgram], DecisionEngine]
+ENGINES: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    ENGINES[name] = factory
+
+
+def engine_names() -> tuple[str, ...]:
+    return ("native", *sorted(ENGINES))
+
+
+def interpreter(modules: dict[str, str], data: dict[str, Any]) -> regopy.Interpreter:
+    """A quiet regopy interpreter holding ``modules`` and ``data``; ``RegoError`` if they fail."""
+    rego = regopy.Interpreter()
+    rego.log_level = LogLevel.NONE  # errors come back as exceptions, not on the console
+    for path, source in modules.items():
+        rego.add_module(path, source)
+    rego.add_data(data)
+    return rego
+
+
+def first_value(output: Any) -> Any:
+    """The value of a one-expression query, or ``EngineFault`` when it is undefined."""
+    results = getattr(output, "results", None) or []
+    expressions = results[0].expressions if results else None
+    if not expressions:
+        raise EngineFault("the query is undefined")
+    return expressions[0]
+
+
+class RegopyEngine:
+    """The program compiled once into a regopy bundle, kept warm between calls."""
+
+    name = "rego"
+
+    def __init__(self, program: RegoProgram):
+        self.program = program
+        self._rego = interpreter(program.modules, program.data)
+        self._bundle = self._rego.build(None, [program.entrypoint])
+        if not self._bundle.ok():
+            raise EngineFault("regopy could not build the program")
+        self._lock = threading.Lock()  # one interpreter holds one input at a time
+
+    def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        try:
+            with self._lock:
+                self._rego.set_input(regopy.Input(document))
+                output = self._rego.query_bundle_entrypoint(self._bundle, self.program.entrypoint)
+        except (regopy.RegoError, TypeError, ValueError) as exc:
+            raise EngineFault(f"{type(exc).__name__}: {exc}") from exc
+        value = first_value(output)
+        if not isinstance(value, dict) or not DECISION_KEYS <= value.keys():
+            raise EngineFault(f"the decision document is malformed: {str(value)[:200]}")
+        return value
+
+
+register_engine("rego", RegopyEngine)
+
+
+def verdict_of(
+    decision: dict[str, Any], pack: dict[str, str], document: Any, elapsed_us: float
+) -> Verdict:
+    """The ``Verdict`` a decision document stands for."""
+    return Verdict(
+        decision["decision"],
+        decision["fired"],
+        decision["warnings"],
+        pack,
+        document,
+        fail_closed=bool(decision["fail_closed"]),
+        default_applied=bool(decision["default_applied"]),
+        errors=decision["errors"],
+        elapsed_us=elapsed_us,
+    )
+
+
+class HandwrittenRunner:
+    """For the native engine: only the hand-written modules, evaluated with regopy."""
+
+    def __init__(self, program: RegoProgram):
+        prefix = "/".join(program.roots[0].split("/"))
+        wanted = {
+            path: source
+            for path, source in program.modules.items()
+            if path.startswith(f"{prefix}/custom/")
+            or path in (f"{prefix}/lib.rego", f"{prefix}/handwritten.rego")
+        }
+        self._entrypoint = f"{prefix}/handwritten/result"
+        self._rego = interpreter(wanted, program.data)
+        self._bundle = self._rego.build(None, [self._entrypoint])
+        self._lock = threading.Lock()
+
+    def __call__(self, document: dict[str, Any]) -> list[dict[str, Any]]:
+        """The records the hand-written modules report; ``EngineFault`` on a fault."""
+        try:
+            with self._lock:
+                self._rego.set_input(regopy.Input(document))
+                output = self._rego.query_bundle_entrypoint(self._bundle, self._entrypoint)
+        except (regopy.RegoError, TypeError, ValueError) as exc:
+            raise EngineFault(f"{type(exc).__name__}: {exc}") from exc
+        result = first_value(output)
+        if result["faults"]:
+            raise EngineFault("; ".join(result["faults"]))
+        return result["records"]

@@ -1,0 +1,1 @@
+"""Running a pack's tests, invariants and mutants."""

@@ -1,0 +1,146 @@
+"""Time the gate's overhead per check beyond the pack's own ``evaluate``.
+
+Run by hand, not in CI::
+
+    python benchmarks/bench_gate.py
+    python benchmarks/bench_gate.py --checks 2000 --history 5000
+
+With the default pack and one proposed action (an LLM rollback that is allowed),
+it times ``pack.evaluate`` with precomputed usage values, then ``gate.check``
+in four set-ups: an in-memory ledger and no log; a SQLite file ledger; the
+file ledger and a log without fsync; the file ledger and a log that fsyncs
+every entry (the default). Before timing, ``--history`` past actions are
+written into each ledger inside the month's usage window, because each check
+reads them (one action every 100 s of a fake clock, which keeps the agent
+rate below the default pack's limit). It prints the median and p90 microseconds per check, the overhead over
+``evaluate`` and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from aigre_policy import Gate, load_pack  # noqa: E402
+from aigre_policy.gate import FakeClock  # noqa: E402
+from aigre_policy.gate.clock import iso  # noqa: E402
+from aigre_policy.gate.log import DecisionLog  # noqa: E402
+
+PACK = REPO / "policy_packs" / "aigre-baseline"
+NOW = "2025-03-11T14:03:00Z"
+START = "2025-03-02T00:00:00Z"  # history and timed checks stay inside March
+STEP_SECONDS = 100  # one check every 100 s: under the baseline's 40 agent actions an hour
+
+
+def proposal(n: int, requested_at: str = NOW) -> dict[str, Any]:
+    return {
+        "id": f"act-{n}",
+        "kind": "rollback",
+        "target": "checkout-api",
+        "environment": "production",
+        "actor": {"kind": "llm", "id": "agent-remediator", "trust": 3},
+        "change": {"type": "code", "lines": 0},
+        "reversible": True,
+        "rollback": {"plan": "redeploy v2.41.0", "tested": True},
+        "blast_radius": {"users_share": 0.18, "services": ["checkout-api"]},
+        "cost": {"estimated_usd": 0},
+        "justification": {"signal": "slo_burn", "ref": "ALERT-20931"},
+        "requested_at": requested_at,
+    }
+
+
+def timed(call: Callable[[int], Any], count: int) -> list[float]:
+    for i in range(min(200, count)):  # warm-up
+        call(-1 - i)
+    samples = []
+    for i in range(count):
+        started = time.perf_counter_ns()
+        call(i)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return samples
+
+
+def gate_setup(workdir: Path, name: str, clock: FakeClock) -> Gate:
+    if name == "memory ledger, no log":
+        return Gate.from_pack(PACK, ledger="sqlite:///:memory:", clock=clock)
+    ledger = f"sqlite:///{workdir / (name.replace(' ', '_') + '.db')}"
+    if name == "file ledger, no log":
+        return Gate.from_pack(PACK, ledger=ledger, clock=clock)
+    fsync = "none" if "no fsync" in name else "entry"
+    log = DecisionLog(workdir / (name.replace(" ", "_") + ".jsonl"), fsync=fsync, clock=clock)
+    return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock)
+
+
+SETUPS = (
+    "memory ledger, no log",
+    "file ledger, no log",
+    "file ledger, log without fsync",
+    "file ledger, log with fsync per entry",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=1000, help="timed checks per set-up")
+    parser.add_argument("--history", type=int, default=1000, help="past actions in the ledger")
+    args = parser.parse_args(argv)
+
+    pack = load_pack(PACK)
+    usage = {"spend_this_month_usd": 1234.5, "agent_actions_last_hour": 3}
+    context = {"now": NOW}
+    assert pack.evaluate(proposal(0), context, usage).decision == "allow"
+    base = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)
+    base_median = statistics.median(base)
+
+    print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor()}")
+    print(
+        f"default pack, {args.checks} checks per set-up, {args.history} past actions in the ledger"
+    )
+    print(f"{'set-up':40} {'median µs':>10} {'p90 µs':>10} {'overhead µs':>12} {'ratio':>7}")
+    row = "{:40} {:10.1f} {:10.1f} {:>12} {:>7}"
+    print(row.format("pack.evaluate", base_median, _p90(base), "-", "1.0x"))
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
+        for name in SETUPS:
+            clock = FakeClock(START)
+            gate = gate_setup(Path(tmp), name, clock)
+
+            def check(n: int, gate: Gate = gate, clock: FakeClock = clock) -> Any:
+                now = clock.advance(seconds=STEP_SECONDS)
+                return gate.check(proposal(n, iso(now)))
+
+            for i in range(args.history):
+                check(1_000_000 + i)
+            verdict = check(2_000_000)
+            assert verdict.decision == "allow" and not verdict.fail_closed, verdict.errors
+            samples = timed(check, args.checks)
+            assert clock().month == 3, "the run left the month: lower --history or --checks"
+            median = statistics.median(samples)
+            print(
+                row.format(
+                    name,
+                    median,
+                    _p90(samples),
+                    f"{median - base_median:.1f}",
+                    f"{median / base_median:.1f}x",
+                )
+            )
+            gate.close()
+    return 0
+
+
+def _p90(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=10)[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+"""OPA bundles: the writer's layout and reproducibility, the reader's checks, `build` and
+`inspect`, and bundles of the repository's packs evaluated by regopy against the native engine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aigre_policy import __version__
+from aigre_policy.cli.main import main
+from aigre_policy.rego.bundle import (
+    BundleError,
+    PackIdentity,
+    content_digest,
+    layout_problems,
+    module_package,
+    package_segments,
+    read_bundle,
+    slash_path,
+    write_bundle,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKS = sorted(p.parent for p in (ROOT / "policy_packs").glob("*/pack.yaml"))
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+IDENTITY = PackIdentity("t", "1.2.3", "sha256:" + "ab" * 32)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A hand-made program with the fields the bundle writer reads."""
+
+    package: str = "aigre.t"
+    modules: dict[str, str] = field(
+        default_factory=lambda: {
+            "aigre/t/decision.rego": 'package aigre.t\n\ndecision := {"decision": "allow"}\n'
+        }
+    )
+    data: dict[str, Any] = field(
+        default_factory=lambda: {"aigre": {"t": {"envelopes": {"cost": {"max": 25}}}}}
+    )
+    roots: tuple[str, ...] = ("aigre/t",)
+    entrypoint: str = "aigre/t/decision"
+
+
+def tarball(members: list[tuple[str, bytes]], *, compress: bool = True) -> bytes:
+    """An archive holding exactly ``members``: for bundles the writer would never make."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue()) if compress else raw.getvalue()
+
+
+MANIFEST = json.dumps({"revision": "1", "roots": ["aigre/t"]}).encode()
+MODULE = b"package aigre.t\n\nx := 1\n"
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def test_bundle_holds_manifest_data_and_modules_in_a_fixed_order():
+    blob = write_bundle(Program(), IDENTITY, "9.9.9")
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        data = json.load(tar.extractfile("data.json"))
+        manifest = json.load(tar.extractfile(".manifest"))
+    assert names == [".manifest", "data.json", "aigre/t/decision.rego"]
+    assert data == {"aigre": {"t": {"envelopes": {"cost": {"max": 25}}}}}
+    digest = content_digest(Program().modules, Program().data)
+    assert manifest == {
+        "revision": f"1.2.3+{digest}",
+        "roots": ["aigre/t"],
+        "rego_version": 1,
+        "metadata": {
+            "pack": {"name": "t", "version": "1.2.3", "digest": IDENTITY.digest},
+            "content_digest": digest,
+            "entrypoint": "aigre/t/decision",
+            "compiler": {"name": "aigre-policy", "version": "9.9.9"},
+        },
+    }
+
+
+def test_archive_headers_carry_no_time_owner_or_file_name():
+    blob = write_bundle(Program(), IDENTITY, "1")
+    # gzip header: magic, method, flags (no FNAME), mtime 0
+    assert blob[:3] == b"\x1f\x8b\x08"
+    assert blob[3] == 0
+    assert blob[4:8] == b"\0\0\0\0"
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            assert member.isreg()
+            assert (member.mtime, member.uid, member.gid) == (0, 0, 0)
+            assert (member.uname, member.gname, member.mode) == ("", "", 0o644)
+
+
+def test_content_change_changes_the_revision_and_nothing_else_does():
+    first = read_bundle(write_bundle(Program(), IDENTITY, "1"))
+    rebuilt = read_bundle(write_bundle(Program(), IDENTITY, "2"))
+    changed = Program(data={"aigre": {"t": {"envelopes": {"cost": {"max": 26}}}}})
+    other = read_bundle(write_bundle(changed, IDENTITY, "1"))
+    assert first.revision == rebuilt.revision
+    assert first.revision != other.revision
+    assert other.revision.startswith("1.2.3+sha256:")
+
+
+segment = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
+json_leaf = st.one_of(
+    st.integers(-(2**40), 2**40), st.booleans(), st.text(max_size=8), st.none()
+)
+json_value = st.recursive(
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(segment, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def programs(draw) -> Program:
+    root = draw(st.lists(segment, min_size=1, max_size=3))
+    names = draw(st.lists(segment, min_size=1, max_size=3, unique=True))
+    modules = {}
+    for name in names:
+        sub = draw(st.lists(segment, max_size=2))
+        package = ".".join(root + sub)
+        rule = draw(segment)
+        body = draw(st.text(alphabet="abc 123\n#é", max_size=40))
+        modules["/".join([*root, *sub, f"{name}.rego"])] = (
+            f"# {body.replace(chr(10), ' ')}\npackage {package}\n\n{rule} := 1\n"
+        )
+    data: dict[str, Any] = {}
+    node = data
+    for key in root[:-1]:
+        node = node.setdefault(key, {})
+    node[root[-1]] = draw(st.dictionaries(segment, json_value, max_size=4))
+    return Program(".".join(root), modules, data, ("/".join(root),), "/".join([*root, "d"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs())
+def test_writing_is_reproducible_and_reads_back_what_was_written(program):
+    blob = write_bundle(program, IDENTITY, __version__)
+    assert write_bundle(program, IDENTITY, __version__) == blob
+    bundle = read_bundle(blob)
+    assert {m.path: m.source for m in bundle.modules} == program.modules
+    assert bundle.data == program.data
+    assert bundle.roots == list(program.roots)
+    assert bundle.entrypoint == program.entrypoint
+    assert bundle.data_roots() == list(program.roots)
+
+
+@pytest.mark.parametrize(
+    ("program", "problem"),
+    [
+        (
+            Program(roots=("aigre", "aigre/t")),
+            "the manifest's roots overlap: `aigre` and `aigre/t`",
+        ),
+        (
+            Program(modules={"aigre/t/x.rego": "package other.t\n\nx := 1\n"}),
+            "aigre/t/x.rego: package `other.t` is outside the bundle's roots [`aigre/t`]",
+        ),
+        (
+            Program(data={"aigre": {"t": {}, "u": 1}}),
+            "data at `/aigre/u` is outside the bundle's roots [`aigre/t`]",
+        ),
+        (
+            Program(data={"elsewhere": {"x": 1}}),
+            "data at `/elsewhere` is outside the bundle's roots [`aigre/t`]",
+        ),
+        (Program(modules={"x.rego": "x := 1\n"}), "x.rego: a Rego module must start with"),
+        (Program(modules={"../x.rego": MODULE.decode()}), "`../x.rego` is not a path inside"),
+        (Program(modules={}), "the program has no Rego modules"),
+    ],
+)
+def test_writer_refuses_what_opa_would_refuse(program, problem):
+    with pytest.raises(BundleError, match=_literal(problem)):
+        write_bundle(program, IDENTITY, "1")
+
+
+def _literal(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_layout_rules_follow_opa():
+    assert layout_problems([""], {"x.rego": "anything.at.all"}, {"a": {"b": 1}}) == []
+    assert layout_problems(["a/b", "a/c"], {"x.rego": "a.b.c"}, {"a": {"c": {"d": 1}}}) == []
+    assert layout_problems(["a/b"], {}, {"a": {"b": 1}}) == []  # a value at the root itself
+    assert layout_problems(["a/b"], {"x.rego": "a"}, {}) == [
+        "x.rego: package `a` is outside the bundle's roots [`a/b`]"
+    ]
+    assert layout_problems(["a/b"], {}, {"a": 1}) == [
+        "data at `/a` is outside the bundle's roots [`a/b`]"
+    ]
+    assert layout_problems(["ab", "a"], {}, {}) == []  # segments, not string prefixes
+
+
+def test_package_refs_and_entrypoints():
+    assert package_segments('aigre.x["with-dash"].rules') == ["aigre", "x", "with-dash", "rules"]
+    assert module_package("# c\n\npackage aigre.x # trailing\n", "m") == "aigre.x"
+    assert slash_path("data.aigre.x.decision") == "aigre/x/decision"
+    assert slash_path("aigre.x.decision") == "aigre/x/decision"
+    assert slash_path("/aigre/x/decision") == "aigre/x/decision"
+    for bad in ("", "a..b", "a.", ".a", "a b", "1a"):
+        with pytest.raises(BundleError):
+            package_segments(bad)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _corrupt_bundles() -> dict[str, tuple[bytes, str]]:
+    good = write_bundle(Program(), IDENTITY, "1")
+    return {
+        "truncated gzip": (good[: len(good) // 2], "the gzip stream is truncated"),
+        "damaged gzip": (good[:10] + b"\xff" * 40 + good[50:], "the gzip stream is damaged"),
+        "not gzip": (b"PK\x03\x04 a zip file", "not a gzip file"),
+        "empty file": (b"", "not a gzip file"),
+        "tar without gzip": (
+            tarball([(".manifest", MANIFEST)], compress=False),
+            "a tar archive without gzip",
+        ),
+        "not a tar": (gzip.compress(b"just some text, no tar headers" * 40), "not a tar archive"),
+        "missing manifest": (tarball([("aigre/t/x.rego", MODULE)]), "no .manifest"),
+        "manifest not JSON": (tarball([(".manifest", b"{revision: 1")]), ".manifest is not valid"),
+        "manifest not an object": (tarball([(".manifest", b"[1, 2]")]), "must hold a JSON object"),
+        "roots not strings": (
+            tarball([(".manifest", b'{"roots": [1]}')]),
+            "`roots` must be a list of strings",
+        ),
+        "revision not a string": (
+            tarball([(".manifest", b'{"revision": 7}')]),
+            "`revision` must be a string",
+        ),
+        "bad rego_version": (
+            tarball([(".manifest", b'{"rego_version": 3}')]),
+            "`rego_version` must be 0 or 1",
+        ),
+        "data not JSON": (
+            tarball([(".manifest", MANIFEST), ("data.json", b'{"aigre": ')]),
+            "data.json is not valid JSON",
+        ),
+        "data outside roots": (
+            tarball([(".manifest", MANIFEST), ("data.json", b'{"other": {"x": 1}}')]),
+            "data at `/other` is outside the bundle's roots",
+        ),
+        "overlapping roots": (
+            tarball([(".manifest", b'{"roots": ["a", "a/b"]}')]),
+            "the manifest's roots overlap",
+        ),
+        "package outside roots": (
+            tarball([(".manifest", MANIFEST), ("p.rego", b"package elsewhere\n")]),
+            "package `elsewhere` is outside the bundle's roots",
+        ),
+        "module without package": (
+            tarball([(".manifest", MANIFEST), ("aigre/t/x.rego", b"x := 1\n")]),
+            "must start with a `package` line",
+        ),
+        "module not UTF-8": (
+            tarball([(".manifest", MANIFEST), ("aigre/t/x.rego", b"package aigre.t \xff")]),
+            "is not UTF-8 text",
+        ),
+        "path escapes": (
+            tarball([(".manifest", MANIFEST), ("../evil.rego", MODULE)]),
+            "points outside the bundle",
+        ),
+        "duplicate member": (
+            tarball([(".manifest", MANIFEST), (".manifest", MANIFEST)]),
+            "appears twice",
+        ),
+    }
+
+
+CORRUPT = _corrupt_bundles()
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_reader_names_what_is_wrong(case):
+    blob, message = CORRUPT[case]
+    with pytest.raises(BundleError, match=_literal(message)):
+        read_bundle(blob, "b.tar.gz")
+
+
+def test_reader_refuses_links():
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo(".manifest")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(BundleError, match="is not a regular file"):
+        read_bundle(gzip.compress(raw.getvalue()))
+
+
+def test_reader_accepts_opa_style_members_and_nested_data_files():
+    # `opa build` writes names with a leading slash; hand-made bundles put data.json in
+    # directories, each loaded at its directory's path
+    blob = tarball(
+        [
+            ("/.manifest", MANIFEST),
+            ("/aigre/t/envelopes/data.json", b'{"cost": {"max": 1}}'),
+            ("./aigre/t/x.rego", MODULE),
+            ("/data.json", b'{"aigre": {"t": {"other": true}}}'),
+        ]
+    )
+    bundle = read_bundle(blob)
+    assert bundle.data == {"aigre": {"t": {"envelopes": {"cost": {"max": 1}}, "other": True}}}
+    assert [m.path for m in bundle.modules] == ["aigre/t/x.rego"]
+    assert bundle.entrypoint is None
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+@pytest.fixture
+def cli(capsys, plain_console):
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_inspect_lists_manifest_modules_data_and_entrypoint(cli, tmp_path):
+    target = tmp_path / "b.tar.gz"
+    target.write_bytes(write_bundle(Program(), IDENTITY, "1"))
+    code, out, err = cli("inspect", str(target))
+    assert (code, err) == (0, "")
+    assert "revision      1.2.3+sha256:" in out
+    assert "roots         aigre/t" in out
+    assert "rego_version  1" in out
+    assert f"pack          t 1.2.3 {IDENTITY.digest}" in out
+    assert "entrypoint    aigre/t/decision" in out
+    assert "aigre/t/decision.rego  aigre.t " in out
+    assert "aigre/t  envelopes" in out
+
+    code, out, err = cli("inspect", str(target), "--format", "json")
+    document = json.loads(out)
+    assert code == 0
+    assert document["entrypoint"] == "aigre/t/decision"
+    assert document["manifest"]["roots"] == ["aigre/t"]
+    assert document["modules"] == [
+        {"path": "aigre/t/decision.rego", "package": "aigre.t", "size": len(Program().modules[
+            "aigre/t/decision.rego"
+        ])}
+    ]
+    assert document["data_roots"] == [{"root": "aigre/t", "keys": ["envelopes"]}]
+    assert [f["path"] for f in document["files"]] == [
+        ".manifest",
+        "data.json",
+        "aigre/t/decision.rego",
+    ]
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_inspect_of_a_broken_bundle_exits_1_with_one_clear_line(cli, tmp_path, case):
+    blob, message = CORRUPT[case]
+    target = tmp_path / "b.tar.gz"
+    target.write_bytes(blob)
+    code, out, err = cli("inspect", str(target), "--format", "json")
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"error: {target}: ")
+    assert message in err.replace("\n", " ")
+    assert "Traceback" not in err
+
+
+def test_inspect_of_a_missing_file_is_misuse(cli, tmp_path):
+    code, _, err = cli("inspect", str(tmp_path / "nope.tar.gz"))
+    assert code == 2
+    assert "file not found" in err
+
+
+def test_inspect_of_a_directory_is_misuse(cli, tmp_path):
+    code, _, err = cli("inspect", str(tmp_path))
+    assert code == 2
+    assert f"cannot read {tmp_path}" in err
+
+
+def _copy_pack(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target

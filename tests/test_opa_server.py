@@ -1,0 +1,302 @@
+"""The OPA-server engine against a fake OPA run in-process.
+
+The fake speaks OPA's REST API (policies, data, the Data API) and evaluates what
+it holds with regopy, so its answers are real Rego answers; other modes hang,
+drop the connection, fail with 500, or answer with something that is not a
+decision. Every failure must reach the caller as a reason, never as `allow`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import regopy
+
+from aigre_policy.rego.bundle import PackIdentity, read_bundle, write_bundle
+from aigre_policy.rego.opa_server import OpaError, OpaOptions, OpaServer, parse_url
+
+# ---------------------------------------------------------------------------- the fake OPA
+
+
+@dataclass
+class FakeOpa:
+    """OPA's REST API over regopy. ``mode`` picks how it answers the Data API."""
+
+    mode: str = "evaluate"  # evaluate | hang | close | error | not-json | answer
+    answer: Any = None  # the body sent in "answer" mode
+    token: str | None = None
+    policies: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def load(self, blob: bytes) -> None:
+        """As `opa run --server bundle.tar.gz` would: the bundle's modules and data."""
+        bundle = read_bundle(blob)
+        self.policies.update({m.path: m.source for m in bundle.modules})
+        self.data = bundle.data
+
+    def evaluate(self, path: str, input_document: Any) -> dict[str, Any]:
+        rego = regopy.Interpreter()
+        for name, source in sorted(self.policies.items()):
+            rego.add_module(name, source)
+        rego.add_data(self.data)
+        rego.set_input(regopy.Input(input_document))
+        output = rego.query("x = data." + path.replace("/", "."))
+        if str(output) == "undefined":
+            return {}
+        return {"result": json.loads(str(output.binding("x")))}
+
+    def compiles(self, source: str) -> str | None:
+        rego = regopy.Interpreter()
+        try:
+            rego.add_module("check.rego", source)
+            output = rego.query("x = 1")
+        except regopy.RegoError as exc:
+            return str(exc)
+        return None if output.ok() else str(output)
+
+
+def _handler(fake: FakeOpa) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+        def _send(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
+            payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _authorised(self) -> bool:
+            if fake.token and self.headers.get("Authorization") != f"Bearer {fake.token}":
+                self._send(401, {"code": "unauthorized", "message": "authentication failed"})
+                return False
+            return True
+
+        def do_PUT(self) -> None:
+            body = self._body()
+            fake.requests.append(("PUT", self.path, body.decode()))
+            if not self._authorised():
+                return
+            if self.path.startswith("/v1/policies/"):
+                problem = fake.compiles(body.decode())
+                if problem:
+                    self._send(
+                        400,
+                        {
+                            "code": "invalid_parameter",
+                            "message": "error(s) occurred while compiling module(s)",
+                            "errors": [{"code": "rego_parse_error", "message": problem}],
+                        },
+                    )
+                    return
+                fake.policies[self.path.removeprefix("/v1/policies/")] = body.decode()
+                self._send(200, {})
+            elif self.path.startswith("/v1/data/"):
+                node = fake.data
+                keys = self.path.removeprefix("/v1/data/").split("/")
+                for key in keys[:-1]:
+                    node = node.setdefault(key, {})
+                node[keys[-1]] = json.loads(body)
+                self._send(204)
+            else:
+                self._send(404, {"code": "resource_not_found", "message": "no such API"})
+
+        def do_POST(self) -> None:
+            body = json.loads(self._body())
+            fake.requests.append(("POST", self.path, body))
+            if not self._authorised():
+                return
+            if fake.mode == "hang":
+                fake.release.wait(10)
+                return
+            if fake.mode == "close":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if fake.mode == "error":
+                self._send(500, {"code": "internal_error", "message": "storage is on fire"})
+            elif fake.mode == "not-json":
+                self._send(200, raw=b"<html>gateway says hello</html>")
+            elif fake.mode == "answer":
+                self._send(200, fake.answer)
+            else:
+                path = self.path.removeprefix("/v1/data/")
+                self._send(200, fake.evaluate(path, body["input"]))
+
+    return Handler
+
+
+@pytest.fixture
+def opa() -> Iterator[tuple[FakeOpa, str]]:
+    fake = FakeOpa()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        fake.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------- a small program
+
+
+@dataclass(frozen=True)
+class Program:
+    package: str = "aigre.t"
+    modules: dict[str, str] = field(
+        default_factory=lambda: {
+            "aigre/t/decision.rego": (
+                "package aigre.t\n\n"
+                'default decision := {"decision": "allow"}\n\n'
+                'decision := {"decision": "deny"} if {\n'
+                "  input.action.cost > data.aigre.t.envelopes.cost.max\n"
+                "}\n"
+            )
+        }
+    )
+    data: dict[str, Any] = field(
+        default_factory=lambda: {"aigre": {"t": {"envelopes": {"cost": {"max": 25}}}}}
+    )
+    roots: tuple[str, ...] = ("aigre/t",)
+    entrypoint: str = "aigre/t/decision"
+
+
+CHEAP = {"action": {"cost": 10}, "context": {}, "usage": {}}
+COSTLY = {"action": {"cost": 30}, "context": {}, "usage": {}}
+
+
+def test_push_then_query_gives_the_rego_answer(opa):
+    fake, url = opa
+    server = OpaServer(Program(), OpaOptions(url=url, push=True))
+    assert server.query(CHEAP) == {"decision": "allow"}
+    assert server.query(COSTLY) == {"decision": "deny"}
+    methods = [(method, path) for method, path, _ in fake.requests]
+    assert methods == [
+        ("PUT", "/v1/policies/aigre/t/decision.rego"),
+        ("PUT", "/v1/data/aigre/t"),
+        ("POST", "/v1/data/aigre/t/decision"),
+        ("POST", "/v1/data/aigre/t/decision"),
+    ]  # pushed once, before the first decision
+    assert json.loads(fake.requests[1][2]) == {"envelopes": {"cost": {"max": 25}}}
+    assert fake.requests[2][2] == {"input": CHEAP}
+
+
+def test_a_server_loaded_with_the_bundle_answers_without_a_push(opa):
+    fake, url = opa
+    fake.load(write_bundle(Program(), PackIdentity("t", "1.0.0", "sha256:00"), "1"))
+    server = OpaServer(Program(), OpaOptions(url=url))
+    assert server.query(COSTLY) == {"decision": "deny"}
+    assert [m for m, _, _ in fake.requests] == ["POST"]
+
+
+def test_a_server_without_the_policy_is_a_failure_not_an_answer(opa):
+    _, url = opa
+    server = OpaServer(Program(), OpaOptions(url=url))
+    with pytest.raises(OpaError, match="has no value for `aigre/t/decision`: is the pack's bundle"):
+        server.query(CHEAP)
+
+
+def test_the_token_is_sent_as_a_bearer_header(opa):
+    fake, url = opa
+    fake.token = "s3cret"
+    assert OpaServer(Program(), OpaOptions(url=url, push=True, token="s3cret")).query(COSTLY) == {
+        "decision": "deny"
+    }
+    with pytest.raises(OpaError, match="HTTP 401: authentication failed"):
+        OpaServer(Program(), OpaOptions(url=url, token="wrong")).query(COSTLY)
+
+
+def test_a_hanging_server_times_out(opa):
+    fake, url = opa
+    fake.mode = "hang"
+    server = OpaServer(Program(), OpaOptions(url=url, timeout=0.3))
+    started = time.monotonic()
+    with pytest.raises(OpaError, match=r"POST /v1/data/aigre/t/decision .*no answer within 0\.3s"):
+        server.query(CHEAP)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer", "reason"),
+    [
+        ("close", None, "connection failed"),
+        ("error", None, "HTTP 500: storage is on fire"),
+        ("not-json", None, "the answer is not JSON"),
+        ("answer", [1, 2], "answered with list, not an object"),
+        ("answer", {"results": {"decision": "allow"}}, "has no value for `aigre/t/decision`"),
+    ],
+)
+def test_a_misbehaving_server_is_reported(opa, mode, answer, reason):
+    fake, url = opa
+    fake.mode, fake.answer = mode, answer
+    with pytest.raises(OpaError, match=reason):
+        OpaServer(Program(), OpaOptions(url=url, timeout=2)).query(CHEAP)
+
+
+def test_nothing_listening_is_a_connection_failure():
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(OpaError, match=f"to OPA at {url}: connection failed"):
+        OpaServer(Program(), OpaOptions(url=url, timeout=1)).query(CHEAP)
+
+
+def test_a_rejected_push_says_why_and_is_retried_next_time(opa):
+    fake, url = opa
+    broken = Program(modules={"aigre/t/decision.rego": "package aigre.t\n\ndecision := {\n"})
+    server = OpaServer(broken, OpaOptions(url=url, push=True))
+    with pytest.raises(OpaError, match="PUT /v1/policies/aigre/t/decision.rego .* rejected"):
+        server.query(CHEAP)
+    with pytest.raises(OpaError, match="PUT /v1/policies/aigre/t/decision.rego"):
+        server.query(CHEAP)
+    assert [m for m, _, _ in fake.requests] == ["PUT", "PUT"]  # never queried
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8181", ("127.0.0.1", 8181, False)),
+        ("http://opa.internal", ("opa.internal", 8181, False)),
+        ("https://opa.example.com/", ("opa.example.com", 443, True)),
+        ("https://opa.example.com:9443", ("opa.example.com", 9443, True)),
+    ],
+)
+def test_urls_name_a_server(url, expected):
+    assert parse_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8181", "ftp://opa", "http://opa/v1/data", "http://opa:port", "http://"]
+)
+def test_other_urls_are_refused(url):
+    with pytest.raises(ValueError, match="OPA url"):
+        parse_url(url)
+
+
+def test_timeout_must_be_positive():
+    with pytest.raises(ValueError, match="timeout"):
+        OpaServer(Program(), OpaOptions(timeout=0))
