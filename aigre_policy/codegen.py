@@ -88,7 +88,7 @@ class _Emitter:
             recorder, held = "    ev = _evidence()", self.expr(rule.condition, explain=True)
         else:  # `evaluate` saw every conjunct hold: each comparison was made and was true
             recorder, held = "", "True"
-            records = "".join(f"{self.record(leaf)}, " for leaf in leaves[: _EVIDENCE_LIMIT])
+            records = "".join(f"{self.record(leaf)}, " for leaf in leaves[:_EVIDENCE_LIMIT])
         parts = [
             repr(p) if isinstance(p, str) else f"_fmt({self.expr(p, explain=True)})"
             for p in rule.message

@@ -59,7 +59,7 @@ class Manifest:
     # input paths the decision log masks or drops: {path: "mask" | "drop"}
     sensitive: dict[str, str] = field(default_factory=dict)
     lint: dict[str, str] = field(default_factory=dict)  # lint code -> error, warning or off
-    # groups a fail-closed require_approval/escalate verdict names; [] = the rules' groups
+    # groups a fail-closed require_approval verdict names; [] = its rules' groups
     fail_closed_approvers: list[str] = field(default_factory=list)
 
 

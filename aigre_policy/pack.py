@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from time import perf_counter_ns
@@ -51,12 +52,17 @@ class Pack:
         self.rules: tuple[ir.Rule, ...] = compiled.program.rules
         self.warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
+        self.engine = "native"  # load_pack(engine=...) sets another (rego.attach)
+        self._engine: Any = None  # rego.attach.EngineCall when not native
+        self._handwritten: Any = None  # rego.attach.HandwrittenCall for policies/*.rego
         self._evaluate = compiled.namespace["evaluate"]
         bindings = compiled.python.bindings
         self._cards = tuple(_card(r, bindings[r.index], self.root) for r in self.rules)
         # the lattice rank of each rule's verdict; warn -1 (never decides), permit -2
-        self._rank = tuple(LATTICE.get(r.verdict, -1 if r.verdict == "warn" else -2) for r in self.rules)
-        self._fail_closed_groups = _fail_closed_groups(manifest, self.rules)
+        self._rank = tuple(
+            LATTICE.get(r.verdict, -1 if r.verdict == "warn" else -2) for r in self.rules
+        )
+        self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
         self._needs_usage = bool(compiled.program.usages)
@@ -99,8 +105,13 @@ class Pack:
             ]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
+            if self._engine is not None:
+                return self._engine(document, started)
             evidence = self._evaluate(document["action"], document["context"], document["usage"])
-            return self._decide(document, evidence, started)
+            verdict = self._decide(document, evidence, started)
+            if self._handwritten is not None:
+                verdict = self._handwritten(verdict, document)
+            return verdict
         except Exception as exc:
             problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
             return self._failed(document, [problem], started, strict, "evaluation failed")
@@ -144,7 +155,6 @@ class Pack:
         summary: str,
     ) -> Verdict:
         elapsed = (perf_counter_ns() - started) / 1000
-        approvers, escalate_to = self._fail_closed_groups
         verdict = Verdict(
             self.fail_closed,
             [],
@@ -154,8 +164,7 @@ class Pack:
             fail_closed=True,
             errors=problems,
             elapsed_us=elapsed,
-            approvers=[*approvers],
-            escalate_to=[*escalate_to],
+            approvers=[*self._fail_closed_approvers],
         )
         if strict:
             detail = "; ".join(f"{p['path'] or '<input>'}: {p['message']}" for p in problems[:5])
@@ -203,10 +212,8 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
         message=rule.title or f"rule {rule.id} fired",
     )
     location = rule.location
-    try:
+    with contextlib.suppress(ValueError):  # a file outside the pack root keeps its path
         location["file"] = Path(location["file"]).relative_to(root).as_posix()
-    except ValueError:
-        pass  # a file outside the pack root (not produced by compile_pack): keep its path
     return RuleCard(
         template=template,
         tags=tuple(rule.tags),
@@ -223,27 +230,34 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
     )
 
 
-def _fail_closed_groups(manifest: Any, rules: tuple[ir.Rule, ...]) -> tuple[list[str], list[str]]:
-    """Who a fail-closed ``require_approval`` or ``escalate`` verdict goes to.
+def _fail_closed_approvers(manifest: Any, rules: tuple[ir.Rule, ...]) -> list[str]:
+    """Who a fail-closed ``require_approval`` verdict goes to.
 
     ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
-    pack's rules of that verdict name, so a fail-closed verdict is never unroutable.
+    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
     """
+    if manifest.fail_closed != "require_approval":
+        return []
     named = list(getattr(manifest, "fail_closed_approvers", None) or [])
-    if manifest.fail_closed == "require_approval":
-        groups = named or sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
-        return groups, []
-    if manifest.fail_closed == "escalate":
-        groups = named or list(
-            dict.fromkeys(g for r in rules if r.verdict == "escalate" for g in r.groups)
-        )
-        return [], groups
-    return [], []
+    return named or sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
 
 
-def load_pack(path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None) -> Pack:
-    """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic."""
+def load_pack(
+    path: str | Path,
+    envelopes: dict[str, dict[str, Any]] | None = None,
+    engine: str = "native",
+) -> Pack:
+    """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic.
+
+    ``engine``: ``native`` (generated Python), ``rego`` (the pack compiled to Rego,
+    evaluated in process with regopy) or one added with ``rego.engine.register_engine``.
+    """
     report = compile_pack(path, envelopes)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)
-    return Pack(report.compiled, report.diagnostics)
+    pack = Pack(report.compiled, report.diagnostics)
+    if engine != "native" or report.compiled.handwritten:
+        from aigre_policy.rego.attach import attach  # regopy is loaded only when needed
+
+        attach(pack, engine, report.sources)
+    return pack

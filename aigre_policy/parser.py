@@ -93,7 +93,7 @@ def _expected_text(expected: set[str]) -> str:
         return "; expected an expression: a value, a field such as `action.kind`, `(`, `not`"
     if expected & _OPERATOR:
         return "; expected an operator such as `==`, `in`, `and` or `+`"
-    if _CONSTANT_START <= expected:
+    if expected >= _CONSTANT_START:
         return "; expected a value: a number, duration, string, true, false, list or object"
     names = []
     for term in sorted(expected):

@@ -9,7 +9,6 @@ a fail-closed verdict.
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any

@@ -299,7 +299,7 @@ _MULTILINE_FLAG = re.compile(r"\(\?[aiLmsux-]*m[aiLmsux-]*[:)]")
 
 
 class _FastCopy:
-    """The copy of a schema that the fast validator (jsonschema-rs) checks exactly as jsonschema does.
+    """The copy of a schema that jsonschema-rs checks exactly as jsonschema does.
 
     Besides the rewrites listed in the module docstring, local ``$ref`` s are inlined: the
     validator compiled for each ``$ref`` builds a path string on every call

@@ -7,7 +7,7 @@ evaluates exactly like the same document sent as JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,20 @@ class Document:
     data: Any
     text: str
     file: str
+    _tree: Any = field(default=False, repr=False, compare=False)
+
+    def _composed(self) -> Any:
+        """The node tree, composed once: a file with many cases asks for many spans."""
+        if self._tree is False:
+            try:
+                self._tree = yaml.compose(self.text, Loader=_Loader)
+            except yaml.YAMLError:
+                self._tree = None
+        return self._tree
 
     def span_of(self, path: tuple[Any, ...]) -> Span:
         """Where the value at ``path`` (keys and indices) sits in the file."""
-        try:
-            node = yaml.compose(self.text, Loader=_Loader)
-        except yaml.YAMLError:
-            node = None
+        node = self._composed()
         best = node
         for key in path:
             if isinstance(node, yaml.MappingNode):

@@ -12,8 +12,8 @@ file ledger and a log without fsync; the file ledger and a log that fsyncs
 every entry (the default). Before timing, ``--history`` past actions are
 written into each ledger inside the month's usage window, because each check
 reads them (one action every 100 s of a fake clock, which keeps the agent
-rate below the default pack's limit). It prints the median and p90 microseconds per check, the overhead over
-``evaluate`` and the ratio.
+rate below the default pack's limit). It prints the median and p90 microseconds
+per check, the overhead over ``evaluate`` and the ratio.
 """
 
 from __future__ import annotations

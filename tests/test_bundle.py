@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import regopy
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aigre_policy import __version__
 from aigre_policy.cli.main import main
+from aigre_policy.pack import load_pack
 from aigre_policy.rego.bundle import (
     BundleError,
     PackIdentity,
+    build_pack_bundle,
     content_digest,
     layout_problems,
     module_package,
@@ -119,9 +123,7 @@ def test_content_change_changes_the_revision_and_nothing_else_does():
 
 
 segment = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True)
-json_leaf = st.one_of(
-    st.integers(-(2**40), 2**40), st.booleans(), st.text(max_size=8), st.none()
-)
+json_leaf = st.one_of(st.integers(-(2**40), 2**40), st.booleans(), st.text(max_size=8), st.none())
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(segment, inner, max_size=3),
@@ -357,9 +359,11 @@ def test_inspect_lists_manifest_modules_data_and_entrypoint(cli, tmp_path):
     assert document["entrypoint"] == "aigre/t/decision"
     assert document["manifest"]["roots"] == ["aigre/t"]
     assert document["modules"] == [
-        {"path": "aigre/t/decision.rego", "package": "aigre.t", "size": len(Program().modules[
-            "aigre/t/decision.rego"
-        ])}
+        {
+            "path": "aigre/t/decision.rego",
+            "package": "aigre.t",
+            "size": len(Program().modules["aigre/t/decision.rego"]),
+        }
     ]
     assert document["data_roots"] == [{"root": "aigre/t", "keys": ["envelopes"]}]
     assert [f["path"] for f in document["files"]] == [
@@ -394,6 +398,146 @@ def test_inspect_of_a_directory_is_misuse(cli, tmp_path):
     assert f"cannot read {tmp_path}" in err
 
 
-def _copy_pack(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    return target
+# ---------------------------------------------------------------------------- build
+
+
+def test_build_writes_a_bundle_of_the_pack(cli, tmp_path):
+    target = tmp_path / "out" / "baseline.tar.gz"
+    target.parent.mkdir()
+    code, out, _ = cli("build", str(BASELINE), "-o", str(target))
+    assert code == 0
+    bundle = read_bundle(target.read_bytes())
+    pack = load_pack(BASELINE)
+    assert bundle.metadata["pack"] == {
+        "name": pack.name,
+        "version": pack.version,
+        "digest": pack.digest,
+    }
+    assert bundle.metadata["compiler"] == {"name": "aigre-policy", "version": __version__}
+    assert bundle.revision == f"{pack.version}+{bundle.metadata['content_digest']}"
+    assert bundle.roots == ["aigre/aigre_baseline"]
+    assert bundle.entrypoint == "aigre/aigre_baseline/decision"
+    assert bundle.data == {"aigre": {"aigre_baseline": {"envelopes": pack.envelopes}}}
+    assert f"built {target}: aigre-baseline 1.0.0, {len(bundle.modules)} modules" in out
+    assert not list(target.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_build_is_reproducible_byte_for_byte_wherever_the_pack_sits(cli, tmp_path, monkeypatch):
+    copy = tmp_path / "elsewhere" / "deep" / "baseline"
+    shutil.copytree(BASELINE, copy)
+    first, second, third = tmp_path / "1.tar.gz", tmp_path / "2.tar.gz", tmp_path / "3.tar.gz"
+    assert cli("build", str(BASELINE), "-o", str(first))[0] == 0
+    assert cli("build", str(BASELINE), "-o", str(second))[0] == 0
+    monkeypatch.chdir(copy.parent)
+    assert cli("build", "baseline", "-o", str(third))[0] == 0
+    assert first.read_bytes() == second.read_bytes() == third.read_bytes()
+
+
+def test_build_bakes_envelope_overrides_into_the_data(cli, tmp_path):
+    plain, raised = tmp_path / "plain.tar.gz", tmp_path / "raised.tar.gz"
+    assert cli("build", str(BASELINE), "-o", str(plain))[0] == 0
+    code, _, _ = cli("build", str(BASELINE), "-o", str(raised), "--set", "cost.max_action_usd=999")
+    assert code == 0
+    before, after = read_bundle(plain.read_bytes()), read_bundle(raised.read_bytes())
+    assert after.data_at("aigre/aigre_baseline/envelopes/cost")["max_action_usd"] == 999
+    assert before.revision != after.revision
+    assert before.metadata["pack"]["digest"] != after.metadata["pack"]["digest"]
+
+
+def test_a_pack_that_does_not_compile_exits_1_with_its_diagnostics(cli, new_pack, tmp_path):
+    pack = new_pack('rule r { deny when action.environment == "prodution" }\n')
+    target = tmp_path / "b.tar.gz"
+    code, out, _ = cli("build", str(pack), "-o", str(target))
+    assert code == 1
+    assert "error[E202]: 'prodution' is never a value here" in out
+    assert f"error: {pack} does not compile; run `aigre-policy check {pack}`" in out
+    assert not target.exists()
+
+
+def test_a_pack_without_a_rego_form_exits_1_with_its_diagnostics(cli, new_pack, tmp_path):
+    pack = new_pack("rule odd { deny when action.change.lines % 2 == 1 }\n")
+    assert cli("check", str(pack))[0] == 0  # fine for the native engine
+    target = tmp_path / "b.tar.gz"
+    code, out, _ = cli("build", str(pack), "-o", str(target))
+    assert code == 1
+    assert "main.aigre:1:20: error[E601]: `%` has no exact Rego form" in out
+    assert "does not compile" in out
+    assert not target.exists()
+
+
+def test_build_misuse_exits_2(cli, tmp_path):
+    code, _, err = cli("build", str(tmp_path / "nothing"), "-o", str(tmp_path / "b.tar.gz"))
+    assert code == 2
+    assert "no pack at" in err
+    code, _, err = cli("build", str(BASELINE), "-o", str(tmp_path / "missing" / "b.tar.gz"))
+    assert code == 2
+    assert "cannot write" in err
+
+
+# ---------------------------------------------------------------------------- regopy
+
+
+def _fixture_input(path: Path) -> dict[str, Any]:
+    case = yaml.safe_load(path.read_text())
+    return {
+        "action": case["action"],
+        "context": case.get("context") or {},
+        "usage": case.get("usage") or {},
+    }
+
+
+def _core(verdict: dict[str, Any]) -> dict[str, Any]:
+    """What a verdict decides and why, without per-call ids and timings."""
+
+    def record(rule: dict[str, Any]) -> tuple:
+        return (
+            rule["id"],
+            rule["verdict"],
+            rule["category"],
+            rule["severity"],
+            rule["message"],
+            rule["tags"],
+            rule["approvers"],
+            rule["escalate_to"],
+            rule.get("title"),
+            rule["bindings"],
+            rule["location"],
+        )
+
+    return {
+        "decision": verdict["decision"],
+        "fail_closed": verdict["fail_closed"],
+        "default_applied": verdict["default_applied"],
+        "approvers": verdict["approvers"],
+        "escalate_to": verdict["escalate_to"],
+        "fired": [record(r) for r in verdict["fired"]],
+        "warnings": [record(r) for r in verdict["warnings"]],
+        "errors": [(e["kind"], e["path"]) for e in verdict["errors"]],
+    }
+
+
+FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("pack_dir", PACKS, ids=[p.name for p in PACKS])
+def test_bundles_evaluate_in_regopy_as_the_native_engine_decides(pack_dir):
+    built = build_pack_bundle(pack_dir)
+    assert built.ok, built.diagnostics
+    bundle = read_bundle(built.archive)  # only what the tarball holds
+    rego = regopy.Interpreter()
+    for module in bundle.modules:
+        rego.add_module(module.path, module.source)
+    rego.add_data(bundle.data)
+    compiled = rego.build(None, [bundle.entrypoint])
+    assert compiled.ok()
+    pack = load_pack(pack_dir)
+    decisions = set()
+    for fixture in FIXTURES:
+        document = _fixture_input(fixture)
+        native = pack.evaluate(document["action"], document["context"], document["usage"])
+        rego.set_input(regopy.Input(document))
+        output = json.loads(str(rego.query_bundle_entrypoint(compiled, bundle.entrypoint)))
+        assert _core(output["expressions"][0]) == _core(native.to_dict()), fixture.name
+        decisions.add((native.decision, native.fail_closed))
+    assert len(FIXTURES) >= 60
+    assert {d for d, _ in decisions} == {"allow", "escalate", "require_approval", "deny"}

@@ -3,6 +3,7 @@ fsync policies, sensitive fields."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -196,7 +197,9 @@ def test_a_cut_tail_is_only_caught_with_an_anchor(tmp_path):
 MUTATIONS = st.sampled_from(["edit", "remove", "swap", "duplicate"])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(count=st.integers(3, 9), mutation=MUTATIONS, data=st.data())
 def test_any_single_tampering_is_found_at_the_right_line(tmp_path, count, mutation, data):
     path = tmp_path / f"h-{count}-{mutation}.jsonl"
@@ -236,7 +239,7 @@ def test_rotation_chains_across_files(tmp_path):
     for file in files:
         assert file.stat().st_size <= 700 or len(lines_of(file)) == 1
     # the first entry of each file carries the hash of the previous file's last entry
-    for older, newer in zip(files, files[1:], strict=False):
+    for older, newer in itertools.pairwise(files):
         last, _ = decode(lines_of(older)[-1])
         first, _ = decode(lines_of(newer)[0])
         assert first.prev == last.hash
@@ -498,10 +501,16 @@ def test_bad_options_are_refused(tmp_path):
         ("shadow", {"verdict": {"decision": "maybe"}, "input": {}}, "needs `verdict`"),
         ("approval", {"decision_id": "d", "status": "pending"}, "approval `status`"),
         ("approval", {"status": "granted"}, "needs `decision_id`"),
-        ("review", {"decision_id": "d", "reviewer": {"kind": "robot"}, "decision": "allow"},
-         "reviewer.kind"),
-        ("review", {"decision_id": "d", "reviewer": {"kind": "llm"}, "decision": "ok"},
-         "review `decision`"),
+        (
+            "review",
+            {"decision_id": "d", "reviewer": {"kind": "robot"}, "decision": "allow"},
+            "reviewer.kind",
+        ),
+        (
+            "review",
+            {"decision_id": "d", "reviewer": {"kind": "llm"}, "decision": "ok"},
+            "review `decision`",
+        ),
         ("outcome", {"decision_id": "d", "status": "done"}, "outcome `status`"),
         ("outcome", {"decision_id": "d", "status": "executed", "cost_usd": -1}, "cost_usd"),
         ("decision", [], "must be a mapping"),
@@ -527,18 +536,26 @@ def test_every_kind_is_logged(tmp_path):
         log.append("approval", {"decision_id": "d-1", "status": "granted", "by": "kim"})
         log.append(
             "review",
-            {"decision_id": "d-1", "tier": 1, "reviewer": {"kind": "llm", "id": "judge"},
-             "decision": "allow"},
+            {
+                "decision_id": "d-1",
+                "tier": 1,
+                "reviewer": {"kind": "llm", "id": "judge"},
+                "decision": "allow",
+            },
         )
         log.append("outcome", {"decision_id": "d-1", "status": "executed", "cost_usd": 3.5})
     assert [e.kind for e in read_log(path)] == [
-        "decision", "shadow", "approval", "review", "outcome"
+        "decision",
+        "shadow",
+        "approval",
+        "review",
+        "outcome",
     ]
     assert verify_log(path).ok
 
 
 def test_the_clock_stamps_entries_in_utc(tmp_path):
-    moment = datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC) + timedelta(hours=0)
+    moment = datetime(2026, 3, 1, 12, 0, 0, 5, tzinfo=UTC)
     log = DecisionLog(tmp_path / "d.jsonl", clock=lambda: moment)
     assert log.append("decision", body(0)).time == "2026-03-01T12:00:00.000005Z"
     naive = DecisionLog(tmp_path / "e.jsonl", clock=lambda: datetime(2026, 3, 1))
@@ -555,8 +572,12 @@ def test_masked_and_dropped_fields_never_reach_the_file(tmp_path):
     with DecisionLog(path, sensitive=sensitive) as log:
         entry = log.append(
             "decision",
-            body(0, target="payroll-db", secret="hunter2",
-                 people=[{"name": "Ada", "age": 36}, {"name": "Bo"}]),
+            body(
+                0,
+                target="payroll-db",
+                secret="hunter2",
+                people=[{"name": "Ada", "age": 36}, {"name": "Bo"}],
+            ),
         )
     text = path.read_text()
     for secret in ("payroll-db", "hunter2", "Ada", '"Bo"'):
@@ -565,12 +586,16 @@ def test_masked_and_dropped_fields_never_reach_the_file(tmp_path):
     assert action["target"] == FIXED_MASK and "secret" not in action
     assert action["people"] == [{"name": FIXED_MASK, "age": 36}, {"name": FIXED_MASK}]
     assert entry.body["redacted"] == {
-        "action.people.name": "mask", "action.secret": "drop", "action.target": "mask"
+        "action.people.name": "mask",
+        "action.secret": "drop",
+        "action.target": "mask",
     }
 
 
 def test_a_mask_key_gives_a_keyed_hash_that_matches_equal_values(tmp_path):
-    with DecisionLog(tmp_path / "d.jsonl", sensitive={"action.target": "mask"}, mask_key="k1") as log:
+    with DecisionLog(
+        tmp_path / "d.jsonl", sensitive={"action.target": "mask"}, mask_key="k1"
+    ) as log:
         one = log.append("decision", body(0, target="payroll-db"))
         two = log.append("decision", body(1, target="payroll-db"))
         other = log.append("decision", body(2, target="billing"))
@@ -604,9 +629,7 @@ def test_the_verdict_evidence_of_a_sensitive_field_is_masked(tmp_path, new_pack,
     )
     pack = load_pack(root)
     assert pack.sensitive == {"action.data.subject_regions": "mask"}
-    action = make_action(
-        data={"classification": "restricted", "subject_regions": ["eu", "ch"]}
-    )
+    action = make_action(data={"classification": "restricted", "subject_regions": ["eu", "ch"]})
     verdict = pack.evaluate(action, {"now": "2026-11-20T10:00:00Z"})
     assert verdict.decision == "deny"
     path = tmp_path / "d.jsonl"
@@ -643,8 +666,9 @@ def test_schema_errors_about_a_sensitive_field_lose_the_value(tmp_path):
 @given(
     value=st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                    max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+        ),
         max_leaves=8,
     ),
     action=st.sampled_from(["mask", "drop"]),

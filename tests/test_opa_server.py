@@ -9,19 +9,33 @@ decision. Every failure must reach the caller as a reason, never as `allow`.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import regopy
+import yaml
 
+from aigre_policy.compiler import compile_pack
+from aigre_policy.pack import load_pack
 from aigre_policy.rego.bundle import PackIdentity, read_bundle, write_bundle
-from aigre_policy.rego.opa_server import OpaError, OpaOptions, OpaServer, parse_url
+from aigre_policy.rego.emit import emit_rego
+from aigre_policy.rego.engine import ENGINES, EngineFault
+from aigre_policy.rego.opa_server import (
+    OpaEngine,
+    OpaError,
+    OpaOptions,
+    OpaServer,
+    opa_engine,
+    parse_url,
+)
 
 # ---------------------------------------------------------------------------- the fake OPA
 
@@ -37,6 +51,8 @@ class FakeOpa:
     data: dict[str, Any] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    compiled: dict[str, Any] = field(default_factory=dict)
 
     def load(self, blob: bytes) -> None:
         """As `opa run --server bundle.tar.gz` would: the bundle's modules and data."""
@@ -45,15 +61,22 @@ class FakeOpa:
         self.data = bundle.data
 
     def evaluate(self, path: str, input_document: Any) -> dict[str, Any]:
-        rego = regopy.Interpreter()
-        for name, source in sorted(self.policies.items()):
-            rego.add_module(name, source)
-        rego.add_data(self.data)
-        rego.set_input(regopy.Input(input_document))
-        output = rego.query("x = data." + path.replace("/", "."))
+        """``{"result": value}`` as OPA's Data API answers, ``{}`` when undefined."""
+        with self.lock:
+            key = json.dumps([self.policies, self.data, path], sort_keys=True)
+            if key not in self.compiled:  # compile once per policy set, as OPA does
+                rego = regopy.Interpreter()
+                for name, source in sorted(self.policies.items()):
+                    rego.add_module(name, source)
+                rego.add_data(self.data)
+                self.compiled = {key: (rego, rego.build(None, [path]))}
+            rego, built = self.compiled[key]
+            rego.set_input(regopy.Input(input_document))
+            output = rego.query_bundle_entrypoint(built, path)
         if str(output) == "undefined":
             return {}
-        return {"result": json.loads(str(output.binding("x")))}
+        expressions = json.loads(str(output)).get("expressions")
+        return {"result": expressions[0]} if expressions else {}
 
     def compiles(self, source: str) -> str | None:
         rego = regopy.Interpreter()
@@ -76,7 +99,9 @@ def _handler(fake: FakeOpa) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
         def _send(self, status: int, body: Any = None, raw: bytes | None = None) -> None:
-            payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+            payload = (
+                raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+            )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -269,9 +294,9 @@ def test_a_rejected_push_says_why_and_is_retried_next_time(opa):
     fake, url = opa
     broken = Program(modules={"aigre/t/decision.rego": "package aigre.t\n\ndecision := {\n"})
     server = OpaServer(broken, OpaOptions(url=url, push=True))
-    with pytest.raises(OpaError, match="PUT /v1/policies/aigre/t/decision.rego .* rejected"):
+    with pytest.raises(OpaError, match=r"PUT /v1/policies/aigre/t/decision\.rego .* rejected"):
         server.query(CHEAP)
-    with pytest.raises(OpaError, match="PUT /v1/policies/aigre/t/decision.rego"):
+    with pytest.raises(OpaError, match=r"PUT /v1/policies/aigre/t/decision\.rego"):
         server.query(CHEAP)
     assert [m for m, _, _ in fake.requests] == ["PUT", "PUT"]  # never queried
 
@@ -300,3 +325,128 @@ def test_other_urls_are_refused(url):
 def test_timeout_must_be_positive():
     with pytest.raises(ValueError, match="timeout"):
         OpaServer(Program(), OpaOptions(timeout=0))
+
+
+# ---------------------------------------------------------------------------- the engine
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+FIXTURES = ROOT / "fixtures" / "actions"
+
+VALID = {
+    "decision": "allow",
+    "fail_closed": False,
+    "default_applied": True,
+    "fired": [],
+    "warnings": [],
+    "errors": [],
+    "approvers": [],
+    "escalate_to": [],
+}
+
+
+def _case(name: str) -> dict[str, Any]:
+    case = yaml.safe_load((FIXTURES / name).read_text())
+    return {
+        "action": case["action"],
+        "context": case.get("context") or {},
+        "usage": case.get("usage") or {},
+    }
+
+
+def core(verdict: dict[str, Any]) -> dict[str, Any]:
+    """What a verdict decides and why, without per-call ids and timings."""
+
+    def record(rule: dict[str, Any]) -> tuple:
+        return (
+            rule["id"],
+            rule["verdict"],
+            rule["message"],
+            rule["approvers"],
+            rule["bindings"],
+            rule["location"],
+        )
+
+    return {
+        "decision": verdict["decision"],
+        "fail_closed": verdict["fail_closed"],
+        "default_applied": verdict["default_applied"],
+        "approvers": verdict["approvers"],
+        "escalate_to": verdict["escalate_to"],
+        "fired": [record(r) for r in verdict["fired"]],
+        "warnings": [record(r) for r in verdict["warnings"]],
+        "errors": [(e["kind"], e["path"]) for e in verdict["errors"]],
+    }
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    report = compile_pack(BASELINE)
+    assert report.ok
+    return load_pack(BASELINE), emit_rego(report.compiled)
+
+
+def test_the_opa_engine_decides_as_the_native_engine(opa, baseline):
+    pack, program = baseline
+    fake, url = opa
+    engine = OpaEngine(program, OpaOptions(url=url, push=True, timeout=30))
+    decisions = set()
+    for fixture in (
+        "llm-rollback.yaml",
+        "spend-past-budget.yaml",
+        "admin-role-grant.yaml",
+        "llm-patch-401-lines.yaml",
+    ):
+        document = _case(fixture)
+        native = pack.evaluate(document["action"], document["context"], document["usage"])
+        assert core(engine.decide(document)) == core(native.to_dict()), fixture
+        decisions.add(native.decision)
+    assert decisions == {"allow", "deny", "require_approval", "escalate"}
+    assert set(fake.policies) == set(program.modules)
+    assert [m for m, _, _ in fake.requests].count("PUT") == len(program.modules) + 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer", "reason"),
+    [
+        ("hang", None, "no answer within 0.3s"),
+        ("close", None, "connection failed"),
+        ("error", None, "HTTP 500: storage is on fire"),
+        ("not-json", None, "the answer is not JSON"),
+        ("answer", {}, "has no value for `aigre/t/decision`"),
+        ("answer", {"result": "allow"}, "with str, not a decision document"),
+        (
+            "answer",
+            {"result": {"decision": "allow"}},
+            "a document without `default_applied`, `errors`, `fail_closed`, `fired`, `warnings`",
+        ),
+        ("answer", {"result": {**VALID, "decision": "maybe"}}, "the unknown decision 'maybe'"),
+        ("answer", {"result": {**VALID, "fail_closed": "no"}}, "`fail_closed` not a boolean"),
+        ("answer", {"result": {**VALID, "fired": {"id": "x"}}}, "`fired` not a list of objects"),
+        ("answer", {"result": {**VALID, "approvers": [1]}}, "`approvers` not a list of strings"),
+        (
+            "answer",
+            {"result": {**VALID, "fired": [{"id": "r", "verdict": "maybe"}]}},
+            "a fired rule without an `id` and a `verdict`",
+        ),
+    ],
+)
+def test_the_opa_engine_faults_with_the_reason(opa, mode, answer, reason):
+    fake, url = opa
+    fake.mode, fake.answer = mode, answer
+    engine = OpaEngine(Program(), OpaOptions(url=url, timeout=0.3 if mode == "hang" else 2))
+    with pytest.raises(EngineFault, match=re.escape(reason)):
+        engine.decide(CHEAP)
+
+
+def test_a_well_formed_answer_is_returned_as_is(opa):
+    fake, url = opa
+    fake.mode, fake.answer = "answer", {"result": VALID}
+    assert OpaEngine(Program(), OpaOptions(url=url)).decide(CHEAP) == VALID
+
+
+def test_the_opa_engine_is_registered():
+    assert ENGINES["opa"] is OpaEngine
+    factory = opa_engine(OpaOptions(url="http://opa.internal:8181", timeout=5, push=True))
+    engine = factory(Program())
+    assert (engine.server.where, engine.server.options.push) == ("http://opa.internal:8181", True)

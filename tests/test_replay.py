@@ -23,11 +23,14 @@ rule costly {
   because "{action.cost.estimated_usd} over {e.limit}"
 }
 """
-WITH_APPROVAL = POLICY + """
+WITH_APPROVAL = (
+    POLICY
+    + """
 rule production-deploys {
   require_approval by ["sre"] when action.kind == "deploy"
 }
 """
+)
 
 
 @pytest.fixture
@@ -111,7 +114,9 @@ def test_examples_are_capped(tmp_path, cost_pack, make_action):
 def test_redacted_inputs_are_counted_not_replayed(tmp_path, new_pack, make_action):
     pack = new_pack(POLICY, manifest={"sensitive": {"action.target": "mask"}}, name="masked")
     log = tmp_path / "d.jsonl"
-    ids = log_decisions(pack, costs(make_action, [10, 150]), log, sensitive={"action.target": "mask"})
+    ids = log_decisions(
+        pack, costs(make_action, [10, 150]), log, sensitive={"action.target": "mask"}
+    )
     log_decisions(pack, costs(make_action, [10]), log)  # a writer without the mask
     report = replay_log(pack, log, envelopes={"e": {"limit": 5}})
     assert (report.decisions, report.redacted, report.replayed) == (3, 2, 1)
@@ -130,8 +135,9 @@ def test_entries_without_a_usable_input_are_counted(tmp_path, cost_pack, make_ac
     assert report.examples["unreadable"] == ["odd"]
 
 
-def test_inputs_the_candidate_rejects_fail_closed_and_say_so(tmp_path, cost_pack, new_pack,
-                                                             make_action):
+def test_inputs_the_candidate_rejects_fail_closed_and_say_so(
+    tmp_path, cost_pack, new_pack, make_action
+):
     log = tmp_path / "d.jsonl"
     log_decisions(cost_pack, costs(make_action, [10, 20]), log)
     candidate = new_pack(
@@ -171,8 +177,9 @@ def test_worker_processes_give_the_same_report(tmp_path, cost_pack, make_action)
     logged=st.integers(0, 400),
     candidate=st.integers(0, 400),
 )
-def test_changes_match_the_limits(tmp_path_factory, cost_pack, make_action, values, logged,
-                                  candidate):
+def test_changes_match_the_limits(
+    tmp_path_factory, cost_pack, make_action, values, logged, candidate
+):
     log = tmp_path_factory.mktemp("replay") / "d.jsonl"
     log_decisions(cost_pack, costs(make_action, values), log, envelopes={"e": {"limit": logged}})
     report = replay_log(cost_pack, log, envelopes={"e": {"limit": candidate}})
@@ -206,8 +213,9 @@ def test_cli_json_and_fail_on(tmp_path, cost_pack, make_action, capsys, plain_co
     assert "deny" in out and ids[1] in out and "costly" in out
 
 
-def test_cli_text_shows_redacted_and_progress_does_not_leak(tmp_path, cost_pack, make_action,
-                                                            capsys, plain_console):
+def test_cli_text_shows_redacted_and_progress_does_not_leak(
+    tmp_path, cost_pack, make_action, capsys, plain_console
+):
     log = tmp_path / "d.jsonl"
     ids = log_decisions(cost_pack, costs(make_action, [10]), log, sensitive={"action.id": "drop"})
     assert main(["replay", str(cost_pack), "--log", str(log), "--jobs", "1"]) == 0

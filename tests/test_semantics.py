@@ -322,3 +322,53 @@ def test_verdict_records_do_not_share_containers(tmp_path):
     first.fired[0]["tags"].append("edited")
     second = pack.evaluate(action(kind="scale", cost={"estimated_usd": 40}), CONTEXT)
     assert second.fired[0]["tags"] == ["finops"]
+
+
+# ------------------------------------------------------------------ fail-closed routing, metadata
+
+ROUTED_POLICY = """
+rule costly {
+  description: "Spend past the per-action limit"
+  owner: "finops"
+  require_approval by ["finops", "sre"] when action.cost.estimated_usd > 5
+  because "spend {action.cost.estimated_usd}"
+}
+rule big { escalate to ["judge"] when action.change.lines > 1000 }
+"""
+
+
+def test_a_fail_closed_require_approval_names_the_packs_approvers(tmp_path):
+    pack = load_pack(make_pack(tmp_path, ROUTED_POLICY, fail_closed="require_approval"))
+    verdict = pack.evaluate({"kind": "nonsense"}, CONTEXT)
+    assert verdict.fail_closed and verdict.decision == "require_approval"
+    assert verdict.approvers == ["finops", "sre"]
+    VerdictDocument.model_validate(verdict.to_dict())
+
+
+def test_pack_yaml_names_the_fail_closed_approvers(tmp_path):
+    extra = "fail_closed_approvers: [sre-oncall]\n"
+    root = make_pack(tmp_path, ROUTED_POLICY, fail_closed="require_approval", envelopes=extra)
+    verdict = load_pack(root).evaluate({"kind": "nonsense"}, CONTEXT)
+    assert verdict.approvers == ["sre-oncall"] and verdict.escalate_to == []
+
+
+def test_fired_records_carry_metadata_and_a_pack_relative_location(tmp_path):
+    pack = load_pack(make_pack(tmp_path, ROUTED_POLICY))
+    record = pack.evaluate(action(), CONTEXT).fired[0]
+    assert record["description"] == "Spend past the per-action limit"
+    assert record["owner"] == "finops"
+    assert record["location"] == {"file": "policies/main.aigre", "line": 2, "column": 6}
+    costly = pack.rules[0]
+    assert (costly.description, costly.owner) == ("Spend past the per-action limit", "finops")
+
+
+def test_records_are_fresh_per_verdict_and_rendered_from_captured_values(tmp_path):
+    pack = load_pack(make_pack(tmp_path, ROUTED_POLICY))
+    given = action()
+    first = pack.evaluate(given, CONTEXT)
+    given["cost"]["estimated_usd"] = 1  # the caller reuses its dict
+    record = first.fired[0]
+    assert record["bindings"] == {"action.cost.estimated_usd": 10}
+    assert record["message"] == "spend 10"
+    record["tags"].append("edited")
+    assert pack.evaluate(action(), CONTEXT).fired[0]["tags"] == []

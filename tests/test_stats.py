@@ -33,7 +33,11 @@ def decision(log, decision_id, verdict, kind="scale", cost=0.0, fail_closed=Fals
     log.append(
         "decision",
         {
-            "verdict": {"decision": verdict, "decision_id": decision_id, "fail_closed": fail_closed},
+            "verdict": {
+                "decision": verdict,
+                "decision_id": decision_id,
+                "fail_closed": fail_closed,
+            },
             "input": {"action": action, "context": {}, "usage": {}},
         },
     )
@@ -42,8 +46,12 @@ def decision(log, decision_id, verdict, kind="scale", cost=0.0, fail_closed=Fals
 def review(log, decision_id, reviewer, verdict):
     log.append(
         "review",
-        {"decision_id": decision_id, "tier": 1, "reviewer": {"kind": reviewer, "id": "r"},
-         "decision": verdict},
+        {
+            "decision_id": decision_id,
+            "tier": 1,
+            "reviewer": {"kind": reviewer, "id": "r"},
+            "decision": verdict,
+        },
     )
 
 
@@ -168,8 +176,12 @@ def test_cli_stats_text(sample_log, capsys, plain_console):
 
 
 def test_cli_stats_json(sample_log, capsys):
-    assert main(["log", "stats", str(sample_log), "--format", "json",
-                 "--as-of", "2026-03-03T09:00:00Z"]) == 0
+    assert (
+        main(
+            ["log", "stats", str(sample_log), "--format", "json", "--as-of", "2026-03-03T09:00:00Z"]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["automated_rate"] == 0.6
     assert data["approvals"]["waiting"] == 1

@@ -112,7 +112,7 @@ def test_malformed_test_file_exits_2_with_position(cli, new_pack):
     root = new_pack(POLICY, files={"tests/bad.yaml": "tests:\n  - name: a\n    actoin: {}\n"})
     code, _, err = cli("test", root)
     assert code == 2
-    assert f"{root / 'tests' / 'bad.yaml'}:3:5: error[E601]" in err
+    assert f"{root / 'tests' / 'bad.yaml'}:3:5: error[E701]" in err
 
 
 def test_misuse_exits_2(cli, tmp_path):

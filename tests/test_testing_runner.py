@@ -207,15 +207,15 @@ def test_from_fixture_reads_a_case_file(new_pack):
 @pytest.mark.parametrize(
     ("text", "code", "position", "words"),
     [
-        ("tests:\n  - name: a\n    actoin: {}\n", "E601", (3, 5), "unknown field `actoin`"),
+        ("tests:\n  - name: a\n    actoin: {}\n", "E701", (3, 5), "unknown field `actoin`"),
         (
             "tests:\n  - name: a\n    action: {}\n    expect: {decision: maybe}\n",
-            "E601",
+            "E701",
             (4, 24),
             "'maybe' is not one of",
         ),
-        ("tests:\n  - name: a\n    action: {}\n", "E601", (2, 5), "expects nothing"),
-        ("tests:\n  - name: a\n    expect: {decision: allow}\n", "E601", (2, 5), "no action"),
+        ("tests:\n  - name: a\n    action: {}\n", "E701", (2, 5), "expects nothing"),
+        ("tests:\n  - name: a\n    expect: {decision: allow}\n", "E701", (2, 5), "no action"),
         (
             "tests:\n  - name: a\n    action: {}\n    expect: {rules: [costly-acton]}\n",
             "E108",
@@ -224,7 +224,7 @@ def test_from_fixture_reads_a_case_file(new_pack):
         ),
         (
             "tests:\n  - name: a\n    from: nope.yaml\n    expect: {decision: allow}\n",
-            "E602",
+            "E702",
             (3, 11),
             "not found",
         ),
@@ -239,7 +239,7 @@ def test_from_fixture_reads_a_case_file(new_pack):
         (
             "tests:\n  - name: a\n    action: {kind: 1}\n    set: {action.kind.x: 1}\n"
             "    expect: {decision: allow}\n",
-            "E604",
+            "E703",
             (4, 10),
             "cannot set `action.kind.x`",
         ),

@@ -18,6 +18,8 @@ from aigre_policy.cli.common import (
 from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
+from aigre_policy.rego.attach import render_modules, rego_program
+from aigre_policy.rego.engine import engine_names
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -44,7 +46,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="override an envelope value (repeatable)",
     )
     parser.add_argument(
-        "--emit", choices=("python",), help="print the generated evaluator instead of evaluating"
+        "--emit",
+        choices=("python", "rego"),
+        help="print the generated evaluator (Python, or the Rego modules) instead of evaluating",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=engine_names(),
+        default="native",
+        help="native: generated Python; rego: the pack compiled to Rego, run with regopy",
     )
     parser.set_defaults(run=run)
 
@@ -52,7 +62,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
     try:
-        pack = load_pack(args.pack, overrides)
+        pack = load_pack(args.pack, overrides, engine=args.engine)
     except CompileError as exc:
         errors = Console(stderr=True, soft_wrap=True)  # stdout stays for verdicts and --emit
         errors.print(exc.report(), style="red", markup=False, highlight=False)
@@ -64,8 +74,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.emit == "python":
         sys.stdout.write(pack.python_source)
         return 0
+    if args.emit == "rego":
+        sys.stdout.write(render_modules(rego_program(pack)))
+        return 0
     if not args.action:
-        raise UsageError("eval needs --action FILE (or --emit python)")
+        raise UsageError("eval needs --action FILE (or --emit python|rego)")
     given = read_eval_input(args.action, args.context, args.usage)
     verdict = pack.evaluate(given.action, given.context, given.usage)
     if args.format == "json":

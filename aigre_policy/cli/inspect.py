@@ -111,7 +111,7 @@ def _columns(console: Console, title: str, header: tuple[str, ...], rows: list[t
     """A plain aligned table that never folds a path, whatever the console width; a column
     of numbers is aligned right."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    numeric = [all(row[i].isdigit() for row in rows) and rows for i in range(len(header))]
+    numeric = [bool(rows) and all(row[i].isdigit() for row in rows) for i in range(len(header))]
     console.print(Text(title, style="bold"))
     for index, row in enumerate([header, *rows]):
         cells = [

@@ -143,16 +143,18 @@ def _print(report: ReplayReport, console: Console) -> None:
         table = Table(title="changes", title_justify="left")
         for column in ("from", "to", "direction", "decisions"):
             table.add_column(column, justify="right" if column == "decisions" else "left")
-        table.add_column("examples", overflow="fold")  # decision ids must stay whole
-        for row in report.to_dict()["transitions"]:
-            table.add_row(
-                row["from"],
-                row["to"],
-                row["direction"],
-                str(row["count"]),
-                escape(", ".join(row["examples"])),
-            )
+        rows = report.to_dict()["transitions"]
+        for row in rows:
+            table.add_row(row["from"], row["to"], row["direction"], str(row["count"]))
         console.print(table)
+        # whole decision ids, one transition a line: they are looked up, so never cut
+        for row in rows:
+            if row["examples"]:
+                console.print(
+                    f"  {row['from']} -> {row['to']}: {escape(', '.join(row['examples']))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     if report.rules:
         table = Table(title="rules behind the changes", title_justify="left")
         for column in ("rule", "looser", "stricter"):

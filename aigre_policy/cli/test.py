@@ -31,6 +31,14 @@ from aigre_policy.diagnostics import CompileError, Severity, SourceText, render
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.testing.cases import TestCase, load_cases
 from aigre_policy.testing.coverage import Coverage, compute_coverage
+from aigre_policy.testing.proof import (
+    invariant_arguments,
+    invariant_run,
+    invariant_show,
+    mutation_arguments,
+    mutation_run,
+    mutation_show,
+)
 from aigre_policy.testing.report import PackRun, SectionResult, to_json, to_junit
 from aigre_policy.testing.runner import (
     ERROR,
@@ -187,7 +195,9 @@ def show_gaps(console: Console, result: SectionResult) -> None:
 
 
 COVERAGE = Section("coverage", _coverage_arguments, _coverage_run, _coverage_show)
-SECTIONS: list[Section] = [COVERAGE]
+INVARIANTS = Section("invariants", invariant_arguments, invariant_run, invariant_show)
+MUTATION = Section("mutation", mutation_arguments, mutation_run, mutation_show)
+SECTIONS: list[Section] = [COVERAGE, INVARIANTS, MUTATION]
 
 
 # ------------------------------------------------------------------ command

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS actions (
     outcome TEXT,
     outcome_at_us INTEGER
 );
-CREATE INDEX IF NOT EXISTS actions_current_at ON actions (at_us) WHERE current = 1;
+-- covers the usage window query, so it never reads the stored action JSON
+CREATE INDEX IF NOT EXISTS actions_window
+    ON actions (at_us, decision_id, decision, action_digest) WHERE current = 1;
 CREATE INDEX IF NOT EXISTS actions_digest ON actions (action_digest);
 CREATE TABLE IF NOT EXISTS approvals (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,7 +74,10 @@ class LedgerRow:
 
 @dataclass(frozen=True, slots=True)
 class WindowRow:
-    """A row inside a usage window, without its action (fetched only when not cached)."""
+    """A row inside a usage window, without its action (fetched only when not cached).
+
+    Stores may return plain ``(id, decision_id, decision, at_us)`` tuples instead.
+    """
 
     id: int
     decision_id: str
@@ -207,13 +212,13 @@ class _SqliteSession:
         self._conn = conn
         self._path = path
 
-    def window(self, start_us: int, end_us: int, exclude_digest: str) -> list[WindowRow]:
+    def window(self, start_us: int, end_us: int, exclude_digest: str) -> list[Any]:
         rows = self._conn.execute(
             "SELECT id, decision_id, decision, at_us FROM actions WHERE current = 1"
             " AND at_us >= ? AND at_us <= ? AND action_digest != ?",
             (start_us, end_us, exclude_digest),
         ).fetchall()
-        return [WindowRow(*row) for row in rows]
+        return rows  # plain tuples in WindowRow's field order: no object per row
 
     def actions(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         found: dict[int, dict[str, Any]] = {}

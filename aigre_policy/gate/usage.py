@@ -63,33 +63,27 @@ class UsageCalculator:
             return {}
         now_us = to_us(now)
         starts = [to_us(window_start(u, now)) for u in self.usages]
-        rows = session.window(min(starts), now_us, exclude_digest)
+        rows = [tuple(row) for row in session.window(min(starts), now_us, exclude_digest)]
+        picked: list[list[Any]] = [[] for _ in self.usages]
         with self._lock:
-            contributions = self._contributions(session, rows)
-            values: dict[str, Any] = {}
-            for i, usage in enumerate(self.usages):
-                picked = [
-                    contributions[row.decision_id][i]
-                    for row in rows
-                    if row.at_us >= starts[i] and contributions[row.decision_id][i] is not None
-                ]
-                values[usage.name] = _aggregate(usage, picked)
-            if len(self._cache) > 4 * len(rows) + 10_000:  # drop rows that left every window
-                live = {row.decision_id for row in rows}
-                self._cache = {k: v for k, v in self._cache.items() if k in live}
-        return values
-
-    def _contributions(
-        self, session: LedgerSession, rows: list[WindowRow]
-    ) -> dict[str, tuple[Any, ...]]:
-        missing = [row for row in rows if row.decision_id not in self._cache]
-        if missing:
-            actions = session.actions([row.id for row in missing])
-            for row in missing:
-                if row.id not in actions:
-                    raise LedgerError(f"ledger row {row.decision_id} vanished while being read")
-                self._cache[row.decision_id] = self._contribute(row, actions[row.id])
-        return {row.decision_id: self._cache[row.decision_id] for row in rows}
+            cache = self._cache
+            missing = [row for row in rows if row[1] not in cache]
+            if missing:
+                actions = session.actions([row[0] for row in missing])
+                for row in missing:
+                    if row[0] not in actions:
+                        raise LedgerError(f"ledger row {row[1]} vanished while being read")
+                    cache[row[1]] = self._contribute(WindowRow(*row), actions[row[0]])
+            for _, decision_id, _, at_us in rows:
+                for i, value in enumerate(cache[decision_id]):
+                    if value is not None and at_us >= starts[i]:
+                        picked[i].append(value)
+            if len(cache) > 4 * len(rows) + 10_000:  # drop rows that left every window
+                live = {row[1] for row in rows}
+                self._cache = {k: v for k, v in cache.items() if k in live}
+        return {
+            u.name: _aggregate(u, values) for u, values in zip(self.usages, picked, strict=True)
+        }
 
     def _contribute(self, row: WindowRow, action: Any) -> tuple[Any, ...]:
         """Per declaration: ``None`` when the filter rejects the row, else its value."""

@@ -103,7 +103,7 @@ class Bundle:
 
     @property
     def entrypoint(self) -> str | None:
-        """The rule a caller queries (``aigre/pack/verdict``), from the metadata if recorded."""
+        """The rule a caller queries (``aigre/<pkg>/decision``), from the metadata if recorded."""
         value = self.metadata.get("entrypoint")
         return value if isinstance(value, str) else None
 

@@ -18,7 +18,7 @@ import regopy
 from regopy.rego_shared import LogLevel
 
 from aigre_policy.rego.emit import RegoProgram
-from aigre_policy.verdict import Verdict
+from aigre_policy.verdict import LATTICE, Verdict
 
 DECISION_KEYS = frozenset(
     {"decision", "fail_closed", "default_applied", "fired", "warnings", "errors"}
@@ -69,14 +69,25 @@ def first_value(output: Any) -> Any:
 
 
 class RegopyEngine:
-    """The program compiled once into a regopy bundle, kept warm between calls."""
+    """The program compiled once into a regopy bundle, kept warm between calls.
+
+    By default it queries ``checked``, the decision for input the pack's own validator
+    has passed (the pack validates before any engine runs): rego-cpp takes about four
+    times longer to run the schema checks than the rules. ``validate_in_rego=True``
+    queries the entrypoint itself, schema checks included, as an OPA server does.
+    """
 
     name = "rego"
 
-    def __init__(self, program: RegoProgram):
+    def __init__(self, program: RegoProgram, validate_in_rego: bool = False):
         self.program = program
+        self.query = (
+            program.entrypoint
+            if validate_in_rego
+            else program.entrypoint.rsplit("/", 1)[0] + "/checked"
+        )
         self._rego = interpreter(program.modules, program.data)
-        self._bundle = self._rego.build(None, [program.entrypoint])
+        self._bundle = self._rego.build(None, [self.query])
         if not self._bundle.ok():
             raise EngineFault("regopy could not build the program")
         self._lock = threading.Lock()  # one interpreter holds one input at a time
@@ -85,7 +96,7 @@ class RegopyEngine:
         try:
             with self._lock:
                 self._rego.set_input(regopy.Input(document))
-                output = self._rego.query_bundle_entrypoint(self._bundle, self.program.entrypoint)
+                output = self._rego.query_bundle_entrypoint(self._bundle, self.query)
         except (regopy.RegoError, TypeError, ValueError) as exc:
             raise EngineFault(f"{type(exc).__name__}: {exc}") from exc
         value = first_value(output)
@@ -97,23 +108,73 @@ class RegopyEngine:
 register_engine("rego", RegopyEngine)
 
 
-def verdict_of(
-    decision: dict[str, Any], pack: dict[str, str], document: Any, elapsed_us: float
-) -> Verdict:
-    """The ``Verdict`` a decision document stands for."""
-    return Verdict(
-        decision["decision"],
-        decision["fired"],
-        decision["warnings"],
-        pack,
-        document,
-        fail_closed=bool(decision["fail_closed"]),
-        default_applied=bool(decision["default_applied"]),
-        errors=decision["errors"],
-        elapsed_us=elapsed_us,
+class DocumentVerdict(Verdict):
+    """A ``Verdict`` made from a decision document (records already rendered)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, decision: dict[str, Any], pack: dict[str, str], document: Any, elapsed_us: float
+    ):
+        super().__init__(
+            decision["decision"],
+            [],
+            (),
+            pack,
+            document,
+            fail_closed=bool(decision["fail_closed"]),
+            default_applied=bool(decision["default_applied"]),
+            errors=decision["errors"],
+            elapsed_us=elapsed_us,
+            approvers=list(decision.get("approvers", [])),
+            escalate_to=list(decision.get("escalate_to", [])),
+        )
+        self._fired = decision["fired"]
+        self._warnings = decision["warnings"]
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [record["id"] for record in self.fired]
+
+
+def groups_of(decision: str, fired: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Approvers and escalation targets of a decision, as ``Verdict`` derives them."""
+    approvers = (
+        sorted({g for r in fired if r["verdict"] == "require_approval" for g in r["approvers"]})
+        if decision == "require_approval"
+        else []
     )
+    escalate_to = (
+        list(dict.fromkeys(g for r in fired if r["verdict"] == "escalate" for g in r["escalate_to"]))
+        if decision == "escalate"
+        else []
+    )
+    return approvers, escalate_to
 
 
+def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Verdict:
+    """``verdict`` with what hand-written modules reported: the lattice decides again."""
+    if not records:
+        return verdict
+    fired = [*verdict.fired, *(r for r in records if r["verdict"] != "warn")]
+    warnings = [*verdict.warnings, *(r for r in records if r["verdict"] == "warn")]
+    rank = max((LATTICE.get(r["verdict"], 0) for r in fired), default=0)
+    permitted = any(r["verdict"] == "permit" for r in fired)
+    names = {level: name for name, level in LATTICE.items()}
+    default_applied = rank == 0 and not permitted
+    decision = default if default_applied else names[rank]
+    approvers, escalate_to = groups_of(decision, fired)
+    document = {
+        "decision": decision,
+        "fail_closed": False,
+        "default_applied": default_applied,
+        "fired": fired,
+        "warnings": warnings,
+        "approvers": approvers,
+        "escalate_to": escalate_to,
+        "errors": [],
+    }
+    return DocumentVerdict(document, verdict.pack, verdict._input, verdict.elapsed_us)
 class HandwrittenRunner:
     """For the native engine: only the hand-written modules, evaluated with regopy."""
 

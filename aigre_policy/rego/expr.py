@@ -37,6 +37,7 @@ FUNCTIONS = {
     "duration_text": "lib.duration_text",
 }
 CASE_FOLDING = ("lower", "upper")
+TIME_FUNCTIONS = ("hour", "minute", "weekday", "date")
 
 
 def literal(value: Any) -> str:
@@ -135,8 +136,11 @@ class Translator:
                             node.span,
                         )
                     )
-                rendered = ", ".join(self.term(a) for a in args)
-                return f"{FUNCTIONS[function]}({rendered})"
+                if function in TIME_FUNCTIONS:
+                    rendered = self.instant(args[0], self.term(args[0]))
+                else:
+                    rendered = ", ".join(self.term(a) for a in args)
+                return self.hoist(node, f"{FUNCTIONS[function]}({rendered})")
         return f"lib.truth({self.comprehension(node)})"
 
     def arithmetic(self, node: ir.Arith, op: str, a: ir.Node, b: ir.Node, kind: str) -> str:
@@ -174,6 +178,16 @@ class Translator:
             name = f"t{len(self.instant_names)}"
             self.instant_names[term] = name
             self.instants[name] = f"{name} := lib.t({term})"
+        return self.instant_names[term]
+
+    def hoist(self, node: ir.Node, term: str) -> str:
+        """A term reading no quantifier variable, as a rule: computed once per decision."""
+        if any(isinstance(x, ir.Path) and x.local for x in ir.walk(node)):
+            return term
+        if term not in self.instant_names:
+            name = f"c{len(self.instant_names)}"
+            self.instant_names[term] = name
+            self.instants[name] = f"{name} := {term}"
         return self.instant_names[term]
 
     def take_instants(self) -> list[str]:

@@ -136,15 +136,21 @@ def modules_of(compiled: Any) -> tuple[HandwrittenModule, ...]:
 
 
 def collector(
-    package: str, modules: tuple[HandwrittenModule, ...], aigre_ids: list[str], header: str
+    package: str,
+    modules: tuple[HandwrittenModule, ...],
+    aigre_ids: list[str],
+    header: str,
+    root: Path,
 ) -> str:
     """``package <pkg>.handwritten``: ``records`` (fired-rule shape), ``faults`` and ``result``."""
     sources = []
     for module in modules:
         default_line = module.source[: _PACKAGE.search(module.source).start()].count("\n") + 1
         lines = dict(module.lines)
+        file = Path(module.file)
+        shown = file.relative_to(root).as_posix() if file.is_relative_to(root) else module.file
         where = {
-            v: {"file": module.file, "line": lines.get(v, default_line), "column": 1}
+            v: {"file": shown, "line": lines.get(v, default_line), "column": 1}
             for v in VERDICTS
         }
         sources.append(
@@ -159,6 +165,13 @@ def collector(
             "\tnot is_set(reported)\n"
             f'\tmsg := concat("", [{literal(module.file)}, ": `", v, "` must be a set"])\n'
             "}\n"
+        )
+    if not modules:
+        return (
+            f"{header}\npackage {package}.handwritten\n\n"
+            "# This pack has no hand-written modules.\n\n"
+            "records := []\n\nfaults := set()\n\n"
+            'result := {"records": [], "faults": []}\n'
         )
     return f"""{header}
 package {package}.handwritten

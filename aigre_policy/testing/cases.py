@@ -147,7 +147,7 @@ class _Loader:
         if not path.is_file():
             self.diagnostics.append(
                 error(
-                    "E602",
+                    "E702",
                     f"test input file `{relative}` not found",
                     span,
                     f"paths are relative to the pack directory {self.root}",
@@ -160,7 +160,7 @@ class _Loader:
             return None
         if not isinstance(doc.data, dict):
             self.diagnostics.append(
-                error("E602", f"`{relative}` must hold a mapping", doc.span_of(()))
+                error("E702", f"`{relative}` must hold a mapping", doc.span_of(()))
             )
             return None
         if isinstance(doc.data.get("action"), dict):
@@ -274,7 +274,7 @@ class _Loader:
         if "from" not in entry and "action" not in entry:
             self.diagnostics.append(
                 error(
-                    "E601",
+                    "E701",
                     f'test "{entry["name"]}" gives no action',
                     doc.span_of(where),
                     "add `action: {...}` or `from: PATH` (a fixture, relative to the pack)",
@@ -300,7 +300,7 @@ class _Loader:
             problem = set_path(inputs, dotted, copy.deepcopy(value))
             if problem:
                 self.diagnostics.append(
-                    error("E604", f"cannot set `{dotted}`: {problem}", doc.span_of((*where, "set")))
+                    error("E703", f"cannot set `{dotted}`: {problem}", doc.span_of((*where, "set")))
                 )
                 ok = False
         for k, dotted in enumerate(entry.get("unset", [])):
@@ -308,7 +308,7 @@ class _Loader:
             if problem:
                 self.diagnostics.append(
                     error(
-                        "E604",
+                        "E703",
                         f"cannot unset `{dotted}`: {problem}",
                         doc.span_of((*where, "unset", k)),
                     )
@@ -329,7 +329,7 @@ class _Loader:
         if not expect:
             self.diagnostics.append(
                 error(
-                    "E601",
+                    "E701",
                     f'test "{name}" expects nothing',
                     span,
                     "add `expect: {decision: allow}` or the like",
@@ -421,12 +421,12 @@ def _schema_diagnostic(doc: _Spans, problem: jsonschema.ValidationError) -> Diag
         extra = next(iter(_extra_keys(problem)), None)
         if extra is not None:
             return error(
-                "E601",
+                "E701",
                 f"{where}: unknown field `{extra}`",
                 doc.key(path, extra),
                 _field_hint(problem),
             )
-    return error("E601", f"{where}: {problem.message}", doc.span_of(path), _field_hint(problem))
+    return error("E701", f"{where}: {problem.message}", doc.span_of(path), _field_hint(problem))
 
 
 class _Spans:

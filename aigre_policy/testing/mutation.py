@@ -123,7 +123,9 @@ def mutants(pack: Pack) -> list[Mutant]:
         if weaker is not None:
             change = f"verdict `{rule.verdict}` to `{weaker}`"
             made.append(
-                Mutant(rule.id, "weaken", change, rule.span, dataclasses.replace(rule, verdict=weaker))
+                Mutant(
+                    rule.id, "weaken", change, rule.span, dataclasses.replace(rule, verdict=weaker)
+                )
             )
     return made
 
@@ -137,7 +139,9 @@ class _RuleMutator:
         self.envelopes = envelopes
         # paths read through a guard: the `has` that proves them present must stay
         self.guarded = {
-            _dotted(node) for node in ir.walk(rule.condition) if isinstance(node, ir.Path) and node.guarded
+            _dotted(node)
+            for node in ir.walk(rule.condition)
+            if isinstance(node, ir.Path) and node.guarded
         }
 
     def conditions(self, node: ir.Node) -> Iterator[Site]:
@@ -147,10 +151,38 @@ class _RuleMutator:
         yield from self.inner(node)
 
     def inner(self, node: ir.Node) -> Iterator[Site]:
+        if isinstance(node, ir.BoolOp):
+            yield from self.chain(node)
+            return
         yield from self.local(node)
         for index, child in enumerate(_children(node)):
             for mutated, operator, change, span in self.inner(child):
                 yield _with_child(node, index, mutated), operator, change, span
+
+    def chain(self, node: ir.BoolOp) -> Iterator[Site]:
+        """``a and b and c`` as one list: drop each part, negate each, mutate inside each."""
+        op = node.op
+        parts = _flatten(node, op)
+        word = "conjunct" if op == "and" else "disjunct"
+        for i, part in enumerate(parts):
+            kept = parts[:i] + parts[i + 1 :]
+            if self.safe_to_drop(part, kept, op):
+                change = f"dropped the {word} `{_text(part)}`"
+                yield _join(kept, op, node.span), "drop", change, part.span
+        for i, part in enumerate(parts):
+            if _negatable(part) and self.safe_to_remove(part):
+                flipped = part.operand if isinstance(part, ir.Not) else ir.Not(part, part.span)
+                change = f"negated `{_text(part)}`"
+                yield (
+                    _join([*parts[:i], flipped, *parts[i + 1 :]], op, node.span),
+                    "negate",
+                    (change),
+                    part.span,
+                )
+        for i, part in enumerate(parts):
+            for mutated, operator, change, span in self.inner(part):
+                replaced = [*parts[:i], mutated, *parts[i + 1 :]]
+                yield _join(replaced, op, node.span), operator, change, span
 
     def local(self, node: ir.Node) -> Iterator[Site]:
         """Mutations of ``node`` itself."""
@@ -164,20 +196,6 @@ class _RuleMutator:
                 was, now = ("not in", "in") if negated else ("in", "not in")
                 flipped = dataclasses.replace(node, negated=not negated)
                 yield flipped, "flip", f"`{was}` to `{now}` in `{node.text}`", node.span
-            case ir.BoolOp(op=op, left=left, right=right):
-                for kept, dropped in ((right, left), (left, right)):
-                    if self.safe_to_drop(dropped, kept, op):
-                        word = "conjunct" if op == "and" else "disjunct"
-                        change = f"dropped the {word} `{_text(dropped)}`"
-                        yield kept, "drop", change, dropped.span
-                for index, part in enumerate((left, right)):
-                    if _negatable(part) and self.safe_to_remove(part):
-                        change = f"negated `{_text(part)}`"
-                        if isinstance(part, ir.Not):
-                            yield _with_child(node, index, part.operand), "negate", change, part.span
-                        else:
-                            negated = ir.Not(part, part.span)
-                            yield _with_child(node, index, negated), "negate", change, part.span
             case ir.Not(operand=operand) if not isinstance(operand, ir.BoolOp | ir.Not):
                 if self.safe_to_remove(node):
                     yield operand, "negate", f"removed the `not` of `{_text(node)}`", node.span
@@ -206,13 +224,13 @@ class _RuleMutator:
                 return False
         return True
 
-    def safe_to_drop(self, dropped: ir.Node, kept: ir.Node, op: str) -> bool:
+    def safe_to_drop(self, dropped: ir.Node, kept: list[ir.Node], op: str) -> bool:
         if not self.safe_to_remove(dropped):
             return False
         if op == "and" and isinstance(dropped, ir.Has):
             # `has x and (x.y ?? false)`: the kept side is false without x anyway
             prefix = _dotted(dropped.path) + "."
-            for part in _flatten(kept, "and"):
+            for part in kept:
                 if (
                     isinstance(part, ir.Default)
                     and _dotted(part.path).startswith(prefix)
@@ -227,6 +245,13 @@ def _flatten(node: ir.Node, op: str) -> list[ir.Node]:
     if isinstance(node, ir.BoolOp) and node.op == op:
         return _flatten(node.left, op) + _flatten(node.right, op)
     return [node]
+
+
+def _join(parts: list[ir.Node], op: str, span: Span) -> ir.Node:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = ir.BoolOp(op, joined, part, span)
+    return joined
 
 
 def _negatable(node: ir.Node) -> bool:
@@ -272,8 +297,6 @@ def _children(node: ir.Node) -> tuple[ir.Node, ...]:
     match node:
         case ir.Not(operand=x):
             return (x,)
-        case ir.BoolOp(left=a, right=b):
-            return (a, b)
         case ir.Quantifier(body=body):
             return (body,)
     return ()  # comparisons and the like are mutated whole, by `local`
@@ -283,8 +306,6 @@ def _with_child(node: ir.Node, index: int, child: ir.Node) -> ir.Node:
     match node:
         case ir.Not():
             return dataclasses.replace(node, operand=child)
-        case ir.BoolOp():
-            return dataclasses.replace(node, **{("left", "right")[index]: child})
         case ir.Quantifier():
             return dataclasses.replace(node, body=child)
     raise AssertionError(f"no child {index} in {node!r}")  # pragma: no cover
@@ -322,16 +343,22 @@ def _text(node: ir.Node, limit: int = 80) -> str:
 
 
 class MutantEvaluator:
-    """``evaluate(action, context, usage, overrides)`` for one mutant of a pack.
+    """``evaluate(action, context, usage, overrides)`` for a pack with one rule replaced.
 
-    The mutant's module is emitted once; it is loaded once per override set, with
-    the envelope values the pack's own evaluator computed for that set.
+    The replaced rule goes through the normal back end on its own: ``emit_python``
+    over a program holding just that rule, then ``sandbox.load``. Its check and
+    its ``explain`` function take the place of the original rule's in the pack's
+    loaded evaluator, so a mutant costs the compile of one rule, not of the pack.
+    The module is loaded once per envelope override set, with the values the
+    pack's own evaluator computed for that set.
     """
 
-    def __init__(self, base: PackEvaluator, program: ir.Program, header: str):
+    def __init__(self, base: PackEvaluator, pack: Pack, rule: ir.Rule):
         self.base = base
-        self.program = program
-        self.python = emit_python(program, header)
+        self.rule = rule
+        self.rules = tuple(rule if r.index == rule.index else r for r in pack.program.rules)
+        alone = dataclasses.replace(pack.program, rules=(rule,))
+        self.python = emit_python(alone, f"mutant of {pack.name} {pack.version}: {rule.id}")
         self.packs: dict[str, Pack] = {}
 
     def pack_for(self, overrides: dict[str, dict[str, Any]] | None) -> Pack:
@@ -344,15 +371,47 @@ class MutantEvaluator:
                 short: _binding(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
                 for dotted, short in self.python.envelope_names.items()
             }
-            namespace = load_module(self.python.source, f"<mutant {original.name}>", bindings)
+            loaded = load_module(self.python.source, f"<mutant {self.rule.id}>", bindings)
+            index = self.rule.index
+            namespace = dict(compiled.namespace)
+            namespace["evaluate"] = _spliced(
+                compiled.namespace["evaluate"], loaded["evaluate"], index
+            )
+            namespace[f"explain_{index}"] = loaded[f"explain_{index}"]
+            python = compiled.python
+            if hasattr(python, "bindings"):  # the values each rule's evidence reads
+                bindings = {**python.bindings, index: self.python.bindings[index]}
+                python = dataclasses.replace(python, bindings=bindings)
+            program = dataclasses.replace(compiled.program, rules=self.rules)
             mutated = dataclasses.replace(
-                compiled, program=self.program, python=self.python, namespace=namespace
+                compiled, program=program, namespace=namespace, python=python
             )
             self.packs[key] = Pack(mutated, [])
         return self.packs[key]
 
     def __call__(self, action: Any, context: Any, usage: Any, overrides: Any) -> Verdict:
         return self.pack_for(overrides).evaluate(action, context, usage)
+
+
+def _spliced(whole: Callable[..., list[Any]], alone: Callable[..., list[Any]], index: int):
+    """The pack's ``evaluate`` with rule ``index`` decided by ``alone`` instead.
+
+    ``evaluate`` returns one entry per rule that held, in pack order: the rule's
+    index, or a record whose first item is the index.
+    """
+
+    def evaluate(action: Any, context: Any, usage: Any) -> list[Any]:
+        held = [r for r in whole(action, context, usage) if _index_of(r) != index]
+        mutant = alone(action, context, usage)
+        if mutant:
+            held = sorted([*held, *mutant], key=_index_of)
+        return held
+
+    return evaluate
+
+
+def _index_of(entry: Any) -> int:
+    return entry if isinstance(entry, int) else entry[0]
 
 
 def _binding(value: Any) -> Any:
@@ -375,23 +434,22 @@ def run_mutants(
     started = perf_counter()
     base = evaluate or PackEvaluator(pack)
     passing = [case for case in cases if run_case(case, base).passed]
-    header = f"mutant of {pack.name} {pack.version}"
     made = mutants(pack)
-    seen_sources = {emit_python(pack.program, header).source}
+    seen: set[tuple[int, str, str]] = set()
+    for rule in pack.program.rules:  # a mutant that emits the rule's own code changes nothing
+        alone = MutantEvaluator(base, pack, rule).python.source.split("\n", 1)[1]
+        seen.add((rule.index, rule.verdict, alone))
     results: list[MutantResult] = []
     killers: list[int] = []  # indices into ``passing``, most recent killer first
     for number, mutant in enumerate(made, 1):
         if progress is not None:
             progress(number, len(made))
-        rules = tuple(
-            mutant.replacement if r.index == mutant.replacement.index else r
-            for r in pack.program.rules
-        )
-        program = dataclasses.replace(pack.program, rules=rules)
-        evaluator = MutantEvaluator(base, program, header)
-        if evaluator.python.source in seen_sources:
-            continue  # the same code as the pack or as an earlier mutant
-        seen_sources.add(evaluator.python.source)
+        evaluator = MutantEvaluator(base, pack, mutant.replacement)
+        rule = mutant.replacement
+        code = (rule.index, rule.verdict, evaluator.python.source.split("\n", 1)[1])
+        if code in seen:
+            continue  # the same code as an earlier mutant
+        seen.add(code)
         order = killers + [i for i in range(len(passing)) if i not in killers]
         killed_by = None
         for index in order:

@@ -1,0 +1,1 @@
+"""The pieces of ``bench_eval.py``: workloads, engines, timing and the report."""

@@ -1,0 +1,75 @@
+"""aigre's own evaluator, timed whole and by stage.
+
+Rows (each a median of its own distribution, so they do not add up exactly):
+
+- ``native``: ``Pack.evaluate``, the public call: input validation, the rules, evidence
+  capture (message, values read, comparisons of every rule that held) and the ``Verdict``.
+- ``native + records``: the same, then ``verdict.fired`` and ``verdict.warnings`` read, which
+  renders the captured evidence into the published record dicts.
+- ``evaluator``: what the floor is compared with: the rules, evidence capture and the
+  decision (``Pack._decide``), without validation (the floor validates nothing).
+- ``validation only``: ``Pack._is_valid``, the input schema check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalbench.measure import Engine
+
+
+def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engine]:
+    def with_records(action: Any, context: Any, usage: Any) -> Any:
+        verdict = pack.evaluate(action, context, usage)
+        verdict.fired  # noqa: B018 - rendering the records is what is timed
+        verdict.warnings  # noqa: B018
+        return verdict
+
+    engines = [
+        Engine(
+            "native",
+            pack.evaluate,
+            inputs,
+            lambda v: v.decision,
+            "Pack.evaluate: validation + rules + evidence capture + Verdict",
+        ),
+        Engine(
+            "native + records",
+            with_records,
+            inputs,
+            lambda v: v.decision,
+            "Pack.evaluate, then verdict.fired and .warnings rendered as dicts",
+        ),
+    ]
+    # The stages without validation, through the pack's private parts. They are internals
+    # and may move: then these rows are left out, not the benchmark.
+    rules = pack._compiled.namespace.get("evaluate")
+    is_valid, decide = getattr(pack, "_is_valid", None), getattr(pack, "_decide", None)
+    if rules and decide:
+
+        def evaluator(action: Any, context: Any, usage: Any) -> Any:
+            document = {"action": action, "context": context, "usage": usage}
+            return decide(document, rules(action, context, usage), 0)
+
+        engines.append(
+            Engine(
+                "evaluator",
+                evaluator,
+                inputs,
+                lambda v: v.decision,
+                "rules + evidence capture + decision (Pack._decide), no validation: "
+                "the row compared with the floor",
+            )
+        )
+    if breakdown and is_valid:
+        documents = [({"action": a, "context": c, "usage": u},) for a, c, u in inputs]
+        engines.append(
+            Engine(
+                "  validation only",
+                is_valid,
+                documents,
+                decides=False,
+                note="Pack._is_valid(document): the input schema check",
+            )
+        )
+    return engines
