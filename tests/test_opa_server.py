@@ -23,11 +23,12 @@ import pytest
 import regopy
 import yaml
 
+from aigre_policy.cli.main import main
 from aigre_policy.compiler import compile_pack
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.bundle import PackIdentity, read_bundle, write_bundle
 from aigre_policy.rego.emit import emit_rego
-from aigre_policy.rego.engine import ENGINES, EngineFault
+from aigre_policy.rego.engine import ENGINES, EngineFault, register_engine
 from aigre_policy.rego.opa_server import (
     OpaEngine,
     OpaError,
@@ -450,3 +451,164 @@ def test_the_opa_engine_is_registered():
     factory = opa_engine(OpaOptions(url="http://opa.internal:8181", timeout=5, push=True))
     engine = factory(Program())
     assert (engine.server.where, engine.server.options.push) == ("http://opa.internal:8181", True)
+
+
+# ---------------------------------------------------------------------------- packs and the CLI
+
+POLICY = """\
+envelope cost {
+  max_action_usd: 25
+}
+
+rule too-costly {
+  category: cost
+  deny when action.cost.estimated_usd > cost.max_action_usd
+  because "costs {action.cost.estimated_usd} USD, over {cost.max_action_usd}"
+}
+
+rule irreversible-production {
+  require_approval by ["sre-oncall"] when action.environment == "production"
+    and not action.reversible
+}
+"""
+
+
+@pytest.fixture
+def engines(monkeypatch):
+    """Engines registered by a test (or by `eval`) are forgotten after it."""
+    monkeypatch.setitem(ENGINES, "opa", ENGINES["opa"])
+    return ENGINES
+
+
+@pytest.fixture
+def small_pack(new_pack):
+    return new_pack(POLICY, manifest={"fail_closed": "require_approval"})
+
+
+@pytest.mark.parametrize(
+    ("mode", "answer", "reason"),
+    [
+        ("hang", None, "no answer within 0.3s"),
+        ("close", None, "connection failed"),
+        ("error", None, "HTTP 500: storage is on fire"),
+        ("not-json", None, "the answer is not JSON"),
+        ("answer", {"result": {"decision": "allow"}}, "a document without"),
+        ("answer", {"result": {**VALID, "decision": "yes"}}, "the unknown decision 'yes'"),
+    ],
+)
+def test_a_pack_on_a_failing_server_fails_closed_with_the_reason(
+    opa, engines, small_pack, make_action, valid_context, mode, answer, reason
+):
+    fake, url = opa
+    fake.mode, fake.answer = mode, answer
+    register_engine("opa", opa_engine(OpaOptions(url=url, timeout=0.3)))
+    pack = load_pack(small_pack, engine="opa")
+    verdict = pack.evaluate(make_action(), valid_context)
+    assert verdict.decision == "require_approval"  # the pack's fail_closed, never allow
+    assert verdict.fail_closed
+    assert verdict.fired == []
+    [problem] = verdict.errors
+    assert problem["kind"] == "engine"
+    assert reason in problem["message"]
+
+
+def test_invalid_input_fails_closed_before_reaching_the_server(
+    opa, engines, small_pack, make_action, valid_context
+):
+    fake, url = opa
+    register_engine("opa", opa_engine(OpaOptions(url=url, push=True)))
+    pack = load_pack(small_pack, engine="opa")
+    verdict = pack.evaluate(make_action(environment="prodution"), valid_context)
+    assert (verdict.decision, verdict.fail_closed) == ("require_approval", True)
+    assert verdict.errors[0]["path"] == "action.environment"
+    assert fake.requests == []
+
+
+@pytest.fixture
+def cli(capsys, plain_console):
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("overrides", "decision", "exit_code"),
+    [
+        ({}, "allow", 0),
+        ({"reversible": False}, "require_approval", 4),
+        ({"cost": {"estimated_usd": 30}}, "deny", 5),
+    ],
+)
+def test_eval_on_an_opa_server_matches_the_native_engine(
+    opa,
+    engines,
+    cli,
+    small_pack,
+    tmp_path,
+    make_action,
+    valid_context,
+    overrides,
+    decision,
+    exit_code,
+):
+    fake, url = opa
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"action": make_action(**overrides), "context": valid_context}))
+    native = cli("eval", str(small_pack), "--action", str(case), "--format", "json")
+    code, out, err = cli(
+        "eval", str(small_pack), "--action", str(case), "--format", "json",
+        "--engine", "opa", "--opa-url", url, "--opa-push",
+    )  # fmt: skip
+    assert (code, err) == (exit_code, "")
+    assert native[0] == exit_code
+    verdict = json.loads(out)
+    assert verdict["decision"] == decision
+    assert core(verdict) == core(json.loads(native[1]))
+    assert [m for m, _, _ in fake.requests][-1] == "POST"
+
+
+def test_eval_on_a_hanging_server_exits_6(opa, engines, cli, small_pack, tmp_path, make_action):
+    fake, url = opa
+    fake.mode = "hang"
+    case = tmp_path / "case.json"
+    case.write_text(
+        json.dumps({"action": make_action(), "context": {"now": "2026-01-01T00:00:00Z"}})
+    )
+    code, out, _ = cli(
+        "eval", str(small_pack), "--action", str(case), "--engine", "opa",
+        "--opa-url", url, "--opa-timeout", "0.3",
+    )  # fmt: skip
+    assert code == 6
+    assert "REQUIRE_APPROVAL" in out and "(failed closed)" in out
+    assert "no answer within 0.3s" in out
+
+
+def test_eval_sends_the_token_from_the_environment(
+    opa, engines, cli, small_pack, tmp_path, make_action, valid_context, monkeypatch
+):
+    fake, url = opa
+    fake.token = "from-env"
+    monkeypatch.setenv("AIGRE_OPA_TOKEN", "from-env")
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"action": make_action(), "context": valid_context}))
+    args = ["eval", str(small_pack), "--action", str(case), "--engine", "opa", "--opa-url", url]
+    assert cli(*args, "--opa-push")[0] == 0
+    assert cli(*args, "--opa-token", "wrong")[0] == 6
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--opa-url", "http://127.0.0.1:8181"], "the --opa-* options need --engine opa"),
+        (["--opa-push"], "the --opa-* options need --engine opa"),
+        (["--engine", "opa", "--opa-url", "opa:8181"], "--opa-url: OPA url must look like"),
+        (["--engine", "opa", "--opa-timeout", "0"], "--opa-timeout must be a positive number"),
+    ],
+)
+def test_bad_opa_options_are_misuse(cli, small_pack, engines, options, message):
+    code, _, err = cli("eval", str(small_pack), "--action", "x.json", *options)
+    assert code == 2
+    assert message in err

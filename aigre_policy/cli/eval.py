@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -19,7 +20,14 @@ from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.attach import render_modules, rego_program
-from aigre_policy.rego.engine import engine_names
+from aigre_policy.rego.engine import engine_names, register_engine
+from aigre_policy.rego.opa_server import (  # importing it registers the `opa` engine
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    OpaOptions,
+    opa_engine,
+    parse_url,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -56,11 +64,54 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default="native",
         help="native: generated Python; rego: the pack compiled to Rego, run with regopy",
     )
+    opa = parser.add_argument_group("OPA server (--engine opa)")
+    opa.add_argument("--opa-url", metavar="URL", help=f"the OPA server (default {DEFAULT_URL})")
+    opa.add_argument(
+        "--opa-timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"wait at most this long per request, then fail closed (default {DEFAULT_TIMEOUT:g})",
+    )
+    opa.add_argument(
+        "--opa-token",
+        metavar="TOKEN",
+        help=f"bearer token for the server (default: ${OPA_TOKEN_VARIABLE}, if set)",
+    )
+    opa.add_argument(
+        "--opa-push",
+        action="store_true",
+        help="upload the pack's policies and data to the server before deciding",
+    )
     parser.set_defaults(run=run)
+
+
+OPA_TOKEN_VARIABLE = "AIGRE_OPA_TOKEN"
+
+
+def _opa_options(args: argparse.Namespace) -> OpaOptions | None:
+    """The ``--opa-*`` options as ``OpaOptions``; ``None`` for another engine."""
+    given = [args.opa_url, args.opa_timeout, args.opa_token, args.opa_push or None]
+    if args.engine != "opa":
+        if any(option is not None for option in given):
+            raise UsageError("the --opa-* options need --engine opa")
+        return None
+    url = args.opa_url or DEFAULT_URL
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise UsageError(f"--opa-url: {exc}") from None
+    timeout = DEFAULT_TIMEOUT if args.opa_timeout is None else args.opa_timeout
+    if not timeout > 0:
+        raise UsageError("--opa-timeout must be a positive number of seconds")
+    token = args.opa_token or os.environ.get(OPA_TOKEN_VARIABLE) or None
+    return OpaOptions(url=url, timeout=timeout, token=token, push=args.opa_push)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
+    opa = _opa_options(args)
+    if opa is not None:
+        register_engine("opa", opa_engine(opa))
     try:
         pack = load_pack(args.pack, overrides, engine=args.engine)
     except CompileError as exc:
