@@ -83,9 +83,7 @@ def verify(source: str) -> ast.Module:
             raise UnsafeCode(f"function {node.name!r}")
         if isinstance(node, ast.FunctionDef) and (node.decorator_list or node.returns):
             raise UnsafeCode(f"decorated function {node.name!r}")
-        if isinstance(node, ast.arg) and not (
-            node.arg in _FIXED or _GENERATED.fullmatch(node.arg)
-        ):
+        if isinstance(node, ast.arg) and not (node.arg in _FIXED or _GENERATED.fullmatch(node.arg)):
             raise UnsafeCode(f"parameter {node.arg!r}")
         if isinstance(node, ast.Attribute) and node.attr not in _ATTRIBUTES:
             raise UnsafeCode(f"attribute {node.attr!r} at line {node.lineno}")

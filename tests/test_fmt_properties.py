@@ -40,7 +40,10 @@ class Tok:
 def toks(text: str, tight: bool = False) -> list[Tok]:
     """Split a canonical one-line snippet into tokens, remembering where the spaces were."""
     out: list[Tok] = []
-    pattern = r'"(?:[^"\\]|\\.)*"|at\s+least|\?\?|[=!<>]=|[A-Za-z0-9_.\-]+?(?=[.\s(),\[\]{}:]|$)|\S'
+    pattern = (
+        r'any\(|"(?:[^"\\]|\\.)*"|at\s+least|\?\?|[=!<>]=|[0-9]+(?:\.[0-9]+)?(?:e[0-9]+)?[a-z]*'
+        r"|[A-Za-z_][A-Za-z0-9_-]*|\S"
+    )
     position = 0
     for match in re.finditer(pattern, text):
         space = match.start() > position and text[position : match.start()].strip() == ""
@@ -146,7 +149,7 @@ def rule(draw, rule_id: str) -> list[Tok]:
 
 
 @st.composite
-def test_blocks(draw, rule_ids: list[str]) -> list[Tok]:
+def bright_line_test(draw, rule_ids: list[str]) -> list[Tok]:
     kind = draw(st.sampled_from(ENUMS["action.kind"]))
     out = toks(f'test "case {draw(words)}" {{')
     out += toks(f'action {{ kind: "{kind}", cost: {{ estimated_usd: 3 }}, approvals: [] }}')
@@ -166,7 +169,7 @@ def pack_tokens(draw) -> list[Tok]:
     if draw(st.booleans()):
         items.append(toks('usage spent = sum(action.cost.estimated_usd) over last 30d where action.environment == "production"'))
     if draw(st.booleans()):
-        items.append(draw(test_blocks(rule_ids)))
+        items.append(draw(bright_line_test(rule_ids)))
     if draw(st.booleans()):
         items.append(toks("invariant \"bounded\" { when") + draw(condition(1)) + toks("expect at most deny }"))
     order = draw(st.permutations(items))

@@ -181,7 +181,7 @@ class _Printer:
         return self.text()
 
     def comment(self, item: Comment, indent: int) -> None:
-        if item.standalone:
+        if item.standalone or self.pending:  # a second comment cannot share the line
             if item.blank_before:
                 self.blank_line(indent)
             elif self.has_content():
@@ -206,7 +206,7 @@ class _Printer:
             return
         separator, rest = parts[1], parts[2:]
         pair = (content, separator, rest[0]) if rest else (content, separator)
-        pair_fits = not has_hard_break(pair) and self.fits([(indent, _FLAT, pair)], [])
+        pair_fits = self.fits([(indent, _FLAT, pair)], [])  # measured up to a comment
         stack.append((indent, mode, Fill(rest)))
         stack.append((indent, _FLAT if pair_fits else _BREAK, separator))
         stack.append((indent, content_mode, content))

@@ -10,6 +10,7 @@ An engine raises ``EngineFault`` when it cannot answer; the pack then fails clos
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -59,6 +60,12 @@ def interpreter(modules: dict[str, str], data: dict[str, Any]) -> regopy.Interpr
     return rego
 
 
+def as_term(document: Any) -> str:
+    """The input as JSON text with raw UTF-8: rego-cpp keeps string literals escaped inside,
+    and an input set from this text compares equal to them (``regopy.Input`` does not)."""
+    return json.dumps(document, ensure_ascii=False, allow_nan=False)
+
+
 def first_value(output: Any) -> Any:
     """The value of a one-expression query, or ``EngineFault`` when it is undefined."""
     results = getattr(output, "results", None) or []
@@ -95,7 +102,7 @@ class RegopyEngine:
     def decide(self, document: dict[str, Any]) -> dict[str, Any]:
         try:
             with self._lock:
-                self._rego.set_input(regopy.Input(document))
+                self._rego.set_input_term(as_term(document))
                 output = self._rego.query_bundle_entrypoint(self._bundle, self.query)
         except (regopy.RegoError, TypeError, ValueError) as exc:
             raise EngineFault(f"{type(exc).__name__}: {exc}") from exc
@@ -195,7 +202,7 @@ class HandwrittenRunner:
         """The records the hand-written modules report; ``EngineFault`` on a fault."""
         try:
             with self._lock:
-                self._rego.set_input(regopy.Input(document))
+                self._rego.set_input_term(as_term(document))
                 output = self._rego.query_bundle_entrypoint(self._bundle, self._entrypoint)
         except (regopy.RegoError, TypeError, ValueError) as exc:
             raise EngineFault(f"{type(exc).__name__}: {exc}") from exc

@@ -88,6 +88,11 @@ class Translator:
                     left, right = self.instant(a, left), self.instant(b, right)
                 return [f"{left} {op} {right}"]
             case ir.Member(negated=negated, item=a, collection=b):
+                if getattr(node, "kind", "value") == "time":  # timestamps match as instants
+                    name = self.fresh()
+                    instant = self.instant(a, self.term(a))
+                    found = f"count([1 | some {name} in {self.term(b)}; lib.t({name}) == {instant}])"
+                    return [f"{found} == 0" if negated else f"{found} > 0"]
                 test = f"{self.term(a)} in {self.term(b)}"
                 return [f"not {test}" if negated else test]
             case ir.Has(path=path):
@@ -145,6 +150,8 @@ class Translator:
 
     def arithmetic(self, node: ir.Arith, op: str, a: ir.Node, b: ir.Node, kind: str) -> str:
         left, right = self.term(a), self.term(b)
+        if kind == "str+str":
+            return f'concat("", [{left}, {right}])'
         left_kind, right_kind = kind.split(op, 1)
         if left_kind == "time":
             left = self.instant(a, left)

@@ -28,8 +28,9 @@ step(x, k) := v if {
 	v := object.get(x, k, null)
 } else := null
 
-# stepd(x, k, d): step(x, k), with the schema default d when it is absent.
+# stepd(x, k, d): step(x, k), with the schema default d when x is present but k is not.
 stepd(x, k, d) := d if {
+	is_object(x)
 	step(x, k) == null
 } else := step(x, k)
 
@@ -49,9 +50,16 @@ message(text, fallback) := text if {
 
 # ---------------------------------------------------------------- formatting
 
+# num(x): as Python's repr: the shortest of 15, 16, 17 significant digits that reads back.
 num(x) := format_int(x, 10) if {
 	floor(x) == x
-} else := sprintf("%v", [x])
+} else := text if {
+	text := sprintf("%.15g", [x])
+	to_number(text) == x
+} else := text if {
+	text := sprintf("%.16g", [x])
+	to_number(text) == x
+} else := sprintf("%.17g", [x])
 
 scalar(v) := "true" if {
 	v == true

@@ -218,7 +218,7 @@ def mutation_show(console: Console, result: SectionResult, args: argparse.Namesp
     report: MutationReport = result.view
     for r in report.survivors:
         console.print(
-            f"  [yellow]survived[/yellow] {r.mutant.location}  {r.mutant.rule}: ",
+            f"  [yellow]survived[/yellow] {r.mutant.location}  {r.mutant.rule}:",
             Text(r.mutant.change),
             highlight=False,
             soft_wrap=True,

@@ -1,0 +1,259 @@
+# ruff: noqa: E501 - policy source lines are as long as their messages
+"""The rego engine (packs compiled to Rego, run with regopy) against the native evaluator.
+
+Both judge the same inputs and must agree on the decision, the fired rules and
+warnings with their messages and bindings, the groups and the default. Only
+``comparisons`` are native evidence: the Rego records leave them empty.
+Engines are built once per pack and shared (about 30 ms per Rego decision).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aigre_policy.pack import Pack, load_pack
+from aigre_policy.rego.attach import rego_program
+from aigre_policy.rego.engine import RegopyEngine
+from aigre_policy.testing.strategies import collect_hints, documents
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKS = sorted(p.parent for p in (ROOT / "policy_packs").glob("*/pack.yaml"))
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
+# the default pack over this many generated inputs; about 30 s with a warm engine
+BASELINE_EXAMPLES = 1000
+
+
+@cache
+def engines(path: Path) -> tuple[Pack, Pack]:
+    return load_pack(path), load_pack(path, engine="rego")
+
+
+def comparable(verdict) -> dict[str, Any]:
+    def records(items):
+        return [{k: v for k, v in r.items() if k != "comparisons"} for r in items]
+
+    return {
+        "decision": verdict.decision,
+        "fail_closed": verdict.fail_closed,
+        "default_applied": verdict.default_applied,
+        "fired": records(verdict.fired),
+        "warnings": records(verdict.warnings),
+        "approvers": verdict.approvers,
+        "escalate_to": verdict.escalate_to,
+        "errors": verdict.errors,
+    }
+
+
+def agree(path: Path, document: dict[str, Any]) -> None:
+    native, rego = engines(path)
+    a = native.evaluate(document["action"], document["context"], document["usage"])
+    b = rego.evaluate(document["action"], document["context"], document["usage"])
+    assert comparable(a) == comparable(b)
+    assert b.pack == a.pack
+    assert b.input_digest == a.input_digest
+    assert b.decision_id != a.decision_id
+    assert b.elapsed_us > 0
+
+
+def case(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    return {"action": data["action"], "context": data.get("context") or {}, "usage": data.get("usage") or {}}
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
+def test_every_fixture_gets_the_same_verdict_on_both_engines(fixture):
+    agree(BASELINE, case(fixture))
+
+
+def test_the_rego_engine_reaches_every_decision_on_the_fixtures():
+    _, rego = engines(BASELINE)
+    decisions = {rego.evaluate(**{k: v for k, v in case(f).items()}).decision for f in FIXTURES}
+    assert decisions == {"allow", "escalate", "require_approval", "deny"}
+
+
+def short_numbers(value: Any) -> Any:
+    """Floats cut to 12 significant digits, subnormals to 0: rego-cpp carries numbers to
+    about 16 digits and cannot print subnormals (docs/rego.md, known limits)."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}") if abs(value) >= 1e-300 else 0.0
+    if isinstance(value, dict):
+        return {k: short_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [short_numbers(v) for v in value]
+    return value
+
+
+def strategy(path: Path):
+    native, _ = engines(path)
+    hints = collect_hints(native.program, native.envelopes)
+    return documents(native.input_schema, hints).map(short_numbers)
+
+
+@settings(
+    max_examples=BASELINE_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.data())
+def test_the_default_pack_agrees_over_generated_inputs(data):
+    agree(BASELINE, data.draw(strategy(BASELINE)))
+
+
+@pytest.mark.parametrize("path", [p for p in PACKS if p != BASELINE], ids=lambda p: p.name)
+def test_every_other_pack_agrees_over_generated_inputs(path):
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(strategy(path))
+    def check(document):
+        agree(path, document)
+
+    check()
+
+
+# ---------------------------------------------------------------- a pack using every construct
+
+CONSTRUCTS = r"""
+envelope limits {
+  regulated: ["production", "staging"]
+  exempt: ["rollback", "restart"]
+  max_usd: 25
+  max_age: 15m
+  long: 90000
+  half: 0.5s
+  share: 0.25
+  label: "ops"
+}
+
+rule quantifiers-and-guards {
+  category: risk
+  severity: high
+  deny when
+    action.environment in limits.regulated
+    and action.kind not in limits.exempt
+    and (any(a in action.approvals ?? []: a.by == action.actor.id)
+         or not all(s in action.blast_radius.services ?? []: starts_with(s, "pay")))
+    and not (has action.justification and action.justification.signal == "incident")
+  because "{action.kind} on {action.target} in {action.environment}: approvals {len(action.approvals ?? [])}, services {action.blast_radius.services ?? []}"
+}
+
+rule time-and-durations {
+  category: reliability
+  escalate to ["sre-oncall", "leads"] when
+    context.now - action.requested_at > limits.max_age
+    or hour(context.now) >= 22
+    or weekday(context.now) in ["saturday", "sunday"]
+  because "asked at {action.requested_at}, now {context.now} ({date(context.now)} {weekday(context.now)} {hour(context.now)}:{minute(context.now)}); limits {limits.max_age}, {limits.long}, {limits.half}, waited {context.now - action.requested_at}"
+}
+
+rule arithmetic-and-numbers {
+  category: cost
+  require_approval by ["finops", "leads"] when
+    action.cost.estimated_usd * 2 + (action.cost.recurring_monthly_usd ?? 0) > limits.max_usd
+    or action.blast_radius.users_share / 2 > limits.share
+    or -action.cost.estimated_usd < -1000
+  because "cost {action.cost.estimated_usd} x2 + {action.cost.recurring_monthly_usd ?? 0} over {limits.max_usd}; share {action.blast_radius.users_share} half {action.blast_radius.users_share / 2} ({limits.label}, {upper(limits.label)}, {true}, {limits.regulated})"
+}
+
+rule notes {
+  category: risk
+  warn when ends_with(action.target, "-db") or contains(action.target, "prod")
+  because "{action.target} looks like a database"
+}
+"""
+
+
+def test_a_pack_using_every_construct_agrees(new_pack):
+    path = new_pack(CONSTRUCTS, name="constructs")
+    assert rego_program(load_pack(path)).ok
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(strategy(path))
+    def check(document):
+        agree(path, document)
+
+    check()
+
+
+def test_invalid_input_fails_closed_the_same_way(make_action, valid_context):
+    native, rego = engines(BASELINE)
+    bad = make_action(kind="teleport", cost={"estimated_usd": -1})
+    a, b = native.evaluate(bad, valid_context), rego.evaluate(bad, valid_context)
+    assert a.fail_closed and b.fail_closed
+    assert comparable(a) == comparable(b)
+
+
+# ---------------------------------------------------------------- validation inside Rego
+
+
+@cache
+def rego_validating() -> RegopyEngine:
+    _, rego = engines(BASELINE)
+    return RegopyEngine(rego.rego, validate_in_rego=True)
+
+
+def mutations() -> st.SearchStrategy[tuple[dict[str, Any], list[Any], Any]]:
+    """A fixture with one value replaced: most break the schema, some do not."""
+    paths = [
+        ["action", "kind"],
+        ["action", "environment"],
+        ["action", "actor", "trust"],
+        ["action", "actor"],
+        ["action", "cost", "estimated_usd"],
+        ["action", "requested_at"],
+        ["action", "approvals"],
+        ["action", "blast_radius", "services"],
+        ["action", "unknown_field"],
+        ["context", "now"],
+        ["usage", "spend_this_month_usd"],
+        ["usage"],
+    ]
+    values = st.sampled_from(
+        [None, -1, 1.5, 7, "x", "production", True, [], [1], {}, {"by": 1},
+         "2025-02-30T10:00:00Z", "2025-03-12T10:00:00.123+02:00", "2025-03-12 10:00:00Z",
+         "2024-02-29T23:59:59z"]
+    )  # fmt: skip
+    return st.tuples(st.sampled_from(FIXTURES), st.sampled_from(paths), values)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations())
+def test_rego_validation_agrees_with_the_native_validator(mutation):
+    fixture, path, value = mutation
+    document = copy.deepcopy(case(fixture))
+    target = document
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    native, _ = engines(BASELINE)
+    verdict = native.evaluate(document["action"], document["context"], document["usage"])
+    decision = rego_validating().decide(document)
+    assert decision["fail_closed"] == verdict.fail_closed
+    assert decision["decision"] == verdict.decision
+    if verdict.fail_closed:
+        assert {(e["path"], e["keyword"]) for e in decision["errors"]} == {
+            (e["path"], e["keyword"]) for e in verdict.errors
+        }
+    else:
+        assert [r["id"] for r in decision["fired"]] == verdict.rule_ids
+
+
+def test_an_engine_fault_fails_closed_with_evidence(make_action, valid_context, monkeypatch):
+    _, rego = engines(BASELINE)
+    engine = rego._engine.engine
+
+    def broken(document):
+        raise RuntimeError("interpreter lost")
+
+    monkeypatch.setattr(engine, "decide", broken)
+    verdict = rego.evaluate(make_action(), valid_context)
+    assert verdict.fail_closed
+    assert verdict.decision == rego.fail_closed != "allow"
+    assert verdict.errors == [{"kind": "engine", "path": "", "message": "RuntimeError: interpreter lost"}]
