@@ -1490,3 +1490,13 @@ def test_negative_durations_and_commas_in_envelopes(new_pack):
     report = compile_at(new_pack(source))
     assert report.ok, [d.message for d in report.diagnostics]
     assert report.compiled.envelopes["e"] == {"back": -900, "ahead": 7200}
+
+
+def test_eval_prints_compile_errors_on_stderr(new_pack, capsys):
+    from aigre_policy.cli.main import main
+
+    root = new_pack("rule r { deny when }")
+    assert main(["eval", str(root), "--emit", "python"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "E001" in err and "does not compile" in err
