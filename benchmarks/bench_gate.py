@@ -76,7 +76,7 @@ def gate_setup(workdir: Path, name: str, clock: FakeClock) -> Gate:
     ledger = f"sqlite:///{workdir / (name.replace(' ', '_') + '.db')}"
     if name == "file ledger, no log":
         return Gate.from_pack(PACK, ledger=ledger, clock=clock)
-    fsync = "none" if "no fsync" in name else "entry"
+    fsync = "none" if "without fsync" in name else "entry"
     log = DecisionLog(workdir / (name.replace(" ", "_") + ".jsonl"), fsync=fsync, clock=clock)
     return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock)
 

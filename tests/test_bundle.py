@@ -299,6 +299,36 @@ def test_reader_names_what_is_wrong(case):
         read_bundle(blob, "b.tar.gz")
 
 
+GOOD = write_bundle(Program(), IDENTITY, "1")
+_RAW = gzip.decompress(GOOD)  # the tar inside, to damage it under a valid gzip layer
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(
+        st.builds(lambda n: GOOD[:n], st.integers(0, len(GOOD) - 1)),
+        st.builds(
+            lambda i, b: GOOD[:i] + bytes([b]) + GOOD[i + 1 :],
+            st.integers(0, len(GOOD) - 1),
+            st.integers(0, 255),
+        ),
+        st.builds(
+            lambda i, b: gzip.compress(_RAW[:i] + bytes([b]) + _RAW[i + 1 :], mtime=0),
+            st.integers(0, 2047),
+            st.integers(0, 255),
+        ),
+        st.binary(max_size=600),
+    )
+)
+def test_any_damage_is_a_bundle_error_never_a_crash(blob):
+    try:
+        bundle = read_bundle(blob)
+    except BundleError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(bundle.manifest, dict)
+
+
 def test_reader_refuses_links():
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:

@@ -19,7 +19,7 @@ from aigre_policy.cli.common import (
 from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
-from aigre_policy.rego.attach import render_modules, rego_program
+from aigre_policy.rego.attach import rego_program, render_modules
 from aigre_policy.rego.engine import engine_names, register_engine
 from aigre_policy.rego.opa_server import (  # importing it registers the `opa` engine
     DEFAULT_TIMEOUT,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
 import logging
 import threading
@@ -44,11 +45,12 @@ from aigre_policy.gate.errors import (
 )
 from aigre_policy.gate.ledger import (
     ApprovalRecord,
+    ChangedRow,
+    Contribution,
     LedgerError,
     LedgerRow,
     LedgerSession,
     LedgerStore,
-    WindowRow,
     open_ledger,
 )
 from aigre_policy.gate.log import DecisionLog, LogError
@@ -64,7 +66,7 @@ from aigre_policy.gate.usage import UsageCalculator
 from aigre_policy.gate.verdict import GateVerdict
 from aigre_policy.gate.world import ContextProvider, Directory
 from aigre_policy.pack import Pack, load_pack
-from aigre_policy.verdict import LATTICE, Verdict, digest
+from aigre_policy.verdict import LATTICE, Verdict, canonical_json, digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -104,19 +106,43 @@ class _Draft:
     shadow: dict[str, Any] | None = None
     shadow_verdict: Verdict | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
+    action_json: str = ""  # the canonical JSON the digest was taken of, kept in the ledger
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """The ledger row a decision's transaction wrote, for the calculators once it commits."""
+
+    row: ChangedRow
+    seq: int
+    contributions: dict[str, Contribution]
 
 
 class _NoLedger:
     """The session of a gate without a ledger: no history, no approvals, nothing kept."""
 
-    def window(self, start_us: int, end_us: int, exclude_digest: str) -> list[WindowRow]:
+    def state(self) -> tuple[str, int]:
         raise LedgerError("no ledger is configured, and the pack declares usage values")
 
-    def actions(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def current_rows(self, start_us: int) -> list[ChangedRow]:
+        return []
+
+    def changes(self, after_seq: int) -> list[ChangedRow]:
+        return []
+
+    def contributions(
+        self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
+    ) -> dict[int, dict[str, Contribution]]:
         return {}
 
-    def record(self, row: LedgerRow) -> None:
+    def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
         return None
+
+    def actions(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        return {}
+
+    def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> None:
+        return None  # nothing kept
 
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
         return False
@@ -421,7 +447,7 @@ class Gate:
     def _first_pass(self, action: Any, started: int) -> GateVerdict | _Draft:
         """Judge and, unless reviewers must answer first, record in one transaction."""
         now = self.clock()
-        document, action_digest, faults = self._prepare(action, now)
+        document, action_json, action_digest, faults = self._prepare(action, now)
         if faults:  # nothing trustworthy to evaluate or to keep in the ledger
             draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
             verdict = self._conclude(draft, None)
@@ -431,14 +457,16 @@ class Gate:
         try:
             with self._session() as session:
                 draft = self._judge(session, document, action_digest, now, started)
+                draft.action_json = action_json
                 escalation = None
                 if self._decision(draft) == "escalate":
                     if self.reviewers:
                         return draft  # asked outside the transaction, recorded in a second one
                     escalation = Escalation(None, (), ())
                 verdict = self._conclude(draft, escalation)
-                self._record(session, draft, verdict, escalation)
-                return verdict
+                written = self._record(session, draft, verdict, escalation)
+            self._committed(written)
+            return verdict
         except (LedgerError, LogError) as exc:
             component = "log" if isinstance(exc, LogError) else "ledger"
             if verdict is None:
@@ -452,7 +480,8 @@ class Gate:
         verdict = self._conclude(draft, escalation)
         try:
             with self._session() as session:
-                self._record(session, draft, verdict, escalation)
+                written = self._record(session, draft, verdict, escalation)
+            self._committed(written)
             return verdict
         except (LedgerError, LogError) as exc:
             component = "log" if isinstance(exc, LogError) else "ledger"
@@ -462,12 +491,16 @@ class Gate:
 
     def _prepare(
         self, action: Any, now: datetime
-    ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
-        """The input document and the action digest, or the faults that stop evaluation."""
+    ) -> tuple[dict[str, Any], str, str, list[dict[str, Any]]]:
+        """The input document, the action's canonical JSON and digest, or the faults that
+        stop evaluation."""
         faults: list[dict[str, Any]] = []
         action_doc = _plain(action)
+        action_json = ""
         try:
-            action_digest = digest(action_doc)
+            canonical = canonical_json(action_doc)
+            action_json = canonical.decode()
+            action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
         except (TypeError, ValueError) as exc:
             action_digest = digest(repr(action_doc))
             faults.append(_fault("input", f"the action is not JSON data: {exc}"))
@@ -481,7 +514,8 @@ class Gate:
             context["now"] = iso(now)
         except Exception as exc:
             faults.append(_fault("context", f"the context provider failed: {_described(exc)}"))
-        return {"action": action_doc, "context": context, "usage": {}}, action_digest, faults
+        document = {"action": action_doc, "context": context, "usage": {}}
+        return document, action_json, action_digest, faults
 
     def _judge(
         self,
@@ -613,20 +647,30 @@ class Gate:
         draft: _Draft,
         verdict: GateVerdict,
         escalation: Escalation | None,
-    ) -> None:
+    ) -> _Written | None:
         """Keep the decision in the ledger and the log; raises so the transaction rolls back."""
+        written = None
         if draft.recordable:
-            session.record(
-                LedgerRow(
-                    verdict.decision_id,
-                    draft.action_digest,
-                    draft.document["action"],
-                    verdict.decision,
-                    to_us(draft.now),
+            action = draft.document["action"]
+            contributions = self._usage.contributions(action, verdict.decision, verdict.decision_id)
+            if self._shadow_usage is not None:
+                contributions.update(
+                    self._shadow_usage.contributions(action, verdict.decision, verdict.decision_id)
                 )
+            row = LedgerRow(
+                verdict.decision_id,
+                draft.action_digest,
+                action,
+                verdict.decision,
+                to_us(draft.now),
+                draft.action_json,
             )
+            kept = session.record(row, contributions)
+            if kept is not None:
+                changed = ChangedRow(kept[0], draft.action_digest, row.at_us, True)
+                written = _Written(changed, kept[1], contributions)
         if self.log is None:
-            return
+            return written
         self.log.append("decision", {"verdict": verdict.to_dict(), "input": draft.document})
         for review in escalation.reviews if escalation else ():
             self.log.append("review", {"decision_id": verdict.decision_id, **review})
@@ -641,6 +685,15 @@ class Gate:
             except LogError as exc:  # the shadow never changes the enforced decision
                 logger.error("shadow entry not logged: %s", exc)
                 verdict.gate["shadow"] = {**draft.shadow, "log_error": str(exc)}
+        return written
+
+    def _committed(self, written: _Written | None) -> None:
+        """The decision's transaction committed: the usage calculators take the new row."""
+        if written is None:
+            return
+        self._usage.committed(written.row, written.seq, written.contributions)
+        if self._shadow_usage is not None:
+            self._shadow_usage.committed(written.row, written.seq, written.contributions)
 
     # -- failing closed --------------------------------------------------------------------
 

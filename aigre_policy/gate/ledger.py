@@ -11,14 +11,23 @@ Rows are never edited in place except to mark them superseded or to add an
 outcome: checking the same action again (same canonical digest) inserts a new
 row and marks the older one superseded, so a re-check after an approval is
 counted once.
+
+Each row also keeps its *contributions*: per usage declaration (named by a key
+that digests its argument and filter), whether the filter admits the row and the
+argument's value, computed once when the row is written (or, for a declaration
+the writer did not know, by the first reader). A change counter (``seq``) is
+bumped by every transaction that adds or supersedes rows and stamped on the rows
+it touched, so a reader holding the history in memory fetches only what changed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +36,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from aigre_policy.gate.errors import GateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS actions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     decision_id TEXT NOT NULL UNIQUE,
@@ -39,11 +48,9 @@ CREATE TABLE IF NOT EXISTS actions (
     at_us INTEGER NOT NULL,
     current INTEGER NOT NULL DEFAULT 1,
     outcome TEXT,
-    outcome_at_us INTEGER
+    outcome_at_us INTEGER,
+    seq INTEGER NOT NULL DEFAULT 0
 );
--- covers the usage window query, so it never reads the stored action JSON
-CREATE INDEX IF NOT EXISTS actions_window
-    ON actions (at_us, decision_id, decision, action_digest) WHERE current = 1;
 CREATE INDEX IF NOT EXISTS actions_digest ON actions (action_digest);
 CREATE TABLE IF NOT EXISTS approvals (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,6 +63,30 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 """
 
+# schema 2: contributions, the change counter, and the indexes reading them
+_VERSION_2 = """
+DROP INDEX IF EXISTS actions_window;
+CREATE INDEX actions_window ON actions (at_us) WHERE current = 1;
+CREATE INDEX IF NOT EXISTS actions_seq ON actions (seq);
+CREATE TABLE IF NOT EXISTS contributions (
+    usage_key TEXT NOT NULL,
+    row_id INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    value,
+    error TEXT,
+    PRIMARY KEY (usage_key, row_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contributions_window ON contributions (usage_key, at_us);
+CREATE TABLE IF NOT EXISTS ledger_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    ledger_id TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+"""
+
+SYNCHRONOUS = ("normal", "full")
+
 
 class LedgerError(Exception):
     """The ledger could not be read or written: unreachable, locked, corrupt, full."""
@@ -63,26 +94,42 @@ class LedgerError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
-    """One decided action as the ledger keeps it."""
+    """One decided action as the ledger keeps it.
+
+    ``action_json`` is the action's canonical JSON when the caller already has it
+    (the gate does: it took the digest of it); otherwise it is encoded here.
+    """
 
     decision_id: str
     action_digest: str
     action: dict[str, Any]
     decision: str
     at_us: int
+    action_json: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class WindowRow:
-    """A row inside a usage window, without its action (fetched only when not cached).
+class Contribution:
+    """What one row adds to one usage declaration.
 
-    Stores may return plain ``(id, decision_id, decision, at_us)`` tuples instead.
+    ``passed``: the declaration's filter admits the row; ``value``: its argument
+    (1 for ``count``); ``error``: why neither could be computed (the usage then
+    fails closed while the row is inside its window).
     """
 
+    passed: bool
+    value: int | float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedRow:
+    """A row added or superseded after a given ``seq``; ``current`` is false once superseded."""
+
     id: int
-    decision_id: str
-    decision: str
+    action_digest: str
     at_us: int
+    current: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +146,36 @@ class ApprovalRecord:
 class LedgerSession(Protocol):
     """Reads and writes inside one transaction; all of it lands, or none of it."""
 
-    def window(self, start_us: int, end_us: int, exclude_digest: str) -> list[WindowRow]:
-        """Current rows with ``start_us <= at_us <= end_us``, other than ``exclude_digest``."""
+    def state(self) -> tuple[str, int]:
+        """``(ledger_id, seq)``: which ledger this is and its change counter."""
         ...
 
-    def actions(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]: ...
+    def current_rows(self, start_us: int) -> list[ChangedRow]:
+        """Current rows with ``at_us >= start_us``."""
+        ...
 
-    def record(self, row: LedgerRow) -> None: ...
+    def changes(self, after_seq: int) -> list[ChangedRow]:
+        """Rows added or superseded by transactions after ``after_seq``."""
+        ...
+
+    def contributions(
+        self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
+    ) -> dict[int, dict[str, Contribution]]:
+        """Stored contributions for ``keys``: of ``row_ids``, or of every current row
+        with ``at_us >= start_us`` when ``row_ids`` is ``None``."""
+        ...
+
+    def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
+        """Store ``(key, row_id, at_us, contribution)`` computed by a reader."""
+        ...
+
+    def actions(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """``{id: (decision, action JSON)}``."""
+        ...
+
+    def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> tuple[int, int]:
+        """Keep ``row`` (superseding older rows of its digest); returns ``(row id, seq)``."""
+        ...
 
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool: ...
 
@@ -131,49 +201,88 @@ class SqliteLedger:
 
     ``timeout`` is how long a writer waits for another's transaction (SQLite's
     busy timeout) before the check fails closed with ``database is locked``.
-    The connection opens lazily, so a gate over an unreachable or corrupt file
-    still starts and fails closed on each check until the file is repaired.
+    ``synchronous`` is ``normal`` (WAL commits reach the disk at checkpoints: a
+    power cut may lose the last decisions, never corrupts the file) or ``full``
+    (every commit is synced). Each thread gets its own connection, opened lazily,
+    so a gate over an unreachable or corrupt file still starts and fails closed
+    on each check until the file is repaired. ``:memory:`` is one connection
+    shared under a lock (each connection would otherwise see its own database).
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0):
+    def __init__(self, path: str | Path, *, timeout: float = 5.0, synchronous: str = "normal"):
+        if synchronous not in SYNCHRONOUS:
+            raise GateError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}")
         self.path = str(path)
         self.name = f"sqlite:///{self.path}"
         self.timeout = timeout
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self.synchronous = synchronous
+        self._memory = self.path == ":memory:"
+        self._lock = threading.RLock() if self._memory else None
+        self._local = threading.local()
+        self._open: list[sqlite3.Connection] = []
+        self._open_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
+        """This thread's connection (the only one for ``:memory:``), opened on first use."""
+        local = self._shared() if self._memory else self._local
+        conn = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
         conn = sqlite3.connect(
-            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=256,
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{self.path} holds ledger schema {version}; this version reads up to "
-                    f"{SCHEMA_VERSION}"
-                )
-            if version < SCHEMA_VERSION:
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            self._migrate(conn)
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        local.conn, local.pid = conn, os.getpid()  # a child after fork opens its own
+        with self._open_lock:
+            self._open.append(conn)
         return conn
+
+    def _shared(self) -> Any:
+        return self  # ``:memory:``: the store itself holds the one connection
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path} holds ledger schema {version}; this version reads up to "
+                f"{SCHEMA_VERSION}"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another may have won
+            if version < SCHEMA_VERSION:
+                _run(conn, _TABLES)
+                if version == 1:  # rows written before contributions: readers compute them
+                    conn.execute("ALTER TABLE actions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
+                    conn.execute("UPDATE actions SET seq = 1")
+                _run(conn, _VERSION_2)
+                conn.execute(
+                    "INSERT OR IGNORE INTO ledger_state (id, ledger_id, seq)"
+                    " SELECT 1, ?, coalesce(max(seq), 0) FROM actions",
+                    (uuid.uuid4().hex,),
+                )
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def session(self) -> Iterator[_SqliteSession]:
-        with self._lock:
+        with self._lock if self._lock is not None else _NO_LOCK:
             try:
                 conn = self._connect()
                 conn.execute("BEGIN IMMEDIATE")
@@ -193,18 +302,77 @@ class SqliteLedger:
                 raise
 
     def _drop(self) -> None:
-        if self._conn is not None:
+        """Forget this thread's connection after a fault; the next session reopens."""
+        local = self._shared() if self._memory else self._local
+        conn = getattr(local, "conn", None)
+        local.conn = None
+        if conn is not None:
+            with self._open_lock:
+                if conn in self._open:
+                    self._open.remove(conn)
             try:
-                self._conn.close()
-            finally:
-                self._conn = None
+                conn.close()
+            except sqlite3.Error:
+                pass
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        """Close every thread's connection (those opened by this process)."""
+        with self._open_lock:
+            conns, self._open = self._open, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+        if self._memory:
+            self.conn = None
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_MAX_INTEGER = 2**63 - 1
+
+
+def _stored(value: Any) -> Any:
+    """A contribution value as SQLite keeps it: integers beyond 64 bits as text."""
+    if isinstance(value, int) and not -_MAX_INTEGER <= value <= _MAX_INTEGER:
+        return str(value)
+    return value
+
+
+def _loaded(row_id: int, key: str, passed: int, value: Any, error: str | None) -> Contribution:
+    if error is not None:
+        return Contribution(False, None, str(error))
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            value = None
+    if passed not in (0, 1) or (passed and not isinstance(value, int | float)):
+        return Contribution(False, None, f"ledger row {row_id} holds an unreadable contribution")
+    return Contribution(bool(passed), value if passed else None)
+
+
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 
 
 class _SqliteSession:
@@ -212,46 +380,103 @@ class _SqliteSession:
         self._conn = conn
         self._path = path
 
-    def window(self, start_us: int, end_us: int, exclude_digest: str) -> list[Any]:
-        rows = self._conn.execute(
-            "SELECT id, decision_id, decision, at_us FROM actions WHERE current = 1"
-            " AND at_us >= ? AND at_us <= ? AND action_digest != ?",
-            (start_us, end_us, exclude_digest),
-        ).fetchall()
-        return rows  # plain tuples in WindowRow's field order: no object per row
+    def state(self) -> tuple[str, int]:
+        row = self._conn.execute("SELECT ledger_id, seq FROM ledger_state WHERE id = 1").fetchone()
+        if row is None:
+            raise LedgerError(f"{self._path}: the ledger has lost its state row")
+        return row[0], row[1]
 
-    def actions(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        found: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            batch = list(ids[start : start + 500])
-            marks = ",".join("?" * len(batch))
-            for row_id, text in self._conn.execute(
-                f"SELECT id, action FROM actions WHERE id IN ({marks})", batch
-            ):
-                try:
-                    found[row_id] = json.loads(text)
-                except ValueError as exc:
-                    raise LedgerError(f"{self._path}: row {row_id} holds no JSON: {exc}") from exc
+    def current_rows(self, start_us: int) -> list[ChangedRow]:
+        return [
+            ChangedRow(row_id, digest, at_us, True)
+            for row_id, digest, at_us in self._conn.execute(
+                "SELECT id, action_digest, at_us FROM actions WHERE current = 1 AND at_us >= ?",
+                (start_us,),
+            )
+        ]
+
+    def changes(self, after_seq: int) -> list[ChangedRow]:
+        return [
+            ChangedRow(row_id, digest, at_us, bool(current))
+            for row_id, digest, at_us, current in self._conn.execute(
+                "SELECT id, action_digest, at_us, current FROM actions WHERE seq > ?",
+                (after_seq,),
+            )
+        ]
+
+    def contributions(
+        self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
+    ) -> dict[int, dict[str, Contribution]]:
+        found: dict[int, dict[str, Contribution]] = {}
+        rows: Any
+        if row_ids is None:
+            rows = (
+                (row_id, key, *rest)
+                for key in keys
+                for row_id, *rest in self._conn.execute(
+                    "SELECT c.row_id, c.passed, c.value, c.error FROM contributions c"
+                    " JOIN actions a ON a.id = c.row_id"
+                    " WHERE c.usage_key = ? AND c.at_us >= ? AND a.current = 1",
+                    (key, start_us),
+                )
+            )
+        else:
+            key_marks = ",".join("?" * len(keys))
+            rows = (
+                row
+                for start in range(0, len(row_ids), _CHUNK)
+                for batch in [list(row_ids[start : start + _CHUNK])]
+                for row in self._conn.execute(
+                    "SELECT row_id, usage_key, passed, value, error FROM contributions"
+                    f" WHERE usage_key IN ({key_marks})"
+                    f" AND row_id IN ({','.join('?' * len(batch))})",
+                    (*keys, *batch),
+                )
+            )
+        for row_id, key, passed, value, error in rows:
+            found.setdefault(row_id, {})[key] = _loaded(row_id, key, passed, value, error)
         return found
 
-    def record(self, row: LedgerRow) -> None:
-        self._conn.execute(
-            "UPDATE actions SET current = 0 WHERE action_digest = ? AND current = 1",
-            (row.action_digest,),
-        )
-        self._conn.execute(
-            "INSERT INTO actions (decision_id, action_digest, action, decision, at_us)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                row.decision_id,
-                row.action_digest,
-                json.dumps(row.action, sort_keys=True, separators=(",", ":")),
-                row.decision,
-                row.at_us,
-            ),
+    def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO contributions (usage_key, row_id, at_us, passed, value, error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(k, i, at, int(c.passed), _stored(c.value), c.error) for k, i, at, c in rows],
         )
 
+    def actions(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            batch = list(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(batch))
+            for row_id, decision, text in self._conn.execute(
+                f"SELECT id, decision, action FROM actions WHERE id IN ({marks})", batch
+            ):
+                found[row_id] = (decision, text)
+        return found
+
+    def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> tuple[int, int]:
+        conn = self._conn
+        (seq,) = conn.execute(
+            "UPDATE ledger_state SET seq = seq + 1 WHERE id = 1 RETURNING seq"
+        ).fetchone()
+        conn.execute(
+            "UPDATE actions SET current = 0, seq = ? WHERE action_digest = ? AND current = 1",
+            (seq, row.action_digest),
+        )
+        text = row.action_json or json.dumps(row.action, sort_keys=True, separators=(",", ":"))
+        row_id = conn.execute(
+            "INSERT INTO actions (decision_id, action_digest, action, decision, at_us, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (row.decision_id, row.action_digest, text, row.decision, row.at_us, seq),
+        ).lastrowid
+        assert row_id is not None
+        if contributions:
+            self.add_contributions([(k, row_id, row.at_us, c) for k, c in contributions.items()])
+        return row_id, seq
+
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
+        # usage filters read the action and its decision, never the outcome: no seq bump
         cursor = self._conn.execute(
             "UPDATE actions SET outcome = ?, outcome_at_us = ? WHERE decision_id = ?",
             (outcome, at_us, decision_id),
@@ -289,8 +514,8 @@ def _describe(path: str, exc: sqlite3.Error) -> str:
 
 
 def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
-    """A store from a URL (``sqlite:///aigre.db``, ``sqlite:////abs/path.db?timeout=2``),
-    a file path, or a store object; ``None`` stays ``None``."""
+    """A store from a URL (``sqlite:///aigre.db``, ``sqlite:////abs/path.db?timeout=2``,
+    ``?synchronous=full``), a file path, or a store object; ``None`` stays ``None``."""
     if ledger is None or not isinstance(ledger, str | Path):
         return ledger
     text = str(ledger)
@@ -303,8 +528,9 @@ def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
     if not path:
         raise GateError(f"ledger URL {text!r} names no file")
     options = parse_qs(parts.query)
-    unknown = sorted(set(options) - {"timeout"})
+    unknown = sorted(set(options) - {"timeout", "synchronous"})
     if unknown:
         raise GateError(f"unknown ledger URL option `{unknown[0]}` in {text!r}")
     timeout = float(options["timeout"][-1]) if "timeout" in options else 5.0
-    return SqliteLedger(path, timeout=timeout)
+    synchronous = options["synchronous"][-1].lower() if "synchronous" in options else "normal"
+    return SqliteLedger(path, timeout=timeout, synchronous=synchronous)

@@ -3,7 +3,10 @@
 Each declaration aggregates (``sum``, ``count``, ``max``) a value over the past
 actions inside a window that pass its ``where`` filter. The argument and the
 filter are IR expressions, evaluated with the reference interpreter over the
-stored action and its decision.
+stored action and its decision, once per row: the result (a ``Contribution``) is
+stored beside the row when it is written, under a key digesting the declaration's
+argument, filter and envelopes, so a re-worded window or a renamed declaration
+reuses it and a changed expression computes afresh.
 
 Windows, in UTC, hold a past action when ``start <= at <= now`` (both edges in):
 
@@ -13,20 +16,35 @@ Windows, in UTC, hold a past action when ``start <= at <= now`` (both edges in):
 - ``calendar_month``: from 00:00:00 of the first day of ``now``'s month.
 
 ``at`` is the gate time of the action's latest decision; ``sum`` and ``count`` of
-nothing are 0, and so is ``max`` of nothing.
+nothing are 0, and so is ``max`` of nothing. ``sum`` is exact: the true total,
+rounded once to a float when any value is a float.
+
+A ``UsageCalculator`` keeps the rows of its widest window in memory (one
+``Series`` per key) and, at each check, fetches only the rows added or
+superseded since it last looked (the ledger's change counter), so several
+processes writing one ledger stay in step and a check costs a few index lookups,
+not a pass over the window.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aigre_policy import interpreter, ir
 from aigre_policy.gate.clock import to_us
-from aigre_policy.gate.ledger import LedgerError, LedgerSession, WindowRow
+from aigre_policy.gate.ledger import ChangedRow, Contribution, LedgerError, LedgerSession
+from aigre_policy.gate.series import Series
+
+CONTRIBUTION_FORMAT = 1  # bump when the meaning of a stored contribution changes
+_PRUNE_AT = 1024  # forget rows that left every window once this many are held
+_PRUNE_EVERY = 256  # checks between looks for such rows
 
 
 def window_start(usage: ir.Usage, now: datetime) -> datetime:
@@ -44,18 +62,114 @@ def window_start(usage: ir.Usage, now: datetime) -> datetime:
     raise ValueError(f"unknown window {usage.window!r}")
 
 
-class UsageCalculator:
-    """Computes one pack's usage values; remembers what each past row contributes.
+def usage_key(usage: ir.Usage, envelopes: Mapping[str, Any]) -> str:
+    """What a row's contribution depends on: argument, filter, envelopes, evaluator version."""
+    from aigre_policy import __version__
 
-    A row never changes once written (a re-check adds a new row), so its
-    contributions are cached by decision id and the ledger sends each action once.
-    """
+    text = json.dumps(
+        [CONTRIBUTION_FORMAT, __version__, repr(usage.argument), repr(usage.filter), envelopes],
+        sort_keys=True,
+        default=repr,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class _Mirror:
+    """The ledger's current rows from ``since_us`` on, as of change ``seq``."""
+
+    ledger_id: str
+    seq: int
+    since_us: int
+    series: dict[str, Series]
+    rows: dict[int, tuple[str, int]] = field(default_factory=dict)  # id -> (digest, at_us)
+    by_digest: dict[str, int] = field(default_factory=dict)  # digest -> current row id
+    checks: int = 0
+
+    def forget(self, row_id: int) -> None:
+        held = self.rows.pop(row_id, None)
+        if held is None:
+            return
+        if self.by_digest.get(held[0]) == row_id:
+            del self.by_digest[held[0]]
+        for series in self.series.values():
+            series.drop(row_id)
+
+    def hold(self, row: ChangedRow, contributions: Mapping[str, Contribution]) -> None:
+        self.rows[row.id] = (row.action_digest, row.at_us)
+        self.by_digest[row.action_digest] = row.id
+        for key, series in self.series.items():
+            series.put(row.id, row.at_us, contributions[key])
+
+
+class UsageCalculator:
+    """Computes one pack's usage values over a ledger; thread-safe."""
 
     def __init__(self, usages: Sequence[ir.Usage], envelopes: Mapping[str, Mapping[str, Any]]):
         self.usages = tuple(usages)
         self._envelopes = envelopes
-        self._cache: dict[str, tuple[Any, ...]] = {}
+        self._keys = tuple(usage_key(u, envelopes) for u in self.usages)
+        self._by_key = dict(zip(self._keys, self.usages, strict=True))  # one usage per key
+        self.keys = tuple(self._by_key)
+        self._mirror: _Mirror | None = None
         self._lock = threading.Lock()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def contributions(self, action: Any, decision: str, row: object) -> dict[str, Contribution]:
+        """What a row holding ``action`` decided ``decision`` adds to each declaration.
+
+        A declaration that cannot read the row gets an ``error`` naming ``row``; the
+        usage then fails closed while the row is inside its window.
+        """
+        scope = {"action": action, "decision": decision}
+        return {key: self._contribute(usage, scope, row) for key, usage in self._by_key.items()}
+
+    def _contribute(self, usage: ir.Usage, scope: Mapping[str, Any], row: object) -> Contribution:
+        try:
+            if usage.filter is not None and not interpreter.evaluate(
+                usage.filter, scope, self._envelopes
+            ):
+                return Contribution(False)
+            if usage.argument is None:
+                return Contribution(True, 1)
+            value = interpreter.evaluate(usage.argument, scope, self._envelopes)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if isinstance(value, float) and math.isfinite(value):
+                return Contribution(True, value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return Contribution(True, value)
+            problem = f"the value {value!r} is not a finite number"
+        return Contribution(False, None, f"cannot read ledger row {row}: {problem}")
+
+    def committed(
+        self,
+        row: ChangedRow,
+        seq: int,
+        contributions: Mapping[str, Contribution],
+    ) -> None:
+        """A transaction holding only ``row`` (written as change ``seq``) committed.
+
+        When the memory copy stands just before that change it takes the row
+        directly, so the next check need not read back its own write.
+        """
+        with self._lock:
+            mirror = self._mirror
+            if mirror is None or mirror.seq != seq - 1:
+                return  # another change came between: the next check reads them all
+            try:
+                superseded = mirror.by_digest.get(row.action_digest)
+                if superseded is not None:
+                    mirror.forget(superseded)
+                if row.at_us >= mirror.since_us:
+                    mirror.hold(row, contributions)
+                mirror.seq = seq
+            except Exception:  # never fail a recorded decision: read it all again next time
+                self._mirror = None
+
+    # -- reading ---------------------------------------------------------------------------
 
     def compute(self, session: LedgerSession, now: datetime, exclude_digest: str) -> dict[str, Any]:
         """``{name: value}`` for every declaration; the action being checked is left out."""
@@ -63,63 +177,90 @@ class UsageCalculator:
             return {}
         now_us = to_us(now)
         starts = [to_us(window_start(u, now)) for u in self.usages]
-        rows = [tuple(row) for row in session.window(min(starts), now_us, exclude_digest)]
-        picked: list[list[Any]] = [[] for _ in self.usages]
         with self._lock:
-            cache = self._cache
-            missing = [row for row in rows if row[1] not in cache]
-            if missing:
-                actions = session.actions([row[0] for row in missing])
-                for row in missing:
-                    if row[0] not in actions:
-                        raise LedgerError(f"ledger row {row[1]} vanished while being read")
-                    cache[row[1]] = self._contribute(WindowRow(*row), actions[row[0]])
-            for _, decision_id, _, at_us in rows:
-                for i, value in enumerate(cache[decision_id]):
-                    if value is not None and at_us >= starts[i]:
-                        picked[i].append(value)
-            if len(cache) > 4 * len(rows) + 10_000:  # drop rows that left every window
-                live = {row[1] for row in rows}
-                self._cache = {k: v for k, v in cache.items() if k in live}
-        return {
-            u.name: _aggregate(u, values) for u, values in zip(self.usages, picked, strict=True)
-        }
-
-    def _contribute(self, row: WindowRow, action: Any) -> tuple[Any, ...]:
-        """Per declaration: ``None`` when the filter rejects the row, else its value."""
-        scope = {"action": action, "decision": row.decision}
-        values: list[Any] = []
-        for usage in self.usages:
             try:
-                if usage.filter is not None and not interpreter.evaluate(
-                    usage.filter, scope, self._envelopes
-                ):
-                    values.append(None)
-                    continue
-                value = (
-                    1
-                    if usage.argument is None
-                    else interpreter.evaluate(usage.argument, scope, self._envelopes)
+                mirror = self._sync(session, min(starts))
+            except BaseException:
+                self._mirror = None  # half-applied changes: load afresh next time
+                raise
+            skip = mirror.by_digest.get(exclude_digest)
+            values = {
+                usage.name: mirror.series[key].aggregate(
+                    usage.aggregate, start, now_us, skip, usage.name
                 )
-            except Exception as exc:
-                raise LedgerError(
-                    f"usage `{usage.name}` cannot read ledger row {row.decision_id}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            values.append(value)
-        return tuple(values)
+                for usage, key, start in zip(self.usages, self._keys, starts, strict=True)
+            }
+            self._prune(mirror, min(starts))
+        return values
 
+    def _sync(self, session: LedgerSession, earliest_us: int) -> _Mirror:
+        ledger_id, seq = session.state()
+        mirror = self._mirror
+        if (
+            mirror is None
+            or mirror.ledger_id != ledger_id
+            or seq < mirror.seq  # the file was replaced by an older copy
+            or earliest_us < mirror.since_us  # the clock went back past what is held
+        ):
+            mirror = _Mirror(ledger_id, seq, earliest_us, {k: Series() for k in self.keys})
+            rows = session.current_rows(earliest_us)
+            stored = session.contributions(self.keys, None, earliest_us)
+            self._fill(session, mirror, rows, stored)
+            self._mirror = mirror
+        elif seq > mirror.seq:
+            fresh = []
+            for row in session.changes(mirror.seq):
+                mirror.forget(row.id)
+                if row.current and row.at_us >= mirror.since_us:
+                    fresh.append(row)
+            if fresh:
+                stored = session.contributions(self.keys, [row.id for row in fresh])
+                self._fill(session, mirror, fresh, stored)
+            mirror.seq = seq
+        return mirror
 
-def _aggregate(usage: ir.Usage, values: list[Any]) -> Any:
-    match usage.aggregate:
-        case "count":
-            result: Any = len(values)
-        case "sum":
-            result = sum(values)
-        case "max":
-            result = max(values, default=0)
-        case other:
-            raise ValueError(f"unknown aggregate {other!r}")
-    if isinstance(result, float) and not math.isfinite(result):
-        raise LedgerError(f"usage `{usage.name}` is {result!r}: not a finite number")
-    return result
+    def _fill(
+        self,
+        session: LedgerSession,
+        mirror: _Mirror,
+        rows: Sequence[ChangedRow],
+        stored: dict[int, dict[str, Contribution]],
+    ) -> None:
+        """Hold ``rows``, computing (and storing) contributions the ledger lacks."""
+        missing = [row for row in rows if len(stored.get(row.id, ())) < len(self.keys)]
+        if missing:
+            texts = session.actions([row.id for row in missing])
+            computed = []
+            for row in missing:
+                have = stored.setdefault(row.id, {})
+                for key, contribution in self._backfill(row, texts.get(row.id)).items():
+                    if key not in have:
+                        have[key] = contribution
+                        computed.append((key, row.id, row.at_us, contribution))
+            session.add_contributions(computed)
+        for row in rows:
+            mirror.hold(row, stored[row.id])
+
+    def _backfill(self, row: ChangedRow, found: tuple[str, str] | None) -> dict[str, Contribution]:
+        """Contributions of a row written without this pack's declarations."""
+        try:
+            if found is None:
+                raise LedgerError("it vanished while being read")
+            decision, text = found
+            action = json.loads(text)
+        except (LedgerError, ValueError, TypeError) as exc:
+            problem = Contribution(False, None, f"cannot read ledger row {row.id}: {exc}")
+            return dict.fromkeys(self.keys, problem)
+        return self.contributions(action, decision, row.id)
+
+    def _prune(self, mirror: _Mirror, earliest_us: int) -> None:
+        """Forget rows older than every window, now and then, once enough have piled up."""
+        mirror.checks += 1
+        if mirror.checks % _PRUNE_EVERY or len(mirror.rows) < _PRUNE_AT:
+            return
+        old = [row_id for row_id, (_, at_us) in mirror.rows.items() if at_us < earliest_us]
+        if len(old) * 4 < len(mirror.rows):
+            return
+        for row_id in old:
+            mirror.forget(row_id)
+        mirror.since_us = earliest_us
