@@ -167,7 +167,8 @@ def pack_tokens(draw) -> list[Tok]:
     items = [draw(envelope("limits"))]
     items += [draw(rule(rule_id)) for rule_id in rule_ids]
     if draw(st.booleans()):
-        items.append(toks('usage spent = sum(action.cost.estimated_usd) over last 30d where action.environment == "production"'))
+        usage = "usage spent = sum(action.cost.estimated_usd) over last 30d where"
+        items.append(toks(usage) + toks('action.environment == "production"', tight=True))
     if draw(st.booleans()):
         items.append(draw(bright_line_test(rule_ids)))
     if draw(st.booleans()):

@@ -170,13 +170,18 @@ class Layout:
         return self.words(_parts(tree), item_start=True)
 
     # words: a line of tokens with canonical spacing --------------------------
-    def words(self, nodes: list[Tree | Token], item_start: bool = False) -> Doc:
+    def words(
+        self, nodes: list[Tree | Token], item_start: bool = False, constants: bool = True
+    ) -> Doc:
+        """Tokens on one line with canonical spacing; ``constants``: lists and objects in
+        them are values that may break, not parts of a condition."""
         out: list[Doc] = []
         previous: str | None = None
         for node in _flatten_words(nodes):
             if isinstance(node, Tree):
                 first = "x"
-                doc = self.constant(node) if _is_constant(node) else self.expr(node, flat=True)
+                constant = constants and _is_constant(node)
+                doc = self.constant(node) if constant else self.expr(node, flat=True)
             else:
                 first = str(node)
                 text = "at least" if node.type == "AT_LEAST" else None
@@ -226,15 +231,15 @@ class Layout:
                 parts.append(LINE)
             parts.append(tuple(doc))
         edge = LINE if spaced else SOFTLINE
-        return Group.of(
-            (
-                self.token(open_),
-                Nest(INDENT, (edge, Fill(tuple(parts)), self.leading(close))),
-                edge,
-                str(close),
-                self.trailing(close),
-            )
+        # the comments before the opening and after the closing bracket do not break it
+        inside = (
+            str(open_),
+            self.trailing(open_),
+            Nest(INDENT, (edge, Fill(tuple(parts)), self.leading(close))),
+            edge,
+            str(close),
         )
+        return (self.leading(open_), Group.of(inside), self.trailing(close))
 
     # expressions ------------------------------------------------------------
     def expr(self, tree: Tree | Token, flat: bool = False) -> Doc:
@@ -283,7 +288,8 @@ class Layout:
             return self.flat_sequence(parts)
         if kind == "call":
             return self.flat_sequence(parts)
-        return self.words(parts)  # comparisons, arithmetic, fields, literals: never split
+        # comparisons, arithmetic, fields, literals: never split
+        return self.words(parts, constants=False)
 
     def flat_sequence(self, parts: list[Tree | Token]) -> Doc:
         """``f(a, b)`` or ``[a, b]`` in a condition: one line, always."""
