@@ -6,7 +6,7 @@ per rule. ``evaluate`` reads every input field the rules use once, into locals
 schema defaults already applied), then tests each rule as a plain ``if``.
 When a rule holds, it calls ``explain_N`` with the locals that rule uses;
 ``explain_N`` re-evaluates the condition while recording each comparison and
-returns the rule's evidence: ``(index, held, message, bindings, evidence)``.
+returns the rule's evidence: ``(index, held, message values, bindings, evidence)``.
 ``evaluate`` returns that evidence for the rules that hold, in pack order.
 Deciding stays an ``if`` chain over locals; evidence costs only when a rule holds.
 
@@ -261,11 +261,9 @@ class _Emitter:
         else:  # `evaluate` saw every conjunct hold: each comparison was made and was true
             recorder, held = "", "True"
             records = "".join(f"{self.record(leaf)}, " for leaf in leaves[:_EVIDENCE_LIMIT])
-        parts = [
-            repr(p) if isinstance(p, str) else f"_fmt({self.expr(p, explain=True)})"
-            for p in rule.message
-        ]
-        message = f"''.join([{', '.join(parts)}])" if parts else "''"
+        # the values the message interpolates; the verdict formats them when it is read
+        parts = [self.expr(p, explain=True) for p in rule.message if not isinstance(p, str)]
+        message = "(" + "".join(f"{part}, " for part in parts) + ")"
         reads = self.reads(rule.condition)
         values = "".join(f"{code}, " for _, code in reads)
         lines = [
@@ -394,6 +392,13 @@ class _Emitter:
                 code, note = read(path.root, path, absent_ok=True), path.dotted
             name = f"x{len(self.hoisted)}"
             self.hoisted[key] = name
+            fallback = _last_step_default(path)
+            if fallback is not None and not as_instant:  # a conditional, not a _dflt call
+                steps = "".join(f"[{step!r}]" for step in path.steps[:-1])
+                code = f"{path.root}{steps}.get({path.steps[-1]!r})"
+                self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
+                code = f"{_literal(fallback)} if {name} is None else {name}"
+                note = "absent: the schema default"
             self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
         self.used.add(self.hoisted[key])
         return self.hoisted[key]
@@ -463,6 +468,15 @@ def _conjuncts(condition: ir.Node) -> list[ir.Compare | ir.Member] | None:
     if any(isinstance(n, ir.Compare | ir.Member) for n in ir.walk(condition)):
         return None
     return []
+
+
+def _last_step_default(path: ir.Path) -> Any:
+    """The schema default of ``path`` when only its last step may be absent and has one."""
+    last = len(path.steps) - 1
+    defaults = dict(path.defaults)
+    if set(defaults) != {last} or set(path.optional) | set(path.guarded):
+        return None
+    return defaults[last]
 
 
 def _in_order(block: _Block) -> bool:

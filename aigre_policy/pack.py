@@ -33,6 +33,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_or_empty(value: Any) -> Any:
+    """``context`` and ``usage`` may be left out (``None``): they read as ``{}``."""
+    return {} if value is None else _plain(value)
+
+
 class Pack:
     """A compiled policy pack, ready to evaluate proposed actions."""
 
@@ -94,10 +99,10 @@ class Pack:
         holds one number per ``usage`` declaration of the pack.
         """
         started = perf_counter_ns()
-        document = {
-            "action": _plain(action),
-            "context": _plain(context) if context is not None else {},
-            "usage": _plain(usage) if usage is not None else {},
+        document = {  # plain dicts, the usual case, skip the pydantic check
+            "action": action if type(action) is dict else _plain(action),
+            "context": context if type(context) is dict else _plain_or_empty(context),
+            "usage": usage if type(usage) is dict else _plain_or_empty(usage),
         }
         if not self._is_valid(document):
             problems = _non_finite(document) or [
@@ -136,14 +141,8 @@ class Pack:
             default_applied = True
             decision = self.default
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(
-            decision,
-            evidence,
-            self._cards,
-            self._ref,
-            document,
-            default_applied=default_applied,
-            elapsed_us=elapsed,
+        return Verdict.decided(
+            decision, evidence, self._cards, self._ref, document, default_applied, elapsed
         )
 
     def _failed(
@@ -227,6 +226,7 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
             if isinstance(node, ir.Compare | ir.Member)
         },
         warn=rule.verdict == "warn",
+        message_parts=tuple(part if isinstance(part, str) else None for part in rule.message),
     )
 
 

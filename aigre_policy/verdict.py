@@ -18,12 +18,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from aigre_policy.runtime import fmt
+
 LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
 
 # What generated ``explain_N`` code returns for a rule that held:
-# (rule index, held, message, values of the bindings, comparisons as
-# (index, left, op, right, result) tuples)
-RuleEvidence = tuple[int, bool, str, tuple[Any, ...], Any]
+# (rule index, held, values its message interpolates (or the message itself),
+# values of the bindings, comparisons as (index, left, op, right, result) tuples)
+RuleEvidence = tuple[int, bool, tuple[Any, ...] | str, tuple[Any, ...], Any]
 
 
 def canonical_json(value: Any) -> bytes:
@@ -49,6 +51,14 @@ class RuleCard:
     bindings: tuple[str, ...]  # dotted paths, in the order of the captured values
     expressions: dict[int, str]  # comparison index -> its source text
     warn: bool
+    message_parts: tuple[str | None, ...] = ()  # the `because` text; None: the next value
+
+    def message(self, captured: tuple[Any, ...] | str) -> str:
+        """The rule's message, the captured values formatted into its text."""
+        if type(captured) is str:
+            return captured
+        values = iter(captured)
+        return "".join(fmt(next(values)) if part is None else part for part in self.message_parts)
 
     def record(self, evidence: RuleEvidence) -> dict[str, Any]:
         """The published record of one fired rule; fresh containers every time."""
@@ -56,7 +66,7 @@ class RuleCard:
         texts = self.expressions
         return {
             **self.template,
-            "message": message or self.template["message"],
+            "message": self.message(message) or self.template["message"],
             "tags": [*self.tags],
             "location": {**self.location},
             "approvers": [*self.approvers],
@@ -81,19 +91,19 @@ class RuleCard:
 
 class Verdict:
     __slots__ = (
+        "_approvers",
         "_cards",
         "_decision_id",
+        "_escalate_to",
         "_evidence",
         "_fired",
         "_input",
         "_input_digest",
         "_warnings",
-        "approvers",
         "decision",
         "default_applied",
         "elapsed_us",
         "errors",
-        "escalate_to",
         "fail_closed",
         "pack",
     )
@@ -122,25 +132,67 @@ class Verdict:
         self.elapsed_us = elapsed_us
         self._evidence = evidence
         self._cards = cards
+        self._input = input_document
         self._fired: list[dict[str, Any]] | None = None
         self._warnings: list[dict[str, Any]] | None = None
-        if approvers is None:
-            approvers = (
-                sorted({g for e in evidence for g in cards[e[0]].approvers})
-                if decision == "require_approval"
-                else []
-            )
-        if escalate_to is None:
-            escalate_to = (
-                list(dict.fromkeys(g for e in evidence for g in cards[e[0]].escalate_to))
-                if decision == "escalate"
-                else []
-            )
-        self.approvers = approvers
-        self.escalate_to = escalate_to
-        self._input = input_document
+        self._approvers = approvers
+        self._escalate_to = escalate_to
         self._input_digest: str | None = None
         self._decision_id: str | None = None
+
+    @classmethod
+    def decided(
+        cls,
+        decision: str,
+        evidence: list[RuleEvidence],
+        cards: tuple[RuleCard, ...],
+        pack: dict[str, str],
+        input_document: Any,
+        default_applied: bool,
+        elapsed_us: float,
+    ) -> Verdict:
+        """The verdict of an evaluation that ran: ``__init__`` without its keyword handling.
+
+        On the hot path of every decision; everything else a verdict holds is derived
+        from the evidence on first use.
+        """
+        self = cls.__new__(cls)
+        self.decision = decision
+        self.pack = pack
+        self.fail_closed = False
+        self.default_applied = default_applied
+        self.errors = []
+        self.elapsed_us = elapsed_us
+        self._evidence = evidence
+        self._cards = cards
+        self._input = input_document
+        self._fired = self._warnings = self._approvers = self._escalate_to = None
+        self._input_digest = self._decision_id = None
+        return self
+
+    @property
+    def approvers(self) -> list[str]:
+        """Who may approve a ``require_approval``: every group the deciding rules name, sorted."""
+        if self._approvers is None:
+            cards = self._cards
+            self._approvers = (
+                sorted({g for e in self._evidence for g in cards[e[0]].approvers})
+                if self.decision == "require_approval"
+                else []
+            )
+        return self._approvers
+
+    @property
+    def escalate_to(self) -> list[str]:
+        """Where an ``escalate`` goes: the deciding rules' tiers, in pack order, once each."""
+        if self._escalate_to is None:
+            cards = self._cards
+            self._escalate_to = (
+                list(dict.fromkeys(g for e in self._evidence for g in cards[e[0]].escalate_to))
+                if self.decision == "escalate"
+                else []
+            )
+        return self._escalate_to
 
     def _render(self) -> None:
         fired, warnings = [], []

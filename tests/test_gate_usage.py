@@ -164,21 +164,20 @@ def test_a_re_check_that_changes_the_decision_moves_the_row_out_of_the_filter(
     pack_path: Path, tmp_path: Path
 ) -> None:
     db = tmp_path / "ledger.db"
-    clock = FakeClock(BASE)
+    clock = FakeClock(BASE)  # 23:00, the last day of March
     gate = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock)
-    assert gate.check(act(1, 600)).decision == "allow"
-    assert gate.check(act(2, 300)).usage["spend_day"] == 600
-    clock.advance(minutes=1)
-    again = gate.check(act(2, 300))  # the same action, now over the budget: denied
-    assert again.decision == "allow" and again.usage["spend_day"] == 600
-    assert gate.check(act(3, 500)).decision == "deny"  # 900 + 500 > 1000
-    clock.advance(minutes=1)
-    assert gate.check(act(1, 600)).decision == "deny"  # re-checked: 300 + 600 + ... no: denied
-    proposed = act(4, 1)
+    first = gate.check(act(1, 600))
+    assert first.decision == "allow"
+    gate.record_outcome(first, "executed")
+    clock.advance(hours=2)  # 01:00 on 1 April: a new day and month, the same week
+    assert gate.check(act(2, 500)).usage["spend_day"] == 0
+    assert gate.check(act(1, 600)).decision == "deny"  # the same action again: 500 + 600
+    proposed = act(3, 1)
     usage = gate.check(proposed).usage
     assert usage == recomputed(db, pack_path, clock(), proposed)
-    assert usage["spend_day"] == 300  # act-1 now counts as denied, act-3 was denied
-    assert usage["spend_week"] == 1400  # the week counts denied actions too
+    assert usage["spend_day"] == 500  # act-1 now counts as denied
+    assert usage["spend_week"] == 1100  # counted once, at its latest decision
+    assert usage["biggest_day"] == 600  # max has no filter: the denied act-1 is the largest
 
 
 def _writer(db: str, pack: str, worker: int, count: int) -> None:
@@ -186,7 +185,7 @@ def _writer(db: str, pack: str, worker: int, count: int) -> None:
     with Gate.from_pack(pack, ledger=f"sqlite:///{db}?timeout=30", clock=clock) as gate:
         for i in range(count):
             clock.advance(seconds=1)
-            verdict = gate.check(act(worker * 1000 + i % 7, 1 + i % 3, "llm"))
+            verdict = gate.check(act(worker * 1000 + i % 7, 1 + i % 7 % 3))  # re-checks
             assert not verdict.fail_closed, verdict.errors
 
 
@@ -206,7 +205,7 @@ def test_a_long_lived_gate_sees_what_other_processes_wrote(pack_path: Path, tmp_
     proposed = act(51, 1)
     usage = gate.check(proposed).usage
     assert usage == recomputed(db, pack_path, clock(), proposed)
-    assert usage["spend_day"] == 7.5 + 2 * sum(1 + i % 3 for i in range(13, 20))  # re-checks once
+    assert usage["spend_day"] == 7.5 + 2 * sum(1 + k % 3 for k in range(7))  # re-checks once
 
 
 def test_a_ledger_of_the_first_schema_is_upgraded_and_its_rows_counted(

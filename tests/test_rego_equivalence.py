@@ -82,11 +82,15 @@ def test_the_rego_engine_reaches_every_decision_on_the_fixtures():
 
 
 def short_numbers(value: Any) -> Any:
-    """Floats as multiples of 1/256 under 10**6: sums stay exact and print in at most 15
-    digits. rego-cpp's arithmetic is not IEEE double arithmetic, and it prints numbers to
-    16 digits where Python may need 17 (docs/rego.md, known limits)."""
+    """Floats as quarters under 10**9, integers under 10**12: sums stay exact and print in
+    at most 15 digits. rego-cpp's arithmetic is not IEEE double arithmetic, and it prints
+    numbers to 16 digits where Python may need 17 (docs/rego.md, known limits)."""
+    if isinstance(value, bool):
+        return value
     if isinstance(value, float):
-        return round(max(-1e6, min(1e6, value)) * 256) / 256
+        return round(max(-1e9, min(1e9, value)) * 4) / 4
+    if isinstance(value, int):
+        return max(-(10**12), min(10**12, value))
     if isinstance(value, dict):
         return {k: short_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
