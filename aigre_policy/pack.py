@@ -141,7 +141,7 @@ class Pack:
             default_applied = True
             decision = self.default
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict.decided(
+        return Verdict(
             decision, evidence, self._cards, self._ref, document, default_applied, elapsed
         )
 

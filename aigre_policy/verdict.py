@@ -90,10 +90,18 @@ class RuleCard:
 
 
 class Verdict:
+    """A decision and its evidence.
+
+    Built on every evaluation, so the constructor only stores what it is given;
+    the caches (``_fired``, ``_warnings``, ``_input_digest``, ``_decision_id``) stay
+    unset until first read.
+    """
+
     __slots__ = (
         "_approvers",
         "_cards",
         "_decision_id",
+        "_errors",
         "_escalate_to",
         "_evidence",
         "_fired",
@@ -103,7 +111,6 @@ class Verdict:
         "decision",
         "default_applied",
         "elapsed_us",
-        "errors",
         "fail_closed",
         "pack",
     )
@@ -115,60 +122,36 @@ class Verdict:
         cards: list[RuleCard] | tuple[RuleCard, ...],
         pack: dict[str, str],
         input_document: Any,
+        default_applied: bool = False,
+        elapsed_us: float = 0.0,
         *,
         fail_closed: bool = False,
-        default_applied: bool = False,
         errors: list[dict[str, Any]] | None = None,
-        elapsed_us: float = 0.0,
         approvers: list[str] | None = None,
         escalate_to: list[str] | None = None,
     ):
-        """``approvers``/``escalate_to`` given: a fail-closed verdict's groups; else derived."""
+        """``approvers``/``escalate_to`` given: a fail-closed verdict's groups; else derived.
+
+        The evaluator passes everything positionally: a call with keywords costs more.
+        """
         self.decision = decision
         self.pack = pack
         self.fail_closed = fail_closed
         self.default_applied = default_applied
-        self.errors = errors or []
         self.elapsed_us = elapsed_us
         self._evidence = evidence
         self._cards = cards
         self._input = input_document
-        self._fired: list[dict[str, Any]] | None = None
-        self._warnings: list[dict[str, Any]] | None = None
+        self._errors = errors
         self._approvers = approvers
         self._escalate_to = escalate_to
-        self._input_digest: str | None = None
-        self._decision_id: str | None = None
 
-    @classmethod
-    def decided(
-        cls,
-        decision: str,
-        evidence: list[RuleEvidence],
-        cards: tuple[RuleCard, ...],
-        pack: dict[str, str],
-        input_document: Any,
-        default_applied: bool,
-        elapsed_us: float,
-    ) -> Verdict:
-        """The verdict of an evaluation that ran: ``__init__`` without its keyword handling.
-
-        On the hot path of every decision; everything else a verdict holds is derived
-        from the evidence on first use.
-        """
-        self = cls.__new__(cls)
-        self.decision = decision
-        self.pack = pack
-        self.fail_closed = False
-        self.default_applied = default_applied
-        self.errors = []
-        self.elapsed_us = elapsed_us
-        self._evidence = evidence
-        self._cards = cards
-        self._input = input_document
-        self._fired = self._warnings = self._approvers = self._escalate_to = None
-        self._input_digest = self._decision_id = None
-        return self
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        """Why the verdict failed closed (``kind``, ``path``, ``message``); empty otherwise."""
+        if self._errors is None:
+            self._errors = []
+        return self._errors
 
     @property
     def approvers(self) -> list[str]:
@@ -204,16 +187,20 @@ class Verdict:
     @property
     def fired(self) -> list[dict[str, Any]]:
         """Records of the fired rules that are not ``warn``, in pack order."""
-        if self._fired is None:
+        try:
+            return self._fired
+        except AttributeError:  # not rendered yet
             self._render()
-        return self._fired  # type: ignore[return-value]
+            return self._fired
 
     @property
     def warnings(self) -> list[dict[str, Any]]:
         """Records of the fired ``warn`` rules, in pack order."""
-        if self._warnings is None:
+        try:
+            return self._warnings
+        except AttributeError:  # not rendered yet
             self._render()
-        return self._warnings  # type: ignore[return-value]
+            return self._warnings
 
     @property
     def allowed(self) -> bool:
@@ -221,18 +208,22 @@ class Verdict:
 
     @property
     def decision_id(self) -> str:
-        if self._decision_id is None:
+        try:
+            return self._decision_id
+        except AttributeError:  # made on first read
             self._decision_id = str(uuid.uuid4())
-        return self._decision_id
+            return self._decision_id
 
     @property
     def input_digest(self) -> str:
-        if self._input_digest is None:
+        try:
+            return self._input_digest
+        except AttributeError:  # taken on first read
             try:
                 self._input_digest = digest(self._input)
             except (TypeError, ValueError):
                 self._input_digest = digest(repr(self._input))
-        return self._input_digest
+            return self._input_digest
 
     @property
     def rule_ids(self) -> list[str]:

@@ -10,10 +10,13 @@ it times ``pack.evaluate`` with precomputed usage values, then ``gate.check``
 in four set-ups: an in-memory ledger and no log; a SQLite file ledger; the
 file ledger and a log without fsync; the file ledger and a log that fsyncs
 every entry (the default). Before timing, ``--history`` past actions are
-written into each ledger inside the month's usage window, because each check
-reads them (one action every 100 s of a fake clock, which keeps the agent
-rate below the default pack's limit). It prints the median and p90 microseconds
-per check, the overhead over ``evaluate`` and the ratio.
+written into each ledger inside the month's usage window (one action every
+100 s of a fake clock, which keeps the agent rate below the default pack's
+limit), so the month's spend covers them all. It prints the median and p90
+microseconds per check, the overhead over ``evaluate`` (median minus the
+median of ``evaluate``) and the ratio; then ``DecisionLog.append`` alone with
+a decision entry, without and with fsync, the part of the logged set-ups the
+log itself costs.
 """
 
 from __future__ import annotations
@@ -135,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             gate.close()
+        body = {"verdict": verdict.to_dict(), "input": verdict.input}
+        for fsync in ("none", "entry"):
+            log = DecisionLog(Path(tmp) / f"alone-{fsync}.jsonl", fsync=fsync)
+            samples = timed(lambda i, log=log: log.append("decision", body), args.checks)
+            log.close()
+            median = statistics.median(samples)
+            name = f"log append alone, {'no fsync' if fsync == 'none' else 'fsync'}"
+            print(row.format(name, median, _p90(samples), "-", "-"))
     return 0
 
 

@@ -229,7 +229,7 @@ def _program(tmp: Path, source: str):
 # ------------------------------------------------------------------ properties
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(source=laid_out())
 def test_formatting_twice_equals_formatting_once(source: str) -> None:
     once = format_source(source, "main.aigre")
@@ -238,7 +238,7 @@ def test_formatting_twice_equals_formatting_once(source: str) -> None:
     assert twice.formatted == once.formatted
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(source=laid_out())
 def test_a_formatted_pack_compiles_to_the_same_program(source: str, tmp_path_factory) -> None:
     formatted = format_source(source, "main.aigre").formatted
@@ -248,7 +248,7 @@ def test_a_formatted_pack_compiles_to_the_same_program(source: str, tmp_path_fac
     assert after == before
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(source=laid_out(free=True))
 def test_formatting_keeps_the_ast_and_every_comment_whatever_the_layout(source: str) -> None:
     result = format_source(source, "main.aigre")

@@ -10,6 +10,7 @@ other processes writing the same ledger.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import sqlite3
@@ -24,7 +25,7 @@ from conftest import write_pack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigre_policy import interpreter, load_pack
+from aigre_policy import Pack, interpreter, load_pack
 from aigre_policy.gate import FakeClock, Gate
 from aigre_policy.gate.clock import to_us
 from aigre_policy.gate.series import Series, exact
@@ -81,9 +82,14 @@ def act(n: int, usd: float | int, kind: str = "llm") -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _pack(path: Path) -> Pack:
+    return load_pack(path)
+
+
 def recomputed(db: Path, pack_path: Path, now: datetime, proposed: dict[str, Any]) -> dict:
     """Usage values from the raw rows, without any stored contribution."""
-    pack = load_pack(pack_path)
+    pack = _pack(pack_path)
     conn = sqlite3.connect(db)
     rows = conn.execute(
         "SELECT action, decision, at_us, action_digest FROM actions WHERE current = 1"
@@ -138,7 +144,7 @@ def test_stored_contributions_match_a_recomputation_from_scratch(
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "ledger.db"
         clock = FakeClock(BASE)
-        gate = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock)
+        gate = Gate(_pack(pack_path), ledger=f"sqlite:///{db}", clock=clock)
         amounts: dict[int, float | int] = {}
         for which, offset, amount, kind, outcome in steps:
             amounts.setdefault(which, amount)  # a re-check proposes the same action
@@ -151,7 +157,7 @@ def test_stored_contributions_match_a_recomputation_from_scratch(
                 gate.record_outcome(verdict, outcome)
         clock.set(BASE + timedelta(microseconds=final))
         proposed = act(99, usd)
-        cold = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock)
+        cold = Gate(_pack(pack_path), ledger=f"sqlite:///{db}", clock=clock)
         from_cold = cold.check(proposed).usage  # loaded from the stored contributions
         expected = recomputed(db, pack_path, clock(), proposed)  # its own row is left out
         assert from_cold == expected

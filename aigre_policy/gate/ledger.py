@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -282,7 +282,7 @@ class SqliteLedger:
 
     @contextmanager
     def session(self) -> Iterator[_SqliteSession]:
-        with self._lock if self._lock is not None else _NO_LOCK:
+        with self._lock if self._lock is not None else nullcontext():
             try:
                 conn = self._connect()
                 conn.execute("BEGIN IMMEDIATE")
@@ -310,37 +310,22 @@ class SqliteLedger:
             with self._open_lock:
                 if conn in self._open:
                     self._open.remove(conn)
-            try:
+            with suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
 
     def close(self) -> None:
         """Close every thread's connection (those opened by this process)."""
         with self._open_lock:
             conns, self._open = self._open, []
         for conn in conns:
-            try:
+            with suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
         if self._memory:
             self.conn = None
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:

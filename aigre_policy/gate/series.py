@@ -76,7 +76,7 @@ class Series:
     def aggregate(
         self, aggregate: str, start_us: int, end_us: int, skip: int | None, name: str
     ) -> Any:
-        """``aggregate`` over rows with ``start_us <= at_us <= end_us``, leaving out row ``skip``."""
+        """``aggregate`` of the rows with ``start_us <= at_us <= end_us``, except row ``skip``."""
         for row_id, (at_us, message) in self._errors.items():
             if start_us <= at_us <= end_us and row_id != skip:
                 raise LedgerError(f"usage `{name}` {message}")

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 ROOTS = ("action", "context", "usage")
 TESTS_DIR = "tests"
 TEST_SCHEMA = "test-file.schema.json"
-RESERVED_PREFIX = "mutation-"  # tests/mutation-*.yaml configure mutation testing
 
 
 @dataclass(frozen=True)
@@ -101,8 +100,7 @@ def load_cases(pack: Pack) -> tuple[list[TestCase], list[Diagnostic]]:
     folder = Path(pack.root) / TESTS_DIR
     if folder.is_dir():
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-            if not path.name.startswith(RESERVED_PREFIX):
-                loader.yaml_file(path)
+            loader.yaml_file(path)
     return loader.cases, sorted_diagnostics(loader.diagnostics)
 
 

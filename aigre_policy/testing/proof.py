@@ -8,14 +8,12 @@ Each part is a (arguments, run, show) triple that ``cli/test.py`` wraps in a
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.text import Text
 
-from aigre_policy.testing.cases import TESTS_DIR, TestCase, _Loader
 from aigre_policy.testing.invariants import (
     DEFAULT_EXAMPLES,
     DEFAULT_SEED,
@@ -26,8 +24,6 @@ from aigre_policy.testing.invariants import (
 from aigre_policy.testing.mutation import MutationReport, run_mutants
 from aigre_policy.testing.report import SectionResult
 from aigre_policy.verdict import LATTICE
-
-MUTATION_FILES = "mutation-*.yaml"
 
 # ------------------------------------------------------------------ invariants
 
@@ -183,20 +179,10 @@ def mutation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def mutation_cases(pack: Any, cases: list[TestCase]) -> list[TestCase]:
-    """The cases plus those of ``tests/mutation-*.yaml`` if discovery left them out."""
-    have = {case.location.file for case in cases}
-    loader = _Loader(pack)
-    for path in sorted((Path(pack.root) / TESTS_DIR).glob(MUTATION_FILES)):
-        if str(path) not in have:
-            loader.yaml_file(path)
-    return [*cases, *loader.cases]
-
-
 def mutation_run(ctx: Any) -> SectionResult | None:
     if not ctx.args.mutate:
         return None
-    report = run_mutants(ctx.pack, mutation_cases(ctx.pack, ctx.cases), evaluate=ctx.evaluate)
+    report = run_mutants(ctx.pack, ctx.cases, evaluate=ctx.evaluate)
     minimum = ctx.args.min_score
     ok = minimum is None or report.score >= minimum
     data = report.to_dict()
