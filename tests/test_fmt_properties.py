@@ -85,13 +85,21 @@ def comparison(draw) -> str:
     return "action.reversible == false"
 
 
+def _glued(tokens: list[Tok]) -> list[Tok]:
+    """The tokens of a condition right after ``(``: no space before the first."""
+    first = tokens[0]
+    return [Tok(first.text, False, first.tight), *tokens[1:]]
+
+
 def condition(depth: int = 2) -> st.SearchStrategy[list[Tok]]:
     leaf = st.one_of(
         comparison().map(lambda text: toks(text, tight=True)),
         st.just(toks("has action.rollback")),
         st.just(toks("not action.reversible")),
         comparison().map(
-            lambda text: toks("any(a in action.approvals ?? []:") + toks(text, True) + [Tok(")", False)]
+            lambda text: (
+                toks("any(a in action.approvals ?? []:") + toks(text, True) + [Tok(")", False)]
+            )
         ),
     )
     if depth == 0:
@@ -102,8 +110,8 @@ def condition(depth: int = 2) -> st.SearchStrategy[list[Tok]]:
         st.tuples(inner, st.sampled_from(["and", "or"]), inner).map(
             lambda t: [*t[0], Tok(t[1]), *t[2]]
         ),
-        inner.map(lambda t: [Tok("(")] + [Tok(t[0].text, False, t[0].tight)] + t[1:] + [Tok(")", False)]),
-        inner.map(lambda t: [Tok("not"), Tok("(")] + [Tok(t[0].text, False, t[0].tight)] + t[1:] + [Tok(")", False)]),
+        inner.map(lambda t: [Tok("("), *_glued(t), Tok(")", False)]),
+        inner.map(lambda t: [Tok("not"), Tok("("), *_glued(t), Tok(")", False)]),
     )
 
 
@@ -172,7 +180,9 @@ def pack_tokens(draw) -> list[Tok]:
     if draw(st.booleans()):
         items.append(draw(bright_line_test(rule_ids)))
     if draw(st.booleans()):
-        items.append(toks("invariant \"bounded\" { when") + draw(condition(1)) + toks("expect at most deny }"))
+        items.append(
+            toks('invariant "bounded" { when') + draw(condition(1)) + toks("expect at most deny }")
+        )
     order = draw(st.permutations(items))
     return [tok for item in order for tok in item]
 
@@ -253,9 +263,10 @@ def test_a_formatted_pack_compiles_to_the_same_program(source: str, tmp_path_fac
 def test_formatting_keeps_the_ast_and_every_comment_whatever_the_layout(source: str) -> None:
     result = format_source(source, "main.aigre")
     assert result.ok, result.diagnostics
-    assert parse_module(result.formatted, "main.aigre").module == parse_module(
-        source, "main.aigre"
-    ).module
+    assert (
+        parse_module(result.formatted, "main.aigre").module
+        == parse_module(source, "main.aigre").module
+    )
     assert [c.text for c in collect_comments(result.formatted)] == [
         c.text for c in collect_comments(source)
     ]

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigre_policy import interpreter, ir, load_pack
+from aigre_policy import interpreter, ir, load_pack, sandbox
+from aigre_policy.codegen import emit_python
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity
 from aigre_policy.models.action import (
@@ -780,3 +781,198 @@ def test_bindings_show_schema_defaults(tmp_path: Path) -> None:
         "action.change.lines": 0,
         "action.rollback.tested": False,
     }
+
+
+# ------------------------------------------------------------------ indexed dispatch
+
+# Conjuncts for generated packs: key tests on a few shared fields (so indexes form, with few
+# values and with many), tests an index cannot use, and one that raises on `files == 0`.
+KEY_TESTS = st.one_of(
+    st.sampled_from(["deploy", "scale", "rollback", "dns_change"]).map(
+        lambda k: f'action.kind == "{k}"'
+    ),
+    st.sampled_from(["production", "staging", "development"]).map(
+        lambda e: f'action.environment == "{e}"'
+    ),
+    st.just('action.environment in ["production", "staging"]'),
+    st.integers(0, 7).map(lambda i: f'action.target == "svc-{i}"'),
+    st.integers(0, 7).map(lambda i: f'action.target == "svc-{i}"'),
+    st.integers(0, 7).map(lambda i: f'"svc-{i}" == action.target'),
+    st.sampled_from(["llm", "human"]).map(lambda k: f'action.actor.kind == "{k}"'),
+)
+OTHER_TESTS = st.sampled_from(
+    [
+        "action.cost.estimated_usd > 50",
+        "not action.reversible",
+        "action.change.lines > 300",
+        'action.kind != "scale"',
+        "has action.rollback",
+        'action.actor.kind == "llm" or action.environment == "staging"',
+        "action.cost.estimated_usd / action.change.files > 1",  # files 0: division by zero
+    ]
+)
+RULES = st.lists(
+    st.tuples(
+        st.sampled_from(["deny", 'require_approval by ["sre"]', 'escalate to ["x"]', "warn"]),
+        st.lists(st.one_of(KEY_TESTS, KEY_TESTS, OTHER_TESTS), min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=30,
+)
+# Packs of many per-service rules: the index on action.target gets a table of when_N.
+PER_SERVICE_RULES = st.lists(
+    st.tuples(
+        st.sampled_from(["deny", "warn"]),
+        st.tuples(
+            st.integers(0, 7).map(lambda i: f'action.target == "svc-{i}"'),
+            *[st.one_of(KEY_TESTS, OTHER_TESTS)] * 2,
+        ).map(list),
+    ),
+    min_size=8,
+    max_size=30,
+)
+GENERATED_ACTIONS = st.fixed_dictionaries(
+    {
+        "id": st.just("act-1"),
+        "kind": st.sampled_from(["deploy", "scale", "rollback", "dns_change", "restart"]),
+        "target": st.sampled_from([f"svc-{i}" for i in range(9)]),
+        "environment": st.sampled_from(["production", "staging", "development"]),
+        "actor": st.fixed_dictionaries(
+            {"kind": st.sampled_from(["llm", "human"]), "id": st.just("a"), "trust": st.just(3)}
+        ),
+        "change": st.fixed_dictionaries(
+            {"type": st.just("code")},
+            optional={"lines": st.integers(0, 600), "files": st.integers(0, 3)},
+        ),
+        "reversible": st.booleans(),
+        "blast_radius": st.just({"users_share": 0.1}),
+        "cost": st.fixed_dictionaries({"estimated_usd": st.sampled_from([0, 10, 60, 500])}),
+        "requested_at": st.just("2025-03-28T16:00:00Z"),
+    },
+    optional={"rollback": st.just({"plan": "undo"})},
+)
+
+
+def policy_of(rules: list[tuple[str, list[str]]]) -> str:
+    return "\n".join(
+        f"rule r{i} {{ {verdict} when {' and '.join(f'({t})' for t in tests)} "
+        f'because "r{i} on {{action.target}}" }}'
+        for i, (verdict, tests) in enumerate(rules)
+    )
+
+
+def linear_evaluate(pack: Pack) -> Any:
+    """The pack's rules as one plain ``if`` chain: the reference for the indexed code."""
+    python = emit_python(pack.program, "linear", indexed=False)
+    assert "I0" not in python.source and "elif" not in python.source
+    bindings = {
+        short: pack.envelopes[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]]
+        for dotted, short in python.envelope_names.items()
+    }
+    return sandbox.load(python.source, "<linear>", bindings)["evaluate"]
+
+
+def outcome(evaluate: Any, action: dict) -> Any:
+    try:
+        return evaluate(action, NOW, {})
+    except Exception as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rules=RULES | PER_SERVICE_RULES, actions=st.lists(GENERATED_ACTIONS, min_size=1, max_size=15)
+)
+def test_indexed_dispatch_fires_what_the_linear_chain_fires(
+    tmp_path_factory: pytest.TempPathFactory, rules: list, actions: list[dict]
+) -> None:
+    pack = make_pack(tmp_path_factory.mktemp("indexed"), policy_of(rules))
+    linear = linear_evaluate(pack)
+    for action in actions:
+        # the same evidence tuples in the same (pack) order, or the same error
+        assert outcome(pack._evaluate, action) == outcome(linear, action)
+        assert_agree(pack, action, NOW, {})
+
+
+def test_many_values_dispatch_through_a_table(tmp_path: Path) -> None:
+    rules = "\n".join(
+        f'rule t{i} {{ deny when action.target == "svc-{i}" and action.cost.estimated_usd > {i} }}'
+        for i in range(6)
+    )
+    pack = make_pack(tmp_path, rules + '\nrule any { warn when action.kind == "scale" }')
+    source = pack.python_source
+    assert "on = I0.get(x0)" in source and "'svc-5': when_5," in source
+    verdict = pack.evaluate({**ACTION, "target": "svc-4", "kind": "scale"}, NOW)
+    assert [r["id"] for r in verdict.fired] == ["t4"]
+    assert [r["id"] for r in verdict.warnings] == ["any"]
+    assert verdict.fired[0]["comparisons"][0] == {
+        "expression": 'action.target == "svc-4"',
+        "left": "svc-4",
+        "op": "==",
+        "right": "svc-4",
+        "result": True,
+    }
+    assert pack.evaluate({**ACTION, "target": "elsewhere"}, NOW).decision == "allow"
+
+
+def test_few_values_dispatch_inline_and_nest(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        rule a { deny when action.environment == "production" and action.actor.kind == "llm" }
+        rule b { warn when action.environment in ["production", "staging"] and action.actor.kind == "llm" }
+        rule c { warn when action.environment == "staging" }
+        rule d { warn when action.environment == "production" and action.actor.kind == "llm" and action.cost.estimated_usd > 1 }
+        rule e { warn when action.environment == "production" and action.actor.kind == "human" }
+        """,
+    )
+    source = pack.python_source
+    assert "if x0 == 'production':" in source and "elif x0 == 'staging':" in source
+    assert "        if x1 == 'llm':" in source  # the second level, inside `production`
+    assert "I0" not in source
+    verdict = pack.evaluate(ACTION, NOW)  # production, llm
+    assert [r["id"] for r in (*verdict.fired, *verdict.warnings)] == ["a", "b", "d"]
+    staging = pack.evaluate({**ACTION, "environment": "staging"}, NOW)
+    assert [r["id"] for r in staging.warnings] == ["b", "c"]
+
+
+def test_evidence_stays_in_pack_order_across_indexes(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        rule w1 { warn when action.kind == "deploy" }
+        rule w2 { warn when action.cost.estimated_usd > 1 }
+        rule w3 { warn when action.environment == "production" }
+        rule w4 { warn when action.kind == "deploy" and action.change.lines > 1 }
+        rule w5 { warn when action.environment == "production" and not action.reversible }
+        rule w6 { warn when action.kind == "deploy" and action.environment == "production" }
+        rule w7 { warn when action.environment == "production" and action.actor.kind == "llm" }
+        """,
+    )
+    assert "fired.sort()" in pack.python_source
+    verdict = pack.evaluate(ACTION, NOW)
+    assert [r["id"] for r in verdict.warnings] == ["w1", "w2", "w3", "w4", "w5", "w6", "w7"]
+
+
+def test_no_index_on_a_test_after_a_conjunct_that_can_raise(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        "\n".join(
+            f"rule r{i} {{ deny when action.cost.estimated_usd / action.change.files > 1 "
+            f'and action.kind == "{kind}" }}'
+            for i, kind in enumerate(["scale", "restart", "rollback", "failover"])
+        ),
+    )
+    assert "rules, by value" not in pack.python_source  # no index: every rule in the chain
+    assert "if (_div(x0, x1) > 1) and (x2 == 'scale'):" in pack.python_source
+    verdict = pack.evaluate({**ACTION, "change": {"type": "code", "files": 0}}, NOW)
+    assert verdict.fail_closed  # the chain meets the division by zero, whatever the kind
+    assert verdict.errors[0]["message"] == "ZeroDivisionError: division by zero"
+
+
+def test_the_sandbox_admits_index_names_and_nothing_more() -> None:
+    sandbox.verify("def when_3(add, x0):\n    add(x0)\n\n\nI0 = {'a': when_3}\n")
+    sandbox.verify("def evaluate(action, context, usage):\n    on = I0.get(action)\n")
+    for bad in ("def when_x(add):\n    pass\n", "Index = {}\n", "def evaluate(a):\n    a.sort()\n"):
+        with pytest.raises(sandbox.UnsafeCode):
+            sandbox.verify(bad)

@@ -68,7 +68,9 @@ def test_pack_names_become_one_safe_package_segment(name, expected):
 
 def test_layout_roots_entrypoint_and_data(new_pack):
     program = emitted(
-        new_pack(RULE, manifest={"name": "code-review", "envelopes": {"limits": {"max_lines": 300}}})
+        new_pack(
+            RULE, manifest={"name": "code-review", "envelopes": {"limits": {"max_lines": 300}}}
+        )
     )
     assert program.package == "aigre.code_review"
     assert program.roots == ("aigre/code_review",)
@@ -81,7 +83,9 @@ def test_layout_roots_entrypoint_and_data(new_pack):
         "aigre/code_review/policies/main.rego",
     }
     # envelopes are data, with the pack.yaml override applied and durations in seconds
-    assert program.data == {"aigre": {"code_review": {"envelopes": {"limits": {"max_lines": 300, "quiet": 900}}}}}
+    assert program.data == {
+        "aigre": {"code_review": {"envelopes": {"limits": {"max_lines": 300, "quiet": 900}}}}
+    }
     for path, source in program.modules.items():
         package = re.search(r"^package (\S+)$", source, re.MULTILINE).group(1)
         assert package.startswith("aigre.code_review"), path
@@ -92,7 +96,9 @@ def test_layout_roots_entrypoint_and_data(new_pack):
 
 def test_rule_metadata_is_an_opa_annotation(new_pack):
     source = emitted(new_pack(RULE)).modules["aigre/t/policies/main.rego"]
-    block = re.search(r"((?:^# .*\n)+)^r0 if \{", source[source.index("# METADATA") :], re.MULTILINE)
+    block = re.search(
+        r"((?:^# .*\n)+)^r0 if \{", source[source.index("# METADATA") :], re.MULTILINE
+    )
     annotation = yaml.safe_load("\n".join(line[2:] for line in block.group(1).splitlines()[1:]))
     assert annotation == {
         "title": "Big patches go to a reviewer",
@@ -109,7 +115,7 @@ def test_rule_metadata_is_an_opa_annotation(new_pack):
 
 
 def test_hostile_texts_stay_data(new_pack):
-    policy = r'''
+    policy = r"""
 envelope odd {
   texts: ["`raw`", "{x}", "\" } \ndeny := true #"]
 }
@@ -119,7 +125,7 @@ rule evil {
   deny when action.target in odd.texts
   because "target {action.target}: \"quoted\" `tick` \\ back {odd.texts}"
 }
-'''
+"""
     root = new_pack(policy)
     compiles_in_regopy(emitted(root))
     native, rego = load_pack(root), load_pack(root, engine="rego")
@@ -142,7 +148,9 @@ rule evil {
         assert (a.decision, a.rule_ids) == (b.decision, b.rule_ids)
         assert [r["message"] for r in a.fired] == [r["message"] for r in b.fired]
     assert b.decision == "deny"
-    assert b.fired[0]["message"].startswith('target " } \ndeny := true #: "quoted" `tick` \\ back `raw`, {x}')
+    assert b.fired[0]["message"].startswith(
+        'target " } \ndeny := true #: "quoted" `tick` \\ back `raw`, {x}'
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,10 +162,7 @@ rule evil {
     ],
 )
 def test_what_rego_cannot_express_is_a_diagnostic_for_the_rego_target(new_pack, condition, code):
-    root = new_pack(
-        "envelope limits {\n  zero: 0\n}\n"
-        f"rule r {{\n  deny when {condition}\n}}\n"
-    )
+    root = new_pack(f"envelope limits {{\n  zero: 0\n}}\nrule r {{\n  deny when {condition}\n}}\n")
     program = emitted(root)
     assert [d.code for d in program.diagnostics] == [code]
     assert not program.ok
@@ -191,7 +196,7 @@ def test_schema_keywords_without_a_rego_check_are_diagnostics(new_pack):
         "required": ["action", "context"],
     }
     root = new_pack(
-        'rule r {\n  deny when context.x ?? 0 > 1\n}\n',
+        "rule r {\n  deny when context.x ?? 0 > 1\n}\n",
         manifest={"input_schema": "schema.json"},
         files={"schema.json": schema},
     )

@@ -67,7 +67,11 @@ def agree(path: Path, document: dict[str, Any]) -> None:
 
 def case(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())
-    return {"action": data["action"], "context": data.get("context") or {}, "usage": data.get("usage") or {}}
+    return {
+        "action": data["action"],
+        "context": data.get("context") or {},
+        "usage": data.get("usage") or {},
+    }
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
@@ -264,4 +268,6 @@ def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
     verdict = rego.evaluate(**case(FIXTURES[0]))
     assert verdict.fail_closed
     assert verdict.decision == rego.fail_closed != "allow"
-    assert verdict.errors == [{"kind": "engine", "path": "", "message": "RuntimeError: interpreter lost"}]
+    assert verdict.errors == [
+        {"kind": "engine", "path": "", "message": "RuntimeError: interpreter lost"}
+    ]

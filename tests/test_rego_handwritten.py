@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - Rego sources and messages are as long as they are
 """Hand-written Rego in packs: the contract, its diagnostics, and both engines merging it."""
 
 from __future__ import annotations
@@ -64,9 +65,21 @@ def same(a, b) -> None:
     ("change", "decision", "rules"),
     [
         ({}, "allow", []),
-        ({"justification": {"signal": "ticket", "ref": "net 951"}}, "deny", ["malformed-ticket-ref"]),
-        ({"justification": {"signal": "ticket", "ref": "PAY-7"}}, "require_approval", ["restricted-project-ticket"]),
-        ({"justification": {"signal": "alert"}, "change": {"type": "infra", "lines": 51}}, "escalate", ["large-change-without-ticket"]),
+        (
+            {"justification": {"signal": "ticket", "ref": "net 951"}},
+            "deny",
+            ["malformed-ticket-ref"],
+        ),
+        (
+            {"justification": {"signal": "ticket", "ref": "PAY-7"}},
+            "require_approval",
+            ["restricted-project-ticket"],
+        ),
+        (
+            {"justification": {"signal": "alert"}, "change": {"type": "infra", "lines": 51}},
+            "escalate",
+            ["large-change-without-ticket"],
+        ),
     ],
 )
 def test_the_example_pack_mixes_aigre_and_rego_on_both_engines(change, decision, rules):
@@ -91,7 +104,10 @@ def test_hand_written_records_have_the_evidence_shape():
         "location": {"file": "policies/ticket_refs.rego", "line": 27, "column": 1},
         "approvers": ["change-board"],
         "escalate_to": [],
-        "bindings": {"action.justification.ref": "PAY-7", "tickets.restricted_projects": ["PAY", "SEC"]},
+        "bindings": {
+            "action.justification.ref": "PAY-7",
+            "tickets.restricted_projects": ["PAY", "SEC"],
+        },
         "comparisons": [],
     }
     assert verdict.approvers == ["change-board"]
@@ -133,7 +149,9 @@ def test_rego_files_join_the_pack_digest(new_pack):
         ),
     ],
 )
-def test_problems_in_hand_written_rego_are_diagnostics_with_positions(new_pack, source, code, line, column):
+def test_problems_in_hand_written_rego_are_diagnostics_with_positions(
+    new_pack, source, code, line, column
+):
     report = compile_pack(rego_pack(new_pack, source))
     assert not report.ok
     (problem,) = report.diagnostics
@@ -142,7 +160,9 @@ def test_problems_in_hand_written_rego_are_diagnostics_with_positions(new_pack, 
 
 
 def test_a_pack_of_only_rego_compiles(new_pack):
-    root = new_pack(None, files={"policies/only.rego": "package aigre.t.custom.only\n\ndeny := set()\n"})
+    root = new_pack(
+        None, files={"policies/only.rego": "package aigre.t.custom.only\n\ndeny := set()\n"}
+    )
     assert compile_pack(root).ok
 
 
@@ -181,14 +201,21 @@ def test_hand_written_rules_see_input_and_envelopes(new_pack):
     )
     root = rego_pack(new_pack, rego)
     native, engine = both(root)
-    for lines, decision, groups in ((10, "allow", []), (60, "escalate", ["leads"]), (120, "escalate", ["reviewers", "leads"])):
+    for lines, decision, groups in (
+        (10, "allow", []),
+        (60, "escalate", ["leads"]),
+        (120, "escalate", ["reviewers", "leads"]),
+    ):
         given = inputs(change={"type": "infra", "lines": lines})
         a, b = native.evaluate(**given), engine.evaluate(**given)
         same(a, b)
         assert (a.decision, a.escalate_to) == (decision, groups)
     # envelope overrides reach the hand-written rules too
     tightened = load_pack(root, {"limits": {"max_lines": 10}})
-    assert tightened.evaluate(**inputs(change={"type": "infra", "lines": 11})).escalate_to == ["reviewers", "leads"]
+    assert tightened.evaluate(**inputs(change={"type": "infra", "lines": 11})).escalate_to == [
+        "reviewers",
+        "leads",
+    ]
 
 
 # ---------------------------------------------------------------- command line
@@ -208,11 +235,22 @@ def cli(capsys, plain_console):
 
 def test_eval_with_the_rego_engine(cli, tmp_path):
     case = tmp_path / "case.yaml"
-    case.write_text(yaml.safe_dump({**CASE, "action": {**CASE["action"], "justification": {"signal": "ticket", "ref": "PAY-1"}}}))
-    code, out, _ = cli("eval", str(EXAMPLE), "--action", str(case), "--engine", "rego", "--format", "json")
+    case.write_text(
+        yaml.safe_dump(
+            {
+                **CASE,
+                "action": {**CASE["action"], "justification": {"signal": "ticket", "ref": "PAY-1"}},
+            }
+        )
+    )
+    code, out, _ = cli(
+        "eval", str(EXAMPLE), "--action", str(case), "--engine", "rego", "--format", "json"
+    )
     assert code == 4  # require_approval
     assert json.loads(out)["fired"][0]["id"] == "restricted-project-ticket"
-    native_code, native_out, _ = cli("eval", str(EXAMPLE), "--action", str(case), "--format", "json")
+    native_code, native_out, _ = cli(
+        "eval", str(EXAMPLE), "--action", str(case), "--format", "json"
+    )
     assert native_code == code
     assert json.loads(native_out)["fired"] == json.loads(out)["fired"]
 
@@ -254,4 +292,6 @@ def test_load_pack_refuses_an_unknown_engine(new_pack):
 
 def test_rego_target_errors_raise_compile_errors(new_pack):
     with pytest.raises(CompileError):
-        load_pack(new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n"), engine="rego")
+        load_pack(
+            new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n"), engine="rego"
+        )

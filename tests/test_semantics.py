@@ -372,3 +372,20 @@ def test_records_are_fresh_per_verdict_and_rendered_from_captured_values(tmp_pat
     assert record["message"] == "spend 10"
     record["tags"].append("edited")
     assert pack.evaluate(action(), CONTEXT).fired[0]["tags"] == []
+
+
+def test_verdict_derives_groups_errors_and_messages_on_first_read(tmp_path):
+    from aigre_policy.verdict import Verdict
+
+    pack = load_pack(make_pack(tmp_path, ROUTED_POLICY))
+    verdict = pack.evaluate(action(cost={"estimated_usd": 7.5}), CONTEXT)
+    assert verdict.decision == "require_approval" and not verdict.fail_closed
+    assert verdict.approvers == ["finops", "sre"] and verdict.escalate_to == []
+    assert verdict.errors == [] and verdict.errors is verdict.errors  # one list, kept
+    assert verdict.fired[0]["message"] == "spend 7.5"  # formatted from the captured value
+    assert verdict.fired is verdict.fired and verdict.decision_id == verdict.decision_id
+    # keywords still build a verdict with given groups (fail-closed and engine verdicts)
+    given = Verdict("deny", [], (), {}, {}, fail_closed=True, errors=[{"kind": "x"}])
+    assert given.fail_closed and given.errors == [{"kind": "x"}] and given.approvers == []
+    routed = Verdict("require_approval", [], (), {}, {}, approvers=["sre"], escalate_to=[])
+    assert routed.approvers == ["sre"] and routed.fired == [] and routed.input_digest

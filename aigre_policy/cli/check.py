@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from rich.console import Console
 
 from aigre_policy import nodes as n
 from aigre_policy.cli.common import EXIT_FAILURES, find_packs, parse_overrides
+from aigre_policy.cli.output import report_file
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
 from aigre_policy.lint import category_of, strict_diagnostics
+from aigre_policy.report import FORMATS
+from aigre_policy.report.check import check_report
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,7 +25,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "file:line:col, the line, a caret and a hint. Exit 1 on errors.",
     )
     parser.add_argument("packs", nargs="+", help="pack directories, or directories of packs")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument(
         "--set",
         action="append",
@@ -48,24 +51,38 @@ def run(args: argparse.Namespace, console: Console) -> int:
         diagnostics = strict_diagnostics(report) if args.strict else report.diagnostics
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))
-    if args.format == "json":
-        sys.stdout.write(
-            json.dumps(
-                [
-                    {
-                        "pack": str(path),
-                        "ok": report.ok and not has_errors(diagnostics),
-                        "diagnostics": [
-                            {**d.to_dict(), "category": category_of(d.code)} for d in diagnostics
-                        ],
-                    }
-                    for path, report, diagnostics in reports
-                ],
-                indent=2,
-            )
-            + "\n"
-        )
+    if args.format in ("sarif", "github", "junit"):
+        with report_file(args.output) as out:
+            out.write(check_report(args.format, reports))
         return EXIT_FAILURES if failed else 0
+    if args.format == "json":
+        with report_file(args.output) as out:
+            out.write(
+                json.dumps(
+                    [
+                        {
+                            "pack": str(path),
+                            "ok": report.ok and not has_errors(diagnostics),
+                            "diagnostics": [
+                                {**d.to_dict(), "category": category_of(d.code)}
+                                for d in diagnostics
+                            ],
+                        }
+                        for path, report, diagnostics in reports
+                    ],
+                    indent=2,
+                )
+                + "\n"
+            )
+        return EXIT_FAILURES if failed else 0
+    with report_file(args.output) as out:
+        if args.output:
+            console = Console(file=out, no_color=True, width=200, soft_wrap=True)
+        show_text(console, reports)
+    return EXIT_FAILURES if failed else 0
+
+
+def show_text(console: Console, reports: list) -> None:
     for path, report, diagnostics in reports:
         for diagnostic in diagnostics:
             style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
@@ -100,4 +117,3 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 f", {warnings} warning{'s' if warnings != 1 else ''}",
                 highlight=False,
             )
-    return EXIT_FAILURES if failed else 0

@@ -8,11 +8,11 @@ import sys
 from rich.console import Console
 
 from aigre_policy import __version__
-from aigre_policy.cli import build, check, eval, fmt, inspect, log, replay
+from aigre_policy.cli import build, check, ci, eval, fmt, init, inspect, log, replay
 from aigre_policy.cli import test as test_command
 from aigre_policy.cli.common import EXIT_USAGE, UsageError
 
-COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt)
+COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt, ci, init)
 
 
 def build_parser() -> argparse.ArgumentParser:

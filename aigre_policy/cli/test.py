@@ -29,6 +29,8 @@ from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError, find_
 from aigre_policy.cli.view import STYLES
 from aigre_policy.diagnostics import CompileError, Severity, SourceText, render
 from aigre_policy.pack import Pack, load_pack
+from aigre_policy.report import FORMATS
+from aigre_policy.report.tests import run_report
 from aigre_policy.testing.cases import TestCase, load_cases
 from aigre_policy.testing.coverage import Coverage, compute_coverage
 from aigre_policy.testing.proof import (
@@ -223,7 +225,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-x", "--fail-fast", action="store_true", help="stop at the first failing test"
     )
-    parser.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     for section in SECTIONS:
@@ -263,15 +265,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                     highlight=False,
                 )
                 return EXIT_USAGE
-            chosen = [case for case in cases if Filter(tuple(args.keywords or ()))(case)]
-            evaluate = pack_evaluator(pack)
-            suite = run_suite(pack, chosen, evaluate=evaluate, fail_fast=args.fail_fast)
-            pack_run = PackRun(suite)
-            context = Context(args, pack, chosen, suite, evaluate)
-            for section in SECTIONS:
-                result = section.run(context)
-                if result is not None:
-                    pack_run.sections.append(result)
+            pack_run = run_pack(pack, cases, args)
+            suite = pack_run.suite
             runs.append(pack_run)
             if args.format == "text":
                 show_suite(out, suite, args.verbose)
@@ -283,7 +278,23 @@ def run(args: argparse.Namespace, console: Console) -> int:
             out.file.write(to_json(runs))
         elif args.format == "junit":
             out.file.write(to_junit(runs))
+        elif args.format in ("sarif", "github"):
+            out.file.write(run_report(args.format, runs))
     return 0 if all(r.ok for r in runs) else EXIT_FAILURES
+
+
+def run_pack(pack: Pack, cases: list[TestCase], args: argparse.Namespace) -> PackRun:
+    """Run the tests ``args`` select (``-k``, ``-x``), then every section its flags enable."""
+    chosen = [case for case in cases if Filter(tuple(args.keywords or ()))(case)]
+    evaluate = pack_evaluator(pack)
+    suite = run_suite(pack, chosen, evaluate=evaluate, fail_fast=args.fail_fast)
+    pack_run = PackRun(suite)
+    context = Context(args, pack, chosen, suite, evaluate)
+    for section in SECTIONS:
+        result = section.run(context)
+        if result is not None:
+            pack_run.sections.append(result)
+    return pack_run
 
 
 def _shown(pack_run: PackRun) -> list[tuple[Section, SectionResult]]:

@@ -63,7 +63,10 @@ def attach(pack: Any, engine: str, sources: SourceText) -> None:
         return
     if has_errors(program.diagnostics):
         raise CompileError(list(program.diagnostics), sources)
-    pack.warnings = [*pack.warnings, *(d for d in program.diagnostics if d.severity.name == "WARNING")]
+    pack.warnings = [
+        *pack.warnings,
+        *(d for d in program.diagnostics if d.severity.name == "WARNING"),
+    ]
     pack.engine = engine
     pack.rego = program
     pack._engine = EngineCall(ENGINES[engine](program), pack._ref)

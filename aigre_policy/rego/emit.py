@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the Rego this module holds keeps its own line lengths
 """Emit Rego: a checked pack as OPA Rego v1 modules plus its envelopes as data.
 
 Layout of the emitted program, for a pack whose sanitised name is ``<pkg>``:
@@ -131,7 +132,7 @@ def emit_rego(compiled: CompiledPack) -> RegoProgram:
         modules[f"{base}/policies/{stem}.rego"] = "\n".join(
             [
                 header,
-                f"# Source: {comment(file)}",
+                f"# Source: {comment(relative(file, compiled.root))}",
                 f"package {package}.rules",
                 "",
                 f"import data.{package}.lib",
@@ -200,8 +201,7 @@ def _rule(rule: ir.Rule, translator: Translator, root: Path) -> str:
     name = f"r{rule.index}"
     body = translator.body(rule.condition)
     parts = [
-        literal(p) if isinstance(p, str) else f"lib.fmt({translator.term(p)})"
-        for p in rule.message
+        literal(p) if isinstance(p, str) else f"lib.fmt({translator.term(p)})" for p in rule.message
     ]
     fallback = rule.title or f"rule {rule.id} fired"
     message = f'lib.message(concat("", [{", ".join(parts)}]), {literal(fallback)})'
@@ -224,7 +224,7 @@ def _rule(rule: ir.Rule, translator: Translator, root: Path) -> str:
     fields = "".join(f"\t{literal(k)}: {v},\n" for k, v in record.items())
     return "\n".join(
         [
-            f"# {comment(rule.id)} ({comment(str(rule.span))})",
+            f"# {comment(rule.id)} ({comment(relative(rule.span.file or '', root))}:{rule.span.line})",
             *_annotation(rule),
             f"{name} if {{",
             *(f"\t{line}" for line in body),

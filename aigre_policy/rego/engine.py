@@ -107,7 +107,7 @@ class RegopyEngine:
         except (regopy.RegoError, TypeError, ValueError) as exc:
             raise EngineFault(f"{type(exc).__name__}: {exc}") from exc
         value = first_value(output)
-        if not isinstance(value, dict) or not DECISION_KEYS <= value.keys():
+        if not isinstance(value, dict) or not value.keys() >= DECISION_KEYS:
             raise EngineFault(f"the decision document is malformed: {str(value)[:200]}")
         return value
 
@@ -152,7 +152,9 @@ def groups_of(decision: str, fired: list[dict[str, Any]]) -> tuple[list[str], li
         else []
     )
     escalate_to = (
-        list(dict.fromkeys(g for r in fired if r["verdict"] == "escalate" for g in r["escalate_to"]))
+        list(
+            dict.fromkeys(g for r in fired if r["verdict"] == "escalate" for g in r["escalate_to"])
+        )
         if decision == "escalate"
         else []
     )
@@ -182,6 +184,8 @@ def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Ver
         "errors": [],
     }
     return DocumentVerdict(document, verdict.pack, verdict._input, verdict.elapsed_us)
+
+
 class HandwrittenRunner:
     """For the native engine: only the hand-written modules, evaluated with regopy."""
 

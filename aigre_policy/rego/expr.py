@@ -91,7 +91,9 @@ class Translator:
                 if getattr(node, "kind", "value") == "time":  # timestamps match as instants
                     name = self.fresh()
                     instant = self.instant(a, self.term(a))
-                    found = f"count([1 | some {name} in {self.term(b)}; lib.t({name}) == {instant}])"
+                    found = (
+                        f"count([1 | some {name} in {self.term(b)}; lib.t({name}) == {instant}])"
+                    )
                     return [f"{found} == 0" if negated else f"{found} > 0"]
                 test = f"{self.term(a)} in {self.term(b)}"
                 return [f"not {test}" if negated else test]

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the Rego this module holds keeps its own line lengths
 """The Rego helper library every emitted pack imports (``package aigre.<pkg>.lib``).
 
 Each helper mirrors one function of ``aigre_policy.runtime`` or ``interpreter`` and

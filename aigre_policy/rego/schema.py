@@ -127,7 +127,8 @@ class SchemaEmitter:
             self.error_rule(
                 where,
                 "enum",
-                f'concat("", [lib.fmt({term}), " is not one of ", lib.fmt({literal(schema["enum"])})])',
+                f'concat("", [lib.fmt({term}), " is not one of ", '
+                f"lib.fmt({literal(schema['enum'])})])",
                 [f"not {term} in {literal(schema['enum'])}"],
             )
         if "const" in schema:
@@ -197,7 +198,7 @@ class SchemaEmitter:
             self.error_rule(
                 where,
                 "additionalProperties",
-                f'concat("", ["unexpected properties: ", concat(", ", extras)])',
+                'concat("", ["unexpected properties: ", concat(", ", extras)])',
                 [
                     f"is_object({term})",
                     f"extras := [k | some k in object.keys({term}); not k in {declared}]",
@@ -225,7 +226,9 @@ class SchemaEmitter:
             return
         if ref in self.refs:
             self.diagnostics.append(
-                error("E604", f"the input schema reference `{ref}` is recursive; Rego cannot check it")
+                error(
+                    "E604", f"the input schema reference `{ref}` is recursive; Rego cannot check it"
+                )
             )
             return
         self.refs.append(ref)

@@ -3,7 +3,8 @@
 Rows (each a median of its own distribution, so they do not add up exactly):
 
 - ``native``: ``Pack.evaluate``, the public call: input validation, the rules, evidence
-  capture (message, values read, comparisons of every rule that held) and the ``Verdict``.
+  capture (values read, comparison operands and the values its message interpolates, for
+  every rule that held) and the ``Verdict``.
 - ``native + records``: the same, then ``verdict.fired`` and ``verdict.warnings`` read, which
   renders the captured evidence into the published record dicts.
 - ``evaluator``: what the floor is compared with: the rules, evidence capture and the

@@ -53,8 +53,35 @@ def print_header(args: argparse.Namespace) -> None:
     )
 
 
+# What each row's timed call does, printed above the table.
+LEGEND = (
+    (
+        "native",
+        "Pack.evaluate(action, context, usage): input document, schema validation, the "
+        "rules, evidence of every rule that held (values read, comparison operands, message "
+        "values), the decision and the Verdict; records not rendered",
+    ),
+    ("native + records", "the same, then verdict.fired and .warnings rendered as dicts"),
+    (
+        "evaluator",
+        "input document, the rules, the same evidence, the decision and the Verdict "
+        "(Pack._decide); no validation. Compared with the floor",
+    ),
+    ("validation only", "Pack._is_valid(document): the input schema check alone"),
+    (
+        "floor",
+        "a plain Python function of the same rules: each field read once into a local, "
+        "an if chain most restrictive first, return at the first hit; no validation, no evidence",
+    ),
+    ("regopy / cedarpy", "the same rules in Rego / Cedar, see the notes of each workload"),
+)
+
+
 def print_table(rows: list[Row]) -> None:
     floor = {r.workload: r.median_us for r in rows if r.engine == "floor" and r.median_us}
+    print("\nrows (each a median of its own distribution, so they do not add up):")
+    for name, what in LEGEND:
+        print(f"  {name:<17} {what}")
     print("\nmedian and p90 microseconds per decision; x floor = median / floor median\n")
     header = (
         f"{'workload':<32} {'engine':<20} {'inputs':>6} {'median us':>11} "
