@@ -90,6 +90,7 @@ class _Emitter:
     used: set[str] = field(default_factory=set)  # hoisted locals the current rule reads
     counter: int = 0
     tests: dict[int, list[str]] = field(default_factory=dict)  # rule -> code of each conjunct
+    whole: dict[int, str] = field(default_factory=dict)  # rule -> code of its condition
     keys: dict[int, dict[str, _Key]] = field(default_factory=dict)  # rule -> its key tests
     params: dict[int, frozenset[str]] = field(default_factory=dict)  # rule -> locals it reads
     functions: list[str] = field(default_factory=list)  # when_N, one per indexed value
@@ -106,6 +107,7 @@ class _Emitter:
             self.used = set()
             conjuncts = _and_chain(rule.condition)
             self.tests[rule.index] = [self.expr(c, explain=False) for c in conjuncts]
+            self.whole[rule.index] = self.expr(rule.condition, explain=False)
             self.keys[rule.index] = self.key_tests(conjuncts)
             explain, reads = self.explain(rule)
             bindings[rule.index] = tuple(dotted for dotted, _ in reads)
@@ -205,12 +207,15 @@ class _Emitter:
         return lines
 
     def rule_lines(self, rule: ir.Rule, drop: frozenset[int], indent: str) -> list[str]:
-        tests = [code for at, code in enumerate(self.tests[rule.index]) if at not in drop]
         call = f"add(explain_{rule.index}({', '.join(_ordered(self.params[rule.index]))}))"
         where = f"{indent}# {_comment(rule.id)} ({_comment(str(rule.span))})"
+        tests = [code for at, code in enumerate(self.tests[rule.index]) if at not in drop]
         if not tests:  # an enclosing index decided the whole condition
             return [where, f"{indent}{call}"]
-        return [where, f"{indent}if {' and '.join(tests)}:", f"{indent}    {call}"]
+        test = self.whole[rule.index] if not drop else tests[0]
+        for code in tests[1:] if drop else ():  # nested as the `and` chain was: no deeper
+            test = f"({test} and {code})"
+        return [where, f"{indent}if {test}:", f"{indent}    {call}"]
 
     def index_lines(self, index: _Index, indent: str) -> list[str]:
         about = f"{_comment(index.dotted)}: {index.rules} rules, by value"

@@ -164,7 +164,7 @@ def test_a_layout_that_would_change_the_meaning_is_refused(monkeypatch) -> None:
     monkeypatch.setattr(fmt, "render", lambda doc, width: "rule other { deny when true }\n")
     result = fmt.format_source("rule r { deny when true }\n", "r.aigre")
     assert result.formatted is None
-    assert [d.code for d in result.diagnostics] == ["E005"]
+    assert [d.code for d in result.diagnostics] == ["F003"]
 
 
 def test_comparisons_keep_their_text_for_the_evidence() -> None:

@@ -964,7 +964,7 @@ def test_no_index_on_a_test_after_a_conjunct_that_can_raise(tmp_path: Path) -> N
         ),
     )
     assert "rules, by value" not in pack.python_source  # no index: every rule in the chain
-    assert "if (_div(x0, x1) > 1) and (x2 == 'scale'):" in pack.python_source
+    assert "if ((_div(x0, x1) > 1) and (x2 == 'scale')):" in pack.python_source
     verdict = pack.evaluate({**ACTION, "change": {"type": "code", "files": 0}}, NOW)
     assert verdict.fail_closed  # the chain meets the division by zero, whatever the kind
     assert verdict.errors[0]["message"] == "ZeroDivisionError: division by zero"

@@ -77,7 +77,7 @@ def _meaning_changed(original: str, formatted: str, file: str, module) -> Diagno
     if reparsed.module == module and same_comments and not has_errors(reparsed.diagnostics):
         return None
     return error(
-        "E005",
+        "F003",
         f"{file} was left as it is: its canonical layout would not read the same",
         hint="this is a formatter fault; please report it with the file",
     )

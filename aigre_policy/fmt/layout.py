@@ -48,12 +48,6 @@ def _parts(tree: Tree) -> list[Tree | Token]:
     return [c for c in tree.children if c is not None]
 
 
-def _first_token(node: Tree | Token) -> Token:
-    if isinstance(node, Token):
-        return node
-    return _first_token(_parts(node)[0])
-
-
 class Layout:
     """Builds the document of one file; every token goes through ``token`` so no
     comment is lost."""

@@ -60,6 +60,7 @@ CHECKS = {
     "T005": ("testing", "a test-run check fails"),
     "F001": ("style", "a policy file is not in the canonical layout"),
     "F002": ("style", "a policy file cannot be formatted"),
+    "F003": ("style", "the canonical layout would change what a file says (a formatter fault)"),
 }
 
 DOCS = {"E": "docs/diagnostics.md", "W": "docs/diagnostics.md", "L": "docs/lint.md"}
