@@ -412,3 +412,19 @@ def test_default_pack_is_lint_clean_under_strict(capsys, plain_console):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "error[" not in out and "warning[" not in out
+
+
+def test_an_envelope_value_read_by_hand_written_rego_counts_as_read(new_pack):
+    policies = "envelope cost { cap: 10 spare: 3 }\n" + rule(
+        "deny when action.cost.estimated_usd > cost.cap"
+    )
+    reads = (
+        "package aigre.t.custom.extra\n\n"
+        "limits := data.aigre.t.envelopes.cost\n\n"
+        'warn contains {"id": "spare", "message": "low"} if {\n'
+        "  input.action.cost.estimated_usd > limits.spare\n}\n"
+    )
+    ignores = "package aigre.t.custom.extra\n\nwarn := set()\n"
+    for body, expected in ((reads, []), (ignores, ["cost.spare"])):
+        root = new_pack(policies, files={"policies/extra.rego": body})
+        assert [d.message.split("`")[1] for d in codes(root, "L203")] == expected

@@ -4,10 +4,14 @@ An unread envelope value is a limit that limits nothing: overriding it in
 ``pack.yaml`` changes no decision. An unread usage is history the gate
 computes and passes in on every check for nothing. Reads in conditions and in
 ``because`` messages count; invariants and tests do not, as they decide nothing.
+Hand-written Rego reads envelopes through ``data``, by paths no compiler stage
+resolves: a value whose envelope and field names both appear in such a module
+counts as read, so the check never reports a limit Rego may use.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from aigre_policy import ir
@@ -30,18 +34,30 @@ def rule_reads(view: PackView) -> set[str]:
     return read
 
 
+def rego_words(view: PackView) -> set[str]:
+    """Every identifier in the pack's hand-written Rego modules."""
+    words: set[str] = set()
+    for module in view.compiled.handwritten:
+        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", module.source))
+    return words
+
+
 def check(view: PackView) -> Iterator[Diagnostic]:
     read = rule_reads(view)
+    in_rego = rego_words(view)
     for decl in view.declarations:
         if isinstance(decl, n.Envelope) and decl.name in view.compiled.envelopes:
             for item in decl.fields:
-                if f"{decl.name}.{item.name}" not in read:
-                    yield finding(
-                        "L203",
-                        f"no rule reads the envelope value `{decl.name}.{item.name}`",
-                        item.span,
-                        "read it in a rule, or drop it: overriding it changes no decision",
-                    )
+                if f"{decl.name}.{item.name}" in read:
+                    continue
+                if {decl.name, item.name} <= in_rego:
+                    continue
+                yield finding(
+                    "L203",
+                    f"no rule reads the envelope value `{decl.name}.{item.name}`",
+                    item.span,
+                    "read it in a rule, or drop it: overriding it changes no decision",
+                )
         elif isinstance(decl, n.Usage) and f"usage.{decl.name}" not in read:
             yield finding(
                 "L204",
