@@ -115,10 +115,10 @@ def test_check_records_the_decision_in_the_ledger_and_the_log(make_gate, tmp_pat
     assert verify_log(tmp_path / "decisions.jsonl").ok
 
 
-def test_the_verdict_document_is_the_published_one_plus_gate_evidence(make_gate) -> None:
+def test_the_verdict_document_is_the_published_one_with_gate_evidence(make_gate) -> None:
     document = make_gate().check(act(cost={"estimated_usd": 500})).to_dict()
-    gate = document.pop("gate")
     VerdictDocument.model_validate(document)
+    gate = document["gate"]
     assert gate["pack_decision"] == "require_approval"
     assert gate["action_digest"].startswith("sha256:")
     assert json.loads(json.dumps(gate)) == gate

@@ -172,3 +172,10 @@ class VerdictDocument(_Model):
         description="Digest of the canonical JSON of the input the decision was made on."
     )
     elapsed_us: float = Field(ge=0, description="Time spent evaluating, in microseconds.")
+    gate: dict[str, Any] | None = Field(
+        default=None,
+        description="Present on a Gate's verdict: what the gate did beyond the pack — the "
+        "pack's own decision (`pack_decision`), the `action_digest` approvals bind to, the "
+        "`usage` values read from the ledger, `approvals` counted, each reviewer tier's "
+        "answer (`reviews`), who `settled_by`, and the shadow pack's view (`shadow`).",
+    )

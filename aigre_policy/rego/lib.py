@@ -180,6 +180,8 @@ _days_in(y, m) := 29 if {
 # date_time(s): the input schema's `format: date-time` (validation.is_rfc3339_date_time):
 # YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and Z in either case, a real date.
 # Two-digit table lookups are the digit checks: _n2 is undefined for anything else.
+# They are read into one array: rego-cpp (1.5) errs on four or more lookups as separate
+# statements of one body.
 date_time(s) if {
 	n := count(s)
 	n >= 20
@@ -188,13 +190,13 @@ date_time(s) if {
 	substring(s, 10, 1) in {"T", "t"}
 	substring(s, 13, 1) == ":"
 	substring(s, 16, 1) == ":"
-	clock := [_n2[substring(s, 11, 2)], _n2[substring(s, 14, 2)], _n2[substring(s, 17, 2)]]
-	clock[0] <= 23
-	clock[1] <= 59
-	clock[2] <= 59
-	y := (_n2[substring(s, 0, 2)] * 100) + _n2[substring(s, 2, 2)]
-	m := _n2[substring(s, 5, 2)]
-	d := _n2[substring(s, 8, 2)]
+	v := [_n2[substring(s, 0, 2)], _n2[substring(s, 2, 2)], _n2[substring(s, 5, 2)], _n2[substring(s, 8, 2)], _n2[substring(s, 11, 2)], _n2[substring(s, 14, 2)], _n2[substring(s, 17, 2)]]
+	v[4] <= 23
+	v[5] <= 59
+	v[6] <= 59
+	y := (v[0] * 100) + v[1]
+	m := v[2]
+	d := v[3]
 	y >= 1
 	m >= 1
 	m <= 12
