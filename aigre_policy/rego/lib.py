@@ -98,23 +98,20 @@ duration_text(s) := concat("", [num(floor(s / u[1])), u[0]]) if {
 } else := concat("", [num(s), "s"])
 
 # ---------------------------------------------------------------- time
-# Table lookups and few operations: every helper call and arithmetic step costs
-# microseconds in rego-cpp, and these run for every timestamp the rules read.
 
-# _n2[s]: the value of a two-digit decimal string; undefined for anything else. Digits
-# are read this way because rego-cpp keeps the leading zeros of to_number("02").
-_n2 := {"00": 0, "01": 1, "02": 2, "03": 3, "04": 4, "05": 5, "06": 6, "07": 7, "08": 8, "09": 9, "10": 10, "11": 11, "12": 12, "13": 13, "14": 14, "15": 15, "16": 16, "17": 17, "18": 18, "19": 19, "20": 20, "21": 21, "22": 22, "23": 23, "24": 24, "25": 25, "26": 26, "27": 27, "28": 28, "29": 29, "30": 30, "31": 31, "32": 32, "33": 33, "34": 34, "35": 35, "36": 36, "37": 37, "38": 38, "39": 39, "40": 40, "41": 41, "42": 42, "43": 43, "44": 44, "45": 45, "46": 46, "47": 47, "48": 48, "49": 49, "50": 50, "51": 51, "52": 52, "53": 53, "54": 54, "55": 55, "56": 56, "57": 57, "58": 58, "59": 59, "60": 60, "61": 61, "62": 62, "63": 63, "64": 64, "65": 65, "66": 66, "67": 67, "68": 68, "69": 69, "70": 70, "71": 71, "72": 72, "73": 73, "74": 74, "75": 75, "76": 76, "77": 77, "78": 78, "79": 79, "80": 80, "81": 81, "82": 82, "83": 83, "84": 84, "85": 85, "86": 86, "87": 87, "88": 88, "89": 89, "90": 90, "91": 91, "92": 92, "93": 93, "94": 94, "95": 95, "96": 96, "97": 97, "98": 98, "99": 99}
-
-# days from 1 March (the year starts in March so that 29 February comes last)
-_march_days := [0, 306, 337, 0, 31, 61, 92, 122, 153, 184, 214, 245, 275]
-
-# days_from_civil(y, m, d): days since 1970-01-01 in the proleptic Gregorian calendar.
-days_from_civil(y, m, d) := (((((365 * p) + floor(p / 4)) - floor(p / 100)) + floor(p / 400)) + _march_days[m]) + (d - 719469) if {
-	p := y - to_number(m <= 2)
-}
-
-# civil_from_days and mod: what date() needs (H. Hinnant's algorithm).
+# mod(a, n): a modulo n, floored (rego-cpp's remainder operator is not used).
 mod(a, n) := a - floor(a / n) * n
+
+# days_from_civil and civil_from_days: the proleptic Gregorian calendar (H. Hinnant).
+days_from_civil(y0, m, d) := days if {
+	y := y0 - floor((14 - m) / 12)
+	era := floor(y / 400)
+	yoe := y - era * 400
+	mp := mod(m + 9, 12)
+	doy := floor((153 * mp + 2) / 5) + d - 1
+	doe := ((yoe * 365 + floor(yoe / 4)) - floor(yoe / 100)) + doy
+	days := (era * 146097 + doe) - 719468
+}
 
 civil_from_days(z0) := [y + floor((14 - m) / 12), m, d] if {
 	z := z0 + 719468
@@ -128,27 +125,37 @@ civil_from_days(z0) := [y + floor((14 - m) / 12), m, d] if {
 	m := mod(mp + 2, 12) + 1
 }
 
-_zone_sign := {"+": 1, "-": -1}
+# digits(s, start, n): the n-digit decimal at start. A leading 1 is added and taken away
+# again: rego-cpp keeps the leading zeros of to_number("02"), and then 02 != 2.
+digits(s, start, n) := to_number(concat("", ["1", substring(s, start, n)])) - _pow10[n]
 
-# _offset(s, n): the zone offset in seconds of a timestamp of n characters.
-_offset(s, n) := 0 if {
-	upper(substring(s, n - 1, 1)) == "Z"
-} else := _zone_sign[substring(s, n - 6, 1)] * ((_n2[substring(s, n - 5, 2)] * 3600) + (_n2[substring(s, n - 2, 2)] * 60))
+_pow10 := {2: 100, 4: 10000, 6: 1000000}
 
-# _micros(s, n): the fraction in microseconds; digits past the sixth are dropped, as
-# Python's datetime does.
-_micros(s, n) := 0 if {
-	substring(s, 19, 1) != "."
-} else := ((_n2[substring(f, 0, 2)] * 10000) + (_n2[substring(f, 2, 2)] * 100)) + _n2[substring(f, 4, 2)] if {
-	zone := 1 + (5 * to_number(upper(substring(s, n - 1, 1)) != "Z"))
-	f := concat("", [substring(s, 20, (n - 20) - zone), "000000"])
+_tz_length(u) := 1 if {
+	endswith(u, "Z")
+} else := 6
+
+_offset(u) := 0 if {
+	endswith(u, "Z")
+} else := seconds if {
+	n := count(u)
+	sign := {"+": 1, "-": -1}[substring(u, n - 6, 1)]
+	seconds := sign * (digits(u, n - 5, 2) * 3600 + digits(u, n - 2, 2) * 60)
+}
+
+# fraction digits past the sixth are dropped, as Python's datetime does
+_micros(u) := 0 if {
+	substring(u, 19, 1) != "."
+} else := digits(concat("", [fraction, "000000"]), 0, 6) if {
+	fraction := substring(u, 20, (count(u) - 20) - _tz_length(u))
 }
 
 # ts(s): an RFC 3339 timestamp as seconds since the epoch (what runtime.to_time returns).
-ts(s) := ((((days * 86400) + clock) - _offset(s, n)) * 1000000 + _micros(s, n)) / 1000000 if {
-	n := count(s)
-	days := days_from_civil((_n2[substring(s, 0, 2)] * 100) + _n2[substring(s, 2, 2)], _n2[substring(s, 5, 2)], _n2[substring(s, 8, 2)])
-	clock := ((_n2[substring(s, 11, 2)] * 3600) + (_n2[substring(s, 14, 2)] * 60)) + _n2[substring(s, 17, 2)]
+ts(s) := seconds if {
+	u := upper(s)
+	days := days_from_civil(digits(u, 0, 4), digits(u, 5, 2), digits(u, 8, 2))
+	clock := (digits(u, 11, 2) * 3600 + digits(u, 14, 2) * 60) + digits(u, 17, 2)
+	seconds := ((((days * 86400 + clock) - _offset(u)) * 1000000) + _micros(u)) / 1000000
 }
 
 t(x) := x if {
@@ -157,31 +164,37 @@ t(x) := x if {
 
 _day(x) := floor(t(x) / 86400)
 
-_second_of_day(x) := s - (floor(s / 86400) * 86400) if s := t(x)
+_second_of_day(x) := t(x) - _day(x) * 86400
 
 hour(x) := floor(_second_of_day(x) / 3600)
 
-minute(x) := floor(s / 60) - (floor(s / 3600) * 60) if s := _second_of_day(x)
+minute(x) := mod(floor(_second_of_day(x) / 60), 60)
 
-# 1970-01-01 was a Thursday: day 0 is index 3
-_weekdays := ["thursday", "friday", "saturday", "sunday", "monday", "tuesday", "wednesday"]
+_weekdays := ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
-weekday(x) := _weekdays[d - (floor(d / 7) * 7)] if d := _day(x)
+weekday(x) := _weekdays[mod(_day(x) + 3, 7)]
 
 date(x) := sprintf("%d-%02d-%02d", civil_from_days(_day(x)))
 
-_month_days := [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+_month_days := [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+_leap(y) if {
+	mod(y, 4) == 0
+	mod(y, 100) != 0
+}
+
+_leap(y) if mod(y, 400) == 0
 
 _days_in(y, m) := 29 if {
 	m == 2
-	days_from_civil(y, 3, 1) - days_from_civil(y, 2, 1) == 29
-} else := _month_days[m]
+	_leap(y)
+} else := _month_days[m - 1]
+
+_digits_only(text) if trim(text, "0123456789") == ""
 
 # date_time(s): the input schema's `format: date-time` (validation.is_rfc3339_date_time):
 # YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and Z in either case, a real date.
-# Two-digit table lookups are the digit checks: _n2 is undefined for anything else.
-# They are read into one array: rego-cpp (1.5) errs on four or more lookups as separate
-# statements of one body.
+# Character checks, not regex.match: rego-cpp compiles the pattern on every call.
 date_time(s) if {
 	n := count(s)
 	n >= 20
@@ -190,13 +203,13 @@ date_time(s) if {
 	substring(s, 10, 1) in {"T", "t"}
 	substring(s, 13, 1) == ":"
 	substring(s, 16, 1) == ":"
-	v := [_n2[substring(s, 0, 2)], _n2[substring(s, 2, 2)], _n2[substring(s, 5, 2)], _n2[substring(s, 8, 2)], _n2[substring(s, 11, 2)], _n2[substring(s, 14, 2)], _n2[substring(s, 17, 2)]]
-	v[4] <= 23
-	v[5] <= 59
-	v[6] <= 59
-	y := (v[0] * 100) + v[1]
-	m := v[2]
-	d := v[3]
+	_digits_only(concat("", [substring(s, 0, 4), substring(s, 5, 2), substring(s, 8, 2), substring(s, 11, 2), substring(s, 14, 2), substring(s, 17, 2)]))
+	digits(s, 11, 2) <= 23
+	digits(s, 14, 2) <= 59
+	digits(s, 17, 2) <= 59
+	y := digits(s, 0, 4)
+	m := digits(s, 5, 2)
+	d := digits(s, 8, 2)
 	y >= 1
 	m >= 1
 	m <= 12
@@ -205,21 +218,26 @@ date_time(s) if {
 	_tail_ok(substring(s, 19, n - 19))
 }
 
-_tail_ok(rest) if {
+_zone_length(rest) := 1 if {
 	upper(substring(rest, count(rest) - 1, 1)) == "Z"
-	_fraction_ok(substring(rest, 0, count(rest) - 1))
-}
+} else := 6
 
 _tail_ok(rest) if {
-	upper(substring(rest, count(rest) - 1, 1)) != "Z"
-	count(rest) >= 6
-	zone := substring(rest, count(rest) - 6, 6)
+	zone_length := _zone_length(rest)
+	count(rest) >= zone_length
+	_zone_ok(substring(rest, count(rest) - zone_length, zone_length))
+	_fraction_ok(substring(rest, 0, count(rest) - zone_length))
+}
+
+_zone_ok(zone) if upper(zone) == "Z"
+
+_zone_ok(zone) if {
+	count(zone) == 6
 	substring(zone, 0, 1) in {"+", "-"}
 	substring(zone, 3, 1) == ":"
-	offset := [_n2[substring(zone, 1, 2)], _n2[substring(zone, 4, 2)]]
-	offset[0] <= 23
-	offset[1] <= 59
-	_fraction_ok(substring(rest, 0, count(rest) - 6))
+	_digits_only(concat("", [substring(zone, 1, 2), substring(zone, 4, 2)]))
+	digits(zone, 1, 2) <= 23
+	digits(zone, 4, 2) <= 59
 }
 
 _fraction_ok(fraction) if fraction == ""
@@ -227,7 +245,7 @@ _fraction_ok(fraction) if fraction == ""
 _fraction_ok(fraction) if {
 	count(fraction) >= 2
 	substring(fraction, 0, 1) == "."
-	trim_left(substring(fraction, 1, count(fraction) - 1), "0123456789") == ""
+	_digits_only(substring(fraction, 1, count(fraction) - 1))
 }
 
 # ---------------------------------------------------------------- input schema
