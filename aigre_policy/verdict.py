@@ -231,23 +231,28 @@ class Verdict:
         return [cards[e[0]].template["id"] for e in self._evidence if not cards[e[0]].warn]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "fail_closed": self.fail_closed,
-            "default_applied": self.default_applied,
-            "fired": self.fired,
-            "warnings": self.warnings,
-            "approvers": [*self.approvers],
-            "escalate_to": [*self.escalate_to],
-            "errors": self.errors,
-            "pack": self.pack,
-            "decision_id": self.decision_id,
-            "input_digest": self.input_digest,
-            "elapsed_us": round(self.elapsed_us, 3),
-        }
+        return verdict_document(self)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
 
     def __repr__(self) -> str:
         return f"Verdict({self.decision!r}, fired={self.rule_ids!r})"
+
+
+def verdict_document(verdict: Any) -> dict[str, Any]:
+    """The published verdict document of anything that reads like a ``Verdict``."""
+    return {
+        "decision": verdict.decision,
+        "fail_closed": verdict.fail_closed,
+        "default_applied": verdict.default_applied,
+        "fired": verdict.fired,
+        "warnings": verdict.warnings,
+        "approvers": [*verdict.approvers],
+        "escalate_to": [*verdict.escalate_to],
+        "errors": verdict.errors,
+        "pack": verdict.pack,
+        "decision_id": verdict.decision_id,
+        "input_digest": verdict.input_digest,
+        "elapsed_us": round(verdict.elapsed_us, 3),
+    }

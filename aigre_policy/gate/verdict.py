@@ -17,7 +17,7 @@ import json
 import uuid
 from typing import Any
 
-from aigre_policy.verdict import Verdict, digest
+from aigre_policy.verdict import Verdict, digest, verdict_document
 
 
 class GateVerdict:
@@ -127,21 +127,7 @@ class GateVerdict:
         return self.gate.get("usage", {})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "decision": self.decision,
-            "fail_closed": self.fail_closed,
-            "default_applied": self.default_applied,
-            "fired": self.fired,
-            "warnings": self.warnings,
-            "approvers": [*self.approvers],
-            "escalate_to": [*self.escalate_to],
-            "errors": self.errors,
-            "pack": self.pack,
-            "decision_id": self.decision_id,
-            "input_digest": self.input_digest,
-            "elapsed_us": round(self.elapsed_us, 3),
-            "gate": self.gate,
-        }
+        return {**verdict_document(self), "gate": self.gate}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
