@@ -4,10 +4,18 @@ The module holds ``evaluate(action, context, usage)`` and one ``explain_N``
 per rule. ``evaluate`` reads every input field the rules use once, into locals
 (``x0``, ``x1``, ...: timestamps already turned into instants where compared,
 schema defaults already applied), then tests each rule as a plain ``if``.
-When a rule holds, it calls ``explain_N`` with the locals that rule uses;
-``explain_N`` re-evaluates the condition while recording each comparison and
-returns the rule's evidence: ``(index, held, message values, bindings, evidence)``.
-``evaluate`` returns that evidence for the rules that hold, in pack order.
+``explain_N``, given the locals a rule uses, returns the rule's evidence:
+``(index, held, message values, bindings, comparisons)``.
+
+When a rule holds, ``evaluate`` adds its record and raises ``rank`` to its
+verdict's (``RANKS``); it returns the records, in pack order, and the rank, from
+which the pack reads the decision. A rule that is a plain ``and`` chain of
+comparisons, with a message that cannot fail, is *deferred*: its record is
+``(index, *locals)``, and ``explain_N`` runs on those captured values only when
+the verdict's records are read — every comparison of such a chain held, so the
+evidence is a function of the values alone. Other rules (``or``, ``not``,
+``any``/``all``) call ``explain_N`` at once; it re-evaluates the condition while
+recording each comparison as it runs, and stops evaluation if the two disagree.
 Deciding stays an ``if`` chain over locals; evidence costs only when a rule holds.
 
 Rules that test one input field for equality with a string (``action.kind ==
@@ -44,11 +52,16 @@ class EmittedModule:
     envelope_names: dict[str, str]  # "cost.max_action_usd" -> "E0"
     # rule index -> the dotted paths its bindings hold, in the order explain_N returns them
     bindings: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # rules recorded as (index, *locals): their explain_N runs when the verdict is read
+    deferred: frozenset[int] = frozenset()
 
 
 _MIN_INDEXED = 3  # rules sharing a key path before an index pays for its lookup
 _INLINE_VALUES = 4  # up to this many values: an if/elif on the local; more: a dict of when_N
 _MAX_DEPTH = 2  # indexes inside indexes: a rule tested by `in` is copied once per value
+# The rank a rule that holds raises ``rank`` to; a ``warn`` never decides.
+RANKS = {"permit": 0, "escalate": 1, "require_approval": 2, "deny": 3}
+_RANK_NOTE = "the strongest verdict that held: -1 none, 0 permit, 1 escalate, 2 approval, 3 deny"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,7 @@ class _Emitter:
     program: ir.Program
     header: str
     indexed: bool = True  # False: every rule in one if chain (the reference the tests compare)
+    defer: bool = True  # False: every rule that holds is explained at once (the tests compare)
     hoisted: dict[tuple[str, str], str] = field(default_factory=dict)  # (how, dotted) -> local
     hoist_lines: list[str] = field(default_factory=list)
     envelope_names: dict[str, str] = field(default_factory=dict)
@@ -95,6 +109,7 @@ class _Emitter:
     params: dict[int, frozenset[str]] = field(default_factory=dict)  # rule -> locals it reads
     functions: list[str] = field(default_factory=list)  # when_N, one per indexed value
     tables: list[str] = field(default_factory=list)  # I0 = {value: when_N, ...}
+    deferred: set[int] = field(default_factory=set)  # rules whose explain_N waits for a reader
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
@@ -109,6 +124,12 @@ class _Emitter:
             self.tests[rule.index] = [self.expr(c, explain=False) for c in conjuncts]
             self.whole[rule.index] = self.expr(rule.condition, explain=False)
             self.keys[rule.index] = self.key_tests(conjuncts)
+            if (
+                self.defer
+                and _conjuncts(rule.condition) is not None
+                and all(_total(part) for part in rule.message if not isinstance(part, str))
+            ):
+                self.deferred.add(rule.index)
             explain, reads = self.explain(rule)
             bindings[rule.index] = tuple(dotted for dotted, _ in reads)
             self.params[rule.index] = frozenset(self.used)
@@ -124,20 +145,23 @@ class _Emitter:
             "",
             "",
             "def evaluate(action, context, usage):",
-            '    """Evidence of the rules whose condition holds, in pack order."""',
+            '    """The records of the rules that hold, in pack order, and the rank they reach."""',
             "    fired = []",
             "    add = fired.append",
+            f"    rank = -1  # {_RANK_NOTE}",
             *self.hoist_lines,
             *body,
             *ordered,
-            "    return fired",
+            "    return fired, rank",
             "",
             *explains,
             *self.functions,
         ]
         if self.tables:
             lines += ["", "", *self.tables]
-        return EmittedModule("\n".join(lines) + "\n", self.envelope_names, bindings)
+        return EmittedModule(
+            "\n".join(lines) + "\n", self.envelope_names, bindings, frozenset(self.deferred)
+        )
 
     # ------------------------------------------------------------ indexing
     def key_tests(self, conjuncts: list[ir.Node]) -> dict[str, _Key]:
@@ -207,15 +231,33 @@ class _Emitter:
         return lines
 
     def rule_lines(self, rule: ir.Rule, drop: frozenset[int], indent: str) -> list[str]:
-        call = f"add(explain_{rule.index}({', '.join(_ordered(self.params[rule.index]))}))"
         where = f"{indent}# {_comment(rule.id)} ({_comment(str(rule.span))})"
         tests = [code for at, code in enumerate(self.tests[rule.index]) if at not in drop]
         if not tests:  # an enclosing index decided the whole condition
-            return [where, f"{indent}{call}"]
+            return [where, *self.fire_lines(rule, indent)]
         test = self.whole[rule.index] if not drop else tests[0]
         for code in tests[1:] if drop else ():  # nested as the `and` chain was: no deeper
             test = f"({test} and {code})"
-        return [where, f"{indent}if {test}:", f"{indent}    {call}"]
+        return [where, f"{indent}if {test}:", *self.fire_lines(rule, indent + "    ")]
+
+    def fire_lines(self, rule: ir.Rule, indent: str) -> list[str]:
+        """What a rule that holds does: add its record, raise ``rank`` to its verdict's.
+
+        A deferred rule's record is its index and the locals ``explain_N`` takes;
+        the others call ``explain_N`` now (it records comparisons as they run).
+        """
+        params = _ordered(self.params[rule.index])
+        if rule.index in self.deferred:
+            record = f"({rule.index}, " + "".join(f"{p}, " for p in params) + ")"
+        else:
+            record = f"explain_{rule.index}({', '.join(params)})"
+        lines = [f"{indent}add({record})"]
+        rank = RANKS.get(rule.verdict)
+        if rank == max(RANKS.values()):
+            lines.append(f"{indent}rank = {rank}")
+        elif rank is not None:
+            lines += [f"{indent}if rank < {rank}:", f"{indent}    rank = {rank}"]
+        return lines
 
     def index_lines(self, index: _Index, indent: str) -> list[str]:
         about = f"{_comment(index.dotted)}: {index.rules} rules, by value"
@@ -226,7 +268,7 @@ class _Emitter:
                 lines.append(f"{indent}{keyword} {index.local} == {_literal(value)}:")
                 lines += self.steps(block, indent + "    ")
             return lines
-        params = ["add", *_ordered(self.needs(index))]
+        params = ["add", "rank", *_ordered(self.needs(index))]
         table = f"I{len(self.tables)}"
         entries = []
         for value, block in index.buckets.items():
@@ -241,6 +283,7 @@ class _Emitter:
                     f"def {name}({', '.join(params)}):",
                     f"    # {_comment(index.dotted)} == {_comment(repr(value))}",
                     *body,
+                    "    return rank",
                 ]
             )
             entries.append(f"    {_literal(value)}: {name},")
@@ -249,7 +292,7 @@ class _Emitter:
             f"{indent}# {about}: only the rules for this value run",
             f"{indent}on = {table}.get({index.local})",
             f"{indent}if on is not None:",
-            f"{indent}    on({', '.join(params)})",
+            f"{indent}    rank = on({', '.join(params)})",
         ]
 
     def needs(self, index: _Index) -> set[str]:
@@ -277,9 +320,14 @@ class _Emitter:
             "def explain_{index}(PARAMS):",
             f"    # {_comment(rule.id)} ({_comment(str(rule.span))})",
         ]
-        if recorder:
-            lines += [recorder, f"    held = {held}"]
-            lines.append(f"    return {{index}}, held, {message}, ({values}), ev")
+        if recorder:  # evaluated twice, so they must agree: else a compiler fault, fail closed
+            lines += [
+                recorder,
+                f"    held = {held}",
+                "    if not held:",
+                "        _unheld({index})",
+            ]
+            lines.append(f"    return {{index}}, True, {message}, ({values}), ev")
         else:
             lines.append(f"    return {{index}}, True, {message}, ({values}), ({records})")
         text = "\n".join(lines)
@@ -579,6 +627,12 @@ def _comment(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:120]
 
 
-def emit_python(program: ir.Program, header: str, indexed: bool = True) -> EmittedModule:
-    """The Python source of a checked pack; ``indexed=False`` tests every rule in turn."""
-    return _Emitter(program, _comment(header), indexed).module()
+def emit_python(
+    program: ir.Program, header: str, indexed: bool = True, defer: bool = True
+) -> EmittedModule:
+    """The Python source of a checked pack.
+
+    ``indexed=False`` tests every rule in turn; ``defer=False`` explains every rule
+    that holds at once. Both are references the tests compare the default against.
+    """
+    return _Emitter(program, _comment(header), indexed, defer).module()

@@ -16,7 +16,6 @@ from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
 from aigre_policy.verdict import LATTICE, RuleCard, Verdict
 
 RESTRICTIVE = ("deny", "require_approval", "escalate")
-DECISIONS = {rank: decision for decision, rank in LATTICE.items()}
 
 
 class EvaluationError(Exception):
@@ -60,13 +59,19 @@ class Pack:
         self.engine = "native"  # load_pack(engine=...) sets another (rego.attach)
         self._engine: Any = None  # rego.attach.EngineCall when not native
         self._handwritten: Any = None  # rego.attach.HandwrittenCall for policies/*.rego
-        self._evaluate = compiled.namespace["evaluate"]
-        bindings = compiled.python.bindings
-        self._cards = tuple(_card(r, bindings[r.index], self.root) for r in self.rules)
-        # the lattice rank of each rule's verdict; warn -1 (never decides), permit -2
-        self._rank = tuple(
-            LATTICE.get(r.verdict, -1 if r.verdict == "warn" else -2) for r in self.rules
+        namespace = compiled.namespace
+        self._evaluate = namespace["evaluate"]
+        python = compiled.python
+        self._cards = tuple(
+            _card(
+                r,
+                python.bindings[r.index],
+                self.root,
+                namespace[f"explain_{r.index}"] if r.index in python.deferred else None,
+            )
+            for r in self.rules
         )
+        self._decide = _decider(self._evaluate, self.default, self._cards, self._ref)
         self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
@@ -99,11 +104,11 @@ class Pack:
         holds one number per ``usage`` declaration of the pack.
         """
         started = perf_counter_ns()
-        document = {  # plain dicts, the usual case, skip the pydantic check
-            "action": action if type(action) is dict else _plain(action),
-            "context": context if type(context) is dict else _plain_or_empty(context),
-            "usage": usage if type(usage) is dict else _plain_or_empty(usage),
-        }
+        # plain dicts, the usual case, skip the pydantic check
+        action = action if type(action) is dict else _plain(action)
+        context = context if type(context) is dict else _plain_or_empty(context)
+        usage = usage if type(usage) is dict else _plain_or_empty(usage)
+        document = {"action": action, "context": context, "usage": usage}
         if not self._is_valid(document):
             problems = _non_finite(document) or [
                 {"kind": "input", **e.to_dict()} for e in self._validator.errors(document)
@@ -112,38 +117,13 @@ class Pack:
         try:
             if self._engine is not None:
                 return self._engine(document, started)
-            evidence = self._evaluate(document["action"], document["context"], document["usage"])
-            verdict = self._decide(document, evidence, started)
+            verdict = self._decide(action, context, usage, document, started)
             if self._handwritten is not None:
                 verdict = self._handwritten(verdict, document)
             return verdict
         except Exception as exc:
             problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
             return self._failed(document, [problem], started, strict, "evaluation failed")
-
-    def _decide(self, document: dict[str, Any], evidence: list[Any], started: int) -> Verdict:
-        """The verdict from the evidence of the rules that held: the lattice, then the default."""
-        worst = 0
-        permitted = False
-        rank = self._rank
-        for record in evidence:
-            index = record[0]
-            if not record[1]:  # the two evaluations disagree: a compiler fault, fail closed
-                raise RuntimeError(f"rule {self.rules[index].id} fired but does not explain")
-            level = rank[index]
-            if level > worst:
-                worst = level
-            elif level == -2:
-                permitted = True
-        decision = DECISIONS[worst]
-        default_applied = False
-        if worst == 0 and not permitted:  # no rule decided: the pack's default does
-            default_applied = True
-            decision = self.default
-        elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(
-            decision, evidence, self._cards, self._ref, document, default_applied, elapsed
-        )
 
     def _failed(
         self,
@@ -154,10 +134,8 @@ class Pack:
         summary: str,
     ) -> Verdict:
         elapsed = (perf_counter_ns() - started) / 1000
-        verdict = Verdict(
+        verdict = Verdict.given(
             self.fail_closed,
-            [],
-            self._cards,
             self._ref,
             document,
             fail_closed=True,
@@ -172,6 +150,23 @@ class Pack:
 
     def __repr__(self) -> str:
         return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
+
+
+def _decider(evaluate: Any, default: str, cards: tuple[RuleCard, ...], ref: dict[str, str]) -> Any:
+    """``decide(action, context, usage, document, started)``: the generated rules, then the verdict.
+
+    ``evaluate`` gives the records of the rules that held and the rank they reach;
+    the rank picks the decision from the lattice, -1 (no rule decided) the pack's
+    default. A closure: this is on every decision's path, and its names are cells.
+    """
+    by_rank = (*sorted(LATTICE, key=LATTICE.__getitem__), default)
+
+    def decide(action: Any, context: Any, usage: Any, document: Any, started: int) -> Verdict:
+        fired, rank = evaluate(action, context, usage)
+        elapsed = (perf_counter_ns() - started) / 1000
+        return Verdict(by_rank[rank], fired, cards, ref, document, rank < 0, elapsed)
+
+    return decide
 
 
 def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
@@ -195,8 +190,11 @@ def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
     return found
 
 
-def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
-    """What every fired record of ``rule`` shares; the location is relative to the pack root."""
+def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path, explain: Any = None) -> RuleCard:
+    """What every fired record of ``rule`` shares; the location is relative to the pack root.
+
+    ``explain``: the rule's ``explain_N`` when its records are deferred (``(index, *locals)``).
+    """
     template: dict[str, Any] = {"id": rule.id, "verdict": rule.verdict}
     if rule.title:
         template["title"] = rule.title
@@ -227,6 +225,7 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path) -> RuleCard:
         },
         warn=rule.verdict == "warn",
         message_parts=tuple(part if isinstance(part, str) else None for part in rule.message),
+        explain=explain,
     )
 
 

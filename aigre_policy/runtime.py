@@ -214,12 +214,18 @@ class Evidence(list):
             self.append((index, left, op, right, bool(result)))
 
 
+def unheld(index: int) -> None:
+    """A rule held in ``evaluate`` but not when explained: a compiler fault, never ``allow``."""
+    raise RuntimeError(f"rule #{index} held but its evidence does not: evaluation stopped")
+
+
 EXPORTED: dict[str, Any] = {
     "_t": to_time,
     "_get": lookup,
     "_getd": lookup_defaults,
     "_tin": time_in,
     "_evidence": Evidence,
+    "_unheld": unheld,
     "_rem": remainder,
     "_div": divide,
     "_fin": finite,

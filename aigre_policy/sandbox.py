@@ -61,7 +61,19 @@ _ALLOWED_NODES = (
 _ATTRIBUTES = {"append", "compare", "member", "get", "join", "sort"}
 # x locals, v quantifier items, E envelope values, I index tables, and the functions
 _GENERATED = re.compile(r"(?:[xvdEI][0-9]+|explain_[0-9]+|when_[0-9]+)")
-_FIXED = {"evaluate", "action", "context", "usage", "ev", "fired", "add", "held", "reads", "on"}
+_FIXED = {
+    "evaluate",
+    "action",
+    "context",
+    "usage",
+    "ev",
+    "fired",
+    "add",
+    "held",
+    "reads",
+    "on",
+    "rank",
+}
 
 
 class UnsafeCode(Exception):

@@ -24,7 +24,9 @@ LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
 
 # What generated ``explain_N`` code returns for a rule that held:
 # (rule index, held, values its message interpolates (or the message itself),
-# values of the bindings, comparisons as (index, left, op, right, result) tuples)
+# values of the bindings, comparisons as (index, left, op, right, result) tuples).
+# A rule whose card has ``explain`` is recorded as (rule index, *the locals it read)
+# and explained when its record is first rendered: the same values, the same evidence.
 RuleEvidence = tuple[int, bool, tuple[Any, ...] | str, tuple[Any, ...], Any]
 
 
@@ -52,6 +54,7 @@ class RuleCard:
     expressions: dict[int, str]  # comparison index -> its source text
     warn: bool
     message_parts: tuple[str | None, ...] = ()  # the `because` text; None: the next value
+    explain: Any = None  # explain_N of a deferred record, ``(index, *locals)``
 
     def message(self, captured: tuple[Any, ...] | str) -> str:
         """The rule's message, the captured values formatted into its text."""
@@ -62,6 +65,8 @@ class RuleCard:
 
     def record(self, evidence: RuleEvidence) -> dict[str, Any]:
         """The published record of one fired rule; fresh containers every time."""
+        if self.explain is not None:
+            evidence = self.explain(*evidence[1:])
         _, _, message, values, comparisons = evidence
         texts = self.expressions
         return {
@@ -93,8 +98,8 @@ class Verdict:
     """A decision and its evidence.
 
     Built on every evaluation, so the constructor only stores what it is given;
-    the caches (``_fired``, ``_warnings``, ``_input_digest``, ``_decision_id``) stay
-    unset until first read.
+    everything else (the groups, the errors, the rendered records, the input
+    digest, the decision id) is derived on first read, or set by ``given``.
     """
 
     __slots__ = (
@@ -104,6 +109,7 @@ class Verdict:
         "_errors",
         "_escalate_to",
         "_evidence",
+        "_fail_closed",
         "_fired",
         "_input",
         "_input_digest",
@@ -111,7 +117,6 @@ class Verdict:
         "decision",
         "default_applied",
         "elapsed_us",
-        "fail_closed",
         "pack",
     )
 
@@ -124,58 +129,99 @@ class Verdict:
         input_document: Any,
         default_applied: bool = False,
         elapsed_us: float = 0.0,
-        *,
-        fail_closed: bool = False,
-        errors: list[dict[str, Any]] | None = None,
-        approvers: list[str] | None = None,
-        escalate_to: list[str] | None = None,
     ):
-        """``approvers``/``escalate_to`` given: a fail-closed verdict's groups; else derived.
+        """The evaluator's verdict: groups derived from the evidence, no errors.
 
-        The evaluator passes everything positionally: a call with keywords costs more.
+        Positional parameters only, no keyword-only ones: this runs on every decision.
         """
         self.decision = decision
         self.pack = pack
-        self.fail_closed = fail_closed
         self.default_applied = default_applied
         self.elapsed_us = elapsed_us
         self._evidence = evidence
         self._cards = cards
         self._input = input_document
-        self._errors = errors
-        self._approvers = approvers
-        self._escalate_to = escalate_to
+
+    @classmethod
+    def given(
+        cls,
+        decision: str,
+        pack: dict[str, str],
+        input_document: Any,
+        *,
+        fail_closed: bool = False,
+        errors: list[dict[str, Any]] | None = None,
+        approvers: list[str] | None = None,
+        escalate_to: list[str] | None = None,
+        default_applied: bool = False,
+        elapsed_us: float = 0.0,
+    ) -> Verdict:
+        """A verdict whose outcome is stated rather than derived: fail-closed or from an engine.
+
+        ``approvers``/``escalate_to`` left ``None`` are derived as usual (here: none).
+        """
+        verdict = cls(decision, [], (), pack, input_document, default_applied, elapsed_us)
+        verdict._set_outcome(fail_closed, errors, approvers, escalate_to)
+        return verdict
+
+    def _set_outcome(
+        self,
+        fail_closed: bool,
+        errors: list[dict[str, Any]] | None,
+        approvers: list[str] | None,
+        escalate_to: list[str] | None,
+    ) -> None:
+        self._fail_closed = fail_closed
+        self._errors = [] if errors is None else errors
+        if approvers is not None:
+            self._approvers = approvers
+        if escalate_to is not None:
+            self._escalate_to = escalate_to
+
+    @property
+    def fail_closed(self) -> bool:
+        """Whether the pack's fail-closed decision stands in for one the rules could not make."""
+        try:
+            return self._fail_closed
+        except AttributeError:  # the evaluator's verdicts never set it
+            return False
 
     @property
     def errors(self) -> list[dict[str, Any]]:
         """Why the verdict failed closed (``kind``, ``path``, ``message``); empty otherwise."""
-        if self._errors is None:
+        try:
+            return self._errors
+        except AttributeError:  # one list, kept
             self._errors = []
-        return self._errors
+            return self._errors
 
     @property
     def approvers(self) -> list[str]:
         """Who may approve a ``require_approval``: every group the deciding rules name, sorted."""
-        if self._approvers is None:
+        try:
+            return self._approvers
+        except AttributeError:  # derived on first read
             cards = self._cards
             self._approvers = (
                 sorted({g for e in self._evidence for g in cards[e[0]].approvers})
                 if self.decision == "require_approval"
                 else []
             )
-        return self._approvers
+            return self._approvers
 
     @property
     def escalate_to(self) -> list[str]:
         """Where an ``escalate`` goes: the deciding rules' tiers, in pack order, once each."""
-        if self._escalate_to is None:
+        try:
+            return self._escalate_to
+        except AttributeError:  # derived on first read
             cards = self._cards
             self._escalate_to = (
                 list(dict.fromkeys(g for e in self._evidence for g in cards[e[0]].escalate_to))
                 if self.decision == "escalate"
                 else []
             )
-        return self._escalate_to
+            return self._escalate_to
 
     def _render(self) -> None:
         fired, warnings = [], []

@@ -9,6 +9,7 @@ the interpreter raises, the verdict must be fail-closed.
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 import typing
 from datetime import UTC, datetime, timedelta, timezone
@@ -556,6 +557,7 @@ def test_generated_code_agrees_with_the_interpreter(
 ) -> None:
     action, context, usage = data.draw(documents(every_construct.program))
     assert_agree(every_construct, action, context, usage)
+    assert_same_records(every_construct, eager_twin(every_construct), action, context, usage)
 
 
 @SETTINGS
@@ -565,6 +567,33 @@ def test_baseline_agrees_with_the_interpreter_on_generated_inputs(
 ) -> None:
     action, context, usage = data.draw(documents(baseline.program))
     assert_agree(baseline, action, context, usage)
+    assert_same_records(baseline, eager_twin(baseline), action, context, usage)
+
+
+_TWINS: dict[int, Pack] = {}
+
+
+def eager_twin(pack: Pack) -> Pack:
+    """``pack`` with every rule that holds explained at once: nothing deferred."""
+    if id(pack) not in _TWINS:
+        compiled = pack._compiled
+        python = emit_python(pack.program, "eager", defer=False)
+        assert not python.deferred and "add((" not in python.source
+        bindings = {
+            short: pack.envelopes[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]]
+            for dotted, short in python.envelope_names.items()
+        }
+        namespace = sandbox.load(python.source, "<eager>", bindings)
+        twin = dataclasses.replace(compiled, namespace=namespace, python=python)
+        _TWINS[id(pack)] = Pack(twin, [])
+    return _TWINS[id(pack)]
+
+
+def assert_same_records(pack: Pack, eager: Pack, action: Any, context: Any, usage: Any) -> None:
+    """Deferred records render exactly what explaining at once records, evidence and all."""
+    deferred, now = pack.evaluate(action, context, usage), eager.evaluate(action, context, usage)
+    assert deferred.decision == now.decision and deferred.errors == now.errors
+    assert deferred.fired == now.fired and deferred.warnings == now.warnings
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
@@ -628,6 +657,38 @@ def test_hand_written_cases_fire_what_they_should(
     )
     assert fires <= {every_construct.rules[i].id for i in indices}
     assert_agree(every_construct, action, context, USAGE)
+
+
+def test_the_baseline_defers_its_plain_rules(baseline: Pack) -> None:
+    python = baseline._compiled.python
+    recording = {
+        r.index
+        for r in baseline.rules
+        if any(
+            isinstance(n, ir.Quantifier) or (isinstance(n, ir.BoolOp) and n.op == "or")
+            for n in ir.walk(r.condition)
+        )
+    }
+    assert recording and python.deferred and not recording & python.deferred
+    assert f"add(({min(python.deferred)}, " in python.source
+
+
+def test_a_message_that_can_fail_is_explained_when_the_rule_holds(tmp_path: Path) -> None:
+    pack = make_pack(
+        tmp_path,
+        """
+        rule per_file {
+          deny when action.change.lines > 10
+          because "{action.change.lines / action.change.files} lines per file"
+        }
+        """,
+    )
+    assert not pack._compiled.python.deferred  # explained in `evaluate`, not on first read
+    action = {**ACTION, "change": {"type": "config", "lines": 50, "files": 0}}
+    verdict = pack.evaluate(action, NOW)
+    assert verdict.fail_closed and "ZeroDivisionError" in verdict.errors[0]["message"]
+    action["change"]["files"] = 5
+    assert pack.evaluate(action, NOW).fired[0]["message"] == "10 lines per file"
 
 
 def test_division_by_zero_fails_closed_on_both_sides(every_construct: Pack) -> None:

@@ -384,8 +384,8 @@ def test_verdict_derives_groups_errors_and_messages_on_first_read(tmp_path):
     assert verdict.errors == [] and verdict.errors is verdict.errors  # one list, kept
     assert verdict.fired[0]["message"] == "spend 7.5"  # formatted from the captured value
     assert verdict.fired is verdict.fired and verdict.decision_id == verdict.decision_id
-    # keywords still build a verdict with given groups (fail-closed and engine verdicts)
-    given = Verdict("deny", [], (), {}, {}, fail_closed=True, errors=[{"kind": "x"}])
+    # a verdict with a stated outcome and groups (fail-closed and engine verdicts)
+    given = Verdict.given("deny", {}, {}, fail_closed=True, errors=[{"kind": "x"}])
     assert given.fail_closed and given.errors == [{"kind": "x"}] and given.approvers == []
-    routed = Verdict("require_approval", [], (), {}, {}, approvers=["sre"], escalate_to=[])
+    routed = Verdict.given("require_approval", {}, {}, approvers=["sre"], escalate_to=[])
     assert routed.approvers == ["sre"] and routed.fired == [] and routed.input_digest

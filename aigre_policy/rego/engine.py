@@ -129,12 +129,14 @@ class DocumentVerdict(Verdict):
             (),
             pack,
             document,
-            fail_closed=bool(decision["fail_closed"]),
-            default_applied=bool(decision["default_applied"]),
-            errors=decision["errors"],
-            elapsed_us=elapsed_us,
-            approvers=list(decision.get("approvers", [])),
-            escalate_to=list(decision.get("escalate_to", [])),
+            bool(decision["default_applied"]),
+            elapsed_us,
+        )
+        self._set_outcome(
+            bool(decision["fail_closed"]),
+            decision["errors"],
+            list(decision.get("approvers", [])),
+            list(decision.get("escalate_to", [])),
         )
         self._fired = decision["fired"]
         self._warnings = decision["warnings"]

@@ -27,7 +27,7 @@ from time import perf_counter
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.codegen import emit_python
+from aigre_policy.codegen import RANKS, emit_python
 from aigre_policy.diagnostics import Span
 from aigre_policy.pack import Pack
 from aigre_policy.sandbox import load as load_module
@@ -374,14 +374,16 @@ class MutantEvaluator:
             loaded = load_module(self.python.source, f"<mutant {self.rule.id}>", bindings)
             index = self.rule.index
             namespace = dict(compiled.namespace)
+            ranks = tuple(RANKS.get(r.verdict, -1) for r in self.rules)
             namespace["evaluate"] = _spliced(
-                compiled.namespace["evaluate"], loaded["evaluate"], index
+                compiled.namespace["evaluate"], loaded["evaluate"], index, ranks
             )
             namespace[f"explain_{index}"] = loaded[f"explain_{index}"]
             python = compiled.python
-            if hasattr(python, "bindings"):  # the values each rule's evidence reads
-                bindings = {**python.bindings, index: self.python.bindings[index]}
-                python = dataclasses.replace(python, bindings=bindings)
+            # the values each rule's evidence reads, and whether its explain_N waits
+            bindings = {**python.bindings, index: self.python.bindings[index]}
+            deferred = (python.deferred - {index}) | (self.python.deferred & {index})
+            python = dataclasses.replace(python, bindings=bindings, deferred=deferred)
             program = dataclasses.replace(compiled.program, rules=self.rules)
             mutated = dataclasses.replace(
                 compiled, program=program, namespace=namespace, python=python
@@ -393,25 +395,27 @@ class MutantEvaluator:
         return self.pack_for(overrides).evaluate(action, context, usage)
 
 
-def _spliced(whole: Callable[..., list[Any]], alone: Callable[..., list[Any]], index: int):
+def _spliced(
+    whole: Callable[..., tuple[list[Any], int]],
+    alone: Callable[..., tuple[list[Any], int]],
+    index: int,
+    ranks: tuple[int, ...],
+):
     """The pack's ``evaluate`` with rule ``index`` decided by ``alone`` instead.
 
-    ``evaluate`` returns one entry per rule that held, in pack order: the rule's
-    index, or a record whose first item is the index.
+    ``evaluate`` returns the records of the rules that held, in pack order (each
+    record's first item is the rule's index), and the rank they reach, found
+    again here from ``ranks`` (-1 for a ``warn``), since the mutant may change it.
     """
 
-    def evaluate(action: Any, context: Any, usage: Any) -> list[Any]:
-        held = [r for r in whole(action, context, usage) if _index_of(r) != index]
-        mutant = alone(action, context, usage)
+    def evaluate(action: Any, context: Any, usage: Any) -> tuple[list[Any], int]:
+        held = [r for r in whole(action, context, usage)[0] if r[0] != index]
+        mutant, _ = alone(action, context, usage)
         if mutant:
-            held = sorted([*held, *mutant], key=_index_of)
-        return held
+            held = sorted([*held, *mutant], key=lambda record: record[0])
+        return held, max((ranks[r[0]] for r in held), default=-1)
 
     return evaluate
-
-
-def _index_of(entry: Any) -> int:
-    return entry if isinstance(entry, int) else entry[0]
 
 
 def _binding(value: Any) -> Any:

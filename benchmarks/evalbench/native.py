@@ -44,13 +44,12 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
     ]
     # The stages without validation, through the pack's private parts. They are internals
     # and may move: then these rows are left out, not the benchmark.
-    rules = pack._compiled.namespace.get("evaluate")
     is_valid, decide = getattr(pack, "_is_valid", None), getattr(pack, "_decide", None)
-    if rules and decide:
+    if decide:
 
         def evaluator(action: Any, context: Any, usage: Any) -> Any:
             document = {"action": action, "context": context, "usage": usage}
-            return decide(document, rules(action, context, usage), 0)
+            return decide(action, context, usage, document, 0)
 
         engines.append(
             Engine(
