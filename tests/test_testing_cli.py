@@ -227,3 +227,63 @@ def test_default_pack_has_full_bright_line_coverage(cli):
     assert code == 0, out
     assert "bright lines complete" in out
     assert re.search(r"\b(\d+) passed", out) and " failed" not in out
+
+
+# ------------------------------------------------------------------ engines
+
+
+@pytest.fixture
+def rego_calls(monkeypatch) -> list[str]:
+    """The actions the Rego engine decided, by id: proof the tests ran on it."""
+    from aigre_policy.rego.engine import RegopyEngine
+
+    seen: list[str] = []
+    decide = RegopyEngine.decide
+
+    def spy(self, document):
+        seen.append(document["action"]["id"])
+        return decide(self, document)
+
+    monkeypatch.setattr(RegopyEngine, "decide", spy)
+    return seen
+
+
+def test_the_rego_engine_runs_the_tests_and_their_overrides(cli, new_pack, rego_calls):
+    tests = {
+        "tests": [
+            yaml_test("dear scale-out", 900, "require_approval", rules=["costly-action"]),
+            {
+                **yaml_test("under a raised cap", 900, "allow", rules=[]),
+                "with": {"cost": {"max_action_usd": 1000}},
+            },
+        ]
+    }
+    root = new_pack(POLICY, files={"tests/cost.yaml": tests})
+    code, out, _ = cli("test", root, "--engine", "rego", "--no-invariants")
+    assert code == 0, out
+    assert "2 passed" in out and rego_calls == ["act-2", "act-2"]
+    assert cli("test", root, "--no-invariants")[0] == 0 and len(rego_calls) == 2  # native
+
+
+def test_a_failure_on_the_rego_engine_exits_1(cli, failing, rego_calls):
+    code, out, _ = cli("test", failing, "--engine", "rego", "--no-invariants")
+    assert code == 1 and "1 passed, 2 failed" in out and len(rego_calls) == 3
+
+
+def test_the_mixed_example_pack_passes_on_both_engines(cli):
+    example = ROOT / "policy_packs" / "change-tickets"
+    for engine in ("native", "rego"):
+        code, out, _ = cli("test", example, "--engine", engine, "--no-invariants")
+        assert code == 0, f"{engine}: {out}"
+
+
+def test_mutation_on_the_rego_engine_is_misuse(cli, passing):
+    code, _, err = cli("test", passing, "--engine", "rego", "--mutate")
+    assert code == 2 and "--engine native" in err
+
+
+def test_a_pack_the_rego_target_refuses_exits_2(cli, new_pack):
+    root = new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n")
+    code, _, err = cli("test", root, "--engine", "rego")
+    assert code == 2 and "E601" in err
+    assert cli("test", root, "--no-invariants")[0] != 2  # the native engine takes it

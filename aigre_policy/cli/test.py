@@ -54,6 +54,8 @@ from aigre_policy.testing.runner import (
 )
 from aigre_policy.testing.skeletons import suggest
 
+ENGINES = ("native", "rego")  # engines a pack's tests can run on without a server
+
 
 @dataclass(frozen=True)
 class Context:
@@ -228,18 +230,32 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="native",
+        help="evaluate the tests with the generated Python (native, the default) or with the "
+        "pack compiled to Rego and run in process by regopy (rego)",
+    )
     for section in SECTIONS:
         section.add_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.engine != "native" and args.mutate:
+        _stderr(console).print(
+            "[red]error:[/red] --mutate plants its faults in the native evaluator; "
+            "run it with --engine native",
+            highlight=False,
+        )
+        return EXIT_USAGE
     packs = find_packs(args.packs)
     with _output(args, console) as out:
         runs: list[PackRun] = []
         for path in packs:
             try:
-                pack = load_pack(path)
+                pack = load_pack(path, engine=args.engine)
             except CompileError as exc:
                 _stderr(console).print(exc.report(), style="red", markup=False, highlight=False)
                 _stderr(console).print(

@@ -88,7 +88,7 @@ class PackEvaluator:
     """``evaluate(action, context, usage, overrides)`` for a pack.
 
     Envelope overrides recompile the pack with ``load_pack(root, envelopes=...)``,
-    once per distinct override set.
+    once per distinct override set, for the pack's engine.
     """
 
     def __init__(self, pack: Pack):
@@ -101,7 +101,9 @@ class PackEvaluator:
             return self.pack
         key = json.dumps(overrides, sort_keys=True, default=str)
         if key not in self._packs:
-            self._packs[key] = load_pack(self.pack.root, envelopes=overrides)
+            self._packs[key] = load_pack(
+                self.pack.root, envelopes=overrides, engine=self.pack.engine
+            )
         return self._packs[key]
 
     def __call__(self, action: Any, context: Any, usage: Any, overrides: Overrides) -> Verdict:
