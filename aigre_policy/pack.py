@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from aigre_policy import ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
-from aigre_policy.verdict import LATTICE, RuleCard, Verdict
+from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict
 
 RESTRICTIVE = ("deny", "require_approval", "escalate")
 
@@ -71,7 +71,7 @@ class Pack:
             )
             for r in self.rules
         )
-        self._decide = _decider(self._evaluate, self.default, self._cards, self._ref)
+        self._decide = _decider(self._evaluate, self.default, Issuer(self._ref, self._cards))
         self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
@@ -152,8 +152,8 @@ class Pack:
         return f"Pack({self.name!r}, {self.version!r}, rules={len(self.rules)})"
 
 
-def _decider(evaluate: Any, default: str, cards: tuple[RuleCard, ...], ref: dict[str, str]) -> Any:
-    """``decide(action, context, usage, document, started)``: the generated rules, then the verdict.
+def _decider(evaluate: Any, default: str, issuer: Issuer) -> Any:
+    """``decide(action, context, usage, document, started)``: the generated rules, a verdict.
 
     ``evaluate`` gives the records of the rules that held and the rank they reach;
     the rank picks the decision from the lattice, -1 (no rule decided) the pack's
@@ -164,7 +164,7 @@ def _decider(evaluate: Any, default: str, cards: tuple[RuleCard, ...], ref: dict
     def decide(action: Any, context: Any, usage: Any, document: Any, started: int) -> Verdict:
         fired, rank = evaluate(action, context, usage)
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(by_rank[rank], fired, cards, ref, document, rank < 0, elapsed)
+        return Verdict(by_rank[rank], fired, issuer, document, elapsed)
 
     return decide
 

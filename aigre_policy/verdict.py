@@ -94,18 +94,27 @@ class RuleCard:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """What every verdict of one pack shares: the pack's reference and its rule cards."""
+
+    pack: dict[str, str]  # name, version, digest
+    cards: tuple[RuleCard, ...] = ()  # by rule index
+
+
 class Verdict:
     """A decision and its evidence.
 
     Built on every evaluation, so the constructor only stores what it is given;
-    everything else (the groups, the errors, the rendered records, the input
-    digest, the decision id) is derived on first read, or set by ``given``.
+    everything else (whether the default decided, the groups, the errors, the
+    rendered records, the input digest, the decision id) is derived on first
+    read, or set by ``given``.
     """
 
     __slots__ = (
         "_approvers",
-        "_cards",
         "_decision_id",
+        "_default_applied",
         "_errors",
         "_escalate_to",
         "_evidence",
@@ -113,33 +122,28 @@ class Verdict:
         "_fired",
         "_input",
         "_input_digest",
+        "_issuer",
         "_warnings",
         "decision",
-        "default_applied",
         "elapsed_us",
-        "pack",
     )
 
     def __init__(
         self,
         decision: str,
         evidence: list[RuleEvidence],
-        cards: list[RuleCard] | tuple[RuleCard, ...],
-        pack: dict[str, str],
+        issuer: Issuer,
         input_document: Any,
-        default_applied: bool = False,
         elapsed_us: float = 0.0,
     ):
-        """The evaluator's verdict: groups derived from the evidence, no errors.
+        """The evaluator's verdict: the rest is derived from the evidence when read.
 
-        Positional parameters only, no keyword-only ones: this runs on every decision.
+        Few positional parameters, no keyword-only ones: this runs on every decision.
         """
         self.decision = decision
-        self.pack = pack
-        self.default_applied = default_applied
         self.elapsed_us = elapsed_us
         self._evidence = evidence
-        self._cards = cards
+        self._issuer = issuer
         self._input = input_document
 
     @classmethod
@@ -160,8 +164,8 @@ class Verdict:
 
         ``approvers``/``escalate_to`` left ``None`` are derived as usual (here: none).
         """
-        verdict = cls(decision, [], (), pack, input_document, default_applied, elapsed_us)
-        verdict._set_outcome(fail_closed, errors, approvers, escalate_to)
+        verdict = cls(decision, [], Issuer(pack), input_document, elapsed_us)
+        verdict._set_outcome(fail_closed, errors, approvers, escalate_to, default_applied)
         return verdict
 
     def _set_outcome(
@@ -170,13 +174,30 @@ class Verdict:
         errors: list[dict[str, Any]] | None,
         approvers: list[str] | None,
         escalate_to: list[str] | None,
+        default_applied: bool,
     ) -> None:
         self._fail_closed = fail_closed
+        self._default_applied = default_applied
         self._errors = [] if errors is None else errors
         if approvers is not None:
             self._approvers = approvers
         if escalate_to is not None:
             self._escalate_to = escalate_to
+
+    @property
+    def pack(self) -> dict[str, str]:
+        """The pack that decided: name, version, content digest."""
+        return self._issuer.pack
+
+    @property
+    def default_applied(self) -> bool:
+        """Whether the pack's default decided: no rule but ``warn`` rules held."""
+        try:
+            return self._default_applied
+        except AttributeError:  # derived on first read
+            cards = self._issuer.cards
+            self._default_applied = all(cards[e[0]].warn for e in self._evidence)
+            return self._default_applied
 
     @property
     def fail_closed(self) -> bool:
@@ -201,7 +222,7 @@ class Verdict:
         try:
             return self._approvers
         except AttributeError:  # derived on first read
-            cards = self._cards
+            cards = self._issuer.cards
             self._approvers = (
                 sorted({g for e in self._evidence for g in cards[e[0]].approvers})
                 if self.decision == "require_approval"
@@ -215,7 +236,7 @@ class Verdict:
         try:
             return self._escalate_to
         except AttributeError:  # derived on first read
-            cards = self._cards
+            cards = self._issuer.cards
             self._escalate_to = (
                 list(dict.fromkeys(g for e in self._evidence for g in cards[e[0]].escalate_to))
                 if self.decision == "escalate"
@@ -226,7 +247,7 @@ class Verdict:
     def _render(self) -> None:
         fired, warnings = [], []
         for evidence in self._evidence:
-            card = self._cards[evidence[0]]
+            card = self._issuer.cards[evidence[0]]
             (warnings if card.warn else fired).append(card.record(evidence))
         self._fired, self._warnings = fired, warnings
 
@@ -273,7 +294,7 @@ class Verdict:
 
     @property
     def rule_ids(self) -> list[str]:
-        cards = self._cards
+        cards = self._issuer.cards
         return [cards[e[0]].template["id"] for e in self._evidence if not cards[e[0]].warn]
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import regopy
 from regopy.rego_shared import LogLevel
 
 from aigre_policy.rego.emit import RegoProgram
-from aigre_policy.verdict import LATTICE, Verdict
+from aigre_policy.verdict import LATTICE, Issuer, Verdict
 
 DECISION_KEYS = frozenset(
     {"decision", "fail_closed", "default_applied", "fired", "warnings", "errors"}
@@ -123,20 +123,13 @@ class DocumentVerdict(Verdict):
     def __init__(
         self, decision: dict[str, Any], pack: dict[str, str], document: Any, elapsed_us: float
     ):
-        super().__init__(
-            decision["decision"],
-            [],
-            (),
-            pack,
-            document,
-            bool(decision["default_applied"]),
-            elapsed_us,
-        )
+        super().__init__(decision["decision"], [], Issuer(pack), document, elapsed_us)
         self._set_outcome(
             bool(decision["fail_closed"]),
             decision["errors"],
             list(decision.get("approvers", [])),
             list(decision.get("escalate_to", [])),
+            bool(decision["default_applied"]),
         )
         self._fired = decision["fired"]
         self._warnings = decision["warnings"]
