@@ -86,6 +86,7 @@ rule routine { permit when action.kind in ["rollback", "restart"] }
 rule never-prod-restart {
   deny when action.kind == "restart" and action.environment == "production"
 }
+rule pricey { warn when action.cost.estimated_usd > 5 }
 """
 
 
@@ -96,7 +97,7 @@ def test_deny_default_needs_a_permit(tmp_path):
     assert granted.rule_ids == ["routine"]
     ungranted = pack.evaluate(action(kind="scale"), CONTEXT)
     assert ungranted.decision == "deny" and ungranted.default_applied
-    assert ungranted.fired == []
+    assert ungranted.fired == [] and [w["id"] for w in ungranted.warnings] == ["pricey"]
     overruled = pack.evaluate(action(kind="restart"), CONTEXT)
     assert overruled.decision == "deny"
     assert overruled.rule_ids == ["routine", "never-prod-restart"]
