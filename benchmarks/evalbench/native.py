@@ -2,13 +2,16 @@
 
 Rows (each a median of its own distribution, so they do not add up exactly):
 
-- ``native``: ``Pack.evaluate``, the public call: input validation, the rules, evidence
-  capture (values read, comparison operands and the values its message interpolates, for
-  every rule that held) and the ``Verdict``.
+- ``native``: ``Pack.evaluate``, the public call: the input document, its validation, the
+  rules, evidence capture (for every rule that held, the values it read and its message
+  interpolates; rules with ``or``/``any``/``all`` record their comparisons as they run)
+  and the ``Verdict``.
 - ``native + records``: the same, then ``verdict.fired`` and ``verdict.warnings`` read, which
   renders the captured evidence into the published record dicts.
-- ``evaluator``: what the floor is compared with: the rules, evidence capture and the
-  decision (``Pack._decide``), without validation (the floor validates nothing).
+- ``evaluator``: what the floor is compared with: the rules, evidence capture, the
+  decision and the ``Verdict`` (``Pack._decide``), given the input document that
+  ``Pack.evaluate`` builds for validation, and without validation (the floor validates
+  nothing).
 - ``validation only``: ``Pack._is_valid``, the input schema check.
 """
 
@@ -45,29 +48,25 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
     # The stages without validation, through the pack's private parts. They are internals
     # and may move: then these rows are left out, not the benchmark.
     is_valid, decide = getattr(pack, "_is_valid", None), getattr(pack, "_decide", None)
+    # the input document Pack.evaluate builds once, for the validator and the verdict
+    documents = [{"action": a, "context": c, "usage": u} for a, c, u in inputs]
     if decide:
-
-        def evaluator(action: Any, context: Any, usage: Any) -> Any:
-            document = {"action": action, "context": context, "usage": usage}
-            return decide(action, context, usage, document, 0)
-
         engines.append(
             Engine(
                 "evaluator",
-                evaluator,
-                inputs,
+                decide,
+                [(*args, document, 0) for args, document in zip(inputs, documents, strict=True)],
                 lambda v: v.decision,
-                "rules + evidence capture + decision (Pack._decide), no validation: "
-                "the row compared with the floor",
+                "rules + evidence capture + decision + Verdict (Pack._decide), given the input "
+                "document; no validation: the row compared with the floor",
             )
         )
     if breakdown and is_valid:
-        documents = [({"action": a, "context": c, "usage": u},) for a, c, u in inputs]
         engines.append(
             Engine(
                 "  validation only",
                 is_valid,
-                documents,
+                [(document,) for document in documents],
                 decides=False,
                 note="Pack._is_valid(document): the input schema check",
             )

@@ -58,14 +58,16 @@ LEGEND = (
     (
         "native",
         "Pack.evaluate(action, context, usage): input document, schema validation, the "
-        "rules, evidence of every rule that held (values read, comparison operands, message "
-        "values), the decision and the Verdict; records not rendered",
+        "rules, evidence of every rule that held (values read and message values, captured; "
+        "comparisons of or/any/all rules recorded as they run), the decision and the Verdict; "
+        "records not rendered",
     ),
     ("native + records", "the same, then verdict.fired and .warnings rendered as dicts"),
     (
         "evaluator",
-        "input document, the rules, the same evidence, the decision and the Verdict "
-        "(Pack._decide); no validation. Compared with the floor",
+        "the rules, the same evidence, the decision and the Verdict (Pack._decide), given "
+        "the input document Pack.evaluate builds for validation; no validation. Compared "
+        "with the floor",
     ),
     ("validation only", "Pack._is_valid(document): the input schema check alone"),
     (
