@@ -147,7 +147,6 @@ class _Emitter:
             "def evaluate(action, context, usage):",
             '    """The records of the rules that hold, in pack order, and the rank they reach."""',
             "    fired = []",
-            "    add = fired.append",
             f"    rank = -1  # {_RANK_NOTE}",
             *self.hoist_lines,
             *body,
@@ -251,7 +250,7 @@ class _Emitter:
             record = f"({rule.index}, " + "".join(f"{p}, " for p in params) + ")"
         else:
             record = f"explain_{rule.index}({', '.join(params)})"
-        lines = [f"{indent}add({record})"]
+        lines = [f"{indent}fired.append({record})"]
         rank = RANKS.get(rule.verdict)
         if rank == max(RANKS.values()):
             lines.append(f"{indent}rank = {rank}")
@@ -268,7 +267,7 @@ class _Emitter:
                 lines.append(f"{indent}{keyword} {index.local} == {_literal(value)}:")
                 lines += self.steps(block, indent + "    ")
             return lines
-        params = ["add", "rank", *_ordered(self.needs(index))]
+        params = ["fired", "rank", *_ordered(self.needs(index))]
         table = f"I{len(self.tables)}"
         entries = []
         for value, block in index.buckets.items():

@@ -68,7 +68,6 @@ _FIXED = {
     "usage",
     "ev",
     "fired",
-    "add",
     "held",
     "reads",
     "on",

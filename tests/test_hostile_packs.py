@@ -488,11 +488,12 @@ def test_integer_past_the_digit_limit_in_a_schema_file(new_pack, suffix):
 GOOD_SOURCE = """\
 def evaluate(action, context, usage):
     fired = []
-    add = fired.append
+    rank = -1
     x0 = action['target']
     if _any((v1 == 'db') for v1 in _dflt(action.get('services'), [])):
-        add(0)
-    return fired
+        fired.append((0, x0, ))
+        rank = 3
+    return fired, rank
 """
 
 

@@ -578,7 +578,7 @@ def eager_twin(pack: Pack) -> Pack:
     if id(pack) not in _TWINS:
         compiled = pack._compiled
         python = emit_python(pack.program, "eager", defer=False)
-        assert not python.deferred and "add((" not in python.source
+        assert not python.deferred and "append((" not in python.source
         bindings = {
             short: pack.envelopes[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]]
             for dotted, short in python.envelope_names.items()
@@ -670,7 +670,7 @@ def test_the_baseline_defers_its_plain_rules(baseline: Pack) -> None:
         )
     }
     assert recording and python.deferred and not recording & python.deferred
-    assert f"add(({min(python.deferred)}, " in python.source
+    assert f"fired.append(({min(python.deferred)}, " in python.source
 
 
 def test_a_message_that_can_fail_is_explained_when_the_rule_holds(tmp_path: Path) -> None:
@@ -1032,7 +1032,7 @@ def test_no_index_on_a_test_after_a_conjunct_that_can_raise(tmp_path: Path) -> N
 
 
 def test_the_sandbox_admits_index_names_and_nothing_more() -> None:
-    sandbox.verify("def when_3(add, x0):\n    add(x0)\n\n\nI0 = {'a': when_3}\n")
+    sandbox.verify("def when_3(fired, x0):\n    fired.append(x0)\n\n\nI0 = {'a': when_3}\n")
     sandbox.verify("def evaluate(action, context, usage):\n    on = I0.get(action)\n")
     for bad in ("def when_x(add):\n    pass\n", "Index = {}\n", "def evaluate(a):\n    a.sort()\n"):
         with pytest.raises(sandbox.UnsafeCode):
