@@ -36,4 +36,10 @@ def floor_source(rules: Sequence[BenchRule]) -> str:
 def floor_engine(rules: list[BenchRule], inputs: list[tuple]) -> Engine:
     namespace: dict[str, Any] = {}
     exec(compile(floor_source(rules), "<floor>", "exec"), namespace)  # our own generated text
-    return Engine("floor", namespace["decide"], inputs, note="hand-shaped Python, early return")
+    return Engine(
+        "floor",
+        namespace["decide"],
+        inputs,
+        note="hand-shaped Python, early return",
+        paired=True,
+    )

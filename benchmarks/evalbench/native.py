@@ -59,6 +59,7 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
                 lambda v: v.decision,
                 "rules + evidence capture + decision + Verdict (Pack._decide), given the input "
                 "document; no validation: the row compared with the floor",
+                paired=True,
             )
         )
     if breakdown and is_valid:
