@@ -78,6 +78,7 @@ def test_layout_roots_entrypoint_and_data(new_pack):
     assert program.query == "data.aigre.code_review.decision"
     assert set(program.modules) == {
         "aigre/code_review/decision.rego",
+        "aigre/code_review/verdict.rego",
         "aigre/code_review/lib.rego",
         "aigre/code_review/handwritten.rego",
         "aigre/code_review/policies/main.rego",
@@ -205,3 +206,69 @@ def test_schema_keywords_without_a_rego_check_are_diagnostics(new_pack):
         return
     program = emit_rego(report.compiled)
     assert "E604" in {d.code for d in program.diagnostics}
+
+
+SHARED = """
+rule first {
+  deny when action.environment == "production" and (action.change.lines > 100 or action.change.lines < 0)
+  because "one"
+}
+
+rule second {
+  escalate to ["sre"] when action.environment == "production" and (action.change.lines > 100 or action.change.lines < 0)
+  because "two"
+}
+
+rule third {
+  warn when action.kind == "deploy"
+  because "three"
+}
+"""
+
+
+def test_a_test_the_pack_repeats_is_one_rule_and_a_test_made_once_stays_in_line(new_pack):
+    source = emitted(new_pack(SHARED)).modules["aigre/t/policies/main.rego"]
+    hoisted = re.findall(
+        r'^(c\d+) if input\.action\["environment"\] == "production"$', source, re.M
+    )
+    assert len(hoisted) == 1
+    assert source.count(f'\t{hoisted[0]}  # input.action["environment"] == "production"') == 2
+    assert f"default {hoisted[0]} := false" in source
+    assert '\tinput.action["kind"] == "deploy"\n' in source  # made once: in the rule itself
+
+
+def test_parts_that_say_the_same_thing_are_one_rule(new_pack):
+    source = emitted(new_pack(SHARED)).modules["aigre/t/policies/main.rego"]
+    parts = re.findall(r"^(r\d+_\d+) := true if \{", source, re.M)
+    assert parts == ["r0_1"]  # the `or` of the second rule is the first rule's part
+    assert re.search(r"^r1 if \{[^}]*\n\tr0_1\n\}", source, re.M)
+
+
+def test_checked_runs_without_the_input_checks(new_pack):
+    from aigre_policy.rego.emit import checked_modules
+    from aigre_policy.rego.engine import RegopyEngine
+
+    program = emitted(new_pack(RULE))
+    modules = checked_modules(program)
+    assert set(program.modules) - set(modules) == {"aigre/t/decision.rego"}
+    assert "date_time(" in program.modules["aigre/t/lib.rego"]  # the input checks call it
+    assert "date_time(" not in modules["aigre/t/lib.rego"]
+    document = {
+        "action": {
+            "id": "a",
+            "kind": "code_patch",
+            "target": "checkout",
+            "environment": "production",
+            "actor": {"kind": "llm", "id": "x", "trust": 3},
+            "change": {"type": "code", "lines": 900},
+            "reversible": True,
+            "blast_radius": {"users_share": 0.1, "services": []},
+            "cost": {"estimated_usd": 0},
+            "requested_at": "2026-11-20T10:00:00Z",
+        },
+        "context": {"now": "2026-11-20T10:00:00Z"},
+        "usage": {},
+    }
+    checked = RegopyEngine(program).decide(document)
+    assert checked == RegopyEngine(program, validate_in_rego=True).decide(document)
+    assert [r["id"] for r in checked["fired"]] == ["big-patch"]

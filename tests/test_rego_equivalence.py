@@ -4,12 +4,13 @@
 Both judge the same inputs and must agree on the decision, the fired rules and
 warnings with their messages and bindings, the groups and the default. Only
 ``comparisons`` are native evidence: the Rego records leave them empty.
-Engines are built once per pack and shared (about 30 ms per Rego decision).
+Engines are built once per pack and shared (about 2 ms per Rego decision).
 """
 
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKS = sorted(p.parent for p in (ROOT / "policy_packs").glob("*/pack.yaml"))
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
-# the default pack over this many generated inputs: about 50 s on a shared 2-CPU box
-# (30 ms per Rego decision plus generation and the native evaluation)
-BASELINE_EXAMPLES = 500
+# the default pack over this many generated inputs: about 30 s on a shared 2-CPU box
+# (2 ms per Rego decision, 6 ms to generate an input, microseconds natively)
+BASELINE_EXAMPLES = 2500
+DECISIONS = ("allow", "escalate", "require_approval", "deny")
 
 
 @cache
@@ -54,7 +56,8 @@ def comparable(verdict) -> dict[str, Any]:
     }
 
 
-def agree(path: Path, document: dict[str, Any]) -> None:
+def agree(path: Path, document: dict[str, Any]) -> str:
+    """Both engines judge ``document`` alike; the decision they agree on."""
     native, rego = engines(path)
     a = native.evaluate(document["action"], document["context"], document["usage"])
     b = rego.evaluate(document["action"], document["context"], document["usage"])
@@ -63,6 +66,7 @@ def agree(path: Path, document: dict[str, Any]) -> None:
     assert b.input_digest == a.input_digest
     assert b.decision_id != a.decision_id
     assert b.elapsed_us > 0
+    return a.decision
 
 
 def case(path: Path) -> dict[str, Any]:
@@ -108,14 +112,26 @@ def strategy(path: Path):
     return documents(native.input_schema, hints).map(short_numbers)
 
 
-@settings(
-    max_examples=BASELINE_EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.data())
-def test_the_default_pack_agrees_over_generated_inputs(data):
-    agree(BASELINE, data.draw(strategy(BASELINE)))
+def test_the_default_pack_agrees_over_2500_generated_inputs():
+    """BASELINE_EXAMPLES inputs, the same on every run (CI judges a fixed sample), biased to
+    the constants the pack compares with; every decision must be among their verdicts."""
+    decisions: Counter[str] = Counter()
+
+    @settings(
+        max_examples=BASELINE_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(strategy(BASELINE))
+    def check(document):
+        decisions[agree(BASELINE, document)] += 1
+
+    check()
+    assert sum(decisions.values()) >= BASELINE_EXAMPLES
+    # each decision reached often enough to say the sample covers it, not by chance
+    assert {d: decisions[d] >= 10 for d in DECISIONS} == dict.fromkeys(DECISIONS, True), decisions
 
 
 @pytest.mark.parametrize("path", [p for p in PACKS if p != BASELINE], ids=lambda p: p.name)

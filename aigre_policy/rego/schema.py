@@ -1,4 +1,9 @@
-"""The input schema as Rego: one ``errors`` rule per check, so Rego fails closed too.
+"""The input schema as Rego: ``errors``, what is wrong with an input, so Rego fails closed too.
+
+The keywords of each place in the input (its path, ``*`` for any index) are JSON text
+that one rule reads while it walks the input; places under an ``additionalProperties``
+schema, whose keys are only known at run time, get a rule each. ``rego.validity`` emits
+``_valid``, the cheap test ``decision`` asks first.
 
 rego-cpp has no ``json.match_schema``, so the checks are emitted for the
 keywords the pack's schema uses, with the meaning ``aigre_policy.validation``
@@ -16,6 +21,7 @@ from typing import Any
 
 from aigre_policy.diagnostics import Diagnostic, error
 from aigre_policy.rego.expr import literal
+from aigre_policy.rego.validity import validity_rules
 
 ANNOTATIONS = frozenset(
     {
@@ -52,6 +58,30 @@ class Where:
     term: str
     path: tuple[tuple[str, str], ...]  # ("key", name) | ("index", var) | ("dynamic", var)
 
+    @property
+    def static(self) -> bool:
+        """No step is a key only known at run time (``additionalProperties``)."""
+        return all(kind != "dynamic" for kind, _ in self.path)
+
+    def pattern(self) -> str:
+        """The path as ``lib.path_pattern`` writes the path of a value ``walk`` finds: keys
+        escaped as in a JSON pointer (and ``*`` as ``~2``), any index as ``*``."""
+        steps = [
+            value.replace("~", "~0").replace("/", "~1").replace("*", "~2") if kind == "key" else "*"
+            for kind, value in self.path
+        ]
+        return "/".join(steps)
+
+    def template(self) -> str:
+        """The path as validation prints it, each index a ``sprintf`` ``%d``."""
+        text = ""
+        for kind, value in self.path:
+            if kind == "key":
+                text += _key(value, first=not text).replace("%", "%%")
+            else:
+                text += "[%d]"
+        return text
+
     def rendered(self) -> str:
         """The path as validation prints it, a literal where it is static (most of it)."""
         parts: list[str] = []
@@ -80,24 +110,56 @@ class SchemaEmitter:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     counter: int = 0
     refs: list[str] = field(default_factory=list)
+    # the keywords at each path without a run-time key: pattern -> {path, checks}
+    table: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def fresh(self) -> str:
         self.counter += 1
         return f"i{self.counter}"
 
-    def error_rule(self, where: Where, keyword: str, message: str, tests: list[str]) -> None:
-        document = (
-            f'{{"kind": "input", "path": {where.rendered()}, "keyword": {literal(keyword)}, '
-            f'"message": {message}}}'
+    def problems_rule(self, where: Where, params: dict[str, Any]) -> None:
+        """The keywords of one schema at one place: an entry of ``table`` where the path
+        is known (one rule walks the input for them all), else a rule of its own."""
+        if not params:
+            return
+        if where.static:
+            entry = self.table.setdefault(where.pattern(), {"path": where.template(), "checks": []})
+            entry["checks"].append(params)
+            return
+        guards = "".join(f"\t{line}\n" for line in where.guards)
+        keywords = f"json.unmarshal({json_text(params)})"
+        self.rules.append(
+            f"errors contains e if {{\n{guards}"
+            f"\tsome e in lib.problems({where.term}, {where.rendered()}, {keywords})\n}}"
         )
-        body = "\n".join(f"\t{line}" for line in (*where.guards, *tests))
-        self.rules.append(f"errors contains {document} if {{\n{body}\n}}")
+
+    def table_rules(self) -> list[str]:
+        """``errors`` for every value ``walk`` finds at a path of ``table``. Its keywords
+        are JSON text: a string constant costs rego-cpp no local variable, and rego-cpp
+        copies every local variable of the bundle at each builtin call, used or not."""
+        if not self.table:
+            return []
+        text = json.dumps(self.table, ensure_ascii=False, sort_keys=True, indent=1)
+        constant = f"`{text}`" if "`" not in text else literal(text)
+        return [
+            "# the keywords of the input schema by path (`*`: any index; see rego.schema)\n"
+            f"_schema_checks := {constant}",
+            "errors contains e if {\n"
+            "\tchecks := json.unmarshal(_schema_checks)\n"
+            "\t[path, value] := walk(input)\n"
+            "\tpattern := lib.path_pattern(path)\n"
+            "\tentry := checks[pattern]\n"
+            "\tsome keywords in entry.checks\n"
+            "\twhere := sprintf(entry.path, [k | some k in path; is_number(k)])\n"
+            "\tsome e in lib.problems(value, where, keywords)\n"
+            "}",
+        ]
 
     def check(self, schema: Any, where: Where) -> None:
         if schema is True:
             return
         if schema is False:
-            self.error_rule(where, "false", '"no value is allowed here"', [f"_ = {where.term}"])
+            self.problems_rule(where, {"false": True})
             return
         if not isinstance(schema, dict):
             return
@@ -115,61 +177,26 @@ class SchemaEmitter:
             self.reference(schema["$ref"], where)
         for part in schema.get("allOf", []):
             self.check(part, where)
+        params: dict[str, Any] = {}
         if "type" in schema:
-            types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-            self.error_rule(
-                where,
-                "type",
-                f'concat("", ["expected ", {literal(" or ".join(types))}])',
-                [f"count([1 | some t in {literal(types)}; lib.type_ok({term}, t)]) == 0"],
+            params["type"] = (
+                schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
             )
         if "enum" in schema:
-            self.error_rule(
-                where,
-                "enum",
-                f'concat("", [lib.fmt({term}), " is not one of ", '
-                f"lib.fmt({literal(schema['enum'])})])",
-                [f"not {term} in {literal(schema['enum'])}"],
-            )
+            params["enum"] = schema["enum"]
         if "const" in schema:
-            self.error_rule(
-                where,
-                "const",
-                f'concat("", ["expected ", lib.fmt({literal(schema["const"])})])',
-                [f"{term} != {literal(schema['const'])}"],
-            )
-        for keyword, (op, text) in BOUNDS.items():
-            if keyword not in schema:
-                continue
-            limit = literal(schema[keyword])
-            kind = SIZED.get(keyword)
-            guard = f"is_{kind}({term})" if kind else f"is_number({term})"
-            measured = f"count({term})" if kind else term
-            message = f'concat("", [lib.fmt({measured}), " {text} ", lib.fmt({limit})])'
-            self.error_rule(where, keyword, message, [guard, f"{measured} {op} {limit}"])
+            params["const"] = [schema["const"]]  # in a list: a `false` or `null` const is data
+        params |= {keyword: schema[keyword] for keyword in BOUNDS if keyword in schema}
         if "pattern" in schema:
-            pattern = literal(schema["pattern"])
-            self.error_rule(
-                where,
-                "pattern",
-                f'concat("", [{term}, " does not match ", {pattern}])',
-                [f"is_string({term})", f"not regex.match({pattern}, {term})"],
-            )
+            params["pattern"] = schema["pattern"]
         if schema.get("format") == "date-time":
-            self.error_rule(
-                where,
-                "format",
-                f'concat("", [{term}, " is not a date-time"])',
-                [f"is_string({term})", f"not lib.date_time({term})"],
-            )
-        for key in schema.get("required", []):
-            self.error_rule(
-                where,
-                "required",
-                f'concat("", [{literal(key)}, " is a required property"])',
-                [f"is_object({term})", f"not lib.has_key({term}, {literal(key)})"],
-            )
+            params["date_time"] = True
+        if schema.get("required"):
+            params["required"] = list(schema["required"])
         properties = schema.get("properties", {})
+        if schema.get("additionalProperties", True) is False:
+            params["closed"] = sorted(properties)  # the only keys allowed
+        self.problems_rule(where, params)
         for key, sub in properties.items():
             self.fresh()
             child = f"x{self.counter}"  # bound only when present: absent optional fields pass
@@ -190,22 +217,10 @@ class SchemaEmitter:
 
     def additional(self, schema: dict[str, Any], properties: dict[str, Any], where: Where) -> None:
         extra = schema.get("additionalProperties", True)
-        if extra is True:
+        if extra is True or extra is False:  # false: the `closed` keyword of problems_rule
             return
         declared = literal(sorted(properties))
         term = where.term
-        if extra is False:
-            self.error_rule(
-                where,
-                "additionalProperties",
-                'concat("", ["unexpected properties: ", concat(", ", extras)])',
-                [
-                    f"is_object({term})",
-                    f"extras := [k | some k in object.keys({term}); not k in {declared}]",
-                    "count(extras) > 0",
-                ],
-            )
-            return
         key, value = self.fresh(), f"x{self.counter}"
         guards = (
             *where.guards,
@@ -248,11 +263,20 @@ class SchemaEmitter:
 
 
 def emit_schema(schema: dict[str, Any]) -> tuple[list[str], list[Diagnostic]]:
-    """The ``errors`` rules checking ``input`` against ``schema``."""
+    """The ``errors`` rules checking ``input`` against ``schema``, then ``_valid``
+    (``rego.validity``) and the helpers it calls."""
     emitter = SchemaEmitter(schema)
     emitter.check(schema, Where((), "input", ()))
     unique = list(dict.fromkeys(d for d in emitter.diagnostics))
-    return emitter.rules, unique
+    return [*emitter.table_rules(), *emitter.rules, *validity_rules(schema)], unique
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON in a Rego string: a constant string costs rego-cpp no local
+    variable, an object literal one per object and list in it; `lib.problems` reads it
+    with ``json.unmarshal``, and only for input that breaks the schema."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return f"`{text}`" if "`" not in text and text.isprintable() else literal(text)
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
