@@ -295,3 +295,83 @@ def test_rego_target_errors_raise_compile_errors(new_pack):
         load_pack(
             new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n"), engine="rego"
         )
+
+
+# ---------------------------------------------------------------- tests naming hand-written rules
+
+REPORTS = """
+package aigre.t.custom.extra
+
+deny contains {"id": "no-approval", "message": "m"} if input.action.kind == "deploy"
+
+warn contains {"id": "odd-target", "message": "odd"} if endswith(input.action.target, "x")
+
+warn contains {"id": "odd-target", "message": "again"} if endswith(input.action.target, "y")
+"""
+
+
+def test_a_module_knows_the_ids_it_writes(new_pack):
+    compiled = compile_pack(rego_pack(new_pack, REPORTS)).compiled
+    assert [module.ids for module in compiled.handwritten] == [("no-approval", "odd-target")]
+
+
+def suite_of(root: Path, tests: str):
+    from aigre_policy.testing.cases import load_cases
+    from aigre_policy.testing.runner import run_suite
+
+    (root / "tests").mkdir(exist_ok=True)
+    (root / "tests" / "extra.yaml").write_text(tests)
+    pack = load_pack(root)
+    cases, diagnostics = load_cases(pack)
+    return diagnostics, (run_suite(pack, cases) if not diagnostics else None)
+
+
+CASE_YAML = f"""
+tests:
+  - name: deploys are denied by the hand-written rule
+    action: {json.dumps({**CASE["action"], "kind": "deploy"})}
+    context: {json.dumps(CASE["context"])}
+    expect: {{decision: deny, rules: [no-approval], silent: [odd-target, big-change]}}
+  - name: a target ending in x is a warning
+    action: {json.dumps({**CASE["action"], "target": "box"})}
+    context: {json.dumps(CASE["context"])}
+    expect: {{decision: allow, rules_at_least: [odd-target]}}
+"""
+
+
+def test_tests_name_the_rules_of_hand_written_modules(new_pack):
+    diagnostics, suite = suite_of(rego_pack(new_pack, REPORTS), CASE_YAML)
+    assert diagnostics == []
+    assert [(r.case.name, r.passed) for r in suite.results] == [
+        ("deploys are denied by the hand-written rule", True),
+        ("a target ending in x is a warning", True),
+    ]
+
+
+def test_a_hand_written_rule_that_does_not_fire_fails_the_test(new_pack):
+    wrong = CASE_YAML.replace("rules: [no-approval]", "rules: [odd-target]")
+    _, suite = suite_of(rego_pack(new_pack, REPORTS), wrong)
+    assert [r.passed for r in suite.results] == [False, True]
+
+
+def test_an_id_no_module_writes_is_unknown(new_pack):
+    unknown = CASE_YAML.replace("rules: [no-approval]", "rules: [no-approvals]")
+    diagnostics, _ = suite_of(rego_pack(new_pack, REPORTS), unknown)
+    assert [(d.code, d.message) for d in diagnostics] == [("E108", "unknown rule `no-approvals`")]
+
+
+def test_the_example_pack_tests_name_its_hand_written_rules():
+    from aigre_policy.testing.cases import load_cases
+    from aigre_policy.testing.runner import run_suite
+
+    pack = load_pack(EXAMPLE)
+    cases, diagnostics = load_cases(pack)
+    named = {
+        rule_id
+        for case in cases
+        for key in ("rules", "rules_at_least", "silent")
+        for rule_id in getattr(case.expectation, key) or ()
+    }
+    assert diagnostics == []
+    assert {"malformed-ticket-ref", "restricted-project-ticket", "ticket-without-summary"} <= named
+    assert all(result.passed for result in run_suite(pack, cases).results)

@@ -13,6 +13,7 @@ verdict fails closed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ class HandwrittenModule:
     stem: str  # the package's last segment
     source: str
     lines: tuple[tuple[str, int], ...]  # (verdict set, line of its first definition)
+    # the rule ids the module writes as literals (`"id": "..."`): what tests may name
+    ids: tuple[str, ...] = ()
 
 
 def expected_package(pack_name: str, file: Path) -> str:
@@ -73,7 +76,8 @@ def check_handwritten(
                 for verdict in VERDICTS
                 if (m := re.search(rf"^[ \t]*{verdict}\b", text, re.MULTILINE))
             )
-            modules.append(HandwrittenModule(display, stem, text, lines))
+            ids = tuple(dict.fromkeys(json.loads(f'"{m.group(1)}"') for m in _ID.finditer(text)))
+            modules.append(HandwrittenModule(display, stem, text, lines, ids))
     return modules, diagnostics
 
 
@@ -136,6 +140,14 @@ def _rego_error(display: str, text: str, raw: str) -> Diagnostic:
 
 def modules_of(compiled: Any) -> tuple[HandwrittenModule, ...]:
     return tuple(getattr(compiled, "handwritten", ()) or ())
+
+
+def rule_ids(pack: Any) -> frozenset[str]:
+    """The ids of the rules a pack's hand-written modules report: each written as a
+    literal (``"id": "malformed-ticket-ref"``) in its module. An id computed at run
+    time is not known before a verdict, so tests cannot name it."""
+    modules = modules_of(getattr(pack, "_compiled", None))
+    return frozenset(rule_id for module in modules for rule_id in module.ids)
 
 
 def collector(

@@ -110,13 +110,22 @@ def test_file_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _handwritten_ids(pack: Pack) -> frozenset[str]:
+    if not getattr(getattr(pack, "_compiled", None), "handwritten", ()):
+        return frozenset()
+    from aigre_policy.rego.handwritten import rule_ids  # regopy only for packs with .rego
+
+    return rule_ids(pack)
+
+
 class _Loader:
     """Builds cases and collects diagnostics; one per ``load_cases`` call."""
 
     def __init__(self, pack: Pack):
         self.pack = pack
         self.root = Path(pack.root)
-        self.rule_ids = {rule.id for rule in pack.rules}
+        # ids of .aigre rules, and those hand-written Rego modules write as literals
+        self.rule_ids = {rule.id for rule in pack.rules} | _handwritten_ids(pack)
         self.usage_names = [u.name for u in pack.program.usages]
         self.cases: list[TestCase] = []
         self.diagnostics: list[Diagnostic] = []
