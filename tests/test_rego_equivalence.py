@@ -287,3 +287,13 @@ def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
     assert verdict.errors == [
         {"kind": "engine", "path": "", "message": "RuntimeError: interpreter lost"}
     ]
+
+
+def test_a_number_rego_cpp_cannot_read_fails_closed_and_says_where(make_action, valid_context):
+    action = make_action(cost={"estimated_usd": 5e-324})  # subnormal: std::stod rejects it
+    usage = {"agent_actions_last_hour": 0, "spend_this_month_usd": 0}
+    native, rego = engines(BASELINE)
+    assert not native.evaluate(action, valid_context, usage).fail_closed
+    verdict = rego.evaluate(action, valid_context, usage)
+    assert verdict.fail_closed and verdict.decision == "require_approval"
+    assert "5e-324 at action.cost.estimated_usd" in verdict.errors[0]["message"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -105,8 +106,32 @@ def set_input(rego: regopy.Interpreter, document: Any) -> None:
     twice as fast as rego-cpp parsing the JSON text), else as the JSON text."""
     if _plain_input(document):
         rego.set_input(regopy.Input(document))
+        return
+    found = _subnormal(document)
+    if found is not None:
+        path, number = found
+        raise EngineFault(
+            f"rego-cpp cannot read the number {number!r} at {path or 'the input'}: it parses "
+            f"numbers with C++ std::stod, which rejects magnitudes below {sys.float_info.min!r}"
+        )
+    rego.set_input_term(as_term(document))
+
+
+def _subnormal(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first non-zero float too small for a normal double, and its dotted path."""
+    if isinstance(value, float):
+        return (path, value) if 0 < abs(value) < sys.float_info.min else None
+    if isinstance(value, dict):
+        children = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        children = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     else:
-        rego.set_input_term(as_term(document))
+        return None
+    for where, child in children:
+        found = _subnormal(child, where)
+        if found is not None:
+            return found
+    return None
 
 
 def first_value(output: Any) -> Any:
