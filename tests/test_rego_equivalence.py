@@ -289,11 +289,15 @@ def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
     ]
 
 
-def test_a_number_rego_cpp_cannot_read_fails_closed_and_says_where(make_action, valid_context):
-    action = make_action(cost={"estimated_usd": 5e-324})  # subnormal: std::stod rejects it
+# a subnormal double, and the least normal one (printed to 16 digits it reads back below)
+@pytest.mark.parametrize("tiny", [5e-324, 2.2250738585072014e-308])
+def test_numbers_rego_cpp_cannot_read_fail_closed_and_say_where(make_action, valid_context, tiny):
     usage = {"agent_actions_last_hour": 0, "spend_this_month_usd": 0}
     native, rego = engines(BASELINE)
+    action = make_action(cost={"estimated_usd": tiny})
     assert not native.evaluate(action, valid_context, usage).fail_closed
     verdict = rego.evaluate(action, valid_context, usage)
     assert verdict.fail_closed and verdict.decision == "require_approval"
-    assert "5e-324 at action.cost.estimated_usd" in verdict.errors[0]["message"]
+    assert f"{tiny!r} at action.cost.estimated_usd" in verdict.errors[0]["message"]
+    readable = make_action(cost={"estimated_usd": 1e-307})  # the least it reads
+    assert agree(BASELINE, {"action": readable, "context": valid_context, "usage": usage})

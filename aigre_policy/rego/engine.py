@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -107,20 +106,25 @@ def set_input(rego: regopy.Interpreter, document: Any) -> None:
     if _plain_input(document):
         rego.set_input(regopy.Input(document))
         return
-    found = _subnormal(document)
+    found = _unreadable_number(document)
     if found is not None:
         path, number = found
         raise EngineFault(
             f"rego-cpp cannot read the number {number!r} at {path or 'the input'}: it parses "
-            f"numbers with C++ std::stod, which rejects magnitudes below {sys.float_info.min!r}"
+            f"numbers with C++ std::stod, which rejects magnitudes below {TINY!r}"
         )
     rego.set_input_term(as_term(document))
 
 
-def _subnormal(value: Any, path: str = "") -> tuple[str, float] | None:
-    """The first non-zero float too small for a normal double, and its dotted path."""
+# Non-zero magnitudes below this fail in rego-cpp: subnormal doubles, and the smallest
+# normal ones, which it prints to 16 digits and reads back below the normal range.
+TINY = 1e-307
+
+
+def _unreadable_number(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first non-zero float rego-cpp cannot read, and its dotted path."""
     if isinstance(value, float):
-        return (path, value) if 0 < abs(value) < sys.float_info.min else None
+        return (path, value) if 0 < abs(value) < TINY else None
     if isinstance(value, dict):
         children = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
     elif isinstance(value, list):
@@ -128,7 +132,7 @@ def _subnormal(value: Any, path: str = "") -> tuple[str, float] | None:
     else:
         return None
     for where, child in children:
-        found = _subnormal(child, where)
+        found = _unreadable_number(child, where)
         if found is not None:
             return found
     return None

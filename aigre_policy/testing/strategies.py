@@ -32,6 +32,7 @@ LENGTH = "#len"  # by_path[(*list_key, LENGTH)]: lengths a condition compares th
 # Monday 2025-03-10 00:00 UTC: anchors cover one week, so every weekday shows up.
 _WEEK_START = datetime(2025, 3, 10, tzinfo=UTC)
 _NAMES = ("alice", "bob", "agent-1")  # shared identities: lets `a.by == actor.id` happen
+TINY_NUMBER = 1e-307  # as rego.engine.TINY
 _BOUND = 10**9  # unbounded numbers stay in a range people write
 
 
@@ -461,11 +462,11 @@ class _Builder:
         if integer:
             plain: st.SearchStrategy[Any] = st.integers(math.ceil(low), math.floor(high))
         else:
-            # no subnormals: rego-cpp cannot read them (its engine fails closed on one), and
-            # a limit is never that close to zero, so they would only find that out again
+            # nothing within 1e-307 of zero but zero: rego-cpp cannot read such numbers (its
+            # engine fails closed on one), and no limit is that close to zero
             plain = st.floats(
                 low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False
-            )
+            ).filter(lambda v: v == 0 or abs(v) >= TINY_NUMBER)
         plain = plain.filter(fits)
         return self.focused_on(
             key, st.one_of(st.sampled_from(pool), plain) if pool else plain, fits
