@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 POLICY_FILE = "policies/main.aigre"
 
@@ -120,3 +121,43 @@ def plain_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("TERM", "dumb")
+
+
+def fixture_input(path: Path) -> dict[str, Any]:
+    """The input document of a labelled fixture file: its action, context and usage."""
+    case = yaml.safe_load(path.read_text())
+    return {
+        "action": case["action"],
+        "context": case.get("context") or {},
+        "usage": case.get("usage") or {},
+    }
+
+
+def verdict_core(verdict: dict[str, Any]) -> dict[str, Any]:
+    """What a verdict decides and why, without per-call ids and timings."""
+
+    def record(rule: dict[str, Any]) -> tuple:
+        return (
+            rule["id"],
+            rule["verdict"],
+            rule["category"],
+            rule["severity"],
+            rule["message"],
+            rule["tags"],
+            rule["approvers"],
+            rule["escalate_to"],
+            rule.get("title"),
+            rule["bindings"],
+            rule["location"],
+        )
+
+    return {
+        "decision": verdict["decision"],
+        "fail_closed": verdict["fail_closed"],
+        "default_applied": verdict["default_applied"],
+        "approvers": verdict["approvers"],
+        "escalate_to": verdict["escalate_to"],
+        "fired": [record(r) for r in verdict["fired"]],
+        "warnings": [record(r) for r in verdict["warnings"]],
+        "errors": [(e["kind"], e["path"]) for e in verdict["errors"]],
+    }

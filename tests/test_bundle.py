@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import regopy
-import yaml
+from conftest import fixture_input, verdict_core
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -507,45 +507,6 @@ def test_build_misuse_exits_2(cli, tmp_path):
 # ---------------------------------------------------------------------------- regopy
 
 
-def _fixture_input(path: Path) -> dict[str, Any]:
-    case = yaml.safe_load(path.read_text())
-    return {
-        "action": case["action"],
-        "context": case.get("context") or {},
-        "usage": case.get("usage") or {},
-    }
-
-
-def _core(verdict: dict[str, Any]) -> dict[str, Any]:
-    """What a verdict decides and why, without per-call ids and timings."""
-
-    def record(rule: dict[str, Any]) -> tuple:
-        return (
-            rule["id"],
-            rule["verdict"],
-            rule["category"],
-            rule["severity"],
-            rule["message"],
-            rule["tags"],
-            rule["approvers"],
-            rule["escalate_to"],
-            rule.get("title"),
-            rule["bindings"],
-            rule["location"],
-        )
-
-    return {
-        "decision": verdict["decision"],
-        "fail_closed": verdict["fail_closed"],
-        "default_applied": verdict["default_applied"],
-        "approvers": verdict["approvers"],
-        "escalate_to": verdict["escalate_to"],
-        "fired": [record(r) for r in verdict["fired"]],
-        "warnings": [record(r) for r in verdict["warnings"]],
-        "errors": [(e["kind"], e["path"]) for e in verdict["errors"]],
-    }
-
-
 FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
 
 
@@ -564,7 +525,7 @@ def test_bundles_evaluate_in_regopy_as_the_native_engine_decides(pack_dir):
     declared = {usage.name for usage in pack.program.usages}
     documents = []
     for fixture in FIXTURES:
-        document = _fixture_input(fixture)
+        document = fixture_input(fixture)
         # the usage values this pack declares: the fixtures carry the baseline's, which a pack
         # declaring others would reject before any rule runs
         document["usage"] = {k: v for k, v in document["usage"].items() if k in declared}
@@ -578,7 +539,7 @@ def test_bundles_evaluate_in_regopy_as_the_native_engine_decides(pack_dir):
         native = pack.evaluate(document["action"], document["context"], document["usage"])
         rego.set_input(regopy.Input(document))
         output = json.loads(str(rego.query_bundle_entrypoint(compiled, bundle.entrypoint)))
-        assert _core(output["expressions"][0]) == _core(native.to_dict()), name
+        assert verdict_core(output["expressions"][0]) == verdict_core(native.to_dict()), name
         outcomes.add((native.decision, native.fail_closed))
     assert len(FIXTURES) >= 60
     assert (pack.fail_closed, True) in outcomes

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import regopy
-import yaml
+from conftest import fixture_input, verdict_core
 
 from aigre_policy.cli.main import main
 from aigre_policy.compiler import compile_pack
@@ -346,40 +346,6 @@ VALID = {
 }
 
 
-def _case(name: str) -> dict[str, Any]:
-    case = yaml.safe_load((FIXTURES / name).read_text())
-    return {
-        "action": case["action"],
-        "context": case.get("context") or {},
-        "usage": case.get("usage") or {},
-    }
-
-
-def core(verdict: dict[str, Any]) -> dict[str, Any]:
-    """What a verdict decides and why, without per-call ids and timings."""
-
-    def record(rule: dict[str, Any]) -> tuple:
-        return (
-            rule["id"],
-            rule["verdict"],
-            rule["message"],
-            rule["approvers"],
-            rule["bindings"],
-            rule["location"],
-        )
-
-    return {
-        "decision": verdict["decision"],
-        "fail_closed": verdict["fail_closed"],
-        "default_applied": verdict["default_applied"],
-        "approvers": verdict["approvers"],
-        "escalate_to": verdict["escalate_to"],
-        "fired": [record(r) for r in verdict["fired"]],
-        "warnings": [record(r) for r in verdict["warnings"]],
-        "errors": [(e["kind"], e["path"]) for e in verdict["errors"]],
-    }
-
-
 @pytest.fixture(scope="module")
 def baseline():
     report = compile_pack(BASELINE)
@@ -398,9 +364,9 @@ def test_the_opa_engine_decides_as_the_native_engine(opa, baseline):
         "admin-role-grant.yaml",
         "llm-patch-401-lines.yaml",
     ):
-        document = _case(fixture)
+        document = fixture_input(FIXTURES / fixture)
         native = pack.evaluate(document["action"], document["context"], document["usage"])
-        assert core(engine.decide(document)) == core(native.to_dict()), fixture
+        assert verdict_core(engine.decide(document)) == verdict_core(native.to_dict()), fixture
         decisions.add(native.decision)
     assert decisions == {"allow", "deny", "require_approval", "escalate"}
     assert set(fake.policies) == set(program.modules)
@@ -566,7 +532,7 @@ def test_eval_on_an_opa_server_matches_the_native_engine(
     assert native[0] == exit_code
     verdict = json.loads(out)
     assert verdict["decision"] == decision
-    assert core(verdict) == core(json.loads(native[1]))
+    assert verdict_core(verdict) == verdict_core(json.loads(native[1]))
     assert [m for m, _, _ in fake.requests][-1] == "POST"
 
 
