@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy import ir
+from aigre_policy.verdict import LATTICE
 
 INPUT_PARAMS = ("action", "context", "usage")
 
@@ -60,7 +61,7 @@ _MIN_INDEXED = 3  # rules sharing a key path before an index pays for its lookup
 _INLINE_VALUES = 4  # up to this many values: an if/elif on the local; more: a dict of when_N
 _MAX_DEPTH = 2  # indexes inside indexes: a rule tested by `in` is copied once per value
 # The rank a rule that holds raises ``rank`` to; a ``warn`` never decides.
-RANKS = {"permit": 0, "escalate": 1, "require_approval": 2, "deny": 3}
+RANKS = {**LATTICE, "permit": LATTICE["allow"]}  # a permit holds the rank of allow
 _RANK_NOTE = "the strongest verdict that held: -1 none, 0 permit, 1 escalate, 2 approval, 3 deny"
 
 
