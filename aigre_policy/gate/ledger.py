@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS ledger_state (
 );
 """
 
+# created on first use, outside the schema versions: only logs with a signing key need it
+_CHECKPOINTS = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    log_id TEXT NOT NULL,
+    entries INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (log_id, entries, line)
+) WITHOUT ROWID
+"""
+
 SYNCHRONOUS = ("normal", "full")
 
 
@@ -326,6 +336,29 @@ class SqliteLedger:
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
+
+    # -- signed decision-log checkpoints: a copy kept apart from the log's own file --------
+
+    def add_checkpoint(self, log_id: str, entries: int, line: str) -> None:
+        """Keep a signed checkpoint line of the log ``log_id`` (``gate.checkpoint``)."""
+        with self.session() as session:
+            session._conn.execute(_CHECKPOINTS)
+            session._conn.execute(
+                "INSERT OR IGNORE INTO checkpoints (log_id, entries, line) VALUES (?, ?, ?)",
+                (log_id, entries, line),
+            )
+
+    def checkpoints(self, log_id: str) -> list[str]:
+        """The checkpoint lines kept for the log ``log_id``, fewest entries first."""
+        with self.session() as session:
+            if not session._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'"
+            ).fetchone():
+                return []
+            rows = session._conn.execute(
+                "SELECT line FROM checkpoints WHERE log_id = ? ORDER BY entries, line", (log_id,)
+            ).fetchall()
+        return [row[0] for row in rows]
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
