@@ -132,7 +132,9 @@ def load_private_key(source: Ed25519PrivateKey | str | Path) -> Ed25519PrivateKe
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(f"{source}: not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"{source}: a {_kind(key)} key; checkpoints are signed with Ed25519")
+        raise KeyFileError(
+            f"{source}: the key is {_kind(key)}; checkpoints are signed with Ed25519"
+        )
     return key
 
 
@@ -148,7 +150,9 @@ def load_public_key(source: Ed25519PublicKey | str | Path) -> Ed25519PublicKey:
     except (ValueError, UnsupportedAlgorithm):
         raise KeyFileError(f"{source}: not a PEM public key") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise KeyFileError(f"{source}: a {_kind(key)} key; checkpoints are signed with Ed25519")
+        raise KeyFileError(
+            f"{source}: the key is {_kind(key)}; checkpoints are signed with Ed25519"
+        )
     return key
 
 

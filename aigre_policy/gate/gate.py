@@ -189,6 +189,9 @@ class Gate:
     evaluated beside the enforced one. ``approval_lifetime``: how long a recorded
     approval counts (``None``: while the action is the same). ``defaults``: fields
     ``guard`` puts into every action it builds (``actor``, ``environment``, ...).
+    ``log_options``: more ``DecisionLog`` options for a log given as a path
+    (``signing_key``, ``checkpoint_entries``, ...); its checkpoints are copied to
+    the ledger unless ``checkpoint_store`` says otherwise.
     """
 
     def __init__(
@@ -204,12 +207,15 @@ class Gate:
         shadow: Pack | None = None,
         approval_lifetime: timedelta | None = timedelta(hours=24),
         defaults: Mapping[str, Any] | None = None,
+        log_options: Mapping[str, Any] | None = None,
     ):
         self.pack = pack
         self.ledger = open_ledger(ledger)
         if isinstance(log, str | Path):
             sensitive = getattr(pack, "sensitive", None) or pack._compiled.manifest.sensitive
-            log = DecisionLog(log, clock=clock, sensitive=sensitive or None)
+            store = self.ledger if hasattr(self.ledger, "add_checkpoint") else None
+            options = {"checkpoint_store": store, **(log_options or {})}
+            log = DecisionLog(log, clock=clock, sensitive=sensitive or None, **options)
         self.log = log
         self.context = context
         self.clock = clock
@@ -428,10 +434,10 @@ class Gate:
             raise GateError(f"the outcome was not recorded: {exc}") from exc
 
     def close(self) -> None:
+        if self.log is not None:  # first: its last checkpoint is copied to the ledger
+            self.log.close()
         if self.ledger is not None:
             self.ledger.close()
-        if self.log is not None:
-            self.log.close()
 
     def __enter__(self) -> Gate:
         return self

@@ -231,6 +231,7 @@ class DecisionLog:
         self.checkpoint_store = checkpoint_store
         self.checkpoints_path = cp.checkpoint_path(self.path)
         self.checkpoint_faults = 0  # checkpoints that could not be written (see the log)
+        self.last_checkpoint_fault: str | None = None
         self._log_id: str | None = None
         self._last_checkpoint: tuple[int, datetime] | None = None  # entries, signed at
         self._checkpoint_loaded = False
@@ -436,6 +437,7 @@ class DecisionLog:
 
     def _checkpoint_fault(self, message: str) -> None:
         self.checkpoint_faults += 1
+        self.last_checkpoint_fault = message
         logger.error("%s", message)
 
     def _wait_for_copies(self) -> None:

@@ -379,7 +379,7 @@ def _check_checkpoints(
         if line in seen:
             continue
         seen.add(line)
-        label = f"checkpoint of {checkpoint.entries} entries"
+        label = f"checkpoint at seq {checkpoint.entries}"
         why = checkpoint.signature_problem(public_key) if public_key is not None else None
         if why is not None:
             problems.append(LogProblem(where, number, "L012", f"{label}: {why}"))
