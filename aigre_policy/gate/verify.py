@@ -169,7 +169,7 @@ def verify_log(
             )
         )
     holding, covered = _check_checkpoints(
-        chain, log_id, found, stored, public_key, checkpoint_file, problems
+        chain, log_id, found, stored, public_key, checkpoint_file, problems, ledger is not None
     )
     return VerifyReport(
         tuple(str(f) for f in files),
@@ -202,6 +202,7 @@ def _scan(files: list[Path], wanted: set[int], anchor: str | None) -> _Chain:
     # hashes of the latest entries by seq: after a move, the chain resumes from the right one
     recent: dict[int, str] = {0: GENESIS}
     chained = True  # false right after an unreadable line: its successor cannot be checked
+    unread = False  # the line before could not be read
     first = True
     number = 0
     name = ""
@@ -231,9 +232,14 @@ def _scan(files: list[Path], wanted: set[int], anchor: str | None) -> _Chain:
                     prefix = "not an entry: " if code == NOT_AN_ENTRY else ""
                     problems.append(LogProblem(name, number, code, prefix + message))
                 if entry is None:
+                    # the unreadable line held one entry, or was added: either seq may follow
                     chained = False
                     first = False
+                    unread = True
                     continue
+                if unread and entry.seq == expected_seq + 1:
+                    expected_seq += 1
+                unread = False
                 chain.entries += 1
                 where = f"seq {entry.seq}"
                 if entry.kind not in ALL_KINDS:
@@ -367,6 +373,7 @@ def _check_checkpoints(
     public_key: Ed25519PublicKey | None,
     checkpoint_file: Path,
     problems: list[LogProblem],
+    stored_read: bool,
 ) -> tuple[int, int]:
     """Hold each checkpoint (from the file, then the ledger) against the scanned chain.
 
@@ -452,7 +459,17 @@ def _check_checkpoints(
                 "checkpoint file was cut or edited",
             )
         )
-    if public_key is not None and not valid and chain.entries:
+    if stored_read and not stored and chain.entries:
+        problems.append(
+            LogProblem(
+                chain.last_file,
+                chain.last_line,
+                "L015",
+                f"the ledger holds no checkpoint for this log (id {log_id}): the log was "
+                "rewritten from its first entry, or its writer never copied checkpoints there",
+            )
+        )
+    elif public_key is not None and not valid and chain.entries:
         problems.append(
             LogProblem(
                 chain.last_file,
