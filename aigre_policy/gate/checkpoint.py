@@ -239,7 +239,7 @@ def last_checkpoint(path: Path) -> Checkpoint | None:
             size = handle.tell()
             handle.seek(max(0, size - 4096))
             tail = handle.read().splitlines()
-    except FileNotFoundError:
+    except OSError:  # none yet, or unreadable: the writer reports it when it writes one
         return None
     for line in reversed(tail):
         try:
