@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from aigre_policy.cli.main import main
 from aigre_policy.gate import checkpoint as cp
@@ -429,3 +432,30 @@ def test_another_log_s_checkpoint_is_refused(copy, tmp_path):
     copy.write_checkpoints([*copy.checkpoint_lines(), foreign])
     exit_code, problems = copy.verify("key")
     assert exit_code == 1 and problems == [("d.jsonl.checkpoints", 5, "L014")]
+
+
+# ------------------------------------------------------------------ any single byte
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), operation=st.sampled_from(["replace", "insert", "delete"]))
+def test_any_single_byte_changed_is_reported_at_its_line(pristine, data, operation):
+    lines = (pristine / "d.jsonl").read_bytes().splitlines(keepends=True)
+    index = data.draw(st.integers(0, len(lines) - 1), label="line")
+    line = lines[index]
+    at = data.draw(st.integers(0, len(line) - 1), label="offset")
+    if operation == "delete":
+        changed = line[:at] + line[at + 1 :]
+    else:
+        byte = data.draw(st.integers(0, 255), label="byte")
+        keep = at + 1 if operation == "replace" else at
+        changed = line[:at] + bytes([byte]) + line[keep:]
+    assume(changed != line)
+    with tempfile.TemporaryDirectory() as work:
+        root = Path(work)
+        for name in ("d.jsonl.checkpoints", "signing.pub"):
+            shutil.copy(pristine / name, root / name)
+        (root / "d.jsonl").write_bytes(b"".join([*lines[:index], changed, *lines[index + 1 :]]))
+        report = verify_log(root / "d.jsonl", key=root / "signing.pub")
+    assert not report.ok
+    assert report.problems[0].line == index + 1, (operation, at, report.problems)
