@@ -465,8 +465,10 @@ def _check_checkpoints(
                 chain.last_file,
                 chain.last_line,
                 "L015",
-                f"the ledger holds no checkpoint for this log (id {log_id}): the log was "
-                "rewritten from its first entry, or its writer never copied checkpoints there",
+                "the ledger holds no checkpoint for this log"
+                + (f" (id {log_id})" if log_id else "")
+                + ": the log was rewritten from its first entry, or its writer never copied "
+                "checkpoints there",
             )
         )
     elif public_key is not None and not valid and chain.entries:
