@@ -102,6 +102,14 @@ def test_reader_raises_on_a_line_that_is_not_an_entry(tmp_path):
         list(read_log(path))
 
 
+def test_reader_refuses_a_line_that_is_not_canonical(tmp_path):
+    path = tmp_path / "d.jsonl"
+    write(path, 2)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(LogError, match=r"d.jsonl:1: not in canonical form, a carriage return"):
+        list(read_log(path))
+
+
 # ------------------------------------------------------------------- tamper detection
 
 
