@@ -12,6 +12,10 @@ outcome: checking the same action again (same canonical digest) inserts a new
 row and marks the older one superseded, so a re-check after an approval is
 counted once.
 
+An approval is used up by the enforced decision it let through: the use is kept in
+``approval_uses`` (in that decision's transaction), so no second enforcement of the
+same action counts it; approvals marked ``reusable`` are never used up.
+
 Each row also keeps its *contributions*: per usage declaration (named by a key
 that digests its argument and filter), whether the filter admits the row and the
 argument's value, computed once when the row is written (or, for a declaration
@@ -85,6 +89,20 @@ CREATE TABLE IF NOT EXISTS ledger_state (
 );
 """
 
+# approvals used up by enforced decisions, and approvals marked reusable: added to a ledger
+# of any schema version when first opened (both statements are idempotent)
+_APPROVAL_USES = """
+CREATE TABLE IF NOT EXISTS approval_uses (
+    action_digest TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    approver_group TEXT NOT NULL,
+    approval_at_us INTEGER NOT NULL,
+    decision_id TEXT NOT NULL,
+    used_at_us INTEGER NOT NULL,
+    PRIMARY KEY (action_digest, approver, approver_group, approval_at_us)
+) WITHOUT ROWID
+"""
+
 SYNCHRONOUS = ("normal", "full")
 
 
@@ -141,6 +159,8 @@ class ApprovalRecord:
     group: str
     at_us: int
     note: str = ""
+    reusable: bool = False  # never used up by an enforced decision
+    used_by: str | None = None  # the enforced decision that used it up
 
 
 class LedgerSession(Protocol):
@@ -181,7 +201,15 @@ class LedgerSession(Protocol):
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]: ...
 
-    def add_approval(self, approval: ApprovalRecord) -> bool: ...
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        """Keep ``approval``; the same approver and group approving the same action again
+        replaces the earlier one (a fresh time, unused)."""
+        ...
+
+    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
+        """Mark approvals used up by the enforced decision ``decision_id``; raises
+        ``LedgerError`` if another decision used one of them first."""
+        ...
 
     def count(self) -> int: ...
 
@@ -240,6 +268,7 @@ class SqliteLedger:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             self._migrate(conn)
+            _approval_schema(conn)
         except BaseException:
             conn.close()
             raise
@@ -326,6 +355,26 @@ class SqliteLedger:
 
     def __repr__(self) -> str:
         return f"SqliteLedger({self.path!r})"
+
+
+def _approval_schema(conn: sqlite3.Connection) -> None:
+    """The approval-use table and the ``reusable`` flag, added once to any ledger."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+    tables = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'approval_uses'"
+    ).fetchone()[0]
+    if "reusable" in columns and tables:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+        if "reusable" not in columns:  # another process may have added it meanwhile
+            conn.execute("ALTER TABLE approvals ADD COLUMN reusable INTEGER NOT NULL DEFAULT 0")
+        conn.execute(_APPROVAL_USES)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
@@ -470,19 +519,55 @@ class _SqliteSession:
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
         rows = self._conn.execute(
-            "SELECT action_digest, approver, approver_group, at_us, note FROM approvals"
-            " WHERE action_digest = ? ORDER BY id",
+            "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
+            " u.decision_id FROM approvals a LEFT JOIN approval_uses u"
+            " ON u.action_digest = a.action_digest AND u.approver = a.approver"
+            " AND u.approver_group = a.approver_group AND u.approval_at_us = a.at_us"
+            " WHERE a.action_digest = ? ORDER BY a.id",
             (action_digest,),
         ).fetchall()
-        return [ApprovalRecord(*row) for row in rows]
+        return [
+            ApprovalRecord(digest, by, group, at_us, note, bool(reusable), used_by)
+            for digest, by, group, at_us, note, reusable, used_by in rows
+        ]
 
     def add_approval(self, approval: ApprovalRecord) -> bool:
+        # approving again renews: a fresh time (so an earlier use no longer applies)
         cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO approvals (action_digest, approver, approver_group, at_us, note)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (approval.action_digest, approval.by, approval.group, approval.at_us, approval.note),
+            "INSERT INTO approvals (action_digest, approver, approver_group, at_us, note, reusable)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (action_digest, approver, approver_group)"
+            " DO UPDATE SET at_us = excluded.at_us, note = excluded.note,"
+            " reusable = excluded.reusable",
+            (
+                approval.action_digest,
+                approval.by,
+                approval.group,
+                approval.at_us,
+                approval.note,
+                int(approval.reusable),
+            ),
         )
         return cursor.rowcount == 1
+
+    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
+        for approval in used:
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO approval_uses (action_digest, approver, approver_group,"
+                " approval_at_us, decision_id, used_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    approval.action_digest,
+                    approval.by,
+                    approval.group,
+                    approval.at_us,
+                    decision_id,
+                    at_us,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise LedgerError(
+                    f"{self._path}: the approval of `{approval.by}` ({approval.group}) was"
+                    " already used up by another decision"
+                )
 
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM actions").fetchone()[0]
