@@ -93,14 +93,14 @@ CREATE TABLE IF NOT EXISTS ledger_state (
 # of any schema version when first opened (both statements are idempotent)
 _APPROVAL_USES = """
 CREATE TABLE IF NOT EXISTS approval_uses (
+    approval_id INTEGER PRIMARY KEY,
     action_digest TEXT NOT NULL,
     approver TEXT NOT NULL,
     approver_group TEXT NOT NULL,
     approval_at_us INTEGER NOT NULL,
     decision_id TEXT NOT NULL,
-    used_at_us INTEGER NOT NULL,
-    PRIMARY KEY (action_digest, approver, approver_group, approval_at_us)
-) WITHOUT ROWID
+    used_at_us INTEGER NOT NULL
+)
 """
 
 SYNCHRONOUS = ("normal", "full")
@@ -161,6 +161,7 @@ class ApprovalRecord:
     note: str = ""
     reusable: bool = False  # never used up by an enforced decision
     used_by: str | None = None  # the enforced decision that used it up
+    id: int | None = None  # the store's key of this grant (a renewal is a new grant)
 
 
 class LedgerSession(Protocol):
@@ -520,24 +521,25 @@ class _SqliteSession:
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
         rows = self._conn.execute(
             "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
-            " u.decision_id FROM approvals a LEFT JOIN approval_uses u"
-            " ON u.action_digest = a.action_digest AND u.approver = a.approver"
-            " AND u.approver_group = a.approver_group AND u.approval_at_us = a.at_us"
-            " WHERE a.action_digest = ? ORDER BY a.id",
+            " u.decision_id, a.id FROM approvals a LEFT JOIN approval_uses u"
+            " ON u.approval_id = a.id WHERE a.action_digest = ? ORDER BY a.id",
             (action_digest,),
         ).fetchall()
         return [
-            ApprovalRecord(digest, by, group, at_us, note, bool(reusable), used_by)
-            for digest, by, group, at_us, note, reusable, used_by in rows
+            ApprovalRecord(digest, by, group, at_us, note, bool(reusable), used_by, row_id)
+            for digest, by, group, at_us, note, reusable, used_by, row_id in rows
         ]
 
     def add_approval(self, approval: ApprovalRecord) -> bool:
-        # approving again renews: a fresh time (so an earlier use no longer applies)
+        # approving again renews: a new grant (new id, fresh time) that no use applies to;
+        # the uses of the earlier one stay in approval_uses
+        self._conn.execute(
+            "DELETE FROM approvals WHERE action_digest = ? AND approver = ? AND approver_group = ?",
+            (approval.action_digest, approval.by, approval.group),
+        )
         cursor = self._conn.execute(
             "INSERT INTO approvals (action_digest, approver, approver_group, at_us, note, reusable)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (action_digest, approver, approver_group)"
-            " DO UPDATE SET at_us = excluded.at_us, note = excluded.note,"
-            " reusable = excluded.reusable",
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 approval.action_digest,
                 approval.by,
@@ -551,10 +553,14 @@ class _SqliteSession:
 
     def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
         for approval in used:
+            if approval.id is None:
+                raise LedgerError(f"{self._path}: an approval to use up has no ledger id")
             cursor = self._conn.execute(
-                "INSERT OR IGNORE INTO approval_uses (action_digest, approver, approver_group,"
-                " approval_at_us, decision_id, used_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO approval_uses (approval_id, action_digest, approver,"
+                " approver_group, approval_at_us, decision_id, used_at_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
+                    approval.id,
                     approval.action_digest,
                     approval.by,
                     approval.group,
