@@ -320,13 +320,13 @@ def test_an_approval_lets_one_enforced_run_through(make_gate, resolved_pack, tmp
     runs = 0
     with gate.enforce(act(**COSTLY)) as run:
         runs += 1
-    assert run.verdict.gate["approvals"]["used"] == [{"by": "fay", "group": "finops"}]
     for _ in range(2):
         with pytest.raises(ApprovalRequired) as again, gate.enforce(act(**COSTLY)):
             runs += 1
         [ignored] = again.value.verdict.gate["approvals"]["ignored"]
         assert ignored["reason"] == f"used up by decision {run.verdict.decision_id}"
     assert runs == 1
+    assert run.verdict.gate["approvals"]["used"] == [{"by": "fay", "group": "finops"}]
     with sqlite3.connect(tmp_path / "ledger.db") as conn:
         uses = conn.execute("SELECT approver, decision_id FROM approval_uses").fetchall()
     assert uses == [("fay", run.verdict.decision_id)]
@@ -389,6 +389,14 @@ def test_a_use_rolls_back_with_a_decision_that_was_not_recorded(
 
 
 # -- replay against the pack that wrote the log ------------------------------------------------
+
+
+def test_an_approved_action_replays_unchanged(make_gate, resolved_pack, tmp_path) -> None:
+    gate = make_gate(resolved_pack)
+    gate.approve(gate.check(act(**COSTLY)), by="fay", group="finops")
+    assert gate.check(act(**COSTLY)).decision == "allow"
+    report = replay_log(resolved_pack, tmp_path / "decisions.jsonl")
+    assert (report.replayed, report.changed) == (2, 0), report.transitions
 
 
 def test_replaying_a_gate_log_against_its_own_pack_changes_nothing(
