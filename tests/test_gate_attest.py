@@ -468,3 +468,21 @@ def test_replay_still_sees_a_candidate_that_drops_an_approval_group(
     assert report.transitions == {"allow->require_approval": 1}
     [*_, last] = decisions(tmp_path)
     assert last.body["verdict"]["gate"]["resolved_decision"] == "allow"
+
+
+def test_a_shadow_pack_gets_the_attested_fields_its_schema_declares(
+    make_gate, resolved_pack, attesting_pack
+) -> None:
+    from aigre_policy import load_pack
+
+    gate = make_gate(resolved_pack, identity=AGENT, shadow=load_pack(attesting_pack))
+    grant = act(kind="scale", cost={"estimated_usd": 10})
+    verdict = gate.check(grant)
+    assert verdict.decision == "allow"
+    assert verdict.gate["shadow"]["decision"] == "allow"  # it saw the attested actor
+    assert not verdict.gate["shadow"]["fail_closed"]
+    assert "actor" not in verdict.input["context"]  # the enforced schema has no such field
+    reverse = make_gate(attesting_pack, identity=AGENT, shadow=load_pack(resolved_pack))
+    shadowed = reverse.check(grant)
+    assert not shadowed.gate["shadow"]["fail_closed"]  # no undeclared field broke its schema
+    assert shadowed.gate["shadow"]["agrees"]

@@ -196,21 +196,20 @@ def resolve(
     holds, so both resolve a verdict the same way.
     """
     rules = approval_rules(fired)
+    skipped = tuple(dict(i) for i in ignored)
     evidence = tuple(
         {**a, "rules": [r["id"] for r in rules if a.get("group") in r["approvers"]]}
         for a in counted
     )
     if not rules or decision != "require_approval":
-        return Resolution(decision, evidence, tuple(ignored))
+        return Resolution(decision, evidence, skipped)
     pending = [r for r in rules if not any(a.get("group") in r["approvers"] for a in counted)]
     if pending:
         groups = tuple(sorted({g for r in pending for g in r["approvers"]}))
-        return Resolution(
-            decision, evidence, tuple(ignored), tuple(r["id"] for r in pending), groups
-        )
+        return Resolution(decision, evidence, skipped, tuple(r["id"] for r in pending), groups)
     rest = [f["verdict"] for f in fired if f["verdict"] in ("deny", "escalate")]
     settled = max(rest, key=LATTICE.__getitem__, default="allow")
-    return Resolution(settled, evidence, tuple(ignored))
+    return Resolution(settled, evidence, skipped)
 
 
 def _record(record: ApprovalRecord) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
@@ -640,7 +640,7 @@ class Gate:
         """The actor ``guard`` attests for a call: its own ``identity``, else the gate's."""
         if identity is None:
             return None
-        return identity(action) if _is_source(identity) else identity
+        return cast(Callable, identity)(action) if _is_source(identity) else identity
 
     def _attest_actor(
         self, document: dict[str, Any], actor: Any, faults: list[dict[str, Any]]
@@ -656,7 +656,7 @@ class Gate:
             if source is None:
                 return None
             if _is_source(source):
-                source = source(document["action"])
+                source = cast(Callable, source)(document["action"])
             value = _plain(source)
             if not isinstance(value, Mapping):
                 raise TypeError(f"the actor is a {type(value).__name__}, not a mapping")
@@ -711,11 +711,12 @@ class Gate:
         ref = {"name": self.shadow.name, "version": self.shadow.version}
         try:
             usage = self._shadow_usage.compute(session, draft.now, draft.action_digest)
-            context = {
-                k: v
-                for k, v in draft.document["context"].items()
-                if k not in ATTESTED or k in self._shadow_attests
-            }
+            # the same attested values, as far as the candidate's schema declares them
+            context = {k: v for k, v in draft.document["context"].items() if k not in ATTESTED}
+            if "actor" in self._shadow_attests and draft.actor is not None:
+                context["actor"] = draft.actor
+            if "approvals" in self._shadow_attests:
+                context["approvals"] = draft.held.attested(self.reusable_groups)
             candidate = self.shadow.evaluate(draft.document["action"], context, usage)
         except Exception as exc:
             draft.shadow = {"pack": ref, "error": _described(exc)}

@@ -194,7 +194,7 @@ def replay_lines(pack: Pack, lines: list[bytes], limit: int = 5) -> _Tally:
             tally.example("redacted", decision_id, limit)
             continue
         before = _logged_decision(verdict)
-        if before not in LATTICE or not isinstance(document, dict):
+        if before not in LATTICE or not isinstance(document, dict) or not isinstance(verdict, dict):
             tally.unreadable += 1
             tally.example("unreadable", decision_id, limit)
             continue
