@@ -384,6 +384,7 @@ def test_a_use_rolls_back_with_a_decision_that_was_not_recorded(
         pass
     monkeypatch.undo()
     assert raised.value.verdict.fail_closed
+    assert "used" not in raised.value.verdict.gate["approvals"]
     with gate.enforce(act(**COSTLY)):  # the approval was not used up
         pass
 
@@ -486,3 +487,29 @@ def test_a_shadow_pack_gets_the_attested_fields_its_schema_declares(
     shadowed = reverse.check(grant)
     assert not shadowed.gate["shadow"]["fail_closed"]  # no undeclared field broke its schema
     assert shadowed.gate["shadow"]["agrees"]
+
+
+def test_gates_racing_on_one_approval_let_one_run_through(make_gate, resolved_pack) -> None:
+    import threading
+
+    first = make_gate(resolved_pack)
+    first.approve(first.check(act(**COSTLY)), by="fay", group="finops")
+    gates = [make_gate(resolved_pack) for _ in range(6)]
+    ran: list[int] = []
+    refused: list[str] = []
+    start = threading.Barrier(len(gates))
+
+    def run(n: int, gate: Gate) -> None:
+        start.wait()
+        try:
+            with gate.enforce(act(**COSTLY)):
+                ran.append(n)
+        except Exception as exc:  # ApprovalRequired, or a fail-closed Denied
+            refused.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=run, args=(n, g)) for n, g in enumerate(gates)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ran) == 1 and len(refused) == len(gates) - 1

@@ -114,6 +114,12 @@ def _micros(span: timedelta | None) -> int | None:
     return None if span is None else int(span.total_seconds() * 1_000_000)
 
 
+def _nothing_used(verdict: GateVerdict) -> None:
+    approvals = verdict.gate.get("approvals")
+    if isinstance(approvals, dict):
+        approvals.pop("used", None)
+
+
 def _is_source(identity: Any) -> bool:
     """A callable identity source, as opposed to an actor given as a mapping or model."""
     return callable(identity) and not isinstance(identity, Mapping | BaseModel)
@@ -554,6 +560,7 @@ class Gate:
             if verdict is None:
                 return self._salvage(document, action_digest, now, started, component, exc)
             # judged but not recorded: fail closed, never looser than the rules' decision
+            _nothing_used(verdict)  # the transaction that used them rolled back
             salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
             self._keep_quietly(draft, salvaged, component)
             return salvaged
@@ -568,6 +575,7 @@ class Gate:
             return verdict
         except (LedgerError, LogError) as exc:
             component = "log" if isinstance(exc, LogError) else "ledger"
+            _nothing_used(verdict)  # the transaction that used them rolled back
             salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
             self._keep_quietly(draft, salvaged, component)
             return salvaged
