@@ -2,7 +2,9 @@
 
 ``Gate.check`` is the whole decision path: context from the provider, usage from
 the ledger, the pack's verdict, approvals already held, reviewer tiers for
-``escalate``, then the ledger row and the log entry. Nothing on that path
+``escalate``, then the ledger row and the log entry. The proposal is a claim: what
+the gate attests (``context.now`` from its clock, ``context.actor`` from its identity
+source, ``context.approvals`` from its approval store) overwrites any other say. Nothing on that path
 raises: any fault (invalid input, a context provider that fails, a ledger that is
 locked, corrupt or full, a log that cannot be written, an engine error) yields
 the pack's fail-closed decision, never looser than what the rules said, with the
