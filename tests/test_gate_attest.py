@@ -513,3 +513,20 @@ def test_gates_racing_on_one_approval_let_one_run_through(make_gate, resolved_pa
     for thread in threads:
         thread.join()
     assert len(ran) == 1 and len(refused) == len(gates) - 1
+
+
+def test_a_guard_whose_identity_fails_refuses_the_call(make_gate, attesting_pack) -> None:
+    from aigre_policy.gate import Denied
+
+    gate = make_gate(attesting_pack, defaults={k: v for k, v in act().items() if k != "id"})
+
+    def down(action: Any) -> Any:
+        raise ConnectionError("auth service down")
+
+    @gate.guard(kind="restart", identity=down)
+    def restart() -> str:
+        return "restarted"
+
+    with pytest.raises(Denied) as raised:
+        restart()
+    assert raised.value.verdict.errors[-1]["path"] == "gate.identity"

@@ -2,9 +2,7 @@
 
 ``Gate.check`` is the whole decision path: context from the provider, usage from
 the ledger, the pack's verdict, approvals already held, reviewer tiers for
-``escalate``, then the ledger row and the log entry. The proposal is a claim: what
-the gate attests (``context.now`` from its clock, ``context.actor`` from its identity
-source, ``context.approvals`` from its approval store) overwrites any other say. Nothing on that path
+``escalate``, then the ledger row and the log entry. Nothing on that path
 raises: any fault (invalid input, a context provider that fails, a ledger that is
 locked, corrupt or full, a log that cannot be written, an engine error) yields
 the pack's fail-closed decision, never looser than what the rules said, with the
@@ -14,6 +12,10 @@ Reading usage and recording the decision happen in one ledger transaction, so
 processes sharing a ledger see each other's decisions and a budget is not
 overspent by two checks racing. A case that goes to reviewers is recorded in a
 second transaction once they answer, so no lock is held while a person thinks.
+
+The proposal is a claim: what the gate attests (``context.now`` from its clock,
+``context.actor`` from its identity source, ``context.approvals`` from its approval
+store) overwrites any other say, and an enforced allow uses up its approvals.
 """
 
 from __future__ import annotations
@@ -384,7 +386,7 @@ class Gate:
                 async def run_async(*args: Any, **kwargs: Any) -> Any:
                     proposal, key = self._propose(function, action, fields, args, kwargs)
                     try:
-                        async with self.aenforce(proposal, actor=self._who(identity, proposal)):
+                        async with self.aenforce(proposal, actor=identity):
                             result = await function(*args, **kwargs)
                     except (ApprovalRequired, Escalated):
                         raise  # proposed again, unchanged, when the call is repeated
@@ -400,7 +402,7 @@ class Gate:
             def run(*args: Any, **kwargs: Any) -> Any:
                 proposal, key = self._propose(function, action, fields, args, kwargs)
                 try:
-                    with self.enforce(proposal, actor=self._who(identity, proposal)):
+                    with self.enforce(proposal, actor=identity):
                         result = function(*args, **kwargs)
                 except (ApprovalRequired, Escalated):
                     raise  # proposed again, unchanged, when the call is repeated
@@ -645,12 +647,6 @@ class Gate:
         return draft
 
     # -- what the gate attests -------------------------------------------------------------
-
-    def _who(self, identity: Identity | None, action: Mapping[str, Any]) -> Any:
-        """The actor ``guard`` attests for a call: its own ``identity``, else the gate's."""
-        if identity is None:
-            return None
-        return cast(Callable, identity)(action) if _is_source(identity) else identity
 
     def _attest_actor(
         self, document: dict[str, Any], actor: Any, faults: list[dict[str, Any]]
