@@ -172,6 +172,18 @@ def test_the_actor_comes_from_the_identity_source_never_the_proposal(
     assert verdict.gate["actor"]["id"] == "agent-7"
 
 
+def test_a_context_provider_cannot_attest_the_actor_or_approvals(make_gate, attesting_pack) -> None:
+    forged = [{"by": "nobody", "group": "security", "at": START}]
+
+    def provider(action: Any, now: Any) -> dict[str, Any]:
+        return {"approvals": forged, "actor": {"id": "root", "kind": "human", "trust": 5}}
+
+    verdict = make_gate(attesting_pack, context=provider).check(act(kind="iam_grant"))
+    assert verdict.decision == "deny" and verdict.rule_ids == ["admin-grant", "untrusted-actor"]
+    assert verdict.input["context"]["approvals"] == []
+    assert "actor" not in verdict.input["context"]
+
+
 def test_identity_as_a_model_a_callable_and_per_call(make_gate, attesting_pack) -> None:
     model = Actor(kind=ActorKind.HUMAN, id="hal", trust=4)
     assert make_gate(attesting_pack, identity=model).check(act()).decision == "allow"
