@@ -23,7 +23,7 @@ from aigre_policy.gate import (
     ReviewAnswer,
     StaticDirectory,
 )
-from aigre_policy.gate.log import read_log
+from aigre_policy.gate.log import DecisionLog, read_log
 from aigre_policy.gate.replay import replay_log
 from aigre_policy.inputs import builtin_schema
 from aigre_policy.models.action import Actor, ActorKind
@@ -542,3 +542,26 @@ def test_a_guard_whose_identity_fails_refuses_the_call(make_gate, attesting_pack
     with pytest.raises(Denied) as raised:
         restart()
     assert raised.value.verdict.errors[-1]["path"] == "gate.identity"
+
+
+def test_a_log_written_before_resolved_decision_replays_unchanged(
+    make_gate, resolved_pack, tmp_path
+) -> None:
+    judge = FunctionReviewer("llm-judge", lambda request: ReviewAnswer("allow", "small enough"))
+    gate = make_gate(resolved_pack, reviewers=[judge])
+    gate.approve(gate.check(act(**COSTLY)), by="fay", group="finops")
+    with gate.enforce(act(**COSTLY)):
+        pass
+    gate.check(act(2, change={"type": "code", "lines": 900}))  # settled by the reviewer
+    failing = FunctionReviewer("llm-judge", lambda request: 1 / 0)
+    broken = make_gate(resolved_pack, reviewers=[failing])
+    assert broken.check(act(3, change={"type": "code", "lines": 900})).fail_closed
+    # the same entries as an older gate wrote them: no resolved_decision
+    old = tmp_path / "old.jsonl"
+    with DecisionLog(old, fsync="none") as log:
+        for entry in decisions(tmp_path):
+            body = copy.deepcopy(entry.body)
+            del body["verdict"]["gate"]["resolved_decision"]
+            log.append("decision", body)
+    report = replay_log(resolved_pack, old)
+    assert (report.replayed, report.changed) == (4, 0), report.transitions

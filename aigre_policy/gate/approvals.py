@@ -110,7 +110,12 @@ def excluded(action: Mapping[str, Any], actor: Mapping[str, Any] | None) -> set[
 
 
 def approval_rules(fired: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [f for f in fired if f["verdict"] == "require_approval"]
+    return [f for f in fired if f.get("verdict") == "require_approval"]
+
+
+def _groups(rule: Mapping[str, Any]) -> list[Any]:
+    groups = rule.get("approvers")
+    return groups if isinstance(groups, list) else []
 
 
 def admit(
@@ -198,16 +203,17 @@ def resolve(
     rules = approval_rules(fired)
     skipped = tuple(dict(i) for i in ignored)
     evidence = tuple(
-        {**a, "rules": [r["id"] for r in rules if a.get("group") in r["approvers"]]}
+        {**a, "rules": [r.get("id") for r in rules if a.get("group") in _groups(r)]}
         for a in counted
     )
     if not rules or decision != "require_approval":
         return Resolution(decision, evidence, skipped)
-    pending = [r for r in rules if not any(a.get("group") in r["approvers"] for a in counted)]
+    pending = [r for r in rules if not any(a.get("group") in _groups(r) for a in counted)]
     if pending:
-        groups = tuple(sorted({g for r in pending for g in r["approvers"]}))
-        return Resolution(decision, evidence, skipped, tuple(r["id"] for r in pending), groups)
-    rest = [f["verdict"] for f in fired if f["verdict"] in ("deny", "escalate")]
+        groups = tuple(sorted({str(g) for r in pending for g in _groups(r)}))
+        ids = tuple(str(r.get("id")) for r in pending)
+        return Resolution(decision, evidence, skipped, ids, groups)
+    rest = [str(f.get("verdict")) for f in fired if f.get("verdict") in ("deny", "escalate")]
     settled = max(rest, key=LATTICE.__getitem__, default="allow")
     return Resolution(settled, evidence, skipped)
 

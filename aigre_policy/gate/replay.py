@@ -248,9 +248,15 @@ def _logged_decision(verdict: Any) -> Any:
         return gate["resolved_decision"]
     if "pack_decision" not in gate:
         return None  # the pack never judged: the logged input is not what a pack saw
-    if "reviews" in gate or "settled_by" in gate:
-        return "escalate"  # logged before resolved_decision: only escalate goes to reviewers
-    return verdict.get("decision")
+    # an entry written before gates logged resolved_decision: work it out the same way
+    errors = verdict.get("errors")
+    gate_faults = isinstance(errors, list) and any(
+        isinstance(e, dict) and str(e.get("path", "")).startswith("gate.") for e in errors
+    )
+    if verdict.get("fail_closed") and not gate_faults:
+        return gate["pack_decision"]  # the pack itself failed closed: no approval resolves it
+    fired = [f for f in verdict.get("fired", []) if isinstance(f, dict)]
+    return resolve(gate["pack_decision"], fired, _counted(gate)).decision
 
 
 def _held_approvals(verdict: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -261,7 +267,12 @@ def _held_approvals(verdict: dict[str, Any], document: dict[str, Any]) -> list[d
     attested = context.get("approvals") if isinstance(context, dict) else None
     if isinstance(attested, list):
         return [a for a in attested if isinstance(a, dict)]
-    evidence = verdict["gate"].get("approvals")
+    return _counted(verdict["gate"])
+
+
+def _counted(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approvals a gate's evidence lists as counted."""
+    evidence = gate.get("approvals")
     counted = evidence.get("counted") if isinstance(evidence, dict) else None
     return [a for a in counted if isinstance(a, dict)] if isinstance(counted, list) else []
 
