@@ -61,6 +61,8 @@ class Manifest:
     lint: dict[str, str] = field(default_factory=dict)  # lint code -> error, warning or off
     # groups a fail-closed require_approval verdict names; [] = its rules' groups
     fail_closed_approvers: list[str] = field(default_factory=list)
+    # approver groups whose approvals an enforced allow does not use up
+    reusable_approvals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +143,7 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
             sensitive=data.get("sensitive") or {},
             lint=data.get("lint") or {},
             fail_closed_approvers=data.get("fail_closed_approvers") or [],
+            reusable_approvals=data.get("reusable_approvals") or [],
         ),
         [],
         doc,
@@ -151,7 +154,7 @@ def _manifest_hint(problem: jsonschema.ValidationError) -> str | None:
     if problem.validator == "additionalProperties":
         return (
             "settings: name, version, description, input_schema, default, fail_closed, "
-            "envelopes, sensitive, lint, fail_closed_approvers"
+            "envelopes, sensitive, lint, fail_closed_approvers, reusable_approvals"
         )
     if problem.validator == "pattern" and list(problem.path) == ["version"]:
         return "versions look like 1.2.0"

@@ -35,6 +35,8 @@ def build_gate(workdir: Path) -> Gate:
         context=StaticContext(error_budget_remaining=0.4),
         clock=FakeClock("2025-03-11T14:03:00Z"),  # a fixed time keeps the script repeatable
         directory=StaticDirectory({"finops": ["fay.finops"], "sre-oncall": ["sam.sre"]}),
+        # who the agent is, as this tool authenticated it: attested as context.actor
+        identity={k: AGENT[k] for k in ("kind", "id", "trust")},
         defaults={
             "environment": "production",
             "actor": AGENT,

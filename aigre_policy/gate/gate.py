@@ -12,6 +12,10 @@ Reading usage and recording the decision happen in one ledger transaction, so
 processes sharing a ledger see each other's decisions and a budget is not
 overspent by two checks racing. A case that goes to reviewers is recorded in a
 second transaction once they answer, so no lock is held while a person thinks.
+
+The proposal is a claim: what the gate attests (``context.now`` from its clock,
+``context.actor`` from its identity source, ``context.approvals`` from its approval
+store) overwrites any other say, and an enforced allow uses up its approvals.
 """
 
 from __future__ import annotations
@@ -29,12 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
 from aigre_policy.gate import approvals as approvals_mod
-from aigre_policy.gate.approvals import Approval, Resolution, admit
+from aigre_policy.gate.approvals import DEFAULT_CLOCK_SKEW, Approval, Held, Resolution, admit
 from aigre_policy.gate.clock import Clock, iso, system_clock, to_us
 from aigre_policy.gate.errors import (
     ApprovalRejected,
@@ -66,11 +70,18 @@ from aigre_policy.gate.usage import UsageCalculator
 from aigre_policy.gate.verdict import GateVerdict
 from aigre_policy.gate.world import ContextProvider, Directory
 from aigre_policy.pack import Pack, load_pack
+from aigre_policy.schema_types import input_type
 from aigre_policy.verdict import LATTICE, Verdict, canonical_json, digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
 OUTCOMES = ("executed", "failed", "skipped", "rolled_back")
+
+# what the gate attests in ``context`` from its own sources, overwriting any other say
+ATTESTED = ("actor", "approvals")
+
+Identity = Mapping[str, Any] | BaseModel | Callable[[Mapping[str, Any]], Any]
+"""The authenticated actor: a mapping or model, or a callable ``(action) -> actor``."""
 
 
 def _fault(component: str, message: str) -> dict[str, Any]:
@@ -92,6 +103,32 @@ def _stricter(a: str, b: str) -> str:
     return a if LATTICE.get(a, 3) >= LATTICE.get(b, 3) else b
 
 
+def _attested_fields(pack: Pack) -> frozenset[str]:
+    """The attested ``context`` fields the pack's input schema declares: only those can be
+    given to it (an undeclared one would break a closed schema, and no rule can read it)."""
+    try:
+        context = input_type(pack.input_schema).fields.get("context")
+        fields = getattr(getattr(context, "type", None), "fields", None) or {}
+    except Exception:  # an unreadable schema: give nothing, the pack reads nothing
+        return frozenset()
+    return frozenset(name for name in ATTESTED if name in fields)
+
+
+def _micros(span: timedelta | None) -> int | None:
+    return None if span is None else int(span.total_seconds() * 1_000_000)
+
+
+def _nothing_used(verdict: GateVerdict) -> None:
+    approvals = verdict.gate.get("approvals")
+    if isinstance(approvals, dict):
+        approvals.pop("used", None)
+
+
+def _is_source(identity: Any) -> bool:
+    """A callable identity source, as opposed to an actor given as a mapping or model."""
+    return callable(identity) and not isinstance(identity, Mapping | BaseModel)
+
+
 @dataclass
 class _Draft:
     """A decision on its way through the gate, before it is recorded."""
@@ -107,6 +144,9 @@ class _Draft:
     shadow_verdict: Verdict | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
     action_json: str = ""  # the canonical JSON the digest was taken of, kept in the ledger
+    actor: dict[str, Any] | None = None  # the attested actor, None without an identity source
+    held: Held = field(default_factory=Held)  # the approvals that count for this action
+    consume: bool = False  # enforced: an allow uses up the approvals it rests on
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +193,9 @@ class _NoLedger:
     def add_approval(self, approval: ApprovalRecord) -> bool:
         raise LedgerError("no ledger is configured to keep approvals")
 
+    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
+        return None  # no ledger holds approvals to use up
+
     def count(self) -> int:
         return 0
 
@@ -192,6 +235,9 @@ class Gate:
     ``log_options``: more ``DecisionLog`` options for a log given as a path
     (``signing_key``, ``checkpoint_entries``, ...); its checkpoints are copied to
     the ledger unless ``checkpoint_store`` says otherwise.
+    ``identity``: the authenticated actor, attested as ``context.actor`` (a mapping or
+    model, or a callable ``(action) -> actor``; a per-call ``actor=`` wins).
+    ``clock_skew``: how far an approval's time may run ahead of the gate's clock.
     """
 
     def __init__(
@@ -208,7 +254,11 @@ class Gate:
         approval_lifetime: timedelta | None = timedelta(hours=24),
         defaults: Mapping[str, Any] | None = None,
         log_options: Mapping[str, Any] | None = None,
+        identity: Identity | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ):
+        if clock_skew < timedelta(0):
+            raise GateError("clock_skew must not be negative")
         self.pack = pack
         self.ledger = open_ledger(ledger)
         if isinstance(log, str | Path):
@@ -224,6 +274,12 @@ class Gate:
         self.shadow = shadow
         self.approval_lifetime = approval_lifetime
         self.defaults = dict(defaults or {})
+        self.identity = identity
+        self.clock_skew = clock_skew
+        self._attests = _attested_fields(pack)
+        self._shadow_attests = _attested_fields(shadow) if shadow is not None else frozenset()
+        manifest = getattr(getattr(pack, "_compiled", None), "manifest", None)
+        self.reusable_groups = frozenset(getattr(manifest, "reusable_approvals", None) or ())
         self._usage = UsageCalculator(pack.program.usages, pack.envelopes)
         self._shadow_usage = (
             UsageCalculator(shadow.program.usages, shadow.envelopes) if shadow else None
@@ -247,22 +303,27 @@ class Gate:
 
     # -- checking --------------------------------------------------------------------------
 
-    def check(self, action: Any) -> GateVerdict:
-        """Judge ``action`` and record the decision; never raises, never fails open."""
+    def check(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
+        """Judge ``action`` and record the decision; never raises, never fails open.
+
+        ``actor``: the authenticated actor for this call (else the gate's ``identity``).
+        ``consume``: the caller runs the action if allowed, so an ``allow`` uses up the
+        approvals it rests on (``enforce`` and ``guard`` do this).
+        """
         started = perf_counter_ns()
         try:
-            outcome = self._first_pass(action, started)
+            outcome = self._first_pass(action, started, actor, consume)
             if isinstance(outcome, GateVerdict):
                 return outcome
             return self._second_pass(outcome, self._escalate(outcome))
         except Exception as exc:  # a fault in the gate itself
             return self._crashed(action, started, exc)
 
-    async def acheck(self, action: Any) -> GateVerdict:
+    async def acheck(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
         """``check`` for ``async`` code: storage runs in a thread, async reviewers are awaited."""
         started = perf_counter_ns()
         try:
-            outcome = await asyncio.to_thread(self._first_pass, action, started)
+            outcome = await asyncio.to_thread(self._first_pass, action, started, actor, consume)
             if isinstance(outcome, GateVerdict):
                 return outcome
             escalation = await self._aescalate(outcome)
@@ -273,13 +334,14 @@ class Gate:
     # -- enforcing -------------------------------------------------------------------------
 
     @contextmanager
-    def enforce(self, action: Any) -> Iterator[Run]:
+    def enforce(self, action: Any, *, actor: Any = None) -> Iterator[Run]:
         """Run the ``with`` block only if the action is allowed; record how it went.
 
         Raises ``Denied``, ``ApprovalRequired`` or ``Escalated`` (each carrying the
-        verdict) instead of entering the block.
+        verdict) instead of entering the block. An allow uses up the approvals it
+        rests on (unless reusable), in the transaction that records the decision.
         """
-        verdict = self.check(action)
+        verdict = self.check(action, actor=actor, consume=True)
         refusal = refusal_for(verdict)
         if refusal is not None:
             raise refusal
@@ -292,9 +354,9 @@ class Gate:
         self._finish(run, "executed", "")
 
     @asynccontextmanager
-    async def aenforce(self, action: Any) -> AsyncIterator[Run]:
+    async def aenforce(self, action: Any, *, actor: Any = None) -> AsyncIterator[Run]:
         """``enforce`` for ``async with``."""
-        verdict = await self.acheck(action)
+        verdict = await self.acheck(action, actor=actor, consume=True)
         refusal = refusal_for(verdict)
         if refusal is not None:
             raise refusal
@@ -306,7 +368,9 @@ class Gate:
             raise
         await asyncio.to_thread(self._finish, run, "executed", "")
 
-    def guard(self, *, action: Any = None, **fields: Any) -> Callable[[Callable], Callable]:
+    def guard(
+        self, *, action: Any = None, identity: Identity | None = None, **fields: Any
+    ) -> Callable[[Callable], Callable]:
         """Decorate a function so each call is proposed as an action and enforced.
 
         Each keyword is an action field: a constant, or a callable taking the
@@ -316,7 +380,9 @@ class Gate:
         an ``id`` or ``requested_at`` the gate supplies them; a call refused for an
         approval or a reviewer proposes the same action again when repeated with
         the same arguments, so an approval recorded in between lets it through.
-        Works on ``async`` functions too.
+        ``identity`` attests the actor of these calls, as ``Gate(identity=...)`` does
+        (an ``actor`` keyword is a field of the proposal, a claim). Works on ``async``
+        functions too.
         """
 
         def decorate(function: Callable) -> Callable:
@@ -326,7 +392,7 @@ class Gate:
                 async def run_async(*args: Any, **kwargs: Any) -> Any:
                     proposal, key = self._propose(function, action, fields, args, kwargs)
                     try:
-                        async with self.aenforce(proposal):
+                        async with self.aenforce(proposal, actor=identity):
                             result = await function(*args, **kwargs)
                     except (ApprovalRequired, Escalated):
                         raise  # proposed again, unchanged, when the call is repeated
@@ -342,7 +408,7 @@ class Gate:
             def run(*args: Any, **kwargs: Any) -> Any:
                 proposal, key = self._propose(function, action, fields, args, kwargs)
                 try:
-                    with self.enforce(proposal):
+                    with self.enforce(proposal, actor=identity):
                         result = function(*args, **kwargs)
                 except (ApprovalRequired, Escalated):
                     raise  # proposed again, unchanged, when the call is repeated
@@ -358,17 +424,34 @@ class Gate:
 
     # -- approvals and outcomes ------------------------------------------------------------
 
-    def approve(self, verdict: GateVerdict, *, by: str, group: str, note: str = "") -> Approval:
+    def approve(
+        self,
+        verdict: GateVerdict,
+        *,
+        by: str,
+        group: str,
+        note: str = "",
+        reusable: bool = False,
+    ) -> Approval:
         """Record that ``by`` (of ``group``) approves the action ``verdict`` judged.
 
-        Raises ``ApprovalRejected`` when ``by`` may not approve it (the proposer,
-        not in the group, a group no fired rule names) and ``GateError`` when the
-        approval cannot be stored. The next check of the same action counts it.
+        Raises ``ApprovalRejected`` when ``by`` may not approve it (the actor or whom
+        it acts for, not in the group, a group no fired rule names) and ``GateError``
+        when the approval cannot be stored. The next check of the same action counts
+        it; the first enforced ``allow`` it lets through uses it up, unless
+        ``reusable`` (or the pack's ``reusable_approvals`` names ``group``).
         """
         if not isinstance(verdict, GateVerdict) or not isinstance(verdict.action, dict):
             raise GateError("approve() takes the verdict a gate returned for the action")
+        actor = verdict.gate.get("actor") if isinstance(verdict.gate, dict) else None
         try:
-            admit(verdict.fired, verdict.action, by, group, self.directory)
+            admit(
+                verdict.fired,
+                approvals_mod.excluded(verdict.action, actor),
+                by,
+                group,
+                self.directory,
+            )
         except ApprovalRejected as exc:
             self._log_quietly(
                 "approval",
@@ -383,7 +466,7 @@ class Gate:
             )
             raise
         now = self.clock()
-        record = ApprovalRecord(verdict.action_digest, by, group, to_us(now), note)
+        record = ApprovalRecord(verdict.action_digest, by, group, to_us(now), note, reusable)
         try:
             with self._session() as session:
                 session.add_approval(record)
@@ -397,16 +480,19 @@ class Gate:
                             "group": group,
                             "action_digest": verdict.action_digest,
                             "note": note,
+                            "reusable": reusable,
                         },
                     )
         except (LedgerError, LogError) as exc:
             raise GateError(f"the approval was not recorded: {exc}") from exc
-        return Approval(verdict.action_digest, by, group, now, note)
+        return Approval(verdict.action_digest, by, group, now, note, reusable)
 
     async def aapprove(
-        self, verdict: GateVerdict, *, by: str, group: str, note: str = ""
+        self, verdict: GateVerdict, *, by: str, group: str, note: str = "", reusable: bool = False
     ) -> Approval:
-        return await asyncio.to_thread(self.approve, verdict, by=by, group=group, note=note)
+        return await asyncio.to_thread(
+            self.approve, verdict, by=by, group=group, note=note, reusable=reusable
+        )
 
     def record_outcome(
         self,
@@ -450,26 +536,32 @@ class Gate:
     def _session(self) -> Any:
         return self.ledger.session() if self.ledger is not None else nullcontext(_NoLedger())
 
-    def _first_pass(self, action: Any, started: int) -> GateVerdict | _Draft:
+    def _first_pass(
+        self, action: Any, started: int, actor: Any = None, consume: bool = False
+    ) -> GateVerdict | _Draft:
         """Judge and, unless reviewers must answer first, record in one transaction."""
         now = self.clock()
         document, action_json, action_digest, faults = self._prepare(action, now)
+        attested = self._attest_actor(document, actor, faults)
         if faults:  # nothing trustworthy to evaluate or to keep in the ledger
             draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
+            draft.actor = attested
             verdict = self._conclude(draft, None)
             self._log_quietly("decision", {"verdict": verdict.to_dict(), "input": document})
             return verdict
         verdict: GateVerdict | None = None
         try:
             with self._session() as session:
-                draft = self._judge(session, document, action_digest, now, started)
+                draft = self._judge(session, document, action_digest, now, started, attested)
                 draft.action_json = action_json
+                draft.consume = consume
                 escalation = None
                 if self._decision(draft) == "escalate":
                     if self.reviewers:
                         return draft  # asked outside the transaction, recorded in a second one
                     escalation = Escalation(None, (), ())
                 verdict = self._conclude(draft, escalation)
+                self._use_approvals(session, draft, verdict)
                 written = self._record(session, draft, verdict, escalation)
             self._committed(written)
             return verdict
@@ -478,6 +570,7 @@ class Gate:
             if verdict is None:
                 return self._salvage(document, action_digest, now, started, component, exc)
             # judged but not recorded: fail closed, never looser than the rules' decision
+            _nothing_used(verdict)  # the transaction that used them rolled back
             salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
             self._keep_quietly(draft, salvaged, component)
             return salvaged
@@ -486,11 +579,13 @@ class Gate:
         verdict = self._conclude(draft, escalation)
         try:
             with self._session() as session:
+                self._use_approvals(session, draft, verdict)
                 written = self._record(session, draft, verdict, escalation)
             self._committed(written)
             return verdict
         except (LedgerError, LogError) as exc:
             component = "log" if isinstance(exc, LogError) else "ledger"
+            _nothing_used(verdict)  # the transaction that used them rolled back
             salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
             self._keep_quietly(draft, salvaged, component)
             return salvaged
@@ -516,7 +611,8 @@ class Gate:
                 provided = _plain(self.context(action_doc, now))
                 if not isinstance(provided, Mapping):
                     raise TypeError(f"the context provider returned {type(provided).__name__}")
-                context = dict(provided)
+                # what the gate attests comes from its own sources, never the provider
+                context = {k: v for k, v in provided.items() if k not in ATTESTED}
             context["now"] = iso(now)
         except Exception as exc:
             faults.append(_fault("context", f"the context provider failed: {_described(exc)}"))
@@ -530,32 +626,95 @@ class Gate:
         action_digest: str,
         now: datetime,
         started: int,
+        actor: dict[str, Any] | None = None,
     ) -> _Draft:
-        """Usage, the pack's verdict, approvals and the shadow pack, inside one transaction."""
+        """Approvals, usage, the pack's verdict and the shadow pack, inside one transaction."""
         try:
+            held = self._held(session, document["action"], action_digest, now, actor)
             document["usage"] = self._usage.compute(session, now, action_digest)
         except LedgerError as exc:
             faults = [_fault("ledger", _described(exc))]
-            return _Draft(started, now, document, action_digest, None, False, faults=faults)
+            draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
+            draft.actor = actor
+            return draft
+        if "approvals" in self._attests:
+            document["context"]["approvals"] = held.attested(self.reusable_groups)
         base = self.pack.evaluate(document["action"], document["context"], document["usage"])
         draft = _Draft(started, now, document, action_digest, base, recordable=True)
+        draft.actor, draft.held = actor, held
         if any(e["kind"] == "input" for e in base.errors):
             draft.recordable = False
         if not base.fail_closed:
-            held = session.approvals(action_digest) if base.decision == "require_approval" else []
-            lifetime = self.approval_lifetime
             draft.resolution = approvals_mod.resolve(
-                base.decision,
-                base.fired,
-                document["action"],
-                held,
-                to_us(now),
-                None if lifetime is None else int(lifetime.total_seconds() * 1_000_000),
-                self.directory,
+                base.decision, base.fired, held.attested(self.reusable_groups), held.ignored
             )
         if self.shadow is not None:
             self._shadow(session, draft)
         return draft
+
+    # -- what the gate attests -------------------------------------------------------------
+
+    def _attest_actor(
+        self, document: dict[str, Any], actor: Any, faults: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """``context.actor`` from the call's ``actor`` or the gate's identity source.
+
+        ``None`` when there is none: the pack then sees no ``context.actor`` and must
+        treat the actor as the least trusted. A source that fails or gives something
+        that is not a mapping is a fault, so the check fails closed.
+        """
+        try:
+            source = actor if actor is not None else self.identity
+            if source is None:
+                return None
+            if _is_source(source):
+                source = cast(Callable, source)(document["action"])
+            value = _plain(source)
+            if not isinstance(value, Mapping):
+                raise TypeError(f"the actor is a {type(value).__name__}, not a mapping")
+            attested = {k: _plain(v) for k, v in value.items()}
+        except Exception as exc:
+            faults.append(_fault("identity", f"the identity source failed: {_described(exc)}"))
+            return None
+        if "actor" in self._attests:
+            document["context"]["actor"] = attested
+        return attested
+
+    def _held(
+        self,
+        session: LedgerSession,
+        action: Mapping[str, Any],
+        action_digest: str,
+        now: datetime,
+        actor: Mapping[str, Any] | None,
+    ) -> Held:
+        """The approvals that count for this action now: the one filter for both the
+        pack's ``context.approvals`` and the resolution of fired approval rules."""
+        records = session.approvals(action_digest)
+        if not records:
+            return Held()
+        return approvals_mod.sift(
+            records,
+            action_digest=action_digest,
+            excluded_people=approvals_mod.excluded(action, actor),
+            now_us=to_us(now),
+            skew_us=_micros(self.clock_skew) or 0,
+            lifetime_us=_micros(self.approval_lifetime),
+            directory=self.directory,
+        )
+
+    def _use_approvals(self, session: LedgerSession, draft: _Draft, verdict: GateVerdict) -> None:
+        """An enforced ``allow`` uses up the approvals it rests on, in its own transaction."""
+        if not draft.consume or verdict.decision != "allow" or verdict.fail_closed:
+            return
+        used = [
+            r for r in draft.held.counted if not approvals_mod.is_reusable(r, self.reusable_groups)
+        ]
+        if not used:
+            return
+        session.use_approvals(used, verdict.decision_id, to_us(draft.now))
+        evidence = verdict.gate.setdefault("approvals", {"counted": [], "ignored": []})
+        evidence["used"] = [{"by": r.by, "group": r.group} for r in used]
 
     def _shadow(self, session: LedgerSession, draft: _Draft) -> None:
         """Evaluate the candidate pack; whatever happens, the enforced decision is untouched."""
@@ -564,9 +723,13 @@ class Gate:
         ref = {"name": self.shadow.name, "version": self.shadow.version}
         try:
             usage = self._shadow_usage.compute(session, draft.now, draft.action_digest)
-            candidate = self.shadow.evaluate(
-                draft.document["action"], draft.document["context"], usage
-            )
+            # the same attested values, as far as the candidate's schema declares them
+            context = {k: v for k, v in draft.document["context"].items() if k not in ATTESTED}
+            if "actor" in self._shadow_attests and draft.actor is not None:
+                context["actor"] = draft.actor
+            if "approvals" in self._shadow_attests:
+                context["approvals"] = draft.held.attested(self.reusable_groups)
+            candidate = self.shadow.evaluate(draft.document["action"], context, usage)
         except Exception as exc:
             draft.shadow = {"pack": ref, "error": _described(exc)}
             return
@@ -612,12 +775,21 @@ class Gate:
         faults = [*(base.errors if base is not None else []), *draft.faults]
         fail_closed = base is None or base.fail_closed
         gate: dict[str, Any] = {"action_digest": draft.action_digest}
+        if draft.actor is not None:
+            gate["actor"] = draft.actor
         if base is not None:
             gate["pack_decision"] = base.decision
+            # the rules and the approvals' decision, before reviewers and gate faults:
+            # what replay compares a candidate pack with
+            gate["resolved_decision"] = decision
             gate["usage"] = draft.document["usage"]
         resolution = draft.resolution
         if resolution is not None and resolution.counted + resolution.ignored:
             gate["approvals"] = resolution.evidence()
+        elif draft.held.counted or draft.held.ignored:
+            gate["approvals"] = Resolution(
+                decision, tuple(draft.held.attested(self.reusable_groups)), draft.held.ignored
+            ).evidence()
         if escalation is not None:
             gate["reviews"] = list(escalation.reviews)
             if escalation.decision is not None and decision == "escalate":

@@ -12,6 +12,10 @@ outcome: checking the same action again (same canonical digest) inserts a new
 row and marks the older one superseded, so a re-check after an approval is
 counted once.
 
+An approval is used up by the enforced decision it let through: the use is kept in
+``approval_uses`` (in that decision's transaction), so no second enforcement of the
+same action counts it; approvals marked ``reusable`` are never used up.
+
 Each row also keeps its *contributions*: per usage declaration (named by a key
 that digests its argument and filter), whether the filter admits the row and the
 argument's value, computed once when the row is written (or, for a declaration
@@ -95,6 +99,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 ) WITHOUT ROWID
 """
 
+# approvals used up by enforced decisions, and approvals marked reusable: added to a ledger
+# of any schema version when first opened (both statements are idempotent)
+_APPROVAL_USES = """
+CREATE TABLE IF NOT EXISTS approval_uses (
+    approval_id INTEGER PRIMARY KEY,
+    action_digest TEXT NOT NULL,
+    approver TEXT NOT NULL,
+    approver_group TEXT NOT NULL,
+    approval_at_us INTEGER NOT NULL,
+    decision_id TEXT NOT NULL,
+    used_at_us INTEGER NOT NULL
+)
+"""
+
 SYNCHRONOUS = ("normal", "full")
 
 
@@ -151,6 +169,9 @@ class ApprovalRecord:
     group: str
     at_us: int
     note: str = ""
+    reusable: bool = False  # never used up by an enforced decision
+    used_by: str | None = None  # the enforced decision that used it up
+    id: int | None = None  # the store's key of this grant (a renewal is a new grant)
 
 
 class LedgerSession(Protocol):
@@ -191,7 +212,15 @@ class LedgerSession(Protocol):
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]: ...
 
-    def add_approval(self, approval: ApprovalRecord) -> bool: ...
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        """Keep ``approval``; the same approver and group approving the same action again
+        replaces the earlier one (a fresh time, unused)."""
+        ...
+
+    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
+        """Mark approvals used up by the enforced decision ``decision_id``; raises
+        ``LedgerError`` if another decision used one of them first."""
+        ...
 
     def count(self) -> int: ...
 
@@ -250,6 +279,7 @@ class SqliteLedger:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             self._migrate(conn)
+            _approval_schema(conn)
         except BaseException:
             conn.close()
             raise
@@ -359,6 +389,26 @@ class SqliteLedger:
                 "SELECT line FROM checkpoints WHERE log_id = ? ORDER BY entries, line", (log_id,)
             ).fetchall()
         return [row[0] for row in rows]
+
+
+def _approval_schema(conn: sqlite3.Connection) -> None:
+    """The approval-use table and the ``reusable`` flag, added once to any ledger."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+    tables = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'approval_uses'"
+    ).fetchone()[0]
+    if "reusable" in columns and tables:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(approvals)")}
+        if "reusable" not in columns:  # another process may have added it meanwhile
+            conn.execute("ALTER TABLE approvals ADD COLUMN reusable INTEGER NOT NULL DEFAULT 0")
+        conn.execute(_APPROVAL_USES)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _run(conn: sqlite3.Connection, script: str) -> None:
@@ -503,19 +553,60 @@ class _SqliteSession:
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
         rows = self._conn.execute(
-            "SELECT action_digest, approver, approver_group, at_us, note FROM approvals"
-            " WHERE action_digest = ? ORDER BY id",
+            "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
+            " u.decision_id, a.id FROM approvals a LEFT JOIN approval_uses u"
+            " ON u.approval_id = a.id WHERE a.action_digest = ? ORDER BY a.id",
             (action_digest,),
         ).fetchall()
-        return [ApprovalRecord(*row) for row in rows]
+        return [
+            ApprovalRecord(digest, by, group, at_us, note, bool(reusable), used_by, row_id)
+            for digest, by, group, at_us, note, reusable, used_by, row_id in rows
+        ]
 
     def add_approval(self, approval: ApprovalRecord) -> bool:
+        # approving again renews: a new grant (new id, fresh time) that no use applies to;
+        # the uses of the earlier one stay in approval_uses
+        self._conn.execute(
+            "DELETE FROM approvals WHERE action_digest = ? AND approver = ? AND approver_group = ?",
+            (approval.action_digest, approval.by, approval.group),
+        )
         cursor = self._conn.execute(
-            "INSERT OR IGNORE INTO approvals (action_digest, approver, approver_group, at_us, note)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (approval.action_digest, approval.by, approval.group, approval.at_us, approval.note),
+            "INSERT INTO approvals (action_digest, approver, approver_group, at_us, note, reusable)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                approval.action_digest,
+                approval.by,
+                approval.group,
+                approval.at_us,
+                approval.note,
+                int(approval.reusable),
+            ),
         )
         return cursor.rowcount == 1
+
+    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
+        for approval in used:
+            if approval.id is None:
+                raise LedgerError(f"{self._path}: an approval to use up has no ledger id")
+            cursor = self._conn.execute(
+                "INSERT OR IGNORE INTO approval_uses (approval_id, action_digest, approver,"
+                " approver_group, approval_at_us, decision_id, used_at_us)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    approval.id,
+                    approval.action_digest,
+                    approval.by,
+                    approval.group,
+                    approval.at_us,
+                    decision_id,
+                    at_us,
+                ),
+            )
+            if cursor.rowcount != 1:
+                raise LedgerError(
+                    f"{self._path}: the approval of `{approval.by}` ({approval.group}) was"
+                    " already used up by another decision"
+                )
 
     def count(self) -> int:
         return self._conn.execute("SELECT count(*) FROM actions").fetchone()[0]
