@@ -97,8 +97,10 @@ def recomputed(db: Path, pack_path: Path, now: datetime, proposed: dict[str, Any
     conn.close()
     exclude = digest(proposed)
     values = {}
+    latest = max((at_us for _, _, at_us, _ in rows), default=0)
     for usage in pack.program.usages:
-        start, end = to_us(window_start(usage, now)), to_us(now)
+        # windows end at the ledger's time: never before the latest time recorded
+        start, end = to_us(window_start(usage, now)), max(to_us(now), latest)
         picked = []
         for text, decision, at_us, row_digest in sorted(rows, key=lambda r: r[2]):
             if not start <= at_us <= end or row_digest == exclude:

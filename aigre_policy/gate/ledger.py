@@ -7,10 +7,17 @@ small protocol a store implements; ``SqliteLedger`` is the embedded default
 processes can write at once). Every fault a store meets is raised as
 ``LedgerError``; the gate turns it into a fail-closed verdict.
 
-Rows are never edited in place except to mark them superseded or to add an
-outcome: checking the same action again (same canonical digest) inserts a new
-row and marks the older one superseded, so a re-check after an approval is
-counted once.
+Rows are never edited in place except to mark them superseded, released or to
+add an outcome: checking the same action again (same canonical digest) inserts a
+new row and marks the older one superseded, so a re-check after an approval is
+counted once. A row whose decision never took effect (the log could not take it
+after the ledger committed) is *released*: no longer current, its outcome
+``released``, and the row it superseded current again.
+
+The ledger keeps its own time: ``latest_at`` is the latest time a current row was
+recorded at. The gate reads it under the write lock and records each decision at
+the later of its own clock and that, so times in the ledger never go backwards,
+whatever the clocks of the processes writing it.
 
 Each row also keeps its *contributions*: per usage declaration (named by a key
 that digests its argument and filter), whether the filter admits the row and the
@@ -86,6 +93,7 @@ CREATE TABLE IF NOT EXISTS ledger_state (
 """
 
 SYNCHRONOUS = ("normal", "full")
+RELEASED = "released"  # the outcome of a row whose decision never took effect
 
 
 class LedgerError(Exception):
@@ -158,6 +166,10 @@ class LedgerSession(Protocol):
         """Rows added or superseded by transactions after ``after_seq``."""
         ...
 
+    def latest_at(self) -> int:
+        """The latest ``at_us`` of a current row (0 for an empty ledger): the ledger's time."""
+        ...
+
     def contributions(
         self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
     ) -> dict[int, dict[str, Contribution]]:
@@ -178,6 +190,11 @@ class LedgerSession(Protocol):
         ...
 
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool: ...
+
+    def release(self, decision_id: str, at_us: int) -> int | None:
+        """Take back a row whose decision never took effect; returns the change's ``seq``
+        (``None`` when no such row is held)."""
+        ...
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]: ...
 
@@ -389,6 +406,12 @@ class _SqliteSession:
             )
         ]
 
+    def latest_at(self) -> int:
+        (latest,) = self._conn.execute(
+            "SELECT max(at_us) FROM actions WHERE current = 1"
+        ).fetchone()
+        return latest or 0
+
     def contributions(
         self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
     ) -> dict[int, dict[str, Contribution]]:
@@ -463,10 +486,37 @@ class _SqliteSession:
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
         # usage filters read the action and its decision, never the outcome: no seq bump
         cursor = self._conn.execute(
-            "UPDATE actions SET outcome = ?, outcome_at_us = ? WHERE decision_id = ?",
-            (outcome, at_us, decision_id),
+            "UPDATE actions SET outcome = ?, outcome_at_us = ?"
+            " WHERE decision_id = ? AND outcome IS NOT ?",
+            (outcome, at_us, decision_id, RELEASED),
         )
         return cursor.rowcount == 1
+
+    def release(self, decision_id: str, at_us: int) -> int | None:
+        conn = self._conn
+        found = conn.execute(
+            "SELECT id, action_digest, current, seq FROM actions"
+            " WHERE decision_id = ? AND outcome IS NOT ?",
+            (decision_id, RELEASED),
+        ).fetchone()
+        if found is None:
+            return None
+        row_id, action_digest, current, written_seq = found
+        (seq,) = conn.execute(
+            "UPDATE ledger_state SET seq = seq + 1 WHERE id = 1 RETURNING seq"
+        ).fetchone()
+        conn.execute(
+            "UPDATE actions SET current = 0, outcome = ?, outcome_at_us = ?, seq = ? WHERE id = ?",
+            (RELEASED, at_us, seq, row_id),
+        )
+        if current:  # the row it superseded (stamped by the same change) counts again
+            conn.execute(
+                "UPDATE actions SET current = 1, seq = ? WHERE id = ("
+                " SELECT max(id) FROM actions WHERE action_digest = ? AND id < ?"
+                " AND seq = ? AND current = 0 AND outcome IS NOT ?)",
+                (seq, action_digest, row_id, written_seq, RELEASED),
+            )
+        return seq
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
         rows = self._conn.execute(
@@ -485,7 +535,10 @@ class _SqliteSession:
         return cursor.rowcount == 1
 
     def count(self) -> int:
-        return self._conn.execute("SELECT count(*) FROM actions").fetchone()[0]
+        """Decisions held: every row but released ones."""
+        return self._conn.execute(
+            "SELECT count(*) FROM actions WHERE outcome IS NOT ?", (RELEASED,)
+        ).fetchone()[0]
 
     def outcome(self, decision_id: str) -> tuple[str | None, str | None]:
         row = self._conn.execute(
