@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aigre_policy.gate.errors import GateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS actions (
@@ -90,6 +90,25 @@ CREATE TABLE IF NOT EXISTS ledger_state (
     ledger_id TEXT NOT NULL,
     seq INTEGER NOT NULL
 );
+"""
+
+# schema 3: contributions keyed by row first, so a decision's contributions land on one
+# page beside each other and no second index is written per check (the window is read
+# through ``actions_window``); about a fifth less to write at each commit
+_VERSION_3 = """
+CREATE TABLE contributions_by_row (
+    row_id INTEGER NOT NULL,
+    usage_key TEXT NOT NULL,
+    at_us INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    value,
+    error TEXT,
+    PRIMARY KEY (row_id, usage_key)
+) WITHOUT ROWID;
+INSERT INTO contributions_by_row (row_id, usage_key, at_us, passed, value, error)
+    SELECT row_id, usage_key, at_us, passed, value, error FROM contributions;
+DROP TABLE contributions;
+ALTER TABLE contributions_by_row RENAME TO contributions;
 """
 
 SYNCHRONOUS = ("normal", "full")
@@ -280,7 +299,7 @@ class SqliteLedger:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another may have won
-            if version < SCHEMA_VERSION:
+            if version < 2:
                 _run(conn, _TABLES)
                 if version == 1:  # rows written before contributions: readers compute them
                     conn.execute("ALTER TABLE actions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
@@ -291,6 +310,9 @@ class SqliteLedger:
                     " SELECT 1, ?, coalesce(max(seq), 0) FROM actions",
                     (uuid.uuid4().hex,),
                 )
+            if version < 3:
+                _run(conn, _VERSION_3)
+            if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -381,12 +403,23 @@ class _SqliteSession:
     def __init__(self, conn: sqlite3.Connection, path: str):
         self._conn = conn
         self._path = path
+        self._read: tuple[str, int, int] | None = None  # state and time, until a write
+
+    def _snapshot(self) -> tuple[str, int, int]:
+        """``(ledger_id, seq, latest_at)`` in one statement, kept until this session writes."""
+        if self._read is None:
+            row = self._conn.execute(
+                "SELECT ledger_id, seq, (SELECT max(at_us) FROM actions WHERE current = 1)"
+                " FROM ledger_state WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                raise LedgerError(f"{self._path}: the ledger has lost its state row")
+            self._read = (row[0], row[1], row[2] or 0)
+        return self._read
 
     def state(self) -> tuple[str, int]:
-        row = self._conn.execute("SELECT ledger_id, seq FROM ledger_state WHERE id = 1").fetchone()
-        if row is None:
-            raise LedgerError(f"{self._path}: the ledger has lost its state row")
-        return row[0], row[1]
+        ledger_id, seq, _ = self._snapshot()
+        return ledger_id, seq
 
     def current_rows(self, start_us: int) -> list[ChangedRow]:
         return [
@@ -407,24 +440,21 @@ class _SqliteSession:
         ]
 
     def latest_at(self) -> int:
-        (latest,) = self._conn.execute(
-            "SELECT max(at_us) FROM actions WHERE current = 1"
-        ).fetchone()
-        return latest or 0
+        return self._snapshot()[2]
 
     def contributions(
         self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
     ) -> dict[int, dict[str, Contribution]]:
         found: dict[int, dict[str, Contribution]] = {}
         rows: Any
-        if row_ids is None:
+        if row_ids is None:  # the window's current rows, then each one's contributions
             rows = (
                 (row_id, key, *rest)
                 for key in keys
                 for row_id, *rest in self._conn.execute(
-                    "SELECT c.row_id, c.passed, c.value, c.error FROM contributions c"
-                    " JOIN actions a ON a.id = c.row_id"
-                    " WHERE c.usage_key = ? AND c.at_us >= ? AND a.current = 1",
+                    "SELECT c.row_id, c.passed, c.value, c.error FROM actions a"
+                    " JOIN contributions c ON c.row_id = a.id AND c.usage_key = ?"
+                    " WHERE a.current = 1 AND a.at_us >= ?",
                     (key, start_us),
                 )
             )
@@ -465,6 +495,7 @@ class _SqliteSession:
 
     def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> tuple[int, int]:
         conn = self._conn
+        self._read = None
         (seq,) = conn.execute(
             "UPDATE ledger_state SET seq = seq + 1 WHERE id = 1 RETURNING seq"
         ).fetchone()
@@ -502,6 +533,7 @@ class _SqliteSession:
         if found is None:
             return None
         row_id, action_digest, current, written_seq = found
+        self._read = None
         (seq,) = conn.execute(
             "UPDATE ledger_state SET seq = seq + 1 WHERE id = 1 RETURNING seq"
         ).fetchone()
@@ -516,6 +548,10 @@ class _SqliteSession:
                 " AND seq = ? AND current = 0 AND outcome IS NOT ?)",
                 (seq, action_digest, row_id, written_seq, RELEASED),
             )
+        if conn.execute(  # approvals the decision used up are not used after all
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'approval_uses'"
+        ).fetchone():
+            conn.execute("DELETE FROM approval_uses WHERE decision_id = ?", (decision_id,))
         return seq
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
