@@ -15,7 +15,8 @@ written into each ledger inside the month's usage window (one action every
 100 s of a fake clock, which keeps the agent rate below the default pack's
 limit), so the month's spend covers them all. It prints the median, p10 and
 p90 microseconds per check, the overhead over ``evaluate`` (median minus the
-median of ``evaluate``) and the ratio; then ``DecisionLog.append`` alone with
+median of ``evaluate``) and the ratio, and the same median and overhead in CPU
+time (the process's own, which a busy machine barely moves); then ``DecisionLog.append`` alone with
 a decision entry, without and with fsync, the part of the logged set-ups the
 log itself costs. ``--only`` keeps the set-ups whose name holds a text;
 ``--rounds`` times each set-up that many times, each on a fresh ledger, and
@@ -73,15 +74,18 @@ def proposal(n: int, requested_at: str = NOW) -> dict[str, Any]:
     }
 
 
-def timed(call: Callable[[int], Any], count: int) -> list[float]:
+def timed(call: Callable[[int], Any], count: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU microseconds of each call (CPU time: this process's own, in user
+    and kernel mode, so other processes on a busy machine barely move it)."""
     for i in range(min(200, count)):  # warm-up
         call(-1 - i)
-    samples = []
+    wall, cpu = [], []
     for i in range(count):
-        started = time.perf_counter_ns()
+        started, started_cpu = time.perf_counter_ns(), time.process_time_ns()
         call(i)
-        samples.append((time.perf_counter_ns() - started) / 1000)
-    return samples
+        cpu.append((time.process_time_ns() - started_cpu) / 1000)
+        wall.append((time.perf_counter_ns() - started) / 1000)
+    return wall, cpu
 
 
 def gate_setup(workdir: Path, name: str, clock: FakeClock) -> Gate:
@@ -116,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     usage = {"spend_this_month_usd": 1234.5, "agent_actions_last_hour": 3}
     context = {"now": NOW}
     assert pack.evaluate(proposal(0), context, usage).decision == "allow"
-    base = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)
-    base_median = statistics.median(base)
+    base, base_cpu = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)
+    base_median, base_cpu_median = statistics.median(base), statistics.median(base_cpu)
 
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.processor()}")
     print(
@@ -125,10 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{'set-up':40} {'median µs':>10} {'p10 µs':>8} {'p90 µs':>10}"
-        f" {'overhead µs':>12} {'ratio':>7}"
+        f" {'overhead µs':>12} {'ratio':>7} {'cpu µs':>8} {'cpu overhead':>13}"
     )
-    row = "{:40} {:10.1f} {:8.1f} {:10.1f} {:>12} {:>7}"
-    print(row.format("pack.evaluate", base_median, _p10(base), _p90(base), "-", "1.0x"))
+    row = "{:40} {:10.1f} {:8.1f} {:10.1f} {:>12} {:>7} {:8.1f} {:>13}"
+    print(
+        row.format(
+            "pack.evaluate",
+            base_median,
+            _p10(base),
+            _p90(base),
+            "-",
+            "1.0x",
+            base_cpu_median,
+            "-",
+        )
+    )
     setups = [(name, n) for name in SETUPS if args.only in name for n in range(args.rounds)]
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp:
         for name, round_ in setups:
@@ -143,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                 check(1_000_000 + i)
             verdict = check(2_000_000)
             assert verdict.decision == "allow" and not verdict.fail_closed, verdict.errors
-            samples = timed(check, args.checks)
+            samples, cpu = timed(check, args.checks)
             assert clock().month == 3, "the run left the month: lower --history or --checks"
-            median = statistics.median(samples)
+            median, cpu_median = statistics.median(samples), statistics.median(cpu)
             print(
                 row.format(
                     name,
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     _p90(samples),
                     f"{median - base_median:.1f}",
                     f"{median / base_median:.1f}x",
+                    cpu_median,
+                    f"{cpu_median - base_cpu_median:.1f}",
                 )
             )
             gate.close()
@@ -161,11 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         synced = not args.only or args.only in "fsync per entry"
         for fsync in ("none", "entry") if synced else ("none",):
             log = DecisionLog(Path(tmp) / f"alone-{fsync}.jsonl", fsync=fsync)
-            samples = timed(lambda i, log=log: log.append("decision", body), args.checks)
+            samples, cpu = timed(lambda i, log=log: log.append("decision", body), args.checks)
             log.close()
             median = statistics.median(samples)
             name = f"log append alone, {'no fsync' if fsync == 'none' else 'fsync'}"
-            print(row.format(name, median, _p10(samples), _p90(samples), "-", "-"))
+            print(
+                row.format(
+                    name,
+                    median,
+                    _p10(samples),
+                    _p90(samples),
+                    "-",
+                    "-",
+                    statistics.median(cpu),
+                    "-",
+                )
+            )
     return 0
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from aigre_policy.gate import FakeClock, FunctionReviewer, Gate
 from aigre_policy.gate.clock import iso
+from aigre_policy.gate.log import read_log
 from aigre_policy.gate.review import ReviewAnswer, ReviewRequest
 
 BUDGET = 100
@@ -99,6 +100,7 @@ def test_a_reviewed_case_is_judged_again_under_the_lock(pack_dir: Path, tmp_path
     gate = Gate.from_pack(
         pack_dir,
         ledger=ledger,
+        log=tmp_path / "decisions.jsonl",
         clock=FakeClock(BASE),
         reviewers=[FunctionReviewer("llm-judge", slow_judge, kind="llm")],
     )
@@ -107,6 +109,9 @@ def test_a_reviewed_case_is_judged_again_under_the_lock(pack_dir: Path, tmp_path
     assert verdict.usage == {"spend_hour": 60}
     assert verdict.reviews[0]["decision"] == "allow"  # the review is kept as evidence
     assert [d for d, _ in ledger_rows(tmp_path / "ledger.db")] == ["allow", "deny"]
+    [logged] = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    assert logged.id == verdict.decision_id and logged.body["verdict"]["decision"] == "deny"
+    assert logged.body["input"]["usage"] == {"spend_hour": 60}  # what the deny was judged on
 
 
 def test_a_reviewed_case_with_room_left_keeps_the_reviewers_answer(

@@ -738,7 +738,8 @@ class Gate:
         """
         if self.log is None:
             return
-        self.log.append("decision", {"verdict": verdict.to_dict(), "input": draft.document})
+        # the input the verdict was reached on (after a review: what the reviewers saw)
+        self.log.append("decision", {"verdict": verdict.to_dict(), "input": verdict.input})
         for review in escalation.reviews if escalation else ():
             try:
                 self.log.append("review", {"decision_id": verdict.decision_id, **review})
