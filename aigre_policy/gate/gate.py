@@ -466,9 +466,9 @@ class Gate:
         document, action_json, action_digest, faults = self._prepare(action, now)
         if faults:  # nothing trustworthy to evaluate or to keep in the ledger
             draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
-            verdict = self._conclude(draft, None)
-            self._log_quietly("decision", {"verdict": verdict.to_dict(), "input": document})
-            return verdict
+            refused = self._conclude(draft, None)
+            self._log_quietly("decision", {"verdict": refused.to_dict(), "input": document})
+            return refused
         verdict: GateVerdict | None = None
         try:
             with self._session() as session:  # BEGIN IMMEDIATE: the write lock comes first
