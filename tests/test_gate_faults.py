@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from aigre_policy.gate import FakeClock, Gate, SqliteLedger
+from aigre_policy.gate import FakeClock, FunctionReviewer, Gate, SqliteLedger
 from aigre_policy.gate import log as log_module
 from aigre_policy.gate.log import read_log
+from aigre_policy.gate.review import ReviewAnswer, ReviewRequest
 from aigre_policy.gate.stats import log_stats
 
 POLICIES = """
@@ -287,6 +288,26 @@ def test_a_ledger_commit_that_fails_is_logged_once_as_the_fail_closed_verdict(
     with SqliteLedger(tmp_path / "ledger.db").session() as session:
         assert session.count() == 3
     assert gate.check(act(40)).usage == {"spend_day": 30}
+
+
+def test_a_reviewed_case_whose_commit_fails_is_logged_once_as_the_fail_closed_verdict(
+    pack_dir, tmp_path
+) -> None:
+    gate: Gate | None = None
+
+    def judge(request: ReviewRequest) -> ReviewAnswer:
+        assert gate is not None and isinstance(gate.ledger, SqliteLedger)
+        gate.ledger._local.conn = FullAtCommit(gate.ledger._connect())  # full from now on
+        return ReviewAnswer("allow", "fine")
+
+    gate = gate_for(pack_dir, tmp_path, reviewers=[FunctionReviewer("t", judge)])
+    verdict = gate.check(act(1, cost={"estimated_usd": 500}))  # 500 per line: escalate
+    assert_failed_closed(verdict, "ledger", "database or disk is full")
+    assert verdict.reviews[0]["decision"] == "allow"
+    decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    assert [(e.id, e.body["verdict"]["decision"]) for e in decisions] == [
+        (verdict.decision_id, "require_approval")
+    ]
 
 
 def test_a_re_check_the_log_cannot_take_gives_the_ledger_its_earlier_row_back(
