@@ -8,10 +8,19 @@ locked, corrupt or full, a log that cannot be written, an engine error) yields
 the pack's fail-closed decision, never looser than what the rules said, with the
 fault named in ``verdict.errors``. ``enforce`` and ``guard`` build on ``check``.
 
-Reading usage and recording the decision happen in one ledger transaction, so
-processes sharing a ledger see each other's decisions and a budget is not
-overspent by two checks racing. A case that goes to reviewers is recorded in a
-second transaction once they answer, so no lock is held while a person thinks.
+Reading usage and recording the decision happen in one ledger transaction that
+takes the write lock first, so a check and the spend it admits are one step
+across processes: the ledger's time (the later of this gate's clock and the
+latest time recorded), the usage values, the verdict and the row that reserves
+the spend are all read and written under that lock. A case that goes to
+reviewers is recorded in a second transaction once they answer, so no lock is
+held while a person thinks; that transaction judges the action again on the
+usage of the moment, so no budget is overspent through a reviewer either.
+
+The log is written after the ledger commits, so it holds the decision the caller
+received: one ``decision`` entry per check. When the commit fails the entry is
+the fail-closed verdict naming the fault; when the log cannot take the entry the
+ledger row is released again.
 
 The proposal is a claim: what the gate attests (``context.now`` from its clock,
 ``context.actor`` from its identity source, ``context.approvals`` from its approval
@@ -147,6 +156,7 @@ class _Draft:
     actor: dict[str, Any] | None = None  # the attested actor, None without an identity source
     held: Held = field(default_factory=Held)  # the approvals that count for this action
     consume: bool = False  # enforced: an allow uses up the approvals it rests on
+    at_us: int = 0  # the decision's time in the ledger, read under the write lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +180,9 @@ class _NoLedger:
     def changes(self, after_seq: int) -> list[ChangedRow]:
         return []
 
+    def latest_at(self) -> int:
+        return 0
+
     def contributions(
         self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
     ) -> dict[int, dict[str, Contribution]]:
@@ -186,6 +199,9 @@ class _NoLedger:
 
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
         return False
+
+    def release(self, decision_id: str, at_us: int) -> int | None:
+        return None
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
         return []
@@ -546,12 +562,12 @@ class Gate:
         if faults:  # nothing trustworthy to evaluate or to keep in the ledger
             draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
             draft.actor = attested
-            verdict = self._conclude(draft, None)
-            self._log_quietly("decision", {"verdict": verdict.to_dict(), "input": document})
-            return verdict
+            refused = self._conclude(draft, None)
+            self._log_quietly("decision", {"verdict": refused.to_dict(), "input": document})
+            return refused
         verdict: GateVerdict | None = None
         try:
-            with self._session() as session:
+            with self._session() as session:  # BEGIN IMMEDIATE: the write lock comes first
                 draft = self._judge(session, document, action_digest, now, started, attested)
                 draft.action_json = action_json
                 draft.consume = consume
@@ -562,33 +578,76 @@ class Gate:
                     escalation = Escalation(None, (), ())
                 verdict = self._conclude(draft, escalation)
                 self._use_approvals(session, draft, verdict)
-                written = self._record(session, draft, verdict, escalation)
-            self._committed(written)
-            return verdict
-        except (LedgerError, LogError) as exc:
-            component = "log" if isinstance(exc, LogError) else "ledger"
+                written = self._record(session, draft, verdict)
+        except LedgerError as exc:
             if verdict is None:
-                return self._salvage(document, action_digest, now, started, component, exc)
+                return self._salvage(document, action_digest, now, started, "ledger", exc)
             # judged but not recorded: fail closed, never looser than the rules' decision
             _nothing_used(verdict)  # the transaction that used them rolled back
-            salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
-            self._keep_quietly(draft, salvaged, component)
+            salvaged = self._fail_closed(verdict, [_fault("ledger", _described(exc))])
+            self._keep_quietly(draft, salvaged, "ledger")
             return salvaged
+        return self._publish(draft, verdict, escalation, written)
 
     def _second_pass(self, draft: _Draft, escalation: Escalation) -> GateVerdict:
-        verdict = self._conclude(draft, escalation)
+        """Record a reviewed case, judging it again under the write lock first.
+
+        Other checks may have spent the budget while the reviewers thought: the
+        pack's verdict on the usage of the moment stands when it is stricter than
+        what the reviewers settled.
+        """
+        reviewed = self._conclude(draft, escalation)
+        verdict: GateVerdict | None = None
+        now = draft.now
         try:
             with self._session() as session:
-                self._use_approvals(session, draft, verdict)
-                written = self._record(session, draft, verdict, escalation)
-            self._committed(written)
-            return verdict
-        except (LedgerError, LogError) as exc:
-            component = "log" if isinstance(exc, LogError) else "ledger"
-            _nothing_used(verdict)  # the transaction that used them rolled back
-            salvaged = self._fail_closed(verdict, [_fault(component, _described(exc))])
-            self._keep_quietly(draft, salvaged, component)
+                document = {**draft.document, "usage": {}}
+                fresh = self._judge(
+                    session, document, draft.action_digest, now, draft.started, draft.actor
+                )
+                fresh.action_json = draft.action_json
+                fresh.consume = draft.consume
+                verdict = self._settle(reviewed, fresh, escalation)
+                self._use_approvals(session, fresh, verdict)
+                written = self._record(session, fresh, verdict)
+        except LedgerError as exc:
+            if verdict is not None:
+                _nothing_used(verdict)  # the transaction that used them rolled back
+            salvaged = self._fail_closed(verdict or reviewed, [_fault("ledger", _described(exc))])
+            self._keep_quietly(draft, salvaged, "ledger")
             return salvaged
+        return self._publish(fresh, verdict, escalation, written)
+
+    def _settle(self, reviewed: GateVerdict, fresh: _Draft, escalation: Escalation) -> GateVerdict:
+        """The reviewed verdict, unless judging again now gives a stricter one."""
+        if self._decision(fresh) == "escalate" and fresh.base is not None:
+            return self._conclude(fresh, escalation)  # the reviewers settle it on fresh usage
+        again = self._conclude(fresh, None)
+        if LATTICE.get(again.decision, 3) > LATTICE.get(reviewed.decision, 3) or (
+            again.fail_closed and not reviewed.fail_closed
+        ):
+            again.gate["reviews"] = list(escalation.reviews)
+            again.gate["settled_by"] = "judged again after review: the pack's decision is stricter"
+            return again
+        return reviewed
+
+    def _publish(
+        self,
+        draft: _Draft,
+        verdict: GateVerdict,
+        escalation: Escalation | None,
+        written: _Written | None,
+    ) -> GateVerdict:
+        """The ledger committed: log the decision, or take the row back if the log cannot."""
+        self._committed(written)
+        try:
+            self._log_decision(draft, verdict, escalation)
+        except LogError as exc:
+            _nothing_used(verdict)  # the release takes the uses back with the row
+            salvaged = self._fail_closed(verdict, [_fault("log", _described(exc))])
+            self._release_quietly(verdict, written)
+            return salvaged
+        return verdict
 
     def _prepare(
         self, action: Any, now: datetime
@@ -628,10 +687,16 @@ class Gate:
         started: int,
         actor: dict[str, Any] | None = None,
     ) -> _Draft:
-        """Approvals, usage, the pack's verdict and the shadow pack, inside one transaction."""
+        """Usage, the pack's verdict, approvals and the shadow pack, inside one transaction.
+
+        The decision's time in the ledger is the later of ``now`` and the latest time
+        recorded, read under the write lock: a row another process stamped by a clock
+        ahead of this one still falls inside this check's windows.
+        """
         try:
+            at_us = max(to_us(now), session.latest_at())
             held = self._held(session, document["action"], action_digest, now, actor)
-            document["usage"] = self._usage.compute(session, now, action_digest)
+            document["usage"] = self._usage.compute(session, now, action_digest, at_us)
         except LedgerError as exc:
             faults = [_fault("ledger", _described(exc))]
             draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
@@ -640,7 +705,7 @@ class Gate:
         if "approvals" in self._attests:
             document["context"]["approvals"] = held.attested(self.reusable_groups)
         base = self.pack.evaluate(document["action"], document["context"], document["usage"])
-        draft = _Draft(started, now, document, action_digest, base, recordable=True)
+        draft = _Draft(started, now, document, action_digest, base, recordable=True, at_us=at_us)
         draft.actor, draft.held = actor, held
         if any(e["kind"] == "input" for e in base.errors):
             draft.recordable = False
@@ -722,7 +787,7 @@ class Gate:
         assert draft.base is not None
         ref = {"name": self.shadow.name, "version": self.shadow.version}
         try:
-            usage = self._shadow_usage.compute(session, draft.now, draft.action_digest)
+            usage = self._shadow_usage.compute(session, draft.now, draft.action_digest, draft.at_us)
             # the same attested values, as far as the candidate's schema declares them
             context = {k: v for k, v in draft.document["context"].items() if k not in ATTESTED}
             if "actor" in self._shadow_attests and draft.actor is not None:
@@ -820,13 +885,9 @@ class Gate:
         )
 
     def _record(
-        self,
-        session: LedgerSession,
-        draft: _Draft,
-        verdict: GateVerdict,
-        escalation: Escalation | None,
+        self, session: LedgerSession, draft: _Draft, verdict: GateVerdict
     ) -> _Written | None:
-        """Keep the decision in the ledger and the log; raises so the transaction rolls back."""
+        """Keep the decision in the ledger, reserving what it spends; raises to roll back."""
         written = None
         if draft.recordable:
             action = draft.document["action"]
@@ -840,18 +901,33 @@ class Gate:
                 draft.action_digest,
                 action,
                 verdict.decision,
-                to_us(draft.now),
+                draft.at_us,
                 draft.action_json,
             )
             kept = session.record(row, contributions)
             if kept is not None:
                 changed = ChangedRow(kept[0], draft.action_digest, row.at_us, True)
                 written = _Written(changed, kept[1], contributions)
+        return written
+
+    def _log_decision(
+        self, draft: _Draft, verdict: GateVerdict, escalation: Escalation | None
+    ) -> None:
+        """Log the decision the caller receives; raises ``LogError`` when it is not taken.
+
+        Once the ``decision`` entry is written the decision stands: a ``review`` or
+        ``shadow`` entry that fails after it is reported, not turned into a fault
+        (the decision entry already holds the reviews in ``gate.reviews``).
+        """
         if self.log is None:
-            return written
-        self.log.append("decision", {"verdict": verdict.to_dict(), "input": draft.document})
+            return
+        # the input the verdict was reached on (after a review: what the reviewers saw)
+        self.log.append("decision", {"verdict": verdict.to_dict(), "input": verdict.input})
         for review in escalation.reviews if escalation else ():
-            self.log.append("review", {"decision_id": verdict.decision_id, **review})
+            try:
+                self.log.append("review", {"decision_id": verdict.decision_id, **review})
+            except LogError as exc:
+                logger.error("review entry not logged: %s", exc)
         if draft.shadow_verdict is not None and draft.shadow and not draft.shadow["agrees"]:
             body = {
                 "verdict": draft.shadow_verdict.to_dict(),
@@ -863,7 +939,20 @@ class Gate:
             except LogError as exc:  # the shadow never changes the enforced decision
                 logger.error("shadow entry not logged: %s", exc)
                 verdict.gate["shadow"] = {**draft.shadow, "log_error": str(exc)}
-        return written
+
+    def _release_quietly(self, verdict: GateVerdict, written: _Written | None) -> None:
+        """The decision never took effect: take its row back out of the ledger.
+
+        When that fails too the row stays: the ledger then counts a spend that did
+        not happen (stricter), and the fault goes to the ``aigre_policy.gate`` logger.
+        """
+        if written is None:
+            return
+        try:
+            with self._session() as session:
+                session.release(verdict.decision_id, written.row.at_us)
+        except LedgerError as exc:
+            logger.error("decision %s stays in the ledger: %s", verdict.decision_id, exc)
 
     def _committed(self, written: _Written | None) -> None:
         """The decision's transaction committed: the usage calculators take the new row."""
