@@ -352,7 +352,8 @@ class _Builder:
             "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum", "$schema", "$defs", "definitions",
         }  # fmt: skip
-        if kind not in builders or not set(schema) <= known:
+        # `x-` keywords annotate (x-aigre-claim, ...); they never constrain a value
+        if kind not in builders or not {k for k in schema if not k.startswith("x-")} <= known:
             return self.delegate(schema)
         return builders[kind](schema, key)
 
