@@ -187,6 +187,8 @@ KEYWORD_SCHEMAS: list[Any] = [
     {"oneOf": [{"type": "integer"}, {"minimum": 0}]},
     {"allOf": [{"type": "integer"}, {"minimum": 3}, {"maximum": 9}]},
     {"allOf": [{"minimum": 3}, {"minimum": 5}], "type": "integer"},
+    # additionalProperties sees only its own part's properties: `a` is extra to it
+    {"allOf": [{"properties": {"a": {"type": "integer"}}}, {"additionalProperties": False}]},
     {"not": {"type": "string"}},
     {"if": {"type": "integer"}, "then": {"minimum": 10}, "else": {"type": "string"}},
     {"$defs": {"S": {"type": "string"}}, "$ref": "#/$defs/S", "minLength": 3},
@@ -257,3 +259,18 @@ def test_a_plain_object_field_yields_varied_objects() -> None:
 def test_a_schema_outside_the_subset_is_refused_by_name(schema: Any, reason: str) -> None:
     with pytest.raises(UnsupportedSchema, match=reason.replace("$", r"\$")):
         from_schema(schema)
+
+
+def test_an_invariant_over_a_schema_no_value_meets_is_vacuous(tmp_path: Path) -> None:
+    labels = {"type": "object", "minProperties": 3, "propertyNames": {"enum": ["a", "b"]}}
+    schema = json.loads(json.dumps(CUSTOM_SCHEMA))
+    schema["properties"]["action"]["properties"]["labels"] = labels
+    root = write_pack(
+        tmp_path / "narrow",
+        'invariant "drops are denied" {\n  when action.kind == "drop"\n  expect deny\n}\n',
+        manifest={"input_schema": "input.schema.json"},
+        files={"input.schema.json": schema},
+    )
+    (result,) = check_invariants(load_pack(root), examples=20)
+    assert result.status == "vacuous"
+    assert result.applicable == 0

@@ -44,6 +44,7 @@ _ANNOTATIONS = frozenset(
         "contentEncoding", "contentMediaType", "contentSchema", "$anchor", "$vocabulary",
     }
 )  # fmt: skip
+_PROPERTY_WORDS = frozenset({"properties", "patternProperties", "additionalProperties"})
 # Keywords that constrain a value only by filtering what the rest of the schema built.
 _FILTERED = frozenset({"not", "if", "then", "else", "propertyNames", "dependentRequired"})
 _UNSUPPORTED = frozenset(
@@ -164,8 +165,13 @@ class _Generator:
         merged: dict[str, Any] = dict(schema)
         rest: list[Any] = []
         for part in parts:
-            if isinstance(part, Mapping) and all(
-                k in _ANNOTATIONS or k not in merged or merged[k] == v for k, v in part.items()
+            if (
+                isinstance(part, Mapping)
+                and all(
+                    k in _ANNOTATIONS or k not in merged or merged[k] == v for k, v in part.items()
+                )
+                # `additionalProperties` sees only the properties beside it: never mix parts
+                and not (_PROPERTY_WORDS & set(part) and _PROPERTY_WORDS & set(merged))
             ):
                 merged.update({k: v for k, v in part.items() if k not in merged})
             else:
