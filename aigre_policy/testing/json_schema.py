@@ -281,13 +281,16 @@ class _Generator:
         items = self.build(schema.get("items", True), trail)
         if items.is_empty:  # `items: false`: only the empty list
             return st.just([]) if low == 0 else st.nothing()
-        unique = {"unique_by": _identity} if schema.get("uniqueItems") else {}
-        built = st.lists(items, min_size=low, max_size=high, **unique)
-        if "contains" in schema:
-            wanted = self.build(schema["contains"], trail)
-            built = st.tuples(built, wanted, st.integers(0, high)).map(_with_item)
-            built = built.filter(self.valid(schema))
-        return built
+        unique = _identity if schema.get("uniqueItems") else None
+        if "contains" not in schema:
+            return st.lists(items, min_size=low, max_size=high, unique_by=unique)
+        if high == 0:
+            return st.nothing()
+        # one item drawn from `contains`, put among the others at a drawn place
+        others = st.lists(items, min_size=max(low - 1, 0), max_size=high - 1, unique_by=unique)
+        wanted = self.build(schema["contains"], trail)
+        built = st.tuples(others, wanted, st.integers(0, high - 1)).map(_with_item)
+        return built.filter(self.valid(schema))
 
     def object(self, schema: Mapping[str, Any], trail: Trail) -> st.SearchStrategy[Any]:
         properties: Mapping[str, Any] = schema.get("properties", {})
