@@ -152,8 +152,10 @@ def test_an_internal_fault_is_one_line_with_its_own_exit_code(faulty: dict[str, 
     )
 
 
-def test_debug_shows_the_trace_of_an_internal_fault(faulty: dict[str, str]) -> None:
-    done = aigre("--debug", "check", BASELINE, env=faulty)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_trace_of_an_internal_fault(faulty: dict[str, str], where: str) -> None:
+    args = ["--debug", "check", BASELINE] if where == "before" else ["check", "--debug", BASELINE]
+    done = aigre(*args, env=faulty)
     assert done.returncode != 0
     assert "Traceback (most recent call last)" in done.stderr
     assert "RuntimeError: planted fault" in done.stderr
