@@ -32,7 +32,7 @@ from aigre_policy.typecheck import constant_type, did_you_mean, value_type
 from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
-from aigre_policy.yamlio import Document, read_document
+from aigre_policy.yamlio import Document, lone_surrogate, read_document
 
 STAGES = (
     ("manifest", "read and validate pack.yaml against the pack schema"),
@@ -252,6 +252,16 @@ def _apply_overrides(
                             f"{origin}: envelope `{envelope}` has no value `{name}`",
                             span(envelope, name),
                             hint=_choices(name, values[envelope]),
+                        )
+                    )
+                    continue
+                if lone_surrogate(value) is not None:  # no digest or log could encode it
+                    diagnostics.append(
+                        error(
+                            "E504",
+                            f"{origin}: `{envelope}.{name}` holds a string with a lone "
+                            "surrogate: not Unicode text",
+                            span(envelope, name),
                         )
                     )
                     continue
