@@ -33,12 +33,11 @@ def build_gate(workdir: Path) -> Gate:
         PACK,
         ledger=f"sqlite:///{workdir / 'aigre.db'}",
         log=workdir / "decisions.jsonl",
-        # The context is what the gate attests, the authenticated actor included: packs
-        # never take the proposal's word for who proposes it (docs/packs.md).
-        context=lambda action, now: {**STATIC_CONTEXT(action, now), "actor": AGENT},
+        context=STATIC_CONTEXT,
         clock=FakeClock("2025-03-11T14:03:00Z"),  # a fixed time keeps the script repeatable
         directory=StaticDirectory({"finops": ["fay.finops"], "sre-oncall": ["sam.sre"]}),
-        # who the agent is, as this tool authenticated it: attested as context.actor
+        # who the agent is, as this tool authenticated it: attested as context.actor,
+        # since packs never take the proposal's word for who proposes it (docs/packs.md)
         identity={k: AGENT[k] for k in ("kind", "id", "trust")},
         defaults={
             "environment": "production",
