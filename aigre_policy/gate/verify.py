@@ -112,16 +112,9 @@ def verify_log(
         raise FileNotFoundError(f"no log at {path}")
     public_key = cp.load_public_key(key) if key is not None else None
     checkpoint_file = cp.checkpoint_path(path)
-    found, unreadable = _read_checkpoint_file(checkpoint_file)
     log_id = _first_hash(files[0])
-    stored: list[Located] = []
-    if ledger is not None:
-        ledger_log_id = log_id or next((c.log for c, _, _ in found), None)
-        if ledger_log_id:
-            stored, unread = _read_ledger(ledger, ledger_log_id)
-            unreadable += unread
-    wanted = {c.entries for c, _, _ in (*found, *stored)}
-    chain = scan(files, wanted, anchor)
+    found, stored, unreadable = _checkpoints(checkpoint_file, log_id, ledger)
+    chain = scan(files, {c.entries for c, _, _ in (*found, *stored)}, anchor)
     read = ledger is not None
     evidence = Evidence(
         chain, anchor, log_id, (*found,), (*stored,), read, public_key, checkpoint_file
@@ -148,6 +141,18 @@ def _first_hash(file: Path) -> str | None:
     if result.entry is None or result.entry.seq != 1 or not result.intact:
         return None
     return result.entry.hash
+
+
+def _checkpoints(
+    checkpoint_file: Path, log_id: str | None, ledger: cp.CheckpointStore | None
+) -> tuple[list[Located], list[Located], list[LogProblem]]:
+    """The checkpoints of the file and of the ledger's copy, and the lines that are not."""
+    found, unreadable = _read_checkpoint_file(checkpoint_file)
+    ledger_log_id = log_id or next((c.log for c, _, _ in found), None)
+    if ledger is None or not ledger_log_id:
+        return found, [], unreadable
+    stored, unread = _read_ledger(ledger, ledger_log_id)
+    return found, stored, unreadable + unread
 
 
 def _read_checkpoint_file(path: Path) -> tuple[list[Located], list[LogProblem]]:
