@@ -25,6 +25,12 @@ ledger row is released again.
 The proposal is a claim: what the gate attests (``context.now`` from its clock,
 ``context.actor`` from its identity source, ``context.approvals`` from its approval
 store) overwrites any other say, and an enforced allow uses up its approvals.
+
+``Gate`` is a facade over the stages, each in its own module: ``intake`` (the
+input and the attested actor), ``judge`` (under the write lock), ``conclude``
+(approvals and reviewers), ``recorder`` (the ledger row, then the log entry);
+``pipeline`` runs them as one generator that ``check`` drives from plain code and
+``acheck`` from ``async`` code, so the two differ only in how a reviewer is called.
 """
 
 from __future__ import annotations

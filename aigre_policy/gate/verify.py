@@ -25,6 +25,11 @@ stable code (documented in ``docs/decision-log.md``):
 - ``L015`` no checkpoint signed by the given key covers the log;
 - ``L016`` the ledger holds a checkpoint the checkpoint file lacks: the file was cut
   or edited.
+
+Each code is one small check, in the style of a JSON Schema validator's keyword
+functions: ``verify_chain.ENTRY_CHECKS`` for the lines, and
+``verify_checkpoints.CHECKPOINT_CHECKS`` and ``LOG_CHECKS`` for the log against
+its anchor and checkpoints. ``verify_log`` reads the files and runs them.
 """
 
 from __future__ import annotations
