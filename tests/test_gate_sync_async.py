@@ -46,21 +46,17 @@ rule budget {
 DIRECTORY = StaticDirectory({"finops": ["fay"], "sre-oncall": ["sam"]})
 
 
-def act(n: int = 1, **overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": f"act-{n}",
-        "kind": "scale",
-        "target": "checkout",
-        "environment": "production",
-        "actor": {"kind": "llm", "id": "agent-7", "trust": 3},
-        "change": {"type": "infra", "lines": 10},
-        "reversible": True,
-        "blast_radius": {"users_share": 0.1},
-        "cost": {"estimated_usd": 10},
-        "requested_at": "2025-03-10T11:59:00Z",
-    }
-    base.update(overrides)
-    return base
+@pytest.fixture
+def act(make_action):
+    """``act(n, **overrides)``: the conftest's valid action, as a small infra change."""
+
+    def build(n: int = 1, **overrides: Any) -> dict[str, Any]:
+        return make_action(
+            **{"id": f"act-{n}", "kind": "scale", "change": {"type": "infra", "lines": 10}}
+            | overrides
+        )
+
+    return build
 
 
 def answer(decision: str):
@@ -83,7 +79,7 @@ def nonsense(request):
     return "yes"
 
 
-PATCH = act(change={"type": "code", "lines": 900})
+PATCH = {"change": {"type": "code", "lines": 900}}
 CASES = {
     "a sync reviewer settles": ([("llm-judge", answer("allow"))], PATCH),
     "an async reviewer settles": ([("llm-judge", answer_later("deny"))], PATCH),
@@ -99,11 +95,11 @@ CASES = {
     "no reviewers at all": ([], PATCH),
     "a tier nobody serves": (
         [("llm-judge", answer("allow"))],
-        act(change={"type": "infra", "lines": 7}),
+        {"change": {"type": "infra", "lines": 7}},
     ),
-    "a deny asks nobody": ([("llm-judge", fail)], act(kind="iam_grant")),
-    "an approval pending": ([("llm-judge", fail)], act(cost={"estimated_usd": 500})),
-    "an action that is not JSON": ([], act(cost={"estimated_usd": {1, 2}})),
+    "a deny asks nobody": ([("llm-judge", fail)], {"kind": "iam_grant"}),
+    "an approval pending": ([("llm-judge", fail)], {"cost": {"estimated_usd": 500}}),
+    "an action that is not JSON": ([], {"cost": {"estimated_usd": {1, 2}}}),
 }
 
 
@@ -113,7 +109,7 @@ def make_gate(pack_dir: Path, root: Path, tiers: list[tuple[str, Any]], **option
         pack_dir,
         ledger=f"sqlite:///{root / 'ledger.db'}",
         log=root / "decisions.jsonl",
-        clock=FakeClock("2025-03-10T12:00:00Z"),
+        clock=FakeClock("2026-11-20T10:01:00Z"),
         directory=DIRECTORY,
         reviewers=[FunctionReviewer(tier, function) for tier, function in tiers],
         **options,
@@ -141,8 +137,9 @@ def logged(root: Path) -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_check_and_acheck_reach_the_same_verdict(new_pack, tmp_path, case) -> None:
-    tiers, action = CASES[case]
+def test_check_and_acheck_reach_the_same_verdict(new_pack, tmp_path, act, case) -> None:
+    tiers, overrides = CASES[case]
+    action = act(**overrides)
     pack_dir = new_pack(POLICIES)
     sync_gate = make_gate(pack_dir, tmp_path / "sync", tiers)
     async_gate = make_gate(pack_dir, tmp_path / "async", tiers)
@@ -156,17 +153,19 @@ def test_check_and_acheck_reach_the_same_verdict(new_pack, tmp_path, case) -> No
     assert logged(tmp_path / "sync") == logged(tmp_path / "async")
 
 
-def test_a_reviewer_that_fails_in_both_drivers_fails_the_check_closed(new_pack, tmp_path) -> None:
+def test_a_reviewer_that_fails_in_both_drivers_fails_the_check_closed(
+    new_pack, tmp_path, act
+) -> None:
     gate = make_gate(new_pack(POLICIES), tmp_path / "g", [("llm-judge", fail)])
-    plain = gate.check(PATCH)
-    awaited = asyncio.run(gate.acheck(PATCH))
+    plain = gate.check(act(**PATCH))
+    awaited = asyncio.run(gate.acheck(act(**PATCH)))
     for verdict in (plain, awaited):
         assert verdict.decision == gate.pack.fail_closed and verdict.fail_closed
         assert verdict.errors[-1]["path"] == "gate.reviewer"
         assert "RuntimeError: the judge is down" in verdict.errors[-1]["message"]
 
 
-def test_enforce_and_aenforce_record_the_same_outcomes(new_pack, tmp_path) -> None:
+def test_enforce_and_aenforce_record_the_same_outcomes(new_pack, tmp_path, act) -> None:
     pack_dir = new_pack(POLICIES)
     sync_gate = make_gate(pack_dir, tmp_path / "sync", [])
     async_gate = make_gate(pack_dir, tmp_path / "async", [])
@@ -205,7 +204,7 @@ def test_enforce_and_aenforce_record_the_same_outcomes(new_pack, tmp_path) -> No
     assert {"status": "failed", "detail": "ValueError: half done"}.items() <= outcomes[3][1].items()
 
 
-def test_a_guarded_async_call_repeated_after_an_approval_runs(new_pack, tmp_path) -> None:
+def test_a_guarded_async_call_repeated_after_an_approval_runs(new_pack, tmp_path, act) -> None:
     defaults = {k: v for k, v in act().items() if k not in ("id", "requested_at", "cost")}
     gate = make_gate(new_pack(POLICIES), tmp_path / "g", [], defaults=defaults)
 
