@@ -311,6 +311,8 @@ class _Emitter:
                 lines += self.steps(block, indent + "    ")
             return lines
         table = f"I{len(self.tables)}"
+        self.tables.append("")  # reserve the name: the indexes nested below take the next ones
+        slot_of_table = len(self.tables) - 1
         entries = []
         for value, block in index.buckets.items():
             name = f"when_{len(self.functions)}"
@@ -328,7 +330,9 @@ class _Emitter:
                 ]
             )
             entries.append(f"    {_literal(value)}: {name},")
-        self.tables.append("\n".join([f"{table} = {{  # {_comment(index.dotted)}", *entries, "}"]))
+        self.tables[slot_of_table] = "\n".join(
+            [f"{table} = {{  # {_comment(index.dotted)}", *entries, "}"]
+        )
         return [
             f"{indent}# {about}: only the rules for this value run",
             f"{indent}on = {table}.get({index.local})",
