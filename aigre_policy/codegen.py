@@ -27,6 +27,9 @@ value to a ``when_N`` function holding that value's rules (``I0 = {...}`` at the
 end of the module). A field qualifies only where every conjunct before it cannot
 raise, so skipping a rule never hides an error the chain would have met. Indexed
 rules may run out of pack order; ``evaluate`` sorts the evidence before returning.
+A rule tested by ``in`` sits in one bucket per value, so the number of buckets a
+rule is copied into, nested indexes multiplied, is capped (``_MAX_COPIES``): the
+emitted code stays within a constant factor of the pack, whatever its lists.
 
 Nothing from a pack becomes Python syntax: literals go through ``repr``, field
 names are subscripts with ``repr``'d keys, rule ids and variable names are
