@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_pack as conftest_write_pack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_interpreter import ACTION, NOW, assert_agree, linear_evaluate, outcome
@@ -150,6 +151,44 @@ def test_nested_tables_each_have_their_own_name(tmp_path: Path) -> None:
             assert_agree(pack, action, NOW, {})
             fired = [r["id"] for r in pack.evaluate(action, NOW).fired]
             assert fired == ([f"r{t}_{a}"] if t < 6 and a < 6 else [])
+
+
+def test_an_index_over_rules_reading_many_fields_tests_each_value_in_turn(
+    tmp_path: Path,
+) -> None:
+    """Every when_N of a table takes the locals of all the index's rules: with many of
+    them (here 61), the table would grow as values x locals, so the index is an `if` per
+    value instead (plain `if`s: a long `elif` chain nests as deep as it is long)."""
+    fields = {f"f{i}": {"type": "number"} for i in range(60)}
+    schema = {
+        "type": "object",
+        "properties": {
+            "action": {
+                "type": "object",
+                "properties": {"target": {"type": "string"}, **fields},
+                "required": ["target", *fields],
+            },
+            "context": {"type": "object"},
+        },
+        "required": ["action", "context"],
+    }
+    policy = "\n".join(
+        f'rule r{i} {{ deny when action.target == "svc-{i % 6}" and action.f{i} > 1 }}'
+        for i in range(60)
+    )
+    root = conftest_write_pack(
+        tmp_path, policy, manifest={"input_schema": "schema.json"}, files={"schema.json": schema}
+    )
+    pack = load_pack(root)
+    source = pack.python_source
+    assert "action.target: 60 rules, by value" in source and "I0" not in source
+    assert "elif x0 == 'svc-4':" not in source and "    if x0 == 'svc-5':" in source
+    for target in ("svc-0", "svc-5", "svc-9"):
+        for value in (0, 2):
+            action = {"target": target, **{f"f{i}": value + i % 2 for i in range(60)}}
+            assert_agree(pack, action, {}, {})
+    fired = pack.evaluate({"target": "svc-5", **{f"f{i}": 2 for i in range(60)}}, {}).fired
+    assert [r["id"] for r in fired] == [f"r{i}" for i in range(5, 60, 6)]
 
 
 # ------------------------------------------------------------------ verdicts of the repro
