@@ -8,8 +8,10 @@ pack doubles, with bounds a quadratic stage cannot meet.
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +287,26 @@ def test_checking_twice_the_rules_makes_about_twice_the_calls() -> None:
     """Counted, not timed: a scan of every rule per rule would show as a ratio near 4."""
     small, large = calls_made(150), calls_made(300)
     assert 1.8 < large / small < 2.3
+
+
+# ------------------------------------------------------------------ the collector's pause
+
+
+def test_a_compile_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    root = write_pack(tmp_path, repro_source(4))
+    enabled = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            assert compile_pack(root).ok
+            assert gc.isenabled() is before
+    finally:
+        (gc.enable if enabled else gc.disable)()
+
+
+def test_compiles_on_several_threads_restore_the_collector_once_all_end(tmp_path: Path) -> None:
+    roots = [write_pack(tmp_path / str(i), repro_source(20 + i)) for i in range(4)]
+    assert gc.isenabled()
+    with ThreadPoolExecutor(4) as pool:
+        assert all(report.ok for report in pool.map(compile_pack, roots * 2))
+    assert gc.isenabled()
