@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 from aigre_policy import ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
+from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict
 
 RESTRICTIVE = ("deny", "require_approval", "escalate")
@@ -109,11 +109,15 @@ class Pack:
         context = context if type(context) is dict else _plain_or_empty(context)
         usage = usage if type(usage) is dict else _plain_or_empty(usage)
         document = {"action": action, "context": context, "usage": usage}
+        try:  # one meaning for every engine: the JSON data, within the evaluation bounds
+            document = as_plain(document)
+        except NotPlain as exc:
+            problems = [exc.problem()]
+            return self._failed(document, problems, started, strict, "input is not JSON data")
         if not self._is_valid(document):
-            problems = _non_finite(document) or [
-                {"kind": "input", **e.to_dict()} for e in self._validator.errors(document)
-            ]
+            problems = [{"kind": "input", **e.to_dict()} for e in self._validator.errors(document)]
             return self._failed(document, problems, started, strict, "input breaks the schema")
+        action, context, usage = document["action"], document["context"], document["usage"]
         try:
             if self._engine is not None:
                 return self._engine(document, started)
@@ -167,27 +171,6 @@ def _decider(evaluate: Any, default: str, issuer: Issuer) -> Any:
         return Verdict(by_rank[rank], fired, issuer, document, elapsed)
 
     return decide
-
-
-def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
-    """Problems for each NaN or infinity in a document: values JSON cannot carry."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return [
-            {
-                "kind": "input",
-                "path": path,
-                "keyword": "type",
-                "message": f"{value!r} is not a JSON number",
-            }
-        ]
-    found: list[dict[str, Any]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _non_finite(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found += _non_finite(item, f"{path}[{i}]")
-    return found
 
 
 def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path, explain: Any = None) -> RuleCard:

@@ -46,7 +46,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
-__all__ = ["DRAFT_2020_12", "InputError", "InputValidator", "is_rfc3339_date_time"]
+__all__ = ["DRAFT_2020_12", "InputError", "InputValidator", "dotted", "is_rfc3339_date_time"]
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
@@ -205,13 +205,13 @@ _MAX_VALUE_CHARS = 80
 
 def _error(error: ValidationError) -> InputError:
     return InputError(
-        path=_dotted(error.absolute_path),
+        path=dotted(error.absolute_path),
         message=_message(error),
         keyword=str(error.validator) if error.validator is not None else "false",
     )
 
 
-def _dotted(path: Iterable[str | int]) -> str:
+def dotted(path: Iterable[str | int]) -> str:
     """``["action", "approvals", 0, "at"]`` as ``action.approvals[0].at``."""
     parts: list[str] = []
     for step in path:
