@@ -66,7 +66,8 @@ from aigre_policy.gate.usage import UsageCalculator
 from aigre_policy.gate.verdict import GateVerdict
 from aigre_policy.gate.world import ContextProvider, Directory
 from aigre_policy.pack import Pack, load_pack
-from aigre_policy.verdict import LATTICE, Verdict, canonical_json, digest
+from aigre_policy.plain import as_plain
+from aigre_policy.verdict import LATTICE, Verdict, canonical_json, digest, input_digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -498,11 +499,12 @@ class Gate:
         action_doc = _plain(action)
         action_json = ""
         try:
+            action_doc = as_plain(action_doc, "action")  # the JSON data the pack judges
             canonical = canonical_json(action_doc)
             action_json = canonical.decode()
             action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
         except (TypeError, ValueError) as exc:
-            action_digest = digest(repr(action_doc))
+            action_digest = input_digest(action_doc)
             faults.append(_fault("input", f"the action is not JSON data: {exc}"))
         context: dict[str, Any] = {}
         try:
