@@ -95,58 +95,51 @@ def as_plain(value: Any, root: str = "", bounds: Bounds = BOUNDS) -> Any:
 # --- the check: is it plain already? -----------------------------------------------------------
 
 _ATOMS = frozenset({str, int, float, bool, type(None)})
-_SCALARS = frozenset({bool, type(None)})
 
 
 def _fits(container: Any, depth: int, bounds: Bounds) -> bool:
     """Whether a dict or list is plain JSON data within ``bounds`` as it is.
 
-    ``False`` also when it cannot tell cheaply: the conversion then decides. ``depth``: the
-    path length of ``container``.
+    ``False`` also when it cannot tell cheaply (a container at the depth bound, even empty):
+    the conversion then decides. ``depth``: the path length of ``container``. On every
+    decision's path, so it goes level by level in one function: exact types only, no copies.
     """
-    return _fits_in(container, depth, bounds.values, bounds, [bounds.text]) >= 0
-
-
-def _fits_in(container: Any, depth: int, budget: int, bounds: Bounds, text: list[int]) -> int:
-    """What is left of the value budget after ``container``, or -1 if it does not fit.
-
-    On every decision's path: one flat loop per container, exact types only, no copies.
-    """
-    size = len(container)
-    if size > bounds.items:
-        return -1
-    budget -= size
-    if budget < 0 or (size and depth >= bounds.depth):
-        return -1
-    if type(container) is dict:
-        for key in container:
-            if type(key) is not str:
-                return -1
-        members = container.values()
-    else:
-        members = container
-    chars = 0
-    limit = bounds.int_limit
-    for member in members:
-        kind = type(member)
-        if kind is str:
-            chars += len(member)
-        elif kind in _SCALARS:
-            continue
-        elif kind is dict or kind is list:
-            budget = _fits_in(member, depth + 1, budget, bounds, text)
-            if budget < 0:
-                return -1
-        elif kind is int:
-            if not -limit < member < limit:
-                return -1
-        elif kind is float:
-            if member - member != 0:  # NaN or infinity
-                return -1
-        else:
-            return -1
-    text[0] -= chars
-    return budget if text[0] >= 0 else -1
+    items, budget, text, limit = bounds.items, bounds.values, bounds.text, bounds.int_limit
+    level = [container]
+    while level:
+        below: list[Any] = []
+        push = below.append
+        for members in level:
+            size = len(members)
+            budget -= size
+            if size > items or budget < 0:
+                return False
+            if type(members) is dict:
+                for key in members:
+                    if type(key) is not str:
+                        return False
+                members = members.values()
+            for member in members:
+                kind = type(member)
+                if kind is str:
+                    text -= len(member)
+                elif kind is dict or kind is list:
+                    push(member)
+                elif kind is bool or member is None:
+                    pass
+                elif kind is int:
+                    if not -limit < member < limit:
+                        return False
+                elif kind is float:
+                    if member - member != 0:  # NaN or infinity
+                        return False
+                else:
+                    return False
+        depth += 1
+        if below and depth >= bounds.depth:
+            return False
+        level = below
+    return text >= 0
 
 
 # --- the conversion: a plain copy, or where it stops ------------------------------------------
