@@ -109,13 +109,21 @@ class Pack:
         context = context if type(context) is dict else _plain_or_empty(context)
         usage = usage if type(usage) is dict else _plain_or_empty(usage)
         document = {"action": action, "context": context, "usage": usage}
-        try:  # one meaning for every engine: the JSON data, within the evaluation bounds
+        try:
+            # one meaning for every engine: the JSON data, within the evaluation bounds
             document = as_plain(document)
+            valid = self._is_valid(document)
+            if not valid:
+                errors = self._validator.errors(document)
         except NotPlain as exc:
             problems = [exc.problem()]
             return self._failed(document, problems, started, strict, "input is not JSON data")
-        if not self._is_valid(document):
-            problems = [{"kind": "input", **e.to_dict()} for e in self._validator.errors(document)]
+        except Exception as exc:  # a validator fault on JSON data: never a verdict from rules
+            message = f"input validation failed: {type(exc).__name__}: {exc}"
+            problem = {"kind": "engine", "path": "", "message": message}
+            return self._failed(document, [problem], started, strict, "evaluation failed")
+        if not valid:
+            problems = [{"kind": "input", **e.to_dict()} for e in errors]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         action, context, usage = document["action"], document["context"], document["usage"]
         try:

@@ -85,11 +85,10 @@ def as_plain(value: Any, root: str = "", bounds: Bounds = BOUNDS) -> Any:
     ``root``: the path ``value`` sits at, for messages (``"action"``); paths deeper than
     ``bounds.depth`` count from there. Raises :class:`NotPlain`.
     """
-    path: list[str | int] = [root] if root else []
     kind = type(value)
-    if (kind is dict or kind is list) and _fits(value, len(path), bounds):
+    if (kind is dict or kind is list) and _fits(value, 1 if root else 0, bounds):
         return value
-    return _Conversion(bounds).value(value, path)
+    return _Conversion(bounds).value(value, [root] if root else [])
 
 
 # --- the check: is it plain already? -----------------------------------------------------------

@@ -303,6 +303,25 @@ def test_the_callers_value_is_left_as_it_was() -> None:
     assert repr(action) == before and type(action["data"]) is OrderedDict
 
 
+def test_a_fault_in_the_schema_validator_fails_closed() -> None:
+    pack = load_pack(BASELINE)
+
+    def broken(document: Any) -> bool:
+        raise ValueError("Unsupported type: 'thing'")
+
+    pack._is_valid = broken  # type: ignore[method-assign]
+    verdict = pack.evaluate(*bucket_with(lambda a: None))
+    assert verdict.fail_closed and verdict.decision == pack.fail_closed
+    assert [e["kind"] for e in verdict.errors] == ["engine"]
+    with pytest.raises(EvaluationError):
+        pack.evaluate(*bucket_with(lambda a: None), strict=True)
+
+
+def test_strict_mode_still_names_schema_errors() -> None:
+    with pytest.raises(EvaluationError, match="input breaks the schema"):
+        native().evaluate(*bucket_with(lambda a: a.pop("target")), strict=True)
+
+
 # -- the evaluation bounds --------------------------------------------------------------------
 
 
