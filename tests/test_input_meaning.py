@@ -49,6 +49,13 @@ def rego() -> Pack:
     return load_pack(BASELINE, engine="rego")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_engines() -> Iterator[None]:
+    """Free the Rego engine while the interpreter is whole (regopy cleans up in __del__)."""
+    yield
+    rego.cache_clear()
+
+
 def judged(verdict: Any) -> dict[str, Any]:
     """What a verdict decides and why, without ids and timings."""
     return {
