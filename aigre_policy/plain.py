@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel
@@ -181,17 +182,15 @@ class _Conversion:
         where = dotted(path)
         if id(value) in self.open:
             raise NotPlain(where, "the value contains itself: JSON data cannot", "json")
-        try:
-            items = list(value.items()) if mapping else list(value)
+        bounds = self.bounds
+        try:  # one past the bound at most: a caller's mapping may never end
+            items = list(islice(value.items() if mapping else value, bounds.items + 1))
         except Exception as exc:  # a caller's mapping whose items cannot be read
             raise NotPlain(where, f"cannot be read: {type(exc).__name__}", "json") from None
-        bounds = self.bounds
         if len(items) > bounds.items:
             noun = "members" if mapping else "items"
             raise NotPlain(
-                where,
-                f"has {len(items)} {noun}, more than {bounds.items} (evaluation bound)",
-                "bounds",
+                where, f"has more than {bounds.items} {noun} (evaluation bound)", "bounds"
             )
         self.values -= len(items)
         if self.values < 0:

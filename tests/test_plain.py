@@ -226,3 +226,22 @@ def test_a_value_shared_many_times_is_counted_each_time_and_refused_fast() -> No
     error = rejected({"a": value}, bounds=Bounds(depth=64))
     assert time.perf_counter() - started < 1.0
     assert error.keyword == "bounds" and "10000 values" in error.message
+
+
+def test_a_mapping_that_never_ends_is_read_one_past_the_bound_and_refused() -> None:
+    class Endless(Mapping):
+        def __getitem__(self, key: str) -> int:
+            return 0
+
+        def __iter__(self) -> Iterator[str]:
+            n = 0
+            while True:
+                yield f"k{n}"
+                n += 1
+
+        def __len__(self) -> int:
+            return 1
+
+    error = rejected({"a": Endless()})
+    assert (error.path, error.keyword) == ("a", "bounds")
+    assert error.message == f"has more than {BOUNDS.items} members (evaluation bound)"
