@@ -7,8 +7,6 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from pydantic import BaseModel
-
 from aigre_policy import ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
@@ -24,17 +22,6 @@ class EvaluationError(Exception):
     def __init__(self, message: str, verdict: Verdict):
         super().__init__(message)
         self.verdict = verdict
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    return value
-
-
-def _plain_or_empty(value: Any) -> Any:
-    """``context`` and ``usage`` may be left out (``None``): they read as ``{}``."""
-    return {} if value is None else _plain(value)
 
 
 class Pack:
@@ -100,14 +87,15 @@ class Pack:
     ) -> Verdict:
         """Judge one proposed action; never raises unless ``strict`` (then ``EvaluationError``).
 
-        ``action`` and ``context`` are dicts or the pydantic models; ``usage``
-        holds one number per ``usage`` declaration of the pack.
+        ``action`` and ``context`` are dicts (any mapping) or the pydantic models;
+        ``usage`` holds one number per ``usage`` declaration of the pack. Each is judged
+        as the JSON data it stands for; a value JSON cannot carry, or an input past the
+        evaluation bounds (``aigre_policy.plain.BOUNDS``), fails closed naming its path.
         """
         started = perf_counter_ns()
-        # plain dicts, the usual case, skip the pydantic check
-        action = action if type(action) is dict else _plain(action)
-        context = context if type(context) is dict else _plain_or_empty(context)
-        usage = usage if type(usage) is dict else _plain_or_empty(usage)
+        # ``context`` and ``usage`` may be left out (``None``): they read as ``{}``
+        context = {} if context is None else context
+        usage = {} if usage is None else usage
         document = {"action": action, "context": context, "usage": usage}
         try:
             # one meaning for every engine: the JSON data, within the evaluation bounds

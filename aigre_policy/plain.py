@@ -18,7 +18,7 @@ of more than 4300 digits, a value that contains itself. So are documents past th
 which keep the cost of a decision bounded whatever the pack.
 
 The usual input is already plain: :func:`as_plain` first checks it in one pass without copying
-(:func:`_fits`), and only converts (:func:`_convert`) when that check finds something to do.
+(:func:`_fits`), and only converts (:class:`_Conversion`) when that check finds something to do.
 Both walks stop at the depth bound, so neither recursion nor a cycle can run away.
 """
 
@@ -169,7 +169,13 @@ class _Conversion:
                     )
             return converted
         if isinstance(value, BaseModel):
-            return self.value(value.model_dump(mode="json", exclude_none=True), path)
+            try:
+                dumped = value.model_dump(mode="json", exclude_none=True)
+            except Exception as exc:  # a model pydantic cannot write as JSON
+                raise NotPlain(
+                    dotted(path), f"cannot be read: {type(exc).__name__}", "json"
+                ) from None
+            return self.value(dumped, path)
         if isinstance(value, str | int | float):  # subclasses: what JSON writes for them
             return self.value(_base_value(value), path)
         if isinstance(value, Mapping):
