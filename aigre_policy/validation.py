@@ -20,7 +20,10 @@ hypothesis), so this module owns every point where they could differ:
   ``unevaluatedProperties``, ``multipleOf``, remote ``$ref`` ...) are refused when the schema is
   loaded, with a :class:`ValueError` naming them, rather than checked differently.
 
-Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float, bool, None).
+Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float, bool, None):
+``Pack.evaluate`` hands over only such data, within the evaluation bounds
+(:mod:`aigre_policy.plain`), so neither validator ever sees a subclass, a cycle or a nesting deep
+enough to overflow the compiled validator's stack.
 
 Measured by hand, not by a test (timed tests flake): ``is_valid`` on the realistic valid input
 of ``tests/test_validation.py`` (five timestamps) takes about 8 us on a 2-core box with
