@@ -462,3 +462,26 @@ def test_the_gate_judges_a_wrapped_action_as_the_plain_one(mapping) -> None:
         if (clothed.decision, clothed.rule_ids) != (plain.decision, plain.rule_ids):
             differ.append((path.stem, plain.decision, clothed.decision))
     assert differ == []
+
+
+def test_the_gate_judges_a_wrapped_context_as_the_plain_one(tmp_path: Path) -> None:
+    """A context provider is the embedding tool's code: whatever mapping it returns reads
+    as its JSON data, for the pack and for the log alike."""
+    differ = []
+    for path in FIXTURES:
+        document = fixture_input(path)
+        world = {k: v for k, v in document["context"].items() if k != "now"}
+        verdicts = []
+        for n, provided in enumerate((world, wrapped(world, only(MappingProxyType)))):
+            gate = Gate(
+                native(),
+                ledger="sqlite:///:memory:",
+                log=tmp_path / f"{path.stem}-{n}.jsonl",
+                clock=FakeClock(document["context"]["now"]),
+                context=lambda action, now, provided=provided: provided,
+            )
+            verdicts.append(gate.check(document["action"]))
+        plain, clothed = verdicts
+        if (clothed.decision, clothed.rule_ids) != (plain.decision, plain.rule_ids):
+            differ.append((path.stem, plain.decision, clothed.decision))
+    assert differ == []

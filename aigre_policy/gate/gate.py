@@ -512,7 +512,7 @@ class Gate:
                 provided = _plain(self.context(action_doc, now))
                 if not isinstance(provided, Mapping):
                     raise TypeError(f"the context provider returned {type(provided).__name__}")
-                context = dict(provided)
+                context = dict(as_plain(provided, "context"))
             context["now"] = iso(now)
         except Exception as exc:
             faults.append(_fault("context", f"the context provider failed: {_described(exc)}"))
