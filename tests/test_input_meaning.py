@@ -435,11 +435,12 @@ def test_wrapped_generated_inputs_get_the_plain_verdict_on_every_engine(data) ->
 # -- the gate ---------------------------------------------------------------------------------
 
 
-def gate_verdict(document: Mapping[str, Any], action: Any) -> Any:
+def gate_verdict(document: Mapping[str, Any], action: Any, log: Path) -> Any:
     context = {k: v for k, v in document["context"].items() if k != "now"}
     gate = Gate(
         native(),
         ledger="sqlite:///:memory:",
+        log=log,
         clock=FakeClock(document["context"]["now"]),
         context=StaticContext(
             change_freezes=tuple(context.get("change_freezes", ())),
@@ -453,12 +454,14 @@ def gate_verdict(document: Mapping[str, Any], action: Any) -> Any:
 @pytest.mark.parametrize(
     "mapping", [OrderedDict, MappingProxyType, Members], ids=lambda m: m.__name__
 )
-def test_the_gate_judges_a_wrapped_action_as_the_plain_one(mapping) -> None:
+def test_the_gate_judges_a_wrapped_action_as_the_plain_one(mapping, tmp_path: Path) -> None:
     differ = []
     for path in FIXTURES:
         document = fixture_input(path)
-        plain = gate_verdict(document, document["action"])
-        clothed = gate_verdict(document, wrapped(document["action"], only(mapping)))
+        plain = gate_verdict(document, document["action"], tmp_path / f"{path.stem}.jsonl")
+        clothed = gate_verdict(
+            document, wrapped(document["action"], only(mapping)), tmp_path / f"{path.stem}-w.jsonl"
+        )
         if (clothed.decision, clothed.rule_ids) != (plain.decision, plain.rule_ids):
             differ.append((path.stem, plain.decision, clothed.decision))
     assert differ == []
