@@ -6,6 +6,7 @@ import json
 import time
 from collections import OrderedDict, UserDict
 from collections.abc import Iterator, Mapping
+from datetime import date
 from types import MappingProxyType
 from typing import Any
 
@@ -101,11 +102,15 @@ ANY_VALUE = st.recursive(
     | st.integers(-(10**6), 10**6)
     | st.floats()
     | st.text(max_size=6)
-    | st.builds(Text, st.text(max_size=3)),
+    | st.builds(Text, st.text(max_size=3))
+    | st.integers(-(10**7), 10**7).map(Whole)
+    | st.sampled_from([b"x", 1j, ..., frozenset(), date(2026, 1, 1), object()]),
     lambda inner: (
         st.lists(inner, max_size=5)
         | st.dictionaries(st.text(max_size=2) | st.integers(0, 3), inner, max_size=5)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=3).map(OrderedDict)
         | st.lists(inner, max_size=3).map(tuple)
+        | st.lists(st.text(max_size=2), max_size=3).map(set)
     ),
     max_leaves=40,
 )
