@@ -493,3 +493,46 @@ def test_the_gate_judges_a_wrapped_context_as_the_plain_one(tmp_path: Path) -> N
         if (clothed.decision, clothed.rule_ids) != (plain.decision, plain.rule_ids):
             differ.append((path.stem, plain.decision, clothed.decision))
     assert differ == []
+
+
+RECURSIVE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["action", "context"],
+    "$defs": {"node": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+    "properties": {
+        "action": {
+            "type": "object",
+            "required": ["kind"],
+            "properties": {"kind": {"type": "string"}, "tree": {"$ref": "#/$defs/node"}},
+        },
+        "context": {"type": "object"},
+    },
+}
+
+
+def test_a_recursive_schema_never_sees_nesting_deep_enough_to_crash_its_validator(new_pack) -> None:
+    """The compiled validator follows a recursive ``$ref`` as deep as the input goes and
+    overflows its stack (a segfault) at about 100 000 levels: the bound stops the input first."""
+    pack = new_pack(
+        'rule t {\n  deny when action.kind == "drop"\n}\n',
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": RECURSIVE_SCHEMA},
+    )
+    script = (
+        "import sys\n"
+        "from aigre_policy import load_pack\n"
+        "tree = []\n"
+        "for _ in range(100_000):\n"
+        "    tree = [tree]\n"
+        "v = load_pack(sys.argv[1]).evaluate({'kind': 'drop', 'tree': tree}, {})\n"
+        "print(v.decision, v.fail_closed, v.errors[0]['keyword'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(pack)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "deny True bounds")
