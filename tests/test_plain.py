@@ -229,7 +229,7 @@ def test_a_value_shared_many_times_is_counted_each_time_and_refused_fast() -> No
         value = [value, value]
     started = time.perf_counter()
     error = rejected({"a": value}, bounds=Bounds(depth=64))
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 30  # a walk of 2**40 values would never end
     assert error.keyword == "bounds" and "10000 values" in error.message
 
 
