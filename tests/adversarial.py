@@ -3,7 +3,8 @@
 ``AIGRE_ADVERSARIAL_SCALE`` multiplies every example count (default 1, sized for CI:
 the whole suite in well under a minute on a shared 2-CPU machine); ``=20`` for a long
 local run. ``AIGRE_ADVERSARIAL_SEED`` picks another fixed sample (default: the
-derandomized one CI sees).
+derandomized one CI sees). A failing example is reported as found, not shrunk (shrinking
+a pack can take minutes); ``AIGRE_ADVERSARIAL_SHRINK=1`` shrinks it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings, seed
+from hypothesis import HealthCheck, Phase, seed, settings
 
 from aigre_policy import interpreter, ir
 from aigre_policy.pack import Pack, load_pack
@@ -25,6 +26,7 @@ from conftest import write_pack
 
 SCALE = float(os.environ.get("AIGRE_ADVERSARIAL_SCALE", "1"))
 SEED = os.environ.get("AIGRE_ADVERSARIAL_SEED")
+SHRINK = os.environ.get("AIGRE_ADVERSARIAL_SHRINK") == "1"
 
 
 def count(base: int) -> int:
@@ -40,6 +42,7 @@ def bounded(base: int):
         database=None,
         derandomize=SEED is None,
         suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if SHRINK else [])],
     )
 
     def apply(test):
