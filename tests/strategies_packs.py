@@ -183,9 +183,15 @@ class Builder:
     alike on every engine (quotients) and what only a condition may hold (quantifiers)."""
 
     def __init__(
-        self, draw: Any, message: bool = False, portable: bool = True, hostile: bool = False
+        self,
+        draw: Any,
+        message: bool = False,
+        portable: bool = True,
+        hostile: bool = False,
+        folding: bool = True,
     ):
         self.draw = draw
+        self.folding = folding  # lower() and upper()
         # literals with an escape the language has (no other control characters)
         self.literals = STRINGS + (HOSTILE_STRINGS[:7] if hostile else ())
         self.message = message
@@ -196,7 +202,7 @@ class Builder:
         return self.draw(st.sampled_from(list(options)))
 
     def chance(self, p: float = 0.5) -> bool:
-        return self.draw(st.floats(0, 1)) < p
+        return self.draw(st.integers(0, 99)) < p * 100
 
     # ------------------------------------------------------------ leaves
     def leaf(self, kind: str, scope: Scope) -> str:
@@ -272,7 +278,8 @@ class Builder:
                 op = self.pick(["+", "-", "*"])
                 return f"({self.expr('int', scope, depth)} {op} {self.expr('int', scope, depth)})"
             case "mod":
-                return f"({self.expr('int', scope, depth)} % {self.pick(['3', '7', '-2'])})"
+                divisor = self.pick(["3", "7", "-2", "action.count", "(action.limit ?? 0)"])
+                return f"({self.expr('int', scope, depth)} % {divisor})"
             case "len_list":
                 return f"len({self.expr(self.pick(['list_str', 'list_int', 'list_item']), scope, depth)})"
             case "len_str":
@@ -297,14 +304,14 @@ class Builder:
             case "div":
                 divisors = ["2", "4", "0.5"]
                 if not self.portable:  # may be zero: the Rego target refuses it (E602)
-                    divisors += ["action.count", "(action.limit ?? 0)"]
+                    divisors = ["action.count", "(action.limit ?? 0)", "(action.count - 1)", "4"]
                 divisor = self.pick(divisors)
                 return f"({self.expr('num', scope, depth)} / {divisor})"
             case _:
                 return self.expr("int", scope, depth)
 
     def make_str(self, scope: Scope, depth: int) -> str:
-        form = self.pick(["lower", "upper", "concat", "date"])
+        form = self.pick(["lower", "upper", "concat", "date"] if self.folding else ["concat", "date"])
         match form:
             case "concat":
                 return f"({self.expr('str', scope, depth)} + {self.expr('str', scope, depth)})"
@@ -411,9 +418,14 @@ MESSAGE_KINDS = ("int", "num", "str", "env", "time", "dur", "bool", "day", "list
 
 @st.composite
 def rules(
-    draw: Any, rule_id: str, depth: int = 3, portable: bool = True, hostile: bool = False
+    draw: Any,
+    rule_id: str,
+    depth: int = 3,
+    portable: bool = True,
+    hostile: bool = False,
+    folding: bool = True,
 ) -> str:
-    build = Builder(draw, portable=portable, hostile=hostile)
+    build = Builder(draw, portable=portable, hostile=hostile, folding=folding)
     condition = build.expr("bool", Scope(), depth)
     verdict = draw(st.sampled_from(VERDICTS))
     clause = {
@@ -435,7 +447,7 @@ def rules(
         lines.append('  tags: ["t1", "t2"]')
     lines.append(f"  {clause} when {condition}")
     if draw(st.integers(0, 3)):
-        lines.append(f"  because {draw(messages(hostile))}")
+        lines.append(f"  because {draw(messages(hostile, folding))}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -445,9 +457,9 @@ TITLES = ("A title", "Ünïcode title", "quote \" and brace {")
 
 
 @st.composite
-def messages(draw: Any, hostile: bool = False) -> str:
+def messages(draw: Any, hostile: bool = False, folding: bool = True) -> str:
     """A ``because`` string: text and interpolations, quotes inside escaped."""
-    build = Builder(draw, message=True, hostile=hostile)
+    build = Builder(draw, message=True, hostile=hostile, folding=folding)
     parts = []
     for _ in range(draw(st.integers(1, 3))):
         text = draw(st.sampled_from(["", "at ", " is ", "; ", "ü ", "{{x}} "]))
@@ -461,16 +473,21 @@ def messages(draw: Any, hostile: bool = False) -> str:
 
 @st.composite
 def packs(
-    draw: Any, max_rules: int = 4, portable: bool = True, hostile: bool = False
+    draw: Any,
+    max_rules: int = 4,
+    portable: bool = True,
+    hostile: bool = False,
+    folding: bool = True,
 ) -> dict[str, Any]:
     """``{"source": TEXT, "manifest": {...}, "schema": {...}}`` for ``conftest.write_pack``.
 
     ``portable``: only what the Rego target accepts (no ``%``, no divisor that may be zero);
-    ``hostile``: string literals include what rego-cpp treats otherwise.
+    ``hostile``: string literals include what rego-cpp treats otherwise; ``folding``:
+    ``lower`` and ``upper`` may be called.
     """
     count = draw(st.integers(1, max_rules))
     body = [
-        draw(rules(f"r{i}-{draw(st.sampled_from(['a', 'b']))}", 3, portable, hostile))
+        draw(rules(f"r{i}-{draw(st.sampled_from(['a', 'b']))}", 3, portable, hostile, folding))
         for i in range(count)
     ]
     source = "# generated\n" + ENVELOPE_TEXT + USAGE + "\n".join(body)
