@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error
@@ -36,10 +42,11 @@ def parse_module(text: str, file: str) -> ParseResult:
     diagnostics: list[Diagnostic] = []
     try:
         tree = lark_parser().parse(text, start="start")
+        module = _AstBuilder(file, diagnostics).transform(tree)
     except UnexpectedInput as exc:
         return ParseResult(None, [_syntax_error(exc, text, file)])
-    builder = _AstBuilder(file, diagnostics)
-    module = builder.transform(tree)
+    except (RecursionError, VisitError) as exc:
+        return ParseResult(None, [_too_deep(exc, file)])
     return ParseResult(module, diagnostics)
 
 
@@ -48,9 +55,22 @@ def parse_expression(text: str, file: str = "<expr>") -> tuple[n.Expr | None, li
     diagnostics: list[Diagnostic] = []
     try:
         tree = lark_parser().parse(text, start="expr")
+        return _AstBuilder(file, diagnostics).transform(tree), diagnostics
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, file)]
-    return _AstBuilder(file, diagnostics).transform(tree), diagnostics
+    except (RecursionError, VisitError) as exc:
+        return None, [_too_deep(exc, file)]
+
+
+def _too_deep(exc: RecursionError | VisitError, file: str) -> Diagnostic:
+    """E004 for text nested past Python's recursion limit (Lark wraps the RecursionError
+    of a transformer callback in a ``VisitError``); any other fault is a bug: re-raised."""
+    if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
+        raise exc
+    return error("E004", f"{file}: expressions nest too deeply", hint=_TOO_DEEP_HINT)
+
+
+_TOO_DEEP_HINT = "split the condition into several rules"
 
 
 # ------------------------------------------------------------------ syntax errors

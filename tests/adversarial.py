@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from conftest import write_pack
 from hypothesis import HealthCheck, Phase, seed, settings
 
 from aigre_policy import interpreter, ir
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.verdict import LATTICE
-from conftest import write_pack
 
 SCALE = float(os.environ.get("AIGRE_ADVERSARIAL_SCALE", "1"))
 SEED = os.environ.get("AIGRE_ADVERSARIAL_SEED")

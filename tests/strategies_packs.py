@@ -96,9 +96,7 @@ STRINGS = ("a", "b", "pay", "pay-api", "api", "Ops", "OPS", "", "x y", "中文",
 # and those rego-cpp treats otherwise (docs/rego.md, known limits): non-ASCII case
 # folding (W603), and text it keeps escaped inside (quotes, backslashes, control characters)
 HOSTILE_STRINGS = ("é", "Straße", "İd", "ǅ", 'say "hi"', "a\\b", "tab\there", "\x1a", "\x7f")
-PORTABLE_CHARACTERS = "".join(
-    c for c in map(chr, range(32, 127)) if c not in '"\\'
-) + "中→🙂"
+PORTABLE_CHARACTERS = "".join(c for c in map(chr, range(32, 127)) if c not in '"\\') + "中→🙂"
 INTS = (-3, -1, 0, 1, 2, 3, 5, 7, 10, 42, 100, 1000)
 QUARTERS = (-2.5, -0.25, 0.0, 0.25, 0.5, 1.5, 2.75, 10.25)
 DURATIONS = ("500ms", "30s", "90s", "15m", "2h", "1.5h", "1d", "1w")
@@ -167,7 +165,9 @@ def number_text(value: float) -> str:
 class Scope:
     """What an expression may read: quantifier variables and the optional paths guarded."""
 
-    def __init__(self, variables: dict[str, str] | None = None, guarded: frozenset[str] = frozenset()):
+    def __init__(
+        self, variables: dict[str, str] | None = None, guarded: frozenset[str] = frozenset()
+    ):
         self.variables = variables or {}
         self.guarded = guarded
 
@@ -225,7 +225,10 @@ class Builder:
                 if "context.budget" in scope.guarded:
                     options.append("context.budget")
             case "str":
-                options += [quote(s) for s in self.literals] + ["action.name", '(action.note ?? "")']
+                options += [quote(s) for s in self.literals] + [
+                    "action.name",
+                    '(action.note ?? "")',
+                ]
                 options += [f"{i}.label" for i in items] + [f'({i}.owner ?? "a")' for i in items]
                 if "action.note" in scope.guarded:
                     options.append("action.note")
@@ -243,7 +246,7 @@ class Builder:
             case "bool":
                 options += ["true", "false", "action.flag"]
             case "list_str":
-                options += ["action.tags", "[]", '["pay", "a"]', "[action.name, \"b\"]"]
+                options += ["action.tags", "[]", '["pay", "a"]', '[action.name, "b"]']
             case "list_int":
                 options += ["action.sizes", "[1, 2, 3]", "[action.count, 0]"]
             case "list_num":
@@ -281,7 +284,8 @@ class Builder:
                 divisor = self.pick(["3", "7", "-2", "action.count", "(action.limit ?? 0)"])
                 return f"({self.expr('int', scope, depth)} % {divisor})"
             case "len_list":
-                return f"len({self.expr(self.pick(['list_str', 'list_int', 'list_item']), scope, depth)})"
+                kind = self.pick(["list_str", "list_int", "list_item"])
+                return f"len({self.expr(kind, scope, depth)})"
             case "len_str":
                 return f"len({self.expr('str', scope, depth)})"
             case "hour" | "minute":
@@ -290,7 +294,8 @@ class Builder:
                 return f"-({self.leaf('int', scope)})"
 
     def make_num(self, scope: Scope, depth: int) -> str:
-        form = self.pick(["arith", "mixed", "sum", "div", "int"])
+        forms = ["arith", "mixed", "sum", "div", "int"]
+        form = self.pick(forms if self.portable else [*forms, "div", "div"])
         if form == "div" and self.message:
             form = "arith"
         match form:
@@ -311,7 +316,9 @@ class Builder:
                 return self.expr("int", scope, depth)
 
     def make_str(self, scope: Scope, depth: int) -> str:
-        form = self.pick(["lower", "upper", "concat", "date"] if self.folding else ["concat", "date"])
+        form = self.pick(
+            ["lower", "upper", "concat", "date"] if self.folding else ["concat", "date"]
+        )
         match form:
             case "concat":
                 return f"({self.expr('str', scope, depth)} + {self.expr('str', scope, depth)})"
@@ -335,7 +342,8 @@ class Builder:
                 op = self.pick(["+", "-"])
                 return f"({self.expr('dur', scope, depth)} {op} {self.expr('dur', scope, depth)})"
             case "scale":
-                return f"({self.expr('dur', scope, depth)} * {self.pick(['2', '0.5', 'action.count'])})"
+                factor = self.pick(["2", "0.5", "action.count"])
+                return f"({self.expr('dur', scope, depth)} * {factor})"
             case "div":
                 return f"({self.expr('dur', scope, depth)} / {self.pick(['2', '4'])})"
             case _:
@@ -357,7 +365,9 @@ class Builder:
             case "member":
                 return self.member(scope, depth)
             case "and" | "or":
-                return f"({self.expr('bool', scope, depth)} {form} {self.expr('bool', scope, depth)})"
+                return (
+                    f"({self.expr('bool', scope, depth)} {form} {self.expr('bool', scope, depth)})"
+                )
             case "not":
                 return f"(not {self.expr('bool', scope, depth)})"
             case "text":
@@ -430,7 +440,7 @@ def rules(
     verdict = draw(st.sampled_from(VERDICTS))
     clause = {
         "deny": "deny",
-        "require_approval": f'require_approval by {draw(st.sampled_from(GROUPS))}',
+        "require_approval": f"require_approval by {draw(st.sampled_from(GROUPS))}",
         "escalate": "escalate",
         "escalate_to": f"escalate to {draw(st.sampled_from(GROUPS))}",
         "warn": "warn",
@@ -453,7 +463,7 @@ def rules(
 
 
 GROUPS = ('["sre-oncall"]', '["finops", "leads"]', '["leads", "sre-oncall"]')
-TITLES = ("A title", "Ünïcode title", "quote \" and brace {")
+TITLES = ("A title", "Ünïcode title", 'quote " and brace {')
 
 
 @st.composite
@@ -554,9 +564,7 @@ def documents(draw: Any, hostile: bool = False) -> dict[str, Any]:
     if draw(st.booleans()):
         action["retries"] = draw(ints)
     if draw(st.booleans()):
-        item = st.fixed_dictionaries(
-            {"label": text, "size": ints}, optional={"owner": text}
-        )
+        item = st.fixed_dictionaries({"label": text, "size": ints}, optional={"owner": text})
         action["items"] = draw(st.lists(item, max_size=3))
     if draw(st.booleans()):
         meta: dict[str, Any] = {"level": draw(ints)}

@@ -16,13 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from adversarial import bounded, comparable, engines, from_verdict, pack_on_disk, reference
 from hypothesis import event, given
 from hypothesis import strategies as st
+from strategies_packs import documents, packs
 
-from adversarial import bounded, comparable, engines, from_verdict, pack_on_disk, reference
 from aigre_policy.compiler import compile_pack
 from aigre_policy.pack import load_pack
-from strategies_packs import documents, packs
 
 PACKS = 12  # generated packs judged on three engines (each also built for Rego)
 INPUTS = 6  # inputs judged per pack
@@ -62,7 +62,9 @@ def test_random_packs_with_any_text_and_arithmetic_agree_on_native_and_interpret
     backslashes, control characters and non-ASCII case folding."""
     with pack_on_disk(spec) as root:
         native = load_pack(root)
-        for document in data.draw(st.lists(documents(hostile=True), min_size=INPUTS, max_size=INPUTS)):
+        for document in data.draw(
+            st.lists(documents(hostile=True), min_size=INPUTS, max_size=INPUTS)
+        ):
             native_agrees_with_reference(native, document)
 
 
@@ -74,7 +76,9 @@ def test_rego_on_hostile_text_agrees_or_fails_closed(spec, data):
     folding of non-ASCII letters is a documented difference (W603), left out here."""
     with pack_on_disk(spec) as root:
         native, rego = engines(root)
-        for document in data.draw(st.lists(documents(hostile=True), min_size=INPUTS, max_size=INPUTS)):
+        for document in data.draw(
+            st.lists(documents(hostile=True), min_size=INPUTS, max_size=INPUTS)
+        ):
             got = native.evaluate(document["action"], document["context"], document["usage"])
             on_rego = rego.evaluate(document["action"], document["context"], document["usage"])
             if on_rego.fail_closed and not got.fail_closed:

@@ -7,11 +7,16 @@ run, and the marker comes off.
 
 from __future__ import annotations
 
-import pytest
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from adversarial import comparable, engines
-from aigre_policy import load_pack
 from strategies_packs import ENVELOPE_TEXT, SCHEMA, USAGE
+
+from aigre_policy import load_pack
+from aigre_policy.parser import parse_expression, parse_module
 
 MANIFEST = {"input_schema": "schema.json", "default": "allow", "fail_closed": "deny"}
 DOCUMENT = {
@@ -31,9 +36,7 @@ DOCUMENT = {
 
 
 def generated_schema_pack(new_pack, rules: str):
-    return new_pack(
-        ENVELOPE_TEXT + USAGE + rules, manifest=MANIFEST, files={"schema.json": SCHEMA}
-    )
+    return new_pack(ENVELOPE_TEXT + USAGE + rules, manifest=MANIFEST, files={"schema.json": SCHEMA})
 
 
 # ---------------------------------------------------------------- fixed: rego emitter
@@ -51,7 +54,9 @@ NEGATIVE_FIRST = [
 ]
 
 
-@pytest.mark.parametrize(("condition", "decision"), NEGATIVE_FIRST, ids=[c for c, _ in NEGATIVE_FIRST])
+@pytest.mark.parametrize(
+    ("condition", "decision"), NEGATIVE_FIRST, ids=[c for c, _ in NEGATIVE_FIRST]
+)
 def test_a_condition_starting_with_a_negative_number_means_the_same_in_rego(
     new_pack, condition, decision
 ):
@@ -63,6 +68,43 @@ def test_a_condition_starting_with_a_negative_number_means_the_same_in_rego(
     b = rego.evaluate(**DOCUMENT)
     assert a.decision == decision
     assert comparable(b) == comparable(a)
+
+
+# ---------------------------------------------------------------- fixed: parser
+
+ROOT = Path(__file__).resolve().parent.parent
+DEEP = {
+    "a ?? chain": " ?? ".join(["action.change.lines"] * 600) + " > 1",  # was VisitError
+    "not": "not " * 1200 + "true",  # was RecursionError
+    "unary minus": "-" * 1200 + "1 > 0",
+    "sums": "1" + " + 1" * 3000 + " > 0",
+}
+
+
+@pytest.mark.parametrize("condition", DEEP.values(), ids=DEEP.keys())
+def test_a_condition_nested_too_deeply_is_e004_from_the_parser(condition):
+    result = parse_module(f"rule r {{ deny when {condition} }}", "deep.aigre")
+    assert result.module is None
+    assert [(d.code, d.message) for d in result.diagnostics] == [
+        ("E004", "deep.aigre: expressions nest too deeply")
+    ]
+    expression, diagnostics = parse_expression(condition)
+    assert expression is None and [d.code for d in diagnostics] == ["E004"]
+
+
+def test_check_reports_a_long_default_chain_without_a_traceback(new_pack):
+    path = new_pack(f"rule r {{ deny when {DEEP['a ?? chain']} }}")
+    done = subprocess.run(
+        [sys.executable, "-m", "aigre_policy.cli.main", "check", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "NO_COLOR": "1", "PATH": ""},
+        timeout=120,
+    )
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "error[E004]" in done.stdout and "expressions nest too deeply" in done.stdout
 
 
 # ---------------------------------------------------------------- open: code generation

@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adversarial import bounded, comparable, pack_on_disk
+from conftest import fixture_input
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies_packs import documents, packs
 
-from adversarial import bounded, comparable, pack_on_disk
 from aigre_policy import load_pack
 from aigre_policy.rego.attach import rego_program
 from aigre_policy.rego.emit import RegoProgram, checked_modules
 from aigre_policy.rego.engine import DocumentVerdict
-from conftest import fixture_input
-from strategies_packs import documents, packs
 
 regorus = pytest.importorskip("regorus")
 
