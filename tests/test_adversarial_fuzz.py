@@ -20,6 +20,7 @@ Counts: ``adversarial.count`` (``AIGRE_ADVERSARIAL_SCALE`` multiplies them).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -27,13 +28,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from adversarial import bounded, count
-from conftest import write_pack
-from hypothesis import given
+from adversarial import bounded, count, from_verdict, reference
+from conftest import fixture_input, write_pack
+from hypothesis import event, given
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity
+from aigre_policy.pack import Pack
 from aigre_policy.parser import parse_module
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +47,13 @@ CORPUS = sorted(
 # baseline files read envelopes declared in another file: compiled beside it
 SIBLINGS = {BASELINE / "policies" / "envelopes.aigre"}
 MANIFEST = {"name": "fuzzed", "input_schema": "builtin:proposed-action/v1"}
+FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))[::8]  # judged by damaged packs
 
-PARSES = 100  # mutated texts parsed
+PARSES = 60  # mutated texts parsed
 TRUNCATIONS = 60  # truncations over the whole corpus, spread evenly
 COMPILES = 20  # mutated packs compiled
 RANDOM = 60  # random texts parsed, random byte files compiled (a few)
-CLI_PACKS = 8  # mutated packs checked by one `aigre-policy check` run
+CLI_PACKS = 6  # mutated packs checked by one `aigre-policy check` run
 
 INSERTS = (
     "==", "!=", "<=", ">", "??", "and", "or", "not", "in", "not in", "has", "any", "all",
@@ -144,6 +148,12 @@ def mutated(draw, rounds: int = 3) -> tuple[Path, str]:
     return path, text
 
 
+def note(text: str) -> None:
+    """A hypothesis statistics event, when a hypothesis test is running."""
+    with contextlib.suppress(InvalidArgument):
+        event(text)
+
+
 def lines_of(text: str) -> int:
     return len(text.splitlines()) + 1
 
@@ -151,6 +161,7 @@ def lines_of(text: str) -> int:
 def assert_parses_or_says_why(text: str, file: str = "fuzz.aigre") -> None:
     result = parse_module(text, file)
     errors = [d for d in result.diagnostics if d.severity is Severity.ERROR]
+    note(f"parse: {errors[0].code}" if errors else "parsed")
     assert result.module is not None or errors, "no module and no error"
     for d in result.diagnostics:
         assert str(d.message).strip()
@@ -162,6 +173,7 @@ def assert_parses_or_says_why(text: str, file: str = "fuzz.aigre") -> None:
 def assert_compiles_or_says_why(root: Path, texts: dict[str, str]) -> None:
     report = compile_pack(root)  # never raises: that is the property
     errors = [d for d in report.diagnostics if d.severity is Severity.ERROR]
+    note(f"first error {errors[0].code}" if errors else "compiled")
     assert report.ok == (report.compiled is not None) == (not errors), errors[:3]
     for d in report.diagnostics:
         assert d.code and str(d.message).strip()
@@ -169,6 +181,22 @@ def assert_compiles_or_says_why(root: Path, texts: dict[str, str]) -> None:
         if d.span is not None and d.span.file in texts:
             assert 1 <= d.span.line <= lines_of(texts[d.span.file]), d
             assert d.span.column >= 1, d
+    if report.compiled is not None:
+        judge_fixtures(Pack(report.compiled, report.diagnostics))
+
+
+def judge_fixtures(pack: Pack) -> None:
+    """A damaged pack that compiles judges the fixtures as the reference interpreter does."""
+    for fixture in FIXTURES:
+        document = fixture_input(fixture)
+        verdict = pack.evaluate(**document)
+        if verdict.fail_closed and verdict.errors[0]["kind"] == "input":
+            continue  # the damage changed the usage the pack declares
+        expected = reference(pack, document)
+        if verdict.fail_closed:
+            assert expected == {"decision": verdict.decision, "fail_closed": True, "rules": []}
+        else:
+            assert from_verdict(verdict) == expected, fixture.name
 
 
 def pack_with(root: Path, path: Path, text: str) -> dict[str, str]:
