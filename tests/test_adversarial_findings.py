@@ -107,6 +107,20 @@ def test_check_reports_a_long_default_chain_without_a_traceback(new_pack):
     assert "error[E004]" in done.stdout and "expressions nest too deeply" in done.stdout
 
 
+CHAINED = ["1 < action.x < 5", "action.a == action.b != 3", "action.k in [1] == true",
+           "action.k == 1 not in [2]"]  # fmt: skip
+
+
+@pytest.mark.parametrize("condition", CHAINED)
+def test_a_chained_comparison_says_comparisons_do_not_chain(condition):
+    """It said `unexpected `<`; expected an operator such as `==`, `in`...`, naming as
+    expected the very kind of token it refused."""
+    (diagnostic,) = parse_module(f"rule r {{ deny when {condition} }}", "x.aigre").diagnostics
+    assert diagnostic.code == "E001"
+    assert diagnostic.message.endswith(": comparisons do not chain")
+    assert diagnostic.hint is not None and "and" in diagnostic.hint
+
+
 # ---------------------------------------------------------------- open: code generation
 
 
