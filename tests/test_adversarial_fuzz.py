@@ -28,11 +28,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from adversarial import bounded, count, from_verdict, reference
+from adversarial import bounded, count, from_verdict, pack_on_disk, reference
 from conftest import fixture_input, write_pack
 from hypothesis import event, given
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from strategies_packs import documents, packs
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity
@@ -88,20 +89,49 @@ def corpus_text(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+# tokens of one lexical class replace each other: the text mostly still parses, and the
+# checker meets a wrong name, type, operator or literal
+SAME_CLASS = {
+    "string": ('""', '"x"', '"prod"', '"\\q"', '"{"', '"{}"', '"}"', '"{action.kind"', '"{1 +}"'),
+    "number": ("0", "-0", "1.5", "1e300", "1e999", "99999999999999999999", "15m", "0ms", "1e9w"),
+    "word": ("action", "context", "usage", "data", "input", "decision", "lim", "v0", "x",
+             "kind", "len", "upper", "sum", "hour", "true", "false", "not", "has", "and",
+             "or", "in", "any", "all", "deny", "permit", "warn", "when", "because"),
+    "compare": ("==", "!=", "<", "<=", ">", ">="),
+    "operator": ("+", "-", "*", "/", "%", "??", "."),
+}  # fmt: skip
+
+
+def lexical_class(token: str) -> str:
+    if token.startswith('"'):
+        return "string"
+    if token[0].isdigit():
+        return "number"
+    if token[0].isalpha() or token[0] == "_":
+        return "word"
+    if token in SAME_CLASS["compare"]:
+        return "compare"
+    return "operator" if token in SAME_CLASS["operator"] else "other"
+
+
 def token_edit(draw, text: str) -> str:
-    """One token deleted, doubled, or replaced by another token of the file or a hostile one:
-    the text often still parses, so the checker sees it."""
+    """One token deleted, doubled, or replaced: by a token of its class (from the file or a
+    hostile pool), or by anything."""
     tokens = list(TOKEN.finditer(text))
     if not tokens:
         return text
     target = draw(st.sampled_from(tokens))
-    pool = st.sampled_from(tokens).map(lambda m: m.group()) | st.sampled_from(INSERTS)
-    match draw(st.sampled_from(["delete", "double", "other"])):
+    kind = lexical_class(target.group())
+    match draw(st.sampled_from(["delete", "double", "other", "same", "same", "same"])):
         case "delete":
             replacement = ""
         case "double":
             replacement = target.group() + " " + target.group()
+        case "same" if kind != "other":
+            kin = [m.group() for m in tokens if lexical_class(m.group()) == kind]
+            replacement = draw(st.sampled_from(kin) | st.sampled_from(SAME_CLASS[kind]))
         case _:
+            pool = st.sampled_from(tokens).map(lambda m: m.group()) | st.sampled_from(INSERTS)
             replacement = draw(pool)
     return text[: target.start()] + replacement + text[target.end() :]
 
@@ -263,6 +293,31 @@ def test_mutated_packs_compile_or_say_why(case):
     with tempfile.TemporaryDirectory(prefix="aigre-fuzz-") as tmp:
         root = Path(tmp) / "pack"
         assert_compiles_or_says_why(root, pack_with(root, path, text))
+
+
+@bounded(COMPILES)
+@given(packs(portable=False, hostile=True), st.data())
+def test_damaged_generated_packs_compile_or_say_why(spec, data):
+    """A random pack using every construct, its tokens damaged: most still parse, so the
+    checker meets a well-formed pack with one wrong name, type, operator or literal."""
+    source = spec["source"]
+    for _ in range(data.draw(st.integers(1, 3))):
+        source = token_edit(data.draw, source)
+    with pack_on_disk({**spec, "source": source}) as root:
+        report = compile_pack(root)
+        errors = [d for d in report.diagnostics if d.severity is Severity.ERROR]
+        note(f"first error {errors[0].code}" if errors else "compiled")
+        assert report.ok == (report.compiled is not None) == (not errors), errors[:3]
+        for d in report.diagnostics:
+            assert d.code and str(d.message).strip() and str(d)
+        if report.compiled is not None:
+            pack = Pack(report.compiled, report.diagnostics)
+            for document in data.draw(st.lists(documents(hostile=True), min_size=3, max_size=3)):
+                verdict = pack.evaluate(**document)
+                if verdict.fail_closed:
+                    assert reference(pack, document)["fail_closed"], verdict.errors
+                else:
+                    assert from_verdict(verdict) == reference(pack, document)
 
 
 @bounded(RANDOM // 6)
