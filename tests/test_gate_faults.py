@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from aigre_policy.gate import FakeClock, Gate, SqliteLedger
+from aigre_policy.gate import FakeClock, FunctionReviewer, Gate, SqliteLedger
 from aigre_policy.gate import log as log_module
 from aigre_policy.gate.log import read_log
+from aigre_policy.gate.review import ReviewAnswer, ReviewRequest
+from aigre_policy.gate.stats import log_stats
 
 POLICIES = """
 usage spend_day = sum(action.cost.estimated_usd) over calendar_day where decision != "deny"
@@ -244,6 +246,88 @@ def test_a_full_disk_under_the_log_fails_closed_and_rolls_back_the_ledger(
     with SqliteLedger(tmp_path / "ledger.db").session() as session:
         assert session.count() == 1  # the unlogged decision did not reach the ledger
     assert gate.check(act(3)).usage == {"spend_day": 10}
+
+
+class FullAtCommit:
+    """A ledger connection whose disk fills up at ``COMMIT``: every statement before works."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_ledger_commit_that_fails_is_logged_once_as_the_fail_closed_verdict(
+    pack_dir, tmp_path
+) -> None:
+    gate = gate_for(pack_dir, tmp_path)
+    given = [gate.check(act(n)) for n in range(3)]
+    assert isinstance(gate.ledger, SqliteLedger)
+    conn = gate.ledger._connect()
+    gate.ledger._local.conn = FullAtCommit(conn)
+    refused = [gate.check(act(n)) for n in range(3, 33)]
+    gate.ledger._local.conn = conn
+    for verdict in refused:
+        assert_failed_closed(verdict, "ledger", "database or disk is full")
+    given += refused
+    decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    # one entry per check, holding the decision its caller received
+    assert [(e.id, e.body["verdict"]["decision"]) for e in decisions] == [
+        (v.decision_id, v.decision) for v in given
+    ]
+    assert [e.body["verdict"]["fail_closed"] for e in decisions] == [False] * 3 + [True] * 30
+    stats = log_stats(tmp_path / "decisions.jsonl")
+    assert stats.decisions == 33 and stats.fail_closed == 30
+    assert stats.by_verdict["allow"] == 3 and stats.by_verdict["require_approval"] == 30
+    with SqliteLedger(tmp_path / "ledger.db").session() as session:
+        assert session.count() == 3
+    assert gate.check(act(40)).usage == {"spend_day": 30}
+
+
+def test_a_reviewed_case_whose_commit_fails_is_logged_once_as_the_fail_closed_verdict(
+    pack_dir, tmp_path
+) -> None:
+    gate: Gate | None = None
+
+    def judge(request: ReviewRequest) -> ReviewAnswer:
+        assert gate is not None and isinstance(gate.ledger, SqliteLedger)
+        gate.ledger._local.conn = FullAtCommit(gate.ledger._connect())  # full from now on
+        return ReviewAnswer("allow", "fine")
+
+    gate = gate_for(pack_dir, tmp_path, reviewers=[FunctionReviewer("t", judge)])
+    verdict = gate.check(act(1, cost={"estimated_usd": 500}))  # 500 per line: escalate
+    assert_failed_closed(verdict, "ledger", "database or disk is full")
+    assert verdict.reviews[0]["decision"] == "allow"
+    decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    assert [(e.id, e.body["verdict"]["decision"]) for e in decisions] == [
+        (verdict.decision_id, "require_approval")
+    ]
+
+
+def test_a_re_check_the_log_cannot_take_gives_the_ledger_its_earlier_row_back(
+    pack_dir, tmp_path, monkeypatch
+) -> None:
+    gate = gate_for(pack_dir, tmp_path)
+    assert gate.check(act(1)).decision == "allow"
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(log_module.os, "write", full)
+    verdict = gate.check(act(1))  # the same action again: its row would replace the first
+    monkeypatch.undo()
+    assert_failed_closed(verdict, "log", "No space left on device")
+    with SqliteLedger(tmp_path / "ledger.db").session() as session:
+        assert session.count() == 1
+    assert gate.check(act(2)).usage == {"spend_day": 10}  # the first row counts again
+    other = gate_for(pack_dir, tmp_path)  # and so it does for a gate reading it cold
+    assert other.check(act(3)).usage == {"spend_day": 20}
 
 
 def test_an_outcome_that_cannot_be_recorded_does_not_fail_the_finished_run(

@@ -97,8 +97,10 @@ def recomputed(db: Path, pack_path: Path, now: datetime, proposed: dict[str, Any
     conn.close()
     exclude = digest(proposed)
     values = {}
+    latest = max((at_us for _, _, at_us, _ in rows), default=0)
     for usage in pack.program.usages:
-        start, end = to_us(window_start(usage, now)), to_us(now)
+        # windows end at the ledger's time: never before the latest time recorded
+        start, end = to_us(window_start(usage, now)), max(to_us(now), latest)
         picked = []
         for text, decision, at_us, row_digest in sorted(rows, key=lambda r: r[2]):
             if not start <= at_us <= end or row_digest == exclude:
@@ -248,9 +250,41 @@ def test_a_ledger_of_the_first_schema_is_upgraded_and_its_rows_counted(
     usage = gate.check(act(9, 1)).usage
     assert usage["spend_day"] == 45 and usage["spend_week"] == 645
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     stored = conn.execute("SELECT count(DISTINCT row_id) FROM contributions").fetchone()[0]
     assert stored == 4  # the three old rows were computed once and kept, plus the new one
+
+
+def test_a_ledger_of_the_second_schema_keeps_its_stored_contributions(
+    pack_path: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "ledger.db"
+    clock = FakeClock(BASE)
+    Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock).check(act(1, 10))
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(  # back to the second schema's layout, with a value only it holds
+        """
+        CREATE TABLE old (usage_key TEXT NOT NULL, row_id INTEGER NOT NULL,
+          at_us INTEGER NOT NULL, passed INTEGER NOT NULL, value, error TEXT,
+          PRIMARY KEY (usage_key, row_id)) WITHOUT ROWID;
+        INSERT INTO old SELECT usage_key, row_id, at_us, passed, value, error FROM contributions;
+        DROP TABLE contributions;
+        ALTER TABLE old RENAME TO contributions;
+        CREATE INDEX contributions_window ON contributions (usage_key, at_us);
+        UPDATE contributions SET value = 70 WHERE passed = 1 AND value = 10;
+        PRAGMA user_version = 2;
+        """
+    )
+    conn.close()
+    usage = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock).check(act(2, 1)).usage
+    assert usage["spend_day"] == 70  # read from the stored contributions, not recomputed
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("SELECT count(DISTINCT row_id) FROM contributions").fetchone()[0] == 2
+    assert not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'contributions_window'"
+    ).fetchone()
+    conn.close()
 
 
 def test_a_stored_contribution_that_cannot_be_read_fails_closed(

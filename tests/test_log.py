@@ -102,6 +102,14 @@ def test_reader_raises_on_a_line_that_is_not_an_entry(tmp_path):
         list(read_log(path))
 
 
+def test_reader_refuses_a_line_that_is_not_canonical(tmp_path):
+    path = tmp_path / "d.jsonl"
+    write(path, 2)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(LogError, match=r"d.jsonl:1: not in canonical form, a carriage return"):
+        list(read_log(path))
+
+
 # ------------------------------------------------------------------- tamper detection
 
 
@@ -173,8 +181,34 @@ def test_a_line_that_is_not_an_entry_is_l001(tmp_path):
     lines[1] = b'{"hello": 1}\n'
     path.write_bytes(b"".join(lines))
     report = verify_log(path)
-    assert codes(report) == [(2, "L001"), (3, "L003")]
+    assert codes(report) == [(2, "L001")]  # the line held seq 2: seq 3 follows it
     assert "missing" in report.problems[0].message
+
+
+# The six edits measured to verify as intact while the chain hashed a re-serialised
+# parse: each leaves the parsed entry (as Python reads it) unchanged.
+FORM_ONLY_EDITS = {
+    "whitespace": (b'"kind":"scale"', b'"kind" : "scale"', "column"),
+    "crlf": (b"}\n", b"}\r\n", "CRLF"),
+    "bom": (b'{"body"', b'\xef\xbb\xbf{"body"', "byte-order mark"),
+    "reordered keys": (b'"id":"a-1","kind":"scale"', b'"kind":"scale","id":"a-1"', "column"),
+    "escape": (b'"allow"', b'"\\u0061llow"', "column"),
+    "duplicate key": (b'"decision":"allow"', b'"decision":"deny","decision":"allow"', "twice"),
+}
+
+
+@pytest.mark.parametrize("name", list(FORM_ONLY_EDITS))
+def test_a_line_changed_only_in_form_is_reported_at_its_line(tmp_path, name):
+    old, new, words = FORM_ONLY_EDITS[name]
+    path = tmp_path / "d.jsonl"
+    write(path, 3)
+    lines = lines_of(path)
+    assert old in lines[1]
+    lines[1] = lines[1].replace(old, new, 1)
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path)
+    assert codes(report) == [(2, "L010" if name == "duplicate key" else "L009")]
+    assert words in report.problems[0].message
 
 
 def test_a_log_missing_its_start_is_l006(tmp_path):

@@ -1,8 +1,11 @@
-"""``aigre-policy log``: verify a decision log's hash chain, summarise it.
+"""``aigre-policy log``: verify a decision log, sign its checkpoints, summarise it.
 
-``log verify FILE`` exits 0 when the chain is intact, 1 when a line was edited,
-removed, inserted or reordered (or is not an entry), 3 when the only problem is a
-torn last line left by a crash (the next writer repairs it), 2 on misuse.
+``log verify FILE [--key PUB] [--ledger URL]`` exits 0 when the log is intact, 1
+when a line was edited, removed, inserted or reordered (or is not a canonical
+entry) or a checkpoint does not hold, 3 when the only problem is a torn last line
+left by a crash (the next writer repairs it), 2 on misuse (no log, a bad key).
+``log keygen NAME`` writes an Ed25519 key pair (``NAME``, ``NAME.pub``);
+``log checkpoint FILE --key PRIV`` signs a checkpoint of the log's head now.
 ``log stats FILE`` prints decisions by verdict, the automated resolution rate,
 approval waits and spend per action kind.
 """
@@ -13,13 +16,17 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError
-from aigre_policy.gate.log import LogError
+from aigre_policy.gate.checkpoint import KeyFileError, generate_key_pair, load_public_key
+from aigre_policy.gate.errors import GateError
+from aigre_policy.gate.ledger import LedgerError, SqliteLedger, open_ledger
+from aigre_policy.gate.log import DecisionLog, LogError
 from aigre_policy.gate.stats import LogStats, log_stats
 from aigre_policy.gate.verify import VerifyReport, verify_log
 
@@ -36,7 +43,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     verify = actions.add_parser(
         "verify",
         help="check the hash chain of a log and its rotated files",
-        description="Check every line: its hash, its link to the line before, its seq. "
+        description="Check every line: its canonical bytes, its hash, its link to the line "
+        "before, its seq; and the signed checkpoints in FILE.checkpoints. "
         "Exit 0 intact, 1 tampered or malformed, 3 only a torn last line (crash), 2 misuse.",
     )
     verify.add_argument("file", help="the log file (rotated FILE.1, FILE.2, ... are included)")
@@ -46,7 +54,37 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="HASH",
         help="a last hash recorded earlier: fail if it is no longer in the log (tail removed)",
     )
+    verify.add_argument(
+        "--key",
+        metavar="PUB",
+        help="the Ed25519 public key (PEM) checkpoints are signed with: every checkpoint "
+        "must hold under it and one must cover the log",
+    )
+    verify.add_argument(
+        "--ledger",
+        metavar="URL",
+        help="compare with the checkpoints kept in this ledger (sqlite:///path or a path)",
+    )
     verify.set_defaults(run=run_verify)
+    keygen = actions.add_parser(
+        "keygen",
+        help="write an Ed25519 key pair for signing log checkpoints",
+        description="Write NAME (the private key, PEM, mode 0600) and NAME.pub (the public "
+        "key). Give the private key to the gate (signing_key), the public key to verifiers.",
+    )
+    keygen.add_argument("name", help="the private key's file; the public key goes to NAME.pub")
+    keygen.set_defaults(run=run_keygen)
+    sign = actions.add_parser(
+        "checkpoint",
+        help="sign a checkpoint of a log's last entry now",
+        description="Sign a checkpoint of the log's last entry with the private key, into "
+        "FILE.checkpoints (and the ledger with --ledger): after a writer stopped without "
+        "one, or to adopt a log written before checkpoints (verify it first).",
+    )
+    sign.add_argument("file", help="the log file")
+    sign.add_argument("--key", metavar="PRIV", required=True, help="the Ed25519 private key")
+    sign.add_argument("--ledger", metavar="URL", help="also keep the checkpoint in this ledger")
+    sign.set_defaults(run=run_checkpoint)
     stats = actions.add_parser(
         "stats",
         help="decisions by verdict, automation rate, approval waits, spend per kind",
@@ -63,13 +101,38 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     stats.set_defaults(run=run_stats)
 
 
+def _open_ledger(url: str | None) -> SqliteLedger | None:
+    """An existing ledger to read or keep checkpoints in; a one-line usage error otherwise."""
+    if url is None:
+        return None
+    try:
+        store = open_ledger(url)
+    except GateError as exc:
+        raise UsageError(f"--ledger {url}: {exc}") from None
+    if not isinstance(store, SqliteLedger):
+        raise UsageError(f"--ledger {url}: not a ledger that keeps checkpoints")
+    if store.path != ":memory:" and not Path(store.path).is_file():
+        raise UsageError(f"--ledger {url}: no ledger at {store.path}")
+    return store
+
+
 def run_verify(args: argparse.Namespace, console: Console) -> int:
     try:
-        report = verify_log(args.file, anchor=args.anchor)
+        key = load_public_key(args.key) if args.key else None
+    except KeyFileError as exc:
+        raise UsageError(f"--key: {exc}") from None
+    ledger = _open_ledger(args.ledger)
+    try:
+        report = verify_log(args.file, anchor=args.anchor, key=key, ledger=ledger)
     except FileNotFoundError as exc:
         raise UsageError(str(exc)) from None
+    except LedgerError as exc:
+        raise UsageError(f"--ledger {args.ledger}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc}") from None
+    finally:
+        if ledger is not None:
+            ledger.close()
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
@@ -99,6 +162,14 @@ def _print_verify(report: VerifyReport, console: Console) -> None:
             f"last seq {report.last_seq}, last hash {report.last_hash}",
             highlight=False,
         )
+        if report.checkpoints:
+            signed = "signed checkpoints" if report.signed else "checkpoints (unsigned check)"
+            tail = report.last_seq - report.covered
+            console.print(
+                f"{report.checkpoints} {signed} hold, the newest covering {report.covered} "
+                f"entries; {tail} after it rest on the chain alone",
+                highlight=False,
+            )
     elif report.only_torn:
         console.print(
             f"[yellow]torn[/yellow]: {report.entries} entries intact in {files}; the last line "
@@ -111,6 +182,45 @@ def _print_verify(report: VerifyReport, console: Console) -> None:
             f"{'s' if len(report.problems) != 1 else ''} in {report.entries} entries ({files})",
             highlight=False,
         )
+
+
+def run_keygen(args: argparse.Namespace, console: Console) -> int:
+    public = f"{args.name}.pub"
+    try:
+        key_id = generate_key_pair(args.name, public)
+    except KeyFileError as exc:
+        raise UsageError(str(exc)) from None
+    console.print(
+        f"wrote {escape(args.name)} (private, keep it from the log's writers) and "
+        f"{escape(public)}; key {key_id}",
+        highlight=False,
+    )
+    return 0
+
+
+def run_checkpoint(args: argparse.Namespace, console: Console) -> int:
+    if not Path(args.file).is_file():
+        raise UsageError(f"no log at {args.file}")
+    ledger = _open_ledger(args.ledger)
+    try:
+        with DecisionLog(args.file, signing_key=args.key, checkpoint_store=ledger) as log:
+            checkpoint = log.checkpoint()
+            fault = log.last_checkpoint_fault
+    except LogError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if fault is not None:
+        raise UsageError(fault)
+    if checkpoint is None:
+        console.print("a checkpoint already covers the last entry", highlight=False)
+        return 0
+    console.print(
+        f"signed: {checkpoint.entries} entries, head {checkpoint.head}, at {checkpoint.time}",
+        highlight=False,
+    )
+    return 0
 
 
 def run_stats(args: argparse.Namespace, console: Console) -> int:

@@ -3,7 +3,9 @@
 ``DecisionLog(path).append(kind, body)`` writes an entry (see ``chain`` for the
 line format) under a file lock, so threads and processes may share one log.
 ``read_log(path)`` streams the entries of a log and its rotated files in order;
-``verify_log(path)`` checks the chain. Documented in ``docs/decision-log.md``.
+``verify_log(path)`` checks the lines and the chain. With a ``signing_key`` the
+log also signs checkpoints of its chain (``checkpoint``) every ``checkpoint_entries``
+entries or ``checkpoint_seconds`` seconds. Documented in ``docs/decision-log.md``.
 
 Bodies by kind (``decision_id`` links an entry to the decision it concerns):
 
@@ -23,16 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import threading
 import time as _time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from aigre_policy.gate import checkpoint as cp
 from aigre_policy.gate.chain import (
     GENESIS,
     KINDS,
@@ -70,6 +78,8 @@ REVIEWER_KINDS = ("human", "llm", "automation")
 OUTCOME_STATUSES = ("executed", "failed", "skipped", "rolled_back")
 TORN_TEXT_LIMIT = 64 * 1024  # bytes of a torn line kept as text in the recovery entry
 _CHUNK = 64 * 1024
+
+logger = logging.getLogger("aigre_policy.gate.log")
 
 
 class LogError(Exception):
@@ -159,6 +169,15 @@ class DecisionLog:
     ``max_bytes`` rotates the file once an entry would take it past that size.
     ``sensitive`` maps input paths to ``mask`` or ``drop`` (a pack's
     ``sensitive:`` section); ``mask_key`` turns masks into keyed hashes.
+
+    ``signing_key`` (an Ed25519 private key or its PEM file) makes the log sign a
+    checkpoint of its chain after the first entry, then whenever
+    ``checkpoint_entries`` entries or ``checkpoint_seconds`` seconds have passed
+    since the last one (checked at each append), and on ``checkpoint()`` and
+    ``close()``. Checkpoints go to ``PATH.checkpoints`` and, in a background
+    thread, to ``checkpoint_store`` (the ledger). A checkpoint that cannot be
+    written never fails the append (the entry is already in the log): it is
+    counted in ``checkpoint_faults``, logged, and retried at the next append.
     """
 
     def __init__(
@@ -173,6 +192,10 @@ class DecisionLog:
         batch_seconds: float = 1.0,
         lock_timeout: float = 10.0,
         clock: Callable[[], datetime] = _utc_now,
+        signing_key: Ed25519PrivateKey | str | Path | None = None,
+        checkpoint_entries: int = cp.DEFAULT_ENTRIES,
+        checkpoint_seconds: float = cp.DEFAULT_SECONDS,
+        checkpoint_store: cp.CheckpointStore | None = None,
     ):
         if fsync not in FSYNC_POLICIES:
             raise LogError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
@@ -197,6 +220,24 @@ class DecisionLog:
         self._unsynced_since = 0.0
         self._pending_recovery: dict[str, Any] | None = None
         self.recoveries = 0  # torn lines this writer repaired
+        if checkpoint_entries < 1 or not checkpoint_seconds > 0:
+            raise LogError("checkpoint_entries and checkpoint_seconds must be positive")
+        try:
+            self._signer = cp.load_private_key(signing_key) if signing_key is not None else None
+        except cp.KeyFileError as exc:
+            raise LogError(str(exc)) from None
+        self.checkpoint_entries = checkpoint_entries
+        self.checkpoint_seconds = checkpoint_seconds
+        self.checkpoint_store = checkpoint_store
+        self.checkpoints_path = cp.checkpoint_path(self.path)
+        self.checkpoint_faults = 0  # checkpoints that could not be written (see the log)
+        self.last_checkpoint_fault: str | None = None
+        self._log_id: str | None = None
+        self._last_checkpoint: tuple[int, datetime] | None = None  # entries, signed at
+        self._checkpoint_loaded = False
+        self._copier: ThreadPoolExecutor | None = None
+        self._copier_pid = 0
+        self._copies: list[Future[None]] = []
 
     # -- public API --------------------------------------------------------------------------
 
@@ -231,7 +272,37 @@ class DecisionLog:
                 os.fsync(self._fd)
                 self._unsynced = 0
 
+    def checkpoint(self) -> cp.Checkpoint | None:
+        """Sign a checkpoint of the log's last entry now (unless one covers it already)
+        and wait for its copy to reach the store; ``None`` without a key or entries.
+
+        Do not call it inside a transaction on the store it copies to.
+        """
+        if self._signer is None:
+            return None
+        with self._lock:
+            try:
+                with self._file_lock:
+                    fd = self._open()
+                    tail = self._current_tail(fd)
+                    written = None
+                    if tail.seq and self._checkpoint_due(tail.seq, force=True):
+                        written = self._checkpoint_locked(fd, tail.seq, tail.hash)
+            except LockTimeout:
+                raise LogError(f"timed out waiting for the lock on {self.path}") from None
+            except OSError as exc:
+                raise LogError(f"cannot write {self.path}: {exc}") from None
+        self._wait_for_copies()
+        return written
+
     def close(self) -> None:
+        if self._signer is not None and self._tail is not None:
+            with contextlib.suppress(LogError):
+                self.checkpoint()
+        self._wait_for_copies()
+        if self._copier is not None and self._copier_pid == os.getpid():
+            self._copier.shutdown(wait=True)
+        self._copier = None
         with self._lock:
             if self._fd is not None:
                 if self._unsynced and self.fsync != "none":
@@ -264,10 +335,114 @@ class DecisionLog:
         self._write(fd, line)
         self._tail = _Tail(entry.seq, entry.hash, tail.inode, tail.size + len(line))
         self._after_write(fd)
+        if self._signer is not None and self._checkpoint_due(entry.seq):
+            self._checkpoint_locked(fd, entry.seq, entry.hash)
         return entry
 
     def _now(self) -> str:
         return _timestamp(self._clock())
+
+    # -- checkpoints (under both locks) ------------------------------------------------------
+
+    def _checkpoint_due(self, seq: int, *, force: bool = False) -> bool:
+        if not self._checkpoint_loaded:
+            last = cp.last_checkpoint(self.checkpoints_path)
+            if last is not None:
+                self._last_checkpoint = (last.entries, _parse_time(last.time))
+            self._checkpoint_loaded = True
+        if self._last_checkpoint is None:
+            return True
+        entries, signed_at = self._last_checkpoint
+        if force:
+            return seq != entries
+        return (
+            seq - entries >= self.checkpoint_entries
+            or (self._clock() - signed_at).total_seconds() >= self.checkpoint_seconds
+        )
+
+    def _checkpoint_locked(self, fd: int, seq: int, head: str) -> cp.Checkpoint | None:
+        """Sign ``(log id, seq, head, now)``; write it beside the log, then to the store.
+
+        A fault is counted and logged, never raised: the entry is already written.
+        """
+        assert self._signer is not None
+        try:
+            log_id = self._log_id or self._find_log_id()
+            self._log_id = log_id
+            moment = self._clock()
+            checkpoint = cp.sign(self._signer, log_id, seq, head, _timestamp(moment))
+            if self.fsync != "none" and self._unsynced:
+                os.fsync(fd)  # never sign entries a power cut could still take away
+                self._unsynced = 0
+            self._append_checkpoint(checkpoint.line())
+        except (OSError, LogError) as exc:
+            self._checkpoint_fault(f"checkpoint of {self.path} at seq {seq} not written: {exc}")
+            return None
+        self._last_checkpoint = (seq, moment)
+        if self.checkpoint_store is not None:
+            self._copy(checkpoint)
+        return checkpoint
+
+    def _append_checkpoint(self, line: bytes) -> None:
+        fd = os.open(self.checkpoints_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # a writer died mid-checkpoint: cut the torn line, it signs nothing
+                data = os.pread(fd, min(size, _CHUNK), max(0, size - _CHUNK))
+                os.ftruncate(fd, size - len(data) + data.rfind(b"\n") + 1)
+            self._write(fd, line)
+            if self.fsync != "none":
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _find_log_id(self) -> str:
+        """The log's id: the hash of its first entry, or (first file archived) the id
+        the last checkpoint signed by this key names."""
+        files = log_files(self.path)
+        if files:
+            with open(files[0], "rb") as handle:
+                first = handle.readline()
+            with contextlib.suppress(EntryFormatError):
+                entry, intact = decode(first)
+                if entry.seq == 1 and intact:
+                    return entry.hash
+        last = cp.last_checkpoint(self.checkpoints_path)
+        assert self._signer is not None
+        if last is not None and last.key == cp.key_id(self._signer.public_key()):
+            return last.log
+        raise LogError("its first entry (seq 1) is gone and no checkpoint names its id")
+
+    def _copy(self, checkpoint: cp.Checkpoint) -> None:
+        """Hand the checkpoint to the store in a background thread: the caller may be
+        inside a transaction on that same store (the gate logs inside one)."""
+        if self._copier is None or self._copier_pid != os.getpid():
+            self._copier = ThreadPoolExecutor(1, thread_name_prefix="aigre-checkpoint")
+            self._copier_pid = os.getpid()
+            self._copies = []
+        pending = [f for f in self._copies if not f.done()]
+        self._copies = [*pending, self._copier.submit(self._store_copy, checkpoint)]
+
+    def _store_copy(self, checkpoint: cp.Checkpoint) -> None:
+        assert self.checkpoint_store is not None
+        try:
+            line = checkpoint.line().decode().rstrip("\n")
+            self.checkpoint_store.add_checkpoint(checkpoint.log, checkpoint.entries, line)
+        except Exception as exc:  # any store fault: counted and logged, never raised
+            self._checkpoint_fault(
+                f"checkpoint of {self.path} at seq {checkpoint.entries} not copied to "
+                f"{getattr(self.checkpoint_store, 'name', 'the store')}: {exc}"
+            )
+
+    def _checkpoint_fault(self, message: str) -> None:
+        self.checkpoint_faults += 1
+        self.last_checkpoint_fault = message
+        logger.error("%s", message)
+
+    def _wait_for_copies(self) -> None:
+        if self._copier_pid == os.getpid() and self._copies:
+            wait_for(self._copies, timeout=self._file_lock.timeout)
 
     def _open(self) -> int:
         """The descriptor of the active file, reopened after a fork or another's rotation."""
@@ -373,6 +548,16 @@ class DecisionLog:
         ):
             os.fsync(fd)
             self._unsynced = 0
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        return datetime.min.replace(tzinfo=UTC)  # unreadable: a checkpoint is due
+    return moment
 
 
 def _sync_dir(directory: Path) -> None:

@@ -2,12 +2,20 @@
 
 The log is streamed line by line (its rotated files too); only ``decision``
 entries are replayed (not shadow verdicts, approvals or reviews). Each logged
-input (``action``, ``context``, ``usage``) is evaluated by the candidate's
-native evaluator and its decision compared with the logged one on the lattice
-``deny > require_approval > escalate > allow``: lower is **looser**, higher is
-**stricter**. Entries whose input was masked or dropped (``redacted``) are not
-replayed, since the candidate would judge a different input; they are counted
-and listed. The log is cut into spans of whole lines; with ``jobs > 1`` each worker
+input (``action``, ``context``, ``usage``: the attested input the pack saw, its
+``context.actor`` and ``context.approvals`` included) is evaluated by the
+candidate's native evaluator, the approvals the gate held resolve its fired
+``require_approval`` rules as the gate resolves them, and that decision is
+compared with the logged one on the lattice ``deny > require_approval > escalate >
+allow``: lower is **looser**, higher is **stricter**. Like is compared with like:
+the logged side is what the rules and approvals decided (``gate.resolved_decision``),
+before reviewers answered and before a gate fault failed the check closed, since
+neither is the pack's doing. Entries whose input was masked or dropped
+(``redacted``) are not replayed, since the candidate would judge a different
+input; they are counted and listed. Entries of checks the pack never judged (a
+fault before evaluation: their input is incomplete) count as unreadable.
+
+The log is cut into spans of whole lines; with ``jobs > 1`` each worker
 process compiles the candidate once and reads its spans from the file itself.
 """
 
@@ -23,6 +31,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
+from aigre_policy.gate.approvals import resolve
 from aigre_policy.gate.files import log_files
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.verdict import LATTICE
@@ -184,8 +193,8 @@ def replay_lines(pack: Pack, lines: list[bytes], limit: int = 5) -> _Tally:
             tally.redacted += 1
             tally.example("redacted", decision_id, limit)
             continue
-        before = verdict.get("decision") if isinstance(verdict, dict) else None
-        if before not in LATTICE or not isinstance(document, dict):
+        before = _logged_decision(verdict)
+        if before not in LATTICE or not isinstance(document, dict) or not isinstance(verdict, dict):
             tally.unreadable += 1
             tally.example("unreadable", decision_id, limit)
             continue
@@ -195,27 +204,77 @@ def replay_lines(pack: Pack, lines: list[bytes], limit: int = 5) -> _Tally:
                 f"{logged_pack.get('name')} {logged_pack.get('version')} "
                 f"{logged_pack.get('digest')}"
             ] += 1
-        after = evaluate(document.get("action"), document.get("context"), document.get("usage"))
+        judged = evaluate(document.get("action"), document.get("context"), document.get("usage"))
+        decision = judged.decision
+        if isinstance(verdict.get("gate"), dict) and not judged.fail_closed:
+            # a gate's entry: its approvals resolve the candidate's rules as they did the pack's
+            decision = resolve(decision, judged.fired, _held_approvals(verdict, document)).decision
         tally.replayed += 1
-        if after.fail_closed:
+        if judged.fail_closed:
             tally.fail_closed += 1
         fired_before = {f.get("id") for f in verdict.get("fired", []) if isinstance(f, dict)}
-        fired_after = set(after.rule_ids)
-        if after.decision == before:
+        fired_after = set(judged.rule_ids)
+        if decision == before:
             tally.unchanged += 1
             if fired_before != fired_after:
                 tally.rules_changed += 1
             continue
-        key = f"{before}->{after.decision}"
+        key = f"{before}->{decision}"
         tally.transitions[key] += 1
         tally.example(key, decision_id, limit)
-        direction = "looser" if LATTICE[after.decision] < LATTICE[before] else "stricter"
+        direction = "looser" if LATTICE[decision] < LATTICE[before] else "stricter"
         # the rules that account for the change: newly fired ones, or ones that stopped firing
         for rule in fired_after ^ fired_before:
             tally.rules.setdefault(str(rule), Counter())[direction] += 1
-        if after.fail_closed:
+        if judged.fail_closed:
             tally.rules.setdefault("(fail closed)", Counter())[direction] += 1
     return tally
+
+
+def _logged_decision(verdict: Any) -> Any:
+    """What the logged pack and approvals decided, or ``None`` when no pack judged.
+
+    A gate's entry holds it as ``gate.resolved_decision`` (before reviewers and gate
+    faults); an entry with gate evidence but no ``pack_decision`` is a check that
+    failed before the pack judged. An entry without gate evidence (a pack's own
+    verdict) is its ``decision``.
+    """
+    if not isinstance(verdict, dict):
+        return None
+    gate = verdict.get("gate")
+    if not isinstance(gate, dict):
+        return verdict.get("decision")
+    if "resolved_decision" in gate:
+        return gate["resolved_decision"]
+    if "pack_decision" not in gate:
+        return None  # the pack never judged: the logged input is not what a pack saw
+    # an entry written before gates logged resolved_decision: work it out the same way
+    errors = verdict.get("errors")
+    gate_faults = isinstance(errors, list) and any(
+        isinstance(e, dict) and str(e.get("path", "")).startswith("gate.") for e in errors
+    )
+    if verdict.get("fail_closed") and not gate_faults:
+        return gate["pack_decision"]  # the pack itself failed closed: no approval resolves it
+    fired = [f for f in verdict.get("fired", []) if isinstance(f, dict)]
+    return resolve(gate["pack_decision"], fired, _counted(gate)).decision
+
+
+def _held_approvals(verdict: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approvals the gate held for the action: those it attested in
+    ``context.approvals``, or those its evidence counted when the pack's schema had no
+    such field."""
+    context = document.get("context")
+    attested = context.get("approvals") if isinstance(context, dict) else None
+    if isinstance(attested, list):
+        return [a for a in attested if isinstance(a, dict)]
+    return _counted(verdict["gate"])
+
+
+def _counted(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approvals a gate's evidence lists as counted."""
+    evidence = gate.get("approvals")
+    counted = evidence.get("counted") if isinstance(evidence, dict) else None
+    return [a for a in counted if isinstance(a, dict)] if isinstance(counted, list) else []
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ stored beside the row when it is written, under a key digesting the declaration'
 argument, filter and envelopes, so a re-worded window or a renamed declaration
 reuses it and a changed expression computes afresh.
 
-Windows, in UTC, hold a past action when ``start <= at <= now`` (both edges in):
+Windows, in UTC, hold a past action when ``start <= at <= end`` (both edges in),
+where ``end`` is the check's time in the ledger (``now``, or later when another
+process recorded a later time) and ``start`` derives from ``now``:
 
 - ``last D``: ``start = now - D``, so an action exactly ``D`` ago still counts;
 - ``calendar_day``: from 00:00:00 of ``now``'s day;
@@ -171,11 +173,22 @@ class UsageCalculator:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def compute(self, session: LedgerSession, now: datetime, exclude_digest: str) -> dict[str, Any]:
-        """``{name: value}`` for every declaration; the action being checked is left out."""
+    def compute(
+        self,
+        session: LedgerSession,
+        now: datetime,
+        exclude_digest: str,
+        end_us: int | None = None,
+    ) -> dict[str, Any]:
+        """``{name: value}`` for every declaration; the action being checked is left out.
+
+        Windows start from ``now`` (the gate's clock) and end at ``end_us`` (by default
+        ``now``); the gate passes the ledger's time, never earlier than ``now``, so a row
+        another process stamped later than this clock reads still counts.
+        """
         if not self.usages:
             return {}
-        now_us = to_us(now)
+        now_us = to_us(now) if end_us is None else end_us
         starts = [to_us(window_start(u, now)) for u in self.usages]
         with self._lock:
             try:
