@@ -20,8 +20,9 @@ from aigre_policy.gate.clock import iso
 from aigre_policy.gate.draft import described, fault, plain
 from aigre_policy.gate.world import ContextProvider
 from aigre_policy.pack import Pack
+from aigre_policy.plain import as_plain
 from aigre_policy.schema_types import input_type
-from aigre_policy.verdict import canonical_json, digest
+from aigre_policy.verdict import canonical_json, input_digest
 
 # what the gate attests in ``context`` from its own sources, overwriting any other say
 ATTESTED = ("actor", "approvals")
@@ -71,11 +72,12 @@ class Intake:
         action_doc = plain(action)
         action_json = ""
         try:
+            action_doc = as_plain(action_doc, "action")  # the JSON data the pack judges
             canonical = canonical_json(action_doc)
             action_json = canonical.decode()
             action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
         except (TypeError, ValueError) as exc:
-            action_digest = digest(repr(action_doc))
+            action_digest = input_digest(action_doc)
             faults.append(fault("input", f"the action is not JSON data: {exc}"))
         context = self._context(action_doc, now, faults)
         document = {"action": action_doc, "context": context, "usage": {}}
@@ -91,6 +93,7 @@ class Intake:
                 if not isinstance(provided, Mapping):
                     raise TypeError(f"the context provider returned {type(provided).__name__}")
                 # what the gate attests comes from its own sources, never the provider
+                provided = as_plain(provided, "context")
                 context = {k: v for k, v in provided.items() if k not in ATTESTED}
             context["now"] = iso(now)
         except Exception as exc:
@@ -115,7 +118,7 @@ class Intake:
             value = plain(source)
             if not isinstance(value, Mapping):
                 raise TypeError(f"the actor is a {type(value).__name__}, not a mapping")
-            attested = {k: plain(v) for k, v in value.items()}
+            attested = dict(as_plain(value, "context.actor"))
         except Exception as exc:
             faults.append(fault("identity", f"the identity source failed: {described(exc)}"))
             return None
