@@ -4,7 +4,9 @@ Each generated pack (``strategies_packs.packs``: every verdict kind, every const
 over a small custom schema) is compiled once; every generated input is judged by the
 native evaluator, the reference interpreter and the Rego engine (regopy). They must
 agree on the decision, on failing closed, and rule by rule on the ids, verdicts,
-messages and bindings; native and Rego also on defaults, groups and metadata.
+messages and bindings; native and Rego also on defaults, groups and metadata. The same
+inputs passed as OrderedDict, MappingProxyType, UserDict, tuples or str/int subclasses
+get the verdict of their JSON round trip on native and Rego.
 
 Counts: ``adversarial.count`` (``AIGRE_ADVERSARIAL_SCALE`` multiplies them).
 """
@@ -15,7 +17,6 @@ from collections import OrderedDict, UserDict
 from types import MappingProxyType
 from typing import Any
 
-import pytest
 from adversarial import bounded, comparable, engines, from_verdict, pack_on_disk, reference
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -118,12 +119,6 @@ def wrapped(value: Any, how: str) -> Any:
 WRAPPERS = ("OrderedDict", "MappingProxyType", "UserDict", "tuple", "subclass")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11, item 2 (runtime.lookup, validation; being reworked): an OrderedDict "
-    "is read as absent natively (a looser verdict), MappingProxyType, UserDict and str/int "
-    "subclasses raise ValueError out of Pack.evaluate",
-)
 @bounded(PACKS // 2)
 @given(packs(), st.data())
 def test_an_input_in_other_python_types_gets_the_verdict_of_its_json(spec, data):
