@@ -50,9 +50,9 @@ SIBLINGS = {BASELINE / "policies" / "envelopes.aigre"}
 MANIFEST = {"name": "fuzzed", "input_schema": "builtin:proposed-action/v1"}
 FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))[::8]  # judged by damaged packs
 
-PARSES = 60  # mutated texts parsed
+PARSES = 50  # mutated texts parsed
 TRUNCATIONS = 60  # truncations over the whole corpus, spread evenly
-COMPILES = 20  # mutated packs compiled
+COMPILES = 15  # mutated packs compiled
 RANDOM = 60  # random texts parsed, random byte files compiled (a few)
 CLI_PACKS = 6  # mutated packs checked by one `aigre-policy check` run
 
