@@ -146,6 +146,16 @@ def _expected_text(expected: set[str]) -> str:
     return "; expected " + (names[0] if len(names) == 1 else "one of " + ", ".join(names))
 
 
+def _chained(token: Token, expected: set[str], text: str) -> bool:
+    """Whether ``token`` starts a second comparison right after a whole one."""
+    if "AND" not in expected or "COMPARE" in expected:
+        return False
+    if token.type == "NOT":  # `not in`
+        end = token.end_pos if token.end_pos is not None else len(text)
+        return re.match(r"\s*in\b", text[end:]) is not None
+    return token.type in ("COMPARE", "IN")
+
+
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
@@ -166,7 +176,11 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
         token: Token = exc.token
         message = f"unexpected `{token.value}`" + _expected_text(set(exc.expected))
         width = max(1, len(str(token.value)))
-        if token.type == "EQUAL" and "COMPARE" in exc.expected:
+        if _chained(token, exc.expected, text):
+            # after a whole comparison: the generic "expected `==`, `in`..." would contradict
+            message = f"unexpected `{token.value}`: comparisons do not chain"
+            hint = "join them with `and`: write `1 < x and x < 5`, not `1 < x < 5`"
+        elif token.type == "EQUAL" and "COMPARE" in exc.expected:
             hint = "compare with `==`; `=` only names a usage or an override"
         elif token.value in ("&&", "||"):
             hint = "write `and` / `or`"

@@ -161,9 +161,9 @@ class Translator:
                 if kind == "time":
                     left, right = self.instant(a, left), self.instant(b, right)
                 left = _bare(left)
-                if left.startswith("(") and not right.startswith("("):
+                if left.startswith(_NOT_FIRST) and not right.startswith(_NOT_FIRST):
                     left, op, right = right, FLIPPED.get(op, op), left
-                if left.startswith("("):
+                if left.startswith(_NOT_FIRST):
                     name = self.fresh()
                     return [f"{name} := {left}", f"{name} {op} {right}"]
                 if op == "!=" and _defined(a) and _defined(b):
@@ -178,7 +178,7 @@ class Translator:
                     found = [f"some {name} in {self.term(b)}", f"lib.t({name}) == {instant}"]
                     return [f"not {self.helper(node, [found])}"] if negated else found
                 item = self.term(a)
-                if item.startswith("("):
+                if item.startswith(_NOT_FIRST):
                     name = self.fresh()
                     bind, item = [f"{name} := {item}"], name
                 else:
@@ -497,6 +497,11 @@ def _defined(node: ir.Node) -> bool:
     """Whether ``node`` always has a value where a rule reads it (the checker proved the
     reads present; ``??`` gives one where they are not)."""
     return isinstance(node, ir.Const | ir.EnvelopeRef | ir.Path | ir.Default)
+
+
+# A body line must not start with these: rego-cpp reads `(` as a call of the line before
+# and `-` as a subtraction from it (`some x in [1]` then `-2 < 1` is `[1] - 2 < 1`).
+_NOT_FIRST = ("(", "-")
 
 
 def _bare(term: str) -> str:
