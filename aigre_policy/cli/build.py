@@ -70,7 +70,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     output = Path(args.output)
     _write_atomically(output, built.archive)
     # read back, and with the signer's public half: what is deployed verifies
-    bundle = read_bundle(built.archive, str(output), signer.key.verifier() if signer else None)
+    if signer is None:
+        bundle = read_bundle(built.archive, str(output))
+    else:
+        verifier = signer.key.verifier()
+        bundle = read_bundle(built.archive, str(output), verifier, signer.signed_scope)
     signed = f", signed {signer.key.algorithm} (kid {signer.key.key_id!r})" if signer else ""
     console.print(
         f"[green]built[/green] {output}: {built.pack.name} {built.pack.version}, "

@@ -323,6 +323,11 @@ class BundleSigner:
         if self.scope is not None and claimed is not None and claimed != self.scope:
             raise SignatureError(f"the scope {self.scope!r} differs from the claims' {claimed!r}")
 
+    @property
+    def signed_scope(self) -> str:
+        """The scope the signature carries, which a verifier must expect."""
+        return self.scope if self.scope is not None else str(self.claims.get("scope", ""))
+
     def payload(self, members: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
         """The JWT payload for the bundle holding ``members``: ``files``, then the claims."""
         listed = [(path, body) for path, body in members if path != SIGNATURES_FILE]
