@@ -13,7 +13,12 @@ from aigre_policy.cli.common import EXIT_FAILURES, UsageError, parse_overrides
 from aigre_policy.cli.keys import add_signing_arguments, signer_from
 from aigre_policy.compiler import MANIFEST
 from aigre_policy.diagnostics import Severity, render
-from aigre_policy.rego.bundle import BundleSignatureError, build_pack_bundle, read_bundle
+from aigre_policy.rego.bundle import (
+    Bundle,
+    BundleSignatureError,
+    build_pack_bundle,
+    read_bundle,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -77,12 +82,17 @@ def run(args: argparse.Namespace, console: Console) -> int:
         bundle = read_bundle(built.archive, str(output), verifier, signer.signed_scope)
     signed = f", signed {signer.key.algorithm} (kid {signer.key.key_id!r})" if signer else ""
     console.print(
-        f"[green]built[/green] {output}: {built.pack.name} {built.pack.version}, "
+        f"[green]built[/green] {output}: {_named(bundle)}, "
         f"{len(bundle.modules)} modules, revision {bundle.revision}{signed}",
         highlight=False,
         soft_wrap=True,
     )
     return 0
+
+
+def _named(bundle: Bundle) -> str:
+    pack = bundle.metadata.get("pack", {})
+    return f"{pack.get('name', '?')} {pack.get('version', '?')}"
 
 
 def _write_atomically(target: Path, content: bytes) -> None:
