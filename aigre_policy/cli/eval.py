@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if opa is not None:
         register_engine("opa", opa_engine(opa))
     key = verification_from(args)
+    if key is not None and not Path(args.pack).is_file():
+        raise UsageError("--verification-key applies to a bundle, not a pack directory")
     try:
         pack = load_pack(
             args.pack, overrides, engine=args.engine, verification_key=key, scope=args.scope

@@ -68,6 +68,11 @@ def as_key(value: BundleKey | str | bytes | Path | None) -> BundleKey | None:
         raise BundleSignatureError(f"the verification key: {exc}") from None
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] or type(exc).__name__
+
+
 def _plain(value: Any) -> Any:
     if value is None:
         return {}
@@ -87,6 +92,7 @@ class BundlePack:
         self.path = path
         self.root = path
         self.bundle = bundle
+        self.rego = program_of(bundle, str(path))
         meta = bundle.metadata["pack"]
         self.name = str(meta.get("name", ""))
         self.version = str(meta.get("version", ""))
@@ -95,13 +101,13 @@ class BundlePack:
         self.signature = bundle.signature
         self.warnings: list[Any] = []
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
-        self.rego = program_of(bundle, str(path))
         self.engine = engine
-        if engine == DEFAULT_ENGINE:
-            self._engine: Any = RegopyEngine(self.rego, validate_in_rego=True)
-        else:
-            self._engine = ENGINES[engine](self.rego)
-        probe = RegopyEngine(self.rego, validate_in_rego=True).decide({})
+        try:
+            local = RegopyEngine(self.rego, validate_in_rego=True)
+            self._engine: Any = local if engine == DEFAULT_ENGINE else ENGINES[engine](self.rego)
+            probe = local.decide({})
+        except Exception as exc:  # regopy's own errors, EngineFault: the bundle cannot run
+            raise BundleError(f"{path}: its Rego does not run: {_one_line(exc)}") from None
         if probe.get("fail_closed") is not True:
             raise BundleError(f"{path}: an empty input does not fail closed: not a pack bundle")
         self.fail_closed = str(probe["decision"])
