@@ -248,7 +248,7 @@ def load_pack(
     *,
     verification_key: Any = None,
     scope: str = "",
-) -> Any:
+) -> Any:  # Pack for a directory, rego.bundle_pack.BundlePack for a bundle
     """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic.
 
     ``engine``: ``native`` (generated Python, the default), ``rego`` (the pack compiled to

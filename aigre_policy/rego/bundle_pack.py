@@ -150,6 +150,12 @@ class BundlePack:
             raise BundleError(f"{self.path}: the data does not fit the bundle's roots")
         return BundlePack(self.path, dataclasses.replace(self.bundle, data=data), self.engine)
 
+    def __getattr__(self, name: str) -> Any:
+        # what only the source has (rules, schema, envelopes...): one clear line, not a bare
+        # AttributeError, for code handed a bundle where it needs a pack directory
+        where = self.__dict__.get("path", "the bundle")
+        raise AttributeError(f"{where} is a bundle: `{name}` needs the pack's source directory")
+
     def __repr__(self) -> str:
         return f"BundlePack({self.name!r}, {self.version!r}, {str(self.path)!r})"
 
