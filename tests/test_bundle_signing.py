@@ -20,6 +20,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aigre_policy.cli.main import main
 from aigre_policy.rego.bundle import (
@@ -151,6 +153,31 @@ def test_canonical_hash_matches_opa_test_vectors():
     # whitespace and key order do not matter for structured files; they do for modules
     assert file_hash("x/data.json", expected) == file_hash("x/data.json", text)
     assert file_hash("a.rego", expected) != file_hash("a.rego", text)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"]), max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=["Cs"]), max_size=6), inner, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(JSON)
+def test_a_structured_file_hashes_the_same_however_it_is_laid_out(value):
+    compact = json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+    spread = json.dumps(value, indent=3, sort_keys=True, ensure_ascii=False)
+    assert file_hash("data.json", compact.encode()) == file_hash("data.json", spread.encode())
+    assert file_hash(".manifest", compact.encode()) == file_hash("data.json", spread.encode())
 
 
 def test_strings_are_written_as_gos_encoder_writes_them():

@@ -84,6 +84,9 @@ def signer_from(args: argparse.Namespace) -> BundleSigner | None:
 def verification_from(args: argparse.Namespace) -> BundleKey | None:
     """The key ``--verification-key`` names; ``None`` when none was given."""
     if getattr(args, "verification_key", None) is None:
+        for option, value in (("--signing-alg", args.signing_alg), ("--scope", args.scope)):
+            if value:
+                raise UsageError(f"{option} needs --verification-key")
         return None
     try:
         material = read_key_argument(args.verification_key, args.signing_alg)
