@@ -447,6 +447,15 @@ def read_bundle(
             verified = verify(files, verification_key, scope)
         except SignatureError as exc:
             raise BundleSignatureError(f"{name}: {exc}") from None
+    try:
+        return _parse_members(files, signed, verified, name)
+    except RecursionError:  # a document nested past what the parsers can walk
+        raise BundleError(f"{name}: a document in the bundle is nested too deeply") from None
+
+
+def _parse_members(
+    files: list[tuple[str, bytes]], signed: bool, verified: Verified | None, name: str
+) -> Bundle:
     manifest: dict[str, Any] | None = None
     modules: list[BundleModule] = []
     data: dict[str, Any] = {}
@@ -547,10 +556,21 @@ def _data(body: bytes, path: str, name: str) -> Any:
     try:
         if path.endswith(".json"):
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if path.endswith(".json") else "YAML"
         raise BundleError(f"{name}: {path} is not valid {kind} ({exc})") from None
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few lines of aliases can stand for a document of
+    billions of nodes, which every engine handed the data would have to expand."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "an alias (*name) in bundle data", mark)
+        return super().compose_node(parent, index)
 
 
 def _insert(
