@@ -357,3 +357,32 @@ def test_tests_from_another_pack_warn_that_the_bundle_was_built_from_something_e
     code, _, err = cli("test", bundles["tickets"], "--tests", BASELINE, "-k", "smaller budget")
     assert "was built from another version of" in err
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "opa.runtime().env",  # rego-cpp answers with the process environment, secrets included
+        'http.send({"method": "get", "url": "http://127.0.0.1:1"})',
+        "time.now_ns()",
+        'net.lookup_ip_addr("example.com")',
+    ],
+)
+def test_a_bundle_whose_rego_reads_the_world_is_refused(bundles, tmp_path, call):
+    leak = f"package aigre.change_tickets.leak\n\nfound := {call}\n".encode()
+    members = [*_members(bundles["tickets"]), ("aigre/change_tickets/leak.rego", leak)]
+    target = tmp_path / "leak.tar.gz"
+    target.write_bytes(_tarball(members))
+    with pytest.raises(BundleError, match=r"leak\.rego:3: `.*` reads the world outside"):
+        load_pack(target)
+
+
+def test_names_of_impure_builtins_in_strings_and_comments_are_only_text(bundles, tmp_path):
+    note = (
+        b"package aigre.change_tickets.note\n\n# opa.runtime() is never called here\n"
+        b'note := "hosts on net.internal, \\"opa.runtime\\" as text"\nraw := `http.send`\n'
+    )
+    members = [*_members(bundles["tickets"]), ("aigre/change_tickets/note.rego", note)]
+    target = tmp_path / "note.tar.gz"
+    target.write_bytes(_tarball(members))
+    assert load_pack(target).name == "change-tickets"

@@ -15,6 +15,7 @@ pack fails closed with when the engine itself cannot answer.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -26,10 +27,14 @@ from aigre_policy.diagnostics import CompileError
 from aigre_policy.rego.bundle import Bundle, BundleError, BundleSignatureError, read_bundle
 from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import ENGINES, DocumentVerdict, RegopyEngine, engine_names
+from aigre_policy.rego.handwritten import IMPURE
 from aigre_policy.rego.signing import BundleKey, SignatureError, read_key_argument, verification_key
 from aigre_policy.verdict import Verdict
 
 DEFAULT_ENGINE = "rego"
+# a call of a builtin that reads the world outside the input (`opa.runtime()` hands any
+# module the process environment, secrets included) or varies between runs
+_IMPURE = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(name) for name in IMPURE) + ")")
 
 
 def is_bundle(path: str | Path) -> bool:
@@ -50,6 +55,29 @@ def program_of(bundle: Bundle, name: str) -> RegoProgram:
         roots=tuple(bundle.roots),
         entrypoint=entrypoint,
     )
+
+
+def impure_calls(bundle: Bundle, name: str) -> None:
+    """``BundleError`` naming the first module that mentions an impure builtin: the Rego a
+    pack compiles to never does, and the engines would run it as written."""
+    for module in bundle.modules:
+        code = _code_only(module.source)
+        found = _IMPURE.search(code)
+        if found is not None:
+            line = code.count("\n", 0, found.start()) + 1
+            raise BundleError(
+                f"{name}: {module.path}:{line}: `{found.group(0)}` reads the world outside the "
+                "input: not the Rego of a pack"
+            )
+
+
+# a Rego string ("..." with escapes, or `raw`) or a comment: text, not calls
+_NOT_CODE = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+
+
+def _code_only(source: str) -> str:
+    """``source`` with strings and comments blanked, lines kept where they were."""
+    return _NOT_CODE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
 
 
 def as_key(value: BundleKey | str | bytes | Path | None) -> BundleKey | None:
@@ -93,6 +121,7 @@ class BundlePack:
         self.root = path
         self.bundle = bundle
         self.rego = program_of(bundle, str(path))
+        impure_calls(bundle, str(path))
         meta = bundle.metadata["pack"]
         self.name = str(meta.get("name", ""))
         self.version = str(meta.get("version", ""))
