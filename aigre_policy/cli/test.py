@@ -31,7 +31,7 @@ from aigre_policy.cli.view import STYLES
 from aigre_policy.diagnostics import CompileError, Severity, SourceText, render
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.rego.bundle import BundleError
-from aigre_policy.rego.bundle_pack import source_data
+from aigre_policy.rego.bundle_pack import BundlePack, source_data
 from aigre_policy.report import FORMATS
 from aigre_policy.report.tests import run_report
 from aigre_policy.testing.cases import TestCase, load_cases
@@ -320,16 +320,18 @@ class _BundleEvaluator(PackEvaluator):
     """A case's envelope overrides on a bundle: the source compiled with them gives the
     data, which the bundle's modules then run on."""
 
-    def __init__(self, bundle: Any, source: Path):
-        super().__init__(bundle)
+    def __init__(self, bundle: BundlePack, source: Path):
+        super().__init__(bundle)  # type: ignore[arg-type]  # evaluates as a Pack does
+        self._bundle = bundle
         self._source = source
 
     def pack_for(self, overrides: Any) -> Any:
         if not overrides:
-            return self.pack
+            return self._bundle
         key = json.dumps(overrides, sort_keys=True, default=str)
         if key not in self._packs:
-            self._packs[key] = self.pack.with_data(source_data(self._source, overrides))
+            data = source_data(self._source, overrides)
+            self._packs[key] = self._bundle.with_data(data)  # type: ignore[assignment]
         return self._packs[key]
 
 
