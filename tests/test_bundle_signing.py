@@ -253,7 +253,9 @@ def test_the_key_decides_the_algorithm_and_a_mismatch_is_refused():
     assert signing_key(pem_private(RSA)).algorithm == "RS256"
     assert signing_key(pem_private(EC)).algorithm == "ES256"
     assert signing_key(pem_private(ED)).algorithm == "EdDSA"
-    assert signing_key(SECRET).algorithm == "HS256"
+    assert signing_key(SECRET, "HS256").algorithm == "HS256"
+    with pytest.raises(SignatureError, match="a shared secret needs --signing-alg HS256"):
+        signing_key(SECRET)  # a DER or mangled key file never becomes a secret by default
     assert verification_key(pem_private(RSA)).algorithm == "RS256"  # a private key verifies
     with pytest.raises(SignatureError, match="ES256 does not fit"):
         signing_key(pem_private(RSA), "ES256")
@@ -262,7 +264,7 @@ def test_the_key_decides_the_algorithm_and_a_mismatch_is_refused():
     with pytest.raises(SignatureError, match="needs a private key"):
         signing_key(pem_public(RSA))
     with pytest.raises(SignatureError, match="at least 32 bytes"):
-        signing_key(b"secret")  # OPA's test secret: too short to resist guessing
+        signing_key(b"secret", "HS256")  # OPA's test secret: too short to resist guessing
     short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(SignatureError, match="too short"):
         signing_key(pem_private(short))
@@ -288,9 +290,9 @@ def test_claims_and_scope_go_into_the_payload():
     with pytest.raises(BundleSignatureError, match="scope mismatch"):
         read_bundle(blob, "b", checker())
     with pytest.raises(SignatureError, match="may not set `files`"):
-        BundleSigner(signing_key(SECRET), {"files": []})
-    with pytest.raises(SignatureError, match="`iat` must be a integer"):
-        BundleSigner(signing_key(SECRET), {"iat": "now"})
+        BundleSigner(signing_key(SECRET, "HS256"), {"files": []})
+    with pytest.raises(SignatureError, match="`iat` must be an integer"):
+        BundleSigner(signing_key(SECRET, "HS256"), {"iat": "now"})
 
 
 # ---------------------------------------------------------------------------- tampering
@@ -423,7 +425,7 @@ def test_a_wrong_key_is_refused(wrong):
     algorithm, key = {
         "another RSA key": ("RS256", verification_key(pem_public(OTHER_RSA))),
         "an Ed25519 key": ("RS256", verification_key(pem_public(ED))),
-        "another secret": ("HS256", verification_key(b"x" * 40)),
+        "another secret": ("HS256", verification_key(b"x" * 40, "HS256")),
     }[wrong]
     with pytest.raises(BundleSignatureError, match=r"does not verify|the key verifies"):
         read_bundle(signed(algorithm), "b", key)

@@ -30,8 +30,8 @@ def add_signing_arguments(parser: argparse.ArgumentParser) -> None:
         "--signing-alg",
         choices=ALGORITHMS,
         metavar="ALG",
-        help="the JWT algorithm (default: from the key: RSA RS256, EC ES256/384/512, "
-        "Ed25519 EdDSA, a secret HS256)",
+        help="the JWT algorithm (default: from the PEM key: RSA RS256, EC ES256/384/512, "
+        "Ed25519 EdDSA; a shared secret needs HS256, HS384 or HS512)",
     )
     group.add_argument(
         "--signing-key-id",

@@ -111,9 +111,9 @@ def read_key_argument(value: str, algorithm: str | None = None) -> bytes:
 def signing_key(
     material: bytes, algorithm: str | None = None, key_id: str = DEFAULT_KEY_ID
 ) -> BundleKey:
-    """A key to sign with: a PEM private key (RSA, EC, Ed25519), or an HMAC secret. With no
-    ``algorithm`` it follows from the key: RSA RS256, EC ES256/384/512 by curve, Ed25519
-    EdDSA, anything that is not PEM HS256."""
+    """A key to sign with: a PEM private key (RSA, EC, Ed25519), or an HMAC secret (with
+    ``algorithm`` ``HS256``/``HS384``/``HS512``, never inferred). With no ``algorithm`` it
+    follows from the key: RSA RS256, EC ES256/384/512 by curve, Ed25519 EdDSA."""
     return _key(material, algorithm, key_id, private=True)
 
 
@@ -132,7 +132,10 @@ def _key(material: bytes, algorithm: str | None, key_id: str, *, private: bool) 
         )
     pem = material.lstrip().startswith(b"-----BEGIN")
     if not pem:
-        chosen = algorithm or "HS256"
+        # never inferred: a DER or mangled key file must not quietly become an HMAC secret
+        if algorithm is None:
+            raise SignatureError("not a PEM key; a shared secret needs --signing-alg HS256")
+        chosen = algorithm
         if chosen not in HMAC_ALGORITHMS:
             raise SignatureError(f"{chosen} needs a PEM key; this key is not PEM")
         if len(material) < HMAC_ALGORITHMS[chosen]:
@@ -318,7 +321,7 @@ class BundleSigner:
         for name, types in _CLAIM_TYPES.items():
             value = self.claims.get(name)
             if name in self.claims and (isinstance(value, bool) or not isinstance(value, types)):
-                raise SignatureError(f"the claim `{name}` must be a {_type_name(types)}")
+                raise SignatureError(f"the claim `{name}` must be {_type_name(types)}")
         claimed = self.claims.get("scope")
         if self.scope is not None and claimed is not None and claimed != self.scope:
             raise SignatureError(f"the scope {self.scope!r} differs from the claims' {claimed!r}")
@@ -363,7 +366,7 @@ class BundleSigner:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return {list: "list", str: "string", int: "integer"}[types[0]]
+    return {list: "a list", str: "a string", int: "an integer"}[types[0]]
 
 
 # ---------------------------------------------------------------------------- verifying
@@ -489,7 +492,7 @@ def _payload(raw: bytes) -> dict[str, Any]:
     for name, types in _CLAIM_TYPES.items():
         value = payload.get(name)
         if name in payload and (isinstance(value, bool) or not isinstance(value, types)):
-            raise SignatureError(f"the JWT payload's `{name}` must be a {_type_name(types)}")
+            raise SignatureError(f"the JWT payload's `{name}` must be {_type_name(types)}")
     return payload
 
 
