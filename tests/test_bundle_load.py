@@ -344,9 +344,11 @@ def test_the_tests_judge_the_bundle_not_the_directory(cli, bundles, tmp_path):
         (["--tests", TICKETS, "--coverage"], "--coverage needs the pack directory"),
         (["--tests", TICKETS, "--mutate"], "--mutate needs the pack directory"),
         (["--tests", TICKETS, "--format", "sarif"], "--format sarif needs the pack directory"),
+        (["--tests", "BUNDLE"], "not a pack directory"),
     ],
 )
 def test_test_on_a_bundle_refuses_what_needs_the_source(cli, bundles, extra, message):
+    extra = [bundles["tickets"] if a == "BUNDLE" else a for a in extra]
     code, _, err = cli("test", bundles["tickets"], *extra)
     assert code == 2
     assert message in err
@@ -386,3 +388,12 @@ def test_names_of_impure_builtins_in_strings_and_comments_are_only_text(bundles,
     target = tmp_path / "note.tar.gz"
     target.write_bytes(_tarball(members))
     assert load_pack(target).name == "change-tickets"
+
+
+@pytest.mark.parametrize(
+    "extra", [["--tests", TICKETS], ["--verification-key", "k.pem"], ["--scope", "prod"]]
+)
+def test_bundle_options_on_a_pack_directory_are_misuse(cli, extra):
+    code, _, err = cli("test", TICKETS, *extra)
+    assert code == 2
+    assert "apply to a bundle, not a pack directory" in err

@@ -258,8 +258,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     if any(Path(p).is_file() for p in args.packs):
         return run_bundle(args, console)
-    if args.tests or args.verification_key:
-        raise UsageError("--tests and --verification-key apply to a bundle, not a pack directory")
+    if args.tests or args.verification_key or args.signing_alg or args.scope:
+        given = "--tests" if args.tests else "--verification-key, --signing-alg and --scope"
+        raise UsageError(f"{given} apply to a bundle, not a pack directory")
     if args.engine not in (None, "native") and args.mutate:
         _stderr(console).print(
             "[red]error:[/red] --mutate plants its faults in the native evaluator; "
@@ -339,6 +340,8 @@ def run_bundle(args: argparse.Namespace, console: Console) -> int:
     """``test BUNDLE --tests DIR``: the tests of the pack at DIR, judged by the bundle."""
     if len(args.packs) != 1 or not args.tests:
         raise UsageError("a bundle holds no tests: run `test BUNDLE --tests PACK_DIR`")
+    if not Path(args.tests).is_dir():
+        raise UsageError(f"--tests {args.tests}: not a pack directory")
     needs_source = [
         flag
         for flag, on in (
