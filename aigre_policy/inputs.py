@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aigre_policy.models.action import Context, ProposedAction, json_schema_of
+from aigre_policy.models.action import ATTESTED, Context, ProposedAction, json_schema_of
 
 BUILTIN_SCHEMAS = ("builtin:proposed-action/v1",)
 
@@ -37,7 +37,7 @@ def builtin_schema(name: str) -> dict[str, Any]:
 def compose(base: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     """The whole input schema: the pack's ``action``/``context`` plus the ``usage`` object."""
     properties = dict(base.get("properties", {}))
-    properties["usage"] = usage
+    properties["usage"] = {**usage, ATTESTED: True}  # the gate computes it from its ledger
     required = list(dict.fromkeys([*base.get("required", ["action", "context"]), "usage"]))
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -5,7 +5,7 @@ against (``tests/test_interpreter.py``), so it must stay short and obviously
 right: no caching, no hoisting, no cleverness, and nothing shared with codegen.
 It borrows only the language's function library and value formatting from
 ``runtime`` (``to_time``, ``hour``, ``minute``, ``weekday``, ``date``, ``fmt``,
-``duration_text``).
+``duration_text``), and from ``plain`` the reading of its input as JSON data.
 
 The semantics it spells out:
 
@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aigre_policy import ir
+from aigre_policy.plain import as_plain
 from aigre_policy.runtime import date, duration_text, fmt, hour, minute, to_time, weekday
 
 Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
@@ -78,7 +79,7 @@ def fired(
     trace: Trace | None = None,
 ) -> list[int]:
     """Indices of the rules whose condition holds, in pack order."""
-    scope = {"action": action, "context": context, "usage": usage}
+    scope = _scope(action, context, usage)
     return [
         rule.index for rule in program.rules if evaluate(rule.condition, scope, envelopes, trace)
     ]
@@ -86,12 +87,17 @@ def fired(
 
 def message(rule: ir.Rule, envelopes: Envelopes, action: Any, context: Any, usage: Any) -> str:
     """What a fired rule says: its ``because`` text, else its title, else ``rule <id> fired``."""
-    scope = {"action": action, "context": context, "usage": usage}
+    scope = _scope(action, context, usage)
     text = "".join(
         part if isinstance(part, str) else fmt(evaluate(part, scope, envelopes))
         for part in rule.message
     )
     return text or rule.title or f"rule {rule.id} fired"
+
+
+def _scope(action: Any, context: Any, usage: Any) -> dict[str, Any]:
+    """The input roots as the JSON data ``Pack.evaluate`` judges; ``NotPlain`` if they are not."""
+    return as_plain({"action": action, "context": context, "usage": usage})
 
 
 def evaluate(node: ir.Node, scope: Scope, envelopes: Envelopes, trace: Trace | None = None) -> Any:

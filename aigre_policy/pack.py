@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from pydantic import BaseModel
-
 from aigre_policy import ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
+from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict
 
 RESTRICTIVE = ("deny", "require_approval", "escalate")
@@ -24,17 +22,6 @@ class EvaluationError(Exception):
     def __init__(self, message: str, verdict: Verdict):
         super().__init__(message)
         self.verdict = verdict
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    return value
-
-
-def _plain_or_empty(value: Any) -> Any:
-    """``context`` and ``usage`` may be left out (``None``): they read as ``{}``."""
-    return {} if value is None else _plain(value)
 
 
 class Pack:
@@ -49,6 +36,7 @@ class Pack:
         self.default = manifest.default
         self.fail_closed = manifest.fail_closed
         self.sensitive = dict(manifest.sensitive)  # {input path: "mask" | "drop"} for the log
+        self.reusable_approvals = frozenset(manifest.reusable_approvals)  # never used up
         self.digest = compiled.digest
         self.root = compiled.root
         self.envelopes = compiled.envelopes
@@ -100,20 +88,33 @@ class Pack:
     ) -> Verdict:
         """Judge one proposed action; never raises unless ``strict`` (then ``EvaluationError``).
 
-        ``action`` and ``context`` are dicts or the pydantic models; ``usage``
-        holds one number per ``usage`` declaration of the pack.
+        ``action`` and ``context`` are dicts (any mapping) or the pydantic models;
+        ``usage`` holds one number per ``usage`` declaration of the pack. Each is judged
+        as the JSON data it stands for; a value JSON cannot carry, or an input past the
+        evaluation bounds (``aigre_policy.plain.BOUNDS``), fails closed naming its path.
         """
         started = perf_counter_ns()
-        # plain dicts, the usual case, skip the pydantic check
-        action = action if type(action) is dict else _plain(action)
-        context = context if type(context) is dict else _plain_or_empty(context)
-        usage = usage if type(usage) is dict else _plain_or_empty(usage)
+        # ``context`` and ``usage`` may be left out (``None``): they read as ``{}``
+        context = {} if context is None else context
+        usage = {} if usage is None else usage
         document = {"action": action, "context": context, "usage": usage}
-        if not self._is_valid(document):
-            problems = _non_finite(document) or [
-                {"kind": "input", **e.to_dict()} for e in self._validator.errors(document)
-            ]
+        try:
+            # one meaning for every engine: the JSON data, within the evaluation bounds
+            document = as_plain(document)
+            valid = self._is_valid(document)
+            if not valid:
+                errors = self._validator.errors(document)
+        except NotPlain as exc:
+            problems = [exc.problem()]
+            return self._failed(document, problems, started, strict, "input is not JSON data")
+        except Exception as exc:  # a validator fault on JSON data: never a verdict from rules
+            message = f"input validation failed: {type(exc).__name__}: {exc}"
+            problem = {"kind": "engine", "path": "", "message": message}
+            return self._failed(document, [problem], started, strict, "evaluation failed")
+        if not valid:
+            problems = [{"kind": "input", **e.to_dict()} for e in errors]
             return self._failed(document, problems, started, strict, "input breaks the schema")
+        action, context, usage = document["action"], document["context"], document["usage"]
         try:
             if self._engine is not None:
                 return self._engine(document, started)
@@ -167,27 +168,6 @@ def _decider(evaluate: Any, default: str, issuer: Issuer) -> Any:
         return Verdict(by_rank[rank], fired, issuer, document, elapsed)
 
     return decide
-
-
-def _non_finite(value: Any, path: str = "") -> list[dict[str, Any]]:
-    """Problems for each NaN or infinity in a document: values JSON cannot carry."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return [
-            {
-                "kind": "input",
-                "path": path,
-                "keyword": "type",
-                "message": f"{value!r} is not a JSON number",
-            }
-        ]
-    found: list[dict[str, Any]] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _non_finite(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            found += _non_finite(item, f"{path}[{i}]")
-    return found
 
 
 def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path, explain: Any = None) -> RuleCard:

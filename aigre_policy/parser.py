@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from aigre_policy import nodes as n
@@ -23,6 +23,9 @@ DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 6048
 MAX_INT = 2**63 - 1
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "{": "{", "}": "}"}
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+# How deep a file's syntax tree may nest (parentheses add no level): every later stage walks
+# the tree recursively, and this depth keeps them all well inside Python's recursion limit.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,9 @@ def parse_module(text: str, file: str) -> ParseResult:
     except UnexpectedInput as exc:
         return ParseResult(None, [_syntax_error(exc, text, file)])
     builder = _AstBuilder(file, diagnostics)
+    too_deep = _nesting_error(tree, builder)
+    if too_deep is not None:
+        return ParseResult(None, [too_deep])
     module = builder.transform(tree)
     return ParseResult(module, diagnostics)
 
@@ -50,7 +56,34 @@ def parse_expression(text: str, file: str = "<expr>") -> tuple[n.Expr | None, li
         tree = lark_parser().parse(text, start="expr")
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, file)]
-    return _AstBuilder(file, diagnostics).transform(tree), diagnostics
+    builder = _AstBuilder(file, diagnostics)
+    too_deep = _nesting_error(tree, builder)
+    if too_deep is not None:
+        return None, [too_deep]
+    return builder.transform(tree), diagnostics
+
+
+def _nesting_error(tree: Tree, builder: _AstBuilder) -> Diagnostic | None:
+    """E004 at the first node (in source order) nested past ``MAX_NESTING``, found without
+    recursing."""
+    stack = [(tree, 0)]
+    too_deep: list[Tree] = []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            too_deep.append(node)
+            continue
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    if not too_deep:
+        return None
+    first = min(too_deep, key=lambda node: (getattr(node.meta, "line", 0), node.meta.column))
+    return error(
+        "E004",
+        f"expression nests more than {MAX_NESTING} levels deep",
+        builder.span(first.meta),
+        "split the condition into several rules, or test membership with "
+        "`x in [...]` instead of chaining `or`",
+    )
 
 
 # ------------------------------------------------------------------ syntax errors
@@ -594,4 +627,8 @@ class _AstBuilder(Transformer):
             )
             return None
         sub = _AstBuilder(self.file, self.diagnostics, columns=columns, line=line)
+        too_deep = _nesting_error(tree, sub)
+        if too_deep is not None:
+            self.diagnostics.append(too_deep)
+            return None
         return sub.transform(tree)

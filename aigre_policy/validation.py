@@ -20,7 +20,10 @@ hypothesis), so this module owns every point where they could differ:
   ``unevaluatedProperties``, ``multipleOf``, remote ``$ref`` ...) are refused when the schema is
   loaded, with a :class:`ValueError` naming them, rather than checked differently.
 
-Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float, bool, None).
+Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float, bool, None):
+``Pack.evaluate`` hands over only such data, within the evaluation bounds
+(:mod:`aigre_policy.plain`), so neither validator ever sees a subclass, a cycle or a nesting deep
+enough to overflow the compiled validator's stack.
 
 Measured by hand, not by a test (timed tests flake): ``is_valid`` on the realistic valid input
 of ``tests/test_validation.py`` (five timestamps) takes about 8 us on a 2-core box with
@@ -46,7 +49,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError, ValidationError
 
-__all__ = ["DRAFT_2020_12", "InputError", "InputValidator", "is_rfc3339_date_time"]
+__all__ = ["DRAFT_2020_12", "InputError", "InputValidator", "dotted", "is_rfc3339_date_time"]
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
@@ -205,13 +208,13 @@ _MAX_VALUE_CHARS = 80
 
 def _error(error: ValidationError) -> InputError:
     return InputError(
-        path=_dotted(error.absolute_path),
+        path=dotted(error.absolute_path),
         message=_message(error),
         keyword=str(error.validator) if error.validator is not None else "false",
     )
 
 
-def _dotted(path: Iterable[str | int]) -> str:
+def dotted(path: Iterable[str | int]) -> str:
     """``["action", "approvals", 0, "at"]`` as ``action.approvals[0].at``."""
     parts: list[str] = []
     for step in path:

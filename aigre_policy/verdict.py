@@ -41,6 +41,23 @@ def digest(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+def input_digest(document: Any) -> str:
+    """The digest of an input document; never raises.
+
+    An input that failed closed for not being JSON data (a ``datetime``, a cycle, an integer
+    too long to write, nesting too deep to walk) is digested by its ``repr``, or failing
+    that by its type: the verdict, and its JSON form, must still exist.
+    """
+    try:
+        return digest(document)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    try:
+        return digest(repr(document))
+    except (TypeError, ValueError, RecursionError):
+        return digest(f"<{type(document).__name__} without a JSON form>")
+
+
 @dataclass(frozen=True, slots=True)
 class RuleCard:
     """The parts of a fired-rule record that do not depend on the input, built once per pack."""
@@ -286,10 +303,7 @@ class Verdict:
         try:
             return self._input_digest
         except AttributeError:  # taken on first read
-            try:
-                self._input_digest = digest(self._input)
-            except (TypeError, ValueError):
-                self._input_digest = digest(repr(self._input))
+            self._input_digest = input_digest(self._input)
             return self._input_digest
 
     @property

@@ -67,9 +67,49 @@ class Document:
         return Span(self.file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
 
+def lone_surrogate(value: Any) -> tuple[tuple[Any, ...], str] | None:
+    """The path and text of the first string (key or value) in ``value`` that is not Unicode
+    text: one holding a lone surrogate, which a ``\\ud800`` escape in YAML or JSON can make
+    and no UTF-8 encoder accepts. Walks without recursing: documents may nest deeply."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii():
+                try:
+                    node.encode("utf-8")
+                except UnicodeEncodeError:
+                    return path, node
+        elif isinstance(node, dict):
+            for key, item in node.items():
+                stack.append(((*path, key), key))
+                stack.append(((*path, key), item))
+        elif isinstance(node, list | tuple):
+            stack.extend(((*path, index), item) for index, item in enumerate(node))
+    return None
+
+
+def _checked(document: Document) -> tuple[Document | None, list[Diagnostic]]:
+    """``document``, or E501 where it holds a string that is not Unicode text."""
+    found = lone_surrogate(document.data)
+    if found is None:
+        return document, []
+    path, text = found
+    return None, [
+        error(
+            "E501",
+            f"a string holds a lone surrogate ({ascii(text)[1:-1][:40]}): not Unicode text",
+            document.span_of(path),
+            "write the character itself, or a surrogate pair for one outside the BMP",
+        )
+    ]
+
+
 def parse_document(text: str, file: str) -> tuple[Document | None, list[Diagnostic]]:
     try:
         data = yaml.load(text, Loader=_Loader)
+    except RecursionError:
+        return None, [_too_deep(file, "YAML")]
     except ValueError as exc:  # e.g. an integer past Python's digit limit
         return None, [error("E501", f"not valid YAML: {exc}", Span(file, 1, 1, 1, 2))]
     except yaml.MarkedYAMLError as exc:
@@ -82,7 +122,16 @@ def parse_document(text: str, file: str) -> tuple[Document | None, list[Diagnost
         ]
     except yaml.YAMLError as exc:
         return None, [error("E501", f"not valid YAML: {exc}", Span(file, 1, 1, 1, 2))]
-    return Document(data, text, file), []
+    return _checked(Document(data, text, file))
+
+
+def _too_deep(file: str, kind: str) -> Diagnostic:
+    return error(
+        "E501",
+        f"not valid {kind}: the document nests too deeply to read",
+        Span(file, 1, 1, 1, 2),
+        "a few dozen levels is plenty for any action, context or pack file",
+    )
 
 
 def read_document(
@@ -98,7 +147,9 @@ def read_document(
         return None, [error("E500", f"cannot read {name}: {exc}")]
     if path.suffix == ".json":
         try:
-            return Document(json.loads(text), text, name), []
+            return _checked(Document(json.loads(text), text, name))
+        except RecursionError:
+            return None, [_too_deep(name, "JSON")]
         except json.JSONDecodeError as exc:
             return None, [
                 error(

@@ -25,6 +25,7 @@ from aigre_policy.gate.log import verify_log
 PACK = Path(__file__).resolve().parent.parent / "policy_packs" / "aigre-baseline"
 
 AGENT = {"kind": "llm", "id": "agent-remediator", "model": "claude-sonnet-4", "trust": 3}
+STATIC_CONTEXT = StaticContext(error_budget_remaining=0.4)
 
 
 def build_gate(workdir: Path) -> Gate:
@@ -32,10 +33,11 @@ def build_gate(workdir: Path) -> Gate:
         PACK,
         ledger=f"sqlite:///{workdir / 'aigre.db'}",
         log=workdir / "decisions.jsonl",
-        context=StaticContext(error_budget_remaining=0.4),
+        context=STATIC_CONTEXT,
         clock=FakeClock("2025-03-11T14:03:00Z"),  # a fixed time keeps the script repeatable
         directory=StaticDirectory({"finops": ["fay.finops"], "sre-oncall": ["sam.sre"]}),
-        # who the agent is, as this tool authenticated it: attested as context.actor
+        # who the agent is, as this tool authenticated it: attested as context.actor,
+        # since packs never take the proposal's word for who proposes it (docs/packs.md)
         identity={k: AGENT[k] for k in ("kind", "id", "trust")},
         defaults={
             "environment": "production",

@@ -132,6 +132,20 @@ def attesting_pack(new_pack) -> Path:
 
 
 @pytest.fixture
+def unattested_pack(new_pack) -> Path:
+    """The resolved pack on a schema whose context declares no attested actor or approvals."""
+    schema = copy.deepcopy(builtin_schema("builtin:proposed-action/v1"))
+    for name in ("actor", "approvals"):
+        schema["properties"]["context"]["properties"].pop(name, None)
+    return new_pack(
+        RESOLVED,
+        name="unattested",
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": schema},
+    )
+
+
+@pytest.fixture
 def make_gate(tmp_path: Path, clock: FakeClock):
     def make(pack: Path, **options: Any) -> Gate:
         options.setdefault("ledger", f"sqlite:///{tmp_path / 'ledger.db'}")
@@ -484,18 +498,18 @@ def test_replay_still_sees_a_candidate_that_drops_an_approval_group(
 
 
 def test_a_shadow_pack_gets_the_attested_fields_its_schema_declares(
-    make_gate, resolved_pack, attesting_pack
+    make_gate, unattested_pack, attesting_pack
 ) -> None:
     from aigre_policy import load_pack
 
-    gate = make_gate(resolved_pack, identity=AGENT, shadow=load_pack(attesting_pack))
+    gate = make_gate(unattested_pack, identity=AGENT, shadow=load_pack(attesting_pack))
     grant = act(kind="scale", cost={"estimated_usd": 10})
     verdict = gate.check(grant)
     assert verdict.decision == "allow"
     assert verdict.gate["shadow"]["decision"] == "allow"  # it saw the attested actor
     assert not verdict.gate["shadow"]["fail_closed"]
     assert "actor" not in verdict.input["context"]  # the enforced schema has no such field
-    reverse = make_gate(attesting_pack, identity=AGENT, shadow=load_pack(resolved_pack))
+    reverse = make_gate(attesting_pack, identity=AGENT, shadow=load_pack(unattested_pack))
     shadowed = reverse.check(grant)
     assert not shadowed.gate["shadow"]["fail_closed"]  # no undeclared field broke its schema
     assert shadowed.gate["shadow"]["agrees"]

@@ -148,7 +148,7 @@ def test_hints_carry_thresholds_and_the_values_just_past_them(baseline):
     assert {249, 250, 251, 0.24, 0.25, 0.26} <= set(hints.numbers)
     assert {900, 901, 899, 86400, 86401} <= set(hints.offsets)  # 15m and 24h, in seconds
     assert "production" in hints.by_path[("action", "environment")]
-    assert ("action", "approvals", "[]", "by") in hints.linked
+    assert ("context", "approvals", "[]", "by") in hints.linked
     assert step(0.25) == pytest.approx(0.01) and step(40) == 1
 
 

@@ -122,6 +122,32 @@ CASES = [
         rule('permit when action.kind == "restart" and action.actor.kind == "human"'),
         DENY_DEFAULT,
     ),
+    (
+        "L502",
+        rule('deny when action.actor.kind == "llm" and action.environment == "staging"'),
+        rule(
+            'deny when (context.actor.kind ?? "llm") == "llm" and action.environment == "staging"'
+        ),
+        None,
+    ),
+    (
+        "L502",
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and not any(a in action.approvals ?? []: a.group == "security")'
+        ),
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and not any(a in context.approvals ?? []: a.group == "security")'
+        ),
+        None,
+    ),
+    (
+        "L502",
+        rule('permit when action.kind == "restart" and action.actor.trust >= 3'),
+        rule('permit when action.kind == "restart" and (context.actor.trust ?? 0) >= 3'),
+        DENY_DEFAULT,
+    ),
 ]
 
 
@@ -428,3 +454,46 @@ def test_an_envelope_value_read_by_hand_written_rego_counts_as_read(new_pack):
     for body, expected in ((reads, []), (ignores, ["cost.spare"])):
         root = new_pack(policies, files={"policies/extra.rego": body})
         assert [d.message.split("`")[1] for d in codes(root, "L203")] == expected
+
+
+# ------------------------------------------------------------------ claims (L502)
+
+
+def test_claim_finding_points_at_the_read_and_names_the_attested_field(new_pack):
+    pack = new_pack(rule("deny when action.actor.trust < 3", "low-trust"))
+    (found,) = codes(pack, "L502")
+    assert "rule `low-trust` reads `action.actor.trust`, a claim of the proposal" in found.message
+    assert "switches the `deny` off" in found.message
+    assert (found.span.line, found.span.column) == (3, 13)
+    assert found.hint is not None and "`context.actor.trust`" in found.hint
+    assert found.severity is Severity.ERROR
+    assert category_of("L502") == "safety"
+
+
+def test_claim_without_an_attested_twin_gets_a_hint_to_read_context(new_pack):
+    pack = new_pack(rule("escalate when context.now - action.requested_at > 15m"))
+    (found,) = codes(pack, "L502")
+    assert "`action.requested_at` has no attested counterpart" in found.hint
+
+
+def test_a_claimed_approval_that_can_only_tighten_is_not_reported(new_pack):
+    # More claimed approvals by the proposer can only make the deny fire.
+    pack = new_pack(rule("deny when any(a in action.approvals ?? []: a.by == action.actor.id)"))
+    assert codes(pack, "L502") == []
+
+
+def test_a_permit_narrowed_by_a_claimed_list_is_not_reported(new_pack):
+    body = 'permit when action.kind == "restart" and not any(a in action.approvals ?? []: true)'
+    assert codes(new_pack(rule(body), manifest=DENY_DEFAULT), "L502") == []
+
+
+def test_claims_in_a_message_or_a_warning_are_not_reported(new_pack):
+    policy = rule('deny when action.kind == "deploy"', "a").replace(
+        '"it fired"', '"{action.actor.id} deploys"'
+    ) + rule('warn when action.actor.kind == "llm"', "b")
+    assert codes(new_pack(policy), "L502") == []
+
+
+def test_the_default_pack_reads_no_claim_that_can_loosen_it():
+    found = [d for d in findings(BASELINE) if d.code == "L502"]
+    assert found == []  # stale-proposal's read of requested_at is suppressed with its reason

@@ -378,3 +378,64 @@ def test_full_dump_round_trips_through_the_schema(which: str) -> None:
     dumped = model_type.model_validate(document).model_dump(mode="json", exclude_none=True)
     assert schema_errors(file_name, dumped) == []
     assert model_type.model_validate(dumped) == model_type.model_validate(document)
+
+
+# ------------------------------------------------------------- trust boundary
+
+
+def _walk(node: Any, path: str = ""):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}/{i}")
+
+
+def test_claims_and_attestations_are_marked_in_the_builtin_schema() -> None:
+    from aigre_policy.inputs import builtin_schema, compose
+
+    schema = compose(builtin_schema("builtin:proposed-action/v1"), {"type": "object"})
+    action = schema["properties"]["action"]["properties"]
+    claimed = {name for name, field in action.items() if field.get("x-aigre-claim") is True}
+    assert claimed == {"actor", "approvals", "requested_at"}
+    assert action["actor"]["x-aigre-attested-as"] == "context.actor"
+    assert action["approvals"]["x-aigre-attested-as"] == "context.approvals"
+    assert schema["properties"]["context"]["x-aigre-attested"] is True
+    assert schema["properties"]["usage"]["x-aigre-attested"] is True
+    context = schema["properties"]["context"]["properties"]
+    assert {"actor", "approvals"} <= set(context)
+    assert "actor" not in schema["properties"]["context"]["required"]
+
+
+def test_every_list_of_the_builtin_schema_is_bounded() -> None:
+    for file_name in ("proposed-action.schema.json", "context.schema.json"):
+        schema = published_schemas()[file_name]
+        unbounded = [
+            path
+            for path, node in _walk(schema)
+            if node.get("type") == "array" and not isinstance(node.get("maxItems"), int)
+        ]
+        assert unbounded == [], (file_name, unbounded)
+
+
+def test_a_list_past_its_bound_breaks_the_schema() -> None:
+    services = [f"svc-{i}" for i in range(129)]
+    document = changed(ACTION, "blast_radius.services", services)
+    assert schema_errors("proposed-action.schema.json", document)
+    with pytest.raises(ValidationError):
+        ProposedAction.model_validate(document)
+
+
+def test_attested_actor_and_approvals_validate_in_the_context() -> None:
+    document = {
+        **CONTEXT,
+        "actor": {"kind": "llm", "id": "agent-7", "trust": 3, "groups": ["agents"]},
+        "approvals": [
+            {"by": "li", "group": "sre-oncall", "at": "2025-03-11T14:00:00Z", "reusable": True}
+        ],
+    }
+    Context.model_validate(document)
+    assert schema_errors("context.schema.json", document) == []
+    assert schema_errors("context.schema.json", changed(document, "actor.trust", 6))

@@ -1,7 +1,7 @@
 """Tests for aigre_policy.validation: the fast and the slow validator must never disagree.
 
 The realistic schema is the evaluation input composed from the project's models. Hypothesis
-generates valid inputs from it (hypothesis-jsonschema), breaks them in the ways inputs really
+generates valid inputs from it (``testing.json_schema``), breaks them in the ways inputs really
 break, and throws arbitrary JSON at it; every time, the compiled fast path must give the
 verdict a reference jsonschema validator gives, and ``errors`` must explain every rejection.
 """
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 from jsonschema import Draft202012Validator, FormatChecker
 
 from aigre_policy.models.action import Context, ProposedAction, json_schema_of
+from aigre_policy.testing.json_schema import from_schema
 from aigre_policy.validation import (
     DRAFT_2020_12,
     InputError,
@@ -61,7 +61,6 @@ def input_schema() -> dict[str, Any]:
 
 
 INPUT_SCHEMA = input_schema()
-# hypothesis-jsonschema resolves $refs in the schema it is given, in place: give it its own.
 valid_inputs = from_schema(input_schema())
 
 VALID_INPUT: dict[str, Any] = {

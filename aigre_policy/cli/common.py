@@ -20,6 +20,8 @@ EXIT_ESCALATE = 3
 EXIT_APPROVAL = 4
 EXIT_DENY = 5
 EXIT_FAIL_CLOSED = 6  # the verdict failed closed: invalid input or an engine fault
+EXIT_INTERNAL = 70  # a fault inside aigre-policy itself (sysexits EX_SOFTWARE)
+EXIT_IO = 74  # reading or writing failed: a full disk, a closed pipe (sysexits EX_IOERR)
 
 DECISION_EXIT = {
     "allow": EXIT_ALLOW,
@@ -79,7 +81,13 @@ class EvalInput:
 
 def _load(path: str) -> Any:
     if path == "-":
-        doc, problems = parse_document(sys.stdin.read(), "<stdin>")
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("--action -: standard input is closed")
+        try:
+            text = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read standard input: {exc}") from None
+        doc, problems = parse_document(text, "<stdin>")
     else:
         doc, problems = read_document(Path(path))
     if doc is None:

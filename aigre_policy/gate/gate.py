@@ -25,195 +25,48 @@ ledger row is released again.
 The proposal is a claim: what the gate attests (``context.now`` from its clock,
 ``context.actor`` from its identity source, ``context.approvals`` from its approval
 store) overwrites any other say, and an enforced allow uses up its approvals.
+
+``Gate`` is a facade over the stages, each in its own module: ``intake`` (the
+input and the attested actor), ``judge`` (under the write lock), ``conclude``
+(approvals and reviewers), ``recorder`` (the ledger row, then the log entry);
+``pipeline`` runs them as one generator that ``check`` drives from plain code and
+``acheck`` from ``async`` code, so the two differ only in how a reviewer is called.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import inspect
 import logging
-import threading
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager, nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 from pathlib import Path
-from time import perf_counter_ns
-from typing import Any, cast
+from typing import Any
 
-from pydantic import BaseModel
-
-from aigre_policy.gate import approvals as approvals_mod
-from aigre_policy.gate.approvals import DEFAULT_CLOCK_SKEW, Approval, Held, Resolution, admit
-from aigre_policy.gate.clock import Clock, iso, system_clock, to_us
-from aigre_policy.gate.errors import (
-    ApprovalRejected,
-    ApprovalRequired,
-    Escalated,
-    GateError,
-    refusal_for,
-)
-from aigre_policy.gate.ledger import (
-    ApprovalRecord,
-    ChangedRow,
-    Contribution,
-    LedgerError,
-    LedgerRow,
-    LedgerSession,
-    LedgerStore,
-    open_ledger,
-)
-from aigre_policy.gate.log import DecisionLog, LogError
-from aigre_policy.gate.review import (
-    Escalation,
-    Reviewer,
-    ReviewRequest,
-    aescalate,
-    escalate,
-    tiers_for,
-)
+from aigre_policy.gate.approvals import DEFAULT_CLOCK_SKEW, Approval, admit, excluded
+from aigre_policy.gate.clock import Clock, system_clock, to_us
+from aigre_policy.gate.conclude import Concluder
+from aigre_policy.gate.errors import ApprovalRejected, GateError, refusal_for
+from aigre_policy.gate.intake import Identity, Intake, attested_fields
+from aigre_policy.gate.judge import Judge, Judged
+from aigre_policy.gate.ledger import ApprovalRecord, LedgerStore, open_ledger
+from aigre_policy.gate.log import DecisionLog
+from aigre_policy.gate.pipeline import Pipeline
+from aigre_policy.gate.proposals import Proposals
+from aigre_policy.gate.recorder import Recorder
+from aigre_policy.gate.review import Reviewer, arun, run
 from aigre_policy.gate.usage import UsageCalculator
 from aigre_policy.gate.verdict import GateVerdict
 from aigre_policy.gate.world import ContextProvider, Directory
 from aigre_policy.pack import Pack, load_pack
-from aigre_policy.schema_types import input_type
-from aigre_policy.verdict import LATTICE, Verdict, canonical_json, digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
 OUTCOMES = ("executed", "failed", "skipped", "rolled_back")
 
-# what the gate attests in ``context`` from its own sources, overwriting any other say
-ATTESTED = ("actor", "approvals")
-
-Identity = Mapping[str, Any] | BaseModel | Callable[[Mapping[str, Any]], Any]
-"""The authenticated actor: a mapping or model, or a callable ``(action) -> actor``."""
-
-
-def _fault(component: str, message: str) -> dict[str, Any]:
-    """A fault as a verdict problem: ``path`` names the gate component that failed."""
-    return {"kind": "engine", "path": f"gate.{component}", "message": message}
-
-
-def _described(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, LedgerError | LogError) else f"{type(exc).__name__}: {exc}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    return value
-
-
-def _stricter(a: str, b: str) -> str:
-    return a if LATTICE.get(a, 3) >= LATTICE.get(b, 3) else b
-
-
-def _attested_fields(pack: Pack) -> frozenset[str]:
-    """The attested ``context`` fields the pack's input schema declares: only those can be
-    given to it (an undeclared one would break a closed schema, and no rule can read it)."""
-    try:
-        context = input_type(pack.input_schema).fields.get("context")
-        fields = getattr(getattr(context, "type", None), "fields", None) or {}
-    except Exception:  # an unreadable schema: give nothing, the pack reads nothing
-        return frozenset()
-    return frozenset(name for name in ATTESTED if name in fields)
-
-
-def _micros(span: timedelta | None) -> int | None:
-    return None if span is None else int(span.total_seconds() * 1_000_000)
-
-
-def _nothing_used(verdict: GateVerdict) -> None:
-    approvals = verdict.gate.get("approvals")
-    if isinstance(approvals, dict):
-        approvals.pop("used", None)
-
-
-def _is_source(identity: Any) -> bool:
-    """A callable identity source, as opposed to an actor given as a mapping or model."""
-    return callable(identity) and not isinstance(identity, Mapping | BaseModel)
-
-
-@dataclass
-class _Draft:
-    """A decision on its way through the gate, before it is recorded."""
-
-    started: int
-    now: datetime
-    document: dict[str, Any]
-    action_digest: str
-    base: Verdict | None  # None: a fault stopped the gate before the pack judged
-    recordable: bool  # the input was valid: the ledger may keep it
-    resolution: Resolution | None = None
-    shadow: dict[str, Any] | None = None
-    shadow_verdict: Verdict | None = None
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    action_json: str = ""  # the canonical JSON the digest was taken of, kept in the ledger
-    actor: dict[str, Any] | None = None  # the attested actor, None without an identity source
-    held: Held = field(default_factory=Held)  # the approvals that count for this action
-    consume: bool = False  # enforced: an allow uses up the approvals it rests on
-    at_us: int = 0  # the decision's time in the ledger, read under the write lock
-
-
-@dataclass(frozen=True, slots=True)
-class _Written:
-    """The ledger row a decision's transaction wrote, for the calculators once it commits."""
-
-    row: ChangedRow
-    seq: int
-    contributions: dict[str, Contribution]
-
-
-class _NoLedger:
-    """The session of a gate without a ledger: no history, no approvals, nothing kept."""
-
-    def state(self) -> tuple[str, int]:
-        raise LedgerError("no ledger is configured, and the pack declares usage values")
-
-    def current_rows(self, start_us: int) -> list[ChangedRow]:
-        return []
-
-    def changes(self, after_seq: int) -> list[ChangedRow]:
-        return []
-
-    def latest_at(self) -> int:
-        return 0
-
-    def contributions(
-        self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
-    ) -> dict[int, dict[str, Contribution]]:
-        return {}
-
-    def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
-        return None
-
-    def actions(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-        return {}
-
-    def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> None:
-        return None  # nothing kept
-
-    def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
-        return False
-
-    def release(self, decision_id: str, at_us: int) -> int | None:
-        return None
-
-    def approvals(self, action_digest: str) -> list[ApprovalRecord]:
-        return []
-
-    def add_approval(self, approval: ApprovalRecord) -> bool:
-        raise LedgerError("no ledger is configured to keep approvals")
-
-    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
-        return None  # no ledger holds approvals to use up
-
-    def count(self) -> int:
-        return 0
+__all__ = ["OUTCOMES", "Gate", "Identity", "Run"]
 
 
 class Run:
@@ -237,6 +90,34 @@ class Run:
         self.status, self.detail = "skipped", detail
 
 
+def _admitted(verdict: GateVerdict) -> Run:
+    """The run of an allowed action; a refusal (carrying the verdict) otherwise."""
+    refusal = refusal_for(verdict)
+    if refusal is not None:
+        raise refusal
+    return Run(verdict)
+
+
+def _open_log(
+    log: str | Path | DecisionLog | None,
+    pack: Pack,
+    ledger: LedgerStore | None,
+    clock: Clock,
+    log_options: Mapping[str, Any] | None,
+) -> DecisionLog | None:
+    """A log given as a path, opened; its checkpoints are copied to the ledger."""
+    if not isinstance(log, str | Path):
+        return log
+    sensitive = getattr(pack, "sensitive", None)
+    store = ledger if hasattr(ledger, "add_checkpoint") else None
+    options = {"checkpoint_store": store, **(log_options or {})}
+    return DecisionLog(log, clock=clock, sensitive=sensitive or None, **options)
+
+
+def _judged(pack: Pack) -> Judged:
+    return Judged(pack, UsageCalculator(pack.program.usages, pack.envelopes), attested_fields(pack))
+
+
 class Gate:
     """Checks proposed actions against a pack and records every decision.
 
@@ -254,6 +135,10 @@ class Gate:
     ``identity``: the authenticated actor, attested as ``context.actor`` (a mapping or
     model, or a callable ``(action) -> actor``; a per-call ``actor=`` wins).
     ``clock_skew``: how far an approval's time may run ahead of the gate's clock.
+
+    The gate is a facade: ``Pipeline`` runs each check (intake, judge, conclude,
+    record, publish), ``Recorder`` keeps decisions, approvals and outcomes. The
+    options are read when the gate is built.
     """
 
     def __init__(
@@ -277,12 +162,7 @@ class Gate:
             raise GateError("clock_skew must not be negative")
         self.pack = pack
         self.ledger = open_ledger(ledger)
-        if isinstance(log, str | Path):
-            sensitive = getattr(pack, "sensitive", None) or pack._compiled.manifest.sensitive
-            store = self.ledger if hasattr(self.ledger, "add_checkpoint") else None
-            options = {"checkpoint_store": store, **(log_options or {})}
-            log = DecisionLog(log, clock=clock, sensitive=sensitive or None, **options)
-        self.log = log
+        self.log = _open_log(log, pack, self.ledger, clock, log_options)
         self.context = context
         self.clock = clock
         self.directory = directory
@@ -292,17 +172,37 @@ class Gate:
         self.defaults = dict(defaults or {})
         self.identity = identity
         self.clock_skew = clock_skew
-        self._attests = _attested_fields(pack)
-        self._shadow_attests = _attested_fields(shadow) if shadow is not None else frozenset()
-        manifest = getattr(getattr(pack, "_compiled", None), "manifest", None)
-        self.reusable_groups = frozenset(getattr(manifest, "reusable_approvals", None) or ())
-        self._usage = UsageCalculator(pack.program.usages, pack.envelopes)
-        self._shadow_usage = (
-            UsageCalculator(shadow.program.usages, shadow.envelopes) if shadow else None
+        self.reusable_groups = frozenset(getattr(pack, "reusable_approvals", None) or ())
+        self._build()
+
+    def _build(self) -> None:
+        """The stages of a check, from the options."""
+        enforced = _judged(self.pack)
+        candidate = _judged(self.shadow) if self.shadow is not None else None
+        calculators = (enforced.usage,) + ((candidate.usage,) if candidate else ())
+        self._recorder = Recorder(
+            self.ledger, self.log, calculators, self.reusable_groups, self.clock
         )
-        self._ref = {"name": pack.name, "version": pack.version, "digest": pack.digest}
-        self._pending: dict[str, tuple[str, str]] = {}
-        self._pending_lock = threading.Lock()
+        self._pipeline = Pipeline(
+            Intake(self.context, self.identity, enforced.attests),
+            Judge(
+                enforced,
+                candidate,
+                self.directory,
+                self.approval_lifetime,
+                self.clock_skew,
+                self.reusable_groups,
+            ),
+            Concluder(
+                self.pack.fail_closed, self._pack_ref(), self.reusable_groups, self.reviewers
+            ),
+            self._recorder,
+            self.clock,
+        )
+        self._proposals = Proposals(self.defaults, self.clock)
+
+    def _pack_ref(self) -> dict[str, str]:
+        return {"name": self.pack.name, "version": self.pack.version, "digest": self.pack.digest}
 
     @classmethod
     def from_pack(
@@ -326,26 +226,11 @@ class Gate:
         ``consume``: the caller runs the action if allowed, so an ``allow`` uses up the
         approvals it rests on (``enforce`` and ``guard`` do this).
         """
-        started = perf_counter_ns()
-        try:
-            outcome = self._first_pass(action, started, actor, consume)
-            if isinstance(outcome, GateVerdict):
-                return outcome
-            return self._second_pass(outcome, self._escalate(outcome))
-        except Exception as exc:  # a fault in the gate itself
-            return self._crashed(action, started, exc)
+        return run(self._pipeline.steps(action, actor, consume))
 
     async def acheck(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
         """``check`` for ``async`` code: storage runs in a thread, async reviewers are awaited."""
-        started = perf_counter_ns()
-        try:
-            outcome = await asyncio.to_thread(self._first_pass, action, started, actor, consume)
-            if isinstance(outcome, GateVerdict):
-                return outcome
-            escalation = await self._aescalate(outcome)
-            return await asyncio.to_thread(self._second_pass, outcome, escalation)
-        except Exception as exc:
-            return self._crashed(action, started, exc)
+        return await arun(self._pipeline.steps(action, actor, consume))
 
     # -- enforcing -------------------------------------------------------------------------
 
@@ -357,32 +242,34 @@ class Gate:
         verdict) instead of entering the block. An allow uses up the approvals it
         rests on (unless reusable), in the transaction that records the decision.
         """
-        verdict = self.check(action, actor=actor, consume=True)
-        refusal = refusal_for(verdict)
-        if refusal is not None:
-            raise refusal
-        run = Run(verdict)
+        ran = _admitted(self.check(action, actor=actor, consume=True))
         try:
-            yield run
+            yield ran
         except BaseException as exc:
-            self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
+            self._finish(ran, exc)
             raise
-        self._finish(run, "executed", "")
+        self._finish(ran, None)
 
     @asynccontextmanager
     async def aenforce(self, action: Any, *, actor: Any = None) -> AsyncIterator[Run]:
         """``enforce`` for ``async with``."""
-        verdict = await self.acheck(action, actor=actor, consume=True)
-        refusal = refusal_for(verdict)
-        if refusal is not None:
-            raise refusal
-        run = Run(verdict)
+        ran = _admitted(await self.acheck(action, actor=actor, consume=True))
         try:
-            yield run
+            yield ran
         except BaseException as exc:
-            await asyncio.to_thread(self._finish, run, "failed", f"{type(exc).__name__}: {exc}")
+            await asyncio.to_thread(self._finish, ran, exc)
             raise
-        await asyncio.to_thread(self._finish, run, "executed", "")
+        await asyncio.to_thread(self._finish, ran, None)
+
+    def _finish(self, ran: Run, raised: BaseException | None) -> None:
+        """Record how the ``with`` block went: ``executed``, ``failed``, or as marked."""
+        status = ran.status or ("executed" if raised is None else "failed")
+        detail = ran.detail or ("" if raised is None else f"{type(raised).__name__}: {raised}")
+        try:
+            self.record_outcome(ran.verdict, status, cost_usd=ran.cost_usd, detail=detail)
+        except GateError as exc:  # the action already ran: report, do not pretend it failed
+            logger.error("outcome of %s not recorded: %s", ran.verdict.decision_id, exc)
+            ran.faults.append(str(exc))
 
     def guard(
         self, *, action: Any = None, identity: Identity | None = None, **fields: Any
@@ -400,41 +287,27 @@ class Gate:
         (an ``actor`` keyword is a field of the proposal, a claim). Works on ``async``
         functions too.
         """
+        proposals = self._proposals
 
         def decorate(function: Callable) -> Callable:
             if inspect.iscoroutinefunction(function):
 
                 @functools.wraps(function)
                 async def run_async(*args: Any, **kwargs: Any) -> Any:
-                    proposal, key = self._propose(function, action, fields, args, kwargs)
-                    try:
+                    proposal, key = proposals.propose(function, action, fields, args, kwargs)
+                    with proposals.attempt(key):
                         async with self.aenforce(proposal, actor=identity):
-                            result = await function(*args, **kwargs)
-                    except (ApprovalRequired, Escalated):
-                        raise  # proposed again, unchanged, when the call is repeated
-                    except BaseException:
-                        self._forget(key)
-                        raise
-                    self._forget(key)
-                    return result
+                            return await function(*args, **kwargs)
 
                 return run_async
 
             @functools.wraps(function)
-            def run(*args: Any, **kwargs: Any) -> Any:
-                proposal, key = self._propose(function, action, fields, args, kwargs)
-                try:
-                    with self.enforce(proposal, actor=identity):
-                        result = function(*args, **kwargs)
-                except (ApprovalRequired, Escalated):
-                    raise  # proposed again, unchanged, when the call is repeated
-                except BaseException:
-                    self._forget(key)
-                    raise
-                self._forget(key)
-                return result
+            def run_sync(*args: Any, **kwargs: Any) -> Any:
+                proposal, key = proposals.propose(function, action, fields, args, kwargs)
+                with proposals.attempt(key), self.enforce(proposal, actor=identity):
+                    return function(*args, **kwargs)
 
-            return run
+            return run_sync
 
         return decorate
 
@@ -460,47 +333,20 @@ class Gate:
         if not isinstance(verdict, GateVerdict) or not isinstance(verdict.action, dict):
             raise GateError("approve() takes the verdict a gate returned for the action")
         actor = verdict.gate.get("actor") if isinstance(verdict.gate, dict) else None
+        entry = {
+            "decision_id": verdict.decision_id,
+            "by": by,
+            "group": group,
+            "action_digest": verdict.action_digest,
+        }
         try:
-            admit(
-                verdict.fired,
-                approvals_mod.excluded(verdict.action, actor),
-                by,
-                group,
-                self.directory,
-            )
+            admit(verdict.fired, excluded(verdict.action, actor), by, group, self.directory)
         except ApprovalRejected as exc:
-            self._log_quietly(
-                "approval",
-                {
-                    "decision_id": verdict.decision_id,
-                    "status": "rejected",
-                    "by": by,
-                    "group": group,
-                    "action_digest": verdict.action_digest,
-                    "reason": str(exc),
-                },
-            )
+            self._recorder.log_quietly("approval", _approval(entry, "rejected", reason=str(exc)))
             raise
         now = self.clock()
         record = ApprovalRecord(verdict.action_digest, by, group, to_us(now), note, reusable)
-        try:
-            with self._session() as session:
-                session.add_approval(record)
-                if self.log is not None:
-                    self.log.append(
-                        "approval",
-                        {
-                            "decision_id": verdict.decision_id,
-                            "status": "granted",
-                            "by": by,
-                            "group": group,
-                            "action_digest": verdict.action_digest,
-                            "note": note,
-                            "reusable": reusable,
-                        },
-                    )
-        except (LedgerError, LogError) as exc:
-            raise GateError(f"the approval was not recorded: {exc}") from exc
+        self._recorder.grant(record, _approval(entry, "granted", note=note, reusable=reusable))
         return Approval(verdict.action_digest, by, group, now, note, reusable)
 
     async def aapprove(
@@ -527,19 +373,10 @@ class Gate:
             body["cost_usd"] = cost_usd
         if detail:
             body["detail"] = detail
-        try:
-            with self._session() as session:
-                session.set_outcome(verdict.decision_id, status, to_us(self.clock()))
-                if self.log is not None:
-                    self.log.append("outcome", body)
-        except (LedgerError, LogError) as exc:
-            raise GateError(f"the outcome was not recorded: {exc}") from exc
+        self._recorder.outcome(verdict.decision_id, status, body)
 
     def close(self) -> None:
-        if self.log is not None:  # first: its last checkpoint is copied to the ledger
-            self.log.close()
-        if self.ledger is not None:
-            self.ledger.close()
+        self._recorder.close()
 
     def __enter__(self) -> Gate:
         return self
@@ -547,525 +384,7 @@ class Gate:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the decision path -----------------------------------------------------------------
 
-    def _session(self) -> Any:
-        return self.ledger.session() if self.ledger is not None else nullcontext(_NoLedger())
-
-    def _first_pass(
-        self, action: Any, started: int, actor: Any = None, consume: bool = False
-    ) -> GateVerdict | _Draft:
-        """Judge and, unless reviewers must answer first, record in one transaction."""
-        now = self.clock()
-        document, action_json, action_digest, faults = self._prepare(action, now)
-        attested = self._attest_actor(document, actor, faults)
-        if faults:  # nothing trustworthy to evaluate or to keep in the ledger
-            draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
-            draft.actor = attested
-            refused = self._conclude(draft, None)
-            self._log_quietly("decision", {"verdict": refused.to_dict(), "input": document})
-            return refused
-        verdict: GateVerdict | None = None
-        try:
-            with self._session() as session:  # BEGIN IMMEDIATE: the write lock comes first
-                draft = self._judge(session, document, action_digest, now, started, attested)
-                draft.action_json = action_json
-                draft.consume = consume
-                escalation = None
-                if self._decision(draft) == "escalate":
-                    if self.reviewers:
-                        return draft  # asked outside the transaction, recorded in a second one
-                    escalation = Escalation(None, (), ())
-                verdict = self._conclude(draft, escalation)
-                self._use_approvals(session, draft, verdict)
-                written = self._record(session, draft, verdict)
-        except LedgerError as exc:
-            if verdict is None:
-                return self._salvage(document, action_digest, now, started, "ledger", exc)
-            # judged but not recorded: fail closed, never looser than the rules' decision
-            _nothing_used(verdict)  # the transaction that used them rolled back
-            salvaged = self._fail_closed(verdict, [_fault("ledger", _described(exc))])
-            self._keep_quietly(draft, salvaged, "ledger")
-            return salvaged
-        return self._publish(draft, verdict, escalation, written)
-
-    def _second_pass(self, draft: _Draft, escalation: Escalation) -> GateVerdict:
-        """Record a reviewed case, judging it again under the write lock first.
-
-        Other checks may have spent the budget while the reviewers thought: the
-        pack's verdict on the usage of the moment stands when it is stricter than
-        what the reviewers settled.
-        """
-        reviewed = self._conclude(draft, escalation)
-        verdict: GateVerdict | None = None
-        now = draft.now
-        try:
-            with self._session() as session:
-                document = {**draft.document, "usage": {}}
-                fresh = self._judge(
-                    session, document, draft.action_digest, now, draft.started, draft.actor
-                )
-                fresh.action_json = draft.action_json
-                fresh.consume = draft.consume
-                verdict = self._settle(reviewed, fresh, escalation)
-                self._use_approvals(session, fresh, verdict)
-                written = self._record(session, fresh, verdict)
-        except LedgerError as exc:
-            if verdict is not None:
-                _nothing_used(verdict)  # the transaction that used them rolled back
-            salvaged = self._fail_closed(verdict or reviewed, [_fault("ledger", _described(exc))])
-            self._keep_quietly(draft, salvaged, "ledger")
-            return salvaged
-        return self._publish(fresh, verdict, escalation, written)
-
-    def _settle(self, reviewed: GateVerdict, fresh: _Draft, escalation: Escalation) -> GateVerdict:
-        """The reviewed verdict, unless judging again now gives a stricter one."""
-        if self._decision(fresh) == "escalate" and fresh.base is not None:
-            return self._conclude(fresh, escalation)  # the reviewers settle it on fresh usage
-        again = self._conclude(fresh, None)
-        if LATTICE.get(again.decision, 3) > LATTICE.get(reviewed.decision, 3) or (
-            again.fail_closed and not reviewed.fail_closed
-        ):
-            again.gate["reviews"] = list(escalation.reviews)
-            again.gate["settled_by"] = "judged again after review: the pack's decision is stricter"
-            return again
-        return reviewed
-
-    def _publish(
-        self,
-        draft: _Draft,
-        verdict: GateVerdict,
-        escalation: Escalation | None,
-        written: _Written | None,
-    ) -> GateVerdict:
-        """The ledger committed: log the decision, or take the row back if the log cannot."""
-        self._committed(written)
-        try:
-            self._log_decision(draft, verdict, escalation)
-        except LogError as exc:
-            _nothing_used(verdict)  # the release takes the uses back with the row
-            salvaged = self._fail_closed(verdict, [_fault("log", _described(exc))])
-            self._release_quietly(verdict, written)
-            return salvaged
-        return verdict
-
-    def _prepare(
-        self, action: Any, now: datetime
-    ) -> tuple[dict[str, Any], str, str, list[dict[str, Any]]]:
-        """The input document, the action's canonical JSON and digest, or the faults that
-        stop evaluation."""
-        faults: list[dict[str, Any]] = []
-        action_doc = _plain(action)
-        action_json = ""
-        try:
-            canonical = canonical_json(action_doc)
-            action_json = canonical.decode()
-            action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
-        except (TypeError, ValueError) as exc:
-            action_digest = digest(repr(action_doc))
-            faults.append(_fault("input", f"the action is not JSON data: {exc}"))
-        context: dict[str, Any] = {}
-        try:
-            if self.context is not None:
-                provided = _plain(self.context(action_doc, now))
-                if not isinstance(provided, Mapping):
-                    raise TypeError(f"the context provider returned {type(provided).__name__}")
-                # what the gate attests comes from its own sources, never the provider
-                context = {k: v for k, v in provided.items() if k not in ATTESTED}
-            context["now"] = iso(now)
-        except Exception as exc:
-            faults.append(_fault("context", f"the context provider failed: {_described(exc)}"))
-        document = {"action": action_doc, "context": context, "usage": {}}
-        return document, action_json, action_digest, faults
-
-    def _judge(
-        self,
-        session: LedgerSession,
-        document: dict[str, Any],
-        action_digest: str,
-        now: datetime,
-        started: int,
-        actor: dict[str, Any] | None = None,
-    ) -> _Draft:
-        """Usage, the pack's verdict, approvals and the shadow pack, inside one transaction.
-
-        The decision's time in the ledger is the later of ``now`` and the latest time
-        recorded, read under the write lock: a row another process stamped by a clock
-        ahead of this one still falls inside this check's windows.
-        """
-        try:
-            at_us = max(to_us(now), session.latest_at())
-            held = self._held(session, document["action"], action_digest, now, actor)
-            document["usage"] = self._usage.compute(session, now, action_digest, at_us)
-        except LedgerError as exc:
-            faults = [_fault("ledger", _described(exc))]
-            draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
-            draft.actor = actor
-            return draft
-        if "approvals" in self._attests:
-            document["context"]["approvals"] = held.attested(self.reusable_groups)
-        base = self.pack.evaluate(document["action"], document["context"], document["usage"])
-        draft = _Draft(started, now, document, action_digest, base, recordable=True, at_us=at_us)
-        draft.actor, draft.held = actor, held
-        if any(e["kind"] == "input" for e in base.errors):
-            draft.recordable = False
-        if not base.fail_closed:
-            draft.resolution = approvals_mod.resolve(
-                base.decision, base.fired, held.attested(self.reusable_groups), held.ignored
-            )
-        if self.shadow is not None:
-            self._shadow(session, draft)
-        return draft
-
-    # -- what the gate attests -------------------------------------------------------------
-
-    def _attest_actor(
-        self, document: dict[str, Any], actor: Any, faults: list[dict[str, Any]]
-    ) -> dict[str, Any] | None:
-        """``context.actor`` from the call's ``actor`` or the gate's identity source.
-
-        ``None`` when there is none: the pack then sees no ``context.actor`` and must
-        treat the actor as the least trusted. A source that fails or gives something
-        that is not a mapping is a fault, so the check fails closed.
-        """
-        try:
-            source = actor if actor is not None else self.identity
-            if source is None:
-                return None
-            if _is_source(source):
-                source = cast(Callable, source)(document["action"])
-            value = _plain(source)
-            if not isinstance(value, Mapping):
-                raise TypeError(f"the actor is a {type(value).__name__}, not a mapping")
-            attested = {k: _plain(v) for k, v in value.items()}
-        except Exception as exc:
-            faults.append(_fault("identity", f"the identity source failed: {_described(exc)}"))
-            return None
-        if "actor" in self._attests:
-            document["context"]["actor"] = attested
-        return attested
-
-    def _held(
-        self,
-        session: LedgerSession,
-        action: Mapping[str, Any],
-        action_digest: str,
-        now: datetime,
-        actor: Mapping[str, Any] | None,
-    ) -> Held:
-        """The approvals that count for this action now: the one filter for both the
-        pack's ``context.approvals`` and the resolution of fired approval rules."""
-        records = session.approvals(action_digest)
-        if not records:
-            return Held()
-        return approvals_mod.sift(
-            records,
-            action_digest=action_digest,
-            excluded_people=approvals_mod.excluded(action, actor),
-            now_us=to_us(now),
-            skew_us=_micros(self.clock_skew) or 0,
-            lifetime_us=_micros(self.approval_lifetime),
-            directory=self.directory,
-        )
-
-    def _use_approvals(self, session: LedgerSession, draft: _Draft, verdict: GateVerdict) -> None:
-        """An enforced ``allow`` uses up the approvals it rests on, in its own transaction."""
-        if not draft.consume or verdict.decision != "allow" or verdict.fail_closed:
-            return
-        used = [
-            r for r in draft.held.counted if not approvals_mod.is_reusable(r, self.reusable_groups)
-        ]
-        if not used:
-            return
-        session.use_approvals(used, verdict.decision_id, to_us(draft.now))
-        evidence = verdict.gate.setdefault("approvals", {"counted": [], "ignored": []})
-        evidence["used"] = [{"by": r.by, "group": r.group} for r in used]
-
-    def _shadow(self, session: LedgerSession, draft: _Draft) -> None:
-        """Evaluate the candidate pack; whatever happens, the enforced decision is untouched."""
-        assert self.shadow is not None and self._shadow_usage is not None
-        assert draft.base is not None
-        ref = {"name": self.shadow.name, "version": self.shadow.version}
-        try:
-            usage = self._shadow_usage.compute(session, draft.now, draft.action_digest, draft.at_us)
-            # the same attested values, as far as the candidate's schema declares them
-            context = {k: v for k, v in draft.document["context"].items() if k not in ATTESTED}
-            if "actor" in self._shadow_attests and draft.actor is not None:
-                context["actor"] = draft.actor
-            if "approvals" in self._shadow_attests:
-                context["approvals"] = draft.held.attested(self.reusable_groups)
-            candidate = self.shadow.evaluate(draft.document["action"], context, usage)
-        except Exception as exc:
-            draft.shadow = {"pack": ref, "error": _described(exc)}
-            return
-        draft.shadow_verdict = candidate
-        draft.shadow = {
-            "pack": ref,
-            "decision": candidate.decision,
-            "fired": candidate.rule_ids,
-            "fail_closed": candidate.fail_closed,
-            "usage": usage,
-            "agrees": candidate.decision == draft.base.decision,
-        }
-
-    def _decision(self, draft: _Draft) -> str:
-        if draft.base is None:
-            return self.pack.fail_closed
-        if draft.resolution is not None:
-            return draft.resolution.decision
-        return draft.base.decision
-
-    def _escalate(self, draft: _Draft) -> Escalation:
-        return escalate(self._tiers(draft), self._review_request(draft))
-
-    async def _aescalate(self, draft: _Draft) -> Escalation:
-        return await aescalate(self._tiers(draft), self._review_request(draft))
-
-    def _tiers(self, draft: _Draft) -> list[tuple[str, Any]]:
-        fired = draft.base.fired if draft.base is not None else []
-        named = list(
-            dict.fromkeys(t for f in fired if f["verdict"] == "escalate" for t in f["escalate_to"])
-        )
-        return tiers_for(self.reviewers, named)
-
-    def _review_request(self, draft: _Draft) -> ReviewRequest:
-        doc = draft.document
-        fired = draft.base.fired if draft.base is not None else []
-        return ReviewRequest("", doc["action"], doc["context"], doc["usage"], fired)
-
-    def _conclude(self, draft: _Draft, escalation: Escalation | None) -> GateVerdict:
-        """The final verdict from the pack's, the approvals and the reviewers' answers."""
-        base = draft.base
-        decision = self._decision(draft)
-        faults = [*(base.errors if base is not None else []), *draft.faults]
-        fail_closed = base is None or base.fail_closed
-        gate: dict[str, Any] = {"action_digest": draft.action_digest}
-        if draft.actor is not None:
-            gate["actor"] = draft.actor
-        if base is not None:
-            gate["pack_decision"] = base.decision
-            # the rules and the approvals' decision, before reviewers and gate faults:
-            # what replay compares a candidate pack with
-            gate["resolved_decision"] = decision
-            gate["usage"] = draft.document["usage"]
-        resolution = draft.resolution
-        if resolution is not None and resolution.counted + resolution.ignored:
-            gate["approvals"] = resolution.evidence()
-        elif draft.held.counted or draft.held.ignored:
-            gate["approvals"] = Resolution(
-                decision, tuple(draft.held.attested(self.reusable_groups)), draft.held.ignored
-            ).evidence()
-        if escalation is not None:
-            gate["reviews"] = list(escalation.reviews)
-            if escalation.decision is not None and decision == "escalate":
-                # reviewers settle only an escalate decision, so none can loosen a deny
-                decision = escalation.decision
-                gate["settled_by"] = escalation.reviews[-1]["tier"]
-            elif escalation.faults:
-                decision = self.pack.fail_closed
-                fail_closed = True
-                faults += [_fault("reviewer", message) for message in escalation.faults]
-            elif not any(r["reviewer"]["id"] != "none" for r in escalation.reviews):
-                decision = self.pack.fail_closed
-                gate["settled_by"] = "no reviewer: the pack's fail-closed decision"
-        if draft.shadow is not None:
-            gate["shadow"] = draft.shadow
-        pending = resolution.pending_groups if resolution is not None else ()
-        return GateVerdict(
-            base,
-            decision,
-            pack=self._ref,
-            input_document=draft.document,
-            action_digest=draft.action_digest,
-            gate=gate,
-            fail_closed=fail_closed,
-            errors=faults,
-            elapsed_us=(perf_counter_ns() - draft.started) / 1000,
-            approvers=list(pending) if pending and decision == "require_approval" else None,
-        )
-
-    def _record(
-        self, session: LedgerSession, draft: _Draft, verdict: GateVerdict
-    ) -> _Written | None:
-        """Keep the decision in the ledger, reserving what it spends; raises to roll back."""
-        written = None
-        if draft.recordable:
-            action = draft.document["action"]
-            contributions = self._usage.contributions(action, verdict.decision, verdict.decision_id)
-            if self._shadow_usage is not None:
-                contributions.update(
-                    self._shadow_usage.contributions(action, verdict.decision, verdict.decision_id)
-                )
-            row = LedgerRow(
-                verdict.decision_id,
-                draft.action_digest,
-                action,
-                verdict.decision,
-                draft.at_us,
-                draft.action_json,
-            )
-            kept = session.record(row, contributions)
-            if kept is not None:
-                changed = ChangedRow(kept[0], draft.action_digest, row.at_us, True)
-                written = _Written(changed, kept[1], contributions)
-        return written
-
-    def _log_decision(
-        self, draft: _Draft, verdict: GateVerdict, escalation: Escalation | None
-    ) -> None:
-        """Log the decision the caller receives; raises ``LogError`` when it is not taken.
-
-        Once the ``decision`` entry is written the decision stands: a ``review`` or
-        ``shadow`` entry that fails after it is reported, not turned into a fault
-        (the decision entry already holds the reviews in ``gate.reviews``).
-        """
-        if self.log is None:
-            return
-        # the input the verdict was reached on (after a review: what the reviewers saw)
-        self.log.append("decision", {"verdict": verdict.to_dict(), "input": verdict.input})
-        for review in escalation.reviews if escalation else ():
-            try:
-                self.log.append("review", {"decision_id": verdict.decision_id, **review})
-            except LogError as exc:
-                logger.error("review entry not logged: %s", exc)
-        if draft.shadow_verdict is not None and draft.shadow and not draft.shadow["agrees"]:
-            body = {
-                "verdict": draft.shadow_verdict.to_dict(),
-                "input": {**draft.document, "usage": draft.shadow["usage"]},
-                "shadow_of": verdict.decision_id,
-            }
-            try:
-                self.log.append("shadow", body)
-            except LogError as exc:  # the shadow never changes the enforced decision
-                logger.error("shadow entry not logged: %s", exc)
-                verdict.gate["shadow"] = {**draft.shadow, "log_error": str(exc)}
-
-    def _release_quietly(self, verdict: GateVerdict, written: _Written | None) -> None:
-        """The decision never took effect: take its row back out of the ledger.
-
-        When that fails too the row stays: the ledger then counts a spend that did
-        not happen (stricter), and the fault goes to the ``aigre_policy.gate`` logger.
-        """
-        if written is None:
-            return
-        try:
-            with self._session() as session:
-                session.release(verdict.decision_id, written.row.at_us)
-        except LedgerError as exc:
-            logger.error("decision %s stays in the ledger: %s", verdict.decision_id, exc)
-
-    def _committed(self, written: _Written | None) -> None:
-        """The decision's transaction committed: the usage calculators take the new row."""
-        if written is None:
-            return
-        self._usage.committed(written.row, written.seq, written.contributions)
-        if self._shadow_usage is not None:
-            self._shadow_usage.committed(written.row, written.seq, written.contributions)
-
-    # -- failing closed --------------------------------------------------------------------
-
-    def _fail_closed(self, verdict: GateVerdict, faults: list[dict[str, Any]]) -> GateVerdict:
-        """The verdict failed closed: the fail-closed decision, never looser than before."""
-        decision = _stricter(self.pack.fail_closed, verdict.decision)
-        return GateVerdict(
-            verdict.pack_verdict,
-            decision,
-            pack=verdict.pack,
-            input_document=verdict.input,
-            action_digest=verdict.action_digest,
-            gate=verdict.gate,
-            fail_closed=True,
-            errors=[*verdict.errors, *faults],
-            elapsed_us=verdict.elapsed_us,
-            approvers=verdict.approvers if decision == verdict.decision else None,
-        )
-
-    def _salvage(
-        self,
-        document: dict[str, Any],
-        action_digest: str,
-        now: datetime,
-        started: int,
-        component: str,
-        exc: Exception,
-    ) -> GateVerdict:
-        """A fault while judging or recording: fail closed and keep what can still be kept."""
-        faults = [_fault(component, _described(exc))]
-        draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
-        verdict = self._conclude(draft, None)
-        self._keep_quietly(draft, verdict, component)
-        return verdict
-
-    def _keep_quietly(self, draft: _Draft, verdict: GateVerdict, broken: str) -> None:
-        """Best effort: log a fail-closed verdict in whichever sink still works."""
-        if broken != "log":
-            self._log_quietly("decision", {"verdict": verdict.to_dict(), "input": draft.document})
-
-    def _log_quietly(self, kind: str, body: dict[str, Any]) -> None:
-        if self.log is None:
-            return
-        try:
-            self.log.append(kind, body)
-        except Exception as exc:  # already failing closed; the fault is in the verdict
-            logger.error("%s entry not logged: %s", kind, exc)
-
-    def _crashed(self, action: Any, started: int, exc: Exception) -> GateVerdict:
-        logger.exception("gate fault")
-        document = {"action": _plain(action), "context": {}, "usage": {}}
-        try:
-            action_digest = digest(document["action"])
-        except (TypeError, ValueError):
-            action_digest = digest(repr(document["action"]))
-        try:
-            now = self.clock()
-        except Exception:
-            now = system_clock()
-        faults = [_fault("engine", _described(exc))]
-        draft = _Draft(started, now, document, action_digest, None, False, faults=faults)
-        return self._conclude(draft, None)
-
-    # -- guard helpers ---------------------------------------------------------------------
-
-    def _propose(
-        self,
-        function: Callable,
-        action: Any,
-        fields: Mapping[str, Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> tuple[dict[str, Any], str]:
-        proposal: dict[str, Any] = dict(self.defaults)
-        if action is not None:
-            proposal.update(_plain(action(*args, **kwargs) if callable(action) else action))
-        for name, value in fields.items():
-            proposal[name] = value(*args, **kwargs) if callable(value) else value
-        proposal = {k: _plain(v) for k, v in proposal.items()}
-        key = digest({k: v for k, v in proposal.items() if k not in ("id", "requested_at")})
-        with self._pending_lock:
-            known = self._pending.get(key)
-            if known is None:
-                known = (
-                    proposal.get("id") or f"{function.__name__}-{uuid.uuid4().hex[:12]}",
-                    proposal.get("requested_at") or iso(self.clock()),
-                )
-                if len(self._pending) > 10_000:
-                    self._pending.clear()
-                self._pending[key] = known
-        proposal.setdefault("id", known[0])
-        proposal.setdefault("requested_at", known[1])
-        return proposal, key
-
-    def _forget(self, key: str) -> None:
-        """Drop a proposal that ran or was denied; one waiting for a person is kept."""
-        with self._pending_lock:
-            self._pending.pop(key, None)
-
-    def _finish(self, run: Run, status: str, detail: str) -> None:
-        status = run.status or status
-        try:
-            self.record_outcome(
-                run.verdict, status, cost_usd=run.cost_usd, detail=run.detail or detail
-            )
-        except GateError as exc:  # the action already ran: report, do not pretend it failed
-            logger.error("outcome of %s not recorded: %s", run.verdict.decision_id, exc)
-            run.faults.append(str(exc))
+def _approval(entry: dict[str, Any], status: str, **more: Any) -> dict[str, Any]:
+    """An ``approval`` log entry: who, for which decision and action, and the status."""
+    return {**entry, "status": status, **more}

@@ -6,19 +6,26 @@ pass it to the next tier. Tiers are asked in the order the fired rules name them
 rules name none. Each answer, its reason, latency and cost go into the verdict's
 evidence and the log. Reviewers only see ``escalate`` decisions, so none can
 loosen a ``deny``; a reviewer that fails is recorded and the next tier asked.
+
+``ask_tiers`` is the one escalation core: it yields an ``Ask`` for each reviewer
+call and returns the ``Escalation``. ``run`` drives it (and the whole check built
+around it) from plain code, ``arun`` from ``async`` code; only the reviewer call,
+and where storage runs, differ between the two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter_ns
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 ANSWERS = ("allow", "deny", "escalate")
 REVIEWER_KINDS = ("human", "llm", "automation")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -91,37 +98,32 @@ def tiers_for(reviewers: Sequence[Reviewer], named: Sequence[str]) -> list[tuple
     return order
 
 
-def escalate(order: list[tuple[str, Any]], request: ReviewRequest) -> Escalation:
-    """Ask each tier in turn, synchronously."""
-    reviews: list[dict[str, Any]] = []
-    for tier, reviewer in order:
-        started = perf_counter_ns()
-        try:
-            answer = _call_sync(reviewer, _for_tier(request, tier, reviews)) if reviewer else None
-            review = _review(tier, reviewer, answer, started)
-        except Exception as exc:
-            review = _failed(tier, reviewer, exc, started)
-        reviews.append(review)
-        if review.get("decision") in ("allow", "deny") and "error" not in review:
-            return Escalation(review["decision"], tuple(reviews), _faults(reviews))
-    return Escalation(None, tuple(reviews), _faults(reviews))
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A step of a check asks its driver to put ``request`` to ``reviewer``."""
+
+    reviewer: Any
+    request: ReviewRequest
 
 
-async def aescalate(order: list[tuple[str, Any]], request: ReviewRequest) -> Escalation:
-    """Ask each tier in turn; ``async`` reviewers are awaited, sync ones run in a thread."""
+@dataclass(frozen=True, slots=True)
+class _Done:
+    value: Any
+
+
+Steps = Generator[Ask, Any, T]
+"""A computation that yields an ``Ask`` for each reviewer call and returns its result."""
+
+
+def ask_tiers(order: list[tuple[str, Any]], request: ReviewRequest) -> Steps[Escalation]:
+    """Ask each tier in turn; a reviewer's answer, or its failure, comes from the driver."""
     reviews: list[dict[str, Any]] = []
     for tier, reviewer in order:
         started = perf_counter_ns()
         try:
             answer = None
             if reviewer is not None:
-                tier_request = _for_tier(request, tier, reviews)
-                if inspect.iscoroutinefunction(reviewer.review):
-                    answer = await reviewer.review(tier_request)
-                else:
-                    answer = await asyncio.to_thread(reviewer.review, tier_request)
-                    if inspect.isawaitable(answer):
-                        answer = await answer
+                answer = yield Ask(reviewer, _for_tier(request, tier, reviews))
             review = _review(tier, reviewer, answer, started)
         except Exception as exc:
             review = _failed(tier, reviewer, exc, started)
@@ -129,6 +131,39 @@ async def aescalate(order: list[tuple[str, Any]], request: ReviewRequest) -> Esc
         if review.get("decision") in ("allow", "deny") and "error" not in review:
             return Escalation(review["decision"], tuple(reviews), _faults(reviews))
     return Escalation(None, tuple(reviews), _faults(reviews))
+
+
+def run(steps: Steps[T]) -> T:
+    """Drive ``steps`` synchronously: each reviewer is called in this thread."""
+    step = _advance(steps, None, None)
+    while isinstance(step, Ask):
+        try:
+            answer, failure = _call_sync(step.reviewer, step.request), None
+        except Exception as exc:
+            answer, failure = None, exc
+        step = _advance(steps, answer, failure)
+    return cast(T, step.value)
+
+
+async def arun(steps: Steps[T]) -> T:
+    """Drive ``steps`` from ``async`` code: the steps themselves (storage) run in a thread,
+    ``async`` reviewers are awaited and sync ones run in a thread."""
+    step = await asyncio.to_thread(_advance, steps, None, None)
+    while isinstance(step, Ask):
+        try:
+            answer, failure = await _call_async(step.reviewer, step.request), None
+        except Exception as exc:
+            answer, failure = None, exc
+        step = await asyncio.to_thread(_advance, steps, answer, failure)
+    return cast(T, step.value)
+
+
+def _advance(steps: Steps[Any], answer: Any, failure: Exception | None) -> Ask | _Done:
+    """Resume ``steps`` with a reviewer's answer (or its failure) up to the next ``Ask``."""
+    try:
+        return steps.throw(failure) if failure is not None else steps.send(answer)
+    except StopIteration as stop:  # never let it cross a Future: wrap the result
+        return _Done(stop.value)
 
 
 def _for_tier(request: ReviewRequest, tier: str, earlier: list[dict[str, Any]]) -> ReviewRequest:
@@ -153,6 +188,13 @@ def _call_sync(reviewer: Any, request: ReviewRequest) -> Any:
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+async def _call_async(reviewer: Any, request: ReviewRequest) -> Any:
+    if inspect.iscoroutinefunction(reviewer.review):
+        return await reviewer.review(request)
+    answer = await asyncio.to_thread(reviewer.review, request)
+    return await answer if inspect.isawaitable(answer) else answer
 
 
 def _identity(tier: str, reviewer: Any) -> dict[str, Any]:

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from aigre_policy.compiler import CompileReport
 from aigre_policy.diagnostics import Diagnostic, Severity, sorted_diagnostics
-from aigre_policy.lint import conditions, coverage, metadata, permits, shadowing, unused
+from aigre_policy.lint import (
+    claims,
+    conditions,
+    coverage,
+    metadata,
+    permits,
+    shadowing,
+    unused,
+)
 from aigre_policy.lint.codes import CATEGORIES, CODES, LintCode, category_of
 from aigre_policy.lint.config import LintConfig, read_config
 from aigre_policy.lint.context import PackView
@@ -39,6 +47,7 @@ CHECKS: tuple[Check, ...] = (
     conditions.check,
     shadowing.check,
     permits.check,
+    claims.check,
     metadata.check,
     unused.check,
     coverage.check,

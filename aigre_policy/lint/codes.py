@@ -37,6 +37,7 @@ _ALL = (
     LintCode("L212", "style", Severity.WARNING, "a suppression that suppresses nothing"),
     LintCode("L301", "testing", Severity.WARNING, "a rule no test exercises"),
     LintCode("L501", "safety", Severity.ERROR, "a permit admits every action of a kind"),
+    LintCode("L502", "safety", Severity.ERROR, "a proposer's claim can loosen a rule's verdict"),
 )
 
 CODES: dict[str, LintCode] = {c.code: c for c in _ALL}

@@ -2,12 +2,14 @@
 
 from aigre_policy.models.action import (
     Actor,
+    AttestedActor,
     BlastRadius,
     Change,
     ChangeFreeze,
     Context,
     Cost,
     DataTouched,
+    HeldApproval,
     Incident,
     Justification,
     PriorApproval,
@@ -17,12 +19,14 @@ from aigre_policy.models.action import (
 
 __all__ = [
     "Actor",
+    "AttestedActor",
     "BlastRadius",
     "Change",
     "ChangeFreeze",
     "Context",
     "Cost",
     "DataTouched",
+    "HeldApproval",
     "Incident",
     "Justification",
     "PriorApproval",

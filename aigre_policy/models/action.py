@@ -5,6 +5,17 @@ packs that judge it. Their JSON Schema (``docs/schemas/``) is what a pack's
 compiler types its rules against, so every field here is something a rule can
 read. Optional fields are absent, never ``null``: a rule that reads one must give
 a default (``??``) or guard it (``has``).
+
+The proposed action is a claim: whoever proposes it (possibly a hostile agent)
+writes every field. Fields that describe authority rather than the action itself
+(who proposes it, which approvals it holds, when it was proposed) are marked
+``x-aigre-claim`` in the schema, with ``x-aigre-attested-as`` naming the field
+the gate attests instead. ``Context`` is attested (``x-aigre-attested``): the
+gate fills it from its own sources, overwriting whatever the proposal says.
+
+Every list has a ``maxItems``: a rule's cost grows with the lists it walks, so
+an input past these bounds gets the pack's fail-closed verdict instead of an
+evaluation that takes seconds (``docs/packs.md``, "Input bounds").
 """
 
 from __future__ import annotations
@@ -15,6 +26,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema
+
+# Schema annotations that tell a claim from an attestation (read by the linter, L502).
+CLAIM = "x-aigre-claim"
+ATTESTED = "x-aigre-attested"
+ATTESTED_AS = "x-aigre-attested-as"
+
+# Operational bounds on every list of the builtin schema. Generous for real actions
+# (the blast-radius ceiling is 8 services), small enough that the costliest nesting
+# in a rule (services x incidents x incident services) stays well under a second.
+MAX_SERVICES = 128
+MAX_REGIONS = 32
+MAX_APPROVALS = 32
+MAX_GROUPS = 64
+MAX_FREEZES = 32
+MAX_INCIDENTS = 32
+MAX_ENVIRONMENTS = 8
+
+
+def _claim(attested_as: str | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {CLAIM: True}
+    if attested_as is not None:
+        extra[ATTESTED_AS] = attested_as
+    return extra
 
 
 class _Model(BaseModel):
@@ -124,8 +158,10 @@ class BlastRadius(_Model):
     """How much of the system the action can hurt."""
 
     users_share: float = Field(ge=0, le=1, description="Share of users affected, 0 to 1.")
-    services: list[str] = Field(default_factory=list, description="Services touched.")
-    regions: list[str] = Field(default_factory=list)
+    services: list[str] = Field(
+        default_factory=list, max_length=MAX_SERVICES, description="Services touched."
+    )
+    regions: list[str] = Field(default_factory=list, max_length=MAX_REGIONS)
 
 
 class Cost(_Model):
@@ -141,20 +177,45 @@ class DataTouched(_Model):
     classification: DataClassification
     personal_data: bool = False
     subject_regions: list[str] = Field(
-        default_factory=list, description="Jurisdictions of the data subjects: eu, us, uk, ..."
+        default_factory=list,
+        max_length=MAX_REGIONS,
+        description="Jurisdictions of the data subjects: eu, us, uk, ...",
     )
-    stored_in: list[str] = Field(default_factory=list, description="Cloud regions holding it.")
+    stored_in: list[str] = Field(
+        default_factory=list, max_length=MAX_REGIONS, description="Cloud regions holding it."
+    )
     processed_in: str | None = Field(None, description="Region the action runs from.")
     records: int = Field(0, ge=0)
     public_access: bool = Field(False, description="The action makes the data publicly readable.")
 
 
 class PriorApproval(_Model):
-    """An approval already held for this action."""
+    """An approval for this action: claimed in a proposal, attested in the context."""
 
     by: str = Field(min_length=1)
     group: str = Field(min_length=1)
     at: datetime
+
+
+class HeldApproval(PriorApproval):
+    """An approval the gate holds for this action: bound to its digest, checked and in date."""
+
+    reusable: bool = Field(
+        False, description="The approval is not used up when the action it approves runs."
+    )
+
+
+class AttestedActor(_Model):
+    """Who the gate authenticated as proposing the action, from its identity source."""
+
+    kind: ActorKind
+    id: str = Field(min_length=1, description="Authenticated identity.")
+    model: str | None = Field(None, description="The model behind an LLM actor.")
+    trust: int = Field(ge=0, le=5, description="Trust level granted to this actor, 0 to 5.")
+    on_behalf_of: str | None = Field(None, description="The person an agent acts for.")
+    groups: list[str] = Field(
+        default_factory=list, max_length=MAX_GROUPS, description="Groups the actor belongs to."
+    )
 
 
 class Justification(_Model):
@@ -172,16 +233,27 @@ class ProposedAction(_Model):
     kind: ActionKind
     target: str = Field(min_length=1, description="The service or resource acted on.")
     environment: Environment
-    actor: Actor
+    actor: Actor = Field(
+        description="Who claims to propose it; rules read the attested `context.actor`.",
+        json_schema_extra=_claim("context.actor"),
+    )
     change: Change
     reversible: bool
     rollback: Rollback | None = None
     blast_radius: BlastRadius
     cost: Cost
     data: DataTouched | None = None
-    approvals: list[PriorApproval] = Field(default_factory=list)
+    approvals: list[PriorApproval] = Field(
+        default_factory=list,
+        max_length=MAX_APPROVALS,
+        description="Approvals the proposer claims; rules read the attested `context.approvals`.",
+        json_schema_extra=_claim("context.approvals"),
+    )
     justification: Justification | None = None
-    requested_at: datetime
+    requested_at: datetime = Field(
+        description="When the proposer says it proposed the action; `context.now` is the clock.",
+        json_schema_extra=_claim(),
+    )
 
 
 class ChangeFreeze(_Model):
@@ -190,25 +262,38 @@ class ChangeFreeze(_Model):
     name: str
     starts_at: datetime
     ends_at: datetime
-    services: list[str] = Field(default_factory=list, description="Empty means every service.")
-    environments: list[Environment] = Field(default_factory=list)
+    services: list[str] = Field(
+        default_factory=list, max_length=MAX_SERVICES, description="Empty means every service."
+    )
+    environments: list[Environment] = Field(default_factory=list, max_length=MAX_ENVIRONMENTS)
 
 
 class Incident(_Model):
     id: str
     severity: IncidentSeverity
-    services: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list, max_length=MAX_SERVICES)
 
 
 class Context(_Model):
-    """The world the action lands in. Time arrives here, never from a clock."""
+    """The world the action lands in, attested by the gate. Time arrives here, not a clock."""
+
+    model_config = ConfigDict(json_schema_extra={ATTESTED: True})
 
     now: datetime
-    change_freezes: list[ChangeFreeze] = Field(default_factory=list)
+    actor: AttestedActor | None = Field(
+        None,
+        description="The authenticated actor; absent, packs treat it as the least trusted one.",
+    )
+    approvals: list[HeldApproval] = Field(
+        default_factory=list,
+        max_length=MAX_APPROVALS,
+        description="Approvals the gate holds for this action, checked against its store.",
+    )
+    change_freezes: list[ChangeFreeze] = Field(default_factory=list, max_length=MAX_FREEZES)
     error_budget_remaining: float | None = Field(
         None, ge=0, le=1, description="Share of the target's error budget left, 0 to 1."
     )
-    incidents_open: list[Incident] = Field(default_factory=list)
+    incidents_open: list[Incident] = Field(default_factory=list, max_length=MAX_INCIDENTS)
 
 
 class _OptionalIsAbsent(GenerateJsonSchema):

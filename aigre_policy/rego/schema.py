@@ -28,6 +28,7 @@ ANNOTATIONS = frozenset(
         "$schema", "$id", "$comment", "$defs", "definitions", "title", "description",
         "default", "examples", "deprecated", "readOnly", "writeOnly",
         "contentEncoding", "contentMediaType",
+        "x-aigre-claim", "x-aigre-attested", "x-aigre-attested-as",
     }
 )  # fmt: skip
 CHECKED = frozenset(

@@ -16,6 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as fix_seed
+from hypothesis.errors import Unsatisfiable
 
 from aigre_policy import interpreter, ir
 from aigre_policy.pack import Pack
@@ -123,6 +124,8 @@ def check_invariant(
 
     try:
         search()
+    except Unsatisfiable:  # the schema admits (next to) no document: nothing met the condition
+        return InvariantResult(invariant, "vacuous", counts["examples"], 0)
     except _Breach as breach:
         verdict = breach.verdict
         return InvariantResult(

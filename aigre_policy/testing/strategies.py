@@ -6,8 +6,8 @@ number constant, every envelope value, each threshold and the values just past
 it on either side. Timestamps are one shared anchor plus an offset, and the
 offsets include the pack's durations and one second either side of them, so
 ``context.now - a.at <= approval.max_age`` is probed exactly at its edge.
-Schema constructs the builder does not know are handed to
-``hypothesis_jsonschema.from_schema``.
+Schema constructs the builder does not bias are handed to the general generator,
+``json_schema.from_schema``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis_jsonschema import from_schema
 
 from aigre_policy import interpreter, ir
+from aigre_policy.testing.json_schema import from_schema
 
 Key = tuple[str, ...]  # a schema path: ("action", "approvals", "[]", "by")
 ITEM = "[]"
@@ -317,7 +317,7 @@ class _Builder:
         return schema
 
     def delegate(self, schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
-        return from_schema({**schema, "$defs": self.defs})
+        return from_schema(schema, root=self.root)
 
     def build(self, schema: Any, key: Key) -> st.SearchStrategy[Any]:
         if schema is True or schema == {}:
@@ -352,7 +352,8 @@ class _Builder:
             "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
             "exclusiveMaximum", "$schema", "$defs", "definitions",
         }  # fmt: skip
-        if kind not in builders or not set(schema) <= known:
+        # `x-` keywords annotate (x-aigre-claim, ...); they never constrain a value
+        if kind not in builders or not {k for k in schema if not k.startswith("x-")} <= known:
             return self.delegate(schema)
         return builders[kind](schema, key)
 
