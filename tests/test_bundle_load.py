@@ -397,3 +397,21 @@ def test_bundle_options_on_a_pack_directory_are_misuse(cli, extra):
     code, _, err = cli("test", TICKETS, *extra)
     assert code == 2
     assert "apply to a bundle, not a pack directory" in err
+
+
+def test_a_bundle_judges_the_json_data_a_value_stands_for_as_a_pack_does(bundles):
+    from collections import OrderedDict
+
+    pack = load_pack(bundles["baseline"])
+    native = load_pack(BASELINE)
+    document = fixture_input(FIXTURES[0])
+    plain = pack.evaluate(document["action"], document["context"], document["usage"])
+    ordered = pack.evaluate(OrderedDict(document["action"]), document["context"], document["usage"])
+    assert verdict_core(ordered.to_dict()) == verdict_core(plain.to_dict())
+    odd = dict(document["action"], labels={"a", "b"})  # a set has no JSON meaning
+    got = pack.evaluate(odd, document["context"], document["usage"])
+    expected = native.evaluate(odd, document["context"], document["usage"])
+    assert got.fail_closed and expected.fail_closed
+    assert got.decision == expected.decision
+    assert got.errors == expected.errors
+    assert got.errors[0]["kind"] == "input"

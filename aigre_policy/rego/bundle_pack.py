@@ -20,10 +20,9 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from pydantic import BaseModel
-
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import CompileError
+from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.rego.bundle import Bundle, BundleError, BundleSignatureError, read_bundle
 from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import ENGINES, DocumentVerdict, RegopyEngine, engine_names
@@ -101,14 +100,6 @@ def _one_line(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
-def _plain(value: Any) -> Any:
-    if value is None:
-        return {}
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    return value
-
-
 class BundlePack:
     """What a bundle can do of ``Pack``: judge actions, and name the pack it was built from.
 
@@ -147,23 +138,26 @@ class BundlePack:
     ) -> Verdict:
         """Judge one proposed action on the bundle's Rego; never raises unless ``strict``."""
         started = perf_counter_ns()
-        # as Pack does: models as their JSON form, context and usage left out read as {}
-        document = {"action": _plain(action), "context": _plain(context), "usage": _plain(usage)}
+        document = {
+            "action": action,
+            "context": {} if context is None else context,
+            "usage": {} if usage is None else usage,
+        }
         try:
-            decision = self._engine.decide(document)
-            elapsed = (perf_counter_ns() - started) / 1000
-            verdict: Verdict = DocumentVerdict(decision, self._ref, document, elapsed)
-        except Exception as exc:  # an engine fault never becomes a decision
-            problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
-            verdict = Verdict.given(
-                self.fail_closed,
-                self._ref,
-                document,
-                fail_closed=True,
-                errors=[problem],
-                approvers=list(self._fail_closed_approvers),
-                elapsed_us=(perf_counter_ns() - started) / 1000,
-            )
+            # as Pack does: the JSON data the value stands for, within the evaluation bounds
+            document = as_plain(document)
+        except NotPlain as exc:
+            verdict = self._closed(document, [exc.problem()], started)
+        else:
+            try:
+                decision = self._engine.decide(document)
+                elapsed = (perf_counter_ns() - started) / 1000
+                verdict = DocumentVerdict(decision, self._ref, document, elapsed)
+            except Exception as exc:  # an engine fault never becomes a decision
+                message = f"{type(exc).__name__}: {exc}"
+                verdict = self._closed(
+                    document, [{"kind": "engine", "path": "", "message": message}], started
+                )
         if strict and verdict.fail_closed:
             from aigre_policy.pack import EvaluationError  # only on this rare path
 
@@ -172,6 +166,17 @@ class BundlePack:
             )
             raise EvaluationError(f"the verdict failed closed: {detail}", verdict)
         return verdict
+
+    def _closed(self, document: Any, problems: list[dict[str, Any]], started: int) -> Verdict:
+        return Verdict.given(
+            self.fail_closed,
+            self._ref,
+            document,
+            fail_closed=True,
+            errors=problems,
+            approvers=list(self._fail_closed_approvers),
+            elapsed_us=(perf_counter_ns() - started) / 1000,
+        )
 
     def with_data(self, data: dict[str, Any]) -> BundlePack:
         """The bundle's modules on another data document, such as ``source_data`` gives."""
