@@ -16,9 +16,10 @@ The rules follow OPA's ``bundle`` package:
   algorithm; the payload's ``scope`` equal to the expected one; every file of the bundle
   listed with a matching hash and every listed file present.
 
-Refused here where OPA accepts them: MD5 and SHA-1 file hashes, ``data.yaml`` (hashed through a YAML-to-JSON conversion this module
-does not reproduce), a payload key that differs from a known claim only in case (Go's
-decoder would read it as that claim) and a second file of the same name are refused.
+Refused here where OPA accepts them: MD5 and SHA-1 file hashes, ``data.yaml`` (hashed
+through a YAML-to-JSON conversion this module does not reproduce), a payload key that
+differs from a known claim only in case (Go's decoder would read it as that claim), a
+file listed twice.
 """
 
 from __future__ import annotations
