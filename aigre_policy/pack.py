@@ -224,13 +224,28 @@ def _fail_closed_approvers(manifest: Any, rules: tuple[ir.Rule, ...]) -> list[st
 def load_pack(
     path: str | Path,
     envelopes: dict[str, dict[str, Any]] | None = None,
-    engine: str = "native",
-) -> Pack:
+    engine: str | None = None,
+    *,
+    verification_key: Any = None,
+    scope: str = "",
+) -> Any:  # Pack for a directory, rego.bundle_pack.BundlePack for a bundle
     """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic.
 
-    ``engine``: ``native`` (generated Python), ``rego`` (the pack compiled to Rego,
-    evaluated in process with regopy) or one added with ``rego.engine.register_engine``.
+    ``engine``: ``native`` (generated Python, the default), ``rego`` (the pack compiled to
+    Rego, evaluated in process with regopy) or one added with ``rego.engine.register_engine``.
+
+    ``path`` may also be a built bundle (``.tar.gz``): it runs on ``rego`` (the default for
+    a bundle) or a registered engine, is verified with ``verification_key`` (and ``scope``)
+    and refused when signed and no key is given; ``BundleError`` says why in one line
+    (see ``rego.bundle_pack``).
     """
+    if Path(path).is_file():
+        from aigre_policy.rego.bundle_pack import load_bundle_pack  # regopy only for bundles
+
+        return load_bundle_pack(path, envelopes, engine, verification_key, scope)
+    if verification_key is not None:
+        raise ValueError(f"{path} is not a bundle: a verification key applies to bundles")
+    engine = engine or "native"
     report = compile_pack(path, envelopes)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)

@@ -544,3 +544,19 @@ def test_bundles_evaluate_in_regopy_as_the_native_engine_decides(pack_dir):
     assert len(FIXTURES) >= 60
     assert (pack.fail_closed, True) in outcomes
     assert len(outcomes) >= 4  # the fixtures reach the pack's rules, not only its default
+
+
+@pytest.mark.parametrize("member", [".manifest", "data.json", "aigre/t/data.yaml"])
+def test_a_deeply_nested_document_is_a_bundle_error_not_a_crash(member):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    members = {".manifest": MANIFEST, "aigre/t/x.rego": MODULE, member: deep}
+    with pytest.raises(BundleError, match="nested too deeply"):
+        read_bundle(tarball(list(members.items())), "b.tar.gz")
+
+
+def test_yaml_aliases_in_data_are_refused():
+    # nine lines of aliases can stand for a billion nodes that every engine would expand
+    bomb = b'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n'
+    members = [(".manifest", MANIFEST), ("aigre/t/x.rego", MODULE), ("aigre/t/data.yaml", bomb)]
+    with pytest.raises(BundleError, match=r"aigre/t/data\.yaml is not valid YAML .*an alias"):
+        read_bundle(tarball(members), "b.tar.gz")

@@ -10,9 +10,15 @@ from pathlib import Path
 from rich.console import Console
 
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError, parse_overrides
+from aigre_policy.cli.keys import add_signing_arguments, signer_from
 from aigre_policy.compiler import MANIFEST
 from aigre_policy.diagnostics import Severity, render
-from aigre_policy.rego.bundle import build_pack_bundle, read_bundle
+from aigre_policy.rego.bundle import (
+    Bundle,
+    BundleSignatureError,
+    build_pack_bundle,
+    read_bundle,
+)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -20,8 +26,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "build",
         help="compile a pack to an OPA bundle",
         description="Compile a pack to Rego and write an OPA bundle (a gzipped tarball with "
-        "the modules, data.json and .manifest). The same sources give the same bytes. "
-        "Exit 1 if the pack does not compile, 2 on misuse.",
+        "the modules, data.json and .manifest; with --signing-key, .signatures.json as OPA "
+        "signs bundles). The same sources give the same bytes. "
+        "Exit 1 if the pack does not compile, 2 on misuse or a key that cannot sign.",
     )
     parser.add_argument("pack", help="the pack directory")
     parser.add_argument(
@@ -37,6 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="ENVELOPE.NAME=VALUE",
         help="override an envelope value in the bundle's data (repeatable)",
     )
+    add_signing_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -45,7 +53,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     pack = Path(args.pack)
     if not (pack / MANIFEST).is_file():
         raise UsageError(f"no pack at {pack} (no {MANIFEST})")
-    built = build_pack_bundle(pack, overrides)
+    signer = signer_from(args)
+    try:
+        built = build_pack_bundle(pack, overrides, signer)
+    except BundleSignatureError as exc:
+        raise UsageError(f"cannot sign the bundle: {exc}") from None
     for diagnostic in built.diagnostics:
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
         console.print(
@@ -62,14 +74,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURES
     output = Path(args.output)
     _write_atomically(output, built.archive)
-    bundle = read_bundle(built.archive, str(output))
+    # read back, and with the signer's public half: what is deployed verifies
+    if signer is None:
+        bundle = read_bundle(built.archive, str(output))
+    else:
+        verifier = signer.key.verifier()
+        bundle = read_bundle(built.archive, str(output), verifier, signer.signed_scope)
+    signed = f", signed {signer.key.algorithm} (kid {signer.key.key_id!r})" if signer else ""
     console.print(
-        f"[green]built[/green] {output}: {built.pack.name} {built.pack.version}, "
-        f"{len(bundle.modules)} modules, revision {bundle.revision}",
+        f"[green]built[/green] {output}: {_named(bundle)}, "
+        f"{len(bundle.modules)} modules, revision {bundle.revision}{signed}",
         highlight=False,
         soft_wrap=True,
     )
     return 0
+
+
+def _named(bundle: Bundle) -> str:
+    pack = bundle.metadata.get("pack", {})
+    return f"{pack.get('name', '?')} {pack.get('version', '?')}"
 
 
 def _write_atomically(target: Path, content: bytes) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -16,10 +17,12 @@ from aigre_policy.cli.common import (
     parse_overrides,
     read_eval_input,
 )
+from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.attach import rego_program, render_modules
+from aigre_policy.rego.bundle import BundleError
 from aigre_policy.rego.engine import engine_names, register_engine
 from aigre_policy.rego.opa_server import (  # importing it registers the `opa` engine
     DEFAULT_TIMEOUT,
@@ -38,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "Exit code: 0 allow, 3 escalate, 4 require_approval, 5 deny, 6 failed closed "
         "(invalid input or engine fault), 2 misuse or a pack that does not compile.",
     )
-    parser.add_argument("pack", help="the pack directory")
+    parser.add_argument("pack", help="the pack directory, or a bundle built from it (.tar.gz)")
     parser.add_argument(
         "--action",
         help="action file (JSON or YAML; a case file with "
@@ -61,9 +64,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engine",
         choices=engine_names(),
-        default="native",
-        help="native: generated Python; rego: the pack compiled to Rego, run with regopy",
+        help="native: generated Python (the default for a pack directory); rego: the pack "
+        "compiled to Rego, run with regopy (the default for a bundle)",
     )
+    add_verification_arguments(parser)
     opa = parser.add_argument_group("OPA server (--engine opa)")
     opa.add_argument("--opa-url", metavar="URL", help=f"the OPA server (default {DEFAULT_URL})")
     opa.add_argument(
@@ -112,8 +116,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     opa = _opa_options(args)
     if opa is not None:
         register_engine("opa", opa_engine(opa))
+    key = verification_from(args)
+    if key is not None and not Path(args.pack).is_file():
+        raise UsageError("--verification-key applies to a bundle, not a pack directory")
     try:
-        pack = load_pack(args.pack, overrides, engine=args.engine)
+        pack = load_pack(
+            args.pack, overrides, engine=args.engine, verification_key=key, scope=args.scope
+        )
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
     except CompileError as exc:
         errors = Console(stderr=True, soft_wrap=True)  # stdout stays for verdicts and --emit
         errors.print(exc.report(), style="red", markup=False, highlight=False)
@@ -123,6 +134,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_USAGE
     if args.emit == "python":
+        if not hasattr(pack, "python_source"):
+            raise UsageError(f"{args.pack} is a bundle: it holds Rego, not the generated Python")
         sys.stdout.write(pack.python_source)
         return 0
     if args.emit == "rego":

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError
+from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.rego.bundle import Bundle, BundleError, read_bundle
 
 
@@ -20,15 +21,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "inspect",
         help="list what an OPA bundle holds",
         description="Read a bundle (.tar.gz), check the layout rules OPA enforces, and list its "
-        "manifest, modules, data roots and entrypoint. Exit 1 if the file is not a valid "
-        "bundle, 2 if it cannot be read.",
+        "manifest, modules, data roots and entrypoint; with --verification-key, verify its "
+        "signature first. Exit 1 if the file is not a valid bundle or its signature does not "
+        "verify, 2 if it or the key cannot be read.",
     )
     parser.add_argument("bundle", help="the bundle file")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_verification_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    key = verification_from(args)
     path = Path(args.bundle)
     try:
         blob = path.read_bytes()
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        bundle = read_bundle(blob, str(path))
+        bundle = read_bundle(blob, str(path), key, args.scope)
     except BundleError as exc:
         message = Text.assemble(("error:", "red"), f" {exc}")
         Console(stderr=True).print(message, highlight=False, soft_wrap=True)
@@ -63,7 +67,15 @@ def describe(bundle: Bundle, file: str) -> dict[str, Any]:
             for value in [bundle.data_at(root)]
         ],
         "files": [{"path": path, "size": size} for path, size in bundle.files],
+        "signature": signature_summary(bundle),
     }
+
+
+def signature_summary(bundle: Bundle) -> dict[str, Any] | None:
+    """``None`` for an unsigned bundle; ``verified`` false when no key was given."""
+    if bundle.signature is not None:
+        return bundle.signature.to_dict()
+    return {"verified": False} if bundle.signed else None
 
 
 def show(console: Console, summary: dict[str, Any]) -> None:
@@ -87,6 +99,7 @@ def show(console: Console, summary: dict[str, Any]) -> None:
     if "content_digest" in meta:
         rows.append(("content", meta["content_digest"]))
     rows.append(("entrypoint", summary["entrypoint"] or "(not recorded)"))
+    rows.append(("signature", _signature_line(summary["signature"])))
     for label, value in rows:
         # digests stay on one line, whatever the console width
         console.print(Text.assemble((f"{label:<14}", "bold"), value), soft_wrap=True)
@@ -104,6 +117,18 @@ def show(console: Console, summary: dict[str, Any]) -> None:
         "data",
         ("root", "keys"),
         [(d["root"] or "(top)", ", ".join(d["keys"])) for d in summary["data_roots"]],
+    )
+
+
+def _signature_line(signature: dict[str, Any] | None) -> str:
+    if signature is None:
+        return "none"
+    if not signature["verified"]:
+        return "present, not verified (give --verification-key)"
+    scope = f", scope {signature['scope']!r}" if signature["scope"] else ""
+    return (
+        f"verified: {signature['algorithm']}, kid {signature['key_id']!r}{scope}, "
+        f"{len(signature['files'])} files"
     )
 
 

@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,12 @@ from rich.table import Table
 from rich.text import Text
 
 from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError, find_packs
+from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import STYLES
 from aigre_policy.diagnostics import CompileError, Severity, SourceText, render
 from aigre_policy.pack import Pack, load_pack
+from aigre_policy.rego.bundle import BundleError
+from aigre_policy.rego.bundle_pack import BundlePack, source_data
 from aigre_policy.report import FORMATS
 from aigre_policy.report.tests import run_report
 from aigre_policy.testing.cases import TestCase, load_cases
@@ -216,7 +219,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--require-bright-lines), 2 a pack that does not compile, a malformed test file, "
         "or misuse.",
     )
-    parser.add_argument("packs", nargs="+", help="pack directories, or directories of packs")
+    parser.add_argument(
+        "packs",
+        nargs="+",
+        help="pack directories, or directories of packs; or one built bundle (.tar.gz) with "
+        "--tests naming the pack directory whose tests it must pass",
+    )
+    parser.add_argument(
+        "--tests",
+        metavar="DIR",
+        help="with a bundle: the pack directory whose tests to run against the bundle",
+    )
     parser.add_argument(
         "-k",
         dest="keywords",
@@ -233,17 +246,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engine",
         choices=ENGINES,
-        default="native",
         help="evaluate the tests with the generated Python (native, the default) or with the "
-        "pack compiled to Rego and run in process by regopy (rego)",
+        "pack compiled to Rego and run in process by regopy (rego, the default for a bundle)",
     )
     for section in SECTIONS:
         section.add_arguments(parser)
+    add_verification_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    if args.engine != "native" and args.mutate:
+    if any(Path(p).is_file() for p in args.packs):
+        return run_bundle(args, console)
+    if args.tests or args.verification_key or args.signing_alg or args.scope:
+        given = "--tests" if args.tests else "--verification-key, --signing-alg and --scope"
+        raise UsageError(f"{given} apply to a bundle, not a pack directory")
+    if args.engine not in (None, "native") and args.mutate:
         _stderr(console).print(
             "[red]error:[/red] --mutate plants its faults in the native evaluator; "
             "run it with --engine native",
@@ -299,14 +317,92 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0 if all(r.ok for r in runs) else EXIT_FAILURES
 
 
-def run_pack(pack: Pack, cases: list[TestCase], args: argparse.Namespace) -> PackRun:
+class _BundleEvaluator(PackEvaluator):
+    """A case's envelope overrides on a bundle: the source compiled with them gives the
+    data, which the bundle's modules then run on."""
+
+    def __init__(self, bundle: BundlePack, source: Path):
+        super().__init__(bundle)  # type: ignore[arg-type]  # evaluates as a Pack does
+        self._bundle = bundle
+        self._source = source
+
+    def pack_for(self, overrides: Any) -> Any:
+        if not overrides:
+            return self._bundle
+        key = json.dumps(overrides, sort_keys=True, default=str)
+        if key not in self._packs:
+            data = source_data(self._source, overrides)
+            self._packs[key] = self._bundle.with_data(data)  # type: ignore[assignment]
+        return self._packs[key]
+
+
+def run_bundle(args: argparse.Namespace, console: Console) -> int:
+    """``test BUNDLE --tests DIR``: the tests of the pack at DIR, judged by the bundle."""
+    if len(args.packs) != 1 or not args.tests:
+        raise UsageError("a bundle holds no tests: run `test BUNDLE --tests PACK_DIR`")
+    if not Path(args.tests).is_dir():
+        raise UsageError(f"--tests {args.tests}: not a pack directory")
+    needs_source = [
+        flag
+        for flag, on in (
+            ("--coverage", args.coverage),
+            ("--require-bright-lines", args.require_bright_lines),
+            ("--mutate", args.mutate),
+            (f"--format {args.format}", args.format in ("sarif", "github")),
+        )
+        if on
+    ]
+    if needs_source:
+        raise UsageError(f"{needs_source[0]} needs the pack directory, not a bundle")
+    key = verification_from(args)
+    try:
+        bundle = load_pack(
+            args.packs[0], engine=args.engine, verification_key=key, scope=args.scope
+        )
+        source = load_pack(args.tests)
+    except BundleError as exc:
+        raise UsageError(str(exc)) from None
+    except CompileError as exc:
+        _stderr(console).print(exc.report(), style="red", markup=False, highlight=False)
+        _stderr(console).print(f"[red]error:[/red] {args.tests} does not compile", highlight=False)
+        return EXIT_USAGE
+    cases, diagnostics = load_cases(source)
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        raise UsageError(
+            f"the tests of {args.tests} do not load; run `aigre-policy test {args.tests}`"
+        )
+    if source.digest != bundle.digest:
+        _stderr(console).print(
+            f"warning: {args.packs[0]} was built from another version of {args.tests} "
+            f"({bundle.digest[:19]}, the directory is {source.digest[:19]})",
+            highlight=False,
+        )
+    evaluate = _BundleEvaluator(bundle, Path(args.tests))
+    with _output(args, console) as out:
+        pack_run = run_pack(bundle, cases, args, sections=(), evaluate=evaluate)
+        if args.format == "text":
+            show_suite(out, pack_run.suite, args.verbose)
+        elif args.format == "json":
+            out.file.write(to_json([pack_run]))
+        else:
+            out.file.write(to_junit([pack_run]))
+    return 0 if pack_run.ok else EXIT_FAILURES
+
+
+def run_pack(
+    pack: Any,
+    cases: list[TestCase],
+    args: argparse.Namespace,
+    sections: Sequence[Section] | None = None,
+    evaluate: PackEvaluator | None = None,
+) -> PackRun:
     """Run the tests ``args`` select (``-k``, ``-x``), then every section its flags enable."""
     chosen = [case for case in cases if Filter(tuple(args.keywords or ()))(case)]
-    evaluate = pack_evaluator(pack)
+    evaluate = evaluate or pack_evaluator(pack)
     suite = run_suite(pack, chosen, evaluate=evaluate, fail_fast=args.fail_fast)
     pack_run = PackRun(suite)
     context = Context(args, pack, chosen, suite, evaluate)
-    for section in SECTIONS:
+    for section in SECTIONS if sections is None else sections:
         result = section.run(context)
         if result is not None:
             pack_run.sections.append(result)

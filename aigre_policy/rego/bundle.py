@@ -9,6 +9,8 @@ value sits under a root) so a bundle that passes here loads in OPA unchanged.
 
 Writing is reproducible byte for byte: members in a fixed order, fixed
 mtime/uid/gid/owner names/modes, and a gzip header without a file name or time.
+A bundle may be signed (``.signatures.json``, see ``rego.signing``); the reader
+verifies it when given a key.
 """
 
 from __future__ import annotations
@@ -29,6 +31,14 @@ import yaml
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic, SourceText
+from aigre_policy.rego.signing import (
+    SIGNATURES_FILE,
+    BundleKey,
+    BundleSigner,
+    SignatureError,
+    Verified,
+    verify,
+)
 from aigre_policy.verdict import canonical_json
 
 MANIFEST_FILE = ".manifest"
@@ -42,6 +52,10 @@ _FILE_MODE = 0o644
 
 class BundleError(Exception):
     """A file that is not a well-formed OPA bundle; the message says what is wrong."""
+
+
+class BundleSignatureError(BundleError):
+    """A bundle whose signature is missing, unexpected or does not verify."""
 
 
 class RegoProgramLike(Protocol):
@@ -87,6 +101,8 @@ class Bundle:
     modules: tuple[BundleModule, ...]
     data: dict[str, Any]
     files: tuple[tuple[str, int], ...] = field(default=())  # (member, size), archive order
+    signed: bool = False  # holds .signatures.json
+    signature: Verified | None = None  # what the signature says, when it was verified
 
     @property
     def revision(self) -> str:
@@ -283,11 +299,15 @@ def bundle_manifest(
 
 
 def bundle_members(
-    program: RegoProgramLike, pack: PackIdentity, compiler_version: str
+    program: RegoProgramLike,
+    pack: PackIdentity,
+    compiler_version: str,
+    signer: BundleSigner | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The bundle's files in archive order: ``.manifest``, ``data.json``, modules by path.
+    """The bundle's files in archive order: ``.manifest``, ``.signatures.json`` when signed,
+    ``data.json``, modules by path.
 
-    Raises ``BundleError`` if the program breaks a rule OPA enforces.
+    Raises ``BundleError`` if the program breaks a rule OPA enforces or cannot be signed.
     """
     modules = {_member_name(path): source for path, source in program.modules.items()}
     if not modules:
@@ -304,14 +324,25 @@ def bundle_members(
         (DATA_FILE, _json_bytes(program.data)),
     ]
     members += [(path, modules[path].encode("utf-8")) for path in sorted(modules)]
+    if signer is not None:
+        try:
+            members.insert(1, (SIGNATURES_FILE, signer.signatures_file(members)))
+        except SignatureError as exc:
+            raise BundleSignatureError(str(exc)) from None
     return members
 
 
-def write_bundle(program: RegoProgramLike, pack: PackIdentity, compiler_version: str) -> bytes:
-    """The gzipped tarball, identical bytes for identical inputs."""
+def write_bundle(
+    program: RegoProgramLike,
+    pack: PackIdentity,
+    compiler_version: str,
+    signer: BundleSigner | None = None,
+) -> bytes:
+    """The gzipped tarball, identical bytes for identical inputs (and a deterministic
+    signature algorithm: RS256, EdDSA and HS256 are; ECDSA and RSA-PSS are not)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in bundle_members(program, pack, compiler_version):
+        for name, content in bundle_members(program, pack, compiler_version, signer):
             info = tarfile.TarInfo(name)
             info.size = len(content)
             info.mtime = 0
@@ -360,10 +391,13 @@ class PackBuild:
 
 
 def build_pack_bundle(
-    path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None
+    path: str | Path,
+    envelopes: dict[str, dict[str, Any]] | None = None,
+    signer: BundleSigner | None = None,
 ) -> PackBuild:
-    """Compile the pack at ``path`` for the Rego target and write its bundle; never raises for
-    a bad pack: a pack that does not compile, or not to Rego, comes back with its diagnostics."""
+    """Compile the pack at ``path`` for the Rego target and write its bundle, signed with
+    ``signer`` if given; never raises for a bad pack: a pack that does not compile, or not to
+    Rego, comes back with its diagnostics. ``BundleSignatureError`` if it cannot be signed."""
     from aigre_policy import __version__
     from aigre_policy.rego.emit import emit_rego
 
@@ -377,7 +411,9 @@ def build_pack_bundle(
     if not program.ok:
         return PackBuild(None, diagnostics, report.sources, program, identity)
     try:
-        archive = write_bundle(program, identity, __version__)
+        archive = write_bundle(program, identity, __version__, signer)
+    except BundleSignatureError:
+        raise
     except BundleError as exc:
         problem = f"the Rego program breaks OPA's bundle rules: {exc}"
         return PackBuild(None, diagnostics, report.sources, program, identity, problem)
@@ -387,14 +423,39 @@ def build_pack_bundle(
 # ---------------------------------------------------------------------------- reading
 
 
-def read_bundle(blob: bytes, name: str = "bundle") -> Bundle:
-    """Parse and check a bundle; ``BundleError`` with a clear message for anything wrong."""
+def read_bundle(
+    blob: bytes,
+    name: str = "bundle",
+    verification_key: BundleKey | None = None,
+    scope: str = "",
+) -> Bundle:
+    """Parse and check a bundle; ``BundleError`` with a clear message for anything wrong.
+
+    With ``verification_key`` the bundle must be signed and its signature must verify
+    (``BundleSignatureError`` otherwise) before anything else of it is read.
+    """
     tar_bytes = _gunzip(blob, name)
     try:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
             files = _regular_files(archive, name)
     except tarfile.TarError as exc:
         raise BundleError(f"{name}: not a tar archive inside the gzip stream ({exc})") from None
+    signed = any(path == SIGNATURES_FILE for path, _ in files)
+    verified = None
+    if verification_key is not None:
+        try:
+            verified = verify(files, verification_key, scope)
+        except SignatureError as exc:
+            raise BundleSignatureError(f"{name}: {exc}") from None
+    try:
+        return _parse_members(files, signed, verified, name)
+    except RecursionError:  # a document nested past what the parsers can walk
+        raise BundleError(f"{name}: a document in the bundle is nested too deeply") from None
+
+
+def _parse_members(
+    files: list[tuple[str, bytes]], signed: bool, verified: Verified | None, name: str
+) -> Bundle:
     manifest: dict[str, Any] | None = None
     modules: list[BundleModule] = []
     data: dict[str, Any] = {}
@@ -413,7 +474,8 @@ def read_bundle(blob: bytes, name: str = "bundle") -> Bundle:
     problems = layout_problems(manifest["roots"], packages, data)
     if problems:
         raise BundleError(f"{name}: " + "; ".join(problems))
-    return Bundle(manifest, tuple(modules), data, tuple((p, len(b)) for p, b in files))
+    sizes = tuple((p, len(b)) for p, b in files)
+    return Bundle(manifest, tuple(modules), data, sizes, signed, verified)
 
 
 def _regular_files(archive: tarfile.TarFile, name: str) -> list[tuple[str, bytes]]:
@@ -494,10 +556,21 @@ def _data(body: bytes, path: str, name: str) -> Any:
     try:
         if path.endswith(".json"):
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         kind = "JSON" if path.endswith(".json") else "YAML"
         raise BundleError(f"{name}: {path} is not valid {kind} ({exc})") from None
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few lines of aliases can stand for a document of
+    billions of nodes, which every engine handed the data would have to expand."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "an alias (*name) in bundle data", mark)
+        return super().compose_node(parent, index)
 
 
 def _insert(
