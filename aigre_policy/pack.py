@@ -13,8 +13,6 @@ from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict
 
-RESTRICTIVE = ("deny", "require_approval", "escalate")
-
 
 class EvaluationError(Exception):
     """Raised in strict mode instead of a fail-closed verdict."""
@@ -63,7 +61,6 @@ class Pack:
         self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
-        self._needs_usage = bool(compiled.program.usages)
 
     @property
     def python_source(self) -> str:
