@@ -58,6 +58,27 @@ def input_digest(document: Any) -> str:
         return digest(f"<{type(document).__name__} without a JSON form>")
 
 
+def rule_fault(
+    rule_id: str,
+    location: dict[str, Any],
+    span: dict[str, Any] | None,
+    cause: BaseException,
+) -> dict[str, Any]:
+    """The error record of a rule that failed at run time (``kind`` ``engine``).
+
+    ``location`` is where the rule is declared, ``span`` the expression that failed
+    (``None`` when unknown); both relative to the pack root, as fired records are.
+    """
+    where = f"{location['file']}:{location['line']}:{location['column']}"
+    message = f"rule {rule_id} ({where}) failed: {type(cause).__name__}: {cause}"
+    record: dict[str, Any] = {"kind": "engine", "path": "", "message": message}
+    record.update(rule=rule_id, location=location)
+    if span is not None:
+        record["message"] += f", in {span['file']}:{span['line']}:{span['column']}"
+        record["span"] = span
+    return record
+
+
 @dataclass(frozen=True, slots=True)
 class RuleCard:
     """The parts of a fired-rule record that do not depend on the input, built once per pack."""
