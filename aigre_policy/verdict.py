@@ -165,6 +165,11 @@ class Verdict:
         "decision",
         "elapsed_us",
     )
+    # made on first read (annotations only: the slots above hold them)
+    _decision_id: str
+    _input_digest: str
+    _fired: list[dict[str, Any]]
+    _warnings: list[dict[str, Any]]
 
     def __init__(
         self,
@@ -283,7 +288,8 @@ class Verdict:
             return self._escalate_to
 
     def _render(self) -> None:
-        fired, warnings = [], []
+        fired: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
         for evidence in self._evidence:
             card = self._issuer.cards[evidence[0]]
             (warnings if card.warn else fired).append(card.record(evidence))
