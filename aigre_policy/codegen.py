@@ -47,8 +47,6 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy.verdict import LATTICE
 
-INPUT_PARAMS = ("action", "context", "usage")
-
 
 @dataclass
 class EmittedModule:

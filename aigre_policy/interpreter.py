@@ -26,7 +26,9 @@ The semantics it spells out:
   fails: no NaN or infinity ever reaches a comparison.
 * ``and``/``or`` and ``any``/``all`` stop at the first operand or item that
   settles them, left to right.
-* Any failure propagates: the caller turns it into a fail-closed verdict.
+* Any failure propagates: the caller turns it into a fail-closed verdict. ``fired`` and
+  ``message`` raise it as a ``RuleFault`` naming the rule and the innermost expression that
+  failed; ``evaluate`` raises the failure itself.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Any
 
 from aigre_policy import ir
@@ -70,6 +73,20 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+class RuleFault(Exception):
+    """A rule failed at run time: which rule, the innermost expression that failed, the cause.
+
+    ``node`` is ``None`` when no expression of the rule was being evaluated. The
+    original exception is ``cause`` (and ``__cause__``).
+    """
+
+    def __init__(self, rule: ir.Rule, node: ir.Node | None, cause: Exception):
+        super().__init__(f"rule {rule.id} ({rule.span}): {type(cause).__name__}: {cause}")
+        self.rule = rule
+        self.node = node
+        self.cause = cause
+
+
 def fired(
     program: ir.Program,
     envelopes: Envelopes,
@@ -78,21 +95,67 @@ def fired(
     usage: Any,
     trace: Trace | None = None,
 ) -> list[int]:
-    """Indices of the rules whose condition holds, in pack order."""
+    """Indices of the rules whose condition holds, in pack order; ``RuleFault`` if one fails."""
     scope = _scope(action, context, usage)
-    return [
-        rule.index for rule in program.rules if evaluate(rule.condition, scope, envelopes, trace)
-    ]
+    return [rule.index for rule in program.rules if _holds(rule, scope, envelopes, trace)]
 
 
 def message(rule: ir.Rule, envelopes: Envelopes, action: Any, context: Any, usage: Any) -> str:
-    """What a fired rule says: its ``because`` text, else its title, else ``rule <id> fired``."""
+    """What a fired rule says: its ``because`` text, else its title, else ``rule <id> fired``.
+
+    ``RuleFault`` if a value it interpolates fails.
+    """
+    return _message(rule, _scope(action, context, usage), envelopes)
+
+
+def first_fault(
+    program: ir.Program, envelopes: Envelopes, action: Any, context: Any, usage: Any
+) -> RuleFault | None:
+    """The first rule, in pack order, whose condition or (when it holds) message fails.
+
+    The rules run one at a time, each condition then its message, as the unindexed
+    evaluator runs them; ``None`` when every rule evaluates.
+    """
     scope = _scope(action, context, usage)
-    text = "".join(
-        part if isinstance(part, str) else fmt(evaluate(part, scope, envelopes))
-        for part in rule.message
-    )
+    try:
+        for rule in program.rules:
+            if _holds(rule, scope, envelopes, None):
+                _message(rule, scope, envelopes)
+    except RuleFault as fault:
+        return fault
+    return None
+
+
+def _holds(rule: ir.Rule, scope: Scope, envelopes: Envelopes, trace: Trace | None) -> bool:
+    try:
+        return bool(evaluate(rule.condition, scope, envelopes, trace))
+    except Exception as exc:
+        raise RuleFault(rule, _innermost(exc.__traceback__), exc) from exc
+
+
+def _message(rule: ir.Rule, scope: Scope, envelopes: Envelopes) -> str:
+    try:
+        text = "".join(
+            part if isinstance(part, str) else fmt(evaluate(part, scope, envelopes))
+            for part in rule.message
+        )
+    except Exception as exc:
+        raise RuleFault(rule, _innermost(exc.__traceback__), exc) from exc
     return text or rule.title or f"rule {rule.id} fired"
+
+
+def _innermost(traceback: TracebackType | None) -> ir.Node | None:
+    """The deepest node ``_value`` was evaluating when the failure passed through it.
+
+    Read from the traceback's frames, so evaluation itself pays nothing for it.
+    """
+    node = None
+    while traceback is not None:
+        frame = traceback.tb_frame
+        if frame.f_code is _value.__code__:
+            node = frame.f_locals.get("node", node)
+        traceback = traceback.tb_next
+    return node
 
 
 def _scope(action: Any, context: Any, usage: Any) -> dict[str, Any]:

@@ -7,13 +7,11 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from aigre_policy import ir
+from aigre_policy import interpreter, ir
 from aigre_policy.compiler import CompiledPack, compile_pack
-from aigre_policy.diagnostics import CompileError, Diagnostic, Severity
+from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
 from aigre_policy.plain import NotPlain, as_plain
-from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict
-
-RESTRICTIVE = ("deny", "require_approval", "escalate")
+from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict, rule_fault
 
 
 class EvaluationError(Exception):
@@ -63,7 +61,6 @@ class Pack:
         self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
-        self._needs_usage = bool(compiled.program.usages)
 
     @property
     def python_source(self) -> str:
@@ -123,8 +120,31 @@ class Pack:
                 verdict = self._handwritten(verdict, document)
             return verdict
         except Exception as exc:
-            problem = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
+            problem = self._fault(exc, action, context, usage)
             return self._failed(document, [problem], started, strict, "evaluation failed")
+
+    def _fault(self, exc: Exception, action: Any, context: Any, usage: Any) -> dict[str, Any]:
+        """The error record of a fault in evaluation, naming the rule it arose in when one did.
+
+        The evaluator has no handler per rule: that would cost on every decision. The
+        pack is pure, so on this slow path the reference interpreter runs the rules again,
+        one at a time in pack order, and the first that fails is named, with the
+        expression that failed. A fault no rule reproduces (a hand-written Rego module,
+        an engine's own limit) keeps the engine's message alone.
+        """
+        plain = {"kind": "engine", "path": "", "message": f"{type(exc).__name__}: {exc}"}
+        try:
+            fault = interpreter.first_fault(self.program, self.envelopes, action, context, usage)
+        except Exception:  # locating is best effort: the verdict fails closed either way
+            return plain
+        if fault is None:
+            return plain
+        card = self._cards[fault.rule.index]
+        node = fault.node
+        span = None
+        if node is not None and node.span != NO_SPAN:
+            span = {**node.span.to_dict(), "file": _relative(node.span.file, self.root)}
+        return rule_fault(card.template["id"], {**card.location}, span, fault.cause)
 
     def _failed(
         self,
@@ -145,7 +165,12 @@ class Pack:
             approvers=[*self._fail_closed_approvers],
         )
         if strict:
-            detail = "; ".join(f"{p['path'] or '<input>'}: {p['message']}" for p in problems[:5])
+            detail = "; ".join(
+                p["message"]
+                if p["kind"] == "engine"
+                else f"{p['path'] or '<input>'}: {p['message']}"
+                for p in problems[:5]
+            )
             raise EvaluationError(f"{summary}: {detail}", verdict)
         return verdict
 
@@ -189,8 +214,7 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path, explain: Any = N
         message=rule.title or f"rule {rule.id} fired",
     )
     location = rule.location
-    with contextlib.suppress(ValueError):  # a file outside the pack root keeps its path
-        location["file"] = Path(location["file"]).relative_to(root).as_posix()
+    location["file"] = _relative(location["file"], root)
     return RuleCard(
         template=template,
         tags=tuple(rule.tags),
@@ -207,6 +231,13 @@ def _card(rule: ir.Rule, bindings: tuple[str, ...], root: Path, explain: Any = N
         message_parts=tuple(part if isinstance(part, str) else None for part in rule.message),
         explain=explain,
     )
+
+
+def _relative(file: str, root: Path) -> str:
+    """A source file's path relative to the pack root; one outside the root keeps its path."""
+    with contextlib.suppress(ValueError):
+        return Path(file).relative_to(root).as_posix()
+    return file
 
 
 def _fail_closed_approvers(manifest: Any, rules: tuple[ir.Rule, ...]) -> list[str]:

@@ -229,7 +229,6 @@ EXPORTED: dict[str, Any] = {
     "_rem": remainder,
     "_div": divide,
     "_fin": finite,
-    "_fmt": fmt,
     "_dflt": default,
     "_any": any,
     "_all": all,

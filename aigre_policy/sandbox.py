@@ -1,8 +1,10 @@
 """Loads generated evaluator source only after proving it uses nothing but the runtime.
 
-The check is an allowlist over Python's own AST: the node kinds the code
-generator emits, names it generates or the runtime exports, and a few method
-names. Anything else, however it got there, stops the load.
+The check is an allowlist over Python's own AST, cut to what the code generator
+(``codegen``) emits and nothing more: its node kinds, the names it generates or the
+runtime exports, the functions it defines and their parameters, the names it
+assigns, and the few methods it calls, each on the receiver it calls it on.
+Anything else, however it got there, stops the load.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from aigre_policy.runtime import EXPORTED
 
 _ALLOWED_NODES = (
     ast.Module,
-    ast.FunctionDef,
+    ast.FunctionDef,  # evaluate, explain_N, when_N
     ast.arguments,
     ast.arg,
     ast.Return,
     ast.Assign,
-    ast.Expr,
+    ast.Expr,  # docstrings, fired.sort(), _unheld(N)
     ast.If,
     ast.Name,
     ast.Load,
     ast.Store,
     ast.Constant,
-    ast.Subscript,
+    ast.Subscript,  # action['kind']: a field read
     ast.Compare,
     ast.BoolOp,
     ast.And,
@@ -34,7 +36,7 @@ _ALLOWED_NODES = (
     ast.UnaryOp,
     ast.Not,
     ast.USub,
-    ast.BinOp,
+    ast.BinOp,  # + - * only: / and % are runtime calls
     ast.Add,
     ast.Sub,
     ast.Mult,
@@ -42,11 +44,10 @@ _ALLOWED_NODES = (
     ast.Attribute,
     ast.List,
     ast.Tuple,
-    ast.Dict,
-    ast.GeneratorExp,
+    ast.Dict,  # I0 = {value: when_N, ...}, an index table
+    ast.GeneratorExp,  # any/all over an input list
     ast.comprehension,
-    ast.IfExp,
-    ast.NamedExpr,
+    ast.IfExp,  # a schema default or a constant fallback
     ast.Eq,
     ast.NotEq,
     ast.Lt,
@@ -55,24 +56,24 @@ _ALLOWED_NODES = (
     ast.GtE,
     ast.In,
     ast.NotIn,
-    ast.Is,
+    ast.Is,  # `is None`: absent
     ast.IsNot,
 )
-_ATTRIBUTES = {"append", "compare", "member", "get", "join", "sort"}
-# x locals, v quantifier items, E envelope values, I index tables, and the functions
-_GENERATED = re.compile(r"(?:[xvdEI][0-9]+|explain_[0-9]+|when_[0-9]+)")
-_FIXED = {
-    "evaluate",
-    "action",
-    "context",
-    "usage",
-    "ev",
-    "fired",
-    "held",
-    "reads",
-    "on",
-    "rank",
+# method -> the names it is called on (None: any value, as `get` reads optional fields)
+_METHODS: dict[str, frozenset[str] | None] = {
+    "append": frozenset({"fired"}),
+    "sort": frozenset({"fired"}),
+    "compare": frozenset({"ev"}),
+    "member": frozenset({"ev"}),
+    "get": None,
 }
+# x locals, v quantifier items, E envelope values, I index tables, and the functions
+_GENERATED = re.compile(r"(?:[xvEI][0-9]+|explain_[0-9]+|when_[0-9]+)")
+_FUNCTION = re.compile(r"(?:evaluate|explain_[0-9]+|when_[0-9]+)")
+_PARAMETER = re.compile(r"(?:action|context|usage|fired|rank|x[0-9]+)")  # evaluate, when_N
+_ASSIGNED = re.compile(r"[xvI][0-9]+")  # generated names code may bind (E are bindings)
+_LOCALS = {"fired", "rank", "ev", "held", "on"}  # the fixed names the functions assign
+_FIXED = {"action", "context", "usage"} | _LOCALS
 
 
 class UnsafeCode(Exception):
@@ -80,30 +81,59 @@ class UnsafeCode(Exception):
 
 
 def verify(source: str) -> ast.Module:
+    """The parsed ``source``; ``UnsafeCode`` at the first node outside the allowlist."""
     tree = ast.parse(source)
     allowed_names = _FIXED | set(EXPORTED)
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise UnsafeCode(f"{type(node).__name__} at line {getattr(node, 'lineno', '?')}")
-        if isinstance(node, ast.Name) and not (
-            node.id in allowed_names or _GENERATED.fullmatch(node.id)
-        ):
-            raise UnsafeCode(f"name {node.id!r} at line {node.lineno}")
-        if isinstance(node, ast.FunctionDef) and not (
-            node.name == "evaluate" or _GENERATED.fullmatch(node.name)
-        ):
-            raise UnsafeCode(f"function {node.name!r}")
-        if isinstance(node, ast.FunctionDef) and (node.decorator_list or node.returns):
-            raise UnsafeCode(f"decorated function {node.name!r}")
-        if isinstance(node, ast.arg) and not (node.arg in _FIXED or _GENERATED.fullmatch(node.arg)):
+        if isinstance(node, ast.Name):
+            _check_name(node, allowed_names)
+        elif isinstance(node, ast.FunctionDef):
+            _check_function(node)
+        elif isinstance(node, ast.arg) and not _PARAMETER.fullmatch(node.arg):
             raise UnsafeCode(f"parameter {node.arg!r}")
-        if isinstance(node, ast.Attribute) and node.attr not in _ATTRIBUTES:
-            raise UnsafeCode(f"attribute {node.attr!r} at line {node.lineno}")
-        if isinstance(node, ast.Constant) and not isinstance(
+        elif isinstance(node, ast.Attribute):
+            _check_method(node)
+        elif isinstance(node, ast.Constant) and not isinstance(
             node.value, str | int | float | bool | type(None)
         ):
             raise UnsafeCode(f"constant of type {type(node.value).__name__}")
     return tree
+
+
+def _check_name(node: ast.Name, allowed: set[str]) -> None:
+    if not (_GENERATED.fullmatch(node.id) or node.id in allowed):
+        raise UnsafeCode(f"name {node.id!r} at line {node.lineno}")
+    if isinstance(node.ctx, ast.Store) and not (_ASSIGNED.fullmatch(node.id) or node.id in _LOCALS):
+        raise UnsafeCode(f"assignment to {node.id!r} at line {node.lineno}")
+
+
+def _check_function(node: ast.FunctionDef) -> None:
+    if not _FUNCTION.fullmatch(node.name):
+        raise UnsafeCode(f"function {node.name!r}")
+    if node.decorator_list or node.returns or getattr(node, "type_params", None):
+        raise UnsafeCode(f"decorated function {node.name!r}")
+    arguments = node.args
+    if (
+        arguments.vararg
+        or arguments.kwarg
+        or arguments.kwonlyargs
+        or arguments.posonlyargs
+        or arguments.defaults
+        or arguments.kw_defaults
+    ):
+        raise UnsafeCode(f"parameters of {node.name!r} beyond plain names")
+
+
+def _check_method(node: ast.Attribute) -> None:
+    if node.attr not in _METHODS or not isinstance(node.ctx, ast.Load):
+        raise UnsafeCode(f"attribute {node.attr!r} at line {node.lineno}")
+    receivers = _METHODS[node.attr]
+    if receivers is not None and not (
+        isinstance(node.value, ast.Name) and node.value.id in receivers
+    ):
+        raise UnsafeCode(f"attribute {node.attr!r} on this value at line {node.lineno}")
 
 
 def load(source: str, filename: str, bindings: dict[str, Any]) -> dict[str, Any]:

@@ -468,7 +468,7 @@ class ExprChecker:
                 return None
             local = False
         elif root in self.envelopes:
-            return self.envelope_ref(root, steps, base.span, expr.span)
+            return self.envelope_ref(root, steps, expr.span)
         else:
             names = [*INPUT_ROOTS, *self.envelopes, *scope.locals, *self.extra_roots]
             self.err(
@@ -532,7 +532,7 @@ class ExprChecker:
             return None
         return node, typ
 
-    def envelope_ref(self, root: str, steps: list[tuple[str, Span]], root_span: Span, span: Span):
+    def envelope_ref(self, root: str, steps: list[tuple[str, Span]], span: Span):
         envelope = self.envelopes[root]
         if len(steps) != 1:
             self.err(

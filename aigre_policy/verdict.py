@@ -58,6 +58,27 @@ def input_digest(document: Any) -> str:
         return digest(f"<{type(document).__name__} without a JSON form>")
 
 
+def rule_fault(
+    rule_id: str,
+    location: dict[str, Any],
+    span: dict[str, Any] | None,
+    cause: BaseException,
+) -> dict[str, Any]:
+    """The error record of a rule that failed at run time (``kind`` ``engine``).
+
+    ``location`` is where the rule is declared, ``span`` the expression that failed
+    (``None`` when unknown); both relative to the pack root, as fired records are.
+    """
+    where = f"{location['file']}:{location['line']}:{location['column']}"
+    message = f"rule {rule_id} ({where}) failed: {type(cause).__name__}: {cause}"
+    record: dict[str, Any] = {"kind": "engine", "path": "", "message": message}
+    record.update(rule=rule_id, location=location)
+    if span is not None:
+        record["message"] += f", in {span['file']}:{span['line']}:{span['column']}"
+        record["span"] = span
+    return record
+
+
 @dataclass(frozen=True, slots=True)
 class RuleCard:
     """The parts of a fired-rule record that do not depend on the input, built once per pack."""
@@ -144,6 +165,11 @@ class Verdict:
         "decision",
         "elapsed_us",
     )
+    # made on first read (annotations only: the slots above hold them)
+    _decision_id: str
+    _input_digest: str
+    _fired: list[dict[str, Any]]
+    _warnings: list[dict[str, Any]]
 
     def __init__(
         self,
@@ -262,7 +288,8 @@ class Verdict:
             return self._escalate_to
 
     def _render(self) -> None:
-        fired, warnings = [], []
+        fired: list[dict[str, Any]] = []
+        warnings: list[dict[str, Any]] = []
         for evidence in self._evidence:
             card = self._issuer.cards[evidence[0]]
             (warnings if card.warn else fired).append(card.record(evidence))

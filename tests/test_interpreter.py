@@ -693,10 +693,11 @@ def test_a_message_that_can_fail_is_explained_when_the_rule_holds(tmp_path: Path
 
 def test_division_by_zero_fails_closed_on_both_sides(every_construct: Pack) -> None:
     usage = {**USAGE, "n": 0}
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(interpreter.RuleFault) as caught:
         interpreter.fired(
             every_construct.program, every_construct.envelopes, ACTION, CONTEXT, usage
         )
+    assert isinstance(caught.value.cause, ZeroDivisionError)
     assert_agree(every_construct, ACTION, CONTEXT, usage)
     assert every_construct.evaluate(ACTION, CONTEXT, usage).fail_closed
 
@@ -759,8 +760,9 @@ def test_division_overflow_fails_closed_on_both_sides(tmp_path: Path, a: float, 
         """,
     )
     usage = {"a": a, "b": b}
-    with pytest.raises(ArithmeticError, match="not a finite number"):
+    with pytest.raises(interpreter.RuleFault, match="not a finite number") as caught:
         interpreter.fired(pack.program, pack.envelopes, ACTION, NOW, usage)
+    assert isinstance(caught.value.cause, ArithmeticError)
     assert_agree(pack, ACTION, NOW, usage)
     assert pack.evaluate(ACTION, NOW, usage).decision == "deny"
 
@@ -801,10 +803,14 @@ def test_remainder_by_zero_is_the_same_error_on_both_sides(tmp_path: Path) -> No
         rule odd { warn when 7 % usage.n == 1 }
         """,
     )
-    with pytest.raises(ZeroDivisionError, match="remainder by zero"):
+    with pytest.raises(interpreter.RuleFault, match="remainder by zero") as caught:
         interpreter.fired(pack.program, pack.envelopes, ACTION, NOW, {"n": 0})
+    assert isinstance(caught.value.cause, ZeroDivisionError)
     verdict = pack.evaluate(ACTION, NOW, {"n": 0})
-    assert verdict.errors[0]["message"] == "ZeroDivisionError: remainder by zero"
+    assert verdict.errors[0]["message"] == (
+        "rule odd (policies/main.aigre:3:6) failed: ZeroDivisionError: remainder by zero, "
+        "in policies/main.aigre:3:22"
+    )
 
 
 @pytest.mark.parametrize("now", ["2025-03-28T16:00:00z", "2025-03-28t16:00:00Z"])
@@ -1028,7 +1034,10 @@ def test_no_index_on_a_test_after_a_conjunct_that_can_raise(tmp_path: Path) -> N
     assert "if ((_div(x0, x1) > 1) and (x2 == 'scale')):" in pack.python_source
     verdict = pack.evaluate({**ACTION, "change": {"type": "code", "files": 0}}, NOW)
     assert verdict.fail_closed  # the chain meets the division by zero, whatever the kind
-    assert verdict.errors[0]["message"] == "ZeroDivisionError: division by zero"
+    assert verdict.errors[0]["rule"] == "r0"  # the first rule in pack order
+    assert verdict.errors[0]["message"].endswith(
+        "ZeroDivisionError: division by zero, in policies/main.aigre:1:21"
+    )
 
 
 def test_the_sandbox_admits_index_names_and_nothing_more() -> None:

@@ -36,7 +36,6 @@ from aigre_policy.gate.files import log_files
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.verdict import LATTICE
 
-DIRECTIONS = ("looser", "stricter")
 _DECISION_MARK = b'"kind":"decision"'  # entries are canonical JSON: a cheap pre-filter
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from aigre_policy.diagnostics import Severity
 
 CATEGORIES = ("bugs", "style", "testing", "performance", "safety")
-LEVELS = ("error", "warning", "off")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ __all__ = [
     "RuleVerdict",
     "Severity",
     "SourceLocation",
+    "SourceSpan",
     "VerdictDocument",
 ]
 
@@ -65,6 +66,16 @@ class SourceLocation(_Model):
     file: str = Field(description="Path of the source file, relative to the pack root.")
     line: int = Field(ge=1, description="1-based line in `file`.")
     column: int = Field(ge=1, description="1-based column in `file`.")
+
+
+class SourceSpan(_Model):
+    """A region of the pack's source: from `line`:`column` up to `end_line`:`end_column`."""
+
+    file: str = Field(description="Path of the source file, relative to the pack root.")
+    line: int = Field(ge=1, description="1-based line where the region starts.")
+    column: int = Field(ge=1, description="1-based column where the region starts.")
+    end_line: int = Field(ge=1, description="1-based line where the region ends.")
+    end_column: int = Field(ge=1, description="1-based column just past the region's end.")
 
 
 class Comparison(_Model):
@@ -126,6 +137,17 @@ class Problem(_Model):
         None,
         description="The JSON Schema keyword that failed (`required`, `enum`, ...); "
         "absent for engine errors.",
+    )
+    rule: str | None = Field(
+        None,
+        pattern=RULE_ID_PATTERN,
+        description="For an engine error raised inside a rule: the rule's id.",
+    )
+    location: SourceLocation | None = Field(
+        None, description="Where that rule is declared; present with `rule`."
+    )
+    span: SourceSpan | None = Field(
+        None, description="The expression of that rule that failed, when known."
     )
 
 

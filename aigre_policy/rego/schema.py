@@ -48,7 +48,6 @@ BOUNDS = {
     "minItems": ("<", "has fewer items than"),
     "maxItems": (">", "has more items than"),
 }
-SIZED = {"minLength": "string", "maxLength": "string", "minItems": "array", "maxItems": "array"}
 
 
 @dataclass(frozen=True)

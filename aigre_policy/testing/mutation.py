@@ -39,7 +39,6 @@ from aigre_policy.verdict import Verdict
 FLIPS = {"==": "!=", "!=": "==", "<": "<=", "<=": "<", ">": ">=", ">=": ">"}
 ORDERINGS = ("<", "<=", ">", ">=")
 WEAKER = {"deny": "require_approval", "require_approval": "escalate", "escalate": "warn"}
-OPERATORS = ("flip", "shift", "drop", "negate", "weaken")
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Mutant:
     """One planted fault: which rule, what changed and where in the source."""
 
     rule: str
-    operator: str  # one of OPERATORS
+    operator: str  # flip, shift, drop, negate or weaken
     change: str  # "`>` to `>=` in `action.cost.estimated_usd > cost.max_action_usd`"
     span: Span
     replacement: ir.Rule
