@@ -356,8 +356,9 @@ class _Emitter:
         else:  # `evaluate` saw every conjunct hold: each comparison was made and was true
             recorder, held = "", "True"
             records = "".join(f"{self.record(leaf)}, " for leaf in leaves[:_EVIDENCE_LIMIT])
-        # the values the message interpolates; the verdict formats them when it is read
-        parts = [self.expr(p, explain=True) for p in rule.message if not isinstance(p, str)]
+        # the values the message interpolates; the verdict formats them when it is read.
+        # Evaluated, not explained: a comparison in a message is a value, not evidence
+        parts = [self.expr(p, explain=False) for p in rule.message if not isinstance(p, str)]
         message = "(" + "".join(f"{part}, " for part in parts) + ")"
         reads = self.reads(rule.condition)
         values = "".join(f"{code}, " for _, code in reads)
