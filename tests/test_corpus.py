@@ -9,11 +9,13 @@ reference, the case is marked here, with the reason, not changed in the corpus.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aigre_policy import load_pack
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.testing import corpus
 
@@ -28,6 +30,7 @@ REGORUS_LOAD_GAPS = {
     r"could not find function lib\.": "lib.rego did not load (1024-column cap)",
     r"\bt\b.*(shadow|function)|conflicts with": "`some t in types` clashes with the function `t`",
     r"unsafe var": "`checks[pattern]` is an unsafe variable",
+    r"var `t` used before definition": "`some t in types` clashes with the function `t`",
 }
 
 # Known disagreements with the reference: (engine, case key) -> (reason, strict).
@@ -55,9 +58,7 @@ def _params() -> list[Any]:
         for number, given in enumerate(case.inputs):
             for engine in ENGINES:
                 marks = []
-                known = KNOWN.get((engine, case.key)) or KNOWN.get(
-                    (engine, f"{case.key}#{number}")
-                )
+                known = KNOWN.get((engine, case.key)) or KNOWN.get((engine, f"{case.key}#{number}"))
                 if known is not None:
                     reason, strict = known
                     marks.append(pytest.mark.xfail(reason=reason, strict=strict))
@@ -118,8 +119,7 @@ def test_target_diagnostics(case, pack_dirs):
     assert not corpus.compare_diagnostics(found, expected)
     if _errors(expected):  # the rego engine refuses the pack with the same codes
         with pytest.raises(CompileError) as refused:
-            corpus.ENGINES["rego"](root, case.inputs[0]) if case.inputs else None
-            corpus.load_pack(root, engine="rego")
+            load_pack(root, engine="rego")
         codes = {d.code for d in refused.value.diagnostics}
         assert codes == {d["code"] for d in _errors(expected)}
 
@@ -131,3 +131,104 @@ def _errors(diagnostics: Any) -> list[dict[str, Any]]:
 def test_every_input_expects_a_decision():
     assert CASES, "the corpus is empty"
     assert all(c.inputs or c.diagnostics is not None for c in CASES)
+
+
+# ---------------------------------------------------------------- what the corpus covers
+
+
+def _corpus_trees() -> list[Any]:
+    """The parse trees of every policy file in the corpus that parses."""
+    from lark.exceptions import LarkError
+
+    from aigre_policy.grammar import parser
+
+    trees = []
+    for case in CASES:
+        texts = list(case.pack.get("policies", {}).values())
+        if "policy" in case.pack:
+            texts.append(case.pack["policy"])
+        for text in texts:
+            try:
+                trees.append(parser().parse(textwrap.dedent(text), start="start"))
+            except LarkError:
+                continue  # an E001 case
+    return trees
+
+
+def test_every_grammar_construct_has_a_case():
+    """Each named production of grammar/aigre.lark, and each operator, verdict, decision,
+    aggregate, window and duration unit, appears in a pack of the corpus."""
+    from lark import Token
+
+    from aigre_policy.grammar import parser
+
+    productions = set()
+    for rule in parser().rules:
+        name = str(rule.alias or rule.origin.name)
+        if rule.alias or not (rule.options.expand1 or name.startswith("_")):
+            productions.add(name)
+    seen: set[str] = set()
+    tokens: dict[str, set[str]] = {}
+    for tree in _corpus_trees():
+        for node in tree.iter_subtrees():
+            seen.add(str(node.data))
+            for child in node.children:
+                if isinstance(child, Token):
+                    tokens.setdefault(child.type, set()).add(str(child))
+    assert productions - seen == set()
+    wanted = {
+        "COMPARE": {"==", "!=", "<", "<=", ">", ">="},
+        "ADD": {"+", "-"},
+        "MUL": {"*", "/", "%"},
+        "AGGREGATE": {"sum", "count", "max"},
+        "QUANTIFIER": {"any", "all"},
+        "DECISION": {"allow", "deny", "require_approval", "escalate"},
+    }
+    for kind, values in wanted.items():
+        assert values - tokens.get(kind, set()) == set(), kind
+    verdicts = {"VERDICT_DENY", "VERDICT_APPROVAL", "VERDICT_ESCALATE", "VERDICT_WARN"}
+    assert verdicts | {"VERDICT_PERMIT", "AT_LEAST"} <= set(tokens)
+    units = {re.sub(r"^[0-9.]+", "", d) for d in tokens.get("DURATION", set())}
+    assert {"ms", "s", "m", "h", "d", "w"} <= units
+    windows = {str(t) for t in tokens.get("NAME", set())} & {
+        "calendar_day",
+        "calendar_week",
+        "calendar_month",
+    }
+    assert len(windows) == 3
+
+
+def test_every_function_has_a_case():
+    from aigre_policy.typecheck import FUNCTIONS
+
+    called = set()
+    for tree in _corpus_trees():
+        for node in tree.find_data("call"):
+            called.add(str(node.children[0]))
+    messages = " ".join(
+        text
+        for c in CASES
+        for text in [c.pack.get("policy", ""), *c.pack.get("policies", {}).values()]
+    )
+    called |= {name for name in FUNCTIONS if re.search(rf"\b{name}\(", messages)}
+    assert set(FUNCTIONS) - called == set()
+
+
+# Codes raised by other tools than the compiler and checker: not corpus cases.
+NOT_COMPILER_CODES = {
+    "E701": "YAML table tests (aigre-policy test), tests/test_testing_runner.py",
+    "E702": "YAML table tests (aigre-policy test), tests/test_testing_runner.py",
+    "E703": "YAML table tests (aigre-policy test), tests/test_testing_runner.py",
+}
+
+
+def test_every_diagnostic_code_has_a_case():
+    """Every E/W code written in aigre_policy/ has a case that expects it, with a place."""
+    raised = set()
+    for source in (ROOT / "aigre_policy").rglob("*.py"):
+        raised |= set(re.findall(r"""["']([EW][0-9]{3})["']""", source.read_text("utf-8")))
+    expected = set()
+    for case in CASES:
+        expected |= {d["code"] for d in case.diagnostics or ()}
+        expected |= {d["code"] for found in case.target_diagnostics.values() for d in found}
+    assert raised - expected - set(NOT_COMPILER_CODES) == set()

@@ -29,7 +29,7 @@ import yaml
 
 from aigre_policy import interpreter, load_pack
 from aigre_policy.compiler import compile_pack
-from aigre_policy.diagnostics import CompileError, Diagnostic
+from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.verdict import LATTICE
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "case-file.schema.json"
@@ -90,9 +90,7 @@ def load_corpus(root: Path) -> list[Case]:
                 id=raw["id"],
                 pack=raw["pack"],
                 inputs=tuple(_merged_input(base, given) for given in raw.get("inputs", [])),
-                diagnostics=(
-                    tuple(raw["diagnostics"]) if "diagnostics" in raw else None
-                ),
+                diagnostics=(tuple(raw["diagnostics"]) if "diagnostics" in raw else None),
                 target_diagnostics={
                     target: tuple(found)
                     for target, found in raw.get("target_diagnostics", {}).items()
@@ -215,7 +213,10 @@ def compare_diagnostics(
 
 def outcome_of(verdict: Any) -> Outcome:
     """The compared part of a ``Verdict`` (or of a decision document, a dict)."""
-    get = verdict.get if isinstance(verdict, dict) else lambda k: getattr(verdict, k)
+
+    def get(key: str) -> Any:
+        return verdict.get(key) if isinstance(verdict, dict) else getattr(verdict, key)
+
     return Outcome(
         decision=get("decision"),
         fail_closed=bool(get("fail_closed")),
@@ -245,7 +246,9 @@ def compare(expect: dict[str, Any], got: Outcome) -> list[str]:
             continue
         ids = [r if isinstance(r, str) else r["id"] for r in wanted]
         checks.append((f"{key} ids", ids, [i for i, _ in records]))
-        messages = [(r["id"], r["message"]) for r in wanted if isinstance(r, dict) and "message" in r]
+        messages = [
+            (r["id"], r["message"]) for r in wanted if isinstance(r, dict) and "message" in r
+        ]
         checks.append((f"{key} messages", messages, [m for m in records if m[0] in dict(messages)]))
     for key in ("approvers", "escalate_to"):
         if key in expect:
@@ -254,7 +257,10 @@ def compare(expect: dict[str, Any], got: Outcome) -> list[str]:
         kinds = sorted({e["kind"] for e in expect["errors"]})
         checks.append(("error kinds", kinds, sorted({kind for kind, _ in got.errors})))
         for wanted_error in expect["errors"]:
-            if "path" in wanted_error and (wanted_error["kind"], wanted_error["path"]) not in got.errors:
+            if (
+                "path" in wanted_error
+                and (wanted_error["kind"], wanted_error["path"]) not in got.errors
+            ):
                 problems.append(f"errors: no {wanted_error} among {list(got.errors)}")
     for name, want, have in checks:
         if want != have:
@@ -299,7 +305,9 @@ def run_interpreter(root: Path, given: dict[str, Any]) -> Outcome:
             for i in indices
         ]
     except Exception:
-        approvers = _fail_closed_approvers(root, pack) if pack.fail_closed == "require_approval" else ()
+        approvers = (
+            _fail_closed_approvers(root, pack) if pack.fail_closed == "require_approval" else ()
+        )
         return Outcome(pack.fail_closed, True, False, (), (), approvers, (), (("engine", ""),))
     return _lattice(pack, records)
 
@@ -348,32 +356,41 @@ class RegorusLoadError(Exception):
     """regorus refused a module of the bundle, or could not evaluate its entrypoint."""
 
 
-@cache
-def _regorus_bundle(root: str) -> tuple[dict[str, str], dict[str, Any], str]:
-    from aigre_policy.rego.bundle import build_pack_bundle, read_bundle
+def _regorus_engine(root: str) -> tuple[Any, str]:
+    """A regorus engine holding the pack's built bundle, unchanged, and the query for its
+    entrypoint; ``RegorusLoadError`` when regorus refuses a module."""
+    loaded = _regorus_loaded(root)
+    if isinstance(loaded, str):
+        raise RegorusLoadError(loaded)
+    return loaded
 
-    built = build_pack_bundle(root)
-    if not built.ok or built.archive is None:
-        raise CompileError(list(built.diagnostics), built.sources)
-    bundle = read_bundle(built.archive)
-    entrypoint = bundle.entrypoint or ""
-    modules = {module.path: module.source for module in bundle.modules}
-    return modules, bundle.data, "data." + entrypoint.replace("/", ".")
+
+@cache
+def _regorus_loaded(root: str) -> tuple[Any, str] | str:
+    """The engine and query, or why regorus refused the bundle (kept: it refuses it again)."""
+    import regorus
+
+    from aigre_policy import __version__
+    from aigre_policy.rego.bundle import PackIdentity, read_bundle, write_bundle
+
+    pack = _loaded(root, "rego")  # the program the rego engine runs, built as a bundle
+    identity = PackIdentity(pack.name, pack.version, pack.digest)
+    bundle = read_bundle(write_bundle(pack.rego, identity, __version__))
+    engine = regorus.Engine()
+    for module in bundle.modules:
+        try:
+            engine.add_policy(module.path, module.source)
+        except Exception as exc:  # regorus raises plain RuntimeError/ValueError
+            return f"{module.path}: {_first_line(exc)}"
+    engine.add_data_json(json.dumps(bundle.data))
+    return engine, "data." + (bundle.entrypoint or "").replace("/", ".")
 
 
 def run_regorus(root: Path, given: dict[str, Any]) -> Outcome:
-    """The bundle's modules and data, unchanged, in a regorus engine; the input checked by
-    the bundle's own schema rules, as an OPA server holding the bundle would."""
-    import regorus
-
-    modules, data, query = _regorus_bundle(str(root))
-    engine = regorus.Engine()
-    for path, source in modules.items():
-        try:
-            engine.add_policy(path, source)
-        except Exception as exc:  # regorus raises plain RuntimeError/ValueError
-            raise RegorusLoadError(f"{path}: {_first_line(exc)}") from None
-    engine.add_data_json(json.dumps(data))
+    """The bundle's modules and data, unchanged, in a regorus engine, queried at the
+    bundle's entrypoint: the input is checked by the bundle's own schema rules, as an OPA
+    server holding the bundle would check it."""
+    engine, query = _regorus_engine(str(root))
     document = {"action": given["action"], "context": given["context"], "usage": given["usage"]}
     engine.set_input_json(json.dumps(document))
     try:
