@@ -191,7 +191,13 @@ def expected_diagnostics(expected: tuple[dict[str, Any], ...]) -> list[dict[str,
 
 def compile_diagnostics(root: Path) -> list[dict[str, Any]]:
     """What the compiler and checker report for the pack at ``root``, as the corpus writes it."""
-    return located(compile_pack(root).diagnostics, root)
+    report = compile_pack(root)
+    diagnostics = list(report.diagnostics)
+    if report.ok and (root / "tests").is_dir():  # YAML table tests: read with the pack
+        from aigre_policy.testing.cases import load_cases
+
+        diagnostics += load_cases(load_pack(root))[1]
+    return located(diagnostics, root)
 
 
 def compare_diagnostics(
