@@ -236,3 +236,36 @@ def test_every_diagnostic_code_has_a_case():
         expected |= {d["code"] for d in case.diagnostics or ()}
         expected |= {d["code"] for found in case.target_diagnostics.values() for d in found}
     assert raised - expected == set()
+
+
+def test_a_wrong_verdict_is_reported():
+    """The comparison the corpus rests on sees each kind of difference."""
+    got = corpus.Outcome("deny", False, False, (("d", "costly: 10"),), (("w", "w"),), (), (), ())
+    assert (
+        corpus.compare(
+            {
+                "decision": "deny",
+                "fired": [{"id": "d", "message": "costly: 10"}],
+                "warnings": ["w"],
+            },
+            got,
+        )
+        == []
+    )
+    wrong = [
+        {"decision": "allow", "fired": ["d"], "warnings": ["w"]},
+        {"decision": "deny", "fired": [{"id": "d", "message": "costly: 11"}], "warnings": ["w"]},
+        {"decision": "deny", "fired": ["d"]},  # warnings left out mean none
+        {"decision": "deny", "fired": [], "warnings": ["w"]},
+        {"decision": "deny", "fired": ["d"], "warnings": ["w"], "fail_closed": True},
+        {"decision": "deny", "fired": ["d"], "warnings": ["w"], "default_applied": True},
+        {"decision": "deny", "fired": ["d"], "warnings": ["w"], "approvers": ["x"]},
+    ]
+    for expect in wrong:
+        assert corpus.compare(expect, got), expect
+
+
+def test_a_malformed_case_file_is_refused(tmp_path):
+    (tmp_path / "bad.yaml").write_text("cases:\n  - id: x\n    pack: {policy: ''}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml"):
+        corpus.load_corpus(tmp_path)
