@@ -27,6 +27,9 @@ value to a ``when_N`` function holding that value's rules (``I0 = {...}`` at the
 end of the module). A field qualifies only where every conjunct before it cannot
 raise, so skipping a rule never hides an error the chain would have met. Indexed
 rules may run out of pack order; ``evaluate`` sorts the evidence before returning.
+A rule tested by ``in`` sits in one bucket per value, so the number of buckets a
+rule is copied into, nested indexes multiplied, is capped (``_MAX_COPIES``): the
+emitted code stays within a constant factor of the pack, whatever its lists.
 
 Nothing from a pack becomes Python syntax: literals go through ``repr``, field
 names are subscripts with ``repr``'d keys, rule ids and variable names are
@@ -59,7 +62,14 @@ class EmittedModule:
 
 _MIN_INDEXED = 3  # rules sharing a key path before an index pays for its lookup
 _INLINE_VALUES = 4  # up to this many values: an if/elif on the local; more: a dict of when_N
-_MAX_DEPTH = 2  # indexes inside indexes: a rule tested by `in` is copied once per value
+_MAX_DEPTH = 2  # indexes inside indexes
+# A rule keyed by `in [k values]` is copied into k buckets, and again inside nested indexes:
+# the product of those k is capped, so the emitted code stays within a constant factor of
+# the pack's. A rule whose list is longer runs in the plain chain (its `in` on a tuple).
+_MAX_COPIES = 4
+# A table's when_N all take the locals of every rule of the index: past this many, the
+# index is an if/elif chain instead, which takes none (the table would grow as values x locals).
+_MAX_TABLE_PARAMS = 48
 # The rank a rule that holds raises ``rank`` to; a ``warn`` never decides.
 RANKS = {**LATTICE, "permit": LATTICE["allow"]}  # a permit holds the rank of allow
 _RANK_NOTE = "the strongest verdict that held: -1 none, 0 permit, 1 escalate, 2 approval, 3 deny"
@@ -181,27 +191,47 @@ class _Emitter:
                 break
         return found
 
-    def plan(self, rules: list[ir.Rule], decided: dict[int, frozenset[int]], depth: int) -> _Block:
+    def plan(
+        self,
+        rules: list[ir.Rule],
+        decided: dict[int, frozenset[int]],
+        depth: int,
+        copies: dict[int, int] | None = None,
+    ) -> _Block:
         """``rules`` as steps: an index over the key path most of them test, again, then the rest.
 
         ``decided`` holds, per rule, the conjuncts the enclosing indexes already
-        know to be true: its ``if`` leaves them out.
+        know to be true: its ``if`` leaves them out. ``copies`` holds, per rule, how
+        many buckets of the enclosing indexes it already sits in (1 when absent).
         """
+        copies = copies or {}
         steps: list[ir.Rule | _Index] = []
         pool = list(rules)
 
         def key(rule: ir.Rule, dotted: str) -> _Key | None:
             found = self.keys[rule.index].get(dotted)
-            return None if found is None or found.at in decided.get(rule.index, ()) else found
+            if found is None or found.at in decided.get(rule.index, ()):
+                return None
+            if len(found.values) * copies.get(rule.index, 1) > _MAX_COPIES:
+                return None  # copying it into every bucket would outgrow the pack
+            return found
 
-        while self.indexed and depth < _MAX_DEPTH:
-            counts = Counter(d for r in pool for d in self.keys[r.index] if key(r, d))
-            if not counts:
-                break
+        if not self.indexed or depth >= _MAX_DEPTH:
+            return _Block(tuple(pool), decided)
+        # per rule, the paths it could be indexed by; counted once, then kept up to date as
+        # indexes take their rules (one pass per index, not one over the whole pool)
+        usable = {r.index: [d for d in self.keys[r.index] if key(r, d)] for r in pool}
+        counts = Counter(d for r in pool for d in usable[r.index])
+        taken: set[int] = set()
+        while counts:
             dotted, count = counts.most_common(1)[0]  # ties: the first met in pack order
             if count < _MIN_INDEXED:
                 break
-            members = [r for r in pool if key(r, dotted)]
+            members = [r for r in pool if r.index not in taken and dotted in usable[r.index]]
+            for rule in members:
+                taken.add(rule.index)
+                counts.subtract(usable[rule.index])
+            counts = +counts  # drop the paths no rule left in the pool is indexed by
             buckets: dict[str, list[ir.Rule]] = {}
             for rule in members:
                 for value in self.keys[rule.index][dotted].values:
@@ -213,11 +243,20 @@ class _Emitter:
                     for r in members
                 },
             }
-            blocks = {value: self.plan(group, inner, depth + 1) for value, group in buckets.items()}
+            spread = {
+                **copies,
+                **{
+                    r.index: copies.get(r.index, 1) * len(self.keys[r.index][dotted].values)
+                    for r in members
+                },
+            }
+            blocks = {
+                value: self.plan(group, inner, depth + 1, spread)
+                for value, group in buckets.items()
+            }
             local = self.keys[members[0].index][dotted].local
             steps.append(_Index(dotted, local, blocks, members[0].index, len(members)))
-            pool = [r for r in pool if not key(r, dotted)]
-        steps += pool
+        steps += [r for r in pool if r.index not in taken]
         steps.sort(key=lambda step: step.index if isinstance(step, ir.Rule) else step.first)
         return _Block(tuple(steps), decided)
 
@@ -261,15 +300,22 @@ class _Emitter:
 
     def index_lines(self, index: _Index, indent: str) -> list[str]:
         about = f"{_comment(index.dotted)}: {index.rules} rules, by value"
-        if len(index.buckets) <= _INLINE_VALUES:
+        params = (
+            ["fired", "rank", *_ordered(self.needs(index))]
+            if len(index.buckets) > _INLINE_VALUES
+            else []
+        )
+        if not params or len(params) > _MAX_TABLE_PARAMS:
             lines = [f"{indent}# {about}"]
             for n, (value, block) in enumerate(index.buckets.items()):
-                keyword = "if" if n == 0 else "elif"
+                # the values exclude each other; a long elif chain would nest as deep as it is long
+                keyword = "elif" if 0 < n < _INLINE_VALUES else "if"
                 lines.append(f"{indent}{keyword} {index.local} == {_literal(value)}:")
                 lines += self.steps(block, indent + "    ")
             return lines
-        params = ["fired", "rank", *_ordered(self.needs(index))]
         table = f"I{len(self.tables)}"
+        self.tables.append("")  # reserve the name: the indexes nested below take the next ones
+        slot_of_table = len(self.tables) - 1
         entries = []
         for value, block in index.buckets.items():
             name = f"when_{len(self.functions)}"
@@ -287,7 +333,9 @@ class _Emitter:
                 ]
             )
             entries.append(f"    {_literal(value)}: {name},")
-        self.tables.append("\n".join([f"{table} = {{  # {_comment(index.dotted)}", *entries, "}"]))
+        self.tables[slot_of_table] = "\n".join(
+            [f"{table} = {{  # {_comment(index.dotted)}", *entries, "}"]
+        )
         return [
             f"{indent}# {about}: only the rules for this value run",
             f"{indent}on = {table}.get({index.local})",

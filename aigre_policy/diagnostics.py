@@ -93,12 +93,19 @@ class SourceText:
     """The text of the files a pack was compiled from, to quote lines in reports."""
 
     files: Mapping[str, str] = field(default_factory=dict)
+    # file -> (its text, that text's lines): split once, not once per diagnostic quoted
+    _split: dict[str, tuple[str, list[str]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def line(self, file: str, number: int) -> str | None:
         text = self.files.get(file)
         if text is None:
             return None
-        lines = text.split("\n")  # as the parser counts lines: U+2028 is not a break
+        cached = self._split.get(file)
+        if cached is None or cached[0] is not text:
+            cached = self._split[file] = (text, text.split("\n"))  # U+2028 is not a break
+        lines = cached[1]
         if 1 <= number <= len(lines):
             return lines[number - 1]
         return None

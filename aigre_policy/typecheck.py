@@ -100,13 +100,17 @@ class ExprChecker:
         self.envelope_values: dict[str, n.Constant] = {}  # "cost.max" -> its constant, for enums
         # "autonomy.llm_may" -> the enum of the values it is compared with (for overrides)
         self.envelope_enums: dict[str, tuple[str, ...]] = {}
+        self._lines: dict[str, list[str]] = {}  # file -> its lines, split once per check
 
     # ------------------------------------------------------------ helpers
     def err(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(error(code, message, span, hint))
 
     def source_text(self, span: Span) -> str:
-        lines = self.sources.get(span.file, "").split("\n")
+        """The text ``span`` covers, its lines joined by a space (quoted in evidence)."""
+        lines = self._lines.get(span.file)
+        if lines is None:  # split each file once, not once per comparison
+            lines = self._lines[span.file] = self.sources.get(span.file, "").split("\n")
         if not (1 <= span.line <= len(lines)):
             return ""
         if span.line == span.end_line:
