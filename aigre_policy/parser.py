@@ -1,8 +1,9 @@
 """Stage 1, parse: source text to AST, with syntax errors as diagnostics.
 
-This is the only module that knows Lark's parse tree. It returns a ``Module``
+This is the only module that knows Lark's parser. It returns a ``Module``
 (or ``None`` when the file does not parse) and the diagnostics it found; it
-never raises for bad input.
+never raises for bad input. Nodes are built as Lark's LALR parser reduces each
+rule, with no parse tree in between (see "building during the parse").
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any
 
 from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.parse_tree_builder import ExpandSingleChild, PropagatePositions
+from lark.parse_tree_builder import (
+    ChildFilter,
+    ChildFilterLALR,
+    ChildFilterLALR_NoPlaceholders,
+    ExpandSingleChild,
+    PropagatePositions,
+)
 from lark.parsers.lalr_analysis import Reduce
 from lark.parsers.lalr_parser import _Parser as _LalrParser
 
@@ -108,9 +115,9 @@ def _meta_pos(meta: Any) -> _Pos:
 #
 # Lark's LALR parser calls one function per reduced rule; by default each builds a parse-tree
 # node, and a transformer then walks that tree. Here each function builds the ``nodes`` object
-# at once, so no tree is made. The wrappers below keep what Lark's tree gave: the children a
-# rule keeps (Lark's own child filters, from the grammar), each node's position spanning the
-# text of all its children, anonymous tokens and parentheses included (Lark's
+# at once, so no tree is made. ``_Reduce`` keeps what Lark's tree gave: the children a rule
+# keeps (read from Lark's own child filters, so from the grammar), each node's text spanning
+# all its children, anonymous tokens and parentheses included (Lark's
 # ``propagate_positions``), and each node's depth, for the nesting limit.
 
 # (line, column, end_line, end_column) of a node, or None when it covers no text
@@ -124,11 +131,11 @@ class _Part:
 
     __slots__ = ("children", "height", "pos", "value")
 
-    def __init__(self, value: Any, height: int, children: list[Any] | None = None):
+    def __init__(self, value: Any, height: int, pos: _Pos, children: list[Any] | None = None):
         self.value = value
         self.height = height
+        self.pos = pos
         self.children = children
-        self.pos: _Pos = None
 
 
 def _extent(children: list[Any]) -> _Pos:
@@ -153,45 +160,47 @@ def _extent(children: list[Any]) -> _Pos:
         elif isinstance(child, Token):
             last = (child.line, child.column, child.end_line, child.end_column)
             break
-    assert last is not None
     return (first[0], first[1], last[2], last[3])
 
 
-class _Positioned:
-    """Outermost wrapper of a rule's function: measures the text of the raw children (what
-    Lark's ``propagate_positions`` does), hands it to the node's builder, and records it on
-    the result, also when the rule passed its single child through (``?rule``): that
-    child's text then grows to cover, say, its parentheses."""
+# A rule's shape, from the grammar: which children it keeps, ``(index, splice, nones)``:
+# splice in the children of an inlined rule, put ``nones`` placeholders (``[x]`` absent)
+# before; the placeholders after the last; whether it passes a single kept child through
+# (``?rule``).
+_Shape = tuple[list[tuple[int, bool, int]], int, bool]
 
-    __slots__ = ("builder", "inner")
 
-    def __init__(self, inner: Callable[[list[Any]], Any], builder: _AstBuilder):
-        self.inner = inner
-        self.builder = builder
+class _Reduce:
+    """What the parser calls for one grammar rule: the node built from its children."""
+
+    __slots__ = ("append_none", "include", "method", "passes_single")
+
+    def __init__(self, shape: _Shape, method: Callable[[_Pos, list[Any]], Any] | None):
+        self.include, self.append_none, self.passes_single = shape
+        self.method = method  # None: an inlined rule, its parent takes its children
 
     def __call__(self, children: list[Any]) -> Any:
         pos = _extent(children)
-        self.builder.pos = pos
-        result = self.inner(children)
-        if pos is not None and type(result) is _Part:
-            result.pos = pos
-        return result
-
-
-class _Build:
-    """Innermost wrapper: the kept children, unwrapped, to the builder method of the rule."""
-
-    __slots__ = ("builder", "method")
-
-    def __init__(self, method: Callable[[_Pos, list[Any]], Any], builder: _AstBuilder):
-        self.method = method
-        self.builder = builder
-
-    def __call__(self, children: list[Any]) -> _Part:
-        pos = self.builder.pos  # read before the method runs: it may parse an interpolation
+        kept: list[Any] = []
+        for index, splice, nones in self.include:
+            if nones:
+                kept += [None] * nones
+            if splice:
+                kept += children[index].children
+            else:
+                kept.append(children[index])
+        if self.append_none:
+            kept += [None] * self.append_none
+        if self.passes_single and len(kept) == 1:
+            single = kept[0]
+            if pos is not None and type(single) is _Part:
+                single.pos = pos  # its text now covers, say, its parentheses
+            return single
+        if self.method is None:
+            return _Part(None, 0, pos, kept)
         height = 0
         values = []
-        for child in children:
+        for child in kept:
             if type(child) is _Part:
                 if child.height > height:
                     height = child.height
@@ -199,30 +208,50 @@ class _Build:
             else:
                 values.append(child)
         if height > MAX_NESTING:  # past the limit: the file gets E004 alone, skip the node
-            return _Part(None, height + 1)
-        return _Part(self.method(pos, values), height + 1)
+            return _Part(None, height + 1, pos)
+        return _Part(self.method(pos, values), height + 1, pos)
 
 
 _only_child = itemgetter(0)
 
 
-def _inline(children: list[Any]) -> _Part:
-    """A rule its parent splices in (``_item``, ``x*``): only its children matter."""
-    return _Part(None, 0, children)
-
-
-def _missing(name: str) -> Callable[[list[Any]], Any]:
-    def fail(children: list[Any]) -> Any:
+def _missing(name: str) -> Callable[[_Pos, list[Any]], Any]:
+    def fail(pos: _Pos, children: list[Any]) -> Any:
         raise AssertionError(f"the grammar rule {name} has no builder")
 
     return fail
 
 
+def _shape(rule: Any, wrapper_chain: list[Any]) -> _Shape | None:
+    """The shape of ``rule`` from the wrappers Lark made for it; None for one not known."""
+    include = [(i, False, 0) for i in range(len(rule.expansion))]
+    append_none = 0
+    passes_single = False
+    for wrapper in wrapper_chain:
+        if wrapper is PropagatePositions:
+            continue
+        if wrapper is ExpandSingleChild:
+            passes_single = True
+        elif getattr(wrapper, "func", None) in (ChildFilterLALR, ChildFilter):
+            include, append_none = list(wrapper.args[0]), wrapper.args[1]
+        elif getattr(wrapper, "func", None) is ChildFilterLALR_NoPlaceholders:
+            include = [(*pair, 0) for pair in wrapper.args[0]]
+        else:
+            return None
+    well_formed = all(
+        len(entry) == 3 and 0 <= entry[0] < len(rule.expansion) and isinstance(entry[2], int)
+        for entry in include
+    )
+    if not well_formed or not isinstance(append_none, int):
+        return None
+    return include, append_none, passes_single
+
+
 @cache
-def _reduce_plan() -> tuple[Any, list[tuple[Any, str, list[Any] | None]]] | None:
-    """Per grammar rule: its callback name and Lark's child-shaping wrappers. ``None`` when
-    this Lark does not expose what building during the parse needs (then the parse tree is
-    built and transformed, as Lark documents)."""
+def _reduce_plan() -> tuple[Any, list[tuple[Any, str, _Shape]]] | None:
+    """Per grammar rule: its callback name and shape. ``None`` when this Lark does not
+    expose what building during the parse needs (then the parse tree is built and
+    transformed, as Lark documents)."""
     lark = lark_parser()
     try:
         table = lark.parser.parser._parse_table
@@ -241,10 +270,10 @@ def _reduce_plan() -> tuple[Any, list[tuple[Any, str, list[Any] | None]]] | None
     plan = []
     for rule, wrapper_chain in rule_builders:
         name = rule.alias or rule.options.template_source or rule.origin.name
-        shaping = [w for w in wrapper_chain if w is not PropagatePositions]
-        # `?expr: or_expr` and the like pass their one child through, text and all
-        passes_through = shaping == [ExpandSingleChild] and len(rule.expansion) == 1
-        plan.append((in_table.get(rule, rule), name, None if passes_through else shaping))
+        shape = _shape(rule, wrapper_chain)
+        if shape is None:
+            return None
+        plan.append((in_table.get(rule, rule), name, shape))
     return table, plan
 
 
@@ -361,7 +390,6 @@ class _AstBuilder:
         # ``columns[c - 1]`` of ``line`` in the file; outside one, ``line`` is 0.
         self.columns: list[int] = []
         self.line = 0
-        self.pos: _Pos = None  # the text of the rule being reduced
         self._callbacks: dict[Any, Callable[[list[Any]], Any]] | None = None
 
     def build(self, text: str, start: str) -> Any:
@@ -382,20 +410,15 @@ class _AstBuilder:
 
     def _make_callbacks(self, rules: list[Any]) -> dict[Any, Callable[[list[Any]], Any]]:
         callbacks: dict[Any, Callable[[list[Any]], Any]] = {}
-        for rule, name, shaping in rules:
-            if shaping is None:
+        for rule, name, shape in rules:
+            if len(rule.expansion) == 1 and shape == ([(0, False, 0)], 0, True):
+                # `?expr: or_expr` and the like: the one child passes through, text and all
                 callbacks[rule] = _only_child
                 continue
-            method = getattr(self, name, None) if not name.startswith("_") else None
-            if method is not None:
-                function: Callable[[list[Any]], Any] = _Build(method, self)
-            elif name.startswith("_"):
-                function = _inline
+            if name.startswith("_"):
+                callbacks[rule] = _Reduce(shape, None)
             else:
-                function = _missing(name)
-            for wrapper in shaping:
-                function = wrapper(function)
-            callbacks[rule] = _Positioned(function, self)
+                callbacks[rule] = _Reduce(shape, getattr(self, name, None) or _missing(name))
         return callbacks
 
     def _raise_too_deep(self, text: str, start: str) -> None:
