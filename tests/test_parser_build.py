@@ -123,7 +123,7 @@ def test_mutated_packs_give_the_same_nodes_and_diagnostics(
     corpus = [p.read_text(encoding="utf-8") for p in PACK_FILES] + [generated_source(12)]
     rng = random.Random(11)
     kinds = {"parsed": 0, "diagnosed": 0, "syntax": 0}
-    for _ in range(300):
+    for _ in range(100):
         text = rng.choice(corpus)
         at = rng.randrange(len(text))
         cut = min(len(text), at + rng.randrange(1, 25))
@@ -140,7 +140,7 @@ def test_mutated_packs_give_the_same_nodes_and_diagnostics(
         assert during == from_tree, text
         codes = [d.code for d in parse_module(text, "f.aigre").diagnostics]
         kinds["syntax" if "E001" in codes else "diagnosed" if codes else "parsed"] += 1
-    assert kinds["parsed"] > 20 and kinds["diagnosed"] > 5 and kinds["syntax"] > 20, kinds
+    assert kinds["parsed"] > 10 and kinds["diagnosed"] > 3 and kinds["syntax"] > 10, kinds
 
 
 # ------------------------------------------------------------ plain paths in messages
@@ -221,3 +221,13 @@ def test_threads_parsing_at_once_get_their_own_nodes() -> None:
     for thread in threads:
         thread.join()
     assert [results[i] for i in range(len(texts))] == expected
+
+
+def test_a_child_filter_not_known_falls_back_to_the_tree() -> None:
+    """Building during the parse reads Lark's child filters; one it does not know (a newer
+    Lark) makes the parser build the tree and transform it instead of guessing."""
+    _, plan = parser_module._reduce_plan() or (None, [])
+    rule = next(rule for rule, name, _ in plan if name == "compare")
+    assert parser_module._shape(rule, [object()]) is None
+    every_child = [(0, False, 0), (1, False, 0), (2, False, 0)]
+    assert parser_module._shape(rule, []) == (every_child, 0, False)
