@@ -18,15 +18,21 @@ from typing import Any
 
 from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.parse_tree_builder import (
-    ChildFilter,
-    ChildFilterLALR,
-    ChildFilterLALR_NoPlaceholders,
-    ExpandSingleChild,
-    PropagatePositions,
-)
-from lark.parsers.lalr_analysis import Reduce
-from lark.parsers.lalr_parser import _Parser as _LalrParser
+
+try:  # what building during the parse reads of Lark; without it, the tree is transformed
+    from lark.parse_tree_builder import (
+        ChildFilter,
+        ChildFilterLALR,
+        ChildFilterLALR_NoPlaceholders,
+        ExpandSingleChild,
+        PropagatePositions,
+    )
+    from lark.parsers.lalr_analysis import Reduce
+    from lark.parsers.lalr_parser import _Parser as _LalrParser
+
+    _BUILDS_DURING_PARSE = True
+except ImportError:  # pragma: no cover - a Lark that moved these
+    _BUILDS_DURING_PARSE = False
 
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error
@@ -252,6 +258,8 @@ def _reduce_plan() -> tuple[Any, list[tuple[Any, str, _Shape]]] | None:
     """Per grammar rule: its callback name and shape. ``None`` when this Lark does not
     expose what building during the parse needs (then the parse tree is built and
     transformed, as Lark documents)."""
+    if not _BUILDS_DURING_PARSE:
+        return None
     lark = lark_parser()
     try:
         table = lark.parser.parser._parse_table
