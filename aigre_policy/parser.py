@@ -1,19 +1,38 @@
 """Stage 1, parse: source text to AST, with syntax errors as diagnostics.
 
-This is the only module that knows Lark's parse tree. It returns a ``Module``
+This is the only module that knows Lark's parser. It returns a ``Module``
 (or ``None`` when the file does not parse) and the diagnostics it found; it
-never raises for bad input.
+never raises for bad input. Nodes are built as Lark's LALR parser reduces each
+rule, with no parse tree in between (see "building during the parse").
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+try:  # what building during the parse reads of Lark; without it, the tree is transformed
+    from lark.parse_tree_builder import (
+        ChildFilter,
+        ChildFilterLALR,
+        ChildFilterLALR_NoPlaceholders,
+        ExpandSingleChild,
+        PropagatePositions,
+    )
+    from lark.parsers.lalr_analysis import Reduce
+    from lark.parsers.lalr_parser import _Parser as _LalrParser
+
+    _BUILDS_DURING_PARSE = True
+except ImportError:  # pragma: no cover - a Lark that moved these
+    _BUILDS_DURING_PARSE = False
 
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error
@@ -37,30 +56,36 @@ class ParseResult:
 def parse_module(text: str, file: str) -> ParseResult:
     """Parse one ``.aigre`` file."""
     diagnostics: list[Diagnostic] = []
+    builder = _AstBuilder(file, diagnostics)
     try:
-        tree = lark_parser().parse(text, start="start")
+        module = builder.build(text, "start")
     except UnexpectedInput as exc:
         return ParseResult(None, [_syntax_error(exc, text, file)])
-    builder = _AstBuilder(file, diagnostics)
-    too_deep = _nesting_error(tree, builder)
-    if too_deep is not None:
-        return ParseResult(None, [too_deep])
-    module = builder.transform(tree)
+    except _TooDeep as exc:
+        return ParseResult(None, [exc.diagnostic])
     return ParseResult(module, diagnostics)
 
 
 def parse_expression(text: str, file: str = "<expr>") -> tuple[n.Expr | None, list[Diagnostic]]:
     """Parse a lone expression, for tests and tools."""
     diagnostics: list[Diagnostic] = []
+    builder = _AstBuilder(file, diagnostics)
     try:
-        tree = lark_parser().parse(text, start="expr")
+        expr = builder.build(text, "expr")
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, file)]
-    builder = _AstBuilder(file, diagnostics)
-    too_deep = _nesting_error(tree, builder)
-    if too_deep is not None:
-        return None, [too_deep]
-    return builder.transform(tree), diagnostics
+    except _TooDeep as exc:
+        return None, [exc.diagnostic]
+    return expr, diagnostics
+
+
+class _TooDeep(Exception):
+    """The text parsed, but nests past ``MAX_NESTING``: its E004 replaces every other
+    diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic):
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
 
 
 def _nesting_error(tree: Tree, builder: _AstBuilder) -> Diagnostic | None:
@@ -80,10 +105,184 @@ def _nesting_error(tree: Tree, builder: _AstBuilder) -> Diagnostic | None:
     return error(
         "E004",
         f"expression nests more than {MAX_NESTING} levels deep",
-        builder.span(first.meta),
+        builder.span(_meta_pos(first.meta)),
         "split the condition into several rules, or test membership with "
         "`x in [...]` instead of chaining `or`",
     )
+
+
+def _meta_pos(meta: Any) -> _Pos:
+    if getattr(meta, "empty", True):
+        return None
+    return (meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+# ------------------------------------------------------------------ building during the parse
+#
+# Lark's LALR parser calls one function per reduced rule; by default each builds a parse-tree
+# node, and a transformer then walks that tree. Here each function builds the ``nodes`` object
+# at once, so no tree is made. ``_Reduce`` keeps what Lark's tree gave: the children a rule
+# keeps (read from Lark's own child filters, so from the grammar), each node's text spanning
+# all its children, anonymous tokens and parentheses included (Lark's
+# ``propagate_positions``), and each node's depth, for the nesting limit.
+
+# (line, column, end_line, end_column) of a node, or None when it covers no text
+_Pos = tuple[int, int, int, int] | None
+
+
+class _Part:
+    """A reduced rule on the parser's stack: its value, the text it covers and its height
+    (how many nodes deep the tree under it goes; a rule inlined into its parent, one whose
+    name starts with ``_``, holds ``children`` instead and adds no level)."""
+
+    __slots__ = ("children", "height", "pos", "value")
+
+    def __init__(self, value: Any, height: int, pos: _Pos, children: list[Any] | None = None):
+        self.value = value
+        self.height = height
+        self.pos = pos
+        self.children = children
+
+
+def _extent(children: list[Any]) -> _Pos:
+    """The text from the first to the last of ``children`` that covers any."""
+    first: Any = None
+    last: Any = None
+    for child in children:
+        if type(child) is _Part:
+            if child.pos is not None:
+                first = child.pos
+                break
+        elif isinstance(child, Token):
+            first = (child.line, child.column, child.end_line, child.end_column)
+            break
+    if first is None:
+        return None
+    for child in reversed(children):
+        if type(child) is _Part:
+            if child.pos is not None:
+                last = child.pos
+                break
+        elif isinstance(child, Token):
+            last = (child.line, child.column, child.end_line, child.end_column)
+            break
+    return (first[0], first[1], last[2], last[3])
+
+
+# A rule's shape, from the grammar: which children it keeps, ``(index, splice, nones)``:
+# splice in the children of an inlined rule, put ``nones`` placeholders (``[x]`` absent)
+# before; the placeholders after the last; whether it passes a single kept child through
+# (``?rule``).
+_Shape = tuple[list[tuple[int, bool, int]], int, bool]
+
+
+class _Reduce:
+    """What the parser calls for one grammar rule: the node built from its children."""
+
+    __slots__ = ("append_none", "include", "method", "passes_single")
+
+    def __init__(self, shape: _Shape, method: Callable[[_Pos, list[Any]], Any] | None):
+        self.include, self.append_none, self.passes_single = shape
+        self.method = method  # None: an inlined rule, its parent takes its children
+
+    def __call__(self, children: list[Any]) -> Any:
+        pos = _extent(children)
+        kept: list[Any] = []
+        for index, splice, nones in self.include:
+            if nones:
+                kept += [None] * nones
+            if splice:
+                kept += children[index].children
+            else:
+                kept.append(children[index])
+        if self.append_none:
+            kept += [None] * self.append_none
+        if self.passes_single and len(kept) == 1:
+            single = kept[0]
+            if pos is not None and type(single) is _Part:
+                single.pos = pos  # its text now covers, say, its parentheses
+            return single
+        if self.method is None:
+            return _Part(None, 0, pos, kept)
+        height = 0
+        values = []
+        for child in kept:
+            if type(child) is _Part:
+                if child.height > height:
+                    height = child.height
+                values.append(child.value)
+            else:
+                values.append(child)
+        if height > MAX_NESTING:  # past the limit: the file gets E004 alone, skip the node
+            return _Part(None, height + 1, pos)
+        return _Part(self.method(pos, values), height + 1, pos)
+
+
+_only_child = itemgetter(0)
+
+
+def _missing(name: str) -> Callable[[_Pos, list[Any]], Any]:
+    def fail(pos: _Pos, children: list[Any]) -> Any:
+        raise AssertionError(f"the grammar rule {name} has no builder")
+
+    return fail
+
+
+def _shape(rule: Any, wrapper_chain: list[Any]) -> _Shape | None:
+    """The shape of ``rule`` from the wrappers Lark made for it; None for one not known."""
+    include = [(i, False, 0) for i in range(len(rule.expansion))]
+    append_none = 0
+    passes_single = False
+    for wrapper in wrapper_chain:
+        if wrapper is PropagatePositions:
+            continue
+        if wrapper is ExpandSingleChild:
+            passes_single = True
+        elif getattr(wrapper, "func", None) in (ChildFilterLALR, ChildFilter):
+            include, append_none = list(wrapper.args[0]), wrapper.args[1]
+        elif getattr(wrapper, "func", None) is ChildFilterLALR_NoPlaceholders:
+            include = [(*pair, 0) for pair in wrapper.args[0]]
+        else:
+            return None
+    well_formed = all(
+        len(entry) == 3 and 0 <= entry[0] < len(rule.expansion) and isinstance(entry[2], int)
+        for entry in include
+    )
+    if not well_formed or not isinstance(append_none, int):
+        return None
+    return include, append_none, passes_single
+
+
+@cache
+def _reduce_plan() -> tuple[Any, list[tuple[Any, str, _Shape]]] | None:
+    """Per grammar rule: its callback name and shape. ``None`` when this Lark does not
+    expose what building during the parse needs (then the parse tree is built and
+    transformed, as Lark documents)."""
+    if not _BUILDS_DURING_PARSE:
+        return None
+    lark = lark_parser()
+    try:
+        table = lark.parser.parser._parse_table
+        make_thread = lark.parser._make_lexer_thread
+        rule_builders = lark._parse_tree_builder.rule_builders
+    except AttributeError:
+        return None
+    del make_thread
+    # the table's own rule objects as keys: the parser finds its callback by identity
+    in_table = {
+        arg: arg
+        for state in table.states.values()
+        for action, arg in state.values()
+        if action is Reduce
+    }
+    plan = []
+    for rule, wrapper_chain in rule_builders:
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        shape = _shape(rule, wrapper_chain)
+        if shape is None:
+            return None
+        plan.append((in_table.get(rule, rule), name, shape))
+    return table, plan
 
 
 # ------------------------------------------------------------------ syntax errors
@@ -200,39 +399,75 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     return error("E001", message, span, hint)
 
 
-# ------------------------------------------------------------------ tree to AST
+# ------------------------------------------------------------------ text to AST
 
 
-@v_args(meta=True)
-class _AstBuilder(Transformer):
-    """Turns Lark's tree into ``nodes``; bad literals become diagnostics, not exceptions."""
+class _AstBuilder:
+    """Builds ``nodes`` while Lark parses; bad literals become diagnostics, not exceptions."""
 
-    def __init__(
-        self,
-        file: str,
-        diagnostics: list[Diagnostic],
-        columns: list[int] | None = None,
-        line: int = 0,
-    ):
-        """``columns``/``line``: an interpolation, where column ``c`` of its (unescaped)
-        text sits at column ``columns[c - 1]`` of ``line`` in the file."""
-        super().__init__()
+    def __init__(self, file: str, diagnostics: list[Diagnostic]):
         self.file = file
         self.diagnostics = diagnostics
-        self.columns = columns or []
-        self.line = line
+        # In an interpolation, column ``c`` of its (unescaped) text sits at column
+        # ``columns[c - 1]`` of ``line`` in the file; outside one, ``line`` is 0.
+        self.columns: list[int] = []
+        self.line = 0
+        self._callbacks: dict[Any, Callable[[list[Any]], Any]] | None = None
+
+    def build(self, text: str, start: str) -> Any:
+        """The node of ``text`` read as ``start``. Raises Lark's ``UnexpectedInput`` when
+        it does not parse and ``_TooDeep`` when it nests past the limit."""
+        plan = _reduce_plan()
+        if plan is None:
+            return self._build_from_tree(text, start)
+        table, rules = plan
+        if self._callbacks is None:
+            self._callbacks = self._make_callbacks(rules)
+        lark = lark_parser()
+        thread: Any = lark.parser._make_lexer_thread(text)
+        root = _LalrParser(table, self._callbacks).parse(thread, start)
+        if root.height > MAX_NESTING + 1:  # a node sits deeper than MAX_NESTING below root
+            self._raise_too_deep(text, start)
+        return root.value
+
+    def _make_callbacks(self, rules: list[Any]) -> dict[Any, Callable[[list[Any]], Any]]:
+        callbacks: dict[Any, Callable[[list[Any]], Any]] = {}
+        for rule, name, shape in rules:
+            if len(rule.expansion) == 1 and shape == ([(0, False, 0)], 0, True):
+                # `?expr: or_expr` and the like: the one child passes through, text and all
+                callbacks[rule] = _only_child
+                continue
+            if name.startswith("_"):
+                callbacks[rule] = _Reduce(shape, None)
+            else:
+                callbacks[rule] = _Reduce(shape, getattr(self, name, None) or _missing(name))
+        return callbacks
+
+    def _raise_too_deep(self, text: str, start: str) -> None:
+        """Rare: the tree is built only to point at the first node past the limit,
+        exactly where the tree-walking check always pointed."""
+        too_deep = _nesting_error(lark_parser().parse(text, start=start), self)
+        assert too_deep is not None
+        raise _TooDeep(too_deep)
+
+    def _build_from_tree(self, text: str, start: str) -> Any:
+        tree = lark_parser().parse(text, start=start)
+        too_deep = _nesting_error(tree, self)
+        if too_deep is not None:
+            raise _TooDeep(too_deep)
+        return _TreeBuilder(self).transform(tree)
 
     # spans -----------------------------------------------------------------
     def _column(self, column: int) -> int:
         return self.columns[min(column, len(self.columns)) - 1]
 
-    def span(self, meta: Any) -> Span:
-        if getattr(meta, "empty", True):
+    def span(self, pos: _Pos) -> Span:
+        if pos is None:
             return Span(self.file, 1, 1, 1, 1)
         if self.line:
-            start, end = self._column(meta.column), self._column(meta.end_column)
+            start, end = self._column(pos[1]), self._column(pos[3])
             return Span(self.file, self.line, start, self.line, end)
-        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        return Span(self.file, pos[0], pos[1], pos[2], pos[3])
 
     def token_span(self, token: Token) -> Span:
         if self.line:
@@ -241,225 +476,225 @@ class _AstBuilder(Transformer):
         return Span(self.file, token.line, token.column, token.end_line, token.end_column)
 
     # module ----------------------------------------------------------------
-    def start(self, meta: Any, children: list[Any]) -> n.Module:
-        return n.Module(self.file, tuple(children), self.span(meta))
+    def start(self, pos: _Pos, children: list[Any]) -> n.Module:
+        return n.Module(self.file, tuple(children), self.span(pos))
 
-    def envelope(self, meta: Any, children: list[Any]) -> n.Envelope:
+    def envelope(self, pos: _Pos, children: list[Any]) -> n.Envelope:
         name, *fields = children
-        return n.Envelope(str(name), tuple(fields), self.span(meta))
+        return n.Envelope(str(name), tuple(fields), self.span(pos))
 
-    def envelope_field(self, meta: Any, children: list[Any]) -> n.EnvelopeField:
+    def envelope_field(self, pos: _Pos, children: list[Any]) -> n.EnvelopeField:
         name, value = children
-        return n.EnvelopeField(str(name), value, self.span(meta))
+        return n.EnvelopeField(str(name), value, self.span(pos))
 
     # rules -----------------------------------------------------------------
-    def rule(self, meta: Any, children: list[Any]) -> n.Rule:
+    def rule(self, pos: _Pos, children: list[Any]) -> n.Rule:
         rule_id, *parts = children
         return n.Rule(
             id=str(rule_id),
             meta=tuple(p for p in parts if isinstance(p, n.Meta)),
             verdicts=tuple(p for p in parts if isinstance(p, n.VerdictClause)),
             because=tuple(p for p in parts if isinstance(p, n.Message)),
-            span=self.span(meta),
+            span=self.span(pos),
             id_span=self.token_span(rule_id),
         )
 
-    def meta(self, meta: Any, children: list[Any]) -> n.Meta:
+    def meta(self, pos: _Pos, children: list[Any]) -> n.Meta:
         key, (value, is_word) = children
-        return n.Meta(str(key), value, is_word, self.span(meta))
+        return n.Meta(str(key), value, is_word, self.span(pos))
 
-    def meta_string(self, meta: Any, children: list[Any]) -> tuple[str, bool]:
+    def meta_string(self, pos: _Pos, children: list[Any]) -> tuple[str, bool]:
         return self._string(children[0]), False
 
-    def meta_word(self, meta: Any, children: list[Any]) -> tuple[str, bool]:
+    def meta_word(self, pos: _Pos, children: list[Any]) -> tuple[str, bool]:
         return str(children[0]), True
 
-    def meta_list(self, meta: Any, children: list[Any]) -> tuple[tuple[str, ...], bool]:
+    def meta_list(self, pos: _Pos, children: list[Any]) -> tuple[tuple[str, ...], bool]:
         return tuple(self._string(t) for t in children if t is not None), False
 
-    def group_list(self, meta: Any, children: list[Any]) -> tuple[str, ...]:
+    def group_list(self, pos: _Pos, children: list[Any]) -> tuple[str, ...]:
         return tuple(self._string(t) for t in children if t is not None)
 
-    def verdict(self, meta: Any, children: list[Any]) -> n.VerdictClause:
+    def verdict(self, pos: _Pos, children: list[Any]) -> n.VerdictClause:
         keyword, *rest = children
         condition = rest[-1]
         groups = rest[0] if len(rest) == 2 and rest[0] is not None else ()
-        return n.VerdictClause(str(keyword), groups, condition, self.span(meta))
+        return n.VerdictClause(str(keyword), groups, condition, self.span(pos))
 
-    def because(self, meta: Any, children: list[Any]) -> n.Message:
-        return self._message(children[0], self.span(meta))
+    def because(self, pos: _Pos, children: list[Any]) -> n.Message:
+        return self._message(children[0], self.span(pos))
 
     # usage -----------------------------------------------------------------
-    def usage(self, meta: Any, children: list[Any]) -> n.Usage:
+    def usage(self, pos: _Pos, children: list[Any]) -> n.Usage:
         name, aggregate, argument, (window, seconds), filter_ = children
         return n.Usage(
-            str(name), str(aggregate), argument, window, seconds, filter_, self.span(meta)
+            str(name), str(aggregate), argument, window, seconds, filter_, self.span(pos)
         )
 
-    def calendar_window(self, meta: Any, children: list[Any]) -> tuple[str, None]:
+    def calendar_window(self, pos: _Pos, children: list[Any]) -> tuple[str, None]:
         return str(children[0]), None
 
-    def sliding_window(self, meta: Any, children: list[Any]) -> tuple[str, float]:
+    def sliding_window(self, pos: _Pos, children: list[Any]) -> tuple[str, float]:
         token = children[0]
         return f"last {token}", self._duration_seconds(token)
 
     # tests -----------------------------------------------------------------
-    def test(self, meta: Any, children: list[Any]) -> n.Test:
+    def test(self, pos: _Pos, children: list[Any]) -> n.Test:
         name, *parts = children
         return n.Test(
             self._string(name),
             tuple(p for p in parts if isinstance(p, n.TestInput)),
             tuple(p for p in parts if isinstance(p, n.TestOverride)),
             tuple(p for p in parts if isinstance(p, n.Expectation)),
-            self.span(meta),
+            self.span(pos),
         )
 
-    def input_root(self, meta: Any, children: list[Any]) -> str:
+    def input_root(self, pos: _Pos, children: list[Any]) -> str:
         return str(children[0])
 
-    def test_input_inline(self, meta: Any, children: list[Any]) -> n.TestInput:
+    def test_input_inline(self, pos: _Pos, children: list[Any]) -> n.TestInput:
         root, value = children
-        return n.TestInput(root, value, None, self.span(meta))
+        return n.TestInput(root, value, None, self.span(pos))
 
-    def test_input_file(self, meta: Any, children: list[Any]) -> n.TestInput:
+    def test_input_file(self, pos: _Pos, children: list[Any]) -> n.TestInput:
         root, path = children
-        return n.TestInput(root, None, self._string(path), self.span(meta))
+        return n.TestInput(root, None, self._string(path), self.span(pos))
 
-    def test_with(self, meta: Any, children: list[Any]) -> n.TestOverride:
+    def test_with(self, pos: _Pos, children: list[Any]) -> n.TestOverride:
         envelope, name, value = children
-        return n.TestOverride(str(envelope), str(name), value, self.span(meta))
+        return n.TestOverride(str(envelope), str(name), value, self.span(pos))
 
-    def expect_decision(self, meta: Any, children: list[Any]) -> n.Expectation:
+    def expect_decision(self, pos: _Pos, children: list[Any]) -> n.Expectation:
         decision, by = children
         at_least, tokens = by if by is not None else (False, [])
         return n.Expectation(
             str(decision),
             tuple(str(t) for t in tokens),
             None,
-            self.span(meta),
+            self.span(pos),
             tuple(self.token_span(t) for t in tokens),
             at_least=at_least,
         )
 
-    def expect_by(self, meta: Any, children: list[Any]) -> tuple[bool, list[Token]]:
+    def expect_by(self, pos: _Pos, children: list[Any]) -> tuple[bool, list[Token]]:
         at_least, *tokens = children
         return at_least is not None, tokens
 
-    def expect_silent(self, meta: Any, children: list[Any]) -> n.Expectation:
+    def expect_silent(self, pos: _Pos, children: list[Any]) -> n.Expectation:
         return n.Expectation(
             None,
             (),
             None,
-            self.span(meta),
+            self.span(pos),
             tuple(self.token_span(t) for t in children),
             silent=tuple(str(t) for t in children),
         )
 
-    def expect_evidence(self, meta: Any, children: list[Any]) -> n.Expectation:
+    def expect_evidence(self, pos: _Pos, children: list[Any]) -> n.Expectation:
         *names, value = children
         path = ".".join(str(name) for name in names)
-        return n.Expectation(None, (), None, self.span(meta), evidence=(path, value))
+        return n.Expectation(None, (), None, self.span(pos), evidence=(path, value))
 
-    def expect_message(self, meta: Any, children: list[Any]) -> n.Expectation:
-        return n.Expectation(None, (), self._string(children[0]), self.span(meta))
+    def expect_message(self, pos: _Pos, children: list[Any]) -> n.Expectation:
+        return n.Expectation(None, (), self._string(children[0]), self.span(pos))
 
-    def invariant(self, meta: Any, children: list[Any]) -> n.Invariant:
+    def invariant(self, pos: _Pos, children: list[Any]) -> n.Invariant:
         name, condition, (relation, decision) = children
-        return n.Invariant(self._string(name), condition, relation, decision, self.span(meta))
+        return n.Invariant(self._string(name), condition, relation, decision, self.span(pos))
 
-    def expect_exactly(self, meta: Any, children: list[Any]) -> tuple[str, str]:
+    def expect_exactly(self, pos: _Pos, children: list[Any]) -> tuple[str, str]:
         return "is", str(children[0])
 
-    def expect_not(self, meta: Any, children: list[Any]) -> tuple[str, str]:
+    def expect_not(self, pos: _Pos, children: list[Any]) -> tuple[str, str]:
         return "not", str(children[0])
 
-    def expect_at_least(self, meta: Any, children: list[Any]) -> tuple[str, str]:
+    def expect_at_least(self, pos: _Pos, children: list[Any]) -> tuple[str, str]:
         return "at least", str(children[0])
 
-    def expect_at_most(self, meta: Any, children: list[Any]) -> tuple[str, str]:
+    def expect_at_most(self, pos: _Pos, children: list[Any]) -> tuple[str, str]:
         return "at most", str(children[0])
 
     # expressions -----------------------------------------------------------
-    def or_(self, meta: Any, children: list[Any]) -> n.Binary:
-        return n.Binary("or", children[0], children[1], self.span(meta))
+    def or_(self, pos: _Pos, children: list[Any]) -> n.Binary:
+        return n.Binary("or", children[0], children[1], self.span(pos))
 
-    def and_(self, meta: Any, children: list[Any]) -> n.Binary:
-        return n.Binary("and", children[0], children[1], self.span(meta))
+    def and_(self, pos: _Pos, children: list[Any]) -> n.Binary:
+        return n.Binary("and", children[0], children[1], self.span(pos))
 
-    def not_(self, meta: Any, children: list[Any]) -> n.Unary:
-        return n.Unary("not", children[0], self.span(meta))
+    def not_(self, pos: _Pos, children: list[Any]) -> n.Unary:
+        return n.Unary("not", children[0], self.span(pos))
 
-    def compare(self, meta: Any, children: list[Any]) -> n.Binary:
+    def compare(self, pos: _Pos, children: list[Any]) -> n.Binary:
         left, op, right = children
-        return n.Binary(str(op), left, right, self.span(meta))
+        return n.Binary(str(op), left, right, self.span(pos))
 
-    def member(self, meta: Any, children: list[Any]) -> n.Binary:
-        return n.Binary("in", children[0], children[1], self.span(meta))
+    def member(self, pos: _Pos, children: list[Any]) -> n.Binary:
+        return n.Binary("in", children[0], children[1], self.span(pos))
 
-    def not_member(self, meta: Any, children: list[Any]) -> n.Binary:
-        return n.Binary("not in", children[0], children[1], self.span(meta))
+    def not_member(self, pos: _Pos, children: list[Any]) -> n.Binary:
+        return n.Binary("not in", children[0], children[1], self.span(pos))
 
-    def arith(self, meta: Any, children: list[Any]) -> n.Binary:
+    def arith(self, pos: _Pos, children: list[Any]) -> n.Binary:
         left, op, right = children
-        return n.Binary(str(op), left, right, self.span(meta))
+        return n.Binary(str(op), left, right, self.span(pos))
 
-    def negate(self, meta: Any, children: list[Any]) -> n.Expr:
+    def negate(self, pos: _Pos, children: list[Any]) -> n.Expr:
         (operand,) = children
         number = isinstance(operand, n.Literal) and isinstance(operand.value, int | float)
         if number and not isinstance(operand.value, bool):
-            return n.Literal(-operand.value, operand.is_duration, self.span(meta))
-        return n.Unary("-", operand, self.span(meta))
+            return n.Literal(-operand.value, operand.is_duration, self.span(pos))
+        return n.Unary("-", operand, self.span(pos))
 
-    def default(self, meta: Any, children: list[Any]) -> n.Default:
-        return n.Default(children[0], children[1], self.span(meta))
+    def default(self, pos: _Pos, children: list[Any]) -> n.Default:
+        return n.Default(children[0], children[1], self.span(pos))
 
-    def field(self, meta: Any, children: list[Any]) -> n.Field:
+    def field(self, pos: _Pos, children: list[Any]) -> n.Field:
         subject, name = children
-        return n.Field(subject, str(name), self.span(meta))
+        return n.Field(subject, str(name), self.span(pos))
 
-    def name(self, meta: Any, children: list[Any]) -> n.Name:
-        return n.Name(str(children[0]), self.span(meta))
+    def name(self, pos: _Pos, children: list[Any]) -> n.Name:
+        return n.Name(str(children[0]), self.span(pos))
 
-    def call(self, meta: Any, children: list[Any]) -> n.Call:
+    def call(self, pos: _Pos, children: list[Any]) -> n.Call:
         function, *args = children
-        return n.Call(str(function), tuple(a for a in args if a is not None), self.span(meta))
+        return n.Call(str(function), tuple(a for a in args if a is not None), self.span(pos))
 
-    def quantifier(self, meta: Any, children: list[Any]) -> n.Quantifier:
+    def quantifier(self, pos: _Pos, children: list[Any]) -> n.Quantifier:
         kind, var, items, body = children
-        return n.Quantifier(str(kind), str(var), items, body, self.span(meta))
+        return n.Quantifier(str(kind), str(var), items, body, self.span(pos))
 
-    def has(self, meta: Any, children: list[Any]) -> n.Has:
-        return n.Has(children[0], self.span(meta))
+    def has(self, pos: _Pos, children: list[Any]) -> n.Has:
+        return n.Has(children[0], self.span(pos))
 
     # literals --------------------------------------------------------------
-    def number(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(self._number(children[0]), False, self.span(meta))
+    def number(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(self._number(children[0]), False, self.span(pos))
 
-    def negative_number(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(-self._number(children[0]), False, self.span(meta))
+    def negative_number(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(-self._number(children[0]), False, self.span(pos))
 
-    def negative_duration(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(-self._duration_seconds(children[0]), True, self.span(meta))
+    def negative_duration(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(-self._duration_seconds(children[0]), True, self.span(pos))
 
-    def duration(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(self._duration_seconds(children[0]), True, self.span(meta))
+    def duration(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(self._duration_seconds(children[0]), True, self.span(pos))
 
-    def string(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(self._string(children[0]), False, self.span(meta))
+    def string(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(self._string(children[0]), False, self.span(pos))
 
-    def true(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(True, False, self.span(meta))
+    def true(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(True, False, self.span(pos))
 
-    def false(self, meta: Any, children: list[Any]) -> n.Literal:
-        return n.Literal(False, False, self.span(meta))
+    def false(self, pos: _Pos, children: list[Any]) -> n.Literal:
+        return n.Literal(False, False, self.span(pos))
 
-    def list(self, meta: Any, children: list[Any]) -> n.ListExpr:
-        return n.ListExpr(tuple(c for c in children if c is not None), self.span(meta))
+    def list(self, pos: _Pos, children: list[Any]) -> n.ListExpr:
+        return n.ListExpr(tuple(c for c in children if c is not None), self.span(pos))
 
-    def object(self, meta: Any, children: list[Any]) -> n.ObjectConst:
-        return n.ObjectConst(tuple(children), self.span(meta))
+    def object(self, pos: _Pos, children: list[Any]) -> n.ObjectConst:
+        return n.ObjectConst(tuple(children), self.span(pos))
 
-    def object_field(self, meta: Any, children: list[Any]) -> n.ObjectField:
+    def object_field(self, pos: _Pos, children: list[Any]) -> n.ObjectField:
         name, value = children
         return n.ObjectField(str(name), value, self.token_span(name))
 
@@ -603,6 +838,21 @@ class _AstBuilder(Transformer):
             parts.append("".join(text))
         return n.Message(tuple(parts), span)
 
+    def _field_path(self, source: str) -> n.Expr | None:
+        """``source`` read as the parser reads a path like ``action.target``, without
+        running it; ``None`` for anything else, which then takes the parser."""
+        if _FIELD_PATH.fullmatch(source) is None:
+            return None
+        names = source.split(".")
+        if names[0] in _NOT_A_NAME_AT_START:
+            return None
+        end = 1 + len(names[0])
+        expr: n.Expr = self.name((1, 1, 1, end), [names[0]])
+        for name in names[1:]:
+            end += 1 + len(name)
+            expr = self.field((1, 1, 1, end), [expr, name])
+        return expr
+
     def _interpolation(self, raw: str, line: int, column: int) -> n.Expr | None:
         # unescape \" and \\, remembering where each character sat in the file
         chars: list[str] = []
@@ -625,8 +875,10 @@ class _AstBuilder(Transformer):
                 )
             )
             return None
+        saved = self.columns, self.line
+        self.columns, self.line = columns, line
         try:
-            tree = lark_parser().parse(source, start="expr")
+            return self._field_path(source) or self.build(source, "expr")
         except UnexpectedInput as exc:
             inner = _syntax_error(exc, source, self.file)
             assert inner.span is not None
@@ -640,9 +892,31 @@ class _AstBuilder(Transformer):
                 )
             )
             return None
-        sub = _AstBuilder(self.file, self.diagnostics, columns=columns, line=line)
-        too_deep = _nesting_error(tree, sub)
-        if too_deep is not None:
-            self.diagnostics.append(too_deep)
+        except _TooDeep as exc:
+            self.diagnostics.append(exc.diagnostic)
             return None
-        return sub.transform(tree)
+        finally:
+            self.columns, self.line = saved
+
+
+class _TreeBuilder(Transformer):
+    """The builder's methods over a finished parse tree: the way used when this Lark does
+    not let nodes be built during the parse."""
+
+    def __init__(self, builder: _AstBuilder):
+        super().__init__()
+        self.builder = builder
+
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
+        return getattr(self.builder, data)(_meta_pos(meta), children)
+
+    def _call_userfunc(self, tree: Tree, new_children: list[Any] | None = None) -> Any:
+        children = new_children if new_children is not None else tree.children
+        return self.__default__(tree.data, children, tree.meta)
+
+
+# The interpolations most messages hold, `{action.target}`: names joined by dots. Only
+# at the start of an expression does the lexer read a word other than as a name (the
+# test suite checks every keyword of the grammar in every place).
+_FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*){0,15}")
+_NOT_A_NAME_AT_START = frozenset({"true", "false", "not", "has", "any", "all"})
