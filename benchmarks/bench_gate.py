@@ -55,6 +55,8 @@ PACK = REPO / "policy_packs" / "aigre-baseline"
 NOW = "2025-03-11T14:03:00Z"
 START = "2025-03-02T00:00:00Z"  # history and timed checks stay inside March
 STEP_SECONDS = 100  # one check every 100 s: under the baseline's 40 agent actions an hour
+# the authenticated actor the gate attests as ``context.actor`` (the proposal's is a claim)
+ACTOR = {"kind": "llm", "id": "agent-remediator", "trust": 3}
 
 
 def proposal(n: int, requested_at: str = NOW) -> dict[str, Any]:
@@ -91,13 +93,13 @@ def timed(call: Callable[[int], Any], count: int) -> tuple[list[float], list[flo
 def gate_setup(workdir: Path, name: str, clock: FakeClock) -> Gate:
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "memory ledger, no log":
-        return Gate.from_pack(PACK, ledger="sqlite:///:memory:", clock=clock)
+        return Gate.from_pack(PACK, ledger="sqlite:///:memory:", clock=clock, identity=ACTOR)
     ledger = f"sqlite:///{workdir / (name.replace(' ', '_') + '.db')}"
     if name == "file ledger, no log":
-        return Gate.from_pack(PACK, ledger=ledger, clock=clock)
+        return Gate.from_pack(PACK, ledger=ledger, clock=clock, identity=ACTOR)
     fsync = "none" if "without fsync" in name else "entry"
     log = DecisionLog(workdir / (name.replace(" ", "_") + ".jsonl"), fsync=fsync, clock=clock)
-    return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock)
+    return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock, identity=ACTOR)
 
 
 SETUPS = (
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pack = load_pack(PACK)
     usage = {"spend_this_month_usd": 1234.5, "agent_actions_last_hour": 3}
-    context = {"now": NOW}
+    context = {"now": NOW, "actor": ACTOR}
     assert pack.evaluate(proposal(0), context, usage).decision == "allow"
     base, base_cpu = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)
     base_median, base_cpu_median = statistics.median(base), statistics.median(base_cpu)

@@ -332,15 +332,31 @@ class DecisionLog:
         if self.max_bytes is not None and tail.size > 0 and tail.size + len(line) > self.max_bytes:
             fd = self._rotate()
             tail = _Tail(tail.seq, tail.hash, os.fstat(fd).st_ino, 0)
-        self._write(fd, line)
+        try:
+            self._write(fd, line)
+            self._after_write(fd)
+        except OSError:
+            # the caller is told the entry was not taken: it must not stay in the file
+            self._take_back(fd, tail.size)
+            raise
         self._tail = _Tail(entry.seq, entry.hash, tail.inode, tail.size + len(line))
-        self._after_write(fd)
         if self._signer is not None and self._checkpoint_due(entry.seq):
             self._checkpoint_locked(fd, entry.seq, entry.hash)
         return entry
 
     def _now(self) -> str:
         return _timestamp(self._clock())
+
+    def _take_back(self, fd: int, end: int) -> None:
+        """Cut the file back to ``end`` after a write or fsync that failed (still under the
+        file lock, so no other writer appended since). When even that fails the partial
+        entry stays: a torn line is repaired by the next writer, a whole one is reported."""
+        try:
+            os.ftruncate(fd, end)
+            if self.fsync != "none":
+                os.fsync(fd)
+        except OSError as exc:
+            logger.error("%s: a refused entry may remain after byte %d: %s", self.path, end, exc)
 
     # -- checkpoints (under both locks) ------------------------------------------------------
 
