@@ -241,17 +241,29 @@ class DecisionLog:
 
     # -- public API --------------------------------------------------------------------------
 
-    def append(self, kind: str, body: dict[str, Any], *, entry_id: str | None = None) -> Entry:
-        """Append one entry and return it (with its seq, time, prev and hash)."""
+    def append(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        entry_id: str | None = None,
+        body_json: bytes | None = None,
+    ) -> Entry:
+        """Append one entry and return it (with its seq, time, prev and hash).
+
+        ``body_json``: ``canonical_json(body)`` when the caller has already encoded it
+        (the gate does); used only when nothing in the body is to be redacted.
+        """
         problems = validate_body(kind, body)
         if problems:
             raise LogError("; ".join(problems))
-        if kind in ("decision", "shadow"):
-            body = self._redactor.apply(body)
-        try:
-            body_json = canonical_json(body)
-        except (TypeError, ValueError) as exc:
-            raise LogError(f"the {kind} body is not JSON data: {exc}") from None
+        if kind in ("decision", "shadow") and self._redactor.paths:
+            body, body_json = self._redactor.apply(body), None
+        if body_json is None:
+            try:
+                body_json = canonical_json(body)
+            except (TypeError, ValueError) as exc:
+                raise LogError(f"the {kind} body is not JSON data: {exc}") from None
         if entry_id is None:
             verdict_id = body.get("verdict", {}).get("decision_id") if "verdict" in body else None
             entry_id = verdict_id if isinstance(verdict_id, str) else str(uuid.uuid4())

@@ -24,6 +24,7 @@ class GateVerdict:
     __slots__ = (
         "_decision_id",
         "_input",
+        "_input_digest",
         "action_digest",
         "approvers",
         "decision",
@@ -60,6 +61,7 @@ class GateVerdict:
         self.action_digest = action_digest
         self.gate = gate
         self._input = input_document
+        self._input_digest: str | None = None
         self._decision_id: str | None = None
         same = pack_verdict is not None and pack_verdict.decision == decision
         self.default_applied = same and pack_verdict.default_applied  # type: ignore[union-attr]
@@ -97,12 +99,19 @@ class GateVerdict:
 
     @property
     def input_digest(self) -> str:
+        if self._input_digest is not None:
+            return self._input_digest
         if self.pack_verdict is not None:
             return self.pack_verdict.input_digest
         try:
             return digest(self._input)
         except (TypeError, ValueError):
             return digest(repr(self._input))
+
+    def digested(self, input_digest: str) -> None:
+        """Take the input's digest from whoever already encoded the input (the recorder):
+        the digest of ``canonical_json(self.input)``, as ``input_digest`` would compute."""
+        self._input_digest = input_digest
 
     @property
     def action(self) -> Any:
