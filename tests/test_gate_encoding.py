@@ -10,12 +10,16 @@ redaction.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aigre_policy.gate import FakeClock, FunctionReviewer, Gate, StaticDirectory
+from aigre_policy.gate.chain import _string
 from aigre_policy.gate.log import read_log, verify_log
 from aigre_policy.gate.review import ReviewAnswer
 from aigre_policy.verdict import canonical_json, digest
@@ -112,3 +116,23 @@ def test_a_pack_with_sensitive_fields_still_redacts_the_decision(new_pack, tmp_p
     assert "chéckout" not in text and verify_log(tmp_path / "d.jsonl").ok
     (entry,) = [e for e in read_log(tmp_path / "d.jsonl") if e.kind == "decision"]
     assert entry.body["verdict"]["input_digest"] == verdict.input_digest == digest(verdict.input)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_the_log_quotes_a_string_as_canonical_json_does(text: str) -> None:
+    try:
+        expected = canonical_json(text)
+    except ValueError:  # a lone surrogate: neither writes it
+        with pytest.raises(ValueError):
+            _string(text)
+        return
+    assert _string(text) == expected
+
+
+def test_decision_ids_are_distinct_version_4_uuids(gate: Gate) -> None:
+    ids = [gate.check(act(n)).decision_id for n in range(50)]
+    assert len(set(ids)) == 50
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -216,6 +216,7 @@ class DecisionLog:
         self._fd: int | None = None
         self._pid = 0
         self._tail: _Tail | None = None
+        self._opened: os.stat_result | None = None  # fstat of _fd taken by _open, unused yet
         self._unsynced = 0
         self._unsynced_since = 0.0
         self._pending_recovery: dict[str, Any] | None = None
@@ -473,10 +474,16 @@ class DecisionLog:
             wait_for(self._copies, timeout=self._file_lock.timeout)
 
     def _open(self) -> int:
-        """The descriptor of the active file, reopened after a fork or another's rotation."""
+        """The descriptor of the active file, reopened after a fork or another's rotation.
+
+        ``self._opened`` keeps the descriptor's ``fstat`` taken here, for ``_current_tail``.
+        """
+        self._opened = None
         if self._fd is not None and self._pid == os.getpid():
             try:
-                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                opened = os.fstat(self._fd)
+                if os.stat(self.path).st_ino == opened.st_ino:
+                    self._opened = opened
                     return self._fd
             except FileNotFoundError:
                 pass
@@ -493,7 +500,7 @@ class DecisionLog:
 
     def _current_tail(self, fd: int) -> _Tail:
         """The last entry's seq and hash: cached when nobody wrote since, else read back."""
-        stat = os.fstat(fd)
+        stat, self._opened = self._opened or os.fstat(fd), None
         cached = self._tail
         if cached is not None and cached.inode == stat.st_ino and cached.size == stat.st_size:
             return cached

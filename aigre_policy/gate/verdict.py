@@ -14,10 +14,19 @@ verdict document plus a ``gate`` object.
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from typing import Any
 
 from aigre_policy.verdict import Verdict, digest, verdict_document
+
+
+def _uuid4() -> str:
+    """``str(uuid.uuid4())``, without building a ``UUID`` object (a third of the cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class GateVerdict:
@@ -94,7 +103,7 @@ class GateVerdict:
     @property
     def decision_id(self) -> str:
         if self._decision_id is None:
-            self._decision_id = str(uuid.uuid4())
+            self._decision_id = _uuid4()
         return self._decision_id
 
     @property
