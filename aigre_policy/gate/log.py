@@ -157,7 +157,13 @@ def _utc_now() -> datetime:
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise LogError("the log clock must return timezone-aware datetimes")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment.astimezone(UTC)
+    if m.year < 1000:  # strftime's %Y does not pad those on every platform
+        return m.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond:06d}Z"
+    )
 
 
 class DecisionLog:
