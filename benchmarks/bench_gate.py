@@ -23,12 +23,21 @@ log itself costs. ``--only`` keeps the set-ups whose name holds a text;
 prints every round (on a shared machine the spread between rounds is the
 noise; compare the lowest medians, or the p10s).
 
+The gate attests a constant actor (``identity=ACTOR``), as an embedding tool
+with an authenticated caller would; the pack reads it as ``context.actor``.
+
 What it flatters: one process and one thread, so the write lock is never
-waited for; one small action of one kind, so the contributions and the log
-entry are small and the statement cache and the in-memory usage window are
-always warm; a fake clock inside one month, so the window never reloads;
+waited for and the log is never found rotated or written by another; one small
+action of one kind, so the contributions and the log entry are small and the
+statement cache and the in-memory usage window are always warm; no approvals
+held, so the ledger's read is one row; a new action digest each time, so no
+earlier row is superseded; a pack without ``sensitive`` fields, so the log
+takes the decision body the gate already encoded (a pack that redacts
+re-encodes it); a fake clock inside one month, so the window never reloads;
 ``synchronous=normal``, so no commit waits for the disk, and the median hides
-the WAL checkpoints (every ~1000 pages) that land in the p90.
+the WAL checkpoints (every ~1000 pages) that land in the p90. CPU time counts
+the kernel's share of this process (the ledger's and the log's writes into the
+page cache), not the disk's.
 """
 
 from __future__ import annotations
