@@ -187,3 +187,11 @@ def test_the_baseline_pack_contributions_match_the_interpreter() -> None:
         for decision in ("allow", "deny"):
             got = calculator.contributions(action, decision, 1)
             assert got == calculator.interpreted(action, decision, 1)
+
+
+def test_an_expression_that_cannot_be_compiled_is_left_to_the_interpreter() -> None:
+    unknown = ir.Usage("odd", "count", None, "last 1h", 3600, ir.Call("no_such", ()))
+    calculator = UsageCalculator([unknown], {})  # built: the fault is the row's, not the gate's
+    (contribution,) = calculator.contributions({}, "allow", 3).values()
+    assert contribution.error == "cannot read ledger row 3: KeyError: 'no_such'"
+    assert calculator.interpreted({}, "allow", 3) == calculator.contributions({}, "allow", 3)

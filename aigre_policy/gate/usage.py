@@ -82,7 +82,7 @@ def _compiled(node: ir.Node | None, envelopes: Mapping[str, Any]) -> Compiled | 
         return None
     try:
         return compile_node(node, envelopes)
-    except RecursionError:  # too deep to compile: the interpreter judges it
+    except Exception:  # too deep, or a node it cannot take: the interpreter judges it
         return _interpreted(node, envelopes)
 
 
