@@ -103,9 +103,8 @@ def _plain_text(text: str) -> bool:
 
 def set_input(rego: regopy.Interpreter, document: Any) -> None:
     """Give ``rego`` the input document: as a ``regopy.Input`` where that is exact (about
-    twice as fast as rego-cpp parsing the JSON text), else as the JSON text. A number
-    rego-cpp cannot hold exactly raises ``EngineFault`` (see ``inexact_number``)."""
-    refuse_inexact(document, "rego")
+    twice as fast as rego-cpp parsing the JSON text), else as the JSON text. Engines
+    call ``refuse_inexact`` first: numbers rego-cpp cannot hold exactly fail closed."""
     if _plain_input(document):
         rego.set_input(regopy.Input(document))
         return
@@ -132,12 +131,16 @@ def inexact_number(value: Any, engine: str, path: str = "") -> tuple[str, Any, s
         return None
     if isinstance(value, int | float):
         if abs(value) >= EXACT:
-            return path, value, f"its magnitude is 2**53 or more, where {engine} is not exact"
+            return path, value, "past 2**53 the engines' numbers are not native integers"
         if engine == "rego" and isinstance(value, float):
             if 0 < abs(value) < TINY:
-                return path, value, (
-                    "rego-cpp parses numbers with C++ std::stod, which rejects "
-                    f"magnitudes below {TINY!r}"
+                return (
+                    path,
+                    value,
+                    (
+                        "rego-cpp parses numbers with C++ std::stod, which rejects "
+                        f"magnitudes below {TINY!r}"
+                    ),
                 )
             if float(f"{value:.16g}") != value:
                 return path, value, "it needs 17 significant digits and rego-cpp keeps 16"
@@ -198,6 +201,7 @@ class RegopyEngine:
         self._lock = threading.Lock()  # one interpreter holds one input at a time
 
     def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        refuse_inexact(document, self.name)
         try:
             with self._lock:
                 set_input(self._rego, document)
@@ -362,6 +366,7 @@ class HandwrittenRunner:
 
     def __call__(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """The records the hand-written modules report; ``EngineFault`` on a fault."""
+        refuse_inexact(document, "rego")
         try:
             with self._lock:
                 set_input(self._rego, document)

@@ -41,7 +41,7 @@ def _comment(line: str) -> list[str]:
     pad = "#" + indent + "    "
     lines, text = [], head
     # break only between escapes: an escaped line break joins the pieces with no space
-    for token in re.findall(r'\\U[0-9a-fA-F]{8}|\\u[0-9a-fA-F]{4}|\\.|[^\\]', scalar):
+    for token in re.findall(r"\\U[0-9a-fA-F]{8}|\\u[0-9a-fA-F]{4}|\\.|[^\\]", scalar):
         if len(text) >= WIDTH:
             lines.append(text + "\\")
             text = pad
@@ -57,7 +57,7 @@ def _code(line: str) -> list[str]:
     pieces, current, depth, i = [], "", 0, 0
     while i < len(line):
         ch = line[i]
-        if ch in "\"`":
+        if ch in '"`':
             end = _string_end(line, i)
             token = line[i:end]
             if ch == '"' and len(token) > WIDTH and not line[end:].lstrip().startswith(":"):

@@ -57,14 +57,14 @@ message(text, fallback) := text if {
 
 # num(x): a number as native messages print it (runtime.fmt): an integral value under
 # 10**15 as an integer, any other non-integral one as Python's repr. An integral value
-# of 10**15 or more has no value here: native prints an integer with all its digits and
+# of 10**15 or more has no value here: native prints an integer with all its figures and
 # a float in exponent form, and no Rego engine tells them apart, so the record is
 # undefined and the decision fails closed (docs/rego.md, numbers).
 num(x) := format_int(x, 10) if {
 	is_number(x)
 	floor(x) == x
 	abs(x) < 1000000000000000
-} else := concat("", [_sign(x), _decimal(_shortest(abs(x)))]) if {
+} else := concat("", [_sign(x), _decimal(_shortest(x))]) if {
 	is_number(x)
 	floor(x) != x
 }
@@ -73,18 +73,31 @@ _sign(x) := "-" if {
 	x < 0
 } else := ""
 
-# _shortest(a): [digits, exponent] of the shortest decimal that reads back as a (what
-# repr prints). Engines print `%.<p>e` differently (C's 1.5e+03, Rust's shortest 1.5e3),
-# so each form is only read: its digits and its exponent.
-_shortest(a) := [digits, exponent] if {
-	texts := [s |
-		some p in numbers.range(0, 16)
-		s := lower(sprintf(concat("", ["%.", format_int(p, 10), "e"]), [a]))
-		to_number(s) == a
-	]
-	parts := split(texts[0], "e")
-	digits := trim_right(replace(parts[0], ".", ""), "0")
-	exponent := _exponent(parts[1])
+# _shortest(x): [figures, exponent] of the shortest decimal that reads back as x, a tie
+# to the even figure, as repr picks it. Engines differ: regorus's sprintf breaks a tie
+# upwards and its json.marshal (Ryu) does not; rego-cpp's json.marshal may print 17
+# figures where 16 read back, and its abs rounds to 6. So every form both write is read
+# (json.marshal first, then `%.<p>e` for each p) and the first with fewest figures wins.
+_shortest(x) := [r | some r in read; not _fewer(read, count(r[0]))][0] if {
+	texts := array.concat([json.marshal(x)], [s | some p in numbers.range(0, 16); s := sprintf(concat("", ["%.", format_int(p, 10), "e"]), [x])])
+	read := [r | some text in texts; to_number(text) == x; r := _figures(lower(trim_left(text, "-")))]
+}
+
+# _fewer(read, n): some decimal of read has fewer than n figures (`min` is not used:
+# rego-cpp orders numbers in a set as text, 17 before 2)
+_fewer(read, n) if {
+	some r in read
+	count(r[0]) < n
+}
+
+# _figures(text): the figures and the exponent of a decimal without sign in any form
+# (1.5e-7, 1.5e-07, 1.50e+03, 0.00001, 123.456)
+_figures(text) := [trim_right(trim_left(figures, "0"), "0"), exponent] if {
+	parts := split(concat("", [text, "e0"]), "e") # an exponent always: 0.5e0, 1.5e-7e0
+	whole := split(parts[0], ".")[0]
+	figures := replace(parts[0], ".", "")
+	zeros := count(figures) - count(trim_left(figures, "0"))
+	exponent := ((count(whole) - 1) - zeros) + _exponent(parts[1])
 }
 
 # _exponent(text): "+03", "-05", "3" or "-1" as a number (regorus refuses to_number("05"))
@@ -96,18 +109,18 @@ _unsigned(text) := 0 if {
 	trim_left(text, "0") == ""
 } else := to_number(trim_left(text, "0"))
 
-# _decimal([digits, e]): the digits d.ddd x 10**e as repr writes a non-integral value:
+# _decimal([figures, e]): the figures d.ddd x 10**e as repr writes a non-integral value:
 # positional from 1e-4 up, else d.ddde-XX
-_decimal(shortest) := concat("", [substring(digits, 0, 1), _fraction(substring(digits, 1, -1)), "e-", sprintf("%02d", [0 - e])]) if {
-	digits := shortest[0]
+_decimal(shortest) := concat("", [substring(figures, 0, 1), _fraction(substring(figures, 1, -1)), "e-", sprintf("%02d", [0 - e])]) if {
+	figures := shortest[0]
 	e := shortest[1]
 	e < -4
-} else := concat("", ["0.", substring("000", 0, (0 - e) - 1), digits]) if {
-	digits := shortest[0]
+} else := concat("", ["0.", substring("000", 0, (0 - e) - 1), figures]) if {
+	figures := shortest[0]
 	e := shortest[1]
 	e < 0
-} else := concat("", [substring(digits, 0, e + 1), ".", substring(digits, e + 1, -1)]) if {
-	digits := shortest[0]
+} else := concat("", [substring(figures, 0, e + 1), ".", substring(figures, e + 1, -1)]) if {
+	figures := shortest[0]
 	e := shortest[1]
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from aigre_policy.diagnostics import Diagnostic, error
 from aigre_policy.rego.expr import literal
+from aigre_policy.rego.layout import WIDTH
 from aigre_policy.rego.validity import validity_rules
 
 ANNOTATIONS = frozenset(
@@ -237,9 +238,14 @@ def emit_schema(schema: dict[str, Any]) -> tuple[list[str], list[Diagnostic]]:
 def json_text(value: Any) -> str:
     """``value`` as JSON in a Rego string: a constant string costs rego-cpp no local
     variable, an object literal one per object and list in it; `lib.problems` reads it
-    with ``json.unmarshal``, and only for input that breaks the schema."""
+    with ``json.unmarshal``, and only for input that breaks the schema. Long text is laid
+    out a value a line (JSON whitespace), or left to ``layout.fit`` to cut in pieces."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return f"`{text}`" if "`" not in text and text.isprintable() else literal(text)
+    if len(text) > WIDTH:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1)
+    fits = all(len(line) <= WIDTH for line in text.splitlines())
+    plain = "`" not in text and all(line.isprintable() for line in text.splitlines())
+    return f"`{text}`" if fits and plain else literal(text)
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
