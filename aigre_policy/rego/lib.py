@@ -64,6 +64,13 @@ num(x) := format_int(x, 10) if {
 	is_number(x)
 	floor(x) == x
 	abs(x) < 1000000000000000
+} else := concat("", [_sign(x), _decimal(shortest)]) if {
+	is_number(x)
+	floor(x) != x
+	# at most 15 figures that read back are the only ones that do: no shorter search
+	shortest := _figures(trim_left(json.marshal(x), "-"))
+	count(shortest[0]) < 16
+	to_number(json.marshal(x)) == x
 } else := concat("", [_sign(x), _decimal(_shortest(x))]) if {
 	is_number(x)
 	floor(x) != x
