@@ -129,9 +129,13 @@ def generated_agreement(path: Path, examples: int) -> Counter[str]:
     """``examples`` generated inputs, the same on every run (CI judges a fixed sample),
     biased to the constants the pack compares with, each judged by native, rego-cpp and
     regorus. regorus gets the input as generated; rego-cpp numbers it holds exactly
-    (``short_numbers``: it keeps 16 significant digits and rounds its arithmetic there)."""
+    (``short_numbers``: it keeps 16 significant digits and rounds its arithmetic there),
+    and so does regorus for a pack with hand-written Rego, which native evaluates with
+    rego-cpp."""
     decisions: Counter[str] = Counter()
     regorus_pack = on_regorus(path)
+    # the native engine evaluates hand-written modules with rego-cpp: its numbers there
+    handwritten = any((path / "policies").glob("*.rego"))
     started = time.perf_counter()
 
     @settings(
@@ -143,7 +147,8 @@ def generated_agreement(path: Path, examples: int) -> Counter[str]:
     )
     @given(strategy(path))
     def check(document):
-        decisions[agree(path, document, regorus_pack)] += 1
+        exact = short_numbers(document) if handwritten else document
+        decisions[agree(path, exact, regorus_pack)] += 1
         AGREED[(path.name, "regorus")] += 1
         agree(path, short_numbers(document))
         AGREED[(path.name, "rego")] += 1
