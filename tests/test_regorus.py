@@ -443,3 +443,35 @@ def test_both_engines_list_errors_alike():
     assert lists[0] == lists[1]
     indices = [int(m) for e in lists[0] for m in re.findall(r"approvals\[(\d+)\]", e["path"])]
     assert indices == sorted(indices) and 10 in indices  # [10] after [2], as native sorts
+
+
+# ---------------------------------------------------------------- hand-written reports
+
+HANDWRITTEN = """package aigre.t.custom.extra
+
+deny contains {"id": "zeta", "message": "z", "bindings": {"n": 1.5}} if input.action.kind != ""
+
+deny contains {"id": "alpha", "message": concat("", ["a ", input.action.target])} if true
+
+warn contains {"id": "mid", "message": "m", "tags": ["x"]} if true
+
+escalate contains {"id": "beta", "message": "b", "groups": ["sre"]} if true
+"""
+
+
+def test_hand_written_reports_come_in_one_order_on_every_engine(new_pack):
+    from conftest import CONTEXT, _action
+
+    path = new_pack(
+        'rule r {\n  warn when action.kind == "rollback"\n  because "native"\n}\n',
+        files={"policies/extra.rego": HANDWRITTEN},
+    )
+    document = {"action": _action(), "context": dict(CONTEXT), "usage": {}}
+    verdicts = {
+        engine: load_pack(path, engine=engine).evaluate(**document)
+        for engine in ("native", *ENGINES)
+    }
+    orders = {engine: (v.rule_ids, [w["id"] for w in v.warnings]) for engine, v in verdicts.items()}
+    assert orders["native"] == (["alpha", "zeta", "beta"], ["r", "mid"])  # verdict, id
+    assert orders["rego"] == orders["regorus"] == orders["native"]
+    assert comparable(verdicts["regorus"]) == comparable(verdicts["native"])
