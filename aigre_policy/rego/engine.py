@@ -134,14 +134,8 @@ def inexact_number(value: Any, engine: str, path: str = "") -> tuple[str, Any, s
             return path, value, "past 2**53 the engines' numbers are not native integers"
         if engine == "rego" and isinstance(value, float):
             if 0 < abs(value) < TINY:
-                return (
-                    path,
-                    value,
-                    (
-                        "rego-cpp parses numbers with C++ std::stod, which rejects "
-                        f"magnitudes below {TINY!r}"
-                    ),
-                )
+                why = f"rego-cpp parses numbers with C++ std::stod, which rejects below {TINY!r}"
+                return path, value, why
             if float(f"{value:.16g}") != value:
                 return path, value, "it needs 17 significant digits and rego-cpp keeps 16"
         return None
@@ -177,6 +171,15 @@ def first_value(output: Any) -> Any:
     if not expressions:
         raise EngineFault("the query is undefined")
     return expressions[0]
+
+
+def decision_query(program: RegoProgram, validate_in_rego: bool) -> tuple[str, dict[str, str]]:
+    """The rule an in-process engine asks and the modules it needs for it: ``checked``
+    (input the pack's validator has passed) with ``checked_modules``, or the entrypoint
+    itself, schema checks included, with the whole program."""
+    if validate_in_rego:
+        return program.entrypoint, program.modules
+    return program.entrypoint.rsplit("/", 1)[0] + "/checked", checked_modules(program)
 
 
 class RegopyEngine:
@@ -215,15 +218,6 @@ class RegopyEngine:
 
 
 register_engine("rego", RegopyEngine)
-
-
-def decision_query(program: RegoProgram, validate_in_rego: bool) -> tuple[str, dict[str, str]]:
-    """The rule an in-process engine asks and the modules it needs for it: ``checked``
-    (input the pack's validator has passed) with ``checked_modules``, or the entrypoint
-    itself, schema checks included, with the whole program."""
-    if validate_in_rego:
-        return program.entrypoint, program.modules
-    return program.entrypoint.rsplit("/", 1)[0] + "/checked", checked_modules(program)
 
 
 class RegorusEngine:
