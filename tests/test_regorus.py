@@ -71,6 +71,7 @@ def packs(path: Path) -> dict[str, Pack]:
 # ---------------------------------------------------------------- a pack that stretches lines
 
 LONG_WORDS = " ".join(f"word{i}" for i in range(400))  # about 3,600 characters
+LONG_TAGS = [f"tag-{i:03d}" for i in range(150)]
 
 
 def long_pack(new_pack) -> Path:
@@ -97,6 +98,7 @@ def long_pack(new_pack) -> Path:
     rule long-one {{
       title: "{LONG_WORDS}"
       category: risk
+      tags: {json.dumps(LONG_TAGS)}
       deny when action.kind in {json.dumps(kinds[:60])} and action.note != "{LONG_WORDS}"
       because "{LONG_WORDS} {{action.kind}} {{action.size ?? 0}} {LONG_WORDS}"
     }}
@@ -185,6 +187,7 @@ def test_broken_lines_mean_what_the_long_ones_meant(new_pack):
     assert block is not None
     metadata = yaml.safe_load(re.sub(r"^# ?", "", block.group(1), flags=re.MULTILINE))
     assert metadata["title"] == LONG_WORDS
+    assert metadata["custom"]["tags"] == LONG_TAGS
 
 
 _RULE_HEAD = re.compile(r"^(?:default\s+)?([a-z_][a-z0-9_]*)\b", re.MULTILINE)

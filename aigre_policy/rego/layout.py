@@ -16,6 +16,7 @@ MAX_COLUMNS = 1024  # regorus's limit
 WIDTH = 200  # where a long line is broken: well inside the limit
 _PIECE = 120  # characters of a long string literal per piece
 _YAML_SCALAR = re.compile(r'^(#(\s*)[A-Za-z_]+: )(".*")$')
+_YAML_LIST = re.compile(r"^(#(\s*)[A-Za-z_]+: )(\[.*\])$")
 
 
 def fit(source: str) -> str:
@@ -34,6 +35,18 @@ def fit(source: str) -> str:
 
 
 def _comment(line: str) -> list[str]:
+    listed = _YAML_LIST.match(line)
+    if listed:  # a YAML flow list may go on over lines indented past its key
+        pad = "#" + listed.group(2) + "    "
+        items = re.findall(r'"(?:[^"\\]|\\.)*"', listed.group(3))
+        lines, text = [], listed.group(1) + "["
+        for k, item in enumerate(items):
+            piece = item + ("," if k < len(items) - 1 else "]")
+            if len(text) + len(piece) >= WIDTH and not text.endswith("["):
+                lines.append(text)
+                text = pad
+            text += piece if text in (pad, listed.group(1) + "[") else " " + piece
+        return [*lines, text]
     found = _YAML_SCALAR.match(line)
     if not found:
         return [line[: MAX_COLUMNS - 3] + "..."]
