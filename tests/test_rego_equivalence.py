@@ -34,7 +34,7 @@ FIXTURES = sorted((ROOT / "fixtures" / "actions").glob("*.yaml"))
 # generated inputs per pack, each judged by native, rego-cpp and regorus: CI's count fits
 # about 2 minutes for the three packs on a shared 2-CPU box (docs/rego.md, agreement);
 # AIGRE_REGO_EXAMPLES=10000 (or more) runs the full count locally
-EXAMPLES = int(os.environ.get("AIGRE_REGO_EXAMPLES", "1000"))
+EXAMPLES = int(os.environ.get("AIGRE_REGO_EXAMPLES", "2500"))
 DECISIONS = ("allow", "escalate", "require_approval", "deny")
 
 
