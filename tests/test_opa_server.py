@@ -79,14 +79,48 @@ class FakeOpa:
         expressions = json.loads(str(output)).get("expressions")
         return {"result": expressions[0]} if expressions else {}
 
-    def compiles(self, source: str) -> str | None:
+    def compiles(self, path: str, source: str) -> str | None:
+        """As OPA compiles an upload: parsed, and against the modules it already holds,
+        so a call of a function no held module defines is refused."""
         rego = regopy.Interpreter()
         try:
             rego.add_module("check.rego", source)
             output = rego.query("x = 1")
         except regopy.RegoError as exc:
             return str(exc)
-        return None if output.ok() else str(output)
+        if not output.ok():
+            return str(output)
+        held = {**self.policies, path: source}
+        for name in undefined_calls(source, held.values()):
+            return f"rego_type_error: undefined function {name}"
+        return None
+
+
+def undefined_calls(source: str, held: Any) -> list[str]:
+    """The functions ``source`` calls (through an import, or its package's own ``_`` helpers)
+    that no module of ``held`` defines."""
+    code = lambda text: re.sub(r'"(?:[^"\\]|\\.)*"|`[^`]*`|#.*', '""', text)  # noqa: E731
+    defined = set()
+    for text in held:
+        package = re.search(r"^package\s+(\S+)", text, re.MULTILINE).group(1)
+        defined |= {f"{package}.{f}" for f in re.findall(r"^(\w+)\(", code(text), re.MULTILINE)}
+    text = code(source)
+    own = re.search(r"^package\s+(\S+)", text, re.MULTILINE).group(1)
+    imports = {
+        m.group(1).rsplit(".", 1)[-1]: m.group(1)
+        for m in re.finditer(r"^import\s+data\.(\S+)\s*$", text, re.MULTILINE)
+    }
+    missing = []
+    for alias, name in re.findall(r"(?<![\w.])(?:(\w+)\.)?(\w+)\(", text):
+        if alias in imports:
+            wanted = f"{imports[alias]}.{name}"
+        elif not alias and name.startswith("_"):
+            wanted = f"{own}.{name}"
+        else:
+            continue  # a builtin
+        if wanted not in defined:
+            missing.append(f"data.{wanted}")
+    return missing
 
 
 def _handler(fake: FakeOpa) -> type[BaseHTTPRequestHandler]:
@@ -121,7 +155,7 @@ def _handler(fake: FakeOpa) -> type[BaseHTTPRequestHandler]:
             if not self._authorised():
                 return
             if self.path.startswith("/v1/policies/"):
-                problem = fake.compiles(body.decode())
+                problem = fake.compiles(self.path.removeprefix("/v1/policies/"), body.decode())
                 if problem:
                     self._send(
                         400,
@@ -578,3 +612,34 @@ def test_bad_opa_options_are_misuse(cli, small_pack, engines, options, message):
     code, _, err = cli("eval", str(small_pack), "--action", "x.json", *options)
     assert code == 2
     assert message in err
+
+
+# ---------------------------------------------------------------------------- push order
+
+
+def test_the_fake_refuses_a_call_of_a_function_it_does_not_hold(opa):
+    _, url = opa
+    calls = Program(
+        modules={
+            "aigre/t/a.rego": "package aigre.t\n\nimport data.aigre.t.lib\n\nx := lib.f(1)\n",
+            "aigre/t/lib.rego": "package aigre.t.lib\n\nf(v) := v\n",
+        }
+    )
+    with pytest.raises(OpaError, match=r"undefined function data\.aigre\.t\.lib\.f"):
+        OpaServer(calls, OpaOptions(url=url)).push_in_order(sorted(calls.modules))
+
+
+@pytest.mark.parametrize("pack", ["aigre-baseline", "change-tickets"])
+def test_every_pack_uploads_dependencies_first_and_then_decides(opa, pack):
+    fake, url = opa
+    path = ROOT / "policy_packs" / pack
+    program = emit_rego(compile_pack(path).compiled)
+    engine = OpaEngine(program, OpaOptions(url=url, push=True, timeout=30))
+    document = fixture_input(FIXTURES / "llm-rollback.yaml")
+    native = load_pack(path).evaluate(**document)
+    assert verdict_core(engine.decide(document)) == verdict_core(native.to_dict())
+    uploaded = [p.removeprefix("/v1/policies/") for m, p, _ in fake.requests if "policies" in p]
+    assert set(uploaded) == set(program.modules)
+    base = program.roots[0]
+    assert uploaded.index(f"{base}/lib.rego") < uploaded.index(f"{base}/verdict.rego")
+    assert uploaded[-1] == f"{base}/decision.rego"  # it calls verdict.rego's _closed

@@ -67,9 +67,40 @@ class Judge:
         return valid, not errors, not (native.fail_closed and native.errors)
 
 
+class RegorusJudge(Judge):
+    """The same questions asked of regorus, which raises where a builtin gets a wrong
+    type (rego-cpp is undefined there): a raise fails the test."""
+
+    def __init__(self, pack_path: Path):
+        import regorus
+
+        self.pack = load_pack(pack_path)
+        program = rego_program(self.pack)
+        self.entrypoints = tuple(f"data.{program.package}.{name}" for name in ("_valid", "errors"))
+        self.engine = regorus.Engine()
+        for path, source in program.modules.items():
+            self.engine.add_policy(path, source)
+        self.engine.add_data_json(json.dumps(program.data))
+
+    def judge(self, document: dict[str, Any]) -> tuple[bool, bool, bool]:
+        self.engine.set_input_json(json.dumps(document))
+        valid = json.loads(self.engine.eval_rule_as_json(self.entrypoints[0])) is True
+        errors = json.loads(self.engine.eval_rule_as_json(self.entrypoints[1]))
+        native = self.pack.evaluate(document["action"], document["context"], document["usage"])
+        expected = native.errors if native.fail_closed else []
+        # the same errors, listed by path in the native validator's order
+        assert {(e["path"], e["keyword"]) for e in errors} == {
+            (e["path"], e["keyword"]) for e in expected
+        }
+        assert list(dict.fromkeys(e["path"] for e in errors)) == list(
+            dict.fromkeys(e["path"] for e in expected)
+        )
+        return valid, not errors, not (native.fail_closed and native.errors)
+
+
 @cache
-def judge(pack_path: Path) -> Judge:
-    return Judge(pack_path)
+def judge(pack_path: Path, engine: str = "rego") -> Judge:
+    return RegorusJudge(pack_path) if engine == "regorus" else Judge(pack_path)
 
 
 def paths(value: Any, prefix: tuple = ()) -> list[tuple]:
@@ -203,6 +234,24 @@ def test_valid_follows_every_keyword(keywords_pack, data):
     for _ in range(data.draw(st.integers(0, 2))):
         document = mutate(document, data)
     valid, no_errors, native_valid = judge(keywords_pack).judge(document)
+    assert valid == no_errors == native_valid
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_every_keyword_on_regorus_says_what_the_validator_says(keywords_pack, data):
+    """Wrong types at every keyword: no builtin raises, and errors come in native order."""
+    document = VALID
+    for _ in range(data.draw(st.integers(0, 3))):
+        document = mutate(document, data)
+    valid, no_errors, native_valid = judge(keywords_pack, "regorus").judge(document)
+    assert valid == no_errors == native_valid
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(FIXTURES), st.data())
+def test_the_default_schema_on_regorus_says_what_the_validator_says(path, data):
+    valid, no_errors, native_valid = judge(BASELINE, "regorus").judge(mutate(fixture(path), data))
     assert valid == no_errors == native_valid
 
 

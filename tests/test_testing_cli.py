@@ -270,9 +270,9 @@ def test_a_failure_on_the_rego_engine_exits_1(cli, failing, rego_calls):
     assert code == 1 and "1 passed, 2 failed" in out and len(rego_calls) == 3
 
 
-def test_the_mixed_example_pack_passes_on_both_engines(cli):
+def test_the_mixed_example_pack_passes_on_every_engine(cli):
     example = ROOT / "policy_packs" / "change-tickets"
-    for engine in ("native", "rego"):
+    for engine in ("native", "rego", "regorus"):
         code, out, _ = cli("test", example, "--engine", engine, "--no-invariants")
         assert code == 0, f"{engine}: {out}"
 

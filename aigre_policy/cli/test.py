@@ -57,7 +57,7 @@ from aigre_policy.testing.runner import (
 )
 from aigre_policy.testing.skeletons import suggest
 
-ENGINES = ("native", "rego")  # engines a pack's tests can run on without a server
+ENGINES = ("native", "rego", "regorus")  # engines a pack's tests can run on without a server
 
 
 @dataclass(frozen=True)

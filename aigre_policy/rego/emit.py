@@ -37,6 +37,7 @@ from aigre_policy.compiler import CompiledPack
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
+from aigre_policy.rego.layout import fit
 from aigre_policy.rego.lib import library
 from aigre_policy.rego.schema import emit_schema
 from aigre_policy.rego.shape import Shape
@@ -187,9 +188,11 @@ def emit_rego(compiled: CompiledPack) -> RegoProgram:
         f"{header}\npackage {package}.lib\n{library(list(modules.values()))}"
     )
     diagnostics = [*translator.diagnostics, *schema_problems]
+    custom = {f"{base}/custom/{module.stem}.rego" for module in handwritten}
     return RegoProgram(
         package=package,
-        modules=modules,
+        # the pack's own modules as written; every line of the rest within regorus's limit
+        modules={path: text if path in custom else fit(text) for path, text in modules.items()},
         data={"aigre": {pkg: {"envelopes": _plain(compiled.envelopes)}}},
         roots=(base,),
         entrypoint=f"{base}/decision",
@@ -308,7 +311,7 @@ import data.{package}.lib
 # entrypoint: true
 decision := checked if {{
 	_valid
-}} else := _closed([e | some e in errors])
+}} else := _closed(errors)
 
 # ---------------------------------------------------------------- input schema
 

@@ -4,7 +4,8 @@ An engine turns the input document into the decision document of the
 program's entrypoint (``RegoProgram.entrypoint``); ``verdict_of`` makes the
 ``Verdict`` from it, so every engine returns what the native evaluator returns.
 ``register_engine`` adds an engine by name (``load_pack(path, engine=name)``,
-``aigre-policy eval --engine name``); ``rego`` (in process, with regopy) is built in.
+``aigre-policy eval --engine name``); built in are ``rego`` (rego-cpp, in process,
+with regopy) and ``regorus`` (Microsoft's regorus, in process, where installed).
 An engine raises ``EngineFault`` when it cannot answer; the pack then fails closed.
 """
 
@@ -102,40 +103,65 @@ def _plain_text(text: str) -> bool:
 
 def set_input(rego: regopy.Interpreter, document: Any) -> None:
     """Give ``rego`` the input document: as a ``regopy.Input`` where that is exact (about
-    twice as fast as rego-cpp parsing the JSON text), else as the JSON text."""
+    twice as fast as rego-cpp parsing the JSON text), else as the JSON text. Engines
+    call ``refuse_inexact`` first: numbers rego-cpp cannot hold exactly fail closed."""
     if _plain_input(document):
         rego.set_input(regopy.Input(document))
         return
-    found = _unreadable_number(document)
-    if found is not None:
-        path, number = found
-        raise EngineFault(
-            f"rego-cpp cannot read the number {number!r} at {path or 'the input'}: it parses "
-            f"numbers with C++ std::stod, which rejects magnitudes below {TINY!r}"
-        )
     rego.set_input_term(as_term(document))
 
 
 # Non-zero magnitudes below this fail in rego-cpp: subnormal doubles, and the smallest
 # normal ones, which it prints to 16 digits and reads back below the normal range.
 TINY = 1e-307
+# Past 2**53 a double cannot hold every integer: native Python keeps integers exact,
+# regorus turns them into doubles and rego-cpp into integers that its arithmetic with
+# doubles gets wrong (1e300 + 1500 is about 1e30 there).
+EXACT = 2**53
 
 
-def _unreadable_number(value: Any, path: str = "") -> tuple[str, float] | None:
-    """The first non-zero float rego-cpp cannot read, and its dotted path."""
-    if isinstance(value, float):
-        return (path, value) if 0 < abs(value) < TINY else None
+def inexact_number(value: Any, engine: str, path: str = "") -> tuple[str, Any, str] | None:
+    """The first number of ``value`` that ``engine`` cannot hold as native does: its
+    dotted path, the number and why; ``None`` when every number is exact there.
+
+    Both engines: a magnitude of ``EXACT`` or more. rego-cpp also: a non-zero magnitude
+    below ``TINY``, and a non-integer that needs 17 significant digits (rego-cpp keeps
+    16, so 0.30000000000000004 would be 0.3 there)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return None
+    if isinstance(value, int | float):
+        if abs(value) >= EXACT:
+            return path, value, "past 2**53 the engines' numbers are not native integers"
+        if engine == "rego" and isinstance(value, float):
+            if 0 < abs(value) < TINY:
+                why = f"rego-cpp parses numbers with C++ std::stod, which rejects below {TINY!r}"
+                return path, value, why
+            if float(f"{value:.16g}") != value:
+                return path, value, "it needs 17 significant digits and rego-cpp keeps 16"
+        return None
     if isinstance(value, dict):
-        children = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        children: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
     elif isinstance(value, list):
         children = ((f"{path}[{i}]", v) for i, v in enumerate(value))
     else:
         return None
     for where, child in children:
-        found = _unreadable_number(child, where)
+        found = inexact_number(child, engine, where)
         if found is not None:
             return found
     return None
+
+
+def refuse_inexact(document: Any, engine: str) -> None:
+    """``EngineFault`` naming the first number ``engine`` cannot hold exactly: the pack
+    fails closed rather than decide on another number than the one it was given."""
+    found = inexact_number(document, engine)
+    if found is not None:
+        path, number, why = found
+        name = {"rego": "rego-cpp"}.get(engine, engine)
+        raise EngineFault(
+            f"{name} cannot read the number {number!r} at {path or 'the input'} exactly: {why}"
+        )
 
 
 def first_value(output: Any) -> Any:
@@ -145,6 +171,15 @@ def first_value(output: Any) -> Any:
     if not expressions:
         raise EngineFault("the query is undefined")
     return expressions[0]
+
+
+def decision_query(program: RegoProgram, validate_in_rego: bool) -> tuple[str, dict[str, str]]:
+    """The rule an in-process engine asks and the modules it needs for it: ``checked``
+    (input the pack's validator has passed) with ``checked_modules``, or the entrypoint
+    itself, schema checks included, with the whole program."""
+    if validate_in_rego:
+        return program.entrypoint, program.modules
+    return program.entrypoint.rsplit("/", 1)[0] + "/checked", checked_modules(program)
 
 
 class RegopyEngine:
@@ -161,12 +196,7 @@ class RegopyEngine:
 
     def __init__(self, program: RegoProgram, validate_in_rego: bool = False):
         self.program = program
-        self.query = (
-            program.entrypoint
-            if validate_in_rego
-            else program.entrypoint.rsplit("/", 1)[0] + "/checked"
-        )
-        modules = program.modules if validate_in_rego else checked_modules(program)
+        self.query, modules = decision_query(program, validate_in_rego)
         self._rego = interpreter(modules, program.data)
         self._bundle = self._rego.build(None, [self.query])
         if not self._bundle.ok():
@@ -174,6 +204,7 @@ class RegopyEngine:
         self._lock = threading.Lock()  # one interpreter holds one input at a time
 
     def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        refuse_inexact(document, self.name)
         try:
             with self._lock:
                 set_input(self._rego, document)
@@ -187,6 +218,59 @@ class RegopyEngine:
 
 
 register_engine("rego", RegopyEngine)
+
+
+class RegorusEngine:
+    """The program loaded once into Microsoft's regorus (``gordon-to-regorus``), the same
+    bundle rego-cpp and OPA load: ``engine="regorus"``."""
+
+    name = "regorus"
+
+    def __init__(self, program: RegoProgram, validate_in_rego: bool = False):
+        import regorus  # type: ignore[import-untyped]  # a test dependency, imported when asked for
+
+        self.program = program
+        self.query, modules = decision_query(program, validate_in_rego)
+        self._rule = "data." + self.query.replace("/", ".")
+        self._engine = regorus.Engine()
+        try:
+            for path, source in modules.items():
+                self._engine.add_policy(path, source)
+            self._engine.add_data_json(json.dumps(program.data))
+        except (RuntimeError, ValueError) as exc:
+            raise EngineFault(f"regorus could not load the program: {_first_line(exc)}") from exc
+        self._lock = threading.Lock()  # one engine holds one input at a time
+
+    def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        refuse_inexact(document, self.name)
+        try:
+            with self._lock:
+                self._engine.set_input_json(as_term(document))
+                text = self._engine.eval_rule_as_json(self._rule)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise EngineFault(f"regorus: {_first_line(exc)}") from exc
+        value = json.loads(text)
+        if not isinstance(value, dict) or not value.keys() >= DECISION_KEYS:
+            raise EngineFault(f"the decision document is malformed or undefined: {text[:200]}")
+        return value
+
+
+def _first_line(exc: BaseException) -> str:
+    """regorus's message without the Rust backtrace it appends."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    kept = [line for line in lines if line.startswith(("error", "-->")) or "|" not in line]
+    text = " ".join(kept[:3]).split("Stack backtrace")[0].strip()
+    return text[:300] or type(exc).__name__
+
+
+def _regorus_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("regorus") is not None
+
+
+if _regorus_installed():
+    register_engine("regorus", RegorusEngine)
 
 
 class DocumentVerdict(Verdict):
@@ -276,6 +360,7 @@ class HandwrittenRunner:
 
     def __call__(self, document: dict[str, Any]) -> list[dict[str, Any]]:
         """The records the hand-written modules report; ``EngineFault`` on a fault."""
+        refuse_inexact(document, "rego")
         try:
             with self._lock:
                 set_input(self._rego, document)

@@ -232,7 +232,13 @@ _record(r, v, loc) := {{
 	"comparisons": [],
 }}
 
-records := [_record(x[0], x[1], x[2]) | some x in _reported; _valid(x[0])]
+# in the order of their keys: by verdict, id and message as text, which every engine
+# sorts alike (the order of a set of objects is the engine's own)
+records := [_record(x[0], x[1], x[2]) | some key in sort({{_key(x) | some x in _valid_reports}}); some x in _valid_reports; _key(x) == key]
+
+_valid_reports := [x | some x in _reported; _valid(x[0])]
+
+_key(x) := concat("/", [x[1], hex.encode(x[0].id), hex.encode(x[0].message), hex.encode(json.marshal(x[0]))])
 
 faults contains msg if {{
 	some x in _reported

@@ -55,16 +55,85 @@ message(text, fallback) := text if {
 
 # ---------------------------------------------------------------- formatting
 
-# num(x): as Python's repr: the shortest of 15, 16, 17 significant digits that reads back.
+# num(x): a number as native messages print it (runtime.fmt): an integral value under
+# 10**15 as an integer, any other non-integral one as Python's repr. An integral value
+# of 10**15 or more has no value here: native prints an integer with all its figures and
+# a float in exponent form, and no Rego engine tells them apart, so the record is
+# undefined and the decision fails closed (docs/rego.md, numbers).
 num(x) := format_int(x, 10) if {
+	is_number(x)
 	floor(x) == x
-} else := text if {
-	text := sprintf("%.15g", [x])
-	to_number(text) == x
-} else := text if {
-	text := sprintf("%.16g", [x])
-	to_number(text) == x
-} else := sprintf("%.17g", [x])
+	abs(x) < 1000000000000000
+} else := concat("", [_sign(x), _decimal(shortest)]) if {
+	is_number(x)
+	floor(x) != x
+	# at most 15 figures that read back are the only ones that do: no shorter search
+	shortest := _figures(trim_left(json.marshal(x), "-"))
+	count(shortest[0]) < 16
+	to_number(json.marshal(x)) == x
+} else := concat("", [_sign(x), _decimal(_shortest(x))]) if {
+	is_number(x)
+	floor(x) != x
+}
+
+_sign(x) := "-" if {
+	x < 0
+} else := ""
+
+# _shortest(x): [figures, exponent] of the shortest decimal that reads back as x, a tie
+# to the even figure, as repr picks it. Engines differ: regorus's sprintf breaks a tie
+# upwards and its json.marshal (Ryu) does not; rego-cpp's json.marshal may print 17
+# figures where 16 read back, and its abs rounds to 6. So every form both write is read
+# (json.marshal first, then `%.<p>e` for each p) and the first with fewest figures wins.
+_shortest(x) := [r | some r in read; not _fewer(read, count(r[0]))][0] if {
+	texts := array.concat([json.marshal(x)], [s | some p in numbers.range(0, 16); s := sprintf(concat("", ["%.", format_int(p, 10), "e"]), [x])])
+	read := [r | some text in texts; to_number(text) == x; r := _figures(lower(trim_left(text, "-")))]
+}
+
+# _fewer(read, n): some decimal of read has fewer than n figures (`min` is not used:
+# rego-cpp orders numbers in a set as text, 17 before 2)
+_fewer(read, n) if {
+	some r in read
+	count(r[0]) < n
+}
+
+# _figures(text): the figures and the exponent of a decimal without sign in any form
+# (1.5e-7, 1.5e-07, 1.50e+03, 0.00001, 123.456)
+_figures(text) := [trim_right(trim_left(figures, "0"), "0"), exponent] if {
+	parts := split(concat("", [text, "e0"]), "e") # an exponent always: 0.5e0, 1.5e-7e0
+	whole := split(parts[0], ".")[0]
+	figures := replace(parts[0], ".", "")
+	zeros := count(figures) - count(trim_left(figures, "0"))
+	exponent := ((count(whole) - 1) - zeros) + _exponent(parts[1])
+}
+
+# _exponent(text): "+03", "-05", "3" or "-1" as a number (regorus refuses to_number("05"))
+_exponent(text) := 0 - _unsigned(trim_left(text, "-")) if {
+	startswith(text, "-")
+} else := _unsigned(trim_left(text, "+"))
+
+_unsigned(text) := 0 if {
+	trim_left(text, "0") == ""
+} else := to_number(trim_left(text, "0"))
+
+# _decimal([figures, e]): the figures d.ddd x 10**e as repr writes a non-integral value:
+# positional from 1e-4 up, else d.ddde-XX
+_decimal(shortest) := concat("", [substring(figures, 0, 1), _fraction(substring(figures, 1, -1)), "e-", sprintf("%02d", [0 - e])]) if {
+	figures := shortest[0]
+	e := shortest[1]
+	e < -4
+} else := concat("", ["0.", substring("000", 0, (0 - e) - 1), figures]) if {
+	figures := shortest[0]
+	e := shortest[1]
+	e < 0
+} else := concat("", [substring(figures, 0, e + 1), ".", substring(figures, e + 1, -1)]) if {
+	figures := shortest[0]
+	e := shortest[1]
+}
+
+_fraction(rest) := "" if {
+	rest == ""
+} else := concat("", [".", rest])
 
 scalar(v) := v if {
 	is_string(v)
@@ -228,9 +297,22 @@ _shape := {"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0",
 # a ten of minutes or seconds past 5, after a colon
 _past_59 := {":6": "!", ":7": "!", ":8": "!", ":9": "!"}
 
-# every -MM-DD; of a year but February 29 (a string, not a set: rego-cpp builds a constant
-# object or set again on every use, a string costs nothing)
-_days := "-01-01;-01-02;-01-03;-01-04;-01-05;-01-06;-01-07;-01-08;-01-09;-01-10;-01-11;-01-12;-01-13;-01-14;-01-15;-01-16;-01-17;-01-18;-01-19;-01-20;-01-21;-01-22;-01-23;-01-24;-01-25;-01-26;-01-27;-01-28;-01-29;-01-30;-01-31;-02-01;-02-02;-02-03;-02-04;-02-05;-02-06;-02-07;-02-08;-02-09;-02-10;-02-11;-02-12;-02-13;-02-14;-02-15;-02-16;-02-17;-02-18;-02-19;-02-20;-02-21;-02-22;-02-23;-02-24;-02-25;-02-26;-02-27;-02-28;-03-01;-03-02;-03-03;-03-04;-03-05;-03-06;-03-07;-03-08;-03-09;-03-10;-03-11;-03-12;-03-13;-03-14;-03-15;-03-16;-03-17;-03-18;-03-19;-03-20;-03-21;-03-22;-03-23;-03-24;-03-25;-03-26;-03-27;-03-28;-03-29;-03-30;-03-31;-04-01;-04-02;-04-03;-04-04;-04-05;-04-06;-04-07;-04-08;-04-09;-04-10;-04-11;-04-12;-04-13;-04-14;-04-15;-04-16;-04-17;-04-18;-04-19;-04-20;-04-21;-04-22;-04-23;-04-24;-04-25;-04-26;-04-27;-04-28;-04-29;-04-30;-05-01;-05-02;-05-03;-05-04;-05-05;-05-06;-05-07;-05-08;-05-09;-05-10;-05-11;-05-12;-05-13;-05-14;-05-15;-05-16;-05-17;-05-18;-05-19;-05-20;-05-21;-05-22;-05-23;-05-24;-05-25;-05-26;-05-27;-05-28;-05-29;-05-30;-05-31;-06-01;-06-02;-06-03;-06-04;-06-05;-06-06;-06-07;-06-08;-06-09;-06-10;-06-11;-06-12;-06-13;-06-14;-06-15;-06-16;-06-17;-06-18;-06-19;-06-20;-06-21;-06-22;-06-23;-06-24;-06-25;-06-26;-06-27;-06-28;-06-29;-06-30;-07-01;-07-02;-07-03;-07-04;-07-05;-07-06;-07-07;-07-08;-07-09;-07-10;-07-11;-07-12;-07-13;-07-14;-07-15;-07-16;-07-17;-07-18;-07-19;-07-20;-07-21;-07-22;-07-23;-07-24;-07-25;-07-26;-07-27;-07-28;-07-29;-07-30;-07-31;-08-01;-08-02;-08-03;-08-04;-08-05;-08-06;-08-07;-08-08;-08-09;-08-10;-08-11;-08-12;-08-13;-08-14;-08-15;-08-16;-08-17;-08-18;-08-19;-08-20;-08-21;-08-22;-08-23;-08-24;-08-25;-08-26;-08-27;-08-28;-08-29;-08-30;-08-31;-09-01;-09-02;-09-03;-09-04;-09-05;-09-06;-09-07;-09-08;-09-09;-09-10;-09-11;-09-12;-09-13;-09-14;-09-15;-09-16;-09-17;-09-18;-09-19;-09-20;-09-21;-09-22;-09-23;-09-24;-09-25;-09-26;-09-27;-09-28;-09-29;-09-30;-10-01;-10-02;-10-03;-10-04;-10-05;-10-06;-10-07;-10-08;-10-09;-10-10;-10-11;-10-12;-10-13;-10-14;-10-15;-10-16;-10-17;-10-18;-10-19;-10-20;-10-21;-10-22;-10-23;-10-24;-10-25;-10-26;-10-27;-10-28;-10-29;-10-30;-10-31;-11-01;-11-02;-11-03;-11-04;-11-05;-11-06;-11-07;-11-08;-11-09;-11-10;-11-11;-11-12;-11-13;-11-14;-11-15;-11-16;-11-17;-11-18;-11-19;-11-20;-11-21;-11-22;-11-23;-11-24;-11-25;-11-26;-11-27;-11-28;-11-29;-11-30;-12-01;-12-02;-12-03;-12-04;-12-05;-12-06;-12-07;-12-08;-12-09;-12-10;-12-11;-12-12;-12-13;-12-14;-12-15;-12-16;-12-17;-12-18;-12-19;-12-20;-12-21;-12-22;-12-23;-12-24;-12-25;-12-26;-12-27;-12-28;-12-29;-12-30;-12-31;"
+# every -MM-DD; of a year but February 29, a month a line (a string, not a set: rego-cpp
+# builds a constant object or set again on every use, a string costs nothing)
+_days := `
+-01-01;-01-02;-01-03;-01-04;-01-05;-01-06;-01-07;-01-08;-01-09;-01-10;-01-11;-01-12;-01-13;-01-14;-01-15;-01-16;-01-17;-01-18;-01-19;-01-20;-01-21;-01-22;-01-23;-01-24;-01-25;-01-26;-01-27;-01-28;-01-29;-01-30;-01-31;
+-02-01;-02-02;-02-03;-02-04;-02-05;-02-06;-02-07;-02-08;-02-09;-02-10;-02-11;-02-12;-02-13;-02-14;-02-15;-02-16;-02-17;-02-18;-02-19;-02-20;-02-21;-02-22;-02-23;-02-24;-02-25;-02-26;-02-27;-02-28;
+-03-01;-03-02;-03-03;-03-04;-03-05;-03-06;-03-07;-03-08;-03-09;-03-10;-03-11;-03-12;-03-13;-03-14;-03-15;-03-16;-03-17;-03-18;-03-19;-03-20;-03-21;-03-22;-03-23;-03-24;-03-25;-03-26;-03-27;-03-28;-03-29;-03-30;-03-31;
+-04-01;-04-02;-04-03;-04-04;-04-05;-04-06;-04-07;-04-08;-04-09;-04-10;-04-11;-04-12;-04-13;-04-14;-04-15;-04-16;-04-17;-04-18;-04-19;-04-20;-04-21;-04-22;-04-23;-04-24;-04-25;-04-26;-04-27;-04-28;-04-29;-04-30;
+-05-01;-05-02;-05-03;-05-04;-05-05;-05-06;-05-07;-05-08;-05-09;-05-10;-05-11;-05-12;-05-13;-05-14;-05-15;-05-16;-05-17;-05-18;-05-19;-05-20;-05-21;-05-22;-05-23;-05-24;-05-25;-05-26;-05-27;-05-28;-05-29;-05-30;-05-31;
+-06-01;-06-02;-06-03;-06-04;-06-05;-06-06;-06-07;-06-08;-06-09;-06-10;-06-11;-06-12;-06-13;-06-14;-06-15;-06-16;-06-17;-06-18;-06-19;-06-20;-06-21;-06-22;-06-23;-06-24;-06-25;-06-26;-06-27;-06-28;-06-29;-06-30;
+-07-01;-07-02;-07-03;-07-04;-07-05;-07-06;-07-07;-07-08;-07-09;-07-10;-07-11;-07-12;-07-13;-07-14;-07-15;-07-16;-07-17;-07-18;-07-19;-07-20;-07-21;-07-22;-07-23;-07-24;-07-25;-07-26;-07-27;-07-28;-07-29;-07-30;-07-31;
+-08-01;-08-02;-08-03;-08-04;-08-05;-08-06;-08-07;-08-08;-08-09;-08-10;-08-11;-08-12;-08-13;-08-14;-08-15;-08-16;-08-17;-08-18;-08-19;-08-20;-08-21;-08-22;-08-23;-08-24;-08-25;-08-26;-08-27;-08-28;-08-29;-08-30;-08-31;
+-09-01;-09-02;-09-03;-09-04;-09-05;-09-06;-09-07;-09-08;-09-09;-09-10;-09-11;-09-12;-09-13;-09-14;-09-15;-09-16;-09-17;-09-18;-09-19;-09-20;-09-21;-09-22;-09-23;-09-24;-09-25;-09-26;-09-27;-09-28;-09-29;-09-30;
+-10-01;-10-02;-10-03;-10-04;-10-05;-10-06;-10-07;-10-08;-10-09;-10-10;-10-11;-10-12;-10-13;-10-14;-10-15;-10-16;-10-17;-10-18;-10-19;-10-20;-10-21;-10-22;-10-23;-10-24;-10-25;-10-26;-10-27;-10-28;-10-29;-10-30;-10-31;
+-11-01;-11-02;-11-03;-11-04;-11-05;-11-06;-11-07;-11-08;-11-09;-11-10;-11-11;-11-12;-11-13;-11-14;-11-15;-11-16;-11-17;-11-18;-11-19;-11-20;-11-21;-11-22;-11-23;-11-24;-11-25;-11-26;-11-27;-11-28;-11-29;-11-30;
+-12-01;-12-02;-12-03;-12-04;-12-05;-12-06;-12-07;-12-08;-12-09;-12-10;-12-11;-12-12;-12-13;-12-14;-12-15;-12-16;-12-17;-12-18;-12-19;-12-20;-12-21;-12-22;-12-23;-12-24;-12-25;-12-26;-12-27;-12-28;-12-29;-12-30;-12-31;
+`
 
 # date_time(s): the input schema's `format: date-time` (validation.is_rfc3339_date_time):
 # YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), T and Z in either case, a real date.
@@ -292,28 +374,40 @@ problems(x, path, p) := array.concat(
 	array.concat(_problems_bounds(x, path, p), _problems_object(x, path, p)),
 )
 
-# path_pattern(path): a path `walk` yields as rego.schema.Where.pattern writes it
-path_pattern(path) := concat("/", [step | some k in path; step := _pattern_step(k)])
+# problem_key(steps, e): a text that orders input errors as validation sorts them: by path,
+# step by step (indices as numbers, before keys), then by message. Strings are compared
+# as hex digits ended by `.`, which order as the bytes they encode and end before any of
+# them; engines order arrays and mixed types differently, texts alike.
+problem_key(steps, e) := concat("/", [concat("", [_step_key(k) | some k in steps]), hex.encode(e.message), hex.encode(e.keyword)])
 
-_pattern_step(k) := "*" if {
+_step_key(k) := sprintf("0%015d.", [k]) if {
 	is_number(k)
-} else := replace(replace(replace(k, "~", "~0"), "/", "~1"), "*", "~2")
+} else := concat("", ["1", hex.encode(k), "."])
+
+# sorted_problems(found): the errors of a set of [key, error], in key order
+sorted_problems(found) := [x[1] | some key in sort({x[0] | some x in found}); some x in found; x[0] == key]
 
 _problem(path, keyword, text) := {"kind": "input", "path": path, "keyword": keyword, "message": text}
 
+# shown(v): fmt(v), or v as JSON where fmt has no value (a number it cannot print as
+# native does): an error is never dropped for want of a message
+shown(v) := text if {
+	text := fmt(v)
+} else := json.marshal(v)
+
 _problems_type(x, path, p) := [e |
 	types := p.type
-	count([1 | some t in types; type_ok(x, t)]) == 0
+	count([1 | some kind in types; type_ok(x, kind)]) == 0
 	e := _problem(path, "type", concat("", ["expected ", concat(" or ", types)]))
 ]
 
 _problems_values(x, path, p) := array.concat(
 	array.concat(
 		[e | p["false"]; e := _problem(path, "false", "no value is allowed here")],
-		[e | enum := p.enum; not x in enum; e := _problem(path, "enum", concat("", [fmt(x), " is not one of ", fmt(enum)]))],
+		[e | enum := p.enum; not x in enum; e := _problem(path, "enum", concat("", [shown(x), " is not one of ", shown(enum)]))],
 	),
 	array.concat(
-		[e | some c in p.const; x != c; e := _problem(path, "const", concat("", ["expected ", fmt(c)]))],
+		[e | some c in p.const; x != c; e := _problem(path, "const", concat("", ["expected ", shown(c)]))],
 		array.concat(
 			[e | pattern := p.pattern; is_string(x); not regex.match(pattern, x); e := _problem(path, "pattern", concat("", [x, " does not match ", pattern]))],
 			[e | p.date_time; is_string(x); not date_time(x); e := _problem(path, "format", concat("", [x, " is not a date-time"]))],
@@ -339,7 +433,7 @@ _problems_bounds(x, path, p) := [e |
 	type_ok(x, bound[2])
 	measured := _measured(x, bound[2])
 	_breaks(measured, bound[1], limit)
-	e := _problem(path, bound[0], concat("", [fmt(measured), bound[3], fmt(limit)]))
+	e := _problem(path, bound[0], concat("", [shown(measured), bound[3], shown(limit)]))
 ]
 
 _measured(x, "number") := x

@@ -11,6 +11,7 @@ into the pack's fail-closed verdict, never into ``allow``.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -84,8 +85,14 @@ class OpaServer:
         self._client.close_connection()
 
     def push(self) -> None:
-        """Upload every module (``PUT /v1/policies/<path>``) and the data under each root."""
-        for path in sorted(self.program.modules):
+        """Upload every module (``PUT /v1/policies/<path>``), each after the modules whose
+        functions it calls (OPA compiles an upload against what it holds, and refuses a
+        call of a function it does not hold yet), then the data under each root."""
+        self.push_in_order(upload_order(self.program.modules))
+
+    def push_in_order(self, paths: list[str]) -> None:
+        """Upload the modules at ``paths`` in that order, then the data under each root."""
+        for path in paths:
             with self._failures(f"PUT /v1/policies/{path}"):
                 self._client.update_policy_from_string(
                     self.program.modules[path], path, rego_compat=False
@@ -130,6 +137,49 @@ class OpaServer:
         except Exception as exc:
             reason = _reason(exc, self.options.timeout)
             raise OpaError(f"{request} to OPA at {self.where}: {reason}") from exc
+
+
+_PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
+_IMPORT = re.compile(r"^import\s+data\.([\w.]+?)(?:\s+as\s+(\w+))?\s*$", re.MULTILINE)
+_FUNCTION = re.compile(r"^([a-z_]\w*)\(", re.MULTILINE)
+_CALL = re.compile(r"(?<![\w.])(?:([a-z_]\w*)\.)?([a-z_]\w*)\(")
+_NOISE = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|#.*')
+
+
+def upload_order(modules: Mapping[str, str]) -> list[str]:
+    """Module paths with every module after those defining the functions it calls, in
+    path order where that leaves a choice (and for any cycle, which OPA would refuse)."""
+    code = {path: _NOISE.sub('""', source) for path, source in modules.items()}
+    package = {path: _package(text) for path, text in code.items()}
+    defines = {
+        (package[path], name): path
+        for path, text in code.items()
+        for name in _FUNCTION.findall(text)
+    }
+    needs: dict[str, set[str]] = {}
+    for path, text in code.items():
+        aliases = {
+            (m.group(2) or m.group(1).rsplit(".", 1)[-1]): m.group(1)
+            for m in _IMPORT.finditer(text)
+        }
+        needs[path] = set()
+        for alias, name in _CALL.findall(text):
+            target = (aliases.get(alias, f"{alias}"), name) if alias else (package[path], name)
+            found = defines.get(target)
+            if found is not None and found != path:
+                needs[path].add(found)
+    order: list[str] = []
+    remaining = sorted(modules)
+    while remaining:
+        ready = [p for p in remaining if needs[p] <= set(order)] or remaining[:1]
+        order.append(ready[0])
+        remaining.remove(ready[0])
+    return order
+
+
+def _package(text: str) -> str:
+    found = _PACKAGE.search(text)
+    return found.group(1) if found else ""
 
 
 def _reason(exc: Exception, timeout: float) -> str:

@@ -1,9 +1,9 @@
 """The input schema as Rego: ``errors``, what is wrong with an input, so Rego fails closed too.
 
-The keywords of each place in the input (its path, ``*`` for any index) are JSON text
-that one rule reads while it walks the input; places under an ``additionalProperties``
-schema, whose keys are only known at run time, get a rule each. ``rego.validity`` emits
-``_valid``, the cheap test ``decision`` asks first.
+Each place in the input the schema constrains gets a rule binding its value with plain
+references (``walk`` is not used: regorus yields nothing for ``[p, v] := walk(x)``) and
+its keywords as JSON text; ``errors`` lists what they find in the native validator's
+order. ``rego.validity`` emits ``_valid``, the cheap test ``decision`` asks first.
 
 rego-cpp has no ``json.match_schema``, so the checks are emitted for the
 keywords the pack's schema uses, with the meaning ``aigre_policy.validation``
@@ -21,6 +21,7 @@ from typing import Any
 
 from aigre_policy.diagnostics import Diagnostic, error
 from aigre_policy.rego.expr import literal
+from aigre_policy.rego.layout import WIDTH
 from aigre_policy.rego.validity import validity_rules
 
 ANNOTATIONS = frozenset(
@@ -63,24 +64,9 @@ class Where:
         """No step is a key only known at run time (``additionalProperties``)."""
         return all(kind != "dynamic" for kind, _ in self.path)
 
-    def pattern(self) -> str:
-        """The path as ``lib.path_pattern`` writes the path of a value ``walk`` finds: keys
-        escaped as in a JSON pointer (and ``*`` as ``~2``), any index as ``*``."""
-        steps = [
-            value.replace("~", "~0").replace("/", "~1").replace("*", "~2") if kind == "key" else "*"
-            for kind, value in self.path
-        ]
-        return "/".join(steps)
-
-    def template(self) -> str:
-        """The path as validation prints it, each index a ``sprintf`` ``%d``."""
-        text = ""
-        for kind, value in self.path:
-            if kind == "key":
-                text += _key(value, first=not text).replace("%", "%%")
-            else:
-                text += "[%d]"
-        return text
+    def steps(self) -> str:
+        """The path as a Rego array: keys as strings, indices and run-time keys as variables."""
+        return "[" + ", ".join(literal(v) if k == "key" else v for k, v in self.path) + "]"
 
     def rendered(self) -> str:
         """The path as validation prints it, a literal where it is static (most of it)."""
@@ -110,50 +96,24 @@ class SchemaEmitter:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     counter: int = 0
     refs: list[str] = field(default_factory=list)
-    # the keywords at each path without a run-time key: pattern -> {path, checks}
-    table: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def fresh(self) -> str:
         self.counter += 1
         return f"i{self.counter}"
 
     def problems_rule(self, where: Where, params: dict[str, Any]) -> None:
-        """The keywords of one schema at one place: an entry of ``table`` where the path
-        is known (one rule walks the input for them all), else a rule of its own."""
+        """The keywords of one schema at one place: a rule of its own, its values bound by
+        plain references (never ``walk``, which engines answer differently). Each error
+        carries the key ``lib.sorted_problems`` orders by, so every engine lists them in
+        the order the native validator does."""
         if not params:
-            return
-        if where.static:
-            entry = self.table.setdefault(where.pattern(), {"path": where.template(), "checks": []})
-            entry["checks"].append(params)
             return
         guards = "".join(f"\t{line}\n" for line in where.guards)
         keywords = f"json.unmarshal({json_text(params)})"
         self.rules.append(
-            f"errors contains e if {{\n{guards}"
+            f"_problems contains [lib.problem_key({where.steps()}, e), e] if {{\n{guards}"
             f"\tsome e in lib.problems({where.term}, {where.rendered()}, {keywords})\n}}"
         )
-
-    def table_rules(self) -> list[str]:
-        """``errors`` for every value ``walk`` finds at a path of ``table``. Its keywords
-        are JSON text: a string constant costs rego-cpp no local variable, and rego-cpp
-        copies every local variable of the bundle at each builtin call, used or not."""
-        if not self.table:
-            return []
-        text = json.dumps(self.table, ensure_ascii=False, sort_keys=True, indent=1)
-        constant = f"`{text}`" if "`" not in text else literal(text)
-        return [
-            "# the keywords of the input schema by path (`*`: any index; see rego.schema)\n"
-            f"_schema_checks := {constant}",
-            "errors contains e if {\n"
-            "\tchecks := json.unmarshal(_schema_checks)\n"
-            "\t[path, value] := walk(input)\n"
-            "\tpattern := lib.path_pattern(path)\n"
-            "\tentry := checks[pattern]\n"
-            "\tsome keywords in entry.checks\n"
-            "\twhere := sprintf(entry.path, [k | some k in path; is_number(k)])\n"
-            "\tsome e in lib.problems(value, where, keywords)\n"
-            "}",
-        ]
 
     def check(self, schema: Any, where: Where) -> None:
         if schema is True:
@@ -268,15 +228,25 @@ def emit_schema(schema: dict[str, Any]) -> tuple[list[str], list[Diagnostic]]:
     emitter = SchemaEmitter(schema)
     emitter.check(schema, Where((), "input", ()))
     unique = list(dict.fromkeys(d for d in emitter.diagnostics))
-    return [*emitter.table_rules(), *emitter.rules, *validity_rules(schema)], unique
+    errors = (
+        "# errors: what is wrong with the input, in the native validator's order\n"
+        "errors := lib.sorted_problems(_problems)\n\n"
+        "_problems contains x if {\n\tx := null\n\tfalse\n}"
+    )
+    return [errors, *emitter.rules, *validity_rules(schema)], unique
 
 
 def json_text(value: Any) -> str:
     """``value`` as JSON in a Rego string: a constant string costs rego-cpp no local
     variable, an object literal one per object and list in it; `lib.problems` reads it
-    with ``json.unmarshal``, and only for input that breaks the schema."""
+    with ``json.unmarshal``, and only for input that breaks the schema. Long text is laid
+    out a value a line (JSON whitespace), or left to ``layout.fit`` to cut in pieces."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return f"`{text}`" if "`" not in text and text.isprintable() else literal(text)
+    if len(text) > WIDTH:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, indent=1)
+    fits = all(len(line) <= WIDTH for line in text.splitlines())
+    plain = "`" not in text and all(line.isprintable() for line in text.splitlines())
+    return f"`{text}`" if fits and plain else literal(text)
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

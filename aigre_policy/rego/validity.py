@@ -8,10 +8,9 @@ only when it fails, so a valid input pays for one walk of the schema:
 * an optional property reads as a value that passes its schema when it is absent
   (``object.get(x1, "tested", false)``), so it is checked in line, without a helper;
 * items are checked with ``every``;
-* a type test is left out where another test fails on any other type (``x in [...]``
-  of strings, ``floor(x) == x``, ``object.remove``), and the strings of a block are
-  tested at once (``concat`` takes nothing else): rego-cpp copies its whole state at
-  every builtin call, so each one saved counts.
+* every builtin is called only on the type it takes, its type tested first: regorus
+  (and OPA with strict builtin errors) raises where rego-cpp is undefined, and a raise
+  aborts the decision rather than failing the test.
 
 Each test is the negation of an ``errors`` rule, keyword by keyword; where a schema
 needs more than these forms, a helper function says whether the value breaks it.
@@ -31,7 +30,7 @@ TYPE_TESTS = {
     "array": "is_array({x})",
     "string": "is_string({x})",
     "number": "is_number({x})",
-    "integer": "floor({x}) == {x}",  # floor takes numbers only: the number test too
+    "integer": "is_number({x})\nfloor({x}) == {x}",  # floor raises on the rest in some engines
     "boolean": "is_boolean({x})",
     "null": "is_null({x})",
 }
@@ -56,16 +55,11 @@ _ABSENT = object()
 
 @dataclass
 class Block:
-    """The lines of one Rego body, and the values it must prove strings."""
+    """The lines of one Rego body."""
 
     lines: list[str] = field(default_factory=list)
-    strings: list[str] = field(default_factory=list)
 
     def close(self) -> list[str]:
-        if len(self.strings) == 1:
-            self.lines.append(f"is_string({self.strings[0]})")
-        elif self.strings:  # one builtin call for all of them
-            self.lines.append(f'concat("", [{", ".join(self.strings)}])  # strings only')
         return self.lines
 
 
@@ -96,10 +90,11 @@ class ValidityEmitter:
             return
         parts = self.parts(schema)
         types = _types(parts)
-        implied = _implied(parts, types)
-        for part in parts:  # type tests first: the tests after them rely on the type
+        # type tests first: the builtins after them take only that type, and some engines
+        # (and OPA with strict builtin errors) raise on another rather than fail the test
+        for part in parts:
             if "type" in part:
-                self.type_test(part["type"], term, implied, block)
+                self.type_test(part["type"], term, block)
         for part in parts:
             self.keywords(part, term, types, where, block)
 
@@ -124,16 +119,14 @@ class ValidityEmitter:
                 found.append({"not": True})
         return found
 
-    def type_test(self, declared: Any, term: str, implied: set[str], block: Block) -> None:
+    def type_test(self, declared: Any, term: str, block: Block) -> None:
         names = declared if isinstance(declared, list) else [declared]
         if len(names) != 1 or names[0] not in TYPE_TESTS:
             block.lines.append(
-                f"count([1 | some t in {literal(names)}; lib.type_ok({term}, t)]) > 0"
+                f"count([1 | some kind in {literal(names)}; lib.type_ok({term}, kind)]) > 0"
             )
-        elif names[0] == "string" and "string" not in implied:
-            block.strings.append(term)
-        elif names[0] not in implied:
-            block.lines.append(TYPE_TESTS[names[0]].replace("{x}", term))
+        else:
+            block.lines += TYPE_TESTS[names[0]].replace("{x}", term).split("\n")
 
     def keywords(
         self,
@@ -218,10 +211,10 @@ class ValidityEmitter:
                         block.lines.append(f"not {name}({term})")
                     continue
                 read = f"object.get({term}, {literal(key)}, {literal(stand_in)})"
-            mark = len(block.lines), len(block.strings)
+            mark = len(block.lines)
             block.lines.append(f"{value} := {read}")
             self.valid(sub, value, child, block)
-            if (len(block.lines), len(block.strings)) == (mark[0] + 1, mark[1]):  # untested
+            if len(block.lines) == mark + 1:  # untested
                 block.lines[-1] = f"_ = {read}" if key in required else ""
         extra = part.get("additionalProperties", True)
         declared = literal(sorted(properties))
@@ -397,25 +390,6 @@ def _types(parts: list[dict[str, Any]]) -> frozenset[str] | None:
             kinds = frozenset("number" if t == "integer" else t for t in named)
             found = kinds if found is None else found & kinds
     return found
-
-
-def _implied(parts: list[dict[str, Any]], types: frozenset[str] | None) -> set[str]:
-    """The types another test of these parts already fails on: their type test can go."""
-    implied: set[str] = set()
-    for part in parts:
-        values = part.get("enum", [part["const"]] if "const" in part else None)
-        if isinstance(values, list) and values:
-            if all(isinstance(v, str) for v in values):
-                implied.add("string")
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-                implied.add("number")
-        if types == frozenset({"string"}) and part.get("format") == "date-time":
-            implied.add("string")  # lib.date_time fails on anything but a string
-        if types == frozenset({"object"}) and (
-            part.get("additionalProperties") is False or part.get("required")
-        ):
-            implied.add("object")  # object.remove, or reading a key, fails on the rest
-    return implied
 
 
 def _passes(value: Any, part: dict[str, Any]) -> bool:
