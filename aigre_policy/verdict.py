@@ -46,15 +46,16 @@ def input_digest(document: Any) -> str:
 
     An input that failed closed for not being JSON data (a ``datetime``, a cycle, an integer
     too long to write, nesting too deep to walk) is digested by its ``repr``, or failing
-    that by its type: the verdict, and its JSON form, must still exist.
+    that by its type: the verdict, and its JSON form, must still exist. A caller's object
+    may raise anything from ``items`` or ``__repr__``, so every exception falls through.
     """
     try:
         return digest(document)
-    except (TypeError, ValueError, RecursionError):
+    except Exception:
         pass
     try:
         return digest(repr(document))
-    except (TypeError, ValueError, RecursionError):
+    except Exception:
         return digest(f"<{type(document).__name__} without a JSON form>")
 
 

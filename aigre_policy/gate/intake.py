@@ -69,14 +69,14 @@ class Intake:
         """The input document, the action's canonical JSON and digest, or the faults that
         stop evaluation."""
         faults: list[dict[str, Any]] = []
-        action_doc = plain(action)
+        action_doc = action
         action_json = ""
         try:
-            action_doc = as_plain(action_doc, "action")  # the JSON data the pack judges
+            action_doc = as_plain(plain(action), "action")  # the JSON data the pack judges
             canonical = canonical_json(action_doc)
             action_json = canonical.decode()
             action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # a caller's object may raise anything when read
             action_digest = input_digest(action_doc)
             faults.append(fault("input", f"the action is not JSON data: {exc}"))
         context = self._context(action_doc, now, faults)

@@ -10,6 +10,7 @@ yields an ``Ask`` for each reviewer call, driven by ``review.run`` or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,7 @@ from aigre_policy.gate.log import LogError
 from aigre_policy.gate.recorder import Recorder, decision_entry
 from aigre_policy.gate.review import Escalation, Steps, ask_tiers
 from aigre_policy.gate.verdict import GateVerdict
-from aigre_policy.verdict import digest
+from aigre_policy.verdict import input_digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -152,11 +153,10 @@ class Pipeline:
 
     def _crashed(self, action: Any, started: int, exc: Exception) -> GateVerdict:
         logger.exception("gate fault")
-        document = {"action": plain(action), "context": {}, "usage": {}}
-        try:
-            action_digest = digest(document["action"])
-        except (TypeError, ValueError):
-            action_digest = digest(repr(document["action"]))
+        with contextlib.suppress(Exception):  # a model that cannot write itself: kept as given
+            action = plain(action)
+        document = {"action": action, "context": {}, "usage": {}}
+        action_digest = input_digest(action)  # never raises, whatever the object
         try:
             now = self.clock()
         except Exception:
