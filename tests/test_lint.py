@@ -148,6 +148,27 @@ CASES = [
         rule('permit when action.kind == "restart" and (context.actor.trust ?? 0) >= 3'),
         DENY_DEFAULT,
     ),
+    (  # a claimed list in front of the attested one: writing `[]` empties the `any`
+        "L502",
+        rule(
+            "deny when any(a in action.approvals ?? (context.approvals ?? []):\n"
+            '    a.by == (context.actor.id ?? ""))'
+        ),
+        rule('deny when any(a in action.approvals ?? []: a.by == (context.actor.id ?? ""))'),
+        None,
+    ),
+    (  # `any(...) == false` turns the `any` round as `not` does
+        "L502",
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and any(a in action.approvals ?? []: a.group == "security") == false'
+        ),
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and any(a in action.approvals ?? []: a.group == "security") == true'
+        ),
+        None,
+    ),
 ]
 
 

@@ -121,11 +121,30 @@ def _claim_of(path: ir.Path, claims: Mapping[tuple[str, ...], Claim]) -> Claim |
 
 
 def _list_path(node: ir.Node) -> ir.Path | None:
+    """The list a quantifier reads when, absent, it reads as no items at all.
+
+    ``action.approvals ?? context.approvals`` is not one: a proposer who writes ``[]``
+    takes away the items the fallback would give."""
     if isinstance(node, ir.Path):
         return node
-    if isinstance(node, ir.Default):
+    if isinstance(node, ir.Default) and _is_empty_list(node.fallback):
         return node.path
     return None
+
+
+def _is_empty_list(node: ir.Node) -> bool:
+    if isinstance(node, ir.ListOf):
+        return not node.items
+    return isinstance(node, ir.Const) and node.value == []
+
+
+def _sign(node: ir.Compare) -> int:
+    """How a truth value compared with a constant keeps its polarity: ``x == true`` as ``x``,
+    ``x == false`` as ``not x``; 0 (unknown) for any other comparison."""
+    for side in (node.left, node.right):
+        if isinstance(side, ir.Const) and isinstance(side.value, bool) and node.op in ("==", "!="):
+            return 1 if side.value == (node.op == "==") else -1
+    return 0
 
 
 def _unsafe_reads(
@@ -155,19 +174,23 @@ def _unsafe_reads(
             yield from _unsafe_reads(node.fallback, claims, polarity, wanted)
         case ir.Has():
             yield from _unsafe_reads(node.path, claims, polarity, wanted)
-        case ir.Compare() | ir.Arith():
-            yield from _unsafe_reads(node.left, claims, polarity, wanted)
-            yield from _unsafe_reads(node.right, claims, polarity, wanted)
+        # inside a value the polarity is unknown (0): no quantifier there counts as safe
+        case ir.Compare():
+            yield from _unsafe_reads(node.left, claims, polarity * _sign(node), wanted)
+            yield from _unsafe_reads(node.right, claims, polarity * _sign(node), wanted)
+        case ir.Arith():
+            yield from _unsafe_reads(node.left, claims, 0, wanted)
+            yield from _unsafe_reads(node.right, claims, 0, wanted)
         case ir.Member():
-            yield from _unsafe_reads(node.item, claims, polarity, wanted)
-            yield from _unsafe_reads(node.collection, claims, polarity, wanted)
+            yield from _unsafe_reads(node.item, claims, 0, wanted)
+            yield from _unsafe_reads(node.collection, claims, 0, wanted)
         case ir.Neg():
-            yield from _unsafe_reads(node.operand, claims, polarity, wanted)
+            yield from _unsafe_reads(node.operand, claims, 0, wanted)
         case ir.Call():
             for arg in node.args:
-                yield from _unsafe_reads(arg, claims, polarity, wanted)
+                yield from _unsafe_reads(arg, claims, 0, wanted)
         case ir.ListOf():
             for item in node.items:
-                yield from _unsafe_reads(item, claims, polarity, wanted)
+                yield from _unsafe_reads(item, claims, 0, wanted)
         case _:
             return
