@@ -169,6 +169,14 @@ CASES = [
         ),
         None,
     ),
+    (  # a usage counted by a claim: claiming "human" drops the proposer out of the count
+        "L502",
+        'usage n = count() over last 1h where action.actor.kind != "human"\n'
+        + rule('escalate to ["sre-oncall"] when usage.n >= 10'),
+        'usage n = count() over last 1h where decision != "deny"\n'
+        + rule('escalate to ["sre-oncall"] when usage.n >= 10'),
+        None,
+    ),
 ]
 
 
