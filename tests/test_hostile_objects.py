@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from conftest import fixture_input
 from pydantic import BaseModel
 
 from aigre_policy.gate import FakeClock, Gate
+from aigre_policy.gate.log import read_log
+from aigre_policy.gate.verify import verify_log
 from aigre_policy.pack import Pack, load_pack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +90,8 @@ HOSTILE: dict[str, Callable[[dict[str, Any]], Any]] = {
     "object posing as str, as the action": lambda a: PosingAsStr(),
     "int subclass of 5000 digits": lambda a: {**a, "cost": {"estimated_usd": HugeInt(10**5000)}},
     "model that cannot dump itself, as the action": lambda a: UnwritableModel(),
+    "a datetime": lambda a: {**a, "requested_at": datetime(2025, 3, 13, 14)},
+    "a set": lambda a: {**a, "data": {**a["data"], "subject_regions": {"eu", "us"}}},
 }
 
 
@@ -124,3 +129,9 @@ def test_gate_fails_closed_with_a_json_form(name: str, tmp_path: Path) -> None:
     assert verdict.fail_closed
     assert verdict.decision == pack().fail_closed
     assert verdict.to_json().startswith("{")
+    # the log keeps the refusal the caller got, in one entry, and still verifies
+    (entry,) = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    logged = entry.body["verdict"]
+    assert (logged["decision"], logged["fail_closed"]) == (verdict.decision, True)
+    assert logged["decision_id"] == verdict.decision_id
+    assert verify_log(tmp_path / "decisions.jsonl").problems == ()

@@ -32,6 +32,10 @@ from aigre_policy.verdict import input_digest
 logger = logging.getLogger("aigre_policy.gate")
 
 
+# What a decision entry holds for an action that is not JSON data (its errors say why)
+NOT_JSON = "<not JSON data: see the verdict's errors>"
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     """The stages of a check, and the clock that dates it."""
@@ -66,7 +70,10 @@ class Pipeline:
             draft = Draft(started, now, document, action_digest, None, False, actor=attested)
             draft.faults = prepared.faults
             refused = self.concluder.conclude(draft, None)
-            self.recorder.log_quietly("decision", decision_entry(refused, document))
+            logged = document
+            if not prepared.action_json:  # not JSON data: the log keeps the refusal, not it
+                logged = {**document, "action": NOT_JSON}
+            self.recorder.log_quietly("decision", decision_entry(refused, logged))
             return refused
         verdict: GateVerdict | None = None
         try:
