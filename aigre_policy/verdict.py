@@ -59,6 +59,24 @@ def input_digest(document: Any) -> str:
         return digest(f"<{type(document).__name__} without a JSON form>")
 
 
+def refused_input_digest(document: Any) -> str:
+    """The digest of an input refused for not being JSON data, or past the evaluation
+    bounds; never raises, and never walks more of it than the bounds allow.
+
+    A caller's structure may share one list at every level (a YAML alias does), so that
+    writing it out, even as its ``repr``, takes forever. Within the bounds it is digested
+    as its JSON data; past them, by its type and the first problem found.
+    """
+    from aigre_policy.plain import NotPlain, as_plain  # plain reads the validator, a cycle
+
+    try:
+        return digest(as_plain(document))
+    except NotPlain as exc:
+        return digest({"not_json": type(document).__name__, "problem": str(exc)})
+    except Exception:
+        return digest(f"<{type(document).__name__} without a JSON form>")
+
+
 def rule_fault(
     rule_id: str,
     location: dict[str, Any],

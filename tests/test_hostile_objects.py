@@ -9,6 +9,7 @@ its JSON form (its input digest is taken of whatever can be read, or of the type
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from functools import cache
@@ -95,6 +96,18 @@ HOSTILE: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+def shared_at_every_level(depth: int = 9, width: int = 10) -> list[Any]:
+    """One list ``width`` times at every level: ``width ** depth`` leaves to write out,
+    as a YAML alias makes them; only ``depth`` lists in memory."""
+    node: list[Any] = ["leaf"] * width
+    for _ in range(depth - 1):
+        node = [node] * width
+    return node
+
+
+HOSTILE["lists shared at every level"] = lambda a: {**a, "data": shared_at_every_level()}
+
+
 @cache
 def pack() -> Pack:
     return load_pack(BASELINE)
@@ -135,3 +148,35 @@ def test_gate_fails_closed_with_a_json_form(name: str, tmp_path: Path) -> None:
     assert (logged["decision"], logged["fail_closed"]) == (verdict.decision, True)
     assert logged["decision_id"] == verdict.decision_id
     assert verify_log(tmp_path / "decisions.jsonl").problems == ()
+
+
+def test_shared_lists_are_refused_at_once_with_a_json_form(tmp_path: Path) -> None:
+    document = _bucket()
+    started = time.monotonic()
+    verdict = pack().evaluate(
+        {**document["action"], "data": shared_at_every_level()},
+        document["context"],
+        document["usage"],
+    )
+    assert verdict.fail_closed and "evaluation bound" in verdict.errors[0]["message"]
+    assert verdict.to_json().startswith("{")
+    assert time.monotonic() - started < 10  # 10 ** 9 leaves: writing them out takes minutes
+
+
+ALIASES = "\n".join(
+    ["l1: &l1 [a, a, a, a, a, a, a, a, a, a]"]
+    + [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(2, 9)]
+)
+
+
+def test_a_yaml_alias_bomb_fails_closed_at_once(tmp_path: Path, capsys) -> None:
+    from aigre_policy.cli.main import main
+
+    fixture = BUCKET.read_text(encoding="utf-8")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(ALIASES + "\n" + fixture.replace("  data:\n", "  bomb: *l8\n  data:\n"))
+    started = time.monotonic()
+    code = main(["eval", str(BASELINE), "--action", str(bomb), "--format", "json"])
+    assert code == 6  # failed closed
+    assert "evaluation bound" in capsys.readouterr().out
+    assert time.monotonic() - started < 10

@@ -27,7 +27,7 @@ from aigre_policy.gate.log import LogError
 from aigre_policy.gate.recorder import Recorder, decision_entry
 from aigre_policy.gate.review import Escalation, Steps, ask_tiers
 from aigre_policy.gate.verdict import GateVerdict
-from aigre_policy.verdict import input_digest
+from aigre_policy.verdict import refused_input_digest
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -163,7 +163,7 @@ class Pipeline:
         with contextlib.suppress(Exception):  # a model that cannot write itself: kept as given
             action = plain(action)
         document = {"action": action, "context": {}, "usage": {}}
-        action_digest = input_digest(action)  # never raises, whatever the object
+        action_digest = refused_input_digest(action)  # never raises, whatever the object
         try:
             now = self.clock()
         except Exception:

@@ -17,7 +17,7 @@ import json
 import uuid
 from typing import Any
 
-from aigre_policy.verdict import Verdict, input_digest, verdict_document
+from aigre_policy.verdict import Verdict, refused_input_digest, verdict_document
 
 
 class GateVerdict:
@@ -99,7 +99,7 @@ class GateVerdict:
     def input_digest(self) -> str:
         if self.pack_verdict is not None:
             return self.pack_verdict.input_digest
-        return input_digest(self._input)  # never raises, whatever the caller passed
+        return refused_input_digest(self._input)  # never raises, whatever the caller passed
 
     @property
     def action(self) -> Any:
