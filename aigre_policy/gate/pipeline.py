@@ -32,8 +32,9 @@ from aigre_policy.verdict import refused_input_digest
 logger = logging.getLogger("aigre_policy.gate")
 
 
-# What a decision entry holds for an action that is not JSON data (its errors say why)
-NOT_JSON = "<not JSON data: see the verdict's errors>"
+# What a decision entry holds for an action that is not JSON data, or past the evaluation
+# bounds (its errors say which)
+NOT_JSON = "<not JSON data within the evaluation bounds: see the verdict's errors>"
 
 
 @dataclass(frozen=True, slots=True)
