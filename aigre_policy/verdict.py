@@ -30,11 +30,15 @@ LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
 RuleEvidence = tuple[int, bool, tuple[Any, ...] | str, tuple[Any, ...], Any]
 
 
+# one encoder for every call: ``json.dumps`` with options builds a new one each time
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the form digests are taken of."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(value: Any) -> str:

@@ -23,12 +23,21 @@ log itself costs. ``--only`` keeps the set-ups whose name holds a text;
 prints every round (on a shared machine the spread between rounds is the
 noise; compare the lowest medians, or the p10s).
 
+The gate attests a constant actor (``identity=ACTOR``), as an embedding tool
+with an authenticated caller would; the pack reads it as ``context.actor``.
+
 What it flatters: one process and one thread, so the write lock is never
-waited for; one small action of one kind, so the contributions and the log
-entry are small and the statement cache and the in-memory usage window are
-always warm; a fake clock inside one month, so the window never reloads;
+waited for and the log is never found rotated or written by another; one small
+action of one kind, so the contributions and the log entry are small and the
+statement cache and the in-memory usage window are always warm; no approvals
+held, so the ledger's read is one row; a new action digest each time, so no
+earlier row is superseded; a pack without ``sensitive`` fields, so the log
+takes the decision body the gate already encoded (a pack that redacts
+re-encodes it); a fake clock inside one month, so the window never reloads;
 ``synchronous=normal``, so no commit waits for the disk, and the median hides
-the WAL checkpoints (every ~1000 pages) that land in the p90.
+the WAL checkpoints (every ~1000 pages) that land in the p90. CPU time counts
+the kernel's share of this process (the ledger's and the log's writes into the
+page cache), not the disk's.
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ PACK = REPO / "policy_packs" / "aigre-baseline"
 NOW = "2025-03-11T14:03:00Z"
 START = "2025-03-02T00:00:00Z"  # history and timed checks stay inside March
 STEP_SECONDS = 100  # one check every 100 s: under the baseline's 40 agent actions an hour
+# the authenticated actor the gate attests as ``context.actor`` (the proposal's is a claim)
+ACTOR = {"kind": "llm", "id": "agent-remediator", "trust": 3}
 
 
 def proposal(n: int, requested_at: str = NOW) -> dict[str, Any]:
@@ -91,13 +102,13 @@ def timed(call: Callable[[int], Any], count: int) -> tuple[list[float], list[flo
 def gate_setup(workdir: Path, name: str, clock: FakeClock) -> Gate:
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "memory ledger, no log":
-        return Gate.from_pack(PACK, ledger="sqlite:///:memory:", clock=clock)
+        return Gate.from_pack(PACK, ledger="sqlite:///:memory:", clock=clock, identity=ACTOR)
     ledger = f"sqlite:///{workdir / (name.replace(' ', '_') + '.db')}"
     if name == "file ledger, no log":
-        return Gate.from_pack(PACK, ledger=ledger, clock=clock)
+        return Gate.from_pack(PACK, ledger=ledger, clock=clock, identity=ACTOR)
     fsync = "none" if "without fsync" in name else "entry"
     log = DecisionLog(workdir / (name.replace(" ", "_") + ".jsonl"), fsync=fsync, clock=clock)
-    return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock)
+    return Gate.from_pack(PACK, ledger=ledger, log=log, clock=clock, identity=ACTOR)
 
 
 SETUPS = (
@@ -118,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pack = load_pack(PACK)
     usage = {"spend_this_month_usd": 1234.5, "agent_actions_last_hour": 3}
-    context = {"now": NOW}
+    context = {"now": NOW, "actor": ACTOR}
     assert pack.evaluate(proposal(0), context, usage).decision == "allow"
     base, base_cpu = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)
     base_median, base_cpu_median = statistics.median(base), statistics.median(base_cpu)

@@ -341,3 +341,30 @@ def test_an_outcome_that_cannot_be_recorded_does_not_fail_the_finished_run(
 
         monkeypatch.setattr(log_module.os, "write", full)
     assert run.faults and "No space left on device" in run.faults[0]
+
+
+def test_a_log_fsync_that_fails_leaves_no_entry_for_the_refused_decision(
+    pack_dir, tmp_path, monkeypatch
+) -> None:
+    gate = gate_for(pack_dir, tmp_path)
+    first = gate.check(act(1))
+    assert first.decision == "allow"
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(log_module.os, "fsync", broken)
+    verdict = gate.check(act(2))  # the line reaches the file, its fsync fails
+    monkeypatch.undo()
+    assert_failed_closed(verdict, "log", "Input/output error")
+    with SqliteLedger(tmp_path / "ledger.db").session() as session:
+        assert session.count() == 1  # the row was released
+    decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    assert [e.id for e in decisions] == [first.decision_id]  # none for what did not take effect
+    third = gate.check(act(3))
+    assert third.usage == {"spend_day": 10}
+    gate.close()
+    decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
+    assert [e.id for e in decisions] == [first.decision_id, third.decision_id]
+    stats = log_stats(tmp_path / "decisions.jsonl")
+    assert stats.decisions == 2 and stats.by_verdict["allow"] == 2

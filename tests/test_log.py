@@ -780,3 +780,35 @@ def test_cli_verify_anchor(tmp_path, capsys, plain_console):
     path.write_bytes(b"".join(lines_of(path)[:2]))
     assert main(["log", "verify", str(path), "--anchor", entries[-1].hash]) == 1
     assert "L008" in capsys.readouterr().out
+
+
+# ------------------------------------------------------ a write that does not take
+
+
+@pytest.mark.parametrize("failing", ["fsync", "write"])
+def test_an_entry_whose_write_or_fsync_fails_is_taken_back_out_of_the_file(
+    tmp_path, monkeypatch, failing
+):
+    path = tmp_path / "d.jsonl"
+    log = DecisionLog(path, fsync="entry")
+    log.append("decision", body(0))
+    before = path.read_bytes()
+    real_write = os.write
+
+    def fail(fd, data=b""):
+        if failing == "write":  # half the line reaches the file, then the disk is full
+            real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, failing, fail)
+    with pytest.raises(LogError, match="Input/output error"):
+        log.append("decision", body(1, decision="deny"))
+    monkeypatch.undo()
+    # the refused entry never stays: a reader must not see a decision that did not take effect
+    assert path.read_bytes() == before
+    entry = log.append("decision", body(2))
+    log.close()
+    assert entry.seq == 2
+    assert [e.body["verdict"]["decision_id"] for e in read_log(path)] == ["d-0", "d-2"]
+    report = verify_log(path)
+    assert report.ok and report.entries == 2, report.problems

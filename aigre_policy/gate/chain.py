@@ -113,21 +113,30 @@ def seal_line(
     rest = b"".join(
         (
             b',"id":',
-            canonical_json(entry_id),
+            _string(entry_id),
             b',"kind":',
-            canonical_json(kind),
+            _string(kind),
             b',"prev":',
-            canonical_json(prev),
+            _string(prev),
             b',"seq":',
             str(seq).encode(),
             b',"time":',
-            canonical_json(time),
+            _string(time),
             b',"v":%d}' % FORMAT_VERSION,
         )
     )
     digest = "sha256:" + hashlib.sha256(b'{"body":' + body_json + rest).hexdigest()
     line = b'{"body":' + body_json + b',"hash":"' + digest.encode() + b'"' + rest + b"\n"
     return Entry(seq, entry_id, kind, time, prev, digest, body), line
+
+
+def _string(text: str) -> bytes:
+    """``canonical_json(text)``: quoted as it is when nothing in it needs escaping (ids,
+    kinds, digests and times always), through the encoder otherwise."""
+    plain = type(text) is str and text.isascii() and text.isprintable()
+    if plain and '"' not in text and "\\" not in text:
+        return b'"' + text.encode() + b'"'
+    return canonical_json(text)
 
 
 def encode(entry: Entry) -> bytes:

@@ -68,8 +68,9 @@ class Judge:
         ahead of this one still falls inside this check's windows.
         """
         try:
-            at_us = max(to_us(now), session.latest_at())
+            # the approvals first: a SQLite ledger reads its time in the same statement
             held = self._held(session, document["action"], action_digest, now, actor)
+            at_us = max(to_us(now), session.latest_at())
             usage = self.enforced.usage.compute(session, now, action_digest, at_us)
             document["usage"] = usage
         except LedgerError as exc:

@@ -481,6 +481,34 @@ def _loaded(row_id: int, key: str, passed: int, value: Any, error: str | None) -
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 
+_APPROVALS = (
+    "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
+    " u.decision_id, a.id FROM approvals a LEFT JOIN approval_uses u"
+    " ON u.approval_id = a.id WHERE a.action_digest = ? ORDER BY a.id"
+)
+# the state, the ledger's time and an action's approvals in one statement: one row per
+# approval, or one row of NULL approval columns when none is held
+_SNAPSHOT_AND_APPROVALS = (
+    "SELECT s.ledger_id, s.seq, (SELECT max(at_us) FROM actions WHERE current = 1),"
+    " a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
+    " u.decision_id, a.id FROM ledger_state s"
+    " LEFT JOIN approvals a ON a.action_digest = ?"
+    " LEFT JOIN approval_uses u ON u.approval_id = a.id"
+    " WHERE s.id = 1 ORDER BY a.id"
+)
+
+
+_ONE_STATEMENT = 64  # contributions written by one INSERT (6 parameters each)
+
+
+def _contributions_insert(count: int) -> str:
+    """One statement for a row's ``count`` contributions (cached by the connection)."""
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * count)
+    return (
+        "INSERT OR REPLACE INTO contributions (usage_key, row_id, at_us, passed, value, error)"
+        f" VALUES {values}"
+    )
+
 
 class _SqliteSession:
     def __init__(self, conn: sqlite3.Connection, path: str):
@@ -593,8 +621,17 @@ class _SqliteSession:
             (row.decision_id, row.action_digest, text, row.decision, row.at_us, seq),
         ).lastrowid
         assert row_id is not None
-        if contributions:
+        if len(contributions) > _ONE_STATEMENT:
             self.add_contributions([(k, row_id, row.at_us, c) for k, c in contributions.items()])
+        elif contributions:  # one statement for the row's contributions
+            conn.execute(
+                _contributions_insert(len(contributions)),
+                [
+                    field
+                    for key, c in contributions.items()
+                    for field in (key, row_id, row.at_us, int(c.passed), _stored(c.value), c.error)
+                ],
+            )
         return row_id, seq
 
     def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool:
@@ -638,15 +675,18 @@ class _SqliteSession:
         return seq
 
     def approvals(self, action_digest: str) -> list[ApprovalRecord]:
-        rows = self._conn.execute(
-            "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
-            " u.decision_id, a.id FROM approvals a LEFT JOIN approval_uses u"
-            " ON u.approval_id = a.id WHERE a.action_digest = ? ORDER BY a.id",
-            (action_digest,),
-        ).fetchall()
+        if self._read is None:  # a check's first read: the snapshot comes in the same statement
+            rows = self._conn.execute(_SNAPSHOT_AND_APPROVALS, (action_digest,)).fetchall()
+            if not rows:
+                raise LedgerError(f"{self._path}: the ledger has lost its state row")
+            ledger_id, seq, latest = rows[0][:3]
+            self._read = (ledger_id, seq, latest or 0)
+            held = [row[3:] for row in rows if row[-1] is not None]
+        else:
+            held = self._conn.execute(_APPROVALS, (action_digest,)).fetchall()
         return [
             ApprovalRecord(digest, by, group, at_us, note, bool(reusable), used_by, row_id)
-            for digest, by, group, at_us, note, reusable, used_by, row_id in rows
+            for digest, by, group, at_us, note, reusable, used_by, row_id in held
         ]
 
     def add_approval(self, approval: ApprovalRecord) -> bool:

@@ -157,7 +157,13 @@ def _utc_now() -> datetime:
 def _timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise LogError("the log clock must return timezone-aware datetimes")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment.astimezone(UTC)
+    if m.year < 1000:  # strftime's %Y does not pad those on every platform
+        return m.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond:06d}Z"
+    )
 
 
 class DecisionLog:
@@ -216,6 +222,7 @@ class DecisionLog:
         self._fd: int | None = None
         self._pid = 0
         self._tail: _Tail | None = None
+        self._opened: os.stat_result | None = None  # fstat of _fd taken by _open, unused yet
         self._unsynced = 0
         self._unsynced_since = 0.0
         self._pending_recovery: dict[str, Any] | None = None
@@ -241,17 +248,29 @@ class DecisionLog:
 
     # -- public API --------------------------------------------------------------------------
 
-    def append(self, kind: str, body: dict[str, Any], *, entry_id: str | None = None) -> Entry:
-        """Append one entry and return it (with its seq, time, prev and hash)."""
+    def append(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        entry_id: str | None = None,
+        body_json: bytes | None = None,
+    ) -> Entry:
+        """Append one entry and return it (with its seq, time, prev and hash).
+
+        ``body_json``: ``canonical_json(body)`` when the caller has already encoded it
+        (the gate does); used only when nothing in the body is to be redacted.
+        """
         problems = validate_body(kind, body)
         if problems:
             raise LogError("; ".join(problems))
-        if kind in ("decision", "shadow"):
-            body = self._redactor.apply(body)
-        try:
-            body_json = canonical_json(body)
-        except (TypeError, ValueError) as exc:
-            raise LogError(f"the {kind} body is not JSON data: {exc}") from None
+        if kind in ("decision", "shadow") and self._redactor.paths:
+            body, body_json = self._redactor.apply(body), None
+        if body_json is None:
+            try:
+                body_json = canonical_json(body)
+            except (TypeError, ValueError) as exc:
+                raise LogError(f"the {kind} body is not JSON data: {exc}") from None
         if entry_id is None:
             verdict_id = body.get("verdict", {}).get("decision_id") if "verdict" in body else None
             entry_id = verdict_id if isinstance(verdict_id, str) else str(uuid.uuid4())
@@ -332,15 +351,31 @@ class DecisionLog:
         if self.max_bytes is not None and tail.size > 0 and tail.size + len(line) > self.max_bytes:
             fd = self._rotate()
             tail = _Tail(tail.seq, tail.hash, os.fstat(fd).st_ino, 0)
-        self._write(fd, line)
+        try:
+            self._write(fd, line)
+            self._after_write(fd)
+        except OSError:
+            # the caller is told the entry was not taken: it must not stay in the file
+            self._take_back(fd, tail.size)
+            raise
         self._tail = _Tail(entry.seq, entry.hash, tail.inode, tail.size + len(line))
-        self._after_write(fd)
         if self._signer is not None and self._checkpoint_due(entry.seq):
             self._checkpoint_locked(fd, entry.seq, entry.hash)
         return entry
 
     def _now(self) -> str:
         return _timestamp(self._clock())
+
+    def _take_back(self, fd: int, end: int) -> None:
+        """Cut the file back to ``end`` after a write or fsync that failed (still under the
+        file lock, so no other writer appended since). When even that fails the partial
+        entry stays: a torn line is repaired by the next writer, a whole one is reported."""
+        try:
+            os.ftruncate(fd, end)
+            if self.fsync != "none":
+                os.fsync(fd)
+        except OSError as exc:
+            logger.error("%s: a refused entry may remain after byte %d: %s", self.path, end, exc)
 
     # -- checkpoints (under both locks) ------------------------------------------------------
 
@@ -445,10 +480,16 @@ class DecisionLog:
             wait_for(self._copies, timeout=self._file_lock.timeout)
 
     def _open(self) -> int:
-        """The descriptor of the active file, reopened after a fork or another's rotation."""
+        """The descriptor of the active file, reopened after a fork or another's rotation.
+
+        ``self._opened`` keeps the descriptor's ``fstat`` taken here, for ``_current_tail``.
+        """
+        self._opened = None
         if self._fd is not None and self._pid == os.getpid():
             try:
-                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                opened = os.fstat(self._fd)
+                if os.stat(self.path).st_ino == opened.st_ino:
+                    self._opened = opened
                     return self._fd
             except FileNotFoundError:
                 pass
@@ -465,7 +506,7 @@ class DecisionLog:
 
     def _current_tail(self, fd: int) -> _Tail:
         """The last entry's seq and hash: cached when nobody wrote since, else read back."""
-        stat = os.fstat(fd)
+        stat, self._opened = self._opened or os.fstat(fd), None
         cached = self._tail
         if cached is not None and cached.inode == stat.st_ino and cached.size == stat.st_size:
             return cached

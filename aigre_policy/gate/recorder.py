@@ -10,9 +10,10 @@ here too: each in its own transaction, logged inside it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from aigre_policy.gate.no_ledger import NoLedger
 from aigre_policy.gate.review import Escalation
 from aigre_policy.gate.usage import UsageCalculator
 from aigre_policy.gate.verdict import GateVerdict
+from aigre_policy.verdict import canonical_json
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -40,6 +42,33 @@ logger = logging.getLogger("aigre_policy.gate")
 def decision_entry(verdict: GateVerdict, document: dict[str, Any]) -> dict[str, Any]:
     """The body of a ``decision`` entry: the verdict and the input it was reached on."""
     return {"verdict": verdict.to_dict(), "input": document}
+
+
+def encoded_decision(verdict: GateVerdict, action_json: str) -> tuple[dict[str, Any], bytes]:
+    """The ``decision`` entry's body and its canonical JSON, the input encoded once.
+
+    ``action_json`` is the canonical JSON of ``verdict.input["action"]`` (intake took the
+    action digest of it): the input's encoding reuses it, the verdict's input digest is
+    taken of that encoding, and the body's encoding holds it as it is. Canonical JSON
+    sorts keys, so the bytes are ``{"action":A,"context":C,"usage":U}`` and
+    ``{"input":I,"verdict":V}``: exactly ``canonical_json`` of the same values.
+    """
+    document = verdict.input
+    input_json = b"".join(
+        (
+            b'{"action":',
+            action_json.encode(),
+            b',"context":',
+            canonical_json(document["context"]),
+            b',"usage":',
+            canonical_json(document["usage"]),
+            b"}",
+        )
+    )
+    verdict.digested("sha256:" + hashlib.sha256(input_json).hexdigest())
+    body = decision_entry(verdict, document)
+    body_json = b'{"input":' + input_json + b',"verdict":' + canonical_json(body["verdict"]) + b"}"
+    return body, body_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +146,19 @@ class Recorder:
         if self.log is None:
             return
         # the input the verdict was reached on (after a review: what the reviewers saw)
-        self.log.append("decision", decision_entry(verdict, verdict.input))
+        document = verdict.input
+        encoded = None
+        if (
+            draft.action_json
+            and document.keys() == {"action", "context", "usage"}
+            and document["action"] is draft.document["action"]
+        ):
+            with suppress(TypeError, ValueError):  # not JSON: the log says so, as LogError
+                encoded = encoded_decision(verdict, draft.action_json)
+        if encoded is not None:
+            self.log.append("decision", encoded[0], body_json=encoded[1])
+        else:
+            self.log.append("decision", decision_entry(verdict, document))
         for review in escalation.reviews if escalation else ():
             self._after_decision(self.log, "review", {"decision_id": verdict.decision_id, **review})
         if draft.shadow_verdict is not None and draft.shadow and not draft.shadow["agrees"]:

@@ -41,6 +41,7 @@ from typing import Any
 
 from aigre_policy import interpreter, ir
 from aigre_policy.gate.clock import to_us
+from aigre_policy.gate.compiled import Compiled, compile_node
 from aigre_policy.gate.ledger import ChangedRow, Contribution, LedgerError, LedgerSession
 from aigre_policy.gate.series import Series
 
@@ -74,6 +75,42 @@ def usage_key(usage: ir.Usage, envelopes: Mapping[str, Any]) -> str:
         default=repr,
     )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _compiled(node: ir.Node | None, envelopes: Mapping[str, Any]) -> Compiled | None:
+    if node is None:
+        return None
+    try:
+        return compile_node(node, envelopes)
+    except Exception:  # too deep, or a node it cannot take: the interpreter judges it
+        return _interpreted(node, envelopes)
+
+
+def _interpreted(node: ir.Node | None, envelopes: Mapping[str, Any]) -> Compiled | None:
+    if node is None:
+        return None
+    return lambda scope: interpreter.evaluate(node, scope, envelopes)
+
+
+def _contribute(
+    filter_: Compiled | None, argument: Compiled | None, scope: Mapping[str, Any], row: object
+) -> Contribution:
+    """What the row in ``scope`` adds: the filter first, then the argument (1 without one)."""
+    try:
+        if filter_ is not None and not filter_(scope):
+            return Contribution(False)
+        if argument is None:
+            return Contribution(True, 1)
+        value = argument(scope)
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if isinstance(value, float) and math.isfinite(value):
+            return Contribution(True, value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Contribution(True, value)
+        problem = f"the value {value!r} is not a finite number"
+    return Contribution(False, None, f"cannot read ledger row {row}: {problem}")
 
 
 @dataclass
@@ -113,6 +150,11 @@ class UsageCalculator:
         self._keys = tuple(usage_key(u, envelopes) for u in self.usages)
         self._by_key = dict(zip(self._keys, self.usages, strict=True))  # one usage per key
         self.keys = tuple(self._by_key)
+        # filter and argument of each declaration as closures, built once (``compiled``)
+        self._compiled = {
+            key: (_compiled(u.filter, envelopes), _compiled(u.argument, envelopes))
+            for key, u in self._by_key.items()
+        }
         self._mirror: _Mirror | None = None
         self._lock = threading.Lock()
 
@@ -125,26 +167,20 @@ class UsageCalculator:
         usage then fails closed while the row is inside its window.
         """
         scope = {"action": action, "decision": decision}
-        return {key: self._contribute(usage, scope, row) for key, usage in self._by_key.items()}
+        return {key: _contribute(*compiled, scope, row) for key, compiled in self._compiled.items()}
 
-    def _contribute(self, usage: ir.Usage, scope: Mapping[str, Any], row: object) -> Contribution:
-        try:
-            if usage.filter is not None and not interpreter.evaluate(
-                usage.filter, scope, self._envelopes
-            ):
-                return Contribution(False)
-            if usage.argument is None:
-                return Contribution(True, 1)
-            value = interpreter.evaluate(usage.argument, scope, self._envelopes)
-        except Exception as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        else:
-            if isinstance(value, float) and math.isfinite(value):
-                return Contribution(True, value)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return Contribution(True, value)
-            problem = f"the value {value!r} is not a finite number"
-        return Contribution(False, None, f"cannot read ledger row {row}: {problem}")
+    def interpreted(self, action: Any, decision: str, row: object) -> dict[str, Contribution]:
+        """``contributions`` computed by the reference interpreter (the tests compare)."""
+        scope = {"action": action, "decision": decision}
+        return {
+            key: _contribute(
+                _interpreted(usage.filter, self._envelopes),
+                _interpreted(usage.argument, self._envelopes),
+                scope,
+                row,
+            )
+            for key, usage in self._by_key.items()
+        }
 
     def committed(
         self,
