@@ -11,7 +11,14 @@ from aigre_policy import interpreter, ir
 from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
 from aigre_policy.plain import NotPlain, as_plain
-from aigre_policy.verdict import LATTICE, Issuer, RuleCard, Verdict, rule_fault
+from aigre_policy.verdict import (
+    LATTICE,
+    Issuer,
+    RuleCard,
+    Verdict,
+    refused_input_digest,
+    rule_fault,
+)
 
 
 class EvaluationError(Exception):
@@ -103,7 +110,9 @@ class Pack:
                 errors = self._validator.errors(document)
         except NotPlain as exc:
             problems = [exc.problem()]
-            return self._failed(document, problems, started, strict, "input is not JSON data")
+            # digested within the bounds: a structure sharing its lists may never end
+            digested = refused_input_digest(document)
+            return self._failed(digested, problems, started, strict, "input is not JSON data")
         except Exception as exc:  # a validator fault on JSON data: never a verdict from rules
             message = f"input validation failed: {type(exc).__name__}: {exc}"
             problem = {"kind": "engine", "path": "", "message": message}

@@ -50,15 +50,34 @@ def input_digest(document: Any) -> str:
 
     An input that failed closed for not being JSON data (a ``datetime``, a cycle, an integer
     too long to write, nesting too deep to walk) is digested by its ``repr``, or failing
-    that by its type: the verdict, and its JSON form, must still exist.
+    that by its type: the verdict, and its JSON form, must still exist. A caller's object
+    may raise anything from ``items`` or ``__repr__``, so every exception falls through.
     """
     try:
         return digest(document)
-    except (TypeError, ValueError, RecursionError):
+    except Exception:
         pass
     try:
         return digest(repr(document))
-    except (TypeError, ValueError, RecursionError):
+    except Exception:
+        return digest(f"<{type(document).__name__} without a JSON form>")
+
+
+def refused_input_digest(document: Any) -> str:
+    """The digest of an input refused for not being JSON data, or past the evaluation
+    bounds; never raises, and never walks more of it than the bounds allow.
+
+    A caller's structure may share one list at every level (a YAML alias does), so that
+    writing it out, even as its ``repr``, takes forever. Within the bounds it is digested
+    as its JSON data; past them, by its type and the first problem found.
+    """
+    from aigre_policy.plain import NotPlain, as_plain  # plain reads the validator, a cycle
+
+    try:
+        return digest(as_plain(document))
+    except NotPlain as exc:
+        return digest({"not_json": type(document).__name__, "problem": str(exc)})
+    except Exception:
         return digest(f"<{type(document).__name__} without a JSON form>")
 
 

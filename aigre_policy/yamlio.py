@@ -70,10 +70,16 @@ class Document:
 def lone_surrogate(value: Any) -> tuple[tuple[Any, ...], str] | None:
     """The path and text of the first string (key or value) in ``value`` that is not Unicode
     text: one holding a lone surrogate, which a ``\\ud800`` escape in YAML or JSON can make
-    and no UTF-8 encoder accepts. Walks without recursing: documents may nest deeply."""
+    and no UTF-8 encoder accepts. Walks without recursing: documents may nest deeply; and
+    each container once: YAML aliases share one at many places, which would never end."""
     stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    seen: set[int] = set()
     while stack:
         path, node = stack.pop()
+        if isinstance(node, dict | list | tuple):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
         if isinstance(node, str):
             if not node.isascii():
                 try:

@@ -148,6 +148,35 @@ CASES = [
         rule('permit when action.kind == "restart" and (context.actor.trust ?? 0) >= 3'),
         DENY_DEFAULT,
     ),
+    (  # a claimed list in front of the attested one: writing `[]` empties the `any`
+        "L502",
+        rule(
+            "deny when any(a in action.approvals ?? (context.approvals ?? []):\n"
+            '    a.by == (context.actor.id ?? ""))'
+        ),
+        rule('deny when any(a in action.approvals ?? []: a.by == (context.actor.id ?? ""))'),
+        None,
+    ),
+    (  # `any(...) == false` turns the `any` round as `not` does
+        "L502",
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and any(a in action.approvals ?? []: a.group == "security") == false'
+        ),
+        rule(
+            'require_approval by ["security"] when action.kind == "iam_grant"\n'
+            '    and any(a in action.approvals ?? []: a.group == "security") == true'
+        ),
+        None,
+    ),
+    (  # a usage counted by a claim: claiming "human" drops the proposer out of the count
+        "L502",
+        'usage n = count() over last 1h where action.actor.kind != "human"\n'
+        + rule('escalate to ["sre-oncall"] when usage.n >= 10'),
+        'usage n = count() over last 1h where decision != "deny"\n'
+        + rule('escalate to ["sre-oncall"] when usage.n >= 10'),
+        None,
+    ),
 ]
 
 

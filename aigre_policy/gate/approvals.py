@@ -15,7 +15,9 @@ fired ``require_approval`` rules with exactly those. One counts when, at the che
 - no earlier enforced decision used it up (reusable approvals are never used up).
 
 A verdict is resolved when every fired ``require_approval`` rule has a counted
-approval from one of its own groups; the decision is then what the other fired
+approval from one of its own groups, unless the rule reads ``context.approvals``
+itself: such a rule weighed the approvals the gate holds (their age, how many, from
+whom) and still fired, so no approval resolves it. The decision is then what the other fired
 rules say (``deny`` stays ``deny``, ``escalate`` goes to the reviewers), or
 ``allow`` when none of them is more restrictive. A verdict that failed closed is
 never resolved by an approval: no rule named who could approve it.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from aigre_policy import ir
 from aigre_policy.gate.clock import from_us, iso
 from aigre_policy.gate.errors import ApprovalRejected
 from aigre_policy.gate.ledger import ApprovalRecord
@@ -107,6 +110,22 @@ def excluded(action: Mapping[str, Any], actor: Mapping[str, Any] | None) -> set[
         if isinstance(who, Mapping):
             people |= {p for p in (who.get("id"), who.get("on_behalf_of")) if isinstance(p, str)}
     return people
+
+
+def weighing_rules(pack: Any) -> frozenset[str]:
+    """The ids of the pack's rules that read ``context.approvals``: when one fires, the
+    pack has already weighed the approvals held, and the gate's own test must not undo it."""
+    rules = getattr(getattr(pack, "program", None), "rules", ())
+    return frozenset(
+        rule.id
+        for rule in rules
+        if any(
+            isinstance(node, ir.Path)
+            and not node.local
+            and (node.root, *node.steps[:1]) == ("context", "approvals")
+            for node in ir.walk(rule.condition)
+        )
+    )
 
 
 def approval_rules(fired: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -194,11 +213,13 @@ def resolve(
     fired: Sequence[Mapping[str, Any]],
     counted: Sequence[Mapping[str, Any]],
     ignored: Sequence[Mapping[str, Any]] = (),
+    weighing: Collection[str] = (),
 ) -> Resolution:
     """The decision once the ``counted`` approvals (``{by, group, at}``) are taken into account.
 
     The gate calls it with the approvals ``sift`` counted; replay with the ones the log
-    holds, so both resolve a verdict the same way.
+    holds, so both resolve a verdict the same way. ``weighing``: the ids of rules that
+    read ``context.approvals`` (``weighing_rules``), which no approval resolves.
     """
     rules = approval_rules(fired)
     skipped = tuple(dict(i) for i in ignored)
@@ -208,7 +229,11 @@ def resolve(
     )
     if not rules or decision != "require_approval":
         return Resolution(decision, evidence, skipped)
-    pending = [r for r in rules if not any(a.get("group") in _groups(r) for a in counted)]
+    pending = [
+        r
+        for r in rules
+        if r.get("id") in weighing or not any(a.get("group") in _groups(r) for a in counted)
+    ]
     if pending:
         groups = tuple(sorted({str(g) for r in pending for g in _groups(r)}))
         ids = tuple(str(r.get("id")) for r in pending)

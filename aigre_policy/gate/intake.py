@@ -22,7 +22,7 @@ from aigre_policy.gate.world import ContextProvider
 from aigre_policy.pack import Pack
 from aigre_policy.plain import as_plain
 from aigre_policy.schema_types import input_type
-from aigre_policy.verdict import canonical_json, input_digest
+from aigre_policy.verdict import canonical_json, refused_input_digest
 
 # what the gate attests in ``context`` from its own sources, overwriting any other say
 ATTESTED = ("actor", "approvals")
@@ -69,15 +69,15 @@ class Intake:
         """The input document, the action's canonical JSON and digest, or the faults that
         stop evaluation."""
         faults: list[dict[str, Any]] = []
-        action_doc = plain(action)
+        action_doc = action
         action_json = ""
         try:
-            action_doc = as_plain(action_doc, "action")  # the JSON data the pack judges
+            action_doc = as_plain(plain(action), "action")  # the JSON data the pack judges
             canonical = canonical_json(action_doc)
             action_json = canonical.decode()
             action_digest = "sha256:" + hashlib.sha256(canonical).hexdigest()  # as digest()
-        except (TypeError, ValueError) as exc:
-            action_digest = input_digest(action_doc)
+        except Exception as exc:  # a caller's object may raise anything when read
+            action_digest = refused_input_digest(action_doc)
             faults.append(fault("input", f"the action is not JSON data: {exc}"))
         context = self._context(action_doc, now, faults)
         document = {"action": action_doc, "context": context, "usage": {}}

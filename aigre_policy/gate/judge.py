@@ -9,7 +9,7 @@ before the pack judges: the draft carries the fault and the check fails closed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,10 @@ class Judged:
     pack: Pack
     usage: UsageCalculator
     attests: frozenset[str]
+    weighing: frozenset[str] = field(init=False)  # rules that read context.approvals
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weighing", approvals_mod.weighing_rules(self.pack))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,11 @@ class Judge:
         draft.recordable = not any(e["kind"] == "input" for e in base.errors)
         if not base.fail_closed:
             draft.resolution = approvals_mod.resolve(
-                base.decision, base.fired, held.attested(self.reusable_groups), held.ignored
+                base.decision,
+                base.fired,
+                held.attested(self.reusable_groups),
+                held.ignored,
+                self.enforced.weighing,
             )
         if self.shadow is not None:
             self._shadow(session, draft, self.shadow)

@@ -10,6 +10,7 @@ yields an ``Ask`` for each reviewer call, driven by ``review.run`` or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,9 +27,14 @@ from aigre_policy.gate.log import LogError
 from aigre_policy.gate.recorder import Recorder, decision_entry
 from aigre_policy.gate.review import Escalation, Steps, ask_tiers
 from aigre_policy.gate.verdict import GateVerdict
-from aigre_policy.verdict import digest
+from aigre_policy.verdict import refused_input_digest
 
 logger = logging.getLogger("aigre_policy.gate")
+
+
+# What a decision entry holds for an action that is not JSON data, or past the evaluation
+# bounds (its errors say which)
+NOT_JSON = "<not JSON data within the evaluation bounds: see the verdict's errors>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,10 @@ class Pipeline:
             draft = Draft(started, now, document, action_digest, None, False, actor=attested)
             draft.faults = prepared.faults
             refused = self.concluder.conclude(draft, None)
-            self.recorder.log_quietly("decision", decision_entry(refused, document))
+            logged = document
+            if not prepared.action_json:  # not JSON data: the log keeps the refusal, not it
+                logged = {**document, "action": NOT_JSON}
+            self.recorder.log_quietly("decision", decision_entry(refused, logged))
             return refused
         verdict: GateVerdict | None = None
         try:
@@ -152,11 +161,10 @@ class Pipeline:
 
     def _crashed(self, action: Any, started: int, exc: Exception) -> GateVerdict:
         logger.exception("gate fault")
-        document = {"action": plain(action), "context": {}, "usage": {}}
-        try:
-            action_digest = digest(document["action"])
-        except (TypeError, ValueError):
-            action_digest = digest(repr(document["action"]))
+        with contextlib.suppress(Exception):  # a model that cannot write itself: kept as given
+            action = plain(action)
+        document = {"action": action, "context": {}, "usage": {}}
+        action_digest = refused_input_digest(action)  # never raises, whatever the object
         try:
             now = self.clock()
         except Exception:

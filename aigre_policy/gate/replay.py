@@ -31,7 +31,7 @@ from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any
 
-from aigre_policy.gate.approvals import resolve
+from aigre_policy.gate.approvals import resolve, weighing_rules
 from aigre_policy.gate.files import log_files
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.verdict import LATTICE
@@ -174,6 +174,7 @@ def replay_lines(pack: Pack, lines: list[bytes], limit: int = 5) -> _Tally:
     """Re-judge the decision entries among ``lines`` under ``pack``."""
     tally = _Tally()
     evaluate = pack.evaluate
+    weighing = weighing_rules(pack)  # rules that weigh context.approvals themselves
     for line in lines:
         if _DECISION_MARK not in line:
             continue
@@ -207,7 +208,8 @@ def replay_lines(pack: Pack, lines: list[bytes], limit: int = 5) -> _Tally:
         decision = judged.decision
         if isinstance(verdict.get("gate"), dict) and not judged.fail_closed:
             # a gate's entry: its approvals resolve the candidate's rules as they did the pack's
-            decision = resolve(decision, judged.fired, _held_approvals(verdict, document)).decision
+            held = _held_approvals(verdict, document)
+            decision = resolve(decision, judged.fired, held, weighing=weighing).decision
         tally.replayed += 1
         if judged.fail_closed:
             tally.fail_closed += 1

@@ -17,7 +17,7 @@ import json
 import os
 from typing import Any
 
-from aigre_policy.verdict import Verdict, digest, verdict_document
+from aigre_policy.verdict import Verdict, refused_input_digest, verdict_document
 
 
 def _uuid4() -> str:
@@ -112,10 +112,7 @@ class GateVerdict:
             return self._input_digest
         if self.pack_verdict is not None:
             return self.pack_verdict.input_digest
-        try:
-            return digest(self._input)
-        except (TypeError, ValueError):
-            return digest(repr(self._input))
+        return refused_input_digest(self._input)  # never raises, whatever the caller passed
 
     def digested(self, input_digest: str) -> None:
         """Take the input's digest from whoever already encoded the input (the recorder):

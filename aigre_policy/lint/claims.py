@@ -76,6 +76,7 @@ def check(view: PackView) -> Iterator[Diagnostic]:
     claims = claim_fields(view.compiled.input_schema)
     if not claims:
         return
+    counted_by_claim = _usage_claims(view.compiled.program.usages, claims)
     for rule in view.rules:
         if rule.verdict in RESTRICTIVE:
             wanted = 1  # more claimed items may only make it fire
@@ -89,6 +90,47 @@ def check(view: PackView) -> Iterator[Diagnostic]:
                 continue
             reported.add(path.dotted)
             yield _finding(rule, path, claim)
+        for name in _usages_read(rule.condition):
+            if name in counted_by_claim and f"usage.{name}" not in reported:
+                reported.add(f"usage.{name}")
+                yield _usage_finding(rule, name, *counted_by_claim[name])
+
+
+def _usage_claims(
+    usages: tuple[ir.Usage, ...], claims: Mapping[tuple[str, ...], Claim]
+) -> dict[str, tuple[ir.Path, Claim]]:
+    """The usage values whose filter or value reads a claim of the past proposals: the
+    first such read of each. Whoever writes the claim decides whether, or how much, an
+    action counts, so a rule reading the value can be loosened, whatever its polarity."""
+    found: dict[str, tuple[ir.Path, Claim]] = {}
+    for usage in usages:
+        for part in (usage.filter, usage.argument):
+            for node in ir.walk(part) if part is not None else ():
+                claim = _claim_of(node, claims) if isinstance(node, ir.Path) else None
+                if claim is not None and usage.name not in found:
+                    found[usage.name] = (node, claim)
+    return found
+
+
+def _usages_read(condition: ir.Node) -> list[str]:
+    return [
+        node.steps[0]
+        for node in ir.walk(condition)
+        if isinstance(node, ir.Path) and not node.local and node.root == "usage" and node.steps
+    ]
+
+
+def _usage_finding(rule: ir.Rule, name: str, path: ir.Path, claim: Claim) -> Diagnostic:
+    message = (
+        f"rule `{rule.id}` reads `usage.{name}`, which counts by `{path.dotted}`, a claim of "
+        f"each proposal: a proposer who writes another value decides whether its actions "
+        f"count, and so loosens the `{rule.verdict}`"
+    )
+    hint = (
+        f"count by what the proposer cannot choose (`decision`, the action's kind or target), "
+        f"or suppress this with the reason the claim cannot loosen `usage.{name}`"
+    )
+    return finding("L502", message, path.span, hint)
 
 
 def _finding(rule: ir.Rule, path: ir.Path, claim: Claim) -> Diagnostic:
@@ -121,11 +163,30 @@ def _claim_of(path: ir.Path, claims: Mapping[tuple[str, ...], Claim]) -> Claim |
 
 
 def _list_path(node: ir.Node) -> ir.Path | None:
+    """The list a quantifier reads when, absent, it reads as no items at all.
+
+    ``action.approvals ?? context.approvals`` is not one: a proposer who writes ``[]``
+    takes away the items the fallback would give."""
     if isinstance(node, ir.Path):
         return node
-    if isinstance(node, ir.Default):
+    if isinstance(node, ir.Default) and _is_empty_list(node.fallback):
         return node.path
     return None
+
+
+def _is_empty_list(node: ir.Node) -> bool:
+    if isinstance(node, ir.ListOf):
+        return not node.items
+    return isinstance(node, ir.Const) and node.value == []
+
+
+def _sign(node: ir.Compare) -> int:
+    """How a truth value compared with a constant keeps its polarity: ``x == true`` as ``x``,
+    ``x == false`` as ``not x``; 0 (unknown) for any other comparison."""
+    for side in (node.left, node.right):
+        if isinstance(side, ir.Const) and isinstance(side.value, bool) and node.op in ("==", "!="):
+            return 1 if side.value == (node.op == "==") else -1
+    return 0
 
 
 def _unsafe_reads(
@@ -155,19 +216,23 @@ def _unsafe_reads(
             yield from _unsafe_reads(node.fallback, claims, polarity, wanted)
         case ir.Has():
             yield from _unsafe_reads(node.path, claims, polarity, wanted)
-        case ir.Compare() | ir.Arith():
-            yield from _unsafe_reads(node.left, claims, polarity, wanted)
-            yield from _unsafe_reads(node.right, claims, polarity, wanted)
+        # inside a value the polarity is unknown (0): no quantifier there counts as safe
+        case ir.Compare():
+            yield from _unsafe_reads(node.left, claims, polarity * _sign(node), wanted)
+            yield from _unsafe_reads(node.right, claims, polarity * _sign(node), wanted)
+        case ir.Arith():
+            yield from _unsafe_reads(node.left, claims, 0, wanted)
+            yield from _unsafe_reads(node.right, claims, 0, wanted)
         case ir.Member():
-            yield from _unsafe_reads(node.item, claims, polarity, wanted)
-            yield from _unsafe_reads(node.collection, claims, polarity, wanted)
+            yield from _unsafe_reads(node.item, claims, 0, wanted)
+            yield from _unsafe_reads(node.collection, claims, 0, wanted)
         case ir.Neg():
-            yield from _unsafe_reads(node.operand, claims, polarity, wanted)
+            yield from _unsafe_reads(node.operand, claims, 0, wanted)
         case ir.Call():
             for arg in node.args:
-                yield from _unsafe_reads(arg, claims, polarity, wanted)
+                yield from _unsafe_reads(arg, claims, 0, wanted)
         case ir.ListOf():
             for item in node.items:
-                yield from _unsafe_reads(item, claims, polarity, wanted)
+                yield from _unsafe_reads(item, claims, 0, wanted)
         case _:
             return
