@@ -225,16 +225,21 @@ def _value(node: ir.Node, scope: Scope, envelopes: Envelopes, trace: Trace | Non
 
 def read(path: ir.Path, scope: Scope, absent_ok: bool) -> Any:
     """The value at ``path``; absent reads ``None`` if ``absent_ok``, else raise ``KeyError``."""
-    defaults = dict(path.defaults)
-    value = scope[path.root]
-    for i, step in enumerate(path.steps):
+    return follow(scope[path.root], path.steps, dict(path.defaults), absent_ok, path.dotted)
+
+
+def follow(
+    value: Any, steps: tuple[str, ...], defaults: Mapping[int, Any], absent_ok: bool, dotted: str
+) -> Any:
+    """``value`` followed down ``steps``, a step's schema default standing in where absent."""
+    for i, step in enumerate(steps):
         value = value.get(step) if isinstance(value, dict) else None
         if value is None:
             value = defaults.get(i)
         if value is None:
             if absent_ok:
                 return None
-            raise KeyError(f"{path.dotted}: `{step}` is absent")
+            raise KeyError(f"{dotted}: `{step}` is absent")
     return value
 
 

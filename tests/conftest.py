@@ -123,6 +123,24 @@ def plain_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TERM", "dumb")
 
 
+def gate_action(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A valid proposal the gate tests vary: an LLM agent scaling `checkout` in production."""
+    base: dict[str, Any] = {
+        "id": f"act-{n}",
+        "kind": "scale",
+        "target": "checkout",
+        "environment": "production",
+        "actor": {"kind": "llm", "id": "agent-7", "trust": 3, "on_behalf_of": "olga"},
+        "change": {"type": "infra", "lines": 10},
+        "reversible": True,
+        "blast_radius": {"users_share": 0.1},
+        "cost": {"estimated_usd": 10},
+        "requested_at": "2025-03-10T11:59:00Z",
+    }
+    base.update(overrides)
+    return base
+
+
 def fixture_input(path: Path) -> dict[str, Any]:
     """The input document of a labelled fixture file: its action, context and usage."""
     case = yaml.safe_load(path.read_text())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import gate_action as act
 
 from aigre_policy import load_pack
 from aigre_policy.gate import (
@@ -54,23 +55,6 @@ rule frozen {
 DIRECTORY = StaticDirectory(
     {"finops": ["fay"], "sre-oncall": ["sam", "agent-7"], "dba": ["dee"], "llm-judge": []}
 )
-
-
-def act(n: int = 1, **overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "id": f"act-{n}",
-        "kind": "scale",
-        "target": "checkout",
-        "environment": "production",
-        "actor": {"kind": "llm", "id": "agent-7", "trust": 3, "on_behalf_of": "olga"},
-        "change": {"type": "infra", "lines": 10},
-        "reversible": True,
-        "blast_radius": {"users_share": 0.1},
-        "cost": {"estimated_usd": 10},
-        "requested_at": "2025-03-10T11:59:00Z",
-    }
-    base.update(overrides)
-    return base
 
 
 @pytest.fixture

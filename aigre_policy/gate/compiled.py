@@ -80,16 +80,7 @@ def _reader(path: ir.Path, absent_ok: bool) -> Compiled:
     defaults = dict(path.defaults)
 
     def read(scope: Scope) -> Any:
-        value = scope[root]
-        for i, step in enumerate(steps):
-            value = value.get(step) if isinstance(value, dict) else None
-            if value is None:
-                value = defaults.get(i)
-            if value is None:
-                if absent_ok:
-                    return None
-                raise KeyError(f"{dotted}: `{step}` is absent")
-        return value
+        return interpreter.follow(scope[root], steps, defaults, absent_ok, dotted)
 
     return read
 
