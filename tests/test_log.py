@@ -120,7 +120,7 @@ def test_an_edited_line_is_reported_at_its_line(tmp_path):
     lines[2] = lines[2].replace(b'"kind":"scale"', b'"kind":"deploy"')
     path.write_bytes(b"".join(lines))
     report = verify_log(path)
-    assert codes(report) == [(3, "L002")]
+    assert codes(report) == [(3, "V002")]
     assert "seq 3" in report.problems[0].message and "edited" in report.problems[0].message
 
 
@@ -131,7 +131,7 @@ def test_an_edit_with_its_hash_recomputed_breaks_the_next_line(tmp_path):
     lines = lines_of(path)
     lines[2] = encode(forged)
     path.write_bytes(b"".join(lines))
-    assert codes(verify_log(path)) == [(4, "L005")]
+    assert codes(verify_log(path)) == [(4, "V005")]
 
 
 def test_a_removed_line_is_reported_with_the_missing_seq(tmp_path):
@@ -141,7 +141,7 @@ def test_a_removed_line_is_reported_with_the_missing_seq(tmp_path):
     del lines[1]
     path.write_bytes(b"".join(lines))
     report = verify_log(path)
-    assert codes(report) == [(2, "L003")]
+    assert codes(report) == [(2, "V003")]
     assert "seq 3 where 2 was expected: seq 2 removed" in report.problems[0].message
 
 
@@ -151,7 +151,7 @@ def test_reordered_lines_are_reported_at_both_lines(tmp_path):
     lines = lines_of(path)
     lines[1], lines[2] = lines[2], lines[1]
     path.write_bytes(b"".join(lines))
-    assert codes(verify_log(path)) == [(2, "L003"), (3, "L004")]
+    assert codes(verify_log(path)) == [(2, "V003"), (3, "V004")]
 
 
 def test_an_inserted_line_is_reported(tmp_path):
@@ -162,7 +162,7 @@ def test_an_inserted_line_is_reported(tmp_path):
     lines = lines_of(path)
     lines.insert(2, encode(forged))
     path.write_bytes(b"".join(lines))
-    assert codes(verify_log(path)) == [(4, "L004")]
+    assert codes(verify_log(path)) == [(4, "V004")]
 
 
 def test_a_duplicated_line_is_reported(tmp_path):
@@ -171,7 +171,7 @@ def test_a_duplicated_line_is_reported(tmp_path):
     lines = lines_of(path)
     lines.insert(2, lines[1])
     path.write_bytes(b"".join(lines))
-    assert codes(verify_log(path)) == [(3, "L004")]
+    assert codes(verify_log(path)) == [(3, "V004")]
 
 
 def test_a_line_that_is_not_an_entry_is_l001(tmp_path):
@@ -181,7 +181,7 @@ def test_a_line_that_is_not_an_entry_is_l001(tmp_path):
     lines[1] = b'{"hello": 1}\n'
     path.write_bytes(b"".join(lines))
     report = verify_log(path)
-    assert codes(report) == [(2, "L001")]  # the line held seq 2: seq 3 follows it
+    assert codes(report) == [(2, "V001")]  # the line held seq 2: seq 3 follows it
     assert "missing" in report.problems[0].message
 
 
@@ -207,7 +207,7 @@ def test_a_line_changed_only_in_form_is_reported_at_its_line(tmp_path, name):
     lines[1] = lines[1].replace(old, new, 1)
     path.write_bytes(b"".join(lines))
     report = verify_log(path)
-    assert codes(report) == [(2, "L010" if name == "duplicate key" else "L009")]
+    assert codes(report) == [(2, "V010" if name == "duplicate key" else "V009")]
     assert words in report.problems[0].message
 
 
@@ -215,7 +215,7 @@ def test_a_log_missing_its_start_is_l006(tmp_path):
     path = tmp_path / "d.jsonl"
     write(path, 3)
     path.write_bytes(b"".join(lines_of(path)[1:]))
-    assert codes(verify_log(path)) == [(1, "L006")]
+    assert codes(verify_log(path)) == [(1, "V006")]
 
 
 def test_a_cut_tail_is_only_caught_with_an_anchor(tmp_path):
@@ -224,7 +224,7 @@ def test_a_cut_tail_is_only_caught_with_an_anchor(tmp_path):
     path.write_bytes(b"".join(lines_of(path)[:3]))
     assert verify_log(path).ok  # a chain cannot know what came after its end
     report = verify_log(path, anchor=entries[-1].hash)
-    assert [p.code for p in report.problems] == ["L008"]
+    assert [p.code for p in report.problems] == ["V008"]
     assert verify_log(path, anchor=entries[1].hash).ok
 
 
@@ -289,7 +289,7 @@ def test_a_missing_rotated_file_is_reported_in_the_next_file(tmp_path):
     files[1].unlink()
     report = verify_log(path)
     (problem,) = report.problems
-    assert problem.code == "L003" and problem.line == 1 and problem.file == str(files[2])
+    assert problem.code == "V003" and problem.line == 1 and problem.file == str(files[2])
     assert f"where {len(lines_of(files[0])) + 1} was expected" in problem.message
     assert removed >= 1
 
@@ -353,7 +353,7 @@ def test_a_writer_killed_mid_line_leaves_a_torn_line_verify_pinpoints(tmp_path):
     report = verify_log(path)
     assert report.entries == 3
     (problem,) = report.problems
-    assert problem.code == "L007" and problem.line == 4 and problem.file == str(path)
+    assert problem.code == "V007" and problem.line == 4 and problem.file == str(path)
     torn = len(lines_of(path)[-1])
     assert f"{torn} bytes without a newline" in problem.message
     assert report.only_torn
@@ -383,7 +383,7 @@ def test_a_new_writer_repairs_a_torn_line_and_records_it(tmp_path):
 def test_a_torn_first_line_is_repaired_into_a_fresh_chain(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(b'{"body":{"inp')
-    assert codes(verify_log(path)) == [(1, "L007")]
+    assert codes(verify_log(path)) == [(1, "V007")]
     (entry,) = write(path, 1)
     entries = list(read_log(path))
     assert [e.kind for e in entries] == ["recovery", "decision"]
@@ -762,14 +762,14 @@ def test_cli_verify_exit_codes(tmp_path, capsys, plain_console):
     path.write_bytes(path.read_bytes() + b'{"body":{')
     assert main(["log", "verify", str(path)]) == 3
     out = capsys.readouterr().out
-    assert "L007" in out and "d.jsonl:4: torn last line: 9 bytes" in out
+    assert "V007" in out and "d.jsonl:4: torn last line: 9 bytes" in out
     lines = lines_of(path)
     del lines[0]
     path.write_bytes(b"".join(lines))
     assert main(["log", "verify", str(path), "--format", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is False
-    assert [(p["line"], p["code"]) for p in data["problems"]] == [(1, "L006"), (3, "L007")]
+    assert [(p["line"], p["code"]) for p in data["problems"]] == [(1, "V006"), (3, "V007")]
     assert main(["log", "verify", str(tmp_path / "nope.jsonl")]) == 2
     assert "no log at" in capsys.readouterr().err
 
@@ -779,7 +779,7 @@ def test_cli_verify_anchor(tmp_path, capsys, plain_console):
     entries = write(path, 3)
     path.write_bytes(b"".join(lines_of(path)[:2]))
     assert main(["log", "verify", str(path), "--anchor", entries[-1].hash]) == 1
-    assert "L008" in capsys.readouterr().out
+    assert "V008" in capsys.readouterr().out
 
 
 # ------------------------------------------------------ a write that does not take

@@ -159,7 +159,7 @@ def test_an_older_log_is_adopted_by_signing_its_head(tmp_path, keys, capsys, pla
         for n in range(3):
             log.append("approval", approval(n))
     assert main(["log", "verify", str(path), "--key", str(keys / "log.pub")]) == 1
-    assert "L015" in capsys.readouterr().out
+    assert "V015" in capsys.readouterr().out
     assert main(["log", "checkpoint", str(path), "--key", str(keys / "log.key")]) == 0
     assert "signed: 3 entries" in capsys.readouterr().out
     assert main(["log", "checkpoint", str(path), "--key", str(keys / "log.key")]) == 0

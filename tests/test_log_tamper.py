@@ -179,33 +179,33 @@ BYTE_EDITS: dict[str, tuple[Edit, int, str, str]] = {
     "space after a colon": (
         _replace(2, b'"kind":"scale"', b'"kind": "scale"'),
         3,
-        "L009",
+        "V009",
         "column",
     ),
-    "space before the newline": (_replace(2, b"}\n", b"} \n"), 3, "L009", "column"),
-    "indented line": (_replace(2, b"{", b"  {"), 3, "L009", "column 1"),
-    "crlf": (_replace(2, b"\n", b"\r\n"), 3, "L009", "CRLF"),
-    "bom on the first line": (_replace(0, b"{", b"\xef\xbb\xbf{"), 1, "L009", "byte-order mark"),
-    "bom on a middle line": (_replace(4, b"{", b"\xef\xbb\xbf{"), 5, "L009", "byte-order mark"),
-    "reordered keys": (_reordered(2), 3, "L009", "canonical"),
-    "unicode escape": (_replace(2, b'"allow"', b'"\\u0061llow"'), 3, "L009", "\\u0061"),
-    "escaped slash": (_replace(2, b'"scale"', b'"sc\\/ale"'), 3, "L009", "column"),
-    "number form": (_replace(2, b'"cost":10', b'"cost":1e1'), 3, "L009", "column"),
+    "space before the newline": (_replace(2, b"}\n", b"} \n"), 3, "V009", "column"),
+    "indented line": (_replace(2, b"{", b"  {"), 3, "V009", "column 1"),
+    "crlf": (_replace(2, b"\n", b"\r\n"), 3, "V009", "CRLF"),
+    "bom on the first line": (_replace(0, b"{", b"\xef\xbb\xbf{"), 1, "V009", "byte-order mark"),
+    "bom on a middle line": (_replace(4, b"{", b"\xef\xbb\xbf{"), 5, "V009", "byte-order mark"),
+    "reordered keys": (_reordered(2), 3, "V009", "canonical"),
+    "unicode escape": (_replace(2, b'"allow"', b'"\\u0061llow"'), 3, "V009", "\\u0061"),
+    "escaped slash": (_replace(2, b'"scale"', b'"sc\\/ale"'), 3, "V009", "column"),
+    "number form": (_replace(2, b'"cost":10', b'"cost":1e1'), 3, "V009", "column"),
     "duplicate key, second wins": (
         _replace(2, b'"decision":"allow"', b'"decision":"deny","decision":"allow"'),
         3,
-        "L010",
+        "V010",
         "`decision` appears twice",
     ),
     "duplicate key, first wins": (
         _replace(2, b'"decision":"allow"', b'"decision":"allow","decision":"deny"'),
         3,
-        "L010",
+        "V010",
         "`decision` appears twice",
     ),
-    "content edit": (_replace(2, b'"allow"', b'"deny!"'), 3, "L002", "edited"),
-    "not json": (lambda lines: [*lines[:2], b"{oops\n", *lines[3:]], 3, "L001", "not JSON"),
-    "invalid utf-8": (_replace(2, b'"scale"', b'"sc\xffle"'), 3, "L001", "not UTF-8"),
+    "content edit": (_replace(2, b'"allow"', b'"deny!"'), 3, "V002", "edited"),
+    "not json": (lambda lines: [*lines[:2], b"{oops\n", *lines[3:]], 3, "V001", "not JSON"),
+    "invalid utf-8": (_replace(2, b'"scale"', b'"sc\xffle"'), 3, "V001", "not UTF-8"),
 }
 
 
@@ -231,15 +231,15 @@ def _forged_insert(lines: list[bytes]) -> list[bytes]:
 
 
 STRUCTURE_EDITS: dict[str, tuple[Edit, tuple[str, int, str]]] = {
-    "first line removed": (lambda lines: lines[1:], ("d.jsonl", 1, "L006")),
-    "middle line removed": (lambda lines: [*lines[:2], *lines[3:]], ("d.jsonl", 3, "L003")),
+    "first line removed": (lambda lines: lines[1:], ("d.jsonl", 1, "V006")),
+    "middle line removed": (lambda lines: [*lines[:2], *lines[3:]], ("d.jsonl", 3, "V003")),
     "two lines swapped": (
         lambda lines: [*lines[:2], lines[3], lines[2], *lines[4:]],
-        ("d.jsonl", 3, "L003"),
+        ("d.jsonl", 3, "V003"),
     ),
-    "line duplicated": (lambda lines: [*lines[:3], lines[2], *lines[3:]], ("d.jsonl", 4, "L004")),
-    "line inserted": (_forged_insert, ("d.jsonl", 4, "L004")),
-    "last line moved first": (lambda lines: [lines[-1], *lines[:-1]], ("d.jsonl", 1, "L006")),
+    "line duplicated": (lambda lines: [*lines[:3], lines[2], *lines[3:]], ("d.jsonl", 4, "V004")),
+    "line inserted": (_forged_insert, ("d.jsonl", 4, "V004")),
+    "last line moved first": (lambda lines: [lines[-1], *lines[:-1]], ("d.jsonl", 1, "V006")),
 }
 
 
@@ -256,7 +256,7 @@ def test_an_inserted_line_is_pinned_by_the_checkpoint_at_its_seq(copy):
     copy.write(_forged_insert(copy.lines()))
     _, problems = copy.verify("key")
     # the forged seq 3 is chained correctly; the original seq 3 after it is the duplicate
-    assert ("d.jsonl", 4, "L004") in problems
+    assert ("d.jsonl", 4, "V004") in problems
 
 
 # ---------------------------------------------------------------------- truncation
@@ -267,7 +267,7 @@ def test_a_cut_tail_is_caught_by_the_checkpoint_file(copy, keep):
     copy.write(copy.lines()[:keep])
     exit_code, problems = copy.verify("key")
     assert exit_code == 1
-    assert problems == [("d.jsonl", keep, "L013")]
+    assert problems == [("d.jsonl", keep, "V013")]
     assert f"the log ends at seq {keep}" in copy.messages[0]
 
 
@@ -277,14 +277,14 @@ def test_a_cut_tail_with_its_checkpoints_cut_too_is_caught_by_the_ledger(copy):
     assert copy.verify("key") == (0, [])  # the file's writer can hide it from the file alone
     exit_code, problems = copy.verify("key", "ledger")
     assert exit_code == 1
-    assert ("d.jsonl", 5, "L013") in problems
-    assert ("d.jsonl.checkpoints", 2, "L016") in problems
+    assert ("d.jsonl", 5, "V013") in problems
+    assert ("d.jsonl.checkpoints", 2, "V016") in problems
 
 
 def test_an_emptied_log_is_caught(copy):
     copy.write([])
     exit_code, problems = copy.verify("key")
-    assert exit_code == 1 and problems == [("d.jsonl", 0, "L013")]
+    assert exit_code == 1 and problems == [("d.jsonl", 0, "V013")]
 
 
 # --------------------------------------------------------------- a recomputed chain
@@ -301,18 +301,18 @@ def test_a_recomputed_chain_does_not_match_the_checkpoints(copy, options):
     copy.write(rechain(copy.lines(), 2, to_deny))
     exit_code, problems = copy.verify(*options)
     assert exit_code == 1
-    assert problems[0] == ("d.jsonl", 4, "L014"), problems
+    assert problems[0] == ("d.jsonl", 4, "V014"), problems
     assert "after seq 1 up to seq 4 were rewritten" in copy.messages[0]
-    assert {line for _, line, code in problems if code == "L014"} == {4, 7, 8}
+    assert {line for _, line, code in problems if code == "V014"} == {4, 7, 8}
 
 
 def test_a_recomputed_chain_with_its_checkpoints_deleted_needs_the_key(copy):
     copy.write(rechain(copy.lines(), 2, to_deny))
     copy.checkpoints.unlink()
     exit_code, problems = copy.verify("key")
-    assert exit_code == 1 and problems == [("d.jsonl", 8, "L015")]
+    assert exit_code == 1 and problems == [("d.jsonl", 8, "V015")]
     exit_code, problems = copy.verify("ledger")
-    assert exit_code == 1 and ("d.jsonl", 4, "L014") in problems
+    assert exit_code == 1 and ("d.jsonl", 4, "V014") in problems
 
 
 def test_a_recomputed_chain_re_signed_with_another_key_fails_the_real_key(copy):
@@ -322,11 +322,11 @@ def test_a_recomputed_chain_re_signed_with_another_key_fails_the_real_key(copy):
     exit_code, problems = copy.verify("key")
     assert exit_code == 1
     assert [(line, code) for _, line, code in problems] == [
-        (1, "L012"),
-        (2, "L012"),
-        (3, "L012"),
-        (4, "L012"),
-        (8, "L015"),
+        (1, "V012"),
+        (2, "V012"),
+        (3, "V012"),
+        (4, "V012"),
+        (8, "V015"),
     ]
     assert "signed by another key" in copy.messages[0]
 
@@ -336,8 +336,8 @@ def test_a_log_rewritten_from_its_first_entry_names_another_log(copy):
     exit_code, problems = copy.verify("key")
     assert exit_code == 1
     assert {(name, code) for name, _, code in problems} == {
-        ("d.jsonl.checkpoints", "L014"),
-        ("d.jsonl", "L015"),
+        ("d.jsonl.checkpoints", "V014"),
+        ("d.jsonl", "V015"),
     }
     assert "names log" in copy.messages[0]
 
@@ -346,7 +346,7 @@ def test_a_rewritten_log_is_caught_by_the_ledger_without_the_key(copy):
     copy.write(rechain(copy.lines(), 0, to_deny))
     copy.checkpoints.unlink()
     exit_code, problems = copy.verify("ledger")
-    assert exit_code == 1 and problems == [("d.jsonl", 8, "L015")]
+    assert exit_code == 1 and problems == [("d.jsonl", 8, "V015")]
     assert "the ledger holds no checkpoint" in copy.messages[0]
 
 
@@ -364,15 +364,15 @@ def _edit_checkpoint(index: int, field: str, value: object) -> Callable[[list[by
 
 
 CHECKPOINT_EDITS: dict[str, tuple[Callable[[list[bytes]], list[bytes]], tuple[str, int, str]]] = {
-    "entries lowered": (_edit_checkpoint(3, "entries", 5), ("d.jsonl.checkpoints", 4, "L012")),
-    "entries raised": (_edit_checkpoint(1, "entries", 5), ("d.jsonl.checkpoints", 2, "L012")),
+    "entries lowered": (_edit_checkpoint(3, "entries", 5), ("d.jsonl.checkpoints", 4, "V012")),
+    "entries raised": (_edit_checkpoint(1, "entries", 5), ("d.jsonl.checkpoints", 2, "V012")),
     "head replaced": (
         _edit_checkpoint(2, "head", "sha256:" + "1" * 64),
-        ("d.jsonl.checkpoints", 3, "L012"),
+        ("d.jsonl.checkpoints", 3, "V012"),
     ),
     "time moved": (
         _edit_checkpoint(2, "time", "2020-01-01T00:00:00.000000Z"),
-        ("d.jsonl.checkpoints", 3, "L012"),
+        ("d.jsonl.checkpoints", 3, "V012"),
     ),
     "signature swapped": (
         lambda lines: [
@@ -382,19 +382,19 @@ CHECKPOINT_EDITS: dict[str, tuple[Callable[[list[bytes]], list[bytes]], tuple[st
             ),
             *lines[2:],
         ],
-        ("d.jsonl.checkpoints", 2, "L012"),
+        ("d.jsonl.checkpoints", 2, "V012"),
     ),
     "not a checkpoint": (
         lambda lines: [*lines[:1], b"{}\n", *lines[2:]],
-        ("d.jsonl.checkpoints", 2, "L011"),
+        ("d.jsonl.checkpoints", 2, "V011"),
     ),
     "crlf": (
         lambda lines: [*lines[:1], lines[1].replace(b"\n", b"\r\n"), *lines[2:]],
-        ("d.jsonl.checkpoints", 2, "L011"),
+        ("d.jsonl.checkpoints", 2, "V011"),
     ),
     "duplicate key": (
         lambda lines: [*lines[:1], lines[1].replace(b'"v":1', b'"v":1,"v":1'), *lines[2:]],
-        ("d.jsonl.checkpoints", 2, "L011"),
+        ("d.jsonl.checkpoints", 2, "V011"),
     ),
 }
 
@@ -413,14 +413,14 @@ def test_an_edited_checkpoint_without_the_key_still_disagrees_with_the_log(copy)
         _edit_checkpoint(2, "head", "sha256:" + "1" * 64)(copy.checkpoint_lines())
     )
     exit_code, problems = copy.verify()
-    assert exit_code == 1 and problems == [("d.jsonl", 7, "L014")]
+    assert exit_code == 1 and problems == [("d.jsonl", 7, "V014")]
 
 
 def test_a_removed_checkpoint_file_is_caught_by_the_key_or_the_ledger(copy):
     copy.checkpoints.unlink()
     assert copy.verify() == (0, [])
-    assert copy.verify("key") == (1, [("d.jsonl", 8, "L015")])
-    assert copy.verify("ledger") == (1, [("d.jsonl.checkpoints", 0, "L016")])
+    assert copy.verify("key") == (1, [("d.jsonl", 8, "V015")])
+    assert copy.verify("ledger") == (1, [("d.jsonl.checkpoints", 0, "V016")])
 
 
 def test_another_log_s_checkpoint_is_refused(copy, tmp_path):
@@ -431,7 +431,7 @@ def test_another_log_s_checkpoint_is_refused(copy, tmp_path):
     foreign = (other / "o.jsonl.checkpoints").read_bytes()
     copy.write_checkpoints([*copy.checkpoint_lines(), foreign])
     exit_code, problems = copy.verify("key")
-    assert exit_code == 1 and problems == [("d.jsonl.checkpoints", 5, "L014")]
+    assert exit_code == 1 and problems == [("d.jsonl.checkpoints", 5, "V014")]
 
 
 # ------------------------------------------------------------------ any single byte

@@ -47,9 +47,9 @@ FIELDS = frozenset({"v", "seq", "id", "kind", "time", "prev", "body", "hash"})
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 # problem codes a line can earn (see ``verify``)
-NOT_AN_ENTRY = "L001"
-NOT_CANONICAL = "L009"
-DUPLICATE_KEY = "L010"
+NOT_AN_ENTRY = "V001"
+NOT_CANONICAL = "V009"
+DUPLICATE_KEY = "V010"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,7 @@ def encode(entry: Entry) -> bytes:
 
 
 class EntryFormatError(ValueError):
-    """A line that is not a well-formed entry; ``code`` says how (L001, L009, L010)."""
+    """A line that is not a well-formed entry; ``code`` says how (V001, V009, V010)."""
 
     def __init__(self, message: str, code: str = NOT_AN_ENTRY):
         super().__init__(message)
@@ -176,7 +176,7 @@ def _no_constant(name: str) -> Any:
 def strict_json(line: bytes) -> Any:
     """Parse one line of UTF-8 JSON, refusing repeated keys, NaN and infinities.
 
-    Raises ``EntryFormatError``: L010 for a repeated key, L001 for anything else.
+    Raises ``EntryFormatError``: V010 for a repeated key, V001 for anything else.
     """
     try:
         text = line.decode("utf-8")
@@ -196,7 +196,7 @@ def strict_json(line: bytes) -> Any:
 
 
 def require_canonical(line: bytes, data: Any) -> None:
-    """Raise L009 unless ``line`` is exactly the canonical form of ``data`` and ``\\n``."""
+    """Raise V009 unless ``line`` is exactly the canonical form of ``data`` and ``\\n``."""
     try:
         canonical = canonical_json(data) + b"\n"
     except (ValueError, RecursionError) as exc:  # a lone surrogate, a huge integer
@@ -308,7 +308,7 @@ def decode(line: bytes | str) -> tuple[Entry, bool]:
     """Parse one line; return the entry and whether its stored hash matches its bytes.
 
     Raises ``EntryFormatError`` when the line is not a canonical entry (with the
-    problem's code: L001 not an entry, L009 not canonical, L010 a repeated key).
+    problem's code: V001 not an entry, V009 not canonical, V010 a repeated key).
     """
     raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
     if not raw.endswith(b"\n"):

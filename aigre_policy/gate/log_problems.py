@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TORN = "L007"  # a torn last line: a writer stopped mid-entry, the next one repairs it
+TORN = "V007"  # a torn last line: a writer stopped mid-entry, the next one repairs it
 
 
 @dataclass(frozen=True, slots=True)

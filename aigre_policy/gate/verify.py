@@ -3,27 +3,27 @@
 Each problem names the file, the line number (from 1) and what is wrong, with a
 stable code (documented in ``docs/decision-log.md``):
 
-- ``L001`` the line is not an entry (not UTF-8 or JSON, missing fields, unknown kind);
-- ``L002`` the entry's bytes do not match its hash: it was edited;
-- ``L003`` a gap in ``seq``: entries were removed (or moved later);
-- ``L004`` ``seq`` goes backwards or repeats: entries were moved or duplicated;
-- ``L005`` ``prev`` is not the hash of the entry before: the one before was
+- ``V001`` the line is not an entry (not UTF-8 or JSON, missing fields, unknown kind);
+- ``V002`` the entry's bytes do not match its hash: it was edited;
+- ``V003`` a gap in ``seq``: entries were removed (or moved later);
+- ``V004`` ``seq`` goes backwards or repeats: entries were moved or duplicated;
+- ``V005`` ``prev`` is not the hash of the entry before: the one before was
   replaced (hash recomputed) or this one was inserted;
-- ``L006`` the log does not start at the beginning of the chain (earlier files missing);
-- ``L007`` a torn last line: a writer stopped mid-entry (a crash); the next
+- ``V006`` the log does not start at the beginning of the chain (earlier files missing);
+- ``V007`` a torn last line: a writer stopped mid-entry (a crash); the next
   writer cuts it and records a ``recovery`` entry;
-- ``L008`` the anchor (a hash recorded earlier, outside the log) is not in the log:
+- ``V008`` the anchor (a hash recorded earlier, outside the log) is not in the log:
   entries at the end were removed, or the log was rewritten;
-- ``L009`` the line is not in canonical form (whitespace, key order, escapes,
+- ``V009`` the line is not in canonical form (whitespace, key order, escapes,
   number form, a byte-order mark, CRLF): its bytes were changed after writing;
-- ``L010`` an object in the line repeats a key;
-- ``L011`` a line of the checkpoint file (or the ledger's copy) is not a checkpoint;
-- ``L012`` a checkpoint's signature does not hold under the given key;
-- ``L013`` a checkpoint covers more entries than the log holds: its tail was cut;
-- ``L014`` the log does not match a checkpoint (another head hash, another log id):
+- ``V010`` an object in the line repeats a key;
+- ``V011`` a line of the checkpoint file (or the ledger's copy) is not a checkpoint;
+- ``V012`` a checkpoint's signature does not hold under the given key;
+- ``V013`` a checkpoint covers more entries than the log holds: its tail was cut;
+- ``V014`` the log does not match a checkpoint (another head hash, another log id):
   entries were rewritten and their chain recomputed;
-- ``L015`` no checkpoint signed by the given key covers the log;
-- ``L016`` the ledger holds a checkpoint the checkpoint file lacks: the file was cut
+- ``V015`` no checkpoint signed by the given key covers the log;
+- ``V016`` the ledger holds a checkpoint the checkpoint file lacks: the file was cut
   or edited.
 
 Each code is one small check, in the style of a JSON Schema validator's keyword
@@ -102,7 +102,7 @@ def verify_log(
     """Check every line of a log and its rotated files, and its checkpoints.
 
     ``anchor``: the hash of an entry known to have been logged (an earlier
-    report's ``last_hash``); its absence is a problem (L008). ``key``: the public
+    report's ``last_hash``); its absence is a problem (V008). ``key``: the public
     key checkpoints are signed with; every checkpoint must then carry a valid
     signature and at least one must cover the log. ``ledger``: a second copy of
     the checkpoints to compare the file with. Checkpoints are read from
@@ -161,7 +161,7 @@ def _checkpoints(
 
 
 def _read_checkpoint_file(path: Path) -> tuple[list[Located], list[LogProblem]]:
-    """The checkpoints of ``PATH.checkpoints``; a malformed line is L011 (a torn last
+    """The checkpoints of ``PATH.checkpoints``; a malformed line is V011 (a torn last
     line, left by a crash mid-write and cut by the next writer, is skipped)."""
     try:
         data = path.read_bytes()
@@ -174,7 +174,7 @@ def _read_checkpoint_file(path: Path) -> tuple[list[Located], list[LogProblem]]:
 
 
 def _read_ledger(ledger: cp.CheckpointStore, log_id: str) -> tuple[list[Located], list[LogProblem]]:
-    """The ledger's copy of the log's checkpoints; a malformed one is L011."""
+    """The ledger's copy of the log's checkpoints; a malformed one is V011."""
     name = str(getattr(ledger, "name", "the ledger"))
     lines = [text.encode("utf-8", "surrogatepass") for text in ledger.checkpoints(log_id)]
     return _parsed(name, lines)
@@ -187,5 +187,5 @@ def _parsed(where: str, lines: list[bytes]) -> tuple[list[Located], list[LogProb
         try:
             found.append((cp.parse(line), where, number))
         except EntryFormatError as exc:
-            unreadable.append(LogProblem(where, number, "L011", f"not a checkpoint: {exc}"))
+            unreadable.append(LogProblem(where, number, "V011", f"not a checkpoint: {exc}"))
     return found, unreadable

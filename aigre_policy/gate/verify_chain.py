@@ -4,8 +4,8 @@
 on each line that holds an entry. A check reads the entry and the cursor (where
 the chain stands before this line) and yields the problems it finds; the cursor
 moves on only after all of them ran. The checks of one line are independent, but
-the ``seq`` checks share a precedence: the start of the log (L006), then a gap
-(L003), a step back (L004), a broken link (L005), at most one of them.
+the ``seq`` checks share a precedence: the start of the log (V006), then a gap
+(V003), a step back (V004), a broken link (V005), at most one of them.
 """
 
 from __future__ import annotations
@@ -101,13 +101,13 @@ def unknown_kind(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
 def edited(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
     if line.intact is False:
         message = f"{line.where}: the bytes do not match its hash: the entry was edited"
-        yield line.problem("L002", message)
+        yield line.problem("V002", message)
 
 
 def not_at_start(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
     if cursor.first and (line.entry.seq != 1 or line.entry.prev != GENESIS):
         yield line.problem(
-            "L006",
+            "V006",
             f"the log starts at seq {line.entry.seq}, not at the start of the chain: "
             "earlier entries or files are missing",
         )
@@ -118,13 +118,13 @@ def gap(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
     if not cursor.first and line.entry.seq > expected:
         missing = span(expected, line.entry.seq - 1)
         message = f"{line.where} where {expected} was expected: {missing} removed or moved"
-        yield line.problem("L003", message)
+        yield line.problem("V003", message)
 
 
 def backwards(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
     if not cursor.first and line.entry.seq < cursor.expected_seq:
         after = f"after seq {cursor.expected_seq - 1}"
-        yield line.problem("L004", f"{line.where} {after}: the entry was moved or duplicated")
+        yield line.problem("V004", f"{line.where} {after}: the entry was moved or duplicated")
 
 
 def broken_link(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
@@ -132,7 +132,7 @@ def broken_link(line: Line, cursor: Cursor) -> Iterator[LogProblem]:
     in_step = not cursor.first and entry.seq == cursor.expected_seq and cursor.chained
     if in_step and entry.prev != cursor.recent.get(entry.seq - 1):
         yield line.problem(
-            "L005",
+            "V005",
             f"{line.where}: `prev` is not the hash of the entry before: that entry was "
             "replaced, or this one inserted",
         )

@@ -99,7 +99,7 @@ def forged(located: Located, evidence: Evidence) -> Iterator[LogProblem]:
     if evidence.public_key is not None:
         why = checkpoint.signature_problem(evidence.public_key)
         if why is not None:
-            yield LogProblem(where, number, "L012", f"{_label(checkpoint)}: {why}")
+            yield LogProblem(where, number, "V012", f"{_label(checkpoint)}: {why}")
 
 
 def other_log(located: Located, evidence: Evidence) -> Iterator[LogProblem]:
@@ -108,7 +108,7 @@ def other_log(located: Located, evidence: Evidence) -> Iterator[LogProblem]:
         yield LogProblem(
             where,
             number,
-            "L014",
+            "V014",
             f"{_label(checkpoint)} names log {checkpoint.log}, but this log's first entry has "
             f"hash {evidence.log_id}: the log was rewritten from its first entry, or the "
             "checkpoint is another log's",
@@ -126,7 +126,7 @@ LogCheck = Callable[[Evidence], Iterator[LogProblem]]
 def unanchored(evidence: Evidence) -> Iterator[LogProblem]:
     if not evidence.chain.anchored:
         yield evidence.at_end(
-            "L008",
+            "V008",
             f"the anchor {evidence.anchor} is not in the log: entries after it were removed "
             "or the log was rewritten",
         )
@@ -145,7 +145,7 @@ def rewritten(evidence: Evidence) -> Iterator[LogProblem]:
         yield LogProblem(
             file,
             line,
-            "L014",
+            "V014",
             f"seq {checkpoint.entries} has hash {hash_}, but the checkpoint signed at "
             f"{checkpoint.time} ({where}:{number}) has {checkpoint.head}: entries after seq "
             f"{matched} up to seq {checkpoint.entries} were rewritten and their chain recomputed",
@@ -158,7 +158,7 @@ def cut(evidence: Evidence) -> Iterator[LogProblem]:
     if beyond:
         checkpoint, where, number = beyond[-1]
         yield evidence.at_end(
-            "L013",
+            "V013",
             f"the log ends at seq {last_seq}, but the checkpoint signed at {checkpoint.time} "
             f"({where}:{number}) covers {checkpoint.entries} entries: "
             f"{span(last_seq + 1, checkpoint.entries)} were removed",
@@ -174,7 +174,7 @@ def missing_from_file(evidence: Evidence) -> Iterator[LogProblem]:
         yield LogProblem(
             str(evidence.checkpoint_file),
             len(evidence.found),
-            "L016",
+            "V016",
             f"the ledger holds {len(missing)} checkpoint{plural} this file lacks (the newest "
             f"covers {newest.entries} entries): the checkpoint file was cut or edited",
         )
@@ -186,13 +186,13 @@ def uncovered(evidence: Evidence) -> Iterator[LogProblem]:
     if evidence.ledger_read and not evidence.stored:
         named = f" (id {evidence.log_id})" if evidence.log_id else ""
         yield evidence.at_end(
-            "L015",
+            "V015",
             f"the ledger holds no checkpoint for this log{named}: the log was rewritten from "
             "its first entry, or its writer never copied checkpoints there",
         )
     elif evidence.public_key is not None and not evidence.valid:
         yield evidence.at_end(
-            "L015",
+            "V015",
             f"no checkpoint signed by {cp.key_id(evidence.public_key)} covers this log: it was "
             "written without that signing key, or its checkpoints were removed",
         )
