@@ -1,15 +1,18 @@
 """Diagnostics: errors and warnings as data, with a source span and a hint.
 
 Every stage returns diagnostics instead of raising, so one run reports all the
-problems of a pack. Codes are stable and documented in ``docs/diagnostics.md``.
+problems of a pack. Codes are stable, registered in ``aigre_policy.codes`` and
+documented in ``docs/diagnostics.md``; a diagnostic with an unregistered code
+cannot be built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from aigre_policy.codes import Severity, lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +41,6 @@ class Span:
 NO_SPAN = Span("<none>", 1, 1, 1, 1)
 
 
-class Severity(StrEnum):
-    ERROR = "error"
-    WARNING = "warning"
-
-
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found in a pack."""
@@ -52,6 +50,9 @@ class Diagnostic:
     message: str
     span: Span | None = None
     hint: str | None = None
+
+    def __post_init__(self) -> None:
+        lookup(self.code)  # an unregistered code is a fault of the product: fail loudly
 
     def sort_key(self) -> tuple[str, int, int, str]:
         if self.span is None:

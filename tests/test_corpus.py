@@ -248,9 +248,14 @@ def test_every_function_has_a_case():
 
 
 def test_every_diagnostic_code_has_a_case():
-    """Every E/W code written in aigre_policy/ has a case that expects it, with a place."""
+    """Every E/W code raised in aigre_policy/ has a case that expects it, with a place.
+
+    The registry (codes.py) names every code once; the scan reads where codes are raised.
+    """
     raised = set()
     for source in (ROOT / "aigre_policy").rglob("*.py"):
+        if source == ROOT / "aigre_policy" / "codes.py":
+            continue
         raised |= set(re.findall(r"""["']([EW][0-9]{3})["']""", source.read_text("utf-8")))
     expected = set()
     for case in CASES:

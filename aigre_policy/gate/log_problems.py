@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aigre_policy.codes import UnregisteredCode, lookup
+
 TORN = "V007"  # a torn last line: a writer stopped mid-entry, the next one repairs it
+# Not a problem but a note in the report's `recoveries`: where a writer repaired a torn line.
+RECOVERY_NOTE = "recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +17,12 @@ class LogProblem:
     line: int
     code: str
     message: str
+
+    def __post_init__(self) -> None:
+        if self.code == RECOVERY_NOTE:
+            return
+        if lookup(self.code).category != "log":
+            raise UnregisteredCode(f"{self.code} is not a log-verify code")
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.code} {self.message}"

@@ -23,7 +23,7 @@ from aigre_policy.gate.chain import (
     LineCheck,
     check_line,
 )
-from aigre_policy.gate.log_problems import TORN, LogProblem, span
+from aigre_policy.gate.log_problems import RECOVERY_NOTE, TORN, LogProblem, span
 
 _WINDOW = 4096  # entries whose hashes are kept for checking `prev` after a move
 
@@ -168,7 +168,7 @@ def _recovery(line: Line) -> Iterator[LogProblem]:
     if line.entry.kind == RECOVERY:
         torn = line.entry.body.get("torn_bytes", "?")
         yield line.problem(
-            "recovery",
+            RECOVERY_NOTE,
             f"{line.where}: a writer cut a torn line of {torn} bytes here and continued the chain",
         )
 

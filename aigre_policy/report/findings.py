@@ -3,7 +3,7 @@
 A ``Finding`` is a problem with a stable code, a level and, where there is one,
 a place in a file. Compiler and lint diagnostics become findings as they are;
 failed tests, bright-line gaps, broken invariants and unformatted files get
-codes of their own (``T``, ``F``; listed in ``rules.CODES``).
+codes of their own (``T``, ``F``; registered in ``aigre_policy.codes``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from aigre_policy.codes import lookup
 from aigre_policy.diagnostics import Diagnostic, Severity, Span
 from aigre_policy.lint import category_of
 
@@ -27,6 +28,9 @@ class Finding:
     span: Span | None = None
     hint: str | None = None
     pack: str | None = None  # the pack directory it belongs to
+
+    def __post_init__(self) -> None:
+        lookup(self.code)  # an unregistered code is a fault of the product: fail loudly
 
     @property
     def category(self) -> str:
