@@ -6,17 +6,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aigre_policy.codes import lookup
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.report import github, junit, sarif
 from aigre_policy.report.findings import Finding, from_diagnostics
 
 
 def split(diagnostics: Sequence[Diagnostic], pack: str) -> tuple[list[Finding], list[Finding]]:
-    """Compile findings and lint findings (codes ``L...``)."""
+    """Compile findings and lint findings (the registry's category ``lint``)."""
     found = from_diagnostics(diagnostics, pack)
-    return [f for f in found if not f.code.startswith("L")], [
-        f for f in found if f.code.startswith("L")
-    ]
+    is_lint = [lookup(f.code).category == "lint" for f in found]
+    return (
+        [f for f, lint in zip(found, is_lint, strict=True) if not lint],
+        [f for f, lint in zip(found, is_lint, strict=True) if lint],
+    )
 
 
 def check_report(fmt: str, reports: Sequence[tuple[Path, Any, Sequence[Diagnostic]]]) -> str:
