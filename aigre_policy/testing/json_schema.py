@@ -32,6 +32,7 @@ from aigre_policy.validation import is_rfc3339_date_time
 __all__ = ["UnsupportedSchema", "from_schema", "json_values"]
 
 TINY_NUMBER = 1e-307  # rego-cpp cannot read a number this close to zero (rego.engine.TINY)
+_EXACT = 2**53 - 1  # the largest magnitude every engine holds as an exact integer
 _RECURSION = 2  # a recursive $ref expands this many times with optional parts, then bare
 _MAX_RECURSION = 10  # past this, only an infinitely deep value would fit: nothing
 _EXTRA_ITEMS = 4  # past minItems: lists stay short, so documents stay small
@@ -230,6 +231,9 @@ class _Generator:
             if lo > hi:
                 return st.nothing()
             return st.integers(lo, hi).map(lambda n: n * step).filter(fits)
+        # past 2**53 the Rego engines do not hold an integer as native does (docs/rego.md)
+        ilow = _tighter(ilow, -_EXACT, max)
+        ihigh = _tighter(ihigh, _EXACT, min)
         if ilow is not None and ihigh is not None and ilow > ihigh:
             ints: st.SearchStrategy[Any] = st.nothing()
         else:
@@ -401,15 +405,30 @@ def _floats(
     """Finite floats, none within ``TINY_NUMBER`` of zero but zero itself."""
     if low is None and high is None:
         low, high = -1e12, 1e12  # past this a limit written in a pack does not reach
-    return st.floats(
-        low,
-        high,
-        exclude_min=exclude_low and low is not None,
-        exclude_max=exclude_high and high is not None,
-        allow_nan=False,
-        allow_infinity=False,
-        allow_subnormal=False,
-    ).filter(lambda v: v == 0 or abs(v) >= TINY_NUMBER)
+    return (
+        st.floats(
+            low,
+            high,
+            exclude_min=exclude_low and low is not None,
+            exclude_max=exclude_high and high is not None,
+            allow_nan=False,
+            allow_infinity=False,
+            allow_subnormal=False,
+        )
+        .map(portable_float)
+        .filter(lambda v: (v == 0 or abs(v) >= TINY_NUMBER) and _within(v, low, high))
+    )
+
+
+def portable_float(value: float) -> float:
+    """``value`` to 15 significant digits: a number rego-cpp, which keeps 16, reads back as
+    itself, as every engine does (docs/rego.md)."""
+    return float(f"{value:.15g}")
+
+
+def _within(value: float, low: float | None, high: float | None) -> bool:
+    """Rounding may step over a bound; ``exclusive`` bounds are kept by the caller's filter."""
+    return (low is None or value >= low) and (high is None or value <= high)
 
 
 def date_times() -> st.SearchStrategy[str]:

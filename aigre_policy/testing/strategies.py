@@ -23,7 +23,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from aigre_policy import interpreter, ir
-from aigre_policy.testing.json_schema import from_schema
+from aigre_policy.testing.json_schema import from_schema, portable_float
 
 Key = tuple[str, ...]  # a schema path: ("action", "approvals", "[]", "by")
 ITEM = "[]"
@@ -463,11 +463,13 @@ class _Builder:
         if integer:
             plain: st.SearchStrategy[Any] = st.integers(math.ceil(low), math.floor(high))
         else:
-            # nothing within 1e-307 of zero but zero: rego-cpp cannot read such numbers (its
-            # engine fails closed on one), and no limit is that close to zero
-            plain = st.floats(
-                low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False
-            ).filter(lambda v: v == 0 or abs(v) >= TINY_NUMBER)
+            # numbers every engine holds as native does (docs/rego.md): 15 significant
+            # digits, nothing within 1e-307 of zero but zero; no limit needs more
+            plain = (
+                st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False)
+                .map(portable_float)
+                .filter(lambda v: v == 0 or abs(v) >= TINY_NUMBER)
+            )
         plain = plain.filter(fits)
         return self.focused_on(
             key, st.one_of(st.sampled_from(pool), plain) if pool else plain, fits
