@@ -416,7 +416,7 @@ def _floats(
             allow_subnormal=False,
         )
         .map(portable_float)
-        .filter(lambda v: (v == 0 or abs(v) >= TINY_NUMBER) and _within(v, low, high))
+        .filter(lambda v: (v == 0 or TINY_NUMBER <= abs(v) <= _EXACT) and _within(v, low, high))
     )
 
 
