@@ -399,7 +399,7 @@ def test_claims_and_attestations_are_marked_in_the_builtin_schema() -> None:
     schema = compose(builtin_schema("builtin:proposed-action/v1"), {"type": "object"})
     action = schema["properties"]["action"]["properties"]
     claimed = {name for name, field in action.items() if field.get("x-aigre-claim") is True}
-    assert claimed == {"actor", "approvals", "requested_at"}
+    assert claimed == {"actor", "approvals", "justification", "requested_at"}
     assert action["actor"]["x-aigre-attested-as"] == "context.actor"
     assert action["approvals"]["x-aigre-attested-as"] == "context.approvals"
     assert schema["properties"]["context"]["x-aigre-attested"] is True

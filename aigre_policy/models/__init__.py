@@ -2,6 +2,7 @@
 
 from aigre_policy.models.action import (
     Actor,
+    Alert,
     AttestedActor,
     BlastRadius,
     Change,
@@ -19,6 +20,7 @@ from aigre_policy.models.action import (
 
 __all__ = [
     "Actor",
+    "Alert",
     "AttestedActor",
     "BlastRadius",
     "Change",

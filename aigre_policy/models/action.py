@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema
@@ -42,6 +42,14 @@ MAX_GROUPS = 64
 MAX_FREEZES = 32
 MAX_INCIDENTS = 32
 MAX_ENVIRONMENTS = 8
+MAX_ALERTS = 64
+
+# Names of services, regions, groups and resources: lower case, nothing invisible, no
+# surrounding space. A rule compares them with `==` and `in`, so " payments-api" or
+# "Payments-API" would slip past a freeze on payments-api; such a proposal breaks the
+# schema and gets the fail-closed verdict instead.
+IDENTIFIER_PATTERN = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 
 
 def _claim(attested_as: str | None = None) -> dict[str, Any]:
@@ -158,10 +166,10 @@ class BlastRadius(_Model):
     """How much of the system the action can hurt."""
 
     users_share: float = Field(ge=0, le=1, description="Share of users affected, 0 to 1.")
-    services: list[str] = Field(
+    services: list[Identifier] = Field(
         default_factory=list, max_length=MAX_SERVICES, description="Services touched."
     )
-    regions: list[str] = Field(default_factory=list, max_length=MAX_REGIONS)
+    regions: list[Identifier] = Field(default_factory=list, max_length=MAX_REGIONS)
 
 
 class Cost(_Model):
@@ -176,15 +184,15 @@ class DataTouched(_Model):
 
     classification: DataClassification
     personal_data: bool = False
-    subject_regions: list[str] = Field(
+    subject_regions: list[Identifier] = Field(
         default_factory=list,
         max_length=MAX_REGIONS,
         description="Jurisdictions of the data subjects: eu, us, uk, ...",
     )
-    stored_in: list[str] = Field(
+    stored_in: list[Identifier] = Field(
         default_factory=list, max_length=MAX_REGIONS, description="Cloud regions holding it."
     )
-    processed_in: str | None = Field(None, description="Region the action runs from.")
+    processed_in: Identifier | None = Field(None, description="Region the action runs from.")
     records: int = Field(0, ge=0)
     public_access: bool = Field(False, description="The action makes the data publicly readable.")
 
@@ -219,7 +227,7 @@ class AttestedActor(_Model):
 
 
 class Justification(_Model):
-    """The signal that prompted the action."""
+    """The signal the proposer says prompted the action (a claim: see ``ProposedAction``)."""
 
     signal: Signal
     ref: str | None = Field(None, description="Alert, incident or ticket id.")
@@ -231,7 +239,10 @@ class ProposedAction(_Model):
 
     id: str = Field(min_length=1)
     kind: ActionKind
-    target: str = Field(min_length=1, description="The service or resource acted on.")
+    target: str = Field(
+        pattern=IDENTIFIER_PATTERN,
+        description="The service or resource acted on: a lower-case name, nothing invisible.",
+    )
     environment: Environment
     actor: Actor = Field(
         description="Who claims to propose it; rules read the attested `context.actor`.",
@@ -249,7 +260,14 @@ class ProposedAction(_Model):
         description="Approvals the proposer claims; rules read the attested `context.approvals`.",
         json_schema_extra=_claim("context.approvals"),
     )
-    justification: Justification | None = None
+    justification: Justification | None = Field(
+        None,
+        description=(
+            "The signal the proposer cites; rules count an alert or incident only when "
+            "its ref is in the attested `context.alerts_firing` or `context.incidents_open`."
+        ),
+        json_schema_extra=_claim(),
+    )
     requested_at: datetime = Field(
         description="When the proposer says it proposed the action; `context.now` is the clock.",
         json_schema_extra=_claim(),
@@ -262,7 +280,7 @@ class ChangeFreeze(_Model):
     name: str
     starts_at: datetime
     ends_at: datetime
-    services: list[str] = Field(
+    services: list[Identifier] = Field(
         default_factory=list, max_length=MAX_SERVICES, description="Empty means every service."
     )
     environments: list[Environment] = Field(default_factory=list, max_length=MAX_ENVIRONMENTS)
@@ -271,7 +289,15 @@ class ChangeFreeze(_Model):
 class Incident(_Model):
     id: str
     severity: IncidentSeverity
-    services: list[str] = Field(default_factory=list, max_length=MAX_SERVICES)
+    services: list[Identifier] = Field(default_factory=list, max_length=MAX_SERVICES)
+
+
+class Alert(_Model):
+    """An alert firing now, from the gate's monitoring source."""
+
+    id: str = Field(min_length=1, description="The alert's id, as a justification cites it.")
+    service: Identifier | None = Field(None, description="The service the alert is about.")
+    summary: str | None = None
 
 
 class Context(_Model):
@@ -294,6 +320,11 @@ class Context(_Model):
         None, ge=0, le=1, description="Share of the target's error budget left, 0 to 1."
     )
     incidents_open: list[Incident] = Field(default_factory=list, max_length=MAX_INCIDENTS)
+    alerts_firing: list[Alert] = Field(
+        default_factory=list,
+        max_length=MAX_ALERTS,
+        description="Alerts firing now; an alert justification counts only when listed here.",
+    )
 
 
 class _OptionalIsAbsent(GenerateJsonSchema):
