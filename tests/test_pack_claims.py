@@ -202,3 +202,14 @@ def test_every_fixture_names_its_target_and_services_as_identifiers():
         doc, problems = read_document(path)
         assert doc is not None, problems
         ProposedAction.model_validate(doc.data["action"])
+
+
+def test_a_static_context_attests_firing_alerts_to_the_gate() -> None:
+    from datetime import UTC, datetime
+
+    from aigre_policy.gate import StaticContext
+
+    alert = {"id": "ALERT-1", "service": "checkout"}
+    now = datetime(2025, 3, 10, tzinfo=UTC)
+    assert StaticContext(alerts_firing=(alert,))({}, now)["alerts_firing"] == [alert]
+    assert "alerts_firing" not in StaticContext()({}, now)  # schemas without the field

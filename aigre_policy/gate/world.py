@@ -21,11 +21,12 @@ class ContextProvider(Protocol):
 
 @dataclass(frozen=True)
 class StaticContext:
-    """The same freezes, error budget and incidents for every action."""
+    """The same freezes, error budget, incidents and firing alerts for every action."""
 
     change_freezes: tuple[Mapping[str, Any], ...] = ()
     error_budget_remaining: float | None = None
     incidents_open: tuple[Mapping[str, Any], ...] = ()
+    alerts_firing: tuple[Mapping[str, Any], ...] = ()  # left out when none: older schemas
 
     def __call__(self, action: Mapping[str, Any], now: datetime) -> Mapping[str, Any]:
         context: dict[str, Any] = {
@@ -34,6 +35,8 @@ class StaticContext:
         }
         if self.error_budget_remaining is not None:
             context["error_budget_remaining"] = self.error_budget_remaining
+        if self.alerts_firing:
+            context["alerts_firing"] = [_plain(a) for a in self.alerts_firing]
         return context
 
 
