@@ -495,9 +495,10 @@ def _solve(
                 break
         if not slope:
             return None
-        current = _put(current, knob, start + (target - now) / slope)
-        if current is None:
+        stepped = _put(current, knob, start + (target - now) / slope)
+        if stepped is None:
             return None
+        current = stepped
     return current if side(current) == target else None
 
 

@@ -101,8 +101,8 @@ def collect_hints(
     everything += list(conditions)
     for condition in everything:
         for node, key_of, positive in _nodes_with_scope(condition):
-            if isinstance(node, ir.Path) and key_of(node) is not None:
-                reads.add(key_of(node))  # type: ignore[arg-type]
+            if isinstance(node, ir.Path) and (read := key_of(node)) is not None:
+                reads.add(read)
             elif isinstance(node, ir.Const):
                 note(node.value)
             elif isinstance(node, ir.Arith):
@@ -114,9 +114,9 @@ def collect_hints(
                     counted = _counted(side, key_of)
                     size = _constant(other, envelopes)
                     if counted is not None and isinstance(size, int) and size >= 0:
-                        bucket = by_path.setdefault((*counted, LENGTH), {})
+                        lengths = by_path.setdefault((*counted, LENGTH), {})
                         for value in (size, size + 1, max(size - 1, 0)):
-                            bucket.setdefault(value, None)
+                            lengths.setdefault(value, None)
                 bucket = by_path
                 if node.op in ("==", "!="):
                     linked.update(_links(node.left, node.right, key_of, member=False))
@@ -399,14 +399,15 @@ class _Builder:
         low = int(schema.get("minItems", 0))
         high = max(low, min(int(schema.get("maxItems", low + 3)), low + 3))
         items = self.build(schema.get("items", {}), (*key, ITEM))
-        unique = {"unique_by": repr} if schema.get("uniqueItems") else {}
-        plain = st.lists(items, min_size=low, max_size=high, **unique)
+        unique_by = repr if schema.get("uniqueItems") else None
+        plain = st.lists(items, min_size=low, max_size=high, unique_by=unique_by)
         if (*key, ITEM) in self.focused:
-            plain = st.one_of(st.lists(items, min_size=max(low, 1), max_size=high, **unique), plain)
+            non_empty = st.lists(items, min_size=max(low, 1), max_size=high, unique_by=unique_by)
+            plain = st.one_of(non_empty, plain)
         sizes = [n for n in self.focus.get((*key, LENGTH), ()) if low <= n <= high]
         if sizes:  # `len(list) == 0` and the like: lists of exactly the compared lengths
             exact = st.sampled_from(sizes).flatmap(
-                lambda n: st.lists(items, min_size=n, max_size=n, **unique)
+                lambda n: st.lists(items, min_size=n, max_size=n, unique_by=unique_by)
             )
             plain = st.one_of(exact, plain)
         return plain
