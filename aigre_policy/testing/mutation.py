@@ -404,7 +404,7 @@ def _spliced(
     alone: Callable[..., tuple[list[Any], int]],
     index: int,
     ranks: tuple[int, ...],
-):
+) -> Callable[[Any, Any, Any], tuple[list[Any], int]]:
     """The pack's ``evaluate`` with rule ``index`` decided by ``alone`` instead.
 
     ``evaluate`` returns the records of the rules that held, in pack order (each
