@@ -57,10 +57,12 @@ def collect_comments(text: str) -> list[Comment]:
         try:
             for token in _lexer().lex(text[offset:], dont_ignore=True):
                 if token.type == COMMENT_TERMINAL:
+                    assert token.start_pos is not None  # the lexer positions every token it yields
                     start = offset + token.start_pos
                     comments.append(_comment(text, line_starts, start, str(token)))
             break
         except UnexpectedCharacters as exc:
+            assert exc.pos_in_stream is not None  # the lexer reports where it stopped
             offset += exc.pos_in_stream + 1  # skip the character no terminal matches
     return comments
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigre_policy.codes import Severity, lookup
+from aigre_policy.codes import Severity as Severity  # re-exported: every diagnostic has one
+from aigre_policy.codes import lookup
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ field that may be absent says so. Nodes keep spans so evidence can cite
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,7 +235,7 @@ class Program:
     invariants: tuple[Invariant, ...] = ()
 
 
-def walk(node: Node):
+def walk(node: Node) -> Iterator[Node]:
     """Every node of an expression, parents before children."""
     yield node
     match node:

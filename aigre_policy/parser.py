@@ -128,6 +128,8 @@ def _meta_pos(meta: Any) -> _Pos:
 
 # (line, column, end_line, end_column) of a node, or None when it covers no text
 _Pos = tuple[int, int, int, int] | None
+# a rule's children, for the builder methods below its rule named `list`
+_Children = list[Any]
 
 
 class _Part:
@@ -355,14 +357,23 @@ def _chained(token: Token, expected: set[str], text: str) -> bool:
     return token.type in ("COMPARE", "IN")
 
 
+def _token_position(token: Token) -> tuple[int, int, int, int]:
+    """line, column, end line, end column of ``token``: the lexer positions every token."""
+    line, column, end_line, end_column = token.line, token.column, token.end_line, token.end_column
+    assert line is not None and column is not None
+    assert end_line is not None and end_column is not None
+    return line, column, end_line, end_column
+
+
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
     hint = None
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        at = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+        char = text[at] if at < len(text) else ""
         message = f"unexpected character `{char}`"
-        rest = text[exc.pos_in_stream : exc.pos_in_stream + 2]
+        rest = text[at : at + 2]
         hint = {"&&": "write `and`", "||": "write `or`"}.get(rest)
         if hint is None and char == "!":
             hint = "write `not`"
@@ -470,10 +481,11 @@ class _AstBuilder:
         return Span(self.file, pos[0], pos[1], pos[2], pos[3])
 
     def token_span(self, token: Token) -> Span:
+        line, column, end_line, end_column = _token_position(token)
         if self.line:
-            start, end = self._column(token.column), self._column(token.end_column)
+            start, end = self._column(column), self._column(end_column)
             return Span(self.file, self.line, start, self.line, end)
-        return Span(self.file, token.line, token.column, token.end_line, token.end_column)
+        return Span(self.file, line, column, end_line, end_column)
 
     # module ----------------------------------------------------------------
     def start(self, pos: _Pos, children: list[Any]) -> n.Module:
@@ -691,10 +703,10 @@ class _AstBuilder:
     def list(self, pos: _Pos, children: list[Any]) -> n.ListExpr:
         return n.ListExpr(tuple(c for c in children if c is not None), self.span(pos))
 
-    def object(self, pos: _Pos, children: list[Any]) -> n.ObjectConst:
+    def object(self, pos: _Pos, children: _Children) -> n.ObjectConst:
         return n.ObjectConst(tuple(children), self.span(pos))
 
-    def object_field(self, pos: _Pos, children: list[Any]) -> n.ObjectField:
+    def object_field(self, pos: _Pos, children: _Children) -> n.ObjectField:
         name, value = children
         return n.ObjectField(str(name), value, self.token_span(name))
 
@@ -741,6 +753,7 @@ class _AstBuilder:
 
     def _string(self, token: Token) -> str:
         raw = str(token)[1:-1]
+        line, column, _, _ = _token_position(token)
         out: list[str] = []
         i = 0
         while i < len(raw):
@@ -750,12 +763,12 @@ class _AstBuilder:
                 if nxt in _ESCAPES:
                     out.append(_ESCAPES[nxt])
                 else:
-                    col = token.column + 1 + i
+                    col = column + 1 + i
                     self.diagnostics.append(
                         error(
                             "E002",
                             f"unknown escape `\\{nxt}` in string",
-                            Span(self.file, token.line, col, token.line, col + 2),
+                            Span(self.file, line, col, line, col + 2),
                             'known escapes: \\n \\t \\r \\" \\\\ \\{ \\}',
                         )
                     )
@@ -771,7 +784,8 @@ class _AstBuilder:
         parts: list[str | n.Expr] = []
         text: list[str] = []
         i = 0
-        base_column = token.column + 1  # column of raw[0]
+        line, column, _, _ = _token_position(token)
+        base_column = column + 1  # column of raw[0]
         while i < len(raw):
             ch = raw[i]
             if ch == "\\" and i + 1 < len(raw):
@@ -783,9 +797,9 @@ class _AstBuilder:
                             f"unknown escape `\\{raw[i + 1]}` in string",
                             Span(
                                 self.file,
-                                token.line,
+                                line,
                                 base_column + i,
-                                token.line,
+                                line,
                                 base_column + i + 2,
                             ),
                         )
@@ -803,9 +817,9 @@ class _AstBuilder:
                             "unclosed `{` in message",
                             Span(
                                 self.file,
-                                token.line,
+                                line,
                                 base_column + i,
-                                token.line,
+                                line,
                                 base_column + i + 1,
                             ),
                             "write `{{` for a literal brace",
@@ -815,7 +829,7 @@ class _AstBuilder:
                 if text:
                     parts.append("".join(text))
                     text = []
-                expr = self._interpolation(raw[i + 1 : end], token.line, base_column + i + 1)
+                expr = self._interpolation(raw[i + 1 : end], line, base_column + i + 1)
                 if expr is not None:
                     parts.append(expr)
                 i = end + 1
@@ -824,9 +838,7 @@ class _AstBuilder:
                     error(
                         "E003",
                         "unmatched `}` in message",
-                        Span(
-                            self.file, token.line, base_column + i, token.line, base_column + i + 1
-                        ),
+                        Span(self.file, line, base_column + i, line, base_column + i + 1),
                         "write `}}` for a literal brace",
                     )
                 )

@@ -11,6 +11,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -101,7 +103,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace, overrides, progress) -> ReplayReport:
+def _replay(
+    args: argparse.Namespace,
+    overrides: dict[str, dict[str, Any]],
+    progress: Callable[[int], None] | None,
+) -> ReplayReport:
     return replay_log(
         args.candidate,
         args.log,
@@ -112,7 +118,9 @@ def _replay(args: argparse.Namespace, overrides, progress) -> ReplayReport:
     )
 
 
-def _with_progress(args: argparse.Namespace, overrides, total: int) -> ReplayReport:
+def _with_progress(
+    args: argparse.Namespace, overrides: dict[str, dict[str, Any]], total: int
+) -> ReplayReport:
     columns = (
         TextColumn("replaying"),
         BarColumn(),

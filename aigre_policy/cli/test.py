@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from rich.text import Text
 from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError, find_packs
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import STYLES
-from aigre_policy.diagnostics import CompileError, Severity, SourceText, render
+from aigre_policy.diagnostics import CompileError, Diagnostic, Severity, SourceText, render
 from aigre_policy.pack import Pack, load_pack
 from aigre_policy.rego.bundle import BundleError
 from aigre_policy.rego.bundle_pack import BundlePack, source_data
@@ -415,7 +415,7 @@ def _shown(pack_run: PackRun) -> list[tuple[Section, SectionResult]]:
 
 
 @contextlib.contextmanager
-def _output(args: argparse.Namespace, console: Console):
+def _output(args: argparse.Namespace, console: Console) -> Iterator[Console]:
     if not args.output:
         yield console
         return
@@ -431,7 +431,7 @@ def _stderr(console: Console) -> Console:
     return Console(stderr=True, soft_wrap=True) if console.file is sys.stdout else console
 
 
-def _sources(diagnostics) -> SourceText:
+def _sources(diagnostics: Iterable[Diagnostic]) -> SourceText:
     files: dict[str, str] = {}
     for d in diagnostics:
         if d.span is not None and d.span.file not in files:

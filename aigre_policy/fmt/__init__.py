@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aigre_policy import nodes as n
 from aigre_policy.comments import collect_comments
 from aigre_policy.diagnostics import Diagnostic, error, has_errors
 from aigre_policy.fmt.cst import parse_source
@@ -68,7 +69,9 @@ def format_file(path: str | Path, width: int = WIDTH) -> FormatResult:
     return format_source(text, name, width)
 
 
-def _meaning_changed(original: str, formatted: str, file: str, module) -> Diagnostic | None:
+def _meaning_changed(
+    original: str, formatted: str, file: str, module: n.Module
+) -> Diagnostic | None:
     """The formatted text must say exactly what the original said, comments included."""
     reparsed = parse_module(formatted, file)
     same_comments = [c.text for c in collect_comments(original)] == [

@@ -53,26 +53,33 @@ class Source:
     blank: frozenset[int]  # offsets of tokens a blank line precedes
 
 
+def start_of(token: Token) -> int:
+    assert token.start_pos is not None  # the parser positions every token it keeps
+    return token.start_pos
+
+
+def end_of(token: Token) -> int:
+    assert token.end_pos is not None  # the parser positions every token it keeps
+    return token.end_pos
+
+
 def parse_source(text: str) -> Source:
     """The concrete tree of ``text``, which must already be known to parse."""
     tree = _parser().parse(text)
-    tokens = sorted(
-        (t for t in tree.scan_values(lambda v: isinstance(v, Token))), key=lambda t: t.start_pos
-    )
+    tokens = sorted((t for t in tree.scan_values(lambda v: isinstance(v, Token))), key=start_of)
     line_starts = [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")]
     comments = [(line_starts[c.line - 1] + c.column - 1, c) for c in collect_comments(text)]
     # Everything that occupies text, in order, to tell where blank lines are.
-    things: list[tuple[int, int, object]] = [(t.start_pos, t.end_pos, t) for t in tokens] + [
-        (start, start + len(c.text), c) for start, c in comments
-    ]
+    things: list[tuple[int, int, object]] = [(start_of(t), end_of(t), t) for t in tokens]
+    things += [(start, start + len(c.text), c) for start, c in comments]
     things.sort(key=lambda item: item[0])
     blank_at: set[int] = set()
     previous_end = 0
-    for start, end, _ in things:
+    for start, stop, _ in things:
         if previous_end and text.count("\n", previous_end, start) >= 2:
             blank_at.add(start)
-        previous_end = end
-    starts = [t.start_pos for t in tokens]
+        previous_end = stop
+    starts = [start_of(t) for t in tokens]
     before: dict[int, list[Placed]] = {}
     after: dict[int, list[Placed]] = {}
     end: list[Placed] = []
@@ -81,10 +88,10 @@ def parse_source(text: str) -> Source:
         if comment.standalone:
             index = bisect.bisect_right(starts, start)
             if index < len(tokens):
-                before.setdefault(tokens[index].start_pos, []).append(placed)
+                before.setdefault(start_of(tokens[index]), []).append(placed)
             else:
                 end.append(placed)
         else:
             index = bisect.bisect_right(starts, start) - 1
-            after.setdefault(tokens[index].start_pos, []).append(placed)
+            after.setdefault(start_of(tokens[index]), []).append(placed)
     return Source(tree, before, after, end, frozenset(blank_at))

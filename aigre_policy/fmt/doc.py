@@ -172,10 +172,10 @@ class _Printer:
                     column = indent if self.pending or not self.has_content() else self.column
                     stack.append((column, mode, content))
                 case Group(content=content, breaks=breaks):
-                    flat = mode is _FLAT or (
+                    fits_flat = mode is _FLAT or (
                         not breaks and self.fits([(indent, _FLAT, content)], stack)
                     )
-                    stack.append((indent, _FLAT if flat else _BREAK, content))
+                    stack.append((indent, _FLAT if fits_flat else _BREAK, content))
                 case Fill(parts=parts):
                     self.fill(indent, mode, parts, stack)
         return self.text()

@@ -21,10 +21,11 @@ The rules, in short (docs/fmt.md has them in full):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from lark import Token, Tree
 
-from aigre_policy.fmt.cst import Placed, Source
+from aigre_policy.fmt.cst import Placed, Source, start_of
 from aigre_policy.fmt.doc import (
     BLANK,
     HARDLINE,
@@ -44,7 +45,9 @@ _NO_SPACE_BEFORE = {",", ".", "(", ")", "]", ":"}
 _NO_SPACE_AFTER = {".", "(", "["}
 
 
-def _parts(tree: Tree) -> list[Tree | Token]:
+def _parts(tree: Tree) -> list[Any]:
+    """The children of ``tree``. Any: which child is a token and which a subtree is fixed
+    by the grammar (positionally), which lark's ``Tree | Token`` children cannot express."""
     return [c for c in tree.children if c is not None]
 
 
@@ -60,12 +63,12 @@ class Layout:
         return tuple(Comment(p.comment.text, standalone, p.blank_before) for p in placed)
 
     def leading(self, token: Token, item_start: bool = False) -> Doc:
-        before = self._comments(self.source.before.get(token.start_pos, ()), True)
-        blank = (BLANK,) if item_start and token.start_pos in self.source.blank else ()
+        before = self._comments(self.source.before.get(start_of(token), ()), True)
+        blank = (BLANK,) if item_start and start_of(token) in self.source.blank else ()
         return (*before, *blank)
 
     def trailing(self, token: Token) -> Doc:
-        return self._comments(self.source.after.get(token.start_pos, ()), False)
+        return self._comments(self.source.after.get(start_of(token), ()), False)
 
     def token(self, token: Token, text: str | None = None, item_start: bool = False) -> Doc:
         spelled = str(token) if text is None else text
@@ -148,7 +151,7 @@ class Layout:
         )
 
     # usage, tests, invariants -----------------------------------------------
-    def invariant_items(self, inner: list[Tree | Token]) -> list[Doc]:
+    def invariant_items(self, inner: list[Any]) -> list[Doc]:
         if len(inner) == 1:
             return [self.words(_parts(inner[0]), item_start=True)]
         when, condition, expect = inner
@@ -200,26 +203,26 @@ class Layout:
         name, colon, value = _parts(tree)
         return (self.token(name), self.token(colon), " ", self.constant(value))
 
-    def bracketed(self, children: list[Tree | Token], spaced: bool) -> Doc:
+    def bracketed(self, children: list[Any], spaced: bool) -> Doc:
         """``[a, b]`` or ``{ a: 1, b: 2 }``: on one line if it fits, else filled."""
         open_, *inner, close = children
-        items: list[list[Doc]] = []
+        items: list[tuple[Doc, list[Token]]] = []  # each item and the commas after it
         for child in inner:
             if isinstance(child, Token) and child.type == "COMMA":
-                items[-1].append(("comma", child))
+                items[-1][1].append(child)
             elif isinstance(child, Token):
-                items.append([self.token(child)])
+                items.append((self.token(child), []))
             elif child.data == "object_field":
-                items.append([self.object_field(child)])
+                items.append((self.object_field(child), []))
             else:
-                items.append([self.constant(child)])
+                items.append((self.constant(child), []))
         if not items:
             return (self.token(open_), self.leading(close), str(close), self.trailing(close))
         parts: list[Doc] = []
-        for index, item in enumerate(items):
+        for index, (item, commas) in enumerate(items):
             last = index == len(items) - 1
-            doc: list[Doc] = [item[0]]
-            for _, comma in item[1:]:
+            doc: list[Doc] = [item]
+            for comma in commas:
                 doc.append(self.drop(comma) if last else self.token(comma))
             if index:
                 parts.append(LINE)

@@ -82,10 +82,10 @@ class Series:
                 raise LedgerError(f"usage `{name}` {message}")
         lo = bisect_left(self._keys, (start_us,))
         hi = bisect_left(self._keys, (end_us + 1,))
-        at_us = self._at.get(skip) if skip is not None else None
+        skip_at_us = self._at.get(skip) if skip is not None else None
         index = (
-            bisect_left(self._keys, (at_us, skip))
-            if at_us is not None and start_us <= at_us <= end_us
+            bisect_left(self._keys, (skip_at_us, skip))
+            if skip_at_us is not None and start_us <= skip_at_us <= end_us
             else None
         )
         if aggregate == "count":

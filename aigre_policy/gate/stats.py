@@ -182,7 +182,7 @@ class _Collector:
             self._outcome(body)
 
     def _decision(self, decision_id: str, time: str, body: dict[str, Any]) -> None:
-        verdict = body.get("verdict") if isinstance(body.get("verdict"), dict) else {}
+        verdict = _object(body.get("verdict"))
         decision = verdict.get("decision")
         if decision not in LATTICE:
             return
@@ -200,7 +200,7 @@ class _Collector:
         if decision == "allow":
             spend = self.spend.setdefault(kind, _Spend())
             spend.allowed += 1
-            cost = action.get("cost") if isinstance(action.get("cost"), dict) else {}
+            cost = _object(action.get("cost"))
             spend.estimated_usd += _number(cost.get("estimated_usd"))
             spend.recurring_monthly_usd += _number(cost.get("recurring_monthly_usd"))
 
@@ -272,6 +272,10 @@ def _action(body: dict[str, Any]) -> dict[str, Any]:
     document = body.get("input")
     action = document.get("action") if isinstance(document, dict) else None
     return action if isinstance(action, dict) else {}
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value: Any) -> float:

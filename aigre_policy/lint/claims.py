@@ -106,7 +106,9 @@ def _usage_claims(
     for usage in usages:
         for part in (usage.filter, usage.argument):
             for node in ir.walk(part) if part is not None else ():
-                claim = _claim_of(node, claims) if isinstance(node, ir.Path) else None
+                if not isinstance(node, ir.Path):
+                    continue
+                claim = _claim_of(node, claims)
                 if claim is not None and usage.name not in found:
                     found[usage.name] = (node, claim)
     return found

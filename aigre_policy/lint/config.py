@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 from aigre_policy.compiler import read_manifest
 from aigre_policy.diagnostics import Diagnostic, Severity
@@ -44,7 +45,10 @@ def read_config(root: Path) -> LintConfig:
         return LintConfig({})
     levels: dict[str, str] = {}
     problems: list[Diagnostic] = []
-    for code, level in manifest.lint.items():
+    # the pack schema admits these values only; YAML reads a bare `off` as false
+    # cast: the manifest was validated against that schema before it was read
+    lint = cast(Mapping[str, Literal["error", "warning", "off", False]], manifest.lint)
+    for code, level in lint.items():
         if code in CODES:
             levels[code] = "off" if level is False else level  # YAML reads a bare off as false
             continue

@@ -279,10 +279,10 @@ def evaluate(formula: Formula, assignment: Mapping[tuple[Any, ...], Any]) -> boo
             settles = isinstance(formula, Or)  # the value that decides: True for or
             unknown = False
             for item in items:
-                value = evaluate(item, assignment)
-                if value is None:
+                truth = evaluate(item, assignment)
+                if truth is None:
                     unknown = True
-                elif value is settles:
+                elif truth is settles:
                     return settles
             return None if unknown else not settles
     raise AssertionError(f"unknown formula {formula!r}")

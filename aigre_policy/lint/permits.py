@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.lint.context import PackView, finding
-from aigre_policy.lint.domain import domain_of, field_type
+from aigre_policy.lint.domain import Domain, domain_of, field_type
 from aigre_policy.lint.formula import Undecided, atoms, field_key, find
 
 PRODUCTION = "production"
@@ -59,6 +59,6 @@ def check(view: PackView) -> Iterator[Diagnostic]:
         )
 
 
-def _domain(view: PackView, name: str):
+def _domain(view: PackView, name: str) -> Domain | None:
     typ = field_type(view.input_type, "action", (name,))
     return domain_of(typ) if typ is not None else None

@@ -227,7 +227,7 @@ class RegorusEngine:
     name = "regorus"
 
     def __init__(self, program: RegoProgram, validate_in_rego: bool = False):
-        import regorus  # type: ignore[import-untyped]  # a test dependency, imported when asked for
+        import regorus  # a test dependency, imported when asked for
 
         self.program = program
         self.query, modules = decision_query(program, validate_in_rego)

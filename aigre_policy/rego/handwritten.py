@@ -160,7 +160,10 @@ def collector(
     """``package <pkg>.handwritten``: ``records`` (fired-rule shape), ``faults`` and ``result``."""
     sources = []
     for module in modules:
-        default_line = module.source[: _PACKAGE.search(module.source).start()].count("\n") + 1
+        declared = _PACKAGE.search(module.source)
+        if declared is None:  # _check_one refuses a module without one before it is kept
+            raise AssertionError(f"{module.file}: hand-written module without a package")
+        default_line = module.source[: declared.start()].count("\n") + 1
         lines = dict(module.lines)
         file = Path(module.file)
         shown = file.relative_to(root).as_posix() if file.is_relative_to(root) else module.file

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -244,17 +245,17 @@ class _Loader:
         if doc is None:
             self.diagnostics += problems
             return
-        doc = _Spans(doc)  # type: ignore[assignment]
+        spans = _Spans(doc)
         validator = jsonschema.Draft202012Validator(test_file_schema())
-        found = sorted(validator.iter_errors(doc.data), key=lambda e: list(e.absolute_path))
+        found = sorted(validator.iter_errors(spans.data), key=lambda e: list(e.absolute_path))
         if found:
             for problem in found:
-                self.diagnostics.append(_schema_diagnostic(doc, problem))
+                self.diagnostics.append(_schema_diagnostic(spans, problem))
             return
-        for i, entry in enumerate(doc.data["tests"]):
-            self.yaml_test(doc, entry, ("tests", i))
+        for i, entry in enumerate(spans.data["tests"]):
+            self.yaml_test(spans, entry, ("tests", i))
 
-    def yaml_test(self, doc: Document, entry: dict[str, Any], where: tuple[Any, ...]) -> None:
+    def yaml_test(self, doc: _Spans, entry: dict[str, Any], where: tuple[Any, ...]) -> None:
         span = doc.span_of(where)
         base = self.yaml_inputs(doc, entry, where)
         if base is None:
@@ -275,7 +276,7 @@ class _Loader:
             self.yaml_case(doc, name, doc.span_of(row_where), inputs, overrides, expect, row_where)
 
     def yaml_inputs(
-        self, doc: Document, entry: dict[str, Any], where: tuple[Any, ...]
+        self, doc: _Spans, entry: dict[str, Any], where: tuple[Any, ...]
     ) -> dict[str, Any] | None:
         inputs: dict[str, Any] = {}
         if "from" not in entry and "action" not in entry:
@@ -299,7 +300,7 @@ class _Loader:
         return inputs
 
     def apply_edits(
-        self, doc: Document, entry: dict[str, Any], inputs: dict[str, Any], where: tuple[Any, ...]
+        self, doc: _Spans, entry: dict[str, Any], inputs: dict[str, Any], where: tuple[Any, ...]
     ) -> bool:
         """``set`` and ``unset``: change one path of the inputs each."""
         ok = True
@@ -325,7 +326,7 @@ class _Loader:
 
     def yaml_case(
         self,
-        doc: Document,
+        doc: _Spans,
         name: str,
         span: Span,
         inputs: dict[str, Any],
@@ -403,7 +404,7 @@ def _merge_overrides(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     return merged
 
 
-def _expect_span(doc: Document, where: tuple[Any, ...], key: str) -> Span:
+def _expect_span(doc: _Spans, where: tuple[Any, ...], key: str) -> Span:
     """Where an expectation's list sits: in the row, else in its table."""
     if len(where) > 2 and where[-2] == "rows":
         row = doc.data
@@ -482,14 +483,20 @@ class _Spans:
         return self.of((*path, key))
 
 
+def _properties(problem: jsonschema.ValidationError) -> Any:
+    """The ``properties`` of the failing (sub)schema; None for a boolean schema."""
+    schema = problem.schema
+    return schema.get("properties") if isinstance(schema, Mapping) else None
+
+
 def _extra_keys(problem: jsonschema.ValidationError) -> list[str]:
-    allowed = set(problem.schema.get("properties", {}))
+    allowed = set(_properties(problem) or {})
     instance = problem.instance if isinstance(problem.instance, dict) else {}
     return [key for key in instance if key not in allowed]
 
 
 def _field_hint(problem: jsonschema.ValidationError) -> str | None:
-    properties = problem.schema.get("properties")
+    properties = _properties(problem)
     if problem.validator == "additionalProperties" and properties:
         return "fields: " + ", ".join(properties)
     return None
@@ -534,17 +541,17 @@ def unset_path(inputs: dict[str, Any], dotted: str) -> str | None:
     steps = _steps(dotted)
     node: Any = inputs
     for step in steps[:-1]:
-        if (isinstance(node, dict) and isinstance(step, str) and step in node) or (
+        present = (isinstance(node, dict) and isinstance(step, str) and step in node) or (
             isinstance(node, list) and isinstance(step, int) and step < len(node)
-        ):
-            node = node[step]
-        else:
+        )
+        if not present:
             return "the path is absent"
+        node = node[step]
     last = steps[-1]
-    if (isinstance(node, dict) and last in node) or (
+    present = (isinstance(node, dict) and last in node) or (
         isinstance(node, list) and isinstance(last, int) and last < len(node)
-    ):
-        del node[last]
-    else:
+    )
+    if not present:
         return "the path is absent"
+    del node[last]
     return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
@@ -101,7 +101,7 @@ class _Generator:
 
     # -------------------------------------------------------------- plumbing
 
-    def valid(self, schema: Any):
+    def valid(self, schema: Any) -> Callable[[Any], bool]:
         """A test that a value satisfies ``schema`` (refs resolved against the root)."""
         checker = self.referee.evolve(schema=schema)
         return checker.is_valid
@@ -379,7 +379,7 @@ def _floor(value: Any) -> int | None:
     return None if value is None else math.floor(value)
 
 
-def _tighter(a: int | None, b: int | None, pick) -> int | None:
+def _tighter(a: int | None, b: int | None, pick: Callable[[int, int], int]) -> int | None:
     if a is None:
         return b
     if b is None:
@@ -387,7 +387,9 @@ def _tighter(a: int | None, b: int | None, pick) -> int | None:
     return pick(a, b)
 
 
-def _bound(inclusive: Any, exclusive: Any, pick) -> tuple[float | None, bool]:
+def _bound(
+    inclusive: Any, exclusive: Any, pick: Callable[[Any, Any], Any]
+) -> tuple[float | None, bool]:
     """The tighter of an inclusive and an exclusive bound, and whether it excludes itself."""
     if inclusive is None and exclusive is None:
         return None, False

@@ -193,8 +193,8 @@ class _RuleMutator:
                     yield from self.shifts(node)
             case ir.Member(negated=negated):
                 was, now = ("not in", "in") if negated else ("in", "not in")
-                flipped = dataclasses.replace(node, negated=not negated)
-                yield flipped, "flip", f"`{was}` to `{now}` in `{node.text}`", node.span
+                toggled = dataclasses.replace(node, negated=not negated)
+                yield toggled, "flip", f"`{was}` to `{now}` in `{node.text}`", node.span
             case ir.Not(operand=operand) if not isinstance(operand, ir.BoolOp | ir.Not):
                 if self.safe_to_remove(node):
                     yield operand, "negate", f"removed the `not` of `{_text(node)}`", node.span
@@ -210,7 +210,12 @@ class _RuleMutator:
                 moved = _moved(threshold, sign * delta)
                 shown = _number(value + sign * delta)
                 change = f"`{_text(threshold)}` shifted {word} to {shown} in `{node.text}`"
-                yield dataclasses.replace(node, **{side: moved}), "shift", change, threshold.span
+                shifted = (
+                    dataclasses.replace(node, right=moved)
+                    if side == "right"
+                    else dataclasses.replace(node, left=moved)
+                )
+                yield shifted, "shift", change, threshold.span
             return  # one threshold per comparison
 
     def safe_to_remove(self, node: ir.Node) -> bool:
@@ -366,11 +371,11 @@ class MutantEvaluator:
             original = self.base.pack_for(overrides)
             compiled = original._compiled
             values = compiled.envelopes
-            bindings = {
+            envelope_values = {
                 short: _binding(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
                 for dotted, short in self.python.envelope_names.items()
             }
-            loaded = load_module(self.python.source, f"<mutant {self.rule.id}>", bindings)
+            loaded = load_module(self.python.source, f"<mutant {self.rule.id}>", envelope_values)
             index = self.rule.index
             namespace = dict(compiled.namespace)
             ranks = tuple(RANKS.get(r.verdict, -1) for r in self.rules)
@@ -399,7 +404,7 @@ def _spliced(
     alone: Callable[..., tuple[list[Any], int]],
     index: int,
     ranks: tuple[int, ...],
-):
+) -> Callable[[Any, Any, Any], tuple[list[Any], int]]:
     """The pack's ``evaluate`` with rule ``index`` decided by ``alone`` instead.
 
     ``evaluate`` returns the records of the rules that held, in pack order (each

@@ -186,7 +186,7 @@ def mutation_run(ctx: Any) -> SectionResult | None:
     minimum = ctx.args.min_score
     ok = minimum is None or report.score >= minimum
     data = report.to_dict()
-    junit = [
+    junit: list[tuple[str, str | None, str]] = [
         (
             f"mutant survived: {r.mutant.rule} {r.mutant.change}",
             f"{r.mutant.location}: {r.mutant.change}",

@@ -6,6 +6,7 @@ schema's ``default``, ``enum``, ``examples`` and bounds, in that order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 ANCHOR_TIME = "2025-03-10T12:00:00Z"  # a Monday, mid-day UTC: no weekday or hour rule trips
@@ -34,7 +35,7 @@ def resolve(schema: dict[str, Any], node: Any) -> dict[str, Any]:
     return {}
 
 
-def at_path(schema: dict[str, Any], steps: list[str | int]) -> dict[str, Any]:
+def at_path(schema: dict[str, Any], steps: Sequence[str | int]) -> dict[str, Any]:
     """The sub-schema at ``steps`` (``["action", "cost", "estimated_usd"]``); {} if unknown."""
     node = resolve(schema, schema)
     for step in steps:

@@ -49,6 +49,8 @@ from aigre_policy.testing.runner import fired_ids, run_case
 ROOTS = ("action", "context", "usage")
 MAX_MOVES = 8
 ABSENT = object()  # a move that removes the path
+# the pack with envelope values overridden, as the runner builds it
+_PackFor = Callable[[dict[str, dict[str, Any]]], Pack]
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def suggest(
     return found
 
 
-def _bases(pack: Pack, cases: Iterable[TestCase], pack_for) -> list[Base]:
+def _bases(pack: Pack, cases: Iterable[TestCase], pack_for: _PackFor) -> list[Base]:
     bases = []
     for case in cases:
         try:
@@ -142,7 +144,7 @@ def _holds(node: ir.Node, document: dict[str, Any], envelopes: Any) -> bool | No
 
 
 def _rule_side(
-    pack: Pack, entry: RuleCoverage, want: bool, bases: list[Base], pack_for
+    pack: Pack, entry: RuleCoverage, want: bool, bases: list[Base], pack_for: _PackFor
 ) -> dict[str, Any] | None:
     rule = entry.rule
     index = pack.rules.index(rule)
@@ -294,7 +296,7 @@ def _evaluations(rule: ir.Rule, position: int, document: dict[str, Any], envelop
 
 
 def _limit_place(
-    pack: Pack, limit: LimitCoverage, place: str, bases: list[Base], pack_for
+    pack: Pack, limit: LimitCoverage, place: str, bases: list[Base], pack_for: _PackFor
 ) -> dict[str, Any] | None:
     index = pack.rules.index(limit.rule)
     position = limit.key[1]
@@ -495,9 +497,10 @@ def _solve(
                 break
         if not slope:
             return None
-        current = _put(current, knob, start + (target - now) / slope)
-        if current is None:
+        stepped = _put(current, knob, start + (target - now) / slope)
+        if stepped is None:
             return None
+        current = stepped
     return current if side(current) == target else None
 
 

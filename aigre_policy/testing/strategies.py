@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,6 +26,8 @@ from aigre_policy import interpreter, ir
 from aigre_policy.testing.json_schema import from_schema, portable_float
 
 Key = tuple[str, ...]  # a schema path: ("action", "approvals", "[]", "by")
+# from an input path in a condition to its schema key; None for an unbound local
+KeyOf = Callable[[ir.Path], Key | None]
 ITEM = "[]"
 LENGTH = "#len"  # by_path[(*list_key, LENGTH)]: lengths a condition compares the list with
 
@@ -101,8 +103,8 @@ def collect_hints(
     everything += list(conditions)
     for condition in everything:
         for node, key_of, positive in _nodes_with_scope(condition):
-            if isinstance(node, ir.Path) and key_of(node) is not None:
-                reads.add(key_of(node))  # type: ignore[arg-type]
+            if isinstance(node, ir.Path) and (read := key_of(node)) is not None:
+                reads.add(read)
             elif isinstance(node, ir.Const):
                 note(node.value)
             elif isinstance(node, ir.Arith):
@@ -114,9 +116,9 @@ def collect_hints(
                     counted = _counted(side, key_of)
                     size = _constant(other, envelopes)
                     if counted is not None and isinstance(size, int) and size >= 0:
-                        bucket = by_path.setdefault((*counted, LENGTH), {})
+                        lengths = by_path.setdefault((*counted, LENGTH), {})
                         for value in (size, size + 1, max(size - 1, 0)):
-                            bucket.setdefault(value, None)
+                            lengths.setdefault(value, None)
                 bucket = by_path
                 if node.op in ("==", "!="):
                     linked.update(_links(node.left, node.right, key_of, member=False))
@@ -147,7 +149,7 @@ def collect_hints(
     )
 
 
-def _links(left: ir.Node, right: ir.Node, key_of, member: bool) -> tuple[Key, ...]:
+def _links(left: ir.Node, right: ir.Node, key_of: KeyOf, member: bool) -> tuple[Key, ...]:
     """Both keys of a comparison between two input values (``a.by == action.actor.id``)."""
     a, b = _key(left, key_of), _key(right, key_of)
     if a is None or b is None:
@@ -155,12 +157,14 @@ def _links(left: ir.Node, right: ir.Node, key_of, member: bool) -> tuple[Key, ..
     return (a, (*b, ITEM) if member else b)
 
 
-def _nodes_with_scope(condition: ir.Node):
+def _nodes_with_scope(condition: ir.Node) -> Iterator[tuple[ir.Node, KeyOf, bool]]:
     """Every node of a condition, with a resolver from quantifier variables to schema keys
     and whether the condition wants the node true (``False`` under an odd number of ``not``).
     """
 
-    def visit(node: ir.Node, scope: dict[str, Key], positive: bool):
+    def visit(
+        node: ir.Node, scope: dict[str, Key], positive: bool
+    ) -> Iterator[tuple[ir.Node, KeyOf, bool]]:
         key_of = _resolver(scope)
         yield node, key_of, positive
         if isinstance(node, ir.Quantifier):
@@ -176,7 +180,7 @@ def _nodes_with_scope(condition: ir.Node):
     yield from visit(condition, {}, True)
 
 
-def _resolver(scope: dict[str, Key]):
+def _resolver(scope: dict[str, Key]) -> KeyOf:
     def key_of(path: ir.Path) -> Key | None:
         if not path.local:
             return (path.root, *path.steps)
@@ -205,14 +209,14 @@ def _children(node: ir.Node) -> tuple[ir.Node, ...]:
     return ()
 
 
-def _counted(node: ir.Node, key_of) -> Key | None:
+def _counted(node: ir.Node, key_of: KeyOf) -> Key | None:
     """The list whose length ``len(list)`` or ``len(list ?? [])`` reads."""
     if isinstance(node, ir.Call) and node.function == "len" and len(node.args) == 1:
         return _key(node.args[0], key_of)
     return None
 
 
-def _key(node: ir.Node, key_of) -> Key | None:
+def _key(node: ir.Node, key_of: KeyOf) -> Key | None:
     """The schema key a node reads, seen through ``??`` and ``lower``/``upper``."""
     match node:
         case ir.Path():
@@ -234,7 +238,14 @@ def _constant(node: ir.Node, envelopes: Mapping[str, Mapping[str, Any]]) -> Any:
         return None
 
 
-def _relate(side, other, key_of, envelopes, by_path, member: bool) -> None:
+def _relate(
+    side: ir.Node,
+    other: ir.Node,
+    key_of: KeyOf,
+    envelopes: Mapping[str, Mapping[str, Any]],
+    by_path: dict[Key, dict[Any, None]],
+    member: bool,
+) -> None:
     key = _key(side, key_of)
     value = _constant(other, envelopes)
     if key is None or value is None:
@@ -357,7 +368,9 @@ class _Builder:
             return self.delegate(schema)
         return builders[kind](schema, key)
 
-    def focused_on(self, key: Key, strategy: st.SearchStrategy[Any], fits) -> Any:
+    def focused_on(
+        self, key: Key, strategy: st.SearchStrategy[Any], fits: Callable[[Any], bool]
+    ) -> Any:
         """Half the time a value the focused condition compares ``key`` with."""
         wanted = [v for v in self.focus.get(key, ()) if fits(v)]
         if not wanted:
@@ -399,14 +412,15 @@ class _Builder:
         low = int(schema.get("minItems", 0))
         high = max(low, min(int(schema.get("maxItems", low + 3)), low + 3))
         items = self.build(schema.get("items", {}), (*key, ITEM))
-        unique = {"unique_by": repr} if schema.get("uniqueItems") else {}
-        plain = st.lists(items, min_size=low, max_size=high, **unique)
+        unique_by = repr if schema.get("uniqueItems") else None
+        plain = st.lists(items, min_size=low, max_size=high, unique_by=unique_by)
         if (*key, ITEM) in self.focused:
-            plain = st.one_of(st.lists(items, min_size=max(low, 1), max_size=high, **unique), plain)
+            non_empty = st.lists(items, min_size=max(low, 1), max_size=high, unique_by=unique_by)
+            plain = st.one_of(non_empty, plain)
         sizes = [n for n in self.focus.get((*key, LENGTH), ()) if low <= n <= high]
         if sizes:  # `len(list) == 0` and the like: lists of exactly the compared lengths
             exact = st.sampled_from(sizes).flatmap(
-                lambda n: st.lists(items, min_size=n, max_size=n, **unique)
+                lambda n: st.lists(items, min_size=n, max_size=n, unique_by=unique_by)
             )
             plain = st.one_of(exact, plain)
         return plain
