@@ -8,7 +8,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from aigre_policy import interpreter, ir
-from aigre_policy.compiler import CompiledPack, compile_pack
+from aigre_policy.compiler import CheckedPack, CompiledPack, compile_pack
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import (
@@ -32,7 +32,15 @@ class EvaluationError(Exception):
 class Pack:
     """A compiled policy pack, ready to evaluate proposed actions."""
 
-    def __init__(self, compiled: CompiledPack, diagnostics: list[Diagnostic]):
+    def __init__(
+        self,
+        compiled: CompiledPack,
+        diagnostics: list[Diagnostic],
+        backend: Any = None,
+    ):
+        """``backend``: a ``rego.attach.RegoBackend`` when Rego takes part in decisions
+        (another engine, or hand-written modules); ``None`` runs the generated Python alone.
+        """
         self._compiled = compiled
         manifest = compiled.manifest
         self.name = manifest.name
@@ -49,9 +57,12 @@ class Pack:
         self.rules: tuple[ir.Rule, ...] = compiled.program.rules
         self.warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
-        self.engine = "native"  # load_pack(engine=...) sets another (rego.attach)
-        self._engine: Any = None  # rego.attach.EngineCall when not native
-        self._handwritten: Any = None  # rego.attach.HandwrittenCall for policies/*.rego
+        self.engine = "native" if backend is None else backend.engine
+        self.rego = None if backend is None else backend.program  # what a Rego engine runs
+        if backend is not None:
+            self.warnings += backend.warnings
+        self._engine: Any = None if backend is None else backend.decide  # not native
+        self._handwritten: Any = None if backend is None else backend.merge  # policies/*.rego
         namespace = compiled.namespace
         self._evaluate = namespace["evaluate"]
         python = compiled.python
@@ -73,6 +84,11 @@ class Pack:
     def python_source(self) -> str:
         """The generated evaluator, as loaded (``aigre-policy eval --emit python``)."""
         return self._compiled.python.source
+
+    @property
+    def checked(self) -> CheckedPack:
+        """The backend-neutral pack every engine's evaluator is built from."""
+        return self._compiled.checked
 
     @property
     def program(self) -> ir.Program:
@@ -289,9 +305,9 @@ def load_pack(
     report = compile_pack(path, envelopes)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)
-    pack = Pack(report.compiled, report.diagnostics)
+    backend = None
     if engine != "native" or report.compiled.handwritten:
-        from aigre_policy.rego.attach import attach  # regopy is loaded only when needed
+        from aigre_policy.rego.attach import rego_backend  # regopy is loaded only when needed
 
-        attach(pack, engine, report.sources)
-    return pack
+        backend = rego_backend(report.compiled.checked, engine, report.sources)
+    return Pack(report.compiled, report.diagnostics, backend)

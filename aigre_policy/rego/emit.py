@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.compiler import CompiledPack
+from aigre_policy.compiler import CheckedPack, CompiledPack
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
@@ -107,8 +107,9 @@ def yaml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def emit_rego(compiled: CompiledPack) -> RegoProgram:
-    """The Rego program of a compiled pack (see the module docstring for its layout)."""
+def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
+    """The Rego program of a checked pack (see the module docstring for its layout)."""
+    compiled = pack.checked if isinstance(pack, CompiledPack) else pack
     manifest = compiled.manifest
     pkg = segment(manifest.name)
     package = f"aigre.{pkg}"
