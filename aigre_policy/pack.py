@@ -10,9 +10,9 @@ from typing import Any
 from aigre_policy import interpreter, ir
 from aigre_policy.compiler import CheckedPack, CompiledPack, compile_pack
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
+from aigre_policy.lattice import decision_of
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import (
-    LATTICE,
     Issuer,
     RuleCard,
     Verdict,
@@ -210,12 +210,11 @@ def _decider(evaluate: Any, default: str, issuer: Issuer) -> Any:
     the rank picks the decision from the lattice, -1 (no rule decided) the pack's
     default. A closure: this is on every decision's path, and its names are cells.
     """
-    by_rank = (*sorted(LATTICE, key=LATTICE.__getitem__), default)
 
     def decide(action: Any, context: Any, usage: Any, document: Any, started: int) -> Verdict:
         fired, rank = evaluate(action, context, usage)
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(by_rank[rank], fired, issuer, document, elapsed)
+        return Verdict(decision_of(rank, default), fired, issuer, document, elapsed)
 
     return decide
 

@@ -23,10 +23,11 @@ import regopy
 from regopy.rego_shared import LogLevel
 
 from aigre_policy.diagnostics import Diagnostic, Span, error
+from aigre_policy.lattice import RULE_VERDICTS
 from aigre_policy.rego.expr import literal
 from aigre_policy.rego.lib import LIB
 
-VERDICTS = ("deny", "require_approval", "escalate", "warn")
+VERDICTS = tuple(v for v in RULE_VERDICTS if v != "permit")  # a module cannot permit
 SEVERITIES = ("low", "medium", "high", "critical")
 # builtins that reach outside the input or vary between runs: a verdict must replay
 IMPURE = ("http.send", "time.now_ns", "opa.runtime", "rand.intn", "uuid.rfc4122", "net.")
