@@ -44,3 +44,18 @@ def test_the_strongest_verdict_decides_and_no_rule_leaves_the_default():
     assert rank_of(["require_approval", "escalate"]) == LATTICE["require_approval"]
     assert NO_RULE not in RULE_RANKS.values()
     assert [LATTICE[d] for d in DECISIONS] == sorted(LATTICE.values())
+
+
+def test_every_backend_reads_the_one_function_table():
+    from aigre_policy import functions, interpreter, typecheck
+    from aigre_policy.rego import expr
+    from aigre_policy.sandbox import load
+
+    names = {f.name for f in functions.TABLE}
+    assert set(interpreter.FUNCTIONS) == set(expr.FUNCTIONS) == names
+    callable_in_text = {f.name for f in functions.TABLE if f.params is not None}
+    assert set(typecheck.FUNCTIONS) == callable_in_text
+    namespace = load("def evaluate():\n    return 0\n", "<table>", {})
+    for function in functions.TABLE:
+        assert namespace[function.runtime_name] is function.native
+        assert expr.FUNCTIONS[function.name] == function.rego
