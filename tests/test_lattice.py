@@ -59,3 +59,13 @@ def test_every_backend_reads_the_one_function_table():
     for function in functions.TABLE:
         assert namespace[function.runtime_name] is function.native
         assert expr.FUNCTIONS[function.name] == function.rego
+
+
+def test_no_module_but_the_lattice_lists_the_decisions():
+    listed = re.compile(r"\(\"allow\", \"escalate\", \"require_approval\", \"deny\"\)")
+    spelled = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "lattice.py" and listed.search(path.read_text(encoding="utf-8"))
+    ]
+    assert spelled == []
