@@ -69,7 +69,7 @@ class DecisionPolicy:
 
     default: str
     fail_closed: str
-    # groups a fail-closed require_approval verdict names; () = its rules' groups
+    # who a fail-closed require_approval verdict goes to; () when it is not one
     fail_closed_approvers: tuple[str, ...]
     reusable_approvals: tuple[str, ...]  # approvals an enforced allow does not use up
 
@@ -137,7 +137,7 @@ def _checked(
     policy = DecisionPolicy(
         default=manifest.default,
         fail_closed=manifest.fail_closed,
-        fail_closed_approvers=tuple(manifest.fail_closed_approvers),
+        fail_closed_approvers=_fail_closed_approvers(manifest, program.rules),
         reusable_approvals=tuple(manifest.reusable_approvals),
     )
     return CheckedPack(
@@ -150,6 +150,20 @@ def _checked(
         policy,
         digest,
         handwritten,
+    )
+
+
+def _fail_closed_approvers(manifest: Manifest, rules: tuple[ir.Rule, ...]) -> tuple[str, ...]:
+    """Who a fail-closed ``require_approval`` verdict goes to.
+
+    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
+    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
+    """
+    if manifest.fail_closed != "require_approval":
+        return ()
+    named = tuple(manifest.fail_closed_approvers)
+    return named or tuple(
+        sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
     )
 
 

@@ -76,7 +76,7 @@ class Pack:
             for r in self.rules
         )
         self._decide = _decider(self._evaluate, self.default, Issuer(self._ref, self._cards))
-        self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
+        self._fail_closed_approvers = compiled.checked.policy.fail_closed_approvers
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
 
@@ -262,18 +262,6 @@ def _relative(file: str, root: Path) -> str:
     with contextlib.suppress(ValueError):
         return Path(file).relative_to(root).as_posix()
     return file
-
-
-def _fail_closed_approvers(manifest: Any, rules: tuple[ir.Rule, ...]) -> list[str]:
-    """Who a fail-closed ``require_approval`` verdict goes to.
-
-    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
-    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
-    """
-    if manifest.fail_closed != "require_approval":
-        return []
-    named = list(getattr(manifest, "fail_closed_approvers", None) or [])
-    return named or sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
 
 
 def load_pack(

@@ -26,7 +26,6 @@ engines build on; keep them stable.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,15 +38,9 @@ from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
 from aigre_policy.rego.layout import fit
 from aigre_policy.rego.lib import library
+from aigre_policy.rego.names import package_of, segment
 from aigre_policy.rego.schema import emit_schema
 from aigre_policy.rego.shape import Shape
-
-REGO_KEYWORDS = frozenset(
-    {
-        "as", "contains", "data", "default", "else", "every", "false", "if", "import",
-        "in", "input", "not", "null", "package", "some", "true", "with",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,20 +63,6 @@ class RegoProgram:
     @property
     def ok(self) -> bool:
         return not any(d.severity.name == "ERROR" for d in self.diagnostics)
-
-
-def segment(name: str) -> str:
-    """A name as one Rego package segment: ``[a-z][a-z0-9_]*``, never a keyword."""
-    text = re.sub(r"[^a-z0-9_]", "_", name.lower())
-    if not text or not text[0].isalpha():
-        text = "p_" + text
-    if text in REGO_KEYWORDS:
-        text += "_"
-    return text
-
-
-def package_of(pack_name: str) -> str:
-    return f"aigre.{segment(pack_name)}"
 
 
 def comment(text: str) -> str:
@@ -114,8 +93,6 @@ def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
     pkg = segment(manifest.name)
     package = f"aigre.{pkg}"
     base = f"aigre/{pkg}"
-    from aigre_policy.pack import _fail_closed_approvers  # the facade imports engines lazily
-
     shape = Shape.of(compiled.input_schema)
     envelopes_ref = "envelopes"  # a rule of the rules package: one reference, not four
     # a first pass counts the tests: those the pack makes more than once become rules
@@ -179,7 +156,7 @@ def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
 
     schema_rules, schema_problems = emit_schema(compiled.input_schema)
     ids = {f"r{rule.index}": rule.id for rule in compiled.program.rules}
-    closed_to = _fail_closed_approvers(manifest, compiled.program.rules)
+    closed_to = list(compiled.policy.fail_closed_approvers)
     modules[f"{base}/decision.rego"] = _decision(package, header, schema_rules)
     modules[f"{base}/verdict.rego"] = _verdict(
         package, header, ids, manifest.default, (manifest.fail_closed, closed_to)
