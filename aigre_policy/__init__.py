@@ -13,8 +13,7 @@ from aigre_policy.gate import ApprovalRequired, Denied, Escalated, Gate, GateVer
 from aigre_policy.models.action import Context, ProposedAction
 from aigre_policy.pack import EvaluationError, Pack, load_pack
 from aigre_policy.verdict import Verdict
-
-__version__ = "0.1.0"
+from aigre_policy.version import __version__ as __version__
 
 __all__ = [
     "ApprovalRequired",

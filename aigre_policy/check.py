@@ -15,6 +15,7 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error, warning
+from aigre_policy.lattice import RULE_VERDICTS
 from aigre_policy.typecheck import (
     CALENDAR_WINDOWS,
     CATEGORIES,
@@ -42,7 +43,7 @@ from aigre_policy.types import (
     same_kind,
 )
 
-VERDICTS = ("deny", "require_approval", "escalate", "warn", "permit")
+VERDICTS = RULE_VERDICTS
 
 
 @dataclass

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.verdict import LATTICE
+from aigre_policy.lattice import RULE_RANKS
 
 
 @dataclass
@@ -69,7 +69,7 @@ _MAX_COPIES = 4
 # index is an if/elif chain instead, which takes none (the table would grow as values x locals).
 _MAX_TABLE_PARAMS = 48
 # The rank a rule that holds raises ``rank`` to; a ``warn`` never decides.
-RANKS = {**LATTICE, "permit": LATTICE["allow"]}  # a permit holds the rank of allow
+RANKS = RULE_RANKS  # a permit holds the rank of allow; a warn has none
 _RANK_NOTE = "the strongest verdict that held: -1 none, 0 permit, 1 escalate, 2 approval, 3 deny"
 
 

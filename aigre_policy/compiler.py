@@ -1,8 +1,11 @@
 """The compiler driver: a pack directory through every stage to a loaded evaluator.
 
-``STAGES`` names the stages in order; each is a pure function from one
-representation to the next plus diagnostics. The driver runs them, collects
-every diagnostic, and stops before a stage whose input has errors.
+``STAGES`` lists the stages in order; each is a function from what is known of
+the pack so far to what is known next, diagnostics included. The driver loops
+over them, collects every diagnostic, stops after a stage whose output is
+unusable or before one that needs clean input, and turns a pack nested past the
+recursive stages' limits into one E004 (``nests_too_deeply``). The check stage
+ends in a ``CheckedPack``: all any backend reads.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,15 +40,6 @@ from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Ty
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, lone_surrogate, read_document
-
-STAGES = (
-    ("manifest", "read and validate pack.yaml against the pack schema"),
-    ("parse", "policies/*.aigre to AST (parser.parse_module)"),
-    ("check", "names, types, optional fields against the input schema; AST to IR (check)"),
-    ("rego", "policies/*.rego: hand-written Rego checked with regopy (rego.handwritten)"),
-    ("emit", "IR to Python source (codegen.emit_python)"),
-    ("load", "verify the source against the allowlist and compile it (sandbox.load)"),
-)
 
 MANIFEST = "pack.yaml"
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
@@ -69,9 +63,39 @@ class Manifest:
     reusable_approvals: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What a pack decides when no rule does, or when it cannot judge."""
+
+    default: str
+    fail_closed: str
+    # who a fail-closed require_approval verdict goes to; () when it is not one
+    fail_closed_approvers: tuple[str, ...]
+    reusable_approvals: tuple[str, ...]  # approvals an enforced allow does not use up
+
+
+@dataclass(frozen=True)
+class CheckedPack:
+    """What the check stage ends in, and all that a backend reads.
+
+    Native code generation, the reference interpreter and the Rego target each turn
+    this into an evaluator; none reads the pack directory or another stage's state.
+    """
+
+    root: Path
+    manifest: Manifest
+    modules: tuple[n.Module, ...]
+    program: ir.Program
+    envelopes: dict[str, dict[str, Any]]  # effective values, overrides applied
+    input_schema: dict[str, Any]  # the pack's schema with its usage declarations
+    policy: DecisionPolicy
+    digest: str
+    handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
+
+
 @dataclass
 class CompiledPack:
-    """Everything a ``Pack`` needs at run time, and what tools inspect."""
+    """A ``CheckedPack`` with its native evaluator loaded: what a ``Pack`` runs on."""
 
     root: Path
     manifest: Manifest
@@ -84,6 +108,63 @@ class CompiledPack:
     validator: InputValidator
     digest: str
     handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
+
+    @property
+    def checked(self) -> CheckedPack:
+        """The backend-neutral pack this was generated from (after any replacement)."""
+        return _checked(
+            self.root,
+            self.manifest,
+            self.modules,
+            self.program,
+            self.envelopes,
+            self.input_schema,
+            self.digest,
+            self.handwritten,
+        )
+
+
+def _checked(
+    root: Path,
+    manifest: Manifest,
+    modules: Any,
+    program: ir.Program,
+    envelopes: dict[str, dict[str, Any]],
+    input_schema: dict[str, Any],
+    digest: str,
+    handwritten: tuple[Any, ...],
+) -> CheckedPack:
+    policy = DecisionPolicy(
+        default=manifest.default,
+        fail_closed=manifest.fail_closed,
+        fail_closed_approvers=_fail_closed_approvers(manifest, program.rules),
+        reusable_approvals=tuple(manifest.reusable_approvals),
+    )
+    return CheckedPack(
+        root,
+        manifest,
+        tuple(modules),
+        program,
+        envelopes,
+        input_schema,
+        policy,
+        digest,
+        handwritten,
+    )
+
+
+def _fail_closed_approvers(manifest: Manifest, rules: tuple[ir.Rule, ...]) -> tuple[str, ...]:
+    """Who a fail-closed ``require_approval`` verdict goes to.
+
+    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
+    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
+    """
+    if manifest.fail_closed != "require_approval":
+        return ()
+    named = tuple(manifest.fail_closed_approvers)
+    return named or tuple(
+        sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
+    )
 
 
 @dataclass
@@ -384,151 +465,228 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
-def _compile_pack(root: Path, envelopes: dict[str, dict[str, Any]] | None) -> CompileReport:
-    report = CompileReport([], SourceText({}))
-    sources: dict[str, str] = {}
-    report.sources = SourceText(sources)
-    if not root.is_dir():
-        report.diagnostics.append(error("E500", f"no pack directory at {root}"))
-        return report
+@dataclass(frozen=True)
+class _Work:
+    """What the stages know of one pack so far; each stage returns it with its part added."""
 
-    report.stages_run.append("manifest")
-    manifest, problems, manifest_doc = read_manifest(root)
-    report.diagnostics += problems
-    if manifest_doc is not None:
-        sources[manifest_doc.file] = manifest_doc.text
+    root: Path
+    overrides: dict[str, dict[str, Any]]
+    sources: dict[str, str]  # file -> text, for diagnostics and the digest
+    diagnostics: tuple[Diagnostic, ...] = ()
+    stop: bool = False  # a stage's output is unusable: the stages after it do not run
+    manifest: Manifest | None = None
+    manifest_doc: Document | None = None
+    base_schema: dict[str, Any] | None = None
+    rego_files: tuple[Path, ...] = ()
+    modules: tuple[n.Module, ...] = ()
+    checked: CheckedPack | None = None
+    python: EmittedModule | None = None
+    compiled: CompiledPack | None = None
+    partial: bool = False  # a policy file did not parse
+
+    def add(self, problems: Any, **fields: Any) -> _Work:
+        return replace(self, diagnostics=(*self.diagnostics, *problems), **fields)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the driver: a function from what is known to what is known next."""
+
+    name: str
+    summary: str
+    run: Callable[[_Work], _Work]
+    # when the stage fails on a pack too deep for the recursive parts, E004 says this
+    too_deep: str = "expressions nest too deeply"
+    applies: Callable[[_Work], bool] = lambda work: True
+    needs_clean_input: bool = False  # not run after any error
+
+
+_SPLIT_HINT = "split the condition into several rules"
+# the faults of a pack nested past what the recursive stages (and CPython's compiler) take
+_TOO_DEEP = (RecursionError, MemoryError, SyntaxError)
+
+
+def nests_too_deeply(message: str) -> Diagnostic:
+    """The one E004 every stage reports for a pack nested past its limits."""
+    return error("E004", message, hint=_SPLIT_HINT)
+
+
+def _read_pack_manifest(work: _Work) -> _Work:
+    manifest, problems, doc = read_manifest(work.root)
+    if doc is not None:
+        work.sources[doc.file] = doc.text
+    work = work.add(problems, manifest=manifest, manifest_doc=doc)
     if manifest is None:
-        return _finish(report)
-    base_schema, problems = _read_input_schema(root, manifest, manifest_doc)
-    report.diagnostics += problems
+        return replace(work, stop=True)
+    base_schema, problems = _read_input_schema(work.root, manifest, doc)
+    return work.add(problems, base_schema=base_schema)
 
-    report.stages_run.append("parse")
-    files = sorted((root / "policies").glob("*.aigre")) if (root / "policies").is_dir() else []
-    rego_files = sorted((root / "policies").glob("*.rego")) if (root / "policies").is_dir() else []
+
+def _parse(work: _Work) -> _Work:
+    policies = work.root / "policies"
+    files = sorted(policies.glob("*.aigre")) if policies.is_dir() else []
+    rego_files = tuple(sorted(policies.glob("*.rego"))) if policies.is_dir() else ()
+    problems: list[Diagnostic] = []
     if not files and not rego_files:
-        report.diagnostics.append(
-            error("E505", f"the pack has no policies: add {root / 'policies'}/<name>.aigre")
-        )
+        problems.append(error("E505", f"the pack has no policies: add {policies}/<name>.aigre"))
     modules: list[n.Module] = []
-    partial = False
     for file in files:
         display = str(file)
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            report.diagnostics.append(error("E500", f"cannot read {display}: {exc}"))
-            partial = True
+            problems.append(error("E500", f"cannot read {display}: {exc}"))
             continue
-        sources[display] = text
+        work.sources[display] = text
         try:
             result = parse_module(text, display)
-        except RecursionError:
-            report.diagnostics.append(
-                error(
-                    "E004",
-                    f"{display}: expressions nest too deeply",
-                    hint="split the condition into several rules",
-                )
-            )
-            partial = True
+        except RecursionError:  # one file too deep: the others are still parsed
+            problems.append(nests_too_deeply(f"{display}: expressions nest too deeply"))
             continue
-        report.diagnostics += result.diagnostics
-        if result.module is None:
-            partial = True
-        else:
+        problems += result.diagnostics
+        if result.module is not None:
             modules.append(result.module)
-    if base_schema is None:
-        return _finish(report)
+    # a file that did not parse leaves the pack partial: the checker says less
+    work = work.add(problems, modules=tuple(modules), rego_files=rego_files)
+    return replace(work, stop=work.base_schema is None, partial=len(modules) < len(files))
 
-    report.stages_run.append("check")
-    usages = declared_usages(modules)
-    schema = compose(base_schema, usage_schema(usages))
-    try:
-        checked = check_pack(modules, input_type(schema), sources, root, partial=partial)
-    except RecursionError:
-        report.diagnostics.append(
-            error(
-                "E004",
-                "expressions nest too deeply to check",
-                hint="split the condition into several rules",
-            )
-        )
-        return _finish(report)
-    report.diagnostics += checked.diagnostics
+
+def _check(work: _Work) -> _Work:
+    assert work.manifest is not None and work.base_schema is not None
+    manifest, doc = work.manifest, work.manifest_doc
+    modules = list(work.modules)
+    schema = compose(work.base_schema, usage_schema(declared_usages(modules)))
+    shape = input_type(schema)
+    checked = check_pack(modules, shape, work.sources, work.root, partial=work.partial)
+    problems = list(checked.diagnostics)
     if manifest.sensitive:
-        report.diagnostics += check_sensitive_paths(
+        problems += check_sensitive_paths(
             manifest.sensitive,
-            input_type(schema),
-            lambda path: manifest_doc.span_of(("sensitive", path)) if manifest_doc else None,
+            shape,
+            lambda path: doc.span_of(("sensitive", path)) if doc else None,
         )
-    envelope_types = _envelope_types(modules)
-    values, problems = _apply_overrides(
+    values, found = _apply_overrides(
         checked.program,
-        [(MANIFEST, manifest.envelopes), ("override", envelopes or {})],
-        envelope_types,
-        manifest_doc,
+        [(MANIFEST, manifest.envelopes), ("override", work.overrides)],
+        _envelope_types(modules),
+        doc,
         checked.envelope_enums,
     )
-    report.diagnostics += problems
-    handwritten: tuple[Any, ...] = ()
-    if rego_files:
-        report.stages_run.append("rego")
-        handwritten, problems = _handwritten(rego_files, manifest.name, checked.program, sources)
-        report.diagnostics += problems
-    if has_errors(report.diagnostics):
-        return _finish(report)
+    problems += found
+    result = _checked(work.root, manifest, modules, checked.program, values, schema, "", ())
+    return work.add(problems, checked=result)
 
-    report.stages_run.append("emit")
-    header = f"pack {manifest.name} {manifest.version}"
-    try:
-        python = emit_python(checked.program, header)
-    except RecursionError:
-        report.diagnostics.append(
-            error(
-                "E004",
-                "expressions nest too deeply to compile",
-                hint="split the condition into several rules",
-            )
-        )
-        return _finish(report)
 
-    report.stages_run.append("load")
+def _check_rego(work: _Work) -> _Work:
+    assert work.checked is not None
+    handwritten, problems = _handwritten(
+        list(work.rego_files), work.checked.manifest.name, work.checked.program, work.sources
+    )
+    return work.add(problems, checked=replace(work.checked, handwritten=handwritten))
+
+
+def _seal(work: _Work) -> _Work:
+    """The content digest, once every source (hand-written Rego too) is read and clean."""
+    assert work.checked is not None
+    checked = work.checked
+    digest = _digest(work.sources, checked.envelopes, checked.input_schema)
+    return replace(work, checked=replace(checked, digest=digest))
+
+
+def _emit(work: _Work) -> _Work:
+    assert work.checked is not None
+    manifest = work.checked.manifest
+    python = emit_python(work.checked.program, f"pack {manifest.name} {manifest.version}")
+    return replace(work, python=python)
+
+
+def _load(work: _Work) -> _Work:
+    checked, python = work.checked, work.python
+    assert checked is not None and python is not None
+    values = checked.envelopes
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
         for dotted, short in python.envelope_names.items()
     }
+    namespace = load_module(python.source, f"<aigre-policy {checked.manifest.name}>", bindings)
     try:
-        namespace = load_module(python.source, f"<aigre-policy {manifest.name}>", bindings)
-    except (RecursionError, SyntaxError, MemoryError) as exc:
-        report.diagnostics.append(
-            error(
-                "E004",
-                f"a condition nests too deeply to compile ({exc})",
-                hint="split the condition into several rules",
-            )
-        )
-        return _finish(report)
-    try:
-        validator = InputValidator(schema)
+        validator = InputValidator(checked.input_schema)
     except ValueError as exc:  # a schema keyword the validators cannot check alike
-        report.diagnostics.append(
-            error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
-        )
-        return _finish(report)
-    pack_digest = _digest(sources, values, schema)
-    report.compiled = CompiledPack(
-        root,
-        manifest,
-        modules,
+        problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
+        return work.add([problem], stop=True)
+    compiled = CompiledPack(
+        checked.root,
+        checked.manifest,
+        list(checked.modules),
         checked.program,
         values,
-        schema,
+        checked.input_schema,
         python,
         namespace,
         validator,
-        pack_digest,
-        handwritten,
+        checked.digest,
+        checked.handwritten,
     )
+    return replace(work, compiled=compiled)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("manifest", "read and validate pack.yaml and its input schema", _read_pack_manifest),
+    Stage("parse", "policies/*.aigre to AST (parser.parse_module)", _parse),
+    Stage(
+        "check",
+        "names, types, optional fields against the input schema; AST to IR; "
+        "envelope overrides: a CheckedPack",
+        _check,
+        too_deep="expressions nest too deeply to check",
+    ),
+    Stage(
+        "rego",
+        "policies/*.rego: hand-written Rego checked with regopy (rego.handwritten)",
+        _check_rego,
+        applies=lambda work: bool(work.rego_files),
+    ),
+    Stage(
+        "seal",
+        "the content digest of every source, the envelope values and the input schema",
+        _seal,
+        needs_clean_input=True,
+    ),
+    Stage(
+        "emit",
+        "IR to Python source (codegen.emit_python)",
+        _emit,
+        too_deep="expressions nest too deeply to compile",
+        needs_clean_input=True,
+    ),
+    Stage(
+        "load",
+        "verify the source against the allowlist and compile it (sandbox.load)",
+        _load,
+        too_deep="a condition nests too deeply to compile ({exc})",
+    ),
+)
+
+
+def _compile_pack(root: Path, envelopes: dict[str, dict[str, Any]] | None) -> CompileReport:
+    report = CompileReport([], SourceText({}))
+    if not root.is_dir():
+        report.diagnostics.append(error("E500", f"no pack directory at {root}"))
+        return report
+    work = _Work(root, envelopes or {}, {})
+    report.sources = SourceText(work.sources)
+    for stage in STAGES:
+        if work.stop or (stage.needs_clean_input and has_errors(work.diagnostics)):
+            break
+        if not stage.applies(work):
+            continue
+        report.stages_run.append(stage.name)
+        try:
+            work = stage.run(work)
+        except _TOO_DEEP as exc:
+            work = work.add([nests_too_deeply(stage.too_deep.format(exc=exc))], stop=True)
+    report.diagnostics = list(work.diagnostics)
+    report.compiled = None if work.stop else work.compiled
     return _finish(report)
 
 

@@ -39,9 +39,9 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-from aigre_policy import ir
+from aigre_policy import functions, ir
 from aigre_policy.plain import as_plain
-from aigre_policy.runtime import date, duration_text, fmt, hour, minute, to_time, weekday
+from aigre_policy.runtime import fmt, to_time
 
 Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
 Envelopes = Mapping[str, Mapping[str, Any]]
@@ -57,20 +57,7 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": len,
-    "lower": str.lower,
-    "upper": str.upper,
-    "starts_with": lambda text, prefix: text[: len(prefix)] == prefix,
-    "ends_with": lambda text, suffix: text[len(text) - len(suffix) :] == suffix,
-    "contains": lambda text, part: part in text,
-    "sum": sum,
-    "hour": hour,
-    "minute": minute,
-    "weekday": weekday,
-    "date": date,
-    "duration_text": duration_text,  # put around durations in messages by the checker
-}
+FUNCTIONS: dict[str, Callable[..., Any]] = {f.name: f.interpret for f in functions.TABLE}
 
 
 class RuleFault(Exception):

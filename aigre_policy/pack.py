@@ -8,11 +8,11 @@ from time import perf_counter_ns
 from typing import Any
 
 from aigre_policy import interpreter, ir
-from aigre_policy.compiler import CompiledPack, compile_pack
+from aigre_policy.compiler import CheckedPack, CompiledPack, compile_pack
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
+from aigre_policy.lattice import decision_of
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import (
-    LATTICE,
     Issuer,
     RuleCard,
     Verdict,
@@ -32,7 +32,15 @@ class EvaluationError(Exception):
 class Pack:
     """A compiled policy pack, ready to evaluate proposed actions."""
 
-    def __init__(self, compiled: CompiledPack, diagnostics: list[Diagnostic]):
+    def __init__(
+        self,
+        compiled: CompiledPack,
+        diagnostics: list[Diagnostic],
+        backend: Any = None,
+    ):
+        """``backend``: a ``rego.attach.RegoBackend`` when Rego takes part in decisions
+        (another engine, or hand-written modules); ``None`` runs the generated Python alone.
+        """
         self._compiled = compiled
         manifest = compiled.manifest
         self.name = manifest.name
@@ -49,9 +57,12 @@ class Pack:
         self.rules: tuple[ir.Rule, ...] = compiled.program.rules
         self.warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
         self._ref = {"name": self.name, "version": self.version, "digest": self.digest}
-        self.engine = "native"  # load_pack(engine=...) sets another (rego.attach)
-        self._engine: Any = None  # rego.attach.EngineCall when not native
-        self._handwritten: Any = None  # rego.attach.HandwrittenCall for policies/*.rego
+        self.engine = "native" if backend is None else backend.engine
+        self.rego = None if backend is None else backend.program  # what a Rego engine runs
+        if backend is not None:
+            self.warnings += backend.warnings
+        self._engine: Any = None if backend is None else backend.decide  # not native
+        self._handwritten: Any = None if backend is None else backend.merge  # policies/*.rego
         namespace = compiled.namespace
         self._evaluate = namespace["evaluate"]
         python = compiled.python
@@ -65,7 +76,7 @@ class Pack:
             for r in self.rules
         )
         self._decide = _decider(self._evaluate, self.default, Issuer(self._ref, self._cards))
-        self._fail_closed_approvers = _fail_closed_approvers(manifest, self.rules)
+        self._fail_closed_approvers = compiled.checked.policy.fail_closed_approvers
         self._is_valid = compiled.validator.is_valid
         self._validator = compiled.validator
 
@@ -73,6 +84,11 @@ class Pack:
     def python_source(self) -> str:
         """The generated evaluator, as loaded (``aigre-policy eval --emit python``)."""
         return self._compiled.python.source
+
+    @property
+    def checked(self) -> CheckedPack:
+        """The backend-neutral pack every engine's evaluator is built from."""
+        return self._compiled.checked
 
     @property
     def program(self) -> ir.Program:
@@ -194,12 +210,11 @@ def _decider(evaluate: Any, default: str, issuer: Issuer) -> Any:
     the rank picks the decision from the lattice, -1 (no rule decided) the pack's
     default. A closure: this is on every decision's path, and its names are cells.
     """
-    by_rank = (*sorted(LATTICE, key=LATTICE.__getitem__), default)
 
     def decide(action: Any, context: Any, usage: Any, document: Any, started: int) -> Verdict:
         fired, rank = evaluate(action, context, usage)
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(by_rank[rank], fired, issuer, document, elapsed)
+        return Verdict(decision_of(rank, default), fired, issuer, document, elapsed)
 
     return decide
 
@@ -249,18 +264,6 @@ def _relative(file: str, root: Path) -> str:
     return file
 
 
-def _fail_closed_approvers(manifest: Any, rules: tuple[ir.Rule, ...]) -> list[str]:
-    """Who a fail-closed ``require_approval`` verdict goes to.
-
-    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
-    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
-    """
-    if manifest.fail_closed != "require_approval":
-        return []
-    named = list(getattr(manifest, "fail_closed_approvers", None) or [])
-    return named or sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
-
-
 def load_pack(
     path: str | Path,
     envelopes: dict[str, dict[str, Any]] | None = None,
@@ -289,9 +292,9 @@ def load_pack(
     report = compile_pack(path, envelopes)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)
-    pack = Pack(report.compiled, report.diagnostics)
+    backend = None
     if engine != "native" or report.compiled.handwritten:
-        from aigre_policy.rego.attach import attach  # regopy is loaded only when needed
+        from aigre_policy.rego.attach import rego_backend  # regopy is loaded only when needed
 
-        attach(pack, engine, report.sources)
-    return pack
+        backend = rego_backend(report.compiled.checked, engine, report.sources)
+    return Pack(report.compiled, report.diagnostics, backend)

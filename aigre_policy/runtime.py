@@ -1,7 +1,8 @@
 """The only names generated evaluator code may use.
 
-``EXPORTED`` is the whole namespace a compiled pack runs in: no builtins beyond
-these, so generated code can reach nothing else. Every function here is total
+``EXPORTED``, with the language's functions (``functions.NATIVE``, ``f_<name>``),
+is the whole namespace a compiled pack runs in: no builtins beyond these, so
+generated code can reach nothing else. Every function here is total
 on the values the input schema admits, or raises, which the caller turns into
 a fail-closed verdict.
 """
@@ -232,16 +233,4 @@ EXPORTED: dict[str, Any] = {
     "_dflt": default,
     "_any": any,
     "_all": all,
-    "f_hour": hour,
-    "f_minute": minute,
-    "f_weekday": weekday,
-    "f_date": date,
-    "f_starts_with": starts_with,
-    "f_ends_with": ends_with,
-    "f_contains": contains,
-    "f_lower": lower,
-    "f_upper": upper,
-    "f_len": length,
-    "f_sum": total,
-    "f_duration_text": duration_text,
 }

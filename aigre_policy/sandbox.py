@@ -13,6 +13,7 @@ import ast
 import re
 from typing import Any
 
+from aigre_policy.functions import NATIVE
 from aigre_policy.runtime import EXPORTED
 
 _ALLOWED_NODES = (
@@ -83,7 +84,7 @@ class UnsafeCode(Exception):
 def verify(source: str) -> ast.Module:
     """The parsed ``source``; ``UnsafeCode`` at the first node outside the allowlist."""
     tree = ast.parse(source)
-    allowed_names = _FIXED | set(EXPORTED)
+    allowed_names = _FIXED | set(EXPORTED) | set(NATIVE)
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise UnsafeCode(f"{type(node).__name__} at line {getattr(node, 'lineno', '?')}")
@@ -140,6 +141,6 @@ def load(source: str, filename: str, bindings: dict[str, Any]) -> dict[str, Any]
     """Verify, compile and run the module body; returns its namespace."""
     tree = verify(source)
     code = compile(tree, filename, "exec")
-    namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **bindings}
+    namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **NATIVE, **bindings}
     exec(code, namespace)
     return namespace

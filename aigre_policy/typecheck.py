@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigre_policy import ir
+from aigre_policy import functions, ir
 from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, Span, error, warning
 from aigre_policy.types import (
@@ -25,7 +25,6 @@ from aigre_policy.types import (
     NUMBER,
     STRING,
     TIMESTAMP,
-    WEEKDAYS,
     BoolType,
     DurationType,
     FieldType,
@@ -51,17 +50,9 @@ WORD = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 
 # name -> (argument kinds, result); kinds are matched by ``_arg_ok``.
 FUNCTIONS: dict[str, tuple[tuple[str, ...], Type]] = {
-    "len": (("list|string",), NumberType(integer=True)),
-    "lower": (("string",), STRING),
-    "upper": (("string",), STRING),
-    "starts_with": (("string", "string"), BOOL),
-    "ends_with": (("string", "string"), BOOL),
-    "contains": (("string", "string"), BOOL),
-    "sum": (("list of number",), NUMBER),
-    "hour": (("timestamp",), NumberType(integer=True, minimum=0, maximum=23)),
-    "minute": (("timestamp",), NumberType(integer=True, minimum=0, maximum=59)),
-    "weekday": (("timestamp",), StringType(WEEKDAYS)),
-    "date": (("timestamp",), STRING),
+    f.name: (f.params, f.result)
+    for f in functions.TABLE
+    if f.params is not None and f.result is not None
 }
 
 

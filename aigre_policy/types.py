@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aigre_policy import lattice
+
 
 @dataclass(frozen=True, slots=True)
 class NumberType:
@@ -112,7 +114,7 @@ BOOL = BoolType()
 TIMESTAMP = TimestampType()
 DURATION = DurationType()
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DECISIONS = ("allow", "escalate", "require_approval", "deny")
+DECISIONS = lattice.DECISIONS  # what `decision` (the history of a usage) may hold
 
 
 def same_kind(a: Type, b: Type) -> bool:

@@ -18,9 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from aigre_policy.lattice import LATTICE as LATTICE  # the decisions, re-exported
 from aigre_policy.runtime import fmt
-
-LATTICE = {"allow": 0, "escalate": 1, "require_approval": 2, "deny": 3}
 
 # What generated ``explain_N`` code returns for a rule that held:
 # (rule index, held, values its message interpolates (or the message itself),

@@ -21,6 +21,7 @@ from test_interpreter import POLICY as EVERY_CONSTRUCT
 from aigre_policy import sandbox
 from aigre_policy.codegen import emit_python
 from aigre_policy.compiler import compile_pack
+from aigre_policy.functions import NATIVE
 from aigre_policy.runtime import EXPORTED
 from aigre_policy.sandbox import UnsafeCode, verify
 
@@ -90,7 +91,7 @@ def test_the_allowlist_is_what_code_generation_emits(sources: list[str]) -> None
                 parameters.add(re.sub(r"[0-9]+$", "", node.arg))
     assert nodes == set(sandbox._ALLOWED_NODES)
     assert methods == set(sandbox._METHODS)
-    assert names == sandbox._FIXED | set(EXPORTED)
+    assert names == sandbox._FIXED | set(EXPORTED) | set(NATIVE)
     assert shapes == {"x", "v", "E", "I", "explain", "when"}
     assert functions == {"evaluate", "explain_", "when_"}
     assert parameters == {"action", "context", "usage", "fired", "rank", "x"}

@@ -44,6 +44,7 @@ from aigre_policy.gate.clock import to_us
 from aigre_policy.gate.compiled import Compiled, compile_node
 from aigre_policy.gate.ledger import ChangedRow, Contribution, LedgerError, LedgerSession
 from aigre_policy.gate.series import Series
+from aigre_policy.version import __version__
 
 CONTRIBUTION_FORMAT = 1  # bump when the meaning of a stored contribution changes
 _PRUNE_AT = 1024  # forget rows that left every window once this many are held
@@ -67,8 +68,6 @@ def window_start(usage: ir.Usage, now: datetime) -> datetime:
 
 def usage_key(usage: ir.Usage, envelopes: Mapping[str, Any]) -> str:
     """What a row's contribution depends on: argument, filter, envelopes, evaluator version."""
-    from aigre_policy import __version__
-
     text = json.dumps(
         [CONTRIBUTION_FORMAT, __version__, repr(usage.argument), repr(usage.filter), envelopes],
         sort_keys=True,

@@ -22,10 +22,10 @@ from typing import Any
 
 from aigre_policy import ir
 from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.lattice import RESTRICTIVE
 from aigre_policy.lint.context import PackView, finding
 from aigre_policy.models.action import ATTESTED_AS, CLAIM
 
-RESTRICTIVE = frozenset({"deny", "require_approval", "escalate"})
 GRANTS = frozenset({"permit"})
 _MAX_DEPTH = 16
 

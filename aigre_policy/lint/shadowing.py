@@ -14,10 +14,11 @@ from collections.abc import Iterator
 
 from aigre_policy import ir
 from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.lattice import RULE_RANKS
 from aigre_policy.lint.context import PackView, finding
 from aigre_policy.lint.formula import And, Formula, Not, Undecided, find
 
-RANK = {"permit": 0, "escalate": 1, "require_approval": 2, "deny": 3}
+RANK = RULE_RANKS
 
 
 def implies(a: Formula, b: Formula) -> bool:

@@ -1,17 +1,20 @@
-"""Give a loaded ``Pack`` its engine: the seam between the facade and the Rego target.
+"""The Rego backend: a ``CheckedPack`` to the evaluator a ``Pack`` is built with.
 
-``load_pack(path, engine=...)`` calls ``attach`` when the pack is to run on an
-engine other than native, or holds hand-written Rego (which the native engine
-evaluates with regopy and merges). Errors the Rego target reports for the pack
-raise ``CompileError``, as any other compile problem does.
+``load_pack(path, engine=...)`` asks for one when the pack is to run on an engine
+other than native, or holds hand-written Rego (which the native engine evaluates
+with regopy and merges). Errors the Rego target reports for the pack raise
+``CompileError``, as any other compile problem does. Nothing here touches a
+``Pack``: it receives the ``RegoBackend`` when it is built.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from aigre_policy.diagnostics import CompileError, SourceText, has_errors
+from aigre_policy.compiler import CheckedPack
+from aigre_policy.diagnostics import CompileError, Diagnostic, Severity, SourceText, has_errors
 from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import (
     ENGINES,
@@ -51,30 +54,43 @@ class HandwrittenCall:
         return merged(verdict, self._runner(document), self._default)
 
 
-def attach(pack: Any, engine: str, sources: SourceText) -> None:
-    """Set ``pack``'s engine (``rego``, or one registered); ``CompileError`` if it cannot run."""
+@dataclass(frozen=True)
+class RegoBackend:
+    """What a ``Pack`` runs with when Rego takes part in its decisions."""
+
+    engine: str  # the engine's registered name, or native (hand-written Rego merged)
+    program: RegoProgram | None  # the program the engine runs; None on native
+    warnings: tuple[Diagnostic, ...]  # what the Rego target warns of
+    decide: EngineCall | None  # judges every validated input on a Rego engine
+    merge: HandwrittenCall | None  # on native: folds in the hand-written modules' reports
+
+
+def pack_ref(checked: CheckedPack) -> dict[str, str]:
+    """The pack's name, version and digest, as every verdict names it."""
+    manifest = checked.manifest
+    return {"name": manifest.name, "version": manifest.version, "digest": checked.digest}
+
+
+def rego_backend(checked: CheckedPack, engine: str, sources: SourceText) -> RegoBackend:
+    """The evaluator for ``engine`` (``rego``, or one registered); ``CompileError`` if it
+    cannot run the pack."""
     if engine != "native" and engine not in ENGINES:
         known = ", ".join(engine_names())
         raise ValueError(f"unknown engine {engine!r}; engines: {known}")
-    program = emit_rego(pack._compiled)
+    program = emit_rego(checked)
     if engine == "native":
-        if pack._compiled.handwritten:
-            pack._handwritten = HandwrittenCall(program, pack.default)
-        return
+        merge = HandwrittenCall(program, checked.policy.default) if checked.handwritten else None
+        return RegoBackend("native", None, (), None, merge)
     if has_errors(program.diagnostics):
         raise CompileError(list(program.diagnostics), sources)
-    pack.warnings = [
-        *pack.warnings,
-        *(d for d in program.diagnostics if d.severity.name == "WARNING"),
-    ]
-    pack.engine = engine
-    pack.rego = program
-    pack._engine = EngineCall(ENGINES[engine](program), pack._ref)
+    warnings = tuple(d for d in program.diagnostics if d.severity is Severity.WARNING)
+    decide = EngineCall(ENGINES[engine](program), pack_ref(checked))
+    return RegoBackend(engine, program, warnings, decide, None)
 
 
 def rego_program(pack: Any) -> RegoProgram:
     """The pack's Rego program: the one its engine runs, else emitted now."""
-    return getattr(pack, "rego", None) or emit_rego(pack._compiled)
+    return getattr(pack, "rego", None) or emit_rego(pack.checked)
 
 
 def render_modules(program: RegoProgram) -> str:

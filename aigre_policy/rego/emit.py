@@ -26,28 +26,21 @@ engines build on; keep them stable.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.compiler import CompiledPack
+from aigre_policy.compiler import CheckedPack, CompiledPack
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
 from aigre_policy.rego.layout import fit
 from aigre_policy.rego.lib import library
+from aigre_policy.rego.names import package_of, segment
 from aigre_policy.rego.schema import emit_schema
 from aigre_policy.rego.shape import Shape
-
-REGO_KEYWORDS = frozenset(
-    {
-        "as", "contains", "data", "default", "else", "every", "false", "if", "import",
-        "in", "input", "not", "null", "package", "some", "true", "with",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,20 +65,6 @@ class RegoProgram:
         return not any(d.severity.name == "ERROR" for d in self.diagnostics)
 
 
-def segment(name: str) -> str:
-    """A name as one Rego package segment: ``[a-z][a-z0-9_]*``, never a keyword."""
-    text = re.sub(r"[^a-z0-9_]", "_", name.lower())
-    if not text or not text[0].isalpha():
-        text = "p_" + text
-    if text in REGO_KEYWORDS:
-        text += "_"
-    return text
-
-
-def package_of(pack_name: str) -> str:
-    return f"aigre.{segment(pack_name)}"
-
-
 def comment(text: str) -> str:
     """Text safe inside a ``#`` comment: one line, printable."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)[:160]
@@ -107,14 +86,13 @@ def yaml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def emit_rego(compiled: CompiledPack) -> RegoProgram:
-    """The Rego program of a compiled pack (see the module docstring for its layout)."""
+def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
+    """The Rego program of a checked pack (see the module docstring for its layout)."""
+    compiled = pack.checked if isinstance(pack, CompiledPack) else pack
     manifest = compiled.manifest
     pkg = segment(manifest.name)
     package = f"aigre.{pkg}"
     base = f"aigre/{pkg}"
-    from aigre_policy.pack import _fail_closed_approvers  # the facade imports engines lazily
-
     shape = Shape.of(compiled.input_schema)
     envelopes_ref = "envelopes"  # a rule of the rules package: one reference, not four
     # a first pass counts the tests: those the pack makes more than once become rules
@@ -178,7 +156,7 @@ def emit_rego(compiled: CompiledPack) -> RegoProgram:
 
     schema_rules, schema_problems = emit_schema(compiled.input_schema)
     ids = {f"r{rule.index}": rule.id for rule in compiled.program.rules}
-    closed_to = _fail_closed_approvers(manifest, compiled.program.rules)
+    closed_to = list(compiled.policy.fail_closed_approvers)
     modules[f"{base}/decision.rego"] = _decision(package, header, schema_rules)
     modules[f"{base}/verdict.rego"] = _verdict(
         package, header, ids, manifest.default, (manifest.fail_closed, closed_to)

@@ -20,9 +20,10 @@ from typing import Any, Protocol
 import regopy
 from regopy.rego_shared import LogLevel
 
+from aigre_policy.lattice import NO_RULE, decision_of, rank_of
 from aigre_policy.rego.emit import RegoProgram, checked_modules
 from aigre_policy.rego.lib import library
-from aigre_policy.verdict import LATTICE, Issuer, Verdict
+from aigre_policy.verdict import Issuer, Verdict
 
 DECISION_KEYS = frozenset(
     {"decision", "fail_closed", "default_applied", "fired", "warnings", "errors"}
@@ -320,11 +321,9 @@ def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Ver
         return verdict
     fired = [*verdict.fired, *(r for r in records if r["verdict"] != "warn")]
     warnings = [*verdict.warnings, *(r for r in records if r["verdict"] == "warn")]
-    rank = max((LATTICE.get(r["verdict"], 0) for r in fired), default=0)
-    permitted = any(r["verdict"] == "permit" for r in fired)
-    names = {level: name for name, level in LATTICE.items()}
-    default_applied = rank == 0 and not permitted
-    decision = default if default_applied else names[rank]
+    rank = rank_of(r["verdict"] for r in fired)
+    default_applied = rank == NO_RULE
+    decision = decision_of(rank, default)
     approvers, escalate_to = groups_of(decision, fired)
     document = {
         "decision": decision,

@@ -21,24 +21,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigre_policy import ir
+from aigre_policy import functions, ir
 from aigre_policy.diagnostics import Diagnostic, error, warning
 from aigre_policy.rego.shape import Shape
 
-FUNCTIONS = {
-    "len": "count",
-    "lower": "lower",
-    "upper": "upper",
-    "starts_with": "startswith",
-    "ends_with": "endswith",
-    "contains": "contains",
-    "sum": "sum",
-    "hour": "lib.hour",
-    "minute": "lib.minute",
-    "weekday": "lib.weekday",
-    "date": "lib.date",
-    "duration_text": "lib.duration_text",
-}
+FUNCTIONS = {f.name: f.rego for f in functions.TABLE}  # name -> the Rego it calls
 CASE_FOLDING = ("lower", "upper")
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}  # a < b is b > a
 TIME_FUNCTIONS = ("hour", "minute", "weekday", "date")

@@ -23,10 +23,12 @@ import regopy
 from regopy.rego_shared import LogLevel
 
 from aigre_policy.diagnostics import Diagnostic, Span, error
+from aigre_policy.lattice import RULE_VERDICTS
 from aigre_policy.rego.expr import literal
 from aigre_policy.rego.lib import LIB
+from aigre_policy.rego.names import package_of, segment
 
-VERDICTS = ("deny", "require_approval", "escalate", "warn")
+VERDICTS = tuple(v for v in RULE_VERDICTS if v != "permit")  # a module cannot permit
 SEVERITIES = ("low", "medium", "high", "critical")
 # builtins that reach outside the input or vary between runs: a verdict must replay
 IMPURE = ("http.send", "time.now_ns", "opa.runtime", "rand.intn", "uuid.rfc4122", "net.")
@@ -48,8 +50,6 @@ class HandwrittenModule:
 
 
 def expected_package(pack_name: str, file: Path) -> str:
-    from aigre_policy.rego.emit import package_of, segment
-
     return f"{package_of(pack_name)}.custom.{segment(file.stem)}"
 
 

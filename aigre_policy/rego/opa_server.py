@@ -23,6 +23,7 @@ import requests
 from opa_client import OpaClient
 from opa_client.errors import RegoParseError
 
+from aigre_policy.lattice import RULE_VERDICTS
 from aigre_policy.rego.bundle import RegoProgramLike, slash_path
 from aigre_policy.rego.engine import DECISION_KEYS, EngineFault, register_engine
 from aigre_policy.verdict import LATTICE
@@ -290,6 +291,6 @@ def decision_problem(value: Any) -> str | None:
     return None
 
 
-_VERDICTS = frozenset({*LATTICE, "permit", "warn"})
+_VERDICTS = frozenset({*LATTICE, *RULE_VERDICTS})
 
 register_engine("opa", OpaEngine)

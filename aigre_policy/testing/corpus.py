@@ -30,7 +30,7 @@ import yaml
 from aigre_policy import interpreter, load_pack
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic
-from aigre_policy.verdict import LATTICE
+from aigre_policy.lattice import NO_RULE, decision_of, rank_of
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "case-file.schema.json"
 MAIN = "policies/main.aigre"
@@ -330,11 +330,9 @@ def _fail_closed_approvers(root: Path, pack: Any) -> tuple[str, ...]:
 def _lattice(pack: Any, records: list[tuple[str, str, str]]) -> Outcome:
     """The decision the fired rules imply, as docs/language.md#decisions states it."""
     deciding = [(i, v, m) for i, v, m in records if v != "warn"]
-    rank = max((LATTICE.get(v, 0) for _, v, _ in deciding), default=0)
-    permitted = any(v == "permit" for _, v, _ in deciding)
-    names = {level: name for name, level in LATTICE.items()}
-    default_applied = rank == 0 and not permitted
-    decision = pack.default if default_applied else names[rank]
+    rank = rank_of(v for _, v, _ in deciding)
+    default_applied = rank == NO_RULE
+    decision = decision_of(rank, pack.default)
     groups = {rule.id: tuple(rule.groups) for rule in pack.rules}
     approvers = (
         sorted({g for i, v, _ in deciding if v == "require_approval" for g in groups[i]})
