@@ -25,7 +25,10 @@ from aigre_policy.gate.log import verify_log
 PACK = Path(__file__).resolve().parent.parent / "policy_packs" / "aigre-baseline"
 
 AGENT = {"kind": "llm", "id": "agent-remediator", "model": "claude-sonnet-4", "trust": 3}
-STATIC_CONTEXT = StaticContext(error_budget_remaining=0.4)
+# the alert the agent cites, as the monitoring system reports it firing: attested
+STATIC_CONTEXT = StaticContext(
+    error_budget_remaining=0.4, alerts_firing=({"id": "ALERT-20931", "service": "checkout-api"},)
+)
 
 
 def build_gate(workdir: Path) -> Gate:

