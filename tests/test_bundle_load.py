@@ -137,7 +137,7 @@ def test_an_engine_fault_fails_closed_with_the_packs_decision_and_approvers(bund
     verdict = pack.evaluate(document["action"], document["context"], document["usage"])
     assert verdict.fail_closed
     assert verdict.decision == "require_approval"
-    assert verdict.approvers == native._fail_closed_approvers
+    assert list(verdict.approvers) == list(native.checked.policy.fail_closed_approvers)
     assert verdict.errors[0]["message"] == "RuntimeError: the engine fell over"
 
 

@@ -57,7 +57,7 @@ def planted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def breach(planted):
-    return check_invariant(planted, planted.program.invariants[0], seed=3, examples=30)
+    return check_invariant(planted, planted.program.invariants[0], seed=0, examples=30)
 
 
 def test_every_invariant_of_the_default_pack_holds(baseline):
@@ -102,7 +102,7 @@ def test_the_printed_counterexample_runs_as_a_failing_regression_test(breach, ne
 
 
 def test_the_same_seed_gives_the_same_result(planted, breach):
-    again = check_invariant(planted, planted.program.invariants[0], seed=3, examples=30)
+    again = check_invariant(planted, planted.program.invariants[0], seed=0, examples=30)
     assert again == breach
     assert again.counterexample == breach.counterexample
 
