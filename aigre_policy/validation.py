@@ -128,6 +128,26 @@ class InputError:
         return {"path": self.path, "message": self.message, "keyword": self.keyword}
 
 
+def local_ref_target(root: Any, ref: str, where: str = "") -> Any:
+    """What the local ``$ref`` (``#/a/b``, RFC 6901 escapes) points at in ``root``;
+    ``LookupError`` saying why (naming ``where`` the ref stands) when it is an anchor or
+    points at nothing."""
+    at = f" at {where}" if where else ""
+    target: Any = root
+    fragment = unquote(ref[1:])
+    if fragment and not fragment.startswith("/"):
+        raise LookupError(f"$ref to an anchor ({ref!r}{at}) is not supported")
+    for token in fragment.split("/")[1:]:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and token in target:
+            target = target[token]
+        elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
+            target = target[int(token)]
+        else:
+            raise LookupError(f"$ref {ref!r}{at} points at nothing")
+    return target
+
+
 class InputValidator:
     """Validates evaluation inputs against one draft 2020-12 JSON Schema.
 
@@ -370,20 +390,10 @@ class _FastCopy:
             )
         if ref in self._expanding or self._inlined >= self._MAX_INLINED:
             return {"$ref": ref}
-        target: Any = self._root
-        fragment = unquote(ref[1:])
-        if fragment and not fragment.startswith("/"):
-            raise ValueError(
-                f"input schema: $ref to an anchor ({ref!r} at {where}) is not supported"
-            )
-        for token in fragment.split("/")[1:]:
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and token in target:
-                target = target[token]
-            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                target = target[int(token)]
-            else:
-                raise ValueError(f"input schema: $ref {ref!r} at {where} points at nothing")
+        try:
+            target = local_ref_target(self._root, ref, where)
+        except LookupError as exc:
+            raise ValueError(f"input schema: {exc}") from None
         self._inlined += 1
         self._expanding.append(ref)
         try:

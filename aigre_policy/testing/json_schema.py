@@ -22,12 +22,11 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import unquote
 
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from aigre_policy.validation import is_rfc3339_date_time
+from aigre_policy.validation import is_rfc3339_date_time, local_ref_target
 
 __all__ = ["UnsupportedSchema", "from_schema", "json_values"]
 
@@ -109,19 +108,10 @@ class _Generator:
     def resolve(self, ref: str) -> Any:
         if not isinstance(ref, str) or not ref.startswith("#"):
             raise UnsupportedSchema(f"only local $ref ('#/...') is supported, found {ref!r}")
-        target: Any = self.root
-        fragment = unquote(ref[1:])
-        if fragment and not fragment.startswith("/"):
-            raise UnsupportedSchema(f"$ref to an anchor ({ref!r}) is not supported")
-        for token in fragment.split("/")[1:]:
-            token = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(target, dict) and token in target:
-                target = target[token]
-            elif isinstance(target, list) and token.isdigit() and int(token) < len(target):
-                target = target[int(token)]
-            else:
-                raise UnsupportedSchema(f"$ref {ref!r} points at nothing")
-        return target
+        try:
+            return local_ref_target(self.root, ref)
+        except LookupError as exc:
+            raise UnsupportedSchema(str(exc)) from None
 
     # -------------------------------------------------------------- schemas
 
