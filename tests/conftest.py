@@ -141,6 +141,24 @@ def gate_action(n: int = 1, **overrides: Any) -> dict[str, Any]:
     return base
 
 
+def comparable_verdict(verdict: Any) -> dict[str, Any]:
+    """What every engine's verdict must share with native (``comparisons`` are native-only)."""
+
+    def records(items):
+        return [{k: v for k, v in r.items() if k != "comparisons"} for r in items]
+
+    return {
+        "decision": verdict.decision,
+        "fail_closed": verdict.fail_closed,
+        "default_applied": verdict.default_applied,
+        "fired": records(verdict.fired),
+        "warnings": records(verdict.warnings),
+        "approvers": verdict.approvers,
+        "escalate_to": verdict.escalate_to,
+        "errors": verdict.errors,
+    }
+
+
 def fixture_input(path: Path) -> dict[str, Any]:
     """The input document of a labelled fixture file: its action, context and usage."""
     case = yaml.safe_load(path.read_text())

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import comparable_verdict as comparable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -46,22 +47,6 @@ def engines(path: Path) -> tuple[Pack, Pack]:
 @cache
 def on_regorus(path: Path) -> Pack:
     return load_pack(path, engine="regorus")
-
-
-def comparable(verdict) -> dict[str, Any]:
-    def records(items):
-        return [{k: v for k, v in r.items() if k != "comparisons"} for r in items]
-
-    return {
-        "decision": verdict.decision,
-        "fail_closed": verdict.fail_closed,
-        "default_applied": verdict.default_applied,
-        "fired": records(verdict.fired),
-        "warnings": records(verdict.warnings),
-        "approvers": verdict.approvers,
-        "escalate_to": verdict.escalate_to,
-        "errors": verdict.errors,
-    }
 
 
 def agree(path: Path, document: dict[str, Any], other: Pack | None = None) -> str:

@@ -18,6 +18,7 @@ import pytest
 import regopy
 import regorus
 import yaml
+from conftest import comparable_verdict as comparable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from regopy.rego_shared import LogLevel
@@ -44,22 +45,6 @@ def case(path: Path) -> dict[str, Any]:
         "action": data["action"],
         "context": data.get("context") or {},
         "usage": data.get("usage") or {},
-    }
-
-
-def comparable(verdict) -> dict[str, Any]:
-    def records(items):
-        return [{k: v for k, v in r.items() if k != "comparisons"} for r in items]
-
-    return {
-        "decision": verdict.decision,
-        "fail_closed": verdict.fail_closed,
-        "default_applied": verdict.default_applied,
-        "fired": records(verdict.fired),
-        "warnings": records(verdict.warnings),
-        "approvers": verdict.approvers,
-        "escalate_to": verdict.escalate_to,
-        "errors": verdict.errors,
     }
 
 
