@@ -85,6 +85,31 @@ def test_the_ledger_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1500
 
 
+def test_threads_opening_a_new_ledger_together_all_get_in(tmp_path: Path) -> None:
+    # A fresh file's switch to WAL answered "database is locked" at once, without
+    # the busy timeout, so one of the first concurrent checks failed closed.
+    import threading
+
+    failures: list[BaseException] = []
+    for round_ in range(60):
+        store = SqliteLedger(tmp_path / f"race-{round_}.db")
+
+        def first_session(store: SqliteLedger = store) -> None:
+            try:
+                with store.session() as session:
+                    session.state()
+            except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+                failures.append(exc)
+
+        threads = [threading.Thread(target=first_session) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store.close()
+    assert failures == []
+
+
 def test_an_action_exactly_at_the_start_of_a_last_window_counts(gate_at) -> None:
     gate, clock = gate_at("2025-03-10T12:00:00Z")
     gate.check(action(1))

@@ -37,6 +37,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -312,7 +313,7 @@ class SqliteLedger:
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn, self.timeout)
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             self._migrate(conn)
             _approval_schema(conn)
@@ -428,6 +429,28 @@ class SqliteLedger:
                 "SELECT line FROM checkpoints WHERE log_id = ? ORDER BY entries, line", (log_id,)
             ).fetchall()
         return [row[0] for row in rows]
+
+
+def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode, waiting out other connections doing the same.
+
+    Switching a fresh file's journal mode needs an exclusive lock, and SQLite
+    answers ``database is locked`` at once there instead of calling the busy
+    handler: threads or hosts opening a new ledger together would fail closed.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return  # the mode is stored in the file: one switch serves every connection
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _approval_schema(conn: sqlite3.Connection) -> None:
