@@ -98,7 +98,7 @@ def test_threads_opening_a_new_ledger_together_all_get_in(tmp_path: Path) -> Non
             try:
                 with store.session() as session:
                     session.state()
-            except BaseException as exc:  # noqa: BLE001 - every failure is the finding
+            except BaseException as exc:
                 failures.append(exc)
 
         threads = [threading.Thread(target=first_session) for _ in range(8)]
