@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPDeprecationWarning
 
 from aigre_policy.mcp.mapping import ToolMapping
 from aigre_policy.mcp.toolgate import META_KEY, Sample, ToolGate, current_sampler
@@ -136,10 +138,10 @@ def build_server(
             # the tool unknown, and the call fails closed below
             with contextlib.suppress(Exception):
                 await upstream.refresh()
-        token = current_sampler.set(_sampler(ctx))
+        token = current_sampler.set(sampling_for(ctx))
         try:
             result = await toolgate.call(
-                name, arguments, upstream.schemas, forward, ask=_asker(ctx)
+                name, arguments, upstream.schemas, forward, ask=elicitation_for(ctx)
             )
         finally:
             current_sampler.reset(token)
@@ -169,7 +171,7 @@ def _can_ask(ctx: ServerRequestContext[Any], capability: str) -> bool:
     )
 
 
-def _asker(ctx: ServerRequestContext[Any]) -> Any:
+def elicitation_for(ctx: ServerRequestContext[Any]) -> Any:
     """Elicitation for this call, when the client supports it on this connection."""
     if not _can_ask(ctx, "elicitation"):
         return None
@@ -183,21 +185,23 @@ def _asker(ctx: ServerRequestContext[Any]) -> Any:
     return ask
 
 
-def _sampler(ctx: ServerRequestContext[Any]) -> Sample | None:
+def sampling_for(ctx: ServerRequestContext[Any]) -> Sample | None:
     """The client's model for this call, when the client offers sampling on this connection."""
     if not _can_ask(ctx, "sampling"):
         return None
 
     async def sample(prompt: str) -> str:
-        result = await ctx.session.create_message(
-            [
-                types.SamplingMessage(
-                    role="user", content=types.TextContent(type="text", text=prompt)
-                )
-            ],
-            max_tokens=200,
-            related_request_id=ctx.request_id,
-        )
+        with warnings.catch_warnings():  # deprecated on 2026-07-28 connections, where it is unused
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            result = await ctx.session.create_message(
+                [
+                    types.SamplingMessage(
+                        role="user", content=types.TextContent(type="text", text=prompt)
+                    )
+                ],
+                max_tokens=200,
+                related_request_id=ctx.request_id,
+            )
         content = result.content
         return content.text if isinstance(content, types.TextContent) else ""
 

@@ -47,7 +47,9 @@ logger = logging.getLogger("aigre_policy.mcp")
 META_KEY = "aigre-policy/verdict"  # the verdict's summary in a result's ``_meta``
 _KEPT = 10_000  # calls waiting for a person; past that the oldest are forgotten
 
-Forward = Callable[[], Awaitable[types.CallToolResult]]
+# the call carried out: a ``CallToolResult``, or its wire form (what a middleware's
+# ``call_next`` returns); either way returned to the client unchanged
+Forward = Callable[[], Awaitable[Any]]
 Ask = Callable[[str], Awaitable[bool]]  # a yes/no question to the person at the client
 Sample = Callable[[str], Awaitable[str]]  # a prompt to the client's model, its answer
 
@@ -129,7 +131,7 @@ class ToolGate:
         forward: Forward,
         *,
         ask: Ask | None = None,
-    ) -> types.CallToolResult:
+    ) -> Any:
         """Judge a call of ``name`` and forward it only when allowed.
 
         ``declared``: each tool the server declares, with its ``inputSchema``.
@@ -217,7 +219,7 @@ class ToolGate:
             return verdict
         return await self.gate.acheck(action, actor=self.actor, consume=True)
 
-    async def _forwarded(self, verdict: GateVerdict, forward: Forward) -> types.CallToolResult:
+    async def _forwarded(self, verdict: GateVerdict, forward: Forward) -> Any:
         """The upstream's result, unchanged; an upstream that fails fails the call closed."""
         try:
             result = await forward()
@@ -232,7 +234,7 @@ class ToolGate:
                 decision_id=verdict.decision_id,
                 reason="upstream",
             )
-        await self._outcome(verdict, "failed" if result.is_error else "executed", "")
+        await self._outcome(verdict, "failed" if _is_error(result) else "executed", "")
         return result
 
     async def _outcome(self, verdict: GateVerdict, status: str, detail: str) -> None:
@@ -278,6 +280,13 @@ class ToolGate:
             structured["escalate_to"] = list(verdict.escalate_to)
         result = refusal("\n".join(lines), **structured)
         return result
+
+
+def _is_error(result: Any) -> bool:
+    """Whether a tool result (a model or its wire form) says the tool failed."""
+    if isinstance(result, Mapping):
+        return bool(result.get("isError"))
+    return bool(getattr(result, "is_error", False))
 
 
 class SamplingJudge:
