@@ -207,6 +207,7 @@ def run_approve(args: argparse.Namespace, console: Console) -> int:
         return EXIT_APPROVAL
     console.print(
         f"approved: {escape(approval.by)} ({escape(approval.group)}) for "
-        f"{escape(approval.action_digest)}"
+        f"{escape(approval.action_digest)}",
+        soft_wrap=True,
     )
     return 0
