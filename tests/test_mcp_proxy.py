@@ -271,3 +271,17 @@ def test_check_upstream_reports_a_mapping_that_disagrees(
     assert f"{mapping}:2:11: error[E522]: no tool the upstream declares matches `restrat`" in out
     assert "reads `arguments.svc` of `scale`: the tool's input schema declares no `svc`" in out
     assert main([*base, *upstream]) == 0
+
+
+def test_the_session_in_the_docs_is_what_the_example_prints(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "agent_session", ROOT / "examples" / "mcp" / "agent_session.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    docs = (ROOT / "docs" / "mcp.md").read_text(encoding="utf-8")
+    block = docs.split("<!-- session -->\n```\n")[1].split("```\n<!-- /session -->")[0]
+    assert module.run(tmp_path) == block.splitlines()

@@ -180,7 +180,7 @@ def parse_mapping(
         for e in sorted(validator.iter_errors(doc.data), key=lambda e: [str(p) for p in e.path])
     ]
     if problems:
-        return None, problems
+        return None, sorted_diagnostics(problems)
     data = doc.data
     schema = dict(input_schema) if input_schema is not None else None
     defaults = data.get("defaults") or {}

@@ -66,7 +66,10 @@ async def serve(
         except Exception as exc:
             raise SetupError(f"cannot start the upstream: {type(exc).__name__}: {exc}") from None
         server = build_server(toolgate, upstream, hide_refused=hide_refused)
-        if listen is None:
-            await serve_stdio(server)
-        else:
-            await serve_http(server, *listen)
+        try:
+            if listen is None:
+                await serve_stdio(server)
+            else:
+                await serve_http(server, *listen)
+        finally:
+            await toolgate.drain()

@@ -83,7 +83,7 @@ def schema_problems(schema: Mapping[str, Any] | None, arguments: Any) -> list[st
     if schema is None:
         return []
     try:
-        validator = jsonschema.Draft202012Validator(dict(schema))
+        validator = _validator(schema)
         found = sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
     except jsonschema.SchemaError as exc:
         return [f"the tool's input schema is not valid: {exc.message}"]
@@ -92,6 +92,22 @@ def schema_problems(schema: Mapping[str, Any] | None, arguments: Any) -> list[st
     return [
         f"{'/'.join(str(p) for p in e.path) or 'arguments'}: {e.message[:200]}" for e in found[:5]
     ]
+
+
+# validators of the schemas seen, by the schema object's identity (a listing keeps its
+# schema objects while it is current, so each tool's validator is built once per listing)
+_validators: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Any:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = jsonschema.Draft202012Validator(dict(schema))
+    if len(_validators) > 1000:
+        _validators.clear()
+    _validators[id(schema)] = (schema, validator)
+    return validator
 
 
 class ToolGate:
@@ -120,6 +136,7 @@ class ToolGate:
         self.approve_hint = approve_hint
         self._pending: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
+        self._recording: set[asyncio.Future[None]] = set()
 
     # -- the call --------------------------------------------------------------------------
 
@@ -234,14 +251,26 @@ class ToolGate:
                 decision_id=verdict.decision_id,
                 reason="upstream",
             )
-        await self._outcome(verdict, "failed" if _is_error(result) else "executed", "")
+        # the result goes back at once; its outcome is recorded beside it, off the call's path
+        status = "failed" if _is_error(result) else "executed"
+        future = asyncio.get_running_loop().run_in_executor(None, self._record, verdict, status, "")
+        self._recording.add(future)
+        future.add_done_callback(self._recording.discard)
         return result
 
     async def _outcome(self, verdict: GateVerdict, status: str, detail: str) -> None:
+        await asyncio.to_thread(self._record, verdict, status, detail)
+
+    def _record(self, verdict: GateVerdict, status: str, detail: str) -> None:
         try:
-            await asyncio.to_thread(self.gate.record_outcome, verdict, status, detail=detail)
+            self.gate.record_outcome(verdict, status, detail=detail)
         except GateError as exc:  # the call already ran: report it, do not pretend otherwise
             logger.error("outcome of %s not recorded: %s", verdict.decision_id, exc)
+
+    async def drain(self) -> None:
+        """Wait for the outcomes still being recorded (before closing the gate)."""
+        if self._recording:
+            await asyncio.gather(*list(self._recording), return_exceptions=True)
 
     # -- what the agent reads ----------------------------------------------------------------
 
