@@ -119,7 +119,10 @@ async def in_process(calls: int, workdir: Path) -> dict[str, float]:
         verdict = await gate.acheck(action, actor=AGENT, consume=True)
         assert verdict.decision == "allow", verdict.errors
 
+    cpu_before = time.process_time()
     out["check"] = row("gate.acheck alone", await timed(check, calls))
+    out["check_cpu"] = (time.process_time() - cpu_before) / (calls + max(10, calls // 10)) * 1e6
+    print(f"{'':<30} CPU of this process {out['check_cpu']:7.0f} µs a check")
     gate.close()
     return out
 
@@ -139,9 +142,35 @@ async def over_stdio(calls: int, workdir: Path) -> dict[str, float]:
     for name, params in (("direct", direct), ("gated", proxy)):
         async with Client(params) as client:
             label = "stdio, direct" if name == "direct" else "stdio, through mcp-proxy"
+            before = _children_cpu()
             samples = await timed(lambda c=client: c.call_tool("rollback", ARGS), calls)
+            spent = _children_cpu() - before
             out[name] = row(label, samples)
+            # CPU of the spawned processes (the server; the proxy and the server) per call,
+            # warm-up included: what a loaded machine does not inflate
+            out[f"{name}_cpu"] = spent / (calls + max(10, calls // 10)) * 1e6
+            print(f"{'':<30} CPU of the spawned processes {out[f'{name}_cpu']:7.0f} µs a call")
     return out
+
+
+def _children_cpu() -> float:
+    """User and system seconds of this process's descendants that are running (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    mine, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - mine
+        mine |= frontier
+    return sum(times[pid] for pid in mine)
 
 
 def main() -> int:
@@ -159,6 +188,12 @@ def main() -> int:
             f"beyond the gate's own check ({inproc['check']:.0f} µs): "
             f"{gained - inproc['check']:.0f} µs"
         )
+    cpu = stdio["gated_cpu"] - stdio["direct_cpu"]
+    print(
+        f"stdio, CPU: the proxy process adds {cpu:.0f} µs a call; "
+        f"beyond the gate's own check ({inproc['check_cpu']:.0f} µs CPU): "
+        f"{cpu - inproc['check_cpu']:.0f} µs"
+    )
     return 0
 
 

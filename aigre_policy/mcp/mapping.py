@@ -237,7 +237,7 @@ def _merged(defaults: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str,
     out = dict(defaults)
     for name, value in fields.items():
         old = out.get(name)
-        if _is_group(value) and _is_group(old):
+        if isinstance(old, Mapping) and _is_group(value) and _is_group(old):
             out[name] = _merged(old, value)
         else:
             out[name] = value
