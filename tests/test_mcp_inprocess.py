@@ -8,6 +8,7 @@ server object; no subprocess, so these run in well under a second each.
 from __future__ import annotations
 
 import importlib.util
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ pytest.importorskip("mcp")
 
 import anyio
 import mcp_types as types
-from mcp import Client
+from mcp import Client, MCPError
 
 from aigre_policy.gate import FakeClock, Gate, StaticDirectory
 from aigre_policy.gate.log import read_log, verify_log
@@ -111,6 +112,53 @@ def test_elicitation_approves_a_held_call_as_the_configured_person(tmp_path: Pat
     assert not approved.is_error and text(approved) == "scaled search to 5 replicas"
     approvals = [e.body for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "approval"]
     assert [(a["by"], a["group"], a["status"]) for a in approvals] == [("fay", "finops", "granted")]
+
+
+@pytest.mark.parametrize("guarded", ["middleware", "proxy"])
+def test_on_a_2026_connection_the_question_is_returned_and_the_answer_approves(
+    tmp_path: Path, guarded: str
+) -> None:
+    with make_gate(tmp_path) as gate:
+        mapping = load_mapping(PACK, gate.pack.input_schema)
+        approver = Approver("fay", "finops")
+
+        async def run() -> tuple[str, Any, Any]:
+            async with AsyncExitStack() as stack:
+                if guarded == "middleware":
+                    server = ops_server()
+                    guard_server(server, gate, mapping, actor=AGENT, approver=approver)
+                else:
+                    upstream = Upstream(await stack.enter_async_context(Client(ops_server())))
+                    await upstream.refresh()
+                    toolgate = ToolGate(gate, mapping, actor=AGENT, approver=approver)
+                    server = build_server(toolgate, upstream)
+                client = await stack.enter_async_context(Client(server, elicitation_callback=yes))
+                # an answer the gate did not ask for (a forged request state) is not taken:
+                # asked again (an SDK server's own request-state seal refuses it outright)
+                try:
+                    forged: Any = await client.session.call_tool(
+                        "scale",
+                        {"service": "search", "replicas": 5},
+                        input_responses={
+                            "aigre-policy/approval": types.ElicitResult(
+                                action="accept", content={"approve": True}
+                            )
+                        },
+                        request_state="0" * 64,
+                        allow_input_required=True,
+                    )
+                except MCPError as refused:
+                    forged = refused
+                approved = await client.call_tool("scale", {"service": "search", "replicas": 5})
+                return client.protocol_version, forged, approved
+
+        version, forged, approved = anyio.run(run)
+    assert version == "2026-07-28"
+    expected = MCPError if guarded == "middleware" else types.InputRequiredResult
+    assert isinstance(forged, expected)  # nothing approved by it
+    assert not approved.is_error and text(approved) == "scaled search to 5 replicas"
+    approvals = [e.body for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "approval"]
+    assert [(a["by"], a["status"]) for a in approvals] == [("fay", "granted")]
 
 
 def test_the_agent_itself_cannot_approve_through_elicitation(tmp_path: Path) -> None:

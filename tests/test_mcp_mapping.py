@@ -153,3 +153,18 @@ def test_arguments_are_judged_by_the_tools_schema_and_fail_closed() -> None:
     assert schema_problems(schema, ["n"]) == ["the arguments are not an object"]
     broken = schema_problems({"type": "object", "properties": {"n": {"type": 5}}}, {"n": 1})
     assert broken and broken[0].startswith("the tool's input schema")
+
+
+def test_without_the_mcp_extra_the_proxy_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from aigre_policy.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "mcp", None)  # `import mcp` raises ImportError
+    for name in [m for m in sys.modules if m.startswith("aigre_policy.mcp.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert main(["mcp-proxy", "--pack", str(PACK), "--", "server"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "aigre-policy[mcp]"' in err and "Traceback" not in err

@@ -25,7 +25,7 @@ from mcp.server.context import CallNext, ServerRequestContext
 
 from aigre_policy.gate.gate import Gate
 from aigre_policy.mcp.mapping import ToolMapping
-from aigre_policy.mcp.proxy import elicitation_for, sampling_for
+from aigre_policy.mcp.proxy import elicitation_for, may_return_question, sampling_for
 from aigre_policy.mcp.toolgate import Approver, ToolGate, current_sampler
 
 ListTools = Callable[[], Awaitable[Iterable[types.Tool]]]
@@ -56,11 +56,19 @@ class GateMiddleware:
         token = current_sampler.set(sampling_for(ctx))
         try:
             result = await self.toolgate.call(
-                name, params.get("arguments"), declared, forward, ask=elicitation_for(ctx)
+                name,
+                params.get("arguments"),
+                declared,
+                forward,
+                ask=elicitation_for(ctx),
+                answers=params.get("inputResponses"),
+                request_state=params.get("requestState"),
+                may_return_question=may_return_question(ctx),
             )
         finally:
             current_sampler.reset(token)
-        if isinstance(result, types.CallToolResult):  # a refusal: the wire form is ours to give
+        if isinstance(result, types.CallToolResult | types.InputRequiredResult):
+            # a refusal or a question: the wire form is ours to give
             return result.model_dump(by_alias=True, mode="json", exclude_none=True)
         return result
 

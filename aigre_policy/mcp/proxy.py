@@ -22,15 +22,10 @@ from mcp import Client, StdioServerParameters
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from aigre_policy.mcp.mapping import ToolMapping
-from aigre_policy.mcp.toolgate import META_KEY, Sample, ToolGate, current_sampler
-
-_APPROVE_SCHEMA = {
-    "type": "object",
-    "properties": {"approve": {"type": "boolean", "title": "Approve this action"}},
-    "required": ["approve"],
-}
+from aigre_policy.mcp.toolgate import APPROVE_SCHEMA, Sample, ToolGate, current_sampler
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ def build_server(
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         name, arguments = params.name, params.arguments or {}
 
         async def forward() -> types.CallToolResult:
@@ -141,7 +136,14 @@ def build_server(
         token = current_sampler.set(sampling_for(ctx))
         try:
             result = await toolgate.call(
-                name, arguments, upstream.schemas, forward, ask=elicitation_for(ctx)
+                name,
+                arguments,
+                upstream.schemas,
+                forward,
+                ask=elicitation_for(ctx),
+                answers=params.input_responses,
+                request_state=params.request_state,
+                may_return_question=may_return_question(ctx),
             )
         finally:
             current_sampler.reset(token)
@@ -171,6 +173,17 @@ def _can_ask(ctx: ServerRequestContext[Any], capability: str) -> bool:
     )
 
 
+def may_return_question(ctx: ServerRequestContext[Any]) -> bool:
+    """A 2026-07-28 connection whose client declared elicitation: a held call may answer
+    with its approval question (``InputRequiredResult``) for the client to put to a person."""
+    caps = ctx.session.client_capabilities
+    return (
+        ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        and caps is not None
+        and caps.elicitation is not None
+    )
+
+
 def elicitation_for(ctx: ServerRequestContext[Any]) -> Any:
     """Elicitation for this call, when the client supports it on this connection."""
     if not _can_ask(ctx, "elicitation"):
@@ -178,7 +191,7 @@ def elicitation_for(ctx: ServerRequestContext[Any]) -> Any:
 
     async def ask(question: str) -> bool:
         answer = await ctx.session.elicit_form(
-            question, _APPROVE_SCHEMA, related_request_id=ctx.request_id
+            question, APPROVE_SCHEMA, related_request_id=ctx.request_id
         )
         return answer.action == "accept" and bool((answer.content or {}).get("approve"))
 
@@ -224,7 +237,6 @@ async def serve_http(server: Server[Any], host: str, port: int) -> None:
 
 
 __all__ = [
-    "META_KEY",
     "Upstream",
     "UpstreamSpec",
     "build_server",

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import hmac
 import json
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -44,7 +47,12 @@ from aigre_policy.verdict import digest
 
 logger = logging.getLogger("aigre_policy.mcp")
 
-META_KEY = "aigre-policy/verdict"  # the verdict's summary in a result's ``_meta``
+ANSWER_KEY = "aigre-policy/approval"  # the approval question's key in an input request
+APPROVE_SCHEMA = {
+    "type": "object",
+    "properties": {"approve": {"type": "boolean", "title": "Approve this action"}},
+    "required": ["approve"],
+}
 _KEPT = 10_000  # calls waiting for a person; past that the oldest are forgotten
 
 # the call carried out: a ``CallToolResult``, or its wire form (what a middleware's
@@ -137,6 +145,7 @@ class ToolGate:
         self._pending: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._recording: set[asyncio.Future[None]] = set()
+        self._key = os.urandom(32)  # binds a question's answer to this process and action
 
     # -- the call --------------------------------------------------------------------------
 
@@ -148,11 +157,17 @@ class ToolGate:
         forward: Forward,
         *,
         ask: Ask | None = None,
+        answers: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
+        may_return_question: bool = False,
     ) -> Any:
         """Judge a call of ``name`` and forward it only when allowed.
 
         ``declared``: each tool the server declares, with its ``inputSchema``.
-        ``ask``: elicitation, when the client supports it and an approver is set.
+        ``ask``: elicitation as a request to the client (handshake-era connections).
+        ``may_return_question``: on a 2026-07-28 connection whose client supports
+        elicitation, a held call answers with the question (``InputRequiredResult``);
+        the client's retry carries ``answers`` and ``request_state``.
         """
         arguments = {} if arguments is None else arguments
         rule = self.mapping.match(name)
@@ -183,8 +198,15 @@ class ToolGate:
         except MappingError as exc:
             return refusal(f"refused: {exc}", decision="deny", reason="malformed")
         verdict = await self.gate.acheck(action, actor=self.actor, consume=True)
-        if verdict.decision == "require_approval" and ask is not None and self.approver:
-            verdict = await self._elicited(verdict, action, ask)
+        if self._approver_may_answer(verdict):
+            if ask is not None:
+                verdict = await self._elicited(verdict, action, ask)
+            elif may_return_question:
+                answer = self._answer(answers, request_state, verdict)
+                if answer is None:
+                    return self._question(verdict, action)
+                if answer:
+                    verdict = await self._approved(verdict, action)
         if verdict.decision != "allow":
             if verdict.decision in ("deny",) or verdict.fail_closed:
                 self._forget(key)
@@ -212,29 +234,78 @@ class ToolGate:
         with self._lock:
             self._pending.pop(key, None)
 
-    async def _elicited(self, verdict: GateVerdict, action: Any, ask: Ask) -> GateVerdict:
-        """Ask the person at the client; a yes records their approval and judges again."""
+    def _approver_may_answer(self, verdict: GateVerdict) -> bool:
+        return (
+            verdict.decision == "require_approval"
+            and self.approver is not None
+            and self.approver.group in verdict.approvers
+        )
+
+    def _question_text(self, verdict: GateVerdict, action: Any) -> str:
         assert self.approver is not None
-        if self.approver.group not in verdict.approvers:
-            return verdict
-        question = (
+        return (
             f"The agent asks to run {action.get('kind')} on {action.get('target')}. "
             + " ".join(r.get("message", "") for r in verdict.fired if r.get("verdict") != "warn")
             + f" Approve as {self.approver.by} ({self.approver.group})?"
         )
+
+    async def _elicited(self, verdict: GateVerdict, action: Any, ask: Ask) -> GateVerdict:
+        """Ask the person at the client; a yes records their approval and judges again."""
         try:
-            if not await ask(question):
+            if not await ask(self._question_text(verdict, action)):
                 return verdict
+        except Exception as exc:  # the client failed to answer: the call stays held
+            logger.warning("elicitation failed: %s: %s", type(exc).__name__, exc)
+            return verdict
+        return await self._approved(verdict, action)
+
+    async def _approved(self, verdict: GateVerdict, action: Any) -> GateVerdict:
+        """The approver's yes, recorded; the action judged again."""
+        assert self.approver is not None
+        try:
             await self.gate.aapprove(
                 verdict, by=self.approver.by, group=self.approver.group, note="elicited over MCP"
             )
         except (ApprovalRejected, GateError) as exc:
             logger.warning("approval through elicitation not recorded: %s", exc)
             return verdict
-        except Exception as exc:  # the client failed to answer: the call stays held
-            logger.warning("elicitation failed: %s: %s", type(exc).__name__, exc)
-            return verdict
         return await self.gate.acheck(action, actor=self.actor, consume=True)
+
+    def _state(self, verdict: GateVerdict) -> str:
+        """The request state a question carries: a MAC of the action's digest, so an
+        answer counts only when this proxy asked it, for this very action."""
+        return hmac.new(self._key, verdict.action_digest.encode(), hashlib.sha256).hexdigest()
+
+    def _question(self, verdict: GateVerdict, action: Any) -> types.InputRequiredResult:
+        ask = types.ElicitRequest(
+            params=types.ElicitRequestFormParams(
+                message=self._question_text(verdict, action),
+                requested_schema=APPROVE_SCHEMA,
+            )
+        )
+        return types.InputRequiredResult(
+            input_requests={ANSWER_KEY: ask}, request_state=self._state(verdict)
+        )
+
+    def _answer(
+        self, answers: Mapping[str, Any] | None, state: str | None, verdict: GateVerdict
+    ) -> bool | None:
+        """The approver's answer to the question asked for this action; ``None``: not
+        asked yet (or the answer is not bound to this action: ask again)."""
+        raw = (answers or {}).get(ANSWER_KEY)
+        if raw is None or not isinstance(state, str):
+            return None
+        if not hmac.compare_digest(state, self._state(verdict)):
+            return None
+        try:
+            answer = (
+                raw
+                if isinstance(raw, types.ElicitResult)
+                else types.ElicitResult.model_validate(raw)
+            )
+        except Exception:  # not an elicitation's answer: ask again
+            return None
+        return answer.action == "accept" and (answer.content or {}).get("approve") is True
 
     async def _forwarded(self, verdict: GateVerdict, forward: Forward) -> Any:
         """The upstream's result, unchanged; an upstream that fails fails the call closed."""
