@@ -163,7 +163,7 @@ def test_without_the_mcp_extra_the_proxy_says_what_to_install(
     from aigre_policy.cli.main import main
 
     monkeypatch.setitem(sys.modules, "mcp", None)  # `import mcp` raises ImportError
-    for name in [m for m in sys.modules if m.startswith("aigre_policy.mcp.")]:
+    for name in [m for m in sys.modules if m.startswith(("aigre_policy.mcp", "mcp."))]:
         monkeypatch.delitem(sys.modules, name)
     assert main(["mcp-proxy", "--pack", str(PACK), "--", "server"]) == 2
     err = capsys.readouterr().err

@@ -181,6 +181,7 @@ async def agent_session(client: Client, workdir: Path) -> list[str]:
     escalated = await client.call_tool("rollback", {"service": "payments", "version": "v41"})
     assert escalated.is_error and "critical-rollback" in text(escalated)
     assert "rolling payments back to v41 touches the payment path" in text(escalated)
+    assert "Settled by: no reviewer: the pack's fail-closed decision." in text(escalated)
     steps.append("escalated, no reviewer: " + escalated.structured_content["decision"])
     return steps
 

@@ -355,6 +355,9 @@ class ToolGate:
             reasons += [f"{e.get('path') or 'input'}: {e.get('message')}" for e in verdict.errors]
         lines = [f"{verdict.decision}: the policy pack did not let `{name}` run."]
         lines += reasons
+        settled = verdict.gate.get("settled_by") if isinstance(verdict.gate, dict) else None
+        if isinstance(settled, str) and verdict.decision != "escalate":
+            lines.append(f"Settled by: {settled}.")
         structured: dict[str, Any] = {
             "decision": verdict.decision,
             "decision_id": verdict.decision_id,
