@@ -17,8 +17,6 @@ import hashlib
 import hmac
 import json
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -271,6 +269,9 @@ Post = Callable[[str, bytes, Mapping[str, str]], int]
 
 def urllib_post(timeout: float = 10.0) -> Post:
     """A ``Post`` over the standard library's HTTP client."""
+
+    import urllib.error
+    import urllib.request
 
     def post(url: str, body: bytes, headers: Mapping[str, str]) -> int:
         request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
