@@ -426,7 +426,7 @@ def gate_admission_judge(gate: Any, preview_usage: Mapping[str, Any] | None = No
     def judge(request: AdmissionRequest) -> VerdictLike:
         if not request.dry_run:
             return gate.check(request.action, actor=request.actor)
-        context: dict[str, Any] = {"now": now_iso()}
+        context: dict[str, Any] = {"now": now_iso(gate.clock())}  # the gate's clock
         if request.actor is not None:
             context["actor"] = request.actor
         usage = dict(preview_usage or {})
