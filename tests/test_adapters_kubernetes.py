@@ -63,15 +63,15 @@ def test_the_documented_scale_request_is_a_scale_with_a_warning(pack):
 
 def test_a_production_deployment_is_refused_with_the_rule_and_its_approvers(pack):
     body = review("gatekeeper-deployment-create")
-    opts = options(environment_label="env")
+    opts = options(environment_label="env", authenticated=True)
     request = read_review(body, opts)
     assert (request.action["kind"], request.action["environment"]) == ("deploy", "production")
     response = admit(body, pack_admission_judge(pack, {"now": NOW}), opts)["response"]
     assert response["uid"] == "abc123" and response["allowed"] is False
     message = response["status"]["message"]
     assert response["status"]["code"] == 403
-    assert "[production-deploy-needs-review]" in message and "sre-oncall" in message
-    assert request.action["id"] in message
+    assert "require_approval: [production-deploy-needs-review]" in message
+    assert "approvers: sre-oncall" in message and request.action["id"] in message
 
 
 def test_the_environment_label_is_read_and_an_unknown_environment_is_production():
