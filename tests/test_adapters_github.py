@@ -347,3 +347,13 @@ def test_eval_from_github_deployment_prints_the_callback_body(capsys, tmp_path):
     code = main(argv[:-4])  # no reviews: pending
     assert code == 4
     assert "state" not in json.loads(capsys.readouterr().out)
+
+
+def test_a_reviewer_group_given_as_one_name_is_one_group():
+    read = deployment_action(DELIVERY.read_bytes(), verified=True)
+    found = review_approvals(
+        read, {2: reviews()}, DeploymentOptions(reviewer_groups={"octocat": "sre-oncall"})
+    )
+    assert found.counted == (
+        {"by": "octocat", "group": "sre-oncall", "at": "2019-11-17T17:43:43Z"},
+    )

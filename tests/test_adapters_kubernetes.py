@@ -269,3 +269,18 @@ def test_eval_from_k8s_admission_prints_the_response(capsys, tmp_path):
     )
     reply = json.loads(capsys.readouterr().out)
     assert code == 0 and reply["response"]["allowed"] is True
+
+
+class _Broken(_Allow):
+    decision = "require_approval"
+
+    @property
+    def fired(self) -> list[Any]:  # type: ignore[override]
+        raise RuntimeError("evidence lost")
+
+
+def test_an_answer_that_cannot_be_written_is_a_refusal_with_code_500():
+    response = admit(review("docs-scale-update"), lambda r: _Broken(), options())["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 500
+    assert "warnings" not in response

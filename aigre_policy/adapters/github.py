@@ -204,16 +204,24 @@ def review_approvals(
                 reason = "whoever deploys cannot approve the deployment"
             elif pull["head_sha"] and review.get("commit_id") != pull["head_sha"]:
                 reason = "the review approved an earlier commit of the pull request"
-            elif not list(options.reviewer_groups.get(by, ())):
+            elif not _groups(options, by):
                 reason = "the reviewer is in no approver group"
             if reason is not None:
                 ignored.append({"by": by, "pull_request": pull["number"], "reason": reason})
                 continue
-            for group in options.reviewer_groups[by]:
+            for group in _groups(options, str(by)):
                 approval = {"by": by, "group": group, "at": at}
                 if approval not in counted:
                     counted.append(approval)
     return Approvals(tuple(counted[:32]), tuple(ignored))
+
+
+def _groups(options: DeploymentOptions, login: str) -> list[str]:
+    """The reviewer's approver groups; a single group may be given as a string."""
+    groups = options.reviewer_groups.get(login, ())
+    if isinstance(groups, str):
+        return [groups]
+    return [g for g in groups if isinstance(g, str) and g]
 
 
 # -- the answer -----------------------------------------------------------------------------

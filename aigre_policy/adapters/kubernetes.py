@@ -396,7 +396,7 @@ def admit(payload: Any, judge: JudgeAdmission, options: AdmissionOptions | None 
     try:
         return answer(request, result)
     except Exception as exc:
-        return response(request.uid, False, f"aigre-policy failed: {type(exc).__name__}", 500)
+        return response(request.uid, False, f"aigre-policy failed: {type(exc).__name__}", code=500)
 
 
 def pack_admission_judge(
