@@ -317,3 +317,67 @@ def test_plan_actions_match_the_published_action_schema():
         for change in read_plan(path.read_text(), PlanOptions(requested_at=NOW)).changes:
             assert change.action is not None
             ProposedAction.model_validate(copy.deepcopy(change.action))
+
+
+NETWORK = PlanOptions(requested_at=NOW, action_fields=frozenset({"network"}))
+
+
+def network_by_address(plan: Any, options: PlanOptions = NETWORK) -> dict[str, Any]:
+    return {c.address: (c.action or {}).get("network") or c.problem for c in
+            read_plan(plan, options).changes}  # fmt: skip
+
+
+def test_security_group_and_firewall_rules_become_network_paths():
+    found = network_by_address(plan_text("aws-no-precise-rules"))
+    assert found["aws_security_group_rule.ssh_in"] == {
+        "ingress": [{"cidr": "0.0.0.0/0", "protocol": "tcp", "from_port": 22, "to_port": 22}]
+    }
+    assert found["aws_security_group_rule.all_out"] == {
+        "egress": [{"cidr": "0.0.0.0/0", "protocol": "all", "from_port": 0, "to_port": 65535}]
+    }
+    assert found["aws_db_instance.prod"] is None
+    rdp = network_by_address(plan_text("nsg-rule-open"))["azurerm_network_security_rule.rdp"]
+    assert rdp == {
+        "ingress": [{"cidr": "0.0.0.0/0", "protocol": "tcp", "from_port": 3389, "to_port": 3389}]
+    }
+
+
+def test_a_google_firewall_opens_each_allowed_port_range():
+    plan = json.loads(plan_text("nsg-rule-open"))
+    change = plan["resource_changes"][0]
+    change.update(type="google_compute_firewall", address="google_compute_firewall.web")
+    change["change"]["after"] = {
+        "direction": "INGRESS",
+        "source_ranges": ["0.0.0.0/0"],
+        "allow": [{"protocol": "tcp", "ports": ["443", "8000-8080"]}, {"protocol": "icmp"}],
+    }
+    found = network_by_address(plan)["google_compute_firewall.web"]
+    assert found == {
+        "ingress": [
+            {"cidr": "0.0.0.0/0", "protocol": "tcp", "from_port": 443, "to_port": 443},
+            {"cidr": "0.0.0.0/0", "protocol": "tcp", "from_port": 8000, "to_port": 8080},
+            {"cidr": "0.0.0.0/0", "protocol": "icmp", "from_port": 0, "to_port": 0},
+        ]
+    }
+
+
+def test_a_network_path_unknown_until_apply_fails_that_resource_closed(baseline):
+    plan = json.loads(plan_text("aws-no-precise-rules"))
+    ssh = next(
+        r for r in plan["resource_changes"] if r["address"] == "aws_security_group_rule.ssh_in"
+    )
+    ssh["change"]["after_unknown"] = {"cidr_blocks": [True]}
+    assert "cidr_blocks is unknown until apply" in network_by_address(plan)[ssh["address"]]
+    # a pack that cannot read action.network is not shown it, and judges without it
+    assert "network" not in read_plan(plan, PlanOptions(requested_at=NOW)).changes[2].action
+
+
+def test_the_default_pack_is_shown_network_paths_only_when_its_schema_declares_them(baseline):
+    from aigre_policy.adapters.common import declared_action_fields
+
+    fields = declared_action_fields(baseline)
+    if "network" not in fields:
+        pytest.skip("the default pack's schema has no action.network yet")
+    verdict = judged(baseline, plan_text("aws-no-precise-rules"), action_fields=fields)
+    assert verdict.decision == "deny"
+    assert [r.address for r in verdict.deciding] == ["aws_security_group_rule.ssh_in"]

@@ -66,6 +66,19 @@ def pack_judge(pack: Any, context: Mapping[str, Any] | None, usage: Any = None) 
     return judge
 
 
+def declared_action_fields(pack: Any) -> frozenset[str]:
+    """The ``action`` fields the pack's input schema declares: an adapter fills an optional
+    field (``network``) only when the pack can read it, so a closed schema stays valid."""
+    from aigre_policy.schema_types import input_type
+
+    try:
+        action = input_type(pack.input_schema).fields.get("action")
+        fields = getattr(getattr(action, "type", None), "fields", None) or {}
+    except Exception:  # an unreadable schema: fill nothing optional
+        return frozenset()
+    return frozenset(fields)
+
+
 def now_iso(moment: datetime | None = None) -> str:
     """RFC 3339 in UTC with a ``Z``, as the action schema writes date-times."""
     moment = moment or datetime.now(UTC)

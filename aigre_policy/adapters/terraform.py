@@ -11,7 +11,8 @@ cannot map (an action it does not know, a value it needs that is unknown until a
 The mapping is in ``docs/adapters.md``: the kind by resource type (``KIND_BY_TYPE``),
 ``reversible`` false for a delete or replace of a stateful type (``STATEFUL_TYPES``),
 the environment from a tag or the workspace, the recurring cost from an Infracost
-JSON (``costs_from_infracost``).
+JSON (``costs_from_infracost``), the network paths a firewall opens (``network.py``)
+when the pack's schema declares ``action.network``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aigre_policy.adapters.common import (
     read_json,
     text,
 )
+from aigre_policy.adapters.network import NETWORK_TYPES, network_of
 from aigre_policy.lattice import LATTICE
 
 # `terraform show -json` promises: a new minor version only adds; another major version
@@ -153,6 +155,9 @@ class PlanOptions:
     monthly_costs: Mapping[str, float] = field(default_factory=dict)
     stateful_types: frozenset[str] = frozenset()
     requested_at: str | None = None  # the plan's `timestamp` when it has one, else now
+    # Action fields the pack's input schema declares (``declared_action_fields(pack)``):
+    # ``network`` is filled from firewall and security-group resources only when declared.
+    action_fields: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -286,6 +291,12 @@ def _action(
         "cost": {"estimated_usd": 0, "recurring_monthly_usd": max(monthly, 0.0)},
         "requested_at": requested_at,
     }
+    if "network" in options.action_fields and resource_type in NETWORK_TYPES and name != "delete":
+        opened = network_of(
+            resource_type, change.get("after"), change.get("after_unknown"), address
+        )
+        if opened:
+            action["network"] = opened
     return action
 
 

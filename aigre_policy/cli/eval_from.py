@@ -93,7 +93,7 @@ def _exit(decision: str, fail_closed: bool) -> int:
 
 def _plan(args: Any, pack: Any, payload: bytes, context: Any, usage: Any, console: Console) -> int:
     from aigre_policy.adapters import terraform
-    from aigre_policy.adapters.common import AdapterError, pack_judge
+    from aigre_policy.adapters.common import AdapterError, declared_action_fields, pack_judge
 
     costs: dict[str, float] = {}
     if args.costs:
@@ -102,7 +102,10 @@ def _plan(args: Any, pack: Any, payload: bytes, context: Any, usage: Any, consol
         except AdapterError as exc:
             raise UsageError(f"{args.costs}: {exc}") from None
     options = terraform.PlanOptions(
-        environment=args.environment, workspace=args.workspace, monthly_costs=costs
+        environment=args.environment,
+        workspace=args.workspace,
+        monthly_costs=costs,
+        action_fields=declared_action_fields(pack),
     )
     ref = {"name": pack.name, "version": pack.version, "digest": pack.digest}
     verdict = terraform.judge_plan(
