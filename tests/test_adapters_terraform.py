@@ -381,3 +381,14 @@ def test_the_default_pack_is_shown_network_paths_only_when_its_schema_declares_t
     verdict = judged(baseline, plan_text("aws-no-precise-rules"), action_fields=fields)
     assert verdict.decision == "deny"
     assert [r.address for r in verdict.deciding] == ["aws_security_group_rule.ssh_in"]
+
+
+def test_a_change_that_writes_is_judged_whatever_mode_it_claims(review):
+    plan = json.loads(plan_text("mixed-with-unsupported"))
+    plan["resource_changes"][0]["mode"] = "data"  # the disk delete, claimed a data source
+    verdict = judged(review, plan)
+    assert verdict.decision == "deny"
+    assert [r.address for r in verdict.deciding] == ["azurerm_managed_disk.data"]
+    read = copy.deepcopy(plan)
+    read["resource_changes"][0]["change"]["actions"] = ["read"]
+    assert [c.address for c in read_plan(read).changes] == ["azurerm_resource_group.rg"]

@@ -232,8 +232,6 @@ def _resource_change(
     try:
         raw = mapping(raw, where)
         resource_type = text(raw.get("type"), f"{where}.type")
-        if raw.get("mode", "managed") == "data":
-            return None  # a data source reads, it changes nothing
         change = mapping(raw.get("change"), f"{address}: change")
         actions = change.get("actions")
         if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
@@ -245,7 +243,8 @@ def _resource_change(
                 "adapter knows, so it is not judged"
             )
         if name in SKIPPED:
-            return None
+            return None  # a no-op, or a data source read: nothing changes
+        # a data source only ever reads: `mode: data` on a change that writes is judged
         action = _action(address, resource_type, name, change, plan_id, requested_at, options)
     except AdapterError as exc:
         return ResourceChange(
