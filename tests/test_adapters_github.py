@@ -357,3 +357,16 @@ def test_a_reviewer_group_given_as_one_name_is_one_group():
     assert found.counted == (
         {"by": "octocat", "group": "sre-oncall", "at": "2019-11-17T17:43:43Z"},
     )
+
+
+def test_every_answer_is_a_body_github_accepts(pack):
+    schema = json.loads((FIXTURES / "deployment_protection_rule.callback.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    body = DELIVERY.read_bytes()
+    pending = handle(pack, body, signed(body)).callback
+    approved = handle(pack, body, signed(body), reviews=lambda d: {2: reviews()}).callback
+    read = deployment_action(body, GROUPS, verified=False)
+    rejected = callback_body(read, pack_deployment_judge(pack, {"now": NOW})(read.action, None, []))
+    assert [b.get("state") for b in (pending, approved, rejected)] == [None, "approved", "rejected"]
+    for answer in (pending, approved, rejected):
+        validator.validate(answer)
