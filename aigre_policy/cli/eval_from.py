@@ -20,7 +20,7 @@ from aigre_policy.cli.common import (
     DECISION_EXIT,
     EXIT_FAIL_CLOSED,
     UsageError,
-    _load,
+    read_input_file,
 )
 
 FORMATS = ("terraform-plan", "k8s-admission", "github-deployment")
@@ -76,8 +76,8 @@ def run_from(args: argparse.Namespace, pack: Any, console: Console) -> int:
     if args.action:
         raise UsageError("--from replaces --action: give one of them")
     payload = _read_bytes(path)
-    context = _load(args.context) if args.context else None
-    usage = _load(args.usage) if args.usage else None
+    context = read_input_file(args.context) if args.context else None
+    usage = read_input_file(args.usage) if args.usage else None
     if context is not None and not isinstance(context, dict):
         raise UsageError(f"{args.context}: the context must be a mapping")
     if form == "terraform-plan":
@@ -160,7 +160,7 @@ def _deployment(
     from aigre_policy.adapters import github
     from aigre_policy.adapters.common import AdapterError, read_json
 
-    groups = _load(args.reviewer_groups) if args.reviewer_groups else {}
+    groups = read_input_file(args.reviewer_groups) if args.reviewer_groups else {}
     if not isinstance(groups, dict):
         raise UsageError(f"{args.reviewer_groups}: expected a mapping of login to groups")
     options = github.DeploymentOptions(reviewer_groups=groups)
