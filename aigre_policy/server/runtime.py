@@ -1,0 +1,151 @@
+"""What a running server holds: the config, the callers, and the version of the pack in use.
+
+``Served`` is one version of the pack with the gate built over it; ``Runtime.served``
+is replaced whole when a new version compiles (``reload``), so a request reads one
+consistent version from start to end. Every version shares the one ledger store and
+the one decision log, opened once; only the last gate closes them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aigre_policy.gate import Gate, StaticDirectory, open_ledger
+from aigre_policy.gate.log import DecisionLog
+from aigre_policy.pack import load_pack
+from aigre_policy.rego.names import package_of
+from aigre_policy.server.config import ServerConfig
+from aigre_policy.server.identity import Authenticator
+from aigre_policy.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Served:
+    """One version of the pack, the gate over it, and what the APIs derive from it."""
+
+    pack: Any
+    gate: Gate
+    entrypoint: str  # the Data API path of the decision: "aigre/<pkg>/decision"
+    data: dict[str, Any]  # the pack's data as OPA would hold it (envelopes)
+    authzen: Any = None  # the AuthZEN mapping, when the pack or the config has one
+    loaded_at: float = field(default_factory=time.time)
+
+    def failed_closed(self, document: Any, message: str) -> dict[str, Any]:
+        """The pack's fail-closed verdict document for a fault of the server itself."""
+        pack = self.pack
+        ref = {"name": pack.name, "version": pack.version, "digest": pack.digest}
+        approvers = list(pack.checked.policy.fail_closed_approvers)
+        problem = {"kind": "engine", "path": "server", "message": message}
+        verdict = Verdict.given(
+            pack.fail_closed, ref, document, fail_closed=True, errors=[problem], approvers=approvers
+        )
+        return verdict.to_dict()
+
+
+class Runtime:
+    """The server's state: config, authenticator, ledger, log, and the pack version served."""
+
+    def __init__(self, pack_path: str | Path, config: ServerConfig, *, clock: Any = None):
+        self.pack_path = Path(pack_path)
+        self.config = config
+        self.authenticator = Authenticator(config.auth)
+        self.ledger = open_ledger(config.ledger)
+        self.log = DecisionLog(config.log) if config.log is not None else None
+        self.directory = StaticDirectory(dict(config.directory))
+        self.clock = clock
+        self.reload_error: str | None = None
+        self.metrics: Any = None  # a ``metrics.Metrics`` when /metrics is served
+        self.inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._idle = threading.Condition(self._inflight_lock)
+        self.served = self.load()
+
+    # -- versions of the pack --------------------------------------------------------------
+
+    def load(self) -> Served:
+        """Compile the pack and build a gate over it; raises on a pack that does not compile."""
+        pack = load_pack(self.pack_path)
+        shadow = load_pack(self.config.shadow) if self.config.shadow is not None else None
+        lifetime = self.config.approval_lifetime_hours
+        options: dict[str, Any] = {
+            "ledger": self.ledger,
+            "log": self.log,
+            "directory": self.directory,
+            "shadow": shadow,
+            "approval_lifetime": None if lifetime is None else timedelta(hours=lifetime),
+        }
+        if self.clock is not None:
+            options["clock"] = self.clock
+        gate = Gate(pack, **options)
+        package = package_of(pack.name)
+        base = package.replace(".", "/")
+        data = {"aigre": {package.split(".", 1)[1]: {"envelopes": pack.envelopes}}}
+        return Served(pack, gate, f"{base}/decision", data, self._authzen(pack))
+
+    def _authzen(self, pack: Any) -> Any:
+        from aigre_policy.server.authzen_mapping import load_mapping
+
+        explicit = self.config.authzen
+        root = getattr(pack, "root", None)
+        path = explicit or (Path(root) / "authzen.yaml" if root is not None else None)
+        if path is None or (explicit is None and not path.is_file()):
+            return None
+        return load_mapping(path)
+
+    def reload(self) -> bool:
+        """Compile the pack again beside the one serving and swap it in; on failure keep
+        the old one and remember why (``/readyz`` shows it). True when swapped."""
+        try:
+            fresh = self.load()
+        except Exception as exc:
+            self.reload_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+            return False
+        self.served = fresh  # one assignment: requests read either the old or the new
+        self.reload_error = None
+        return True
+
+    # -- what the metrics count -----------------------------------------------------------
+
+    def observe(self, verdict: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.decided(verdict)
+
+    def observe_failure(self) -> None:
+        if self.metrics is not None:
+            self.metrics.server_fault()
+
+    # -- checks in flight ------------------------------------------------------------------
+
+    def enter(self) -> None:
+        with self._inflight_lock:
+            self.inflight += 1
+
+    def leave(self) -> None:
+        with self._inflight_lock:
+            self.inflight -= 1
+            if self.inflight == 0:
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no check is in flight (or ``timeout`` passes); True when drained."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self.inflight == 0, timeout)
+
+    def ledger_problem(self) -> str | None:
+        """Why the ledger cannot be read now, or ``None`` (also when there is none)."""
+        if self.ledger is None:
+            return None
+        try:
+            with self.ledger.session() as session:
+                session.state()
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def close(self) -> None:
+        self.served.gate.close()

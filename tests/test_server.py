@@ -1,0 +1,125 @@
+"""``aigre-policy serve``: the gate behind HTTP, on a real server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from serving import ROOT, app_server
+
+pytest.importorskip("starlette")
+
+from aigre_policy.gate import FakeClock
+from aigre_policy.server.app import create_app
+from aigre_policy.server.config import ServerConfig
+from aigre_policy.server.runtime import Runtime
+
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+FIXTURES = ROOT / "fixtures" / "actions"
+
+
+def fixture_action(name: str) -> dict[str, Any]:
+    return yaml.safe_load((FIXTURES / name).read_text())["action"]
+
+
+def runtime(tmp_path: Path, **config: Any) -> Runtime:
+    config.setdefault("ledger", f"sqlite:///{tmp_path / 'ledger.db'}")
+    return Runtime(BASELINE, ServerConfig(**config), clock=FakeClock("2025-03-11T14:02:40Z"))
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    with app_server(create_app(runtime(tmp_path, log=tmp_path / "decisions.jsonl"))) as url:
+        yield url
+
+
+def test_health_and_readiness_name_the_pack(server):
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["pack"]["name"] == "aigre-baseline"
+    assert ready.json()["ledger"] == "ok"
+
+
+def test_check_answers_the_gate_verdict_with_its_evidence(server, tmp_path):
+    answer = httpx.post(f"{server}/v1/check", json=fixture_action("llm-rollback.yaml"))
+    assert answer.status_code == 200
+    verdict = answer.json()
+    # anonymous: no attested actor, so the LLM's claimed trust 3 does not count
+    assert verdict["decision"] == "deny"
+    assert "llm-trust-below-production-minimum" in [r["id"] for r in verdict["fired"]]
+    assert verdict["gate"]["action_digest"].startswith("sha256:")
+    assert "actor" not in verdict["gate"]
+    logged = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert any(e.get("kind") == "decision" for e in logged)
+
+
+def test_request_id_is_echoed(server):
+    answer = httpx.post(
+        f"{server}/v1/check",
+        json=fixture_action("llm-rollback.yaml"),
+        headers={"X-Request-ID": "r-7"},
+    )
+    assert answer.headers["x-request-id"] == "r-7"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_parameter"),
+        (b"", 400, "invalid_parameter"),
+        (b'{"x": "' + b"a" * 2_000_000 + b'"}', 413, "request_too_large"),
+    ],
+)
+def test_a_malformed_or_oversized_body_is_a_json_4xx(server, body, status, code):
+    answer = httpx.post(f"{server}/v1/check", content=body)
+    assert answer.status_code == status
+    assert answer.json()["code"] == code
+
+
+def test_an_action_breaking_the_schema_fails_closed(server):
+    answer = httpx.post(f"{server}/v1/check", json={"kind": "rollback"})
+    assert answer.status_code == 200
+    assert answer.json()["fail_closed"] is True
+    assert answer.json()["decision"] != "allow"
+
+
+def test_an_internal_fault_answers_the_fail_closed_verdict(tmp_path):
+    served = runtime(tmp_path)
+
+    class Broken:
+        async def acheck(self, action: Any, **kw: Any) -> Any:
+            raise RuntimeError("the gate blew up")
+
+        def close(self) -> None:
+            pass
+
+    served.served = served.served.__class__(
+        served.served.pack,
+        Broken(),
+        served.served.entrypoint,
+        served.served.data,  # type: ignore[arg-type]
+    )
+    with app_server(create_app(served)) as url:
+        answer = httpx.post(f"{url}/v1/check", json=fixture_action("llm-rollback.yaml"))
+    verdict = answer.json()
+    assert answer.status_code == 200
+    assert verdict["fail_closed"] is True
+    assert verdict["decision"] == served.served.pack.fail_closed != "allow"
+    assert "the gate blew up" in verdict["errors"][0]["message"]
+
+
+def test_unknown_route_is_a_json_404(server):
+    answer = httpx.get(f"{server}/nope")
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "not_found"
+
+
+def test_data_api_answers_undefined_paths_with_an_empty_object(server):
+    assert httpx.post(f"{server}/v1/data/nothing/here", json={"input": {}}).json() == {}
+    envelopes = httpx.post(f"{server}/v1/data/aigre/aigre_baseline/envelopes", json={})
+    assert "cost" in envelopes.json()["result"]
