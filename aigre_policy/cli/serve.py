@@ -67,7 +67,9 @@ def build_runtime(args: argparse.Namespace) -> object:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        raise UsageError(str(exc).replace("\n", "; ")) from None
+        first, *rest = str(exc).splitlines()
+        more = f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})" if rest else ""
+        raise UsageError(first + more) from None
     update: dict[str, object] = {}
     if args.ledger:
         update["ledger"] = args.ledger

@@ -149,11 +149,12 @@ def load_config(path: str | Path | None) -> ServerConfig:
     try:
         config = ServerConfig.model_validate(data)
     except ValidationError as exc:
-        lines = []
+        found = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             span = document.span_of(loc)
             where = ".".join(str(k) for k in loc) or "<file>"
-            lines.append(f"{path}:{span.line}:{span.column}: {where}: {err['msg']}")
+            found.append((span.line, span.column, f"{where}: {err['msg']}"))
+        lines = [f"{path}:{line}:{column}: {text}" for line, column, text in sorted(found)]
         raise ConfigError("\n".join(lines)) from None
     return config.resolved(path.resolve().parent)

@@ -1,0 +1,60 @@
+"""``aigre-policy serve`` on the command line: misuse is one line and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from serving import ROOT
+
+from aigre_policy.cli.main import main
+
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
+
+
+def test_a_missing_extra_names_the_pip_command(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import fails as when not installed
+    assert main(["serve", str(BASELINE)]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "aigre-policy[serve]"' in err
+    assert "Traceback" not in err
+
+
+def test_the_cli_entry_point_imports_no_server_library():
+    code = (
+        "import sys, aigre_policy.cli.main; "
+        "print(sorted(m for m in ('starlette','uvicorn','prometheus_client','opentelemetry',"
+        "'jinja2','httpx','orjson') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_serving_beyond_loopback_without_auth_is_refused(capsys, tmp_path):
+    pytest.importorskip("uvicorn")
+    code = main(
+        ["serve", str(BASELINE), "--host", "0.0.0.0", "--ledger", f"sqlite:///{tmp_path}/l.db"]
+    )
+    assert code == 2
+    assert "without an `auth` section" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_refused_with_file_line_and_column(capsys, tmp_path):
+    pytest.importorskip("uvicorn")
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        "limits:\n  max_body_bytes: 10\nauth:\n  api_keys:\n    - name: k\n      sha256: nope\n"
+    )
+    assert main(["serve", str(BASELINE), "--config", str(config)]) == 2
+    err = "".join(capsys.readouterr().err.split())  # the console may wrap long paths
+    assert f"{config}:2:19:limits.max_body_bytes:" in err
+    assert err.endswith("(and2moreproblems)")  # the first by position, on one line
+
+
+def test_a_pack_that_does_not_compile_is_refused(capsys, tmp_path):
+    pytest.importorskip("uvicorn")
+    assert main(["serve", str(tmp_path)]) == 2
+    assert "error:" in capsys.readouterr().err
