@@ -19,8 +19,10 @@ from aigre_policy.gate import Gate, StaticDirectory, open_ledger
 from aigre_policy.gate.log import DecisionLog
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.names import package_of
+from aigre_policy.server.approvals_store import PendingApprovals
+from aigre_policy.server.authzen_mapping import load_mapping
 from aigre_policy.server.config import ServerConfig
-from aigre_policy.server.identity import Authenticator
+from aigre_policy.server.identity import Authenticator, Caller
 from aigre_policy.verdict import Verdict
 
 
@@ -59,6 +61,7 @@ class Runtime:
         self.directory = StaticDirectory(dict(config.directory))
         self.clock = clock
         self.reload_error: str | None = None
+        self.pending = PendingApprovals()
         self.metrics: Any = None  # a ``metrics.Metrics`` when /metrics is served
         self.inflight = 0
         self._inflight_lock = threading.Lock()
@@ -88,8 +91,6 @@ class Runtime:
         return Served(pack, gate, f"{base}/decision", data, self._authzen(pack))
 
     def _authzen(self, pack: Any) -> Any:
-        from aigre_policy.server.authzen_mapping import load_mapping
-
         explicit = self.config.authzen
         root = getattr(pack, "root", None)
         path = explicit or (Path(root) / "authzen.yaml" if root is not None else None)
@@ -114,6 +115,10 @@ class Runtime:
     def observe(self, verdict: Any) -> None:
         if self.metrics is not None:
             self.metrics.decided(verdict)
+
+    def pending_from(self, verdict: Any, caller: Caller) -> None:
+        """Keep a ``require_approval`` verdict for the approvers' inbox."""
+        self.pending.add(verdict, caller.name)
 
     def observe_failure(self) -> None:
         if self.metrics is not None:
