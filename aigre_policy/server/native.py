@@ -47,6 +47,7 @@ async def check(request: Request) -> JSONResponse:
         verdict = await served.gate.acheck(action, actor=caller.actor)
         body = verdict.to_dict()
         runtime.observe(verdict)
+        runtime.pending_from(verdict, caller)
     except Exception as exc:  # never an allow: the pack's fail-closed verdict, naming it
         logger.exception("check failed in the server")
         body = served.failed_closed({"action": action}, f"{type(exc).__name__}: {exc}")
