@@ -92,7 +92,7 @@ def test_an_internal_fault_answers_the_fail_closed_verdict(tmp_path):
     served = runtime(tmp_path)
 
     class Broken:
-        async def acheck(self, action: Any, **kw: Any) -> Any:
+        def check(self, action: Any, **kw: Any) -> Any:
             raise RuntimeError("the gate blew up")
 
         def close(self) -> None:
@@ -123,3 +123,14 @@ def test_data_api_answers_undefined_paths_with_an_empty_object(server):
     assert httpx.post(f"{server}/v1/data/nothing/here", json={"input": {}}).json() == {}
     envelopes = httpx.post(f"{server}/v1/data/aigre/aigre_baseline/envelopes", json={})
     assert "cost" in envelopes.json()["result"]
+
+
+def test_the_data_api_refuses_an_oversized_or_malformed_body(server):
+    path = f"{server}/v1/data/aigre/aigre_baseline/decision"
+    too_big = httpx.post(path, content=b'{"input": "' + b"a" * 2_000_000 + b'"}')
+    assert too_big.status_code == 413
+    assert too_big.json()["code"] == "request_too_large"
+    assert httpx.post(path, content=b"{nope").status_code == 400
+    no_input = httpx.post(path, json={})
+    assert no_input.json()["result"]["fail_closed"] is True
+    assert no_input.json()["result"]["decision"] != "allow"

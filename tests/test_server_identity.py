@@ -180,3 +180,11 @@ def test_a_jwt_signed_by_another_key_is_401(server):
     token = _token(stranger)
     answer = httpx.post(f"{server}/v1/check", json={}, headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 401
+
+
+def test_the_data_api_needs_credentials_and_the_evaluate_scope(server):
+    path = f"{server}/v1/data/aigre/aigre_baseline/decision"
+    body = {"input": {"action": _action("llm-rollback.yaml"), "context": {}, "usage": {}}}
+    assert httpx.post(path, json=body).status_code == 401
+    # the caller attests the whole input here, so a plain key may not use it
+    assert httpx.post(path, json=body, headers=_auth("bot")).status_code == 403

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aigre_policy.server import approvals, authzen, health, native
+from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
 
@@ -93,4 +94,4 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         },
     )
     app.state.runtime = runtime
-    return RequestId(app)
+    return RequestId(DataFastPath(app, runtime))

@@ -8,8 +8,11 @@ the one decision log, opened once; only the last gate closes them.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -62,6 +65,10 @@ class Runtime:
         self.clock = clock
         self.reload_error: str | None = None
         self.pending = PendingApprovals()
+        # checks run one after the other on one thread: each takes the ledger's write lock
+        # for its whole transaction, so more threads of one process would only queue on it
+        # (in SQLite's busy handler, which sleeps) and cost a thread hop each
+        self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-check")
         self.metrics: Any = None  # a ``metrics.Metrics`` when /metrics is served
         self.inflight = 0
         self._inflight_lock = threading.Lock()
@@ -110,6 +117,12 @@ class Runtime:
         self.reload_error = None
         return True
 
+    async def check(self, served: Served, action: Any, actor: Any) -> Any:
+        """``gate.check`` off the event loop; the server plugs in no reviewer, so the
+        synchronous check is the whole decision."""
+        call = functools.partial(served.gate.check, action, actor=actor)
+        return await asyncio.get_running_loop().run_in_executor(self._checks, call)
+
     # -- what the metrics count -----------------------------------------------------------
 
     def observe(self, verdict: Any) -> None:
@@ -153,4 +166,5 @@ class Runtime:
         return None
 
     def close(self) -> None:
+        self._checks.shutdown(wait=True)
         self.served.gate.close()
