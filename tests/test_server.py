@@ -134,3 +134,84 @@ def test_the_data_api_refuses_an_oversized_or_malformed_body(server):
     no_input = httpx.post(path, json={})
     assert no_input.json()["result"]["fail_closed"] is True
     assert no_input.json()["result"]["decision"] != "allow"
+
+
+def _metric(text: str, name: str) -> float:
+    """The value of one sample line ``name value`` in Prometheus' text format."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} in /metrics")
+
+
+def test_metrics_count_decisions_and_read_the_log(server):
+    for name in ("llm-rollback.yaml", "routine-restart-by-automation.yaml"):
+        httpx.post(f"{server}/v1/check", json=fixture_action(name))
+    httpx.post(f"{server}/v1/check", json={"kind": "rollback"})  # fails closed
+    path = f"{server}/v1/data/aigre/aigre_baseline/decision"
+    httpx.post(path, json={"input": {}})
+    text = httpx.get(f"{server}/metrics").text
+    assert _metric(text, 'aigre_decisions_total{api="check",decision="deny"}') >= 1
+    assert _metric(text, 'aigre_fail_closed_total{api="check"}') == 1
+    assert _metric(text, 'aigre_fail_closed_total{api="data"}') == 1
+    assert _metric(text, 'aigre_decision_seconds_count{api="check"}') == 3
+    assert _metric(text, "aigre_log_readable") == 1
+    assert _metric(text, "aigre_log_fail_closed") == 1
+    assert _metric(text, 'aigre_log_decisions{decision="deny"}') >= 1
+
+
+def test_a_ledger_that_fails_gives_the_fail_closed_verdict_and_shows(tmp_path):
+    from aigre_policy.gate.ledger import LedgerError
+
+    served = runtime(tmp_path)
+
+    def down():
+        raise LedgerError("ledger.db: OperationalError: unable to open database file")
+
+    with app_server(create_app(served)) as url:
+        served.ledger.session = down  # type: ignore[method-assign]
+        verdict = httpx.post(f"{url}/v1/check", json=fixture_action("llm-rollback.yaml")).json()
+        ready = httpx.get(f"{url}/readyz")
+        text = httpx.get(f"{url}/metrics").text
+    assert verdict["fail_closed"] is True
+    assert verdict["decision"] != "allow"
+    assert any(e["path"] == "gate.ledger" for e in verdict["errors"])
+    assert ready.status_code == 503
+    assert "unable to open" in ready.json()["ledger"]
+    assert _metric(text, "aigre_ledger_errors_total") == 1
+
+
+def test_shutdown_drains_the_checks_in_flight(tmp_path):
+    import threading
+    import time
+
+    served = runtime(tmp_path, log=tmp_path / "decisions.jsonl")
+    gate = served.served.gate
+    original = gate.check
+    started = threading.Event()
+
+    def slow(action: Any, **kw: Any) -> Any:
+        started.set()
+        time.sleep(1.0)
+        return original(action, **kw)
+
+    gate.check = slow  # type: ignore[method-assign]
+    answers: list[httpx.Response] = []
+    with app_server(create_app(served)) as url:
+
+        def ask() -> None:
+            action = fixture_action("llm-rollback.yaml")
+            answers.append(httpx.post(f"{url}/v1/check", json=action, timeout=30))
+
+        asking = threading.Thread(target=ask)
+        asking.start()
+        assert started.wait(10)
+    # the server was told to stop while the check was in flight
+    asking.join(30)
+    assert answers[0].status_code == 200
+    assert answers[0].json()["decision"] == "deny"
+    entries = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert [e["body"]["verdict"]["decision_id"] for e in entries if e["kind"] == "decision"] == [
+        answers[0].json()["decision_id"]
+    ]
+    assert served.inflight == 0

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, native
+from aigre_policy.server import approvals, authzen, health, metrics, native
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -83,7 +83,15 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
             logger.warning("%d checks still in flight at shutdown", runtime.inflight)
         runtime.close()
 
-    routes = [*health.ROUTES, *native.ROUTES, *authzen.ROUTES, *approvals.ROUTES]
+    routes = [
+        *health.ROUTES,
+        *native.ROUTES,
+        *authzen.ROUTES,
+        *approvals.ROUTES,
+        *metrics.ROUTES,
+    ]
+    if runtime.metrics is None:
+        runtime.metrics = metrics.Metrics(runtime.config.log)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -104,11 +104,11 @@ async def _decide(runtime: Runtime, served: Served, request: Any, caller: Any) -
     runtime.enter()
     try:
         verdict = await runtime.check(served, action, actor)
-        runtime.observe(verdict)
+        runtime.observe(verdict, "authzen")
         runtime.pending_from(verdict, caller)
     except Exception as exc:  # never an allow
         logger.exception("AuthZEN evaluation failed in the server")
-        runtime.observe_failure()
+        runtime.observe_failure("authzen")
         message = f"{type(exc).__name__}: {exc}"
         return {"decision": False, "context": {"error": {"status": 500, "message": message}}}
     finally:

@@ -71,7 +71,10 @@ class DataFastPath:
         except orjson.JSONDecodeError as exc:
             return _error(400, "invalid_parameter", f"the body is not JSON: {exc}")
         given = request.get("input") if isinstance(request, dict) else None
-        return 200, orjson.dumps({"result": decide(served, given)})
+        document = decide(served, given)
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.evaluated(document)
+        return 200, orjson.dumps({"result": document})
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, bytes]:

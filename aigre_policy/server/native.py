@@ -65,7 +65,10 @@ async def data(request: Request) -> JSONResponse:
     if path == served.entrypoint:
         body = await read_json(request, runtime.config.limits.max_body_bytes)
         given = body.get("input") if isinstance(body, dict) else None
-        return JSONResponse({"result": decide(served, given)})
+        document = decide(served, given)
+        if runtime.metrics is not None:
+            runtime.metrics.evaluated(document)
+        return JSONResponse({"result": document})
     found = _at(served.data, path)
     return JSONResponse({} if found is _UNDEFINED else {"result": found})
 

@@ -125,17 +125,17 @@ class Runtime:
 
     # -- what the metrics count -----------------------------------------------------------
 
-    def observe(self, verdict: Any) -> None:
+    def observe(self, verdict: Any, api: str = "check") -> None:
         if self.metrics is not None:
-            self.metrics.decided(verdict)
+            self.metrics.decided(verdict, api)
 
     def pending_from(self, verdict: Any, caller: Caller) -> None:
         """Keep a ``require_approval`` verdict for the approvers' inbox."""
         self.pending.add(verdict, caller.name)
 
-    def observe_failure(self) -> None:
+    def observe_failure(self, api: str = "check") -> None:
         if self.metrics is not None:
-            self.metrics.server_fault()
+            self.metrics.server_fault(api)
 
     # -- checks in flight ------------------------------------------------------------------
 
