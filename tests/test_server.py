@@ -215,3 +215,39 @@ def test_shutdown_drains_the_checks_in_flight(tmp_path):
         answers[0].json()["decision_id"]
     ]
     assert served.inflight == 0
+
+
+def _wait_for(predicate: Any, seconds: float = 30.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("the server did not get there in time")
+
+
+def test_hot_reload_swaps_a_new_version_and_keeps_the_old_on_a_broken_one(tmp_path):
+    import shutil
+
+    pack = tmp_path / "pack"
+    shutil.copytree(BASELINE, pack)
+    config = ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}", reload_seconds=0.2)
+    served = Runtime(pack, config, clock=FakeClock("2025-03-11T14:02:40Z"))
+    manifest = pack / "pack.yaml"
+    with app_server(create_app(served)) as url:
+        manifest.write_text(manifest.read_text().replace("version: 1.0.0", "version: 1.0.1"))
+        _wait_for(lambda: httpx.get(f"{url}/readyz").json()["pack"]["version"] == "1.0.1")
+        policy = next((pack / "policies").glob("*.aigre"))
+        policy.write_text(policy.read_text() + "\nrule broken {\n")
+        ready = _wait_for(lambda: (r := httpx.get(f"{url}/readyz").json())["reload"]["error"] and r)
+        assert ready["pack"]["version"] == "1.0.1"  # the old version keeps serving
+        assert ready["ready"] is True
+        assert ".aigre:" in ready["reload"]["error"]  # file:line:col of the first error
+        verdict = httpx.post(f"{url}/v1/check", json=fixture_action("llm-rollback.yaml")).json()
+        assert verdict["pack"]["version"] == "1.0.1"
+        assert verdict["fail_closed"] is False
+        policy.write_text(policy.read_text().replace("\nrule broken {\n", ""))
+        _wait_for(lambda: httpx.get(f"{url}/readyz").json()["reload"]["ok"])

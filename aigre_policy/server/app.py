@@ -9,6 +9,8 @@ the checks in flight are drained before the gate (ledger, log) is closed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, metrics, native
+from aigre_policy.server import approvals, authzen, health, metrics, native, reload
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -75,9 +77,14 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watching = None
+        if runtime.config.reload:
+            watching = asyncio.create_task(reload.watch(runtime, runtime.config.reload_seconds))
         yield
-        import asyncio
-
+        if watching is not None:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         drained = await asyncio.to_thread(runtime.drain, drain_seconds)
         if not drained:
             logger.warning("%d checks still in flight at shutdown", runtime.inflight)

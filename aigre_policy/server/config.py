@@ -110,6 +110,7 @@ class ServerConfig(_Strict):
     authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
     shadow: Path | None = None
     reload: bool = True  # watch the pack directory and swap in new versions
+    reload_seconds: float = Field(2.0, gt=0, le=3600)  # how often the pack's files are looked at
 
     def resolved(self, base: Path) -> ServerConfig:
         """Paths made relative to ``base`` (the config file's folder)."""

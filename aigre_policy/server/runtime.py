@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from aigre_policy.diagnostics import Severity
 from aigre_policy.gate import Gate, StaticDirectory, open_ledger
 from aigre_policy.gate.log import DecisionLog
 from aigre_policy.pack import load_pack
@@ -111,7 +112,7 @@ class Runtime:
         try:
             fresh = self.load()
         except Exception as exc:
-            self.reload_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+            self.reload_error = _described(exc)
             return False
         self.served = fresh  # one assignment: requests read either the old or the new
         self.reload_error = None
@@ -168,3 +169,17 @@ class Runtime:
     def close(self) -> None:
         self._checks.shutdown(wait=True)
         self.served.gate.close()
+
+
+def _described(exc: Exception) -> str:
+    """One line saying why a version did not load: a compile error's first diagnostic."""
+    diagnostics = getattr(exc, "diagnostics", None)
+    if diagnostics:
+        errors = [d for d in diagnostics if getattr(d, "severity", None) is Severity.ERROR]
+        diagnostics = errors or diagnostics
+        first = diagnostics[0]
+        span = getattr(first, "span", None)
+        where = f"{span}: " if span is not None else ""
+        more = f" (and {len(diagnostics) - 1} more)" if len(diagnostics) > 1 else ""
+        return f"{where}{getattr(first, 'code', '')} {getattr(first, 'message', first)}{more}"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
