@@ -86,12 +86,21 @@ def build_runtime(args: argparse.Namespace) -> object:
     if not Path(args.pack).exists():
         raise UsageError(f"no pack at {args.pack}")
     try:
-        return Runtime(args.pack, config)
+        runtime = Runtime(args.pack, config)
     except CompileError as exc:
         first = exc.diagnostics[0] if getattr(exc, "diagnostics", None) else exc
         raise UsageError(f"the pack does not compile: {first}") from None
     except (GateError, LedgerError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
+    try:
+        from aigre_policy.server.telemetry import from_config
+
+        runtime.telemetry = from_config(config.telemetry)
+    except ImportError as exc:
+        raise UsageError(
+            f"telemetry needs {exc.name}: pip install opentelemetry-exporter-otlp-proto-http"
+        ) from None
+    return runtime
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

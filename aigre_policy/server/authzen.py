@@ -103,7 +103,7 @@ async def _decide(runtime: Runtime, served: Served, request: Any, caller: Any) -
         return {"decision": False, "context": {"error": {"status": 400, "message": str(exc)}}}
     runtime.enter()
     try:
-        verdict = await runtime.check(served, action, actor)
+        verdict = await runtime.check(served, action, actor, "authzen")
         runtime.observe(verdict, "authzen")
         runtime.pending_from(verdict, caller)
     except Exception as exc:  # never an allow

@@ -98,6 +98,15 @@ class Limits(_Strict):
     max_evaluations: int = Field(1000, ge=1, le=100_000)
 
 
+class TelemetryConfig(_Strict):
+    """OpenTelemetry export over OTLP/HTTP: a span per check, a log record per decision."""
+
+    otlp_endpoint: str = Field(min_length=1)  # e.g. http://collector:4318
+    service_name: str = "aigre-policy"
+    traces: bool = True
+    logs: bool = True
+
+
 class ServerConfig(_Strict):
     """The whole file; paths in it are relative to the file's folder."""
 
@@ -109,6 +118,7 @@ class ServerConfig(_Strict):
     limits: Limits = Limits()
     authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
     shadow: Path | None = None
+    telemetry: TelemetryConfig | None = None
     reload: bool = True  # watch the pack directory and swap in new versions
     reload_seconds: float = Field(2.0, gt=0, le=3600)  # how often the pack's files are looked at
 

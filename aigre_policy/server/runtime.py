@@ -71,6 +71,7 @@ class Runtime:
         # (in SQLite's busy handler, which sleeps) and cost a thread hop each
         self._checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-check")
         self.metrics: Any = None  # a ``metrics.Metrics`` when /metrics is served
+        self.telemetry: Any = None  # a ``telemetry.Telemetry`` when spans and records go out
         self.inflight = 0
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
@@ -118,11 +119,17 @@ class Runtime:
         self.reload_error = None
         return True
 
-    async def check(self, served: Served, action: Any, actor: Any) -> Any:
+    async def check(self, served: Served, action: Any, actor: Any, api: str = "check") -> Any:
         """``gate.check`` off the event loop; the server plugs in no reviewer, so the
-        synchronous check is the whole decision."""
+        synchronous check is the whole decision. A span covers it when telemetry is on."""
         call = functools.partial(served.gate.check, action, actor=actor)
-        return await asyncio.get_running_loop().run_in_executor(self._checks, call)
+        loop = asyncio.get_running_loop()
+        if self.telemetry is None:
+            return await loop.run_in_executor(self._checks, call)
+        with self.telemetry.span(api) as span:
+            verdict = await loop.run_in_executor(self._checks, call)
+            self.telemetry.decided(span, verdict, api)
+        return verdict
 
     # -- what the metrics count -----------------------------------------------------------
 
@@ -169,6 +176,8 @@ class Runtime:
     def close(self) -> None:
         self._checks.shutdown(wait=True)
         self.served.gate.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
 
 
 def _described(exc: Exception) -> str:
