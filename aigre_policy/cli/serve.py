@@ -114,7 +114,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"--port must be 0..65535, not {args.port}")
     runtime = build_runtime(args)
     app = create_app(runtime)  # type: ignore[arg-type]
-    console.print(f"serving {args.pack} on http://{args.host}:{args.port}", highlight=False)
+    status = Console(stderr=True, highlight=False)  # standard output stays the caller's
+    status.print(f"serving {args.pack} on http://{args.host}:{args.port}")
     uvicorn.run(
         app,
         host=args.host,
