@@ -61,6 +61,7 @@ def build_runtime(args: argparse.Namespace) -> object:
     from aigre_policy.diagnostics import CompileError
     from aigre_policy.gate.errors import GateError
     from aigre_policy.gate.ledger import LedgerError
+    from aigre_policy.server.authzen_mapping import MappingError
     from aigre_policy.server.config import ConfigError, load_config
     from aigre_policy.server.runtime import Runtime
 
@@ -88,9 +89,9 @@ def build_runtime(args: argparse.Namespace) -> object:
     try:
         runtime = Runtime(args.pack, config)
     except CompileError as exc:
-        first = exc.diagnostics[0] if getattr(exc, "diagnostics", None) else exc
-        raise UsageError(f"the pack does not compile: {first}") from None
-    except (GateError, LedgerError, ValueError, OSError) as exc:
+        problem = exc.diagnostics[0] if getattr(exc, "diagnostics", None) else exc
+        raise UsageError(f"the pack does not compile: {problem}") from None
+    except (GateError, LedgerError, MappingError, ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     try:
         from aigre_policy.server.telemetry import from_config

@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from aigre_policy.gate.clock import iso, system_clock
+from aigre_policy.gate.clock import iso
 from aigre_policy.gate.intake import attested_fields
 from aigre_policy.server.http import JSONResponse, Problem, caller_of, read_json, runtime_of
 from aigre_policy.server.runtime import Runtime, Served
@@ -174,7 +174,7 @@ def _allowed(served: Served, mapping: Any, request: dict[str, Any]) -> bool:
     """Pure evaluation of one candidate (nothing recorded); only ``allow`` counts."""
     action, actor = mapping.proposal(request)
     pack = served.pack
-    now = (served.gate.clock or system_clock)()
+    now = served.gate.clock()
     context: dict[str, Any] = {"now": iso(now)}
     if actor is not None and "actor" in attested_fields(pack):
         context["actor"] = actor

@@ -73,7 +73,7 @@ class JwtClaims(_Strict):
     groups: str = "groups"
     scopes: str = "scope"
     default_kind: Literal["human", "llm", "automation"] = "human"
-    default_trust: int = Field(0, ge=0, le=5)
+    default_trust: int = Field(default=0, ge=0, le=5)
     default_scopes: tuple[Scope, ...] = ("check", "authzen", "approve", "read")
 
 
@@ -84,8 +84,8 @@ class JwtConfig(_Strict):
     issuer: str | None = None
     audience: str | None = None
     algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
-    leeway_seconds: int = Field(30, ge=0, le=600)
-    claims: JwtClaims = JwtClaims()
+    leeway_seconds: int = Field(default=30, ge=0, le=600)
+    claims: JwtClaims = Field(default_factory=JwtClaims)
 
 
 class AuthConfig(_Strict):
@@ -94,8 +94,8 @@ class AuthConfig(_Strict):
 
 
 class Limits(_Strict):
-    max_body_bytes: int = Field(MAX_BODY_BYTES, ge=256, le=64 << 20)
-    max_evaluations: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=256, le=64 << 20)
+    max_evaluations: int = Field(default=1000, ge=1, le=100_000)
 
 
 class TelemetryConfig(_Strict):
@@ -115,12 +115,12 @@ class ServerConfig(_Strict):
     auth: AuthConfig | None = None
     directory: dict[str, tuple[str, ...]] = {}  # approver group -> members
     approval_lifetime_hours: Annotated[float, Field(gt=0)] | None = 24.0
-    limits: Limits = Limits()
+    limits: Limits = Field(default_factory=Limits)
     authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
     shadow: Path | None = None
     telemetry: TelemetryConfig | None = None
     reload: bool = True  # watch the pack directory and swap in new versions
-    reload_seconds: float = Field(2.0, gt=0, le=3600)  # how often the pack's files are looked at
+    reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
 
     def resolved(self, base: Path) -> ServerConfig:
         """Paths made relative to ``base`` (the config file's folder)."""

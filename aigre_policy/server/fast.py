@@ -47,22 +47,22 @@ class DataFastPath:
         except Unauthenticated as exc:
             return _error(401, "unauthorized", str(exc))
         if not caller.may("evaluate"):
-            message = f"`{caller.name}` may not use this API (scope `evaluate`)"
-            return _error(403, "forbidden", message)
+            refusal = f"`{caller.name}` may not use this API (scope `evaluate`)"
+            return _error(403, "forbidden", refusal)
         limit = self.runtime.config.limits.max_body_bytes
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
+            event = await receive()
+            if event["type"] == "http.disconnect":
                 return _error(400, "invalid_parameter", "the client went away")
-            chunk = message.get("body", b"")
+            chunk = event.get("body", b"")
             size += len(chunk)
             if size > limit:
                 return _error(413, "request_too_large", f"the body is over {limit} bytes")
             chunks.append(chunk)
-            more = message.get("more_body", False)
+            more = event.get("more_body", False)
         raw = b"".join(chunks)
         if not raw.strip():
             return _error(400, "invalid_parameter", "the body is empty; a JSON object is expected")

@@ -67,7 +67,7 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 def caller_of(request: Request, scope: str) -> Caller:
