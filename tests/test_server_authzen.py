@@ -290,3 +290,27 @@ def test_a_pack_without_a_mapping_answers_501(tmp_path):
     with app_server(create_app(Runtime(BASELINE, config))) as url:
         answer = httpx.post(f"{url}/access/v1/evaluation", json=_todo(RICK, "x", "y"))
     assert answer.status_code == 501
+
+
+def test_a_fault_in_an_evaluation_is_decision_false_never_true(tmp_path):
+    runtime = Runtime(TODO, ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}"))
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the ledger caught fire")
+
+    runtime.check = broken  # type: ignore[method-assign]
+    with app_server(create_app(runtime)) as url:
+        one = httpx.post(f"{url}/access/v1/evaluation", json=_todo(RICK, "can_read_todos", "x"))
+        batch = httpx.post(
+            f"{url}/access/v1/evaluations",
+            json={**_todo(RICK, "can_read_todos", "x"), "evaluations": [{}, {}]},
+        )
+        metrics = httpx.get(f"{url}/metrics").text
+    assert one.status_code == 200
+    assert one.json()["decision"] is False
+    assert one.json()["context"]["error"] == {
+        "status": 500,
+        "message": "RuntimeError: the ledger caught fire",
+    }
+    assert [e["decision"] for e in batch.json()["evaluations"]] == [False, False]
+    assert 'aigre_fail_closed_total{api="authzen"} 3.0' in metrics

@@ -51,6 +51,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from aigre_policy.server.config import located
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import read_document
 
@@ -260,7 +261,7 @@ def load_mapping(path: Path) -> AuthzenMapping:
     """The mapping at ``path``; ``MappingError`` with ``file:line:col`` where there is one."""
     document, problems = read_document(path)
     if document is None:
-        raise MappingError("; ".join(f"{path}: {p.message}" for p in problems))
+        raise MappingError("; ".join(located(path, p) for p in problems))
     try:
         spec = MappingSpec.model_validate(document.data)
     except ValidationError as exc:

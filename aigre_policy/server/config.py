@@ -151,9 +151,8 @@ def load_config(path: str | Path | None) -> ServerConfig:
     path = Path(path)
     document, problems = read_document(path)
     if document is None:
-        raise ConfigError(
-            "\n".join(f"{path}: {p.message}" for p in problems) or f"{path}: unreadable"
-        )
+        reasons = [located(path, p) for p in problems] or [f"{path}: unreadable"]
+        raise ConfigError("\n".join(reasons))
     data = document.data if document.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1:1: the configuration must be a mapping")
@@ -169,3 +168,11 @@ def load_config(path: str | Path | None) -> ServerConfig:
         lines = [f"{path}:{line}:{column}: {text}" for line, column, text in sorted(found)]
         raise ConfigError("\n".join(lines)) from None
     return config.resolved(path.resolve().parent)
+
+
+def located(path: Path, problem: Any) -> str:
+    """A reading problem as ``file:line:col: message`` (``file: message`` without a place)."""
+    span = getattr(problem, "span", None)
+    if span is None:
+        return f"{path}: {problem.message}"
+    return f"{path}:{span.line}:{span.column}: {problem.message}"
