@@ -3,13 +3,13 @@
 Run by hand, not in CI::
 
     python benchmarks/bench_server.py                    # /v1/data and /v1/check (SQLite)
-    python benchmarks/bench_server.py --only data --requests 20000 --clients 16
+    python benchmarks/bench_server.py --only data --requests 20000 --clients 16 --processes 2
 
 It starts ``aigre-policy serve`` on the default pack in its own process (127.0.0.1, a
 free port, a fresh SQLite ledger) and drives it from this process with ``--clients``
 keep-alive connections, each sending one request after the other: a hand-written HTTP/1.1
 client on asyncio, so that the client's own cost stays small beside the server's (the
-machine's CPUs are shared by both). For each endpoint it prints requests/s, p50, p90 and
+machine's CPUs are shared by both), split over ``--processes`` client processes. For each endpoint it prints requests/s, p50, p90 and
 p99 in milliseconds, and how many answers were not 200.
 
 - ``data``: ``POST /v1/data/aigre/aigre_baseline/decision`` with an LLM rollback
@@ -81,6 +81,24 @@ async def _drive(port: int, request: bytes, total: int, clients: int) -> tuple[f
     return time.perf_counter() - started, latencies, len(bad)
 
 
+def _drive_in_process(job: tuple[int, bytes, int, int]) -> tuple[float, list, int]:
+    return asyncio.run(_drive(*job))
+
+
+def _run(port: int, request: bytes, total: int, clients: int, processes: int):
+    """``total`` requests from ``clients`` connections spread over ``processes`` processes
+    (one process: this one); the elapsed time is the slowest process's."""
+    if processes == 1:
+        return asyncio.run(_drive(port, request, total, clients))
+    import multiprocessing
+
+    share = (port, request, total // processes, max(1, clients // processes))
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        results = pool.map(_drive_in_process, [share] * processes)
+    elapsed = max(r[0] for r in results)
+    return elapsed, [x for r in results for x in r[1]], sum(r[2] for r in results)
+
+
 def _cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (Linux), to tell the server's cost per
     request apart from what other processes on a shared machine take."""
@@ -99,6 +117,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--only", choices=("data", "check"))
+    parser.add_argument(
+        "--processes", type=int, default=1, help="client processes (the clients are split)"
+    )
     parser.add_argument("--log", action="store_true", help="check with a decision log")
     args = parser.parse_args()
     action = yaml.safe_load(FIXTURE.read_text())["action"]
@@ -131,10 +152,10 @@ def main() -> None:
             for name, request in runs.items():
                 if args.only and name != args.only:
                     continue
-                asyncio.run(_drive(port, request, 500, args.clients))  # warm up
+                _run(port, request, 500, args.clients, 1)  # warm up
                 cpu = _cpu_seconds(server.pid)
-                elapsed, latencies, bad = asyncio.run(
-                    _drive(port, request, args.requests, args.clients)
+                elapsed, latencies, bad = _run(
+                    port, request, args.requests, args.clients, args.processes
                 )
                 cpu = _cpu_seconds(server.pid) - cpu
                 q = statistics.quantiles(latencies, n=100)
