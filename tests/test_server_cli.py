@@ -54,6 +54,14 @@ def test_a_bad_config_is_refused_with_file_line_and_column(capsys, tmp_path):
     assert err.endswith("(and2moreproblems)")  # the first by position, on one line
 
 
+def test_a_bundle_is_refused_with_the_reason(capsys, tmp_path):
+    pytest.importorskip("uvicorn")
+    bundle = tmp_path / "pack.tar.gz"
+    bundle.write_bytes(b"not read")
+    assert main(["serve", str(bundle)]) == 2
+    assert "serve takes a pack directory" in capsys.readouterr().err
+
+
 def test_a_pack_that_does_not_compile_is_refused(capsys, tmp_path):
     pytest.importorskip("uvicorn")
     assert main(["serve", str(tmp_path)]) == 2

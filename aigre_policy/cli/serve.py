@@ -27,7 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "AuthZEN 1.0 under /access/v1/, approvals, /healthz, /readyz, /metrics. "
         "Exit code 2 on misuse (a pack that does not compile, a bad config, a missing extra).",
     )
-    parser.add_argument("pack", help="the pack directory, or a bundle built from it (.tar.gz)")
+    parser.add_argument("pack", help="the pack directory")
     parser.add_argument(
         "--ledger",
         metavar="URL",
@@ -86,6 +86,11 @@ def build_runtime(args: argparse.Namespace) -> object:
         )
     if not Path(args.pack).exists():
         raise UsageError(f"no pack at {args.pack}")
+    if Path(args.pack).is_file():
+        raise UsageError(
+            f"{args.pack} is a file: serve takes a pack directory (the gate computes usage "
+            "from the pack's source; a built bundle runs on OPA)"
+        )
     try:
         runtime = Runtime(args.pack, config)
     except CompileError as exc:
