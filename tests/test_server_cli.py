@@ -66,3 +66,16 @@ def test_a_pack_that_does_not_compile_is_refused(capsys, tmp_path):
     pytest.importorskip("uvicorn")
     assert main(["serve", str(tmp_path)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_line(capsys, tmp_path):
+    pytest.importorskip("uvicorn")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", str(BASELINE), "--port", str(port)])
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -109,6 +110,19 @@ def build_runtime(args: argparse.Namespace) -> object:
     return runtime
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before the pack compiles: a port in use is one line."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     try:
         import uvicorn
@@ -118,18 +132,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise _missing_extra(exc) from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, not {args.port}")
+    sock = _listen(args.host, args.port)
     runtime = build_runtime(args)
     app = create_app(runtime)  # type: ignore[arg-type]
+    port = sock.getsockname()[1]
     status = Console(stderr=True, highlight=False)  # standard output stays the caller's
-    status.print(f"serving {args.pack} on http://{args.host}:{args.port}")
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=30,
+    status.print(f"serving {args.pack} on http://{args.host}:{port}")
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=30
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
