@@ -251,3 +251,34 @@ def test_hot_reload_swaps_a_new_version_and_keeps_the_old_on_a_broken_one(tmp_pa
         assert verdict["fail_closed"] is False
         policy.write_text(policy.read_text().replace("\nrule broken {\n", ""))
         _wait_for(lambda: httpx.get(f"{url}/readyz").json()["reload"]["ok"])
+
+
+def test_checks_past_the_queue_limit_fail_closed_at_once(tmp_path):
+    import threading
+    import time
+
+    served = runtime(tmp_path, limits={"max_queued_checks": 1})
+    gate = served.served.gate
+    original = gate.check
+    started = threading.Event()
+
+    def slow(action: Any, **kw: Any) -> Any:
+        started.set()
+        time.sleep(1.0)
+        return original(action, **kw)
+
+    gate.check = slow  # type: ignore[method-assign]
+    action = fixture_action("llm-rollback.yaml")
+    with app_server(create_app(served)) as url:
+        first: list[httpx.Response] = []
+        asking = threading.Thread(
+            target=lambda: first.append(httpx.post(f"{url}/v1/check", json=action, timeout=30))
+        )
+        asking.start()
+        assert started.wait(10)
+        second = httpx.post(f"{url}/v1/check", json=action, timeout=30).json()
+        asking.join(30)
+    assert second["fail_closed"] is True
+    assert second["decision"] != "allow"
+    assert "Busy: 1 checks are already waiting" in second["errors"][0]["message"]
+    assert first[0].json()["fail_closed"] is False

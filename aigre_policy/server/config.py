@@ -96,6 +96,8 @@ class AuthConfig(_Strict):
 class Limits(_Strict):
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=256, le=64 << 20)
     max_evaluations: int = Field(default=1000, ge=1, le=100_000)
+    # checks waiting for the worker thread past this fail closed at once instead of queueing
+    max_queued_checks: int = Field(default=1000, ge=1, le=1_000_000)
 
 
 class TelemetryConfig(_Strict):

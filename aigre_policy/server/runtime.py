@@ -53,6 +53,10 @@ class Served:
         return verdict.to_dict()
 
 
+class Busy(Exception):
+    """Too many checks waiting: this one fails closed at once rather than queue further."""
+
+
 class Runtime:
     """The server's state: config, authenticator, ledger, log, and the pack version served."""
 
@@ -122,6 +126,8 @@ class Runtime:
     async def check(self, served: Served, action: Any, actor: Any, api: str = "check") -> Any:
         """``gate.check`` off the event loop; the server plugs in no reviewer, so the
         synchronous check is the whole decision. A span covers it when telemetry is on."""
+        if self.inflight > self.config.limits.max_queued_checks:
+            raise Busy(f"{self.inflight - 1} checks are already waiting; try again")
         call = functools.partial(served.gate.check, action, actor=actor)
         loop = asyncio.get_running_loop()
         if self.telemetry is None:
