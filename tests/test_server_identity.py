@@ -126,7 +126,19 @@ def test_approval_end_to_end_and_never_by_the_proposer(server):
     again = httpx.post(f"{server}/v1/check", json=action, headers=_auth("rui")).json()
     assert again["decision"] == "allow"
     assert [a["by"] for a in again["gate"]["approvals"]["counted"]] == ["fay"]
-    assert httpx.get(f"{server}/v1/approvals", headers=_auth("fay")).json()["approvals"] == []
+    # the allowed check settled the action's entry
+    listed = httpx.get(f"{server}/v1/approvals?state=all", headers=_auth("fay")).json()
+    assert listed["approvals"] == []
+
+
+def test_asking_again_about_one_action_keeps_one_inbox_entry(server):
+    action = _action("admin-role-grant.yaml")
+    ids = [
+        httpx.post(f"{server}/v1/check", json=action, headers=_auth("rui")).json()["decision_id"]
+        for _ in range(3)
+    ]
+    listed = httpx.get(f"{server}/v1/approvals?state=all", headers=_auth("fay")).json()
+    assert [p["decision_id"] for p in listed["approvals"]] == ids[-1:]
 
 
 def test_an_approver_outside_the_group_is_refused(server):

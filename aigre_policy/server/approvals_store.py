@@ -71,20 +71,35 @@ class Pending:
 
 
 class PendingApprovals:
-    """The ``require_approval`` verdicts this server answered, oldest first, bounded."""
+    """The ``require_approval`` verdicts this server answered, oldest first, bounded.
+
+    One entry per action (its digest, what approvals bind to): asking again about the same
+    action replaces its entry with the newer verdict, and a verdict that no longer waits for
+    a person (the approvals counted, or the rules changed) removes it.
+    """
 
     def __init__(self, limit: int = MAX_PENDING):
         self.limit = limit
         self._items: OrderedDict[str, Pending] = OrderedDict()
+        self._by_digest: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def add(self, verdict: Any, requested_by: str) -> None:
-        if verdict.decision != "require_approval" or verdict.fail_closed:
-            return
+        """Take a verdict the server answered: keep it if it waits for people, else settle
+        any entry for its action."""
+        digest = verdict.action_digest
+        waits = verdict.decision == "require_approval" and not verdict.fail_closed
         with self._lock:
+            earlier = self._by_digest.pop(digest, None)
+            if earlier is not None:
+                self._items.pop(earlier, None)
+            if not waits:
+                return
             self._items[verdict.decision_id] = Pending(verdict, requested_by, time.time())
+            self._by_digest[digest] = verdict.decision_id
             while len(self._items) > self.limit:
-                self._items.popitem(last=False)
+                _, dropped = self._items.popitem(last=False)
+                self._by_digest.pop(dropped.verdict.action_digest, None)
 
     def get(self, decision_id: str) -> Pending | None:
         with self._lock:
