@@ -9,8 +9,9 @@ It starts ``aigre-policy serve`` on the default pack in its own process (127.0.0
 free port, a fresh SQLite ledger) and drives it from this process with ``--clients``
 keep-alive connections, each sending one request after the other: a hand-written HTTP/1.1
 client on asyncio, so that the client's own cost stays small beside the server's (the
-machine's CPUs are shared by both), split over ``--processes`` client processes. For each endpoint it prints requests/s, p50, p90 and
-p99 in milliseconds, and how many answers were not 200.
+machine's CPUs are shared by both), split over ``--processes`` client processes. For each
+endpoint it prints requests/s, p50, p90 and p99 in milliseconds, how many answers were
+not 200, and the server process's own CPU time per request.
 
 - ``data``: ``POST /v1/data/aigre/aigre_baseline/decision`` with an LLM rollback
   (pure evaluation: nothing recorded);
