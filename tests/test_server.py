@@ -282,3 +282,20 @@ def test_checks_past_the_queue_limit_fail_closed_at_once(tmp_path):
     assert second["decision"] != "allow"
     assert "Busy: 1 checks are already waiting" in second["errors"][0]["message"]
     assert first[0].json()["fail_closed"] is False
+
+
+def test_a_fault_in_pure_evaluation_answers_the_fail_closed_document(tmp_path):
+    served = runtime(tmp_path)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("evaluation blew up")
+
+    served.served.pack.evaluate = broken  # type: ignore[method-assign]
+    path = "/v1/data/aigre/aigre_baseline/decision"
+    with app_server(create_app(served)) as url:
+        answer = httpx.post(f"{url}{path}", json={"input": {"action": {}}})
+    result = answer.json()["result"]
+    assert answer.status_code == 200
+    assert result["fail_closed"] is True
+    assert result["decision"] == "require_approval"  # the pack's fail_closed, never allow
+    assert "evaluation blew up" in result["errors"][0]["message"]
