@@ -299,3 +299,38 @@ def test_a_fault_in_pure_evaluation_answers_the_fail_closed_document(tmp_path):
     assert result["fail_closed"] is True
     assert result["decision"] == "require_approval"  # the pack's fail_closed, never allow
     assert "evaluation blew up" in result["errors"][0]["message"]
+
+
+def _pack_with_sensitive(tmp_path: Path, sensitive: str) -> Path:
+    import shutil
+
+    pack = tmp_path / "pack"
+    if not pack.exists():
+        shutil.copytree(BASELINE, pack)
+    manifest = pack / "pack.yaml"
+    text = manifest.read_text().split("\nsensitive:")[0].rstrip("\n")
+    manifest.write_text(f"{text}\nsensitive:\n  {sensitive}: drop\n")
+    return pack
+
+
+def test_the_log_drops_what_the_pack_marks_sensitive(tmp_path):
+    pack = _pack_with_sensitive(tmp_path, "action.justification.summary")
+    config = ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}", log=tmp_path / "d.jsonl")
+    served = Runtime(pack, config, clock=FakeClock("2025-03-11T14:02:40Z"))
+    action = fixture_action("llm-rollback.yaml")
+    secret = action["justification"]["summary"]
+    with app_server(create_app(served)) as url:
+        httpx.post(f"{url}/v1/check", json=action)
+    logged = (tmp_path / "d.jsonl").read_text()
+    assert '"decision"' in logged
+    assert secret not in logged
+
+
+def test_a_new_version_that_changes_what_is_sensitive_is_refused(tmp_path):
+    pack = _pack_with_sensitive(tmp_path, "action.justification.summary")
+    config = ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}", log=tmp_path / "d.jsonl")
+    served = Runtime(pack, config)
+    _pack_with_sensitive(tmp_path, "action.target")
+    assert served.reload() is False
+    assert "sensitive" in (served.reload_error or "")
+    assert served.served.pack.sensitive == {"action.justification.summary": "drop"}

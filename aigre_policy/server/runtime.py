@@ -53,6 +53,10 @@ class Served:
         return verdict.to_dict()
 
 
+class ReloadRefused(Exception):
+    """A new version the running server cannot take without a restart."""
+
+
 class Busy(Exception):
     """Too many checks waiting: this one fails closed at once rather than queue further."""
 
@@ -65,7 +69,6 @@ class Runtime:
         self.config = config
         self.authenticator = Authenticator(config.auth)
         self.ledger = open_ledger(config.ledger)
-        self.log = DecisionLog(config.log) if config.log is not None else None
         self.directory = StaticDirectory(dict(config.directory))
         self.clock = clock
         self.reload_error: str | None = None
@@ -79,13 +82,34 @@ class Runtime:
         self.inflight = 0
         self._inflight_lock = threading.Lock()
         self._idle = threading.Condition(self._inflight_lock)
-        self.served = self.load()
+        pack = load_pack(self.pack_path)
+        # the one log every version writes, redacting what the pack marks sensitive
+        self.sensitive = dict(pack.sensitive)
+        self.log = self._open_log()
+        self.served = self.load(pack)
 
     # -- versions of the pack --------------------------------------------------------------
 
-    def load(self) -> Served:
-        """Compile the pack and build a gate over it; raises on a pack that does not compile."""
-        pack = load_pack(self.pack_path)
+    def _open_log(self) -> DecisionLog | None:
+        """The decision log, as ``Gate`` opens one from a path: the pack's ``sensitive``
+        fields redacted, checkpoints copied to the ledger."""
+        if self.config.log is None:
+            return None
+        store = self.ledger if hasattr(self.ledger, "add_checkpoint") else None
+        options: dict[str, Any] = {"sensitive": self.sensitive or None, "checkpoint_store": store}
+        if self.clock is not None:
+            options["clock"] = self.clock
+        return DecisionLog(self.config.log, **options)
+
+    def load(self, pack: Any = None) -> Served:
+        """Compile the pack (unless given) and build a gate over it; raises on a pack that
+        does not compile, or one whose ``sensitive`` fields differ from the log's."""
+        pack = load_pack(self.pack_path) if pack is None else pack
+        if dict(pack.sensitive) != self.sensitive:
+            raise ReloadRefused(
+                "the new version changes the pack's `sensitive` fields, which the open "
+                "decision log redacts; restart the server to apply them"
+            )
         shadow = load_pack(self.config.shadow) if self.config.shadow is not None else None
         lifetime = self.config.approval_lifetime_hours
         options: dict[str, Any] = {
