@@ -200,3 +200,26 @@ def test_the_data_api_needs_credentials_and_the_evaluate_scope(server):
     assert httpx.post(path, json=body).status_code == 401
     # the caller attests the whole input here, so a plain key may not use it
     assert httpx.post(path, json=body, headers=_auth("bot")).status_code == 403
+
+
+def test_a_key_without_scopes_may_not_attest_inputs_or_subjects():
+    from aigre_policy.server.config import AuthConfig
+    from aigre_policy.server.identity import Authenticator
+
+    auth = AuthConfig.model_validate(
+        {
+            "api_keys": [
+                {
+                    "name": "plain",
+                    "sha256": key_digest("plain-key-0123456789abcdef0123456789"),
+                    "actor": {"id": "plain", "kind": "llm", "trust": 2},
+                }
+            ]
+        }
+    )
+    caller = Authenticator(auth).caller(
+        {"authorization": "Bearer plain-key-0123456789abcdef0123456789"}
+    )
+    assert caller.actor == {"id": "plain", "kind": "llm", "trust": 2}
+    assert caller.may("check") and caller.may("approve") and caller.may("read")
+    assert not caller.may("evaluate") and not caller.may("authzen")

@@ -18,6 +18,7 @@ from aigre_policy.yamlio import read_document
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a proposed action is a few KiB
 SCOPES = ("check", "evaluate", "authzen", "approve", "read")
 Scope = Literal["check", "evaluate", "authzen", "approve", "read"]
+DEFAULT_SCOPES: tuple[Scope, ...] = ("check", "approve", "read")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -53,7 +54,8 @@ class ApiKey(_Strict):
     name: str = Field(min_length=1)
     sha256: str
     actor: ActorConfig
-    scopes: tuple[Scope, ...] = ("check", "authzen", "approve", "read")
+    # `evaluate` and `authzen` let the caller attest the input or the subject: never by default
+    scopes: tuple[Scope, ...] = DEFAULT_SCOPES
 
     @field_validator("sha256")
     @classmethod
@@ -74,7 +76,7 @@ class JwtClaims(_Strict):
     scopes: str = "scope"
     default_kind: Literal["human", "llm", "automation"] = "human"
     default_trust: int = Field(default=0, ge=0, le=5)
-    default_scopes: tuple[Scope, ...] = ("check", "authzen", "approve", "read")
+    default_scopes: tuple[Scope, ...] = DEFAULT_SCOPES
 
 
 class JwtConfig(_Strict):
