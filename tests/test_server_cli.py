@@ -79,3 +79,32 @@ def test_a_port_in_use_is_one_line(capsys, tmp_path):
         code = main(["serve", str(BASELINE), "--port", str(port)])
     assert code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_server_cleanly_and_the_log_verifies(tmp_path):
+    pytest.importorskip("uvicorn")
+    import os
+    import signal
+
+    import httpx
+    from serving import free_port, wait_ready
+
+    port = free_port()
+    log = tmp_path / "decisions.jsonl"
+    command = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(BASELINE)]
+    command += ["--port", str(port), "--ledger", f"sqlite:///{tmp_path}/l.db", "--log", str(log)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, process)
+        action = {"kind": "restart", "id": "x"}
+        assert httpx.post(f"{url}/v1/check", json=action).json()["fail_closed"] is True
+        process.send_signal(signal.SIGTERM)
+        # drained and closed, then ended as the signal asks (uvicorn raises it again)
+        assert process.wait(30) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in process.stderr.read()
+    assert main(["log", "verify", str(log)]) == 0
