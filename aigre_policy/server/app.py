@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, metrics, native, reload
+from aigre_policy.server import approvals, authzen, health, metrics, native, reload, webhooks
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -96,6 +96,7 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         *authzen.ROUTES,
         *approvals.ROUTES,
         *metrics.ROUTES,
+        *webhooks.ROUTES,
     ]
     if runtime.metrics is None:
         runtime.metrics = metrics.Metrics(runtime.config.log)
@@ -109,4 +110,5 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         },
     )
     app.state.runtime = runtime
+    app.state.webhooks = webhooks.Webhooks(runtime.config.webhooks, runtime.config.directory)
     return RequestId(DataFastPath(app, runtime))

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aigre_policy.server.webhooks_config import WebhooksConfig
 from aigre_policy.yamlio import read_document
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a proposed action is a few KiB
@@ -125,6 +126,7 @@ class ServerConfig(_Strict):
     telemetry: TelemetryConfig | None = None
     reload: bool = True  # watch the pack directory and swap in new versions
     reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
+    webhooks: WebhooksConfig | None = None  # the adapters' routes (webhooks_config.py)
 
     def resolved(self, base: Path) -> ServerConfig:
         """Paths made relative to ``base`` (the config file's folder)."""
@@ -142,6 +144,8 @@ class ServerConfig(_Strict):
             update["auth"] = self.auth.model_copy(
                 update={"jwt": jwt.model_copy(update={"jwks_file": jwks})}
             )
+        if self.webhooks is not None:
+            update["webhooks"] = self.webhooks.resolved(base)
         return self.model_copy(update=update)
 
 

@@ -1,0 +1,433 @@
+"""The adapters' webhook routes on a real ``aigre-policy serve`` on 127.0.0.1.
+
+Kubernetes admission (the API server's token), GitHub deployment protection (a fake
+GitHub API on 127.0.0.1 receives the reads and the callback), Terraform plans; on the
+published payloads of ``fixtures/adapters/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from serving import ROOT, app_server, serve_process
+
+pytest.importorskip("starlette")
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse as Reply
+from starlette.routing import Route
+
+from aigre_policy.adapters.github import sign
+from aigre_policy.gate import FakeClock
+from aigre_policy.server.app import create_app
+from aigre_policy.server.config import ConfigError, ServerConfig, load_config
+from aigre_policy.server.identity import key_digest
+from aigre_policy.server.runtime import Runtime
+
+PACK = Path(__file__).resolve().parent / "webhooks_pack"
+ADAPTERS = ROOT / "fixtures" / "adapters"
+K8S = ADAPTERS / "k8s-admission"
+GITHUB = ADAPTERS / "github-deployment"
+PLANS = ADAPTERS / "terraform-plan"
+SECRET = "It's a Secret to Everybody"
+HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # the pull request's latest commit
+DEPLOYED = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"  # the delivery's deployment.sha
+KEYS = {
+    "kube-apiserver": ("key-kube-apiserver", {"id": "kube-apiserver", "kind": "automation"}),
+    "ci": ("key-ci", {"id": "ci-runner", "kind": "automation"}),
+    "octocat": ("key-octocat", {"id": "octocat", "kind": "human"}),
+}
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name][0]}"}
+
+
+class FakeGitHub:
+    """GitHub's REST API as far as the route uses it: reviews, a commit's pull requests,
+    installation tokens and the protection-rule callback; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.reviews: dict[int, list[Any]] = {}
+        self.commit_pulls: list[Any] = []
+        self.callbacks: list[dict[str, Any]] = []
+        self.seen: list[tuple[str, str, str]] = []  # (method, path, authorization)
+        self.lock = threading.Lock()
+
+    def app(self) -> Starlette:
+        async def reviews(request: Request) -> Reply:
+            self._saw(request)
+            return Reply(self.reviews.get(int(request.path_params["n"]), []))
+
+        async def pulls(request: Request) -> Reply:
+            self._saw(request)
+            return Reply(self.commit_pulls)
+
+        async def callback(request: Request) -> Reply:
+            self._saw(request)
+            with self.lock:
+                self.callbacks.append(await request.json())
+            return Reply({}, status_code=204)
+
+        async def token(request: Request) -> Reply:
+            self._saw(request)
+            return Reply({"token": "ghs_installation", "expires_at": "2099-01-01T00:00:00Z"}, 201)
+
+        return Starlette(
+            routes=[
+                Route("/repos/{o}/{r}/pulls/{n}/reviews", reviews),
+                Route("/repos/{o}/{r}/commits/{sha}/pulls", pulls),
+                Route(
+                    "/repos/{o}/{r}/actions/runs/{run}/deployment_protection_rule",
+                    callback,
+                    methods=["POST"],
+                ),
+                Route("/app/installations/{i}/access_tokens", token, methods=["POST"]),
+            ]
+        )
+
+    def _saw(self, request: Request) -> None:
+        with self.lock:
+            auth = request.headers.get("authorization", "")
+            self.seen.append((request.method, request.url.path, auth))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.reviews, self.commit_pulls = {}, []
+            self.callbacks.clear()
+            self.seen.clear()
+
+
+@pytest.fixture(scope="module")
+def github():
+    fake = FakeGitHub()
+    with app_server(fake.app()) as url:
+        fake.url = url  # type: ignore[attr-defined]
+        yield fake
+
+
+def write_config(folder: Path, github_url: str, **webhooks: Any) -> Path:
+    keys = [
+        {
+            "name": name,
+            "sha256": key_digest(key),
+            "actor": {**actor, "trust": 3},
+            "scopes": ["check", "approve", "read"],
+        }
+        for name, (key, actor) in KEYS.items()
+    ]
+    hooks: dict[str, Any] = {
+        "admission": {"callers": ["kube-apiserver"], "trust_by_group": {"developers": 2}},
+        "github": {
+            "secret": {"file": "github-secret.txt"},
+            "api_url": github_url,
+            "token": {"env": "AIGRE_TEST_GITHUB_TOKEN"},
+        },
+        "terraform": {},
+    }
+    hooks.update(webhooks)
+    config = {
+        "ledger": f"sqlite:///{folder / 'ledger.db'}",
+        "log": str(folder / "decisions.jsonl"),
+        "directory": {"sre-oncall": ["octocat"]},
+        "auth": {"api_keys": keys},
+        "webhooks": {k: v for k, v in hooks.items() if v is not None},
+    }
+    (folder / "github-secret.txt").write_text(SECRET + "\n")
+    path = folder / "server.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("webhooks")
+
+
+@pytest.fixture(scope="module")
+def server(folder, github):
+    config = write_config(folder, github.url)
+    os.environ["AIGRE_TEST_GITHUB_TOKEN"] = "ghs_static"
+    try:
+        with serve_process(str(PACK), "--config", str(config)) as url:
+            yield url
+    finally:
+        os.environ.pop("AIGRE_TEST_GITHUB_TOKEN", None)
+
+
+# -- Kubernetes admission --------------------------------------------------------------------
+
+
+def review(name: str) -> dict[str, Any]:
+    return json.loads((K8S / f"{name}.json").read_text())
+
+
+def test_admission_without_the_api_servers_token_is_401(server):
+    reply = httpx.post(f"{server}/v1/admission", json=review("docs-scale-update"))
+    assert reply.status_code == 401
+
+
+def test_admission_from_another_check_caller_is_403(server):
+    # any `check` key could otherwise claim to be whichever user it likes in `userInfo`
+    reply = httpx.post(
+        f"{server}/v1/admission", json=review("docs-scale-update"), headers=auth("ci")
+    )
+    assert reply.status_code == 403 and "webhooks.admission.callers" in reply.json()["message"]
+
+
+def test_admission_answers_an_admission_review_with_warnings(server):
+    reply = httpx.post(
+        f"{server}/v1/admission",
+        json=review("docs-scale-update"),
+        headers=auth("kube-apiserver"),
+    )
+    assert reply.status_code == 200
+    answer = reply.json()
+    assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
+    assert answer["response"]["uid"] == "705ab4f5-6393-11e8-b7cc-42010a800002"
+    assert answer["response"]["allowed"] is True
+    assert answer["response"]["warnings"] == ["[scaling-advisory] my-deployment is scaled"]
+
+
+def test_an_approved_admission_is_admitted_on_retry(server):
+    first = review("gatekeeper-deployment-create")
+    refused = httpx.post(f"{server}/v1/admission", json=first, headers=auth("kube-apiserver"))
+    response = refused.json()["response"]
+    assert refused.status_code == 200 and response["allowed"] is False
+    assert response["status"]["code"] == 403
+    assert "require_approval" in response["status"]["message"]
+    assert "approvers: sre-oncall" in response["status"]["message"]
+    # the refusal is in the approvers' inbox, judged with the attested userInfo
+    listed = httpx.get(f"{server}/v1/approvals", headers=auth("octocat")).json()["approvals"]
+    (entry,) = [a for a in listed if a["action"]["kind"] == "deploy"]
+    assert entry["actor"]["id"] == "john_doe" and entry["actor"]["trust"] == 2
+    approved = httpx.post(
+        f"{server}/v1/approvals",
+        json={"decision_id": entry["decision_id"], "group": "sre-oncall"},
+        headers=auth("octocat"),
+    )
+    assert approved.status_code == 201
+    retry = copy.deepcopy(first)
+    retry["request"]["uid"] = "abc124"  # a new request, the same change
+    retry["request"]["object"]["metadata"]["resourceVersion"] = "7"
+    admitted = httpx.post(f"{server}/v1/admission", json=retry, headers=auth("kube-apiserver"))
+    assert admitted.json()["response"] == {"uid": "abc124", "allowed": True}
+
+
+def test_an_unreadable_admission_review_is_refused_in_the_review(server):
+    reply = httpx.post(
+        f"{server}/v1/admission", content=b"{not json", headers=auth("kube-apiserver")
+    )
+    assert reply.status_code == 200
+    assert reply.json()["response"]["allowed"] is False
+    assert reply.json()["response"]["status"]["code"] == 400
+
+
+# -- GitHub deployment protection ------------------------------------------------------------
+
+
+def delivery(github: FakeGitHub, deployment_id: int, **changes: Any) -> dict[str, Any]:
+    event = json.loads((GITHUB / "deployment_protection_rule.requested.json").read_text())
+    # a run of the fake API's; each test its own deployment, so approvals do not carry over
+    event["deployment_callback_url"] = (
+        f"{github.url}/repos/Codertocat/Hello-World/actions/runs/1/deployment_protection_rule"  # type: ignore[attr-defined]
+    )
+    event["deployment"]["id"] = deployment_id
+    event.update(changes)
+    return event
+
+
+def published_reviews(by: str = "octocat", commit: str = HEAD) -> list[dict[str, Any]]:
+    found = json.loads((GITHUB / "pull-request-reviews.json").read_text())
+    for item in found:
+        item["user"]["login"], item["commit_id"] = by, commit
+    return found
+
+
+def deliver(server: str, event: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    body = json.dumps(event).encode()
+    headers = {
+        "X-GitHub-Event": "deployment_protection_rule",
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-Hub-Signature-256": sign(body, secret),
+        "Content-Type": "application/json",
+    }
+    return httpx.post(f"{server}/v1/github/deployment-protection", content=body, headers=headers)
+
+
+def test_an_approving_review_approves_the_deployment(server, github):
+    github.reset()
+    github.reviews = {2: published_reviews()}
+    reply = deliver(server, delivery(github, 1001))
+    assert reply.status_code == 202 and reply.json()["decision"] == "allow"
+    assert github.callbacks == [
+        {"environment_name": "production", "state": "approved", "comment": "aigre-policy: allow"}
+    ]
+    # the reviews were read, and the answer posted, with the configured token
+    assert ("GET", "/repos/Codertocat/Hello-World/pulls/2/reviews", "Bearer ghs_static") in (
+        github.seen
+    )
+    assert github.seen[-1][2] == "Bearer ghs_static"
+
+
+def test_a_bot_deploying_to_production_is_rejected(server, github):
+    github.reset()
+    event = delivery(github, 1002)
+    event["sender"]["type"] = "Bot"
+    reply = deliver(server, event)
+    assert reply.json()["decision"] == "deny"
+    (posted,) = github.callbacks
+    assert posted["state"] == "rejected"
+    assert "[no-bot-production-deploys]" in posted["comment"]
+
+
+def test_without_a_review_the_deployment_stays_pending_with_a_comment(server, github):
+    github.reset()
+    reply = deliver(server, delivery(github, 1003))
+    assert reply.json()["decision"] == "require_approval"
+    (posted,) = github.callbacks
+    assert "state" not in posted
+    assert posted["comment"].endswith("waiting for an approving review from: sre-oncall")
+
+
+def test_a_bad_signature_is_401_and_nothing_is_asked_or_posted(server, github):
+    github.reset()
+    github.reviews = {2: published_reviews()}
+    reply = deliver(server, delivery(github, 1004), secret="not the secret")
+    assert reply.status_code == 401
+    assert github.seen == [] and github.callbacks == []
+
+
+def test_the_pull_request_authors_own_review_does_not_count(server, github):
+    github.reset()
+    github.reviews = {2: published_reviews(by="Codertocat")}
+    reply = deliver(server, delivery(github, 1005))
+    assert reply.json()["decision"] == "require_approval"
+    (ignored,) = reply.json()["approvals"]["ignored"]
+    assert ignored["reason"] == "the pull request's author cannot approve its deployment"
+    assert "state" not in github.callbacks[0]
+
+
+def test_a_merge_deploy_finds_its_pull_request_by_the_commit(server, github):
+    github.reset()
+    pull = json.loads((GITHUB / "deployment_protection_rule.requested.json").read_text())[
+        "pull_requests"
+    ][0]
+    merged = {**pull, "merged_at": "2019-05-15T15:20:00Z", "merge_commit_sha": DEPLOYED}
+    unrelated = {**pull, "number": 3, "head": {**pull["head"], "sha": "0" * 40}}
+    github.commit_pulls = [merged, unrelated]
+    github.reviews = {2: published_reviews(), 3: published_reviews(commit="0" * 40)}
+    reply = deliver(server, delivery(github, 1006, pull_requests=[]))
+    assert reply.json()["decision"] == "allow"
+    paths = [path for _, path, _ in github.seen]
+    assert f"/repos/Codertocat/Hello-World/commits/{DEPLOYED}/pulls" in paths
+    assert "/repos/Codertocat/Hello-World/pulls/3/reviews" not in paths
+
+
+# -- Terraform plans -------------------------------------------------------------------------
+
+
+def test_a_plan_gets_one_verdict_naming_the_risky_resource(server):
+    body = (PLANS / "mixed-with-unsupported.json").read_bytes()
+    reply = httpx.post(f"{server}/v1/terraform/plan", content=body, headers=auth("ci"))
+    assert reply.status_code == 200
+    verdict = reply.json()
+    assert verdict["decision"] == "deny"
+    assert verdict["deciding"] == ["azurerm_managed_disk.data"]
+    assert "production-data-deletion" in verdict["summary"]
+    # each resource was checked by the gate with the caller's actor, not the plan's
+    disk = next(r for r in verdict["resources"] if r["address"] == "azurerm_managed_disk.data")
+    assert disk["verdict"]["gate"]["actor"]["id"] == "ci-runner"
+
+
+def logged_actions(folder: Path) -> list[dict[str, Any]]:
+    lines = (folder / "decisions.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    return [e["body"]["input"]["action"] for e in entries if "input" in e.get("body", {})]
+
+
+def test_a_plan_with_infracost_costs_in_a_form(server, folder):
+    costs = {
+        "projects": [
+            {"diff": {"resources": [{"name": "azurerm_resource_group.rg", "monthlyCost": "12.5"}]}}
+        ]
+    }
+    files = {
+        "plan": ("plan.json", (PLANS / "mixed-with-unsupported.json").read_bytes()),
+        "costs": ("infracost.json", json.dumps(costs).encode()),
+    }
+    reply = httpx.post(f"{server}/v1/terraform/plan", files=files, headers=auth("ci"))
+    assert reply.status_code == 200
+    judged = [a for a in logged_actions(folder) if a["target"] == "azurerm_resource_group.rg"]
+    assert judged[-1]["cost"]["recurring_monthly_usd"] == 12.5
+
+
+def test_a_plan_needs_credentials(server):
+    body = (PLANS / "replace.json").read_bytes()
+    assert httpx.post(f"{server}/v1/terraform/plan", content=body).status_code == 401
+
+
+def test_an_unreadable_plan_fails_closed(server):
+    reply = httpx.post(f"{server}/v1/terraform/plan", content=b"{}", headers=auth("ci"))
+    assert reply.status_code == 200
+    assert reply.json()["fail_closed"] is True and reply.json()["decision"] != "allow"
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def test_routes_not_configured_answer_404(tmp_path):
+    config = ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}", webhooks={"terraform": {}})
+    runtime = Runtime(PACK, config, clock=FakeClock("2025-03-11T14:00:00Z"))
+    with app_server(create_app(runtime)) as url:
+        for path in ("/v1/admission", "/v1/github/deployment-protection"):
+            reply = httpx.post(f"{url}{path}", json={})
+            assert reply.status_code == 404 and "not configured" in reply.json()["message"]
+        plan = (PLANS / "replace.json").read_bytes()
+        assert httpx.post(f"{url}/v1/terraform/plan", content=plan).status_code == 200
+
+
+def test_a_webhook_config_error_names_its_place(tmp_path):
+    path = tmp_path / "server.yaml"
+    path.write_text(
+        "webhooks:\n"
+        "  github:\n"
+        "    secret: {env: GH_SECRET, value: also}\n"
+        "    token: {value: t}\n"
+        "  admission:\n"
+        "    callers: []\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    lines = str(raised.value).splitlines()
+    assert lines[0].startswith(f"{path}:3:13: webhooks.github.secret")
+    assert "exactly one of `value`, `env`, `file`" in lines[0]
+    assert lines[1].startswith(f"{path}:6:14: webhooks.admission.callers")
+
+
+def test_a_secret_that_cannot_be_read_stops_serve_without_showing_it(tmp_path, github):
+    config = write_config(tmp_path, github.url)  # the token from an unset variable
+    command = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(PACK)]
+    done = subprocess.run(
+        [*command, "--config", str(config)],
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "webhooks.github.token: the environment variable AIGRE_TEST_GITHUB_TOKEN is not set"
+    )
+    assert SECRET not in done.stderr and "Traceback" not in done.stderr
