@@ -10,16 +10,18 @@ from __future__ import annotations
 import copy
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from serving import ROOT, app_server, serve_process
+from serving import ROOT, app_server, free_port, serve_process
 
 pytest.importorskip("starlette")
 
@@ -43,6 +45,7 @@ PLANS = ADAPTERS / "terraform-plan"
 SECRET = "It's a Secret to Everybody"
 HEAD = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"  # the pull request's latest commit
 DEPLOYED = "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"  # the delivery's deployment.sha
+SERVE = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(PACK)]
 KEYS = {
     "kube-apiserver": ("key-kube-apiserver", {"id": "kube-apiserver", "kind": "automation"}),
     "ci": ("key-ci", {"id": "ci-runner", "kind": "automation"}),
@@ -418,9 +421,8 @@ def test_a_webhook_config_error_names_its_place(tmp_path):
 
 def test_a_secret_that_cannot_be_read_stops_serve_without_showing_it(tmp_path, github):
     config = write_config(tmp_path, github.url)  # the token from an unset variable
-    command = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(PACK)]
     done = subprocess.run(
-        [*command, "--config", str(config)],
+        [*SERVE, "--config", str(config)],
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -431,3 +433,153 @@ def test_a_secret_that_cannot_be_read_stops_serve_without_showing_it(tmp_path, g
         "webhooks.github.token: the environment variable AIGRE_TEST_GITHUB_TOKEN is not set"
     )
     assert SECRET not in done.stderr and "Traceback" not in done.stderr
+
+
+# -- TLS: the API server calls webhooks over HTTPS only --------------------------------------
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made with ``cryptography``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aigre-policy test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "tls.crt", folder / "tls.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_admission_over_tls_with_a_self_signed_certificate(tmp_path, github):
+    cert, key = self_signed(tmp_path)
+    config = write_config(tmp_path, github.url, github=None)
+    port = free_port()
+    command = [*SERVE, "--config", str(config), "--port", str(port)]
+    command += ["--tls-cert", str(cert), "--tls-key", str(key)]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"https://127.0.0.1:{port}"
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        with httpx.Client(verify=trusting) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert process.poll() is None, process.communicate()[1]
+                assert time.monotonic() < deadline, "serve did not answer over TLS"
+                time.sleep(0.1)
+            reply = client.post(
+                f"{url}/v1/admission",
+                json=review("docs-scale-update"),
+                headers=auth("kube-apiserver"),
+            )
+            assert reply.json()["response"]["allowed"] is True
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust it refuses
+            httpx.get(f"{url}/healthz")
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_tls_needs_both_files(tmp_path):
+    cert, _key = self_signed(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aigre_policy.cli.main",
+            "serve",
+            str(PACK),
+            "--port",
+            "0",
+            "--tls-cert",
+            str(cert),
+        ],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("--tls-cert and --tls-key go together")
+
+
+def test_a_github_app_buys_an_installation_token_with_a_signed_jwt(github, tmp_path):
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from aigre_policy.adapters.github import deployment_action
+    from aigre_policy.server.github_api import GitHubApi
+    from aigre_policy.server.webhooks_config import GitHubWebhook
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    config = GitHubWebhook.model_validate(
+        {
+            "secret": {"value": SECRET},
+            "api_url": github.url,
+            "app": {
+                "app_id": 1234,
+                "installation_id": 99,
+                "private_key": {"file": str(tmp_path / "app.pem")},
+            },
+        }
+    )
+    api = GitHubApi(config)
+    github.reset()
+    github.reviews = {2: published_reviews()}
+    deployment = deployment_action(json.dumps(delivery(github, 1)), verified=True)
+    assert api.reviews(deployment)[2][0]["state"] == "APPROVED"
+    api.reviews(deployment)  # the token is kept until shortly before it expires
+    bought = [s for s in github.seen if s[1] == "/app/installations/99/access_tokens"]
+    assert len(bought) == 1 and github.seen[0] == bought[0]
+    claims = jwt.decode(
+        bought[0][2].removeprefix("Bearer "), key.public_key(), algorithms=["RS256"]
+    )
+    assert claims["iss"] == "1234" and 0 < claims["exp"] - claims["iat"] <= 600
+    assert [s[2] for s in github.seen[1:]] == ["Bearer ghs_installation"] * 2
+    api.close()
