@@ -65,12 +65,15 @@ class FakeGitHub:
         self.reviews: dict[int, list[Any]] = {}
         self.commit_pulls: list[Any] = []
         self.callbacks: list[dict[str, Any]] = []
+        self.down = False  # the reviews answer 503
         self.seen: list[tuple[str, str, str]] = []  # (method, path, authorization)
         self.lock = threading.Lock()
 
     def app(self) -> Starlette:
         async def reviews(request: Request) -> Reply:
             self._saw(request)
+            if self.down:
+                return Reply({"message": "Service Unavailable"}, status_code=503)
             return Reply(self.reviews.get(int(request.path_params["n"]), []))
 
         async def pulls(request: Request) -> Reply:
@@ -107,7 +110,7 @@ class FakeGitHub:
 
     def reset(self) -> None:
         with self.lock:
-            self.reviews, self.commit_pulls = {}, []
+            self.reviews, self.commit_pulls, self.down = {}, [], False
             self.callbacks.clear()
             self.seen.clear()
 
@@ -237,6 +240,28 @@ def test_an_unreadable_admission_review_is_refused_in_the_review(server):
     assert reply.json()["response"]["status"]["code"] == 400
 
 
+def test_a_dry_run_is_judged_but_not_recorded(server, folder):
+    dry = review("docs-scale-update")
+    dry["request"]["uid"] = "dry-run-1"
+    dry["request"]["dryRun"] = True
+    dry["request"]["name"] = "dry-deployment"
+    reply = httpx.post(f"{server}/v1/admission", json=dry, headers=auth("kube-apiserver"))
+    assert reply.json()["response"]["allowed"] is True
+    assert "dry-deployment" not in [a["target"] for a in logged_actions(folder)]
+
+
+def test_without_an_identity_source_user_info_stays_a_claim(tmp_path):
+    hooks = {"admission": {"callers": ["kube-apiserver"]}}
+    config = ServerConfig(ledger=f"sqlite:///{tmp_path / 'l.db'}", webhooks=hooks)
+    runtime = Runtime(PACK, config, clock=FakeClock("2025-03-11T14:00:00Z"))
+    with app_server(create_app(runtime)) as url:
+        reply = httpx.post(f"{url}/v1/admission", json=review("gatekeeper-deployment-create"))
+    response = reply.json()["response"]
+    # the pack sees no attested actor: an unverified production deploy is denied
+    assert response["allowed"] is False
+    assert "[unverified-production-deploy]" in response["status"]["message"]
+
+
 # -- GitHub deployment protection ------------------------------------------------------------
 
 
@@ -322,6 +347,14 @@ def test_the_pull_request_authors_own_review_does_not_count(server, github):
     assert "state" not in github.callbacks[0]
 
 
+def test_github_unreachable_leaves_the_deployment_pending(server, github):
+    github.reset()
+    github.down = True
+    reply = deliver(server, delivery(github, 1007))
+    assert reply.status_code == 500 and "503" in reply.json()["message"]
+    assert reply.json()["decision"] is None and github.callbacks == []
+
+
 def test_a_merge_deploy_finds_its_pull_request_by_the_commit(server, github):
     github.reset()
     pull = json.loads((GITHUB / "deployment_protection_rule.requested.json").read_text())[
@@ -379,6 +412,15 @@ def test_a_plan_with_infracost_costs_in_a_form(server, folder):
 def test_a_plan_needs_credentials(server):
     body = (PLANS / "replace.json").read_bytes()
     assert httpx.post(f"{server}/v1/terraform/plan", content=body).status_code == 401
+
+
+def test_costs_that_cannot_be_read_are_400(server):
+    files = {
+        "plan": ("plan.json", (PLANS / "replace.json").read_bytes()),
+        "costs": ("infracost.json", b'{"projects": [{"diff": {"resources": [{"name": "x",'),
+    }
+    reply = httpx.post(f"{server}/v1/terraform/plan", files=files, headers=auth("ci"))
+    assert reply.status_code == 400 and reply.json()["message"].startswith("costs: ")
 
 
 def test_an_unreadable_plan_fails_closed(server):

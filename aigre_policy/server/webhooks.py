@@ -157,6 +157,8 @@ def _observed(runtime: Any, caller: Caller, api: str, judge: Callable[..., Any])
 
 async def _decided(runtime: Any, work: Callable[[], Any]) -> Any:
     """``work`` off the event loop, counted as a check in flight (shutdown drains it)."""
+    if runtime.inflight > runtime.config.limits.max_queued_checks:
+        raise Problem(503, "unavailable", f"{runtime.inflight} checks are waiting; try again")
     runtime.enter()
     try:
         return await asyncio.to_thread(work)
