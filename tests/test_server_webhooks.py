@@ -625,3 +625,30 @@ def test_a_github_app_buys_an_installation_token_with_a_signed_jwt(github, tmp_p
     assert claims["iss"] == "1234" and 0 < claims["exp"] - claims["iat"] <= 600
     assert [s[2] for s in github.seen[1:]] == ["Bearer ghs_installation"] * 2
     api.close()
+
+
+def test_reviews_follow_pages_of_the_same_api_only():
+    from aigre_policy.adapters.github import deployment_action
+    from aigre_policy.server.github_api import GitHubApi
+    from aigre_policy.server.webhooks_config import GitHubWebhook
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.params.get("page") == "2":  # the second page sends elsewhere
+            link = '<https://evil.example/steal?page=3>; rel="next"'
+            return httpx.Response(200, json=published_reviews(), headers={"Link": link})
+        link = '<https://api.github.test/repos/Codertocat/Hello-World/pulls/2/reviews?page=2>; rel="next"'  # noqa: E501
+        return httpx.Response(200, json=published_reviews(), headers={"Link": link})
+
+    config = GitHubWebhook.model_validate(
+        {"secret": {"value": SECRET}, "api_url": "https://api.github.test", "token": {"value": "t"}}
+    )
+    api = GitHubApi(config, httpx.Client(transport=httpx.MockTransport(answer)))
+    event = json.loads((GITHUB / "deployment_protection_rule.requested.json").read_text())
+    found = api.reviews(deployment_action(json.dumps(event), verified=True))
+    assert len(found[2]) == 2 * len(published_reviews())
+    assert [u.split("?")[0] for u in asked] == [
+        "https://api.github.test/repos/Codertocat/Hello-World/pulls/2/reviews"
+    ] * 2

@@ -76,10 +76,6 @@ class Webhooks:
             self.github = GitHubHook(config.github, directory or {}, github_client)
         self.terraform = config.terraform
 
-    def close(self) -> None:
-        if self.github is not None:
-            self.github.api.close()
-
 
 class GitHubHook:
     """The deployment protection route's secret, options and API client."""
