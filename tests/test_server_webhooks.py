@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse as Reply
 from starlette.routing import Route
 
 from aigre_policy.adapters.github import sign
+from aigre_policy.cli.main import main
 from aigre_policy.gate import FakeClock
 from aigre_policy.server.app import create_app
 from aigre_policy.server.config import ConfigError, ServerConfig, load_config
@@ -461,20 +462,17 @@ def test_a_webhook_config_error_names_its_place(tmp_path):
     assert lines[1].startswith(f"{path}:6:14: webhooks.admission.callers")
 
 
-def test_a_secret_that_cannot_be_read_stops_serve_without_showing_it(tmp_path, github):
+def test_a_secret_that_cannot_be_read_stops_serve_without_showing_it(
+    tmp_path, github, capsys, monkeypatch
+):
     config = write_config(tmp_path, github.url)  # the token from an unset variable
-    done = subprocess.run(
-        [*SERVE, "--config", str(config)],
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().endswith(
+    monkeypatch.delenv("AIGRE_TEST_GITHUB_TOKEN", raising=False)
+    assert main(["serve", str(PACK), "--config", str(config), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().endswith(
         "webhooks.github.token: the environment variable AIGRE_TEST_GITHUB_TOKEN is not set"
     )
-    assert SECRET not in done.stderr and "Traceback" not in done.stderr
+    assert SECRET not in err and "Traceback" not in err
 
 
 # -- TLS: the API server calls webhooks over HTTPS only --------------------------------------
@@ -560,27 +558,10 @@ def test_admission_over_tls_with_a_self_signed_certificate(tmp_path, github):
         process.wait(30)
 
 
-def test_tls_needs_both_files(tmp_path):
+def test_tls_needs_both_files(tmp_path, capsys):
     cert, _key = self_signed(tmp_path)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aigre_policy.cli.main",
-            "serve",
-            str(PACK),
-            "--port",
-            "0",
-            "--tls-cert",
-            str(cert),
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2
-    assert done.stderr.strip().endswith("--tls-cert and --tls-key go together")
+    assert main(["serve", str(PACK), "--port", "0", "--tls-cert", str(cert)]) == 2
+    assert capsys.readouterr().err.strip().endswith("--tls-cert and --tls-key go together")
 
 
 def test_a_github_app_buys_an_installation_token_with_a_signed_jwt(github, tmp_path):
