@@ -110,5 +110,5 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         },
     )
     app.state.runtime = runtime
-    app.state.webhooks = webhooks.Webhooks(runtime.config.webhooks, runtime.config.directory)
+    app.state.webhooks = webhooks.Webhooks.of(runtime)
     return RequestId(DataFastPath(app, runtime))

@@ -51,6 +51,7 @@ class Webhooks:
         config: WebhooksConfig | None,
         directory: Mapping[str, Any] | None = None,
         github_client: Any = None,
+        clock: Callable[[], Any] | None = None,
     ):
         config = config or WebhooksConfig()
         self.config = config
@@ -67,7 +68,7 @@ class Webhooks:
                 authenticated=True,
                 trust_by_group=dict(a.trust_by_group),
                 users_share=a.users_share,
-                first_seen=FirstSeen(),
+                first_seen=FirstSeen(clock=clock),  # the gate's clock
                 budget_seconds=a.budget_seconds,
             )
             self.admission = (attested, dataclasses.replace(attested, authenticated=False))
@@ -75,6 +76,12 @@ class Webhooks:
         if config.github is not None:
             self.github = GitHubHook(config.github, directory or {}, github_client)
         self.terraform = config.terraform
+
+    @classmethod
+    def of(cls, runtime: Any) -> Webhooks:
+        """The routes' state for a server's runtime (its config, directory and clock)."""
+        config = runtime.config
+        return cls(config.webhooks, config.directory, clock=runtime.clock)
 
 
 class GitHubHook:
