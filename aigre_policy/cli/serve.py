@@ -125,11 +125,11 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _tls_files(args: argparse.Namespace) -> dict[str, str]:
-    """uvicorn's TLS options from ``--tls-cert`` and ``--tls-key`` (both, or neither)."""
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The certificate and key files of ``--tls-cert`` and ``--tls-key`` (both, or neither)."""
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if cert is None and key is None:
-        return {}
+        return None
     if cert is None or key is None:
         raise UsageError("--tls-cert and --tls-key go together")
     for name, path in (("--tls-cert", cert), ("--tls-key", key)):
@@ -141,7 +141,7 @@ def _tls_files(args: argparse.Namespace) -> dict[str, str]:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as exc:
         raise UsageError(f"--tls-cert/--tls-key cannot be used: {exc}") from None
-    return {"ssl_certfile": cert, "ssl_keyfile": key}
+    return cert, key
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -162,10 +162,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(str(exc)) from None
     port = sock.getsockname()[1]
     status = Console(stderr=True, highlight=False)  # standard output stays the caller's
-    scheme = "https" if tls else "http"
+    scheme = "http" if tls is None else "https"
     status.print(f"serving {args.pack} on {scheme}://{args.host}:{port}")
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=30, **tls
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
