@@ -1,0 +1,41 @@
+"""``aigre-policy lsp``: the language server an editor starts (docs/editors.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from aigre_policy.cli.common import UsageError
+
+_EXTRA = {"pygls", "lsprotocol", "cattrs"}  # what `pip install "aigre-policy[lsp]"` brings
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "lsp",
+        help="run the language server (for editors)",
+        description="Speak the Language Server Protocol on standard input and output: "
+        "diagnostics as you type, hover, go to definition and completion for .aigre files. "
+        "Editors start it themselves; see docs/editors.md.",
+    )
+    parser.add_argument(
+        "--stdio",
+        action="store_true",
+        help="talk over standard input and output (the default and only transport; "
+        "accepted because many editor clients pass it)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    try:  # pygls is an optional extra: imported only when the server runs
+        from aigre_policy.lsp.server import serve
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in _EXTRA:
+            raise
+        raise UsageError(
+            f'the language server needs {exc.name}: pip install "aigre-policy[lsp]"'
+        ) from None
+    serve()
+    return 0

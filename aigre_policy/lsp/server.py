@@ -1,0 +1,265 @@
+"""``aigre-policy lsp``: the Language Server Protocol over standard input and output (pygls).
+
+Diagnostics follow the text: each open or change of a policy file recompiles its
+whole pack (after a short pause in typing) with the editor's unsaved text of every
+open file, and publishes each file's diagnostics, the other files of the pack and
+``pack.yaml`` included, so fixing one file clears what it caused in another. The
+compile runs on one worker thread, so hover and completion answer meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from aigre_policy import __version__
+from aigre_policy.codes import lookup
+from aigre_policy.diagnostics import Diagnostic, Severity, Span
+from aigre_policy.lsp import features
+from aigre_policy.lsp.project import SUFFIX, PackView, analyse, pack_root
+
+DEBOUNCE_SECONDS = 0.15  # a pause in typing this long recompiles the pack
+_DOCS = Path(__file__).resolve().parents[2] / "docs"  # present in a source checkout
+
+_KINDS = {
+    "field": lsp.CompletionItemKind.Field,
+    "enum": lsp.CompletionItemKind.EnumMember,
+    "envelope": lsp.CompletionItemKind.Struct,
+    "usage": lsp.CompletionItemKind.Variable,
+    "rule": lsp.CompletionItemKind.Reference,
+    "function": lsp.CompletionItemKind.Function,
+    "root": lsp.CompletionItemKind.Variable,
+    "keyword": lsp.CompletionItemKind.Keyword,
+}
+
+
+class Session:
+    """The state of one editor connection: the latest view of each pack, pending compiles."""
+
+    def __init__(self, server: LanguageServer):
+        self.server = server
+        self.views: dict[str, PackView] = {}  # pack root (or lone file) -> its latest view
+        self.published: dict[str, set[str]] = {}  # the same key -> files given diagnostics
+        self.pending: dict[str, asyncio.Task[None]] = {}
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-compile")
+        self.docs_url: str | None = _DOCS.as_uri() if _DOCS.is_dir() else None
+
+    # ------------------------------------------------------------ documents
+    def editing(self) -> dict[str, str]:
+        """Every open policy file's text, by absolute path."""
+        found: dict[str, str] = {}
+        for uri, document in self.server.workspace.text_documents.items():
+            path = _path(uri)
+            if path is not None and path.suffix == SUFFIX:
+                found[str(path)] = document.source
+        return found
+
+    def changed(self, uri: str, delay: float) -> None:
+        path = _path(uri)
+        if path is None or path.suffix != SUFFIX:
+            return
+        key = _key(path)
+        previous = self.pending.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self.pending[key] = asyncio.get_running_loop().create_task(self._refresh(path, delay))
+
+    async def _refresh(self, path: Path, delay: float) -> None:
+        await asyncio.sleep(delay)
+        key = _key(path)
+        view = await self._analyse(path, self.views.get(key))
+        self.views[key] = view
+        self.pending.pop(key, None)
+        self.publish(key, view, str(path))
+
+    async def _analyse(self, path: Path, previous: PackView | None = None) -> PackView:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.worker, analyse, path, self.editing(), previous)
+
+    async def view(self, uri: str) -> tuple[PackView, Path] | None:
+        """The latest view of the pack the document belongs to (compiled now if none yet)."""
+        path = _path(uri)
+        if path is None:
+            return None
+        key = _key(path)
+        if key not in self.views:
+            self.views[key] = await self._analyse(path)
+        return self.views[key], path
+
+    # ------------------------------------------------------------ diagnostics
+    def publish(self, key: str, view: PackView, fallback: str) -> None:
+        by_file = view.by_file(fallback)
+        files = set(by_file) | set(view.policy_files())
+        for file in sorted(files | self.published.get(key, set())):
+            found = by_file.get(file, [])
+            lines = _lines(view, file, self.server)
+            self.server.text_document_publish_diagnostics(
+                lsp.PublishDiagnosticsParams(
+                    uri=from_fs_path(file) or file,
+                    diagnostics=[self.diagnostic(d, lines) for d in found],
+                )
+            )
+        self.published[key] = {f for f, found in by_file.items() if found}
+
+    def diagnostic(self, diagnostic: Diagnostic, lines: Sequence[str]) -> lsp.Diagnostic:
+        message = diagnostic.message
+        if diagnostic.hint:
+            message += f"\nhint: {diagnostic.hint}"
+        href = self.doc_link(diagnostic.code)
+        return lsp.Diagnostic(
+            range=_range(diagnostic.span, lines, self.server),
+            message=message,
+            severity=lsp.DiagnosticSeverity.Error
+            if diagnostic.severity is Severity.ERROR
+            else lsp.DiagnosticSeverity.Warning,
+            code=diagnostic.code,
+            code_description=lsp.CodeDescription(href=href) if href else None,
+            source="aigre-policy",
+        )
+
+    def doc_link(self, code: str) -> str | None:
+        """The documentation of a code: ``docs/diagnostics.md#e301--...`` under the docs URL."""
+        if self.docs_url is None:
+            return None
+        page = lookup(code).doc.removeprefix("docs/")
+        return f"{self.docs_url.rstrip('/')}/{page}"
+
+
+def _key(path: Path) -> str:
+    root = pack_root(path.resolve())
+    return str(root if root is not None else path.resolve())
+
+
+def _path(uri: str) -> Path | None:
+    path = to_fs_path(uri)
+    return Path(path).resolve() if path else None
+
+
+def _lines(view: PackView, file: str, server: LanguageServer) -> list[str]:
+    text = view.sources.get(file)
+    if text is None:
+        uri = from_fs_path(file)
+        document = server.workspace.text_documents.get(uri) if uri else None
+        text = document.source if document is not None else ""
+    return text.split("\n")
+
+
+def _range(span: Span | None, lines: Sequence[str], server: LanguageServer) -> lsp.Range:
+    if span is None:
+        return lsp.Range(lsp.Position(0, 0), lsp.Position(0, 0))
+    codec = server.workspace.position_codec
+    start = lsp.Position(max(span.line - 1, 0), max(span.column - 1, 0))
+    end = lsp.Position(max(span.end_line - 1, 0), max(span.end_column - 1, 0))
+    if span.line - 1 >= len(lines):
+        return lsp.Range(start, end)
+    return lsp.Range(
+        codec.position_to_client_units(lines, start), codec.position_to_client_units(lines, end)
+    )
+
+
+def build_server() -> LanguageServer:
+    """The language server, its features registered; ``start_io()`` runs it."""
+    server = LanguageServer("aigre-policy", __version__)
+    session = Session(server)
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(params: lsp.InitializeParams) -> None:
+        options = params.initialization_options
+        if isinstance(options, Mapping) and isinstance(options.get("docsUrl"), str):
+            session.docs_url = options["docsUrl"]
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: lsp.DidOpenTextDocumentParams) -> None:
+        session.changed(params.text_document.uri, 0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: lsp.DidChangeTextDocumentParams) -> None:
+        session.changed(params.text_document.uri, DEBOUNCE_SECONDS)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
+        session.changed(params.text_document.uri, 0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
+        session.changed(params.text_document.uri, 0)  # the file on disk counts again
+
+    def position(uri: str, where: lsp.Position) -> tuple[str, int, int]:
+        document = server.workspace.get_text_document(uri)
+        at = document.position_codec.position_from_client_units(document.lines, where)
+        return document.source, at.line, at.character
+
+    @server.feature(lsp.TEXT_DOCUMENT_HOVER)
+    async def hover(params: lsp.HoverParams) -> lsp.Hover | None:
+        found = await session.view(params.text_document.uri)
+        if found is None:
+            return None
+        view, path = found
+        text, line, column = position(params.text_document.uri, params.position)
+        answer = features.hover(view, str(path), text, line, column)
+        if answer is None:
+            return None
+        word = answer.word
+        lines = text.split("\n")
+        span = Span(str(path), word.line + 1, word.start + 1, word.line + 1, word.end + 1)
+        return lsp.Hover(
+            contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=answer.markdown),
+            range=_range(span, lines, server),
+        )
+
+    @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
+    async def definition(params: lsp.DefinitionParams) -> lsp.Location | None:
+        found = await session.view(params.text_document.uri)
+        if found is None:
+            return None
+        view, path = found
+        text, line, column = position(params.text_document.uri, params.position)
+        target = features.definition(view, str(path), text, line, column)
+        if target is None:
+            return None
+        uri = from_fs_path(target.file) or target.file
+        return lsp.Location(
+            uri=uri, range=_range(target.span, _lines(view, target.file, server), server)
+        )
+
+    @server.feature(
+        lsp.TEXT_DOCUMENT_COMPLETION,
+        lsp.CompletionOptions(trigger_characters=[".", '"', " "]),
+    )
+    async def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
+        found = await session.view(params.text_document.uri)
+        if found is None:
+            return lsp.CompletionList(is_incomplete=False, items=[])
+        view, path = found
+        text, line, column = position(params.text_document.uri, params.position)
+        items = features.complete(view, str(path), text, line, column)
+        return lsp.CompletionList(is_incomplete=False, items=[_item(i) for i in items])
+
+    return server
+
+
+def _item(item: features.Item) -> lsp.CompletionItem:
+    documentation: Any = (
+        lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=item.documentation)
+        if item.documentation
+        else None
+    )
+    return lsp.CompletionItem(
+        label=item.label,
+        kind=_KINDS.get(item.kind),
+        detail=item.detail,
+        documentation=documentation,
+        insert_text=item.insert,
+    )
+
+
+def serve() -> None:
+    """Run the server on standard input and output until the client says exit."""
+    build_server().start_io()
