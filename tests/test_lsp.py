@@ -162,6 +162,7 @@ async def _scenario(pack: Path) -> dict[str, Any]:
         if server is not None and server.returncode is None and "shutdown" not in results:
             server.kill()  # the scenario failed midway: no exit is coming
         await client.stop()
+    results["returncode"] = server.returncode if server is not None else None
     return results
 
 
@@ -184,6 +185,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def _markdown(hover: lsp.Hover | None) -> str:
     assert hover is not None and isinstance(hover.contents, lsp.MarkupContent)
     return hover.contents.value
+
+
+def test_the_server_exits_0_after_shutdown_and_exit(session):
+    assert session["returncode"] == 0
 
 
 def test_the_server_announces_hover_definition_and_completion(session):

@@ -315,7 +315,7 @@ def test_lsp_without_its_extra_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pygls", None)
     assert main(["lsp"]) == 2
     err = capsys.readouterr().err
-    assert 'pip install "aigre-policy[lsp]"' in err
+    assert 'error: the language server needs pygls: pip install "aigre-policy[lsp]"' in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
+import shlex
 import subprocess
 import sys
 import time
@@ -209,6 +211,8 @@ def test_an_interactive_session_on_a_terminal(pack, case):
         read_until(b"13.5 : number")
         os.write(leader, b"action.nope\n")
         read_until(b"error[E102]")
+        os.write(leader, b"action.actor.tr\t\n")  # Tab completes the field path
+        read_until(b"3 : integer")
         os.write(leader, b":quit\n")
         assert process.wait(timeout=60) == 0
     finally:
@@ -216,3 +220,21 @@ def test_an_interactive_session_on_a_terminal(pack, case):
             process.kill()
             process.wait()
         os.close(leader)
+
+
+def test_the_examples_in_the_cli_reference_print_what_they_say(capsys, monkeypatch):
+    """Each ``$ aigre-policy repl ...`` of docs/cli.md, run from the repository root."""
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text[text.index("## `aigre-policy repl`") : text.index("## `aigre-policy lsp`")]
+    monkeypatch.chdir(ROOT)
+    examples = 0
+    for block in re.findall(r"```\n(\$ aigre-policy repl .*?)```", section, re.S):
+        command, _, expected = block.replace("\\\n", " ").partition("\n")
+        expected = expected.split("$ echo $?")[0]
+        code = main(shlex.split(command.removeprefix("$ aigre-policy ")))
+        out, err = capsys.readouterr()
+        assert (out + err).splitlines() == expected.splitlines(), command
+        if "$ echo $?" in block:
+            assert str(code) == block.rstrip().splitlines()[-1]
+        examples += 1
+    assert examples == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from rich.console import Console
 
@@ -35,7 +37,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
         if (exc.name or "").split(".")[0] not in _EXTRA:
             raise
         raise UsageError(
-            f'the language server needs {exc.name}: pip install "aigre-policy[lsp]"'
+            'the language server needs pygls: pip install "aigre-policy[lsp]"'
         ) from None
-    serve()
-    return 0
+    code = serve()
+    if sys.stdout.closed:  # the server closes its output when the client says exit
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    return code

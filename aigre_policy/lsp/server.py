@@ -50,6 +50,7 @@ class Session:
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-compile")
         self.docs_url: str | None = _DOCS.as_uri() if _DOCS.is_dir() else None
+        self.shut_down = False  # the client asked to shut down before it said exit
 
     # ------------------------------------------------------------ documents
     def editing(self) -> dict[str, str]:
@@ -164,10 +165,14 @@ def _range(span: Span | None, lines: Sequence[str], server: LanguageServer) -> l
     )
 
 
-def build_server() -> LanguageServer:
+def build_server() -> tuple[LanguageServer, Session]:
     """The language server, its features registered; ``start_io()`` runs it."""
     server = LanguageServer("aigre-policy", __version__)
     session = Session(server)
+
+    @server.feature(lsp.SHUTDOWN)
+    def shutdown(params: None) -> None:
+        session.shut_down = True
 
     @server.feature(lsp.INITIALIZE)
     def initialize(params: lsp.InitializeParams) -> None:
@@ -242,7 +247,7 @@ def build_server() -> LanguageServer:
         items = features.complete(view, str(path), text, line, column)
         return lsp.CompletionList(is_incomplete=False, items=[_item(i) for i in items])
 
-    return server
+    return server, session
 
 
 def _item(item: features.Item) -> lsp.CompletionItem:
@@ -260,6 +265,12 @@ def _item(item: features.Item) -> lsp.CompletionItem:
     )
 
 
-def serve() -> None:
-    """Run the server on standard input and output until the client says exit."""
-    build_server().start_io()
+def serve() -> int:
+    """Run the server on standard input and output until the client says exit (or goes).
+
+    0 when the client shut the server down before ``exit``, 1 otherwise, as the
+    protocol asks.
+    """
+    server, session = build_server()
+    server.start_io()
+    return 0 if session.shut_down else 1
