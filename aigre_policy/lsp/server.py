@@ -94,6 +94,20 @@ class Session:
             self.views[key] = await self._analyse(path)
         return self.views[key], path
 
+    async def at(
+        self, params: lsp.HoverParams | lsp.DefinitionParams | lsp.CompletionParams
+    ) -> tuple[PackView, str, str, int, int] | None:
+        """What hover, definition and completion read: the pack's view, the file, its text
+        as the editor holds it, and the position in code points."""
+        found = await self.view(params.text_document.uri)
+        if found is None:
+            return None
+        view, path = found
+        document = self.server.workspace.get_text_document(params.text_document.uri)
+        codec = document.position_codec
+        where = codec.position_from_client_units(document.lines, params.position)
+        return view, str(path), document.source, where.line, where.character
+
     # ------------------------------------------------------------ diagnostics
     def publish(self, key: str, view: PackView, fallback: str) -> None:
         by_file = view.by_file(fallback)
@@ -196,55 +210,36 @@ def build_server() -> tuple[LanguageServer, Session]:
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:
         session.changed(params.text_document.uri, 0)  # the file on disk counts again
 
-    def position(uri: str, where: lsp.Position) -> tuple[str, int, int]:
-        document = server.workspace.get_text_document(uri)
-        at = document.position_codec.position_from_client_units(document.lines, where)
-        return document.source, at.line, at.character
-
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     async def hover(params: lsp.HoverParams) -> lsp.Hover | None:
-        found = await session.view(params.text_document.uri)
-        if found is None:
+        at = await session.at(params)
+        answer = features.hover(*at) if at is not None else None
+        if at is None or answer is None:
             return None
-        view, path = found
-        text, line, column = position(params.text_document.uri, params.position)
-        answer = features.hover(view, str(path), text, line, column)
-        if answer is None:
-            return None
-        word = answer.word
-        lines = text.split("\n")
-        span = Span(str(path), word.line + 1, word.start + 1, word.line + 1, word.end + 1)
+        word, file, text = answer.word, at[1], at[2]
+        span = Span(file, word.line + 1, word.start + 1, word.line + 1, word.end + 1)
         return lsp.Hover(
             contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=answer.markdown),
-            range=_range(span, lines, server),
+            range=_range(span, text.split("\n"), server),
         )
 
     @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
     async def definition(params: lsp.DefinitionParams) -> lsp.Location | None:
-        found = await session.view(params.text_document.uri)
-        if found is None:
+        at = await session.at(params)
+        target = features.definition(*at) if at is not None else None
+        if at is None or target is None:
             return None
-        view, path = found
-        text, line, column = position(params.text_document.uri, params.position)
-        target = features.definition(view, str(path), text, line, column)
-        if target is None:
-            return None
+        lines = _lines(at[0], target.file, server)
         uri = from_fs_path(target.file) or target.file
-        return lsp.Location(
-            uri=uri, range=_range(target.span, _lines(view, target.file, server), server)
-        )
+        return lsp.Location(uri=uri, range=_range(target.span, lines, server))
 
     @server.feature(
         lsp.TEXT_DOCUMENT_COMPLETION,
         lsp.CompletionOptions(trigger_characters=[".", '"', " "]),
     )
     async def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
-        found = await session.view(params.text_document.uri)
-        if found is None:
-            return lsp.CompletionList(is_incomplete=False, items=[])
-        view, path = found
-        text, line, column = position(params.text_document.uri, params.position)
-        items = features.complete(view, str(path), text, line, column)
+        at = await session.at(params)
+        items = features.complete(*at) if at is not None else []
         return lsp.CompletionList(is_incomplete=False, items=[_item(i) for i in items])
 
     return server, session
