@@ -211,6 +211,14 @@ def test_definition_of_a_test_fixture_is_the_file(pack):
     assert target == features.Target(str((pack / "fixtures" / "restart.yaml").resolve()))
 
 
+def test_a_fixture_outside_the_pack_is_no_place_to_jump(pack):
+    (pack.parent / "secret.yaml").write_text("x: 1\n", encoding="utf-8")
+    file, text = _guard(pack)
+    outside = text.replace("fixtures/restart.yaml", "../secret.yaml")
+    view = analyse(Path(file), {file: outside}, _on_disk(file))
+    assert features.definition(view, file, outside, *_at(outside, "secret", 1)) is None
+
+
 def test_no_definition_for_an_input_field(pack):
     assert _definition(pack, "actor.kind", 1) is None
 
@@ -262,6 +270,20 @@ def test_completion_of_names_offers_roots_envelopes_and_functions(pack):
     _, text = _guard(pack)
     labels = _complete(pack, text, "action.actor.kind", 0)
     assert {"action", "context", "usage", "autonomy", "cost", "len", "weekday"} <= set(labels)
+
+
+def test_a_space_offers_enum_values_and_rule_ids_only(pack):
+    file, text = _guard(pack)
+    bare = text.replace('action.actor.kind == "llm"', "action.actor.kind == ")
+    view = analyse(Path(file), {file: bare}, _on_disk(file))
+    line, column = _at(bare, "kind == ", 8)
+    assert [i.label for i in features.complete(view, file, bare, line, column, " ")] == [
+        '"human"',
+        '"llm"',
+        '"automation"',
+    ]
+    line, column = _at(text, "deny when", 5)  # a space after `deny`: nothing pops up
+    assert features.complete(_on_disk(file), file, text, line, column, " ") == []
 
 
 def test_no_completion_in_a_comment(pack):

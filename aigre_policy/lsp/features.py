@@ -297,8 +297,9 @@ def definition(view: PackView, file: str, text: str, line: int, column: int) -> 
     string = cursor.string_at(line_text, column)
     if string is not None:
         if view.root is not None and _FROM_FILE.search(line_text[: string[0]]):
-            target = view.root / line_text[string[0] : string[1]]
-            return Target(str(target)) if target.is_file() else None
+            target = (view.root / line_text[string[0] : string[1]]).resolve()
+            inside = target.is_relative_to(view.root.resolve())  # a jump stays in the pack
+            return Target(str(target)) if inside and target.is_file() else None
         if cursor.in_plain_string(line_text, column):
             return None
     rule_word = cursor.rule_id_at(text, line, column)
@@ -324,9 +325,12 @@ _ENUM_LIST = re.compile(rf"(?P<path>{_PATH})\s+(?:not\s+)?in\s*\[[^\]]*\"[^\"]*$
 _EXPECT_RULES = re.compile(r"^\s*expect\b.*\b(?:by|silent)\b[\s\w,-]*$")
 
 
-def complete(view: PackView, file: str, text: str, line: int, column: int) -> list[Item]:
+def complete(
+    view: PackView, file: str, text: str, line: int, column: int, trigger: str | None = None
+) -> list[Item]:
     """Field paths after a dot, enum values after a comparison, rule ids after ``by``,
-    names and functions elsewhere."""
+    names and functions elsewhere. Typing a space (``trigger``) offers only what a space
+    leads to, enum values and rule ids, not every name at each word break."""
     line_text = cursor.line_at(text, line)
     before = line_text[:column]
     if cursor.in_comment(line_text, column):
@@ -345,6 +349,8 @@ def complete(view: PackView, file: str, text: str, line: int, column: int) -> li
             return [Item(f'"{v}"', "enum", insert=f'"{v}"') for v in values]
     if _EXPECT_RULES.search(before):
         return [Item(r, "rule", _rule_summary(view.rules[r])) for r in sorted(view.rules)]
+    if trigger == " ":
+        return []
     dotted = _AFTER_DOT.search(before)
     if dotted is not None:
         return list(_members(view, tuple(dotted.group("prefix").split(".")), text, offset))

@@ -49,7 +49,8 @@ class Session:
         self.published: dict[str, set[str]] = {}  # the same key -> files given diagnostics
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-compile")
-        self.docs_url: str | None = _DOCS.as_uri() if _DOCS.is_dir() else None
+        here = (_DOCS / "diagnostics.md").is_file()
+        self.docs_url: str | None = _DOCS.as_uri() if here else None
         self.shut_down = False  # the client asked to shut down before it said exit
 
     # ------------------------------------------------------------ documents
@@ -239,7 +240,8 @@ def build_server() -> tuple[LanguageServer, Session]:
     )
     async def completion(params: lsp.CompletionParams) -> lsp.CompletionList:
         at = await session.at(params)
-        items = features.complete(*at) if at is not None else []
+        trigger = params.context.trigger_character if params.context else None
+        items = features.complete(*at, trigger=trigger) if at is not None else []
         return lsp.CompletionList(is_incomplete=False, items=[_item(i) for i in items])
 
     return server, session
