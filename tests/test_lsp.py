@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write_pack
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
-
-from tests.conftest import write_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20  # seconds for any one answer: the machine may be busy

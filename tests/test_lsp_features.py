@@ -10,11 +10,11 @@ import functools
 from pathlib import Path
 
 import pytest
+from conftest import write_pack
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.lsp import features
 from aigre_policy.lsp.project import PackView, analyse
-from tests.conftest import write_pack
 
 ENVELOPES = """\
 envelope autonomy {
