@@ -76,9 +76,20 @@ class Session:
     async def _refresh(self, path: Path, delay: float) -> None:
         await asyncio.sleep(delay)
         key = _key(path)
-        view = await self._analyse(path, self.views.get(key))
+        try:
+            view = await self._analyse(path, self.views.get(key))
+        except Exception as exc:  # a fault of the product: say so, keep serving
+            self.server.window_log_message(
+                lsp.LogMessageParams(
+                    type=lsp.MessageType.Error,
+                    message=f"aigre-policy could not analyse {path}: {type(exc).__name__}: {exc}",
+                )
+            )
+            return
+        finally:
+            if self.pending.get(key) is asyncio.current_task():
+                del self.pending[key]
         self.views[key] = view
-        self.pending.pop(key, None)
         self.publish(key, view, str(path))
 
     async def _analyse(self, path: Path, previous: PackView | None = None) -> PackView:
@@ -154,7 +165,8 @@ def _key(path: Path) -> str:
 
 
 def _path(uri: str) -> Path | None:
-    path = to_fs_path(uri)
+    """The file a ``file:`` URI names; None for an unsaved buffer (``untitled:``) and such."""
+    path = to_fs_path(uri) if uri.startswith("file:") else None
     return Path(path).resolve() if path else None
 
 
