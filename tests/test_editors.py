@@ -308,3 +308,17 @@ def test_the_extension_script_parses():
             pytest.fail("node is needed to check extension.js")
         pytest.skip("node is not installed")
     subprocess.run([node, "--check", str(VSCODE / "extension.js")], check=True)
+
+
+def test_every_line_of_the_repository_packs_highlights_cleanly():
+    """No character of a real pack is scoped illegal, and every rule id is a name."""
+    files = sorted((ROOT / "policy_packs").glob("*/policies/*.aigre"))
+    assert files
+    for file in files:
+        for number, line in enumerate(file.read_text(encoding="utf-8").split("\n"), 1):
+            scopes = scopes_of(line)
+            assert not any("invalid" in s for found in scopes for s in found), (file, number)
+            declared = re.match(r"rule ([a-z][a-z0-9_-]*)", line)
+            if declared:
+                at = line.index(declared.group(1))
+                assert "entity.name.function.rule.aigre" in scopes[at], (file, number)

@@ -238,3 +238,19 @@ def test_the_examples_in_the_cli_reference_print_what_they_say(capsys, monkeypat
             assert str(code) == block.rstrip().splitlines()[-1]
         examples += 1
     assert examples == 2
+
+
+def test_an_action_from_standard_input_needs_the_expressions_as_arguments(
+    capsys, monkeypatch, pack, case
+):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(case.read_text(encoding="utf-8")))
+    code, out, _ = _run(capsys, str(pack), "--action", "-", "-e", "action.kind")
+    assert code == 0 and out.startswith('"deploy"')
+    code, _, err = _run(capsys, str(pack), "--action", "-")
+    assert code == 2 and "give the expressions with -e" in err
+
+
+def test_a_pack_path_with_brackets_is_printed_as_is(capsys, new_pack):
+    broken = new_pack("rule r { deny when action.kindd == 1 }\n", name="[red]pack")
+    code, _, err = _run(capsys, str(broken), "-e", "1")
+    assert code == 2 and "[red]pack does not compile" in err

@@ -64,11 +64,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
-    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    errors = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
     report = compile_pack(args.pack, overrides)
     if not report.ok or report.compiled is None:
         for diagnostic in report.diagnostics:
-            errors.print(render(diagnostic, report.sources), style="red", markup=False)
+            errors.print(render(diagnostic, report.sources), style="red")
         errors.print(f"error: {args.pack} does not compile; run `aigre-policy check {args.pack}`")
         return EXIT_USAGE
     if args.action == "-" and not args.expression:
@@ -83,10 +83,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             given.usage if given else None,
         )
     except ExpressionError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(f"error: {exc}")
         return EXIT_USAGE
     for problem in session.input_problems():
-        errors.print(f"warning: the input breaks the schema: {problem}", markup=False)
+        errors.print(f"warning: the input breaks the schema: {problem}")
     if args.expression:
         return _each(session, args.expression, args.format)
     if sys.stdin is not None and sys.stdin.isatty():
