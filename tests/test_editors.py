@@ -4,7 +4,9 @@ keyword and literal of the language's grammar (``grammar/aigre.lark`` is the tru
 The grammar's patterns keep to the regular-expression syntax Oniguruma (VS Code's engine)
 and Python's ``re`` share, so a small TextMate tokenizer here runs them as VS Code does:
 at each position the earliest match wins, the first pattern on a tie, an enclosing
-``begin``'s ``end`` before its inner patterns.
+``begin``'s ``end`` before its inner patterns. Run side by side with VS Code's own engine
+(vscode-textmate 9 on vscode-oniguruma 2) over every line of the repository's packs and
+every sample below, it gave the same scopes to every character.
 """
 
 from __future__ import annotations
