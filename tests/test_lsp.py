@@ -153,6 +153,18 @@ async def _scenario(pack: Path) -> dict[str, Any]:
         results["complete_enum"] = await complete(
             lsp.CompletionParams(**_fields(at('kind == "llm"', len('kind == "'))))
         )
+        # pack.yaml changes on disk: the editor's file watcher says so, the pack recompiles
+        manifest = pack / "pack.yaml"
+        manifest.write_text(
+            manifest.read_text(encoding="utf-8") + "envelopes: {cost: {most_usd: 1}}\n",
+            encoding="utf-8",
+        )
+        client.workspace_did_change_watched_files(
+            lsp.DidChangeWatchedFilesParams(
+                changes=[lsp.FileEvent(uri=manifest.as_uri(), type=lsp.FileChangeType.Changed)]
+            )
+        )
+        results["manifest"] = await diagnostics_until(lambda seen: seen.get(manifest.as_uri()))
         await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
         results["shutdown"] = True
         client.exit(None)
@@ -221,6 +233,11 @@ def test_a_change_in_one_file_reports_in_the_other(session):
     envelopes_uri = (session["pack"] / "policies" / "envelopes.aigre").as_uri()
     assert [d.code for d in session["renamed"][uri]] == ["E103"]
     assert session["renamed"].get(envelopes_uri, []) == []
+
+
+def test_a_change_on_disk_to_pack_yaml_recompiles_the_pack(session):
+    [found] = session["manifest"][(session["pack"] / "pack.yaml").as_uri()]
+    assert found.code == "E504" and "most_usd" in found.message
 
 
 def test_hover_on_a_field_gives_type_and_description(session):

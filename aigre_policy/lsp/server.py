@@ -48,6 +48,7 @@ class Session:
         self.views: dict[str, PackView] = {}  # pack root (or lone file) -> its latest view
         self.published: dict[str, set[str]] = {}  # the same key -> files given diagnostics
         self.pending: dict[str, asyncio.Task[None]] = {}
+        self.anchors: dict[str, Path] = {}  # the same key -> a policy file of it, to recompile
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aigre-compile")
         here = (_DOCS / "diagnostics.md").is_file()
         self.docs_url: str | None = _DOCS.as_uri() if here else None
@@ -67,7 +68,21 @@ class Session:
         path = _path(uri)
         if path is None or path.suffix != SUFFIX:
             return
+        self.schedule(path, delay)
+
+    def changed_on_disk(self, uri: str) -> None:
+        """A file changed outside the editor (pack.yaml, a schema, a fixture): every pack
+        it sits in is compiled again."""
+        path = _path(uri)
+        if path is None:
+            return
+        for key, view in list(self.views.items()):
+            if view.root is not None and path.is_relative_to(view.root):
+                self.schedule(self.anchors[key], 0)
+
+    def schedule(self, path: Path, delay: float) -> None:
         key = _key(path)
+        self.anchors[key] = path
         previous = self.pending.pop(key, None)
         if previous is not None:
             previous.cancel()
@@ -104,6 +119,7 @@ class Session:
         key = _key(path)
         if key not in self.views:
             self.views[key] = await self._analyse(path)
+            self.anchors.setdefault(key, path)
         return self.views[key], path
 
     async def at(
@@ -218,6 +234,11 @@ def build_server() -> tuple[LanguageServer, Session]:
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(params: lsp.DidSaveTextDocumentParams) -> None:
         session.changed(params.text_document.uri, 0)
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def files_changed(params: lsp.DidChangeWatchedFilesParams) -> None:
+        for change in params.changes:
+            session.changed_on_disk(change.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: lsp.DidCloseTextDocumentParams) -> None:

@@ -18,6 +18,10 @@ function activate(context) {
     { run: server, debug: server },
     {
       documentSelector: [{ scheme: "file", language: "aigre" }],
+      // pack.yaml, schemas and fixtures change outside the editor: recompile the pack
+      synchronize: {
+        fileEvents: vscode.workspace.createFileSystemWatcher("**/*.{aigre,yaml,yml,json}"),
+      },
       initializationOptions: docsUrl ? { docsUrl } : {},
     },
   );
