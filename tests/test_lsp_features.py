@@ -166,6 +166,24 @@ def test_hover_on_a_usage_shows_its_declaration(pack):
     assert "usage spend_usd = sum(action.cost.estimated_usd) over calendar_month" in shown
 
 
+def test_an_item_variable_bound_to_itself_does_not_loop(pack):
+    file, text = _guard(pack)
+    odd = text.replace("any(f in context.change_freezes ?? []", "any(f in f.items ?? []")
+    view = analyse(Path(file), {file: odd}, _on_disk(file))
+    assert features.hover(view, file, odd, *_at(odd, "f.starts_at", 3)) is None
+
+
+def test_a_rule_named_like_an_envelope_does_not_hide_the_envelope(new_pack):
+    text = "envelope cost { max: 1 }\nrule cost { deny when cost.max > 0 }\n"
+    root = new_pack({"main.aigre": text})
+    file = str((root / "policies" / "main.aigre").resolve())
+    view = analyse(Path(file), {})
+    found = features.hover(view, file, text, *_at(text, "cost.max", 1))
+    assert found is not None and found.markdown.startswith("**envelope** `cost`")
+    found = features.hover(view, file, text, *_at(text, "rule cost", 6))
+    assert found is not None and found.markdown.startswith("**rule** `cost`")
+
+
 def test_no_hover_in_comments_or_plain_strings(pack):
     assert _hover(pack, "agents may do", 1) is None  # a comment
     assert _hover(pack, "LLM agents may", 5) is None  # message text outside {...}

@@ -90,9 +90,10 @@ def _resolve(view: PackView, segments: tuple[str, ...], text: str, offset: int) 
         if item is None or len(rest) > 1:
             return None
         return _Resolved("envelope_field", segments, constant_type(item.value), None, item)
-    items = _quantified(text[:offset], root)
-    if items is not None:
-        over = _resolve(view, items, text, offset)
+    binding = _quantified(text[:offset], root)
+    if binding is not None:
+        items, bound_at = binding  # read the list from the text before its binding
+        over = _resolve(view, items, text, bound_at)
         if over is None or not isinstance(over.type, ListType):
             return None
         item_type = over.type.item
@@ -115,22 +116,36 @@ def _walk(
     return _Resolved(kind, path, current, field)
 
 
-def _quantified(before: str, name: str) -> tuple[str, ...] | None:
-    """The list path an ``any``/``all`` item variable ranges over, from the text before it."""
+def _quantified(before: str, name: str) -> tuple[tuple[str, ...], int] | None:
+    """The list path an ``any``/``all`` item variable ranges over, from the text before it,
+    and where that binding starts."""
     pattern = re.compile(
         r"\b(?:any|all)\s*\(\s*" + re.escape(name) + r"\s+in\s+([A-Za-z_]\w*(?:\.\w+)*)"
     )
     found = list(pattern.finditer(before))  # the nearest binding before the position
-    return tuple(found[-1].group(1).split(".")) if found else None
+    if not found:
+        return None
+    return tuple(found[-1].group(1).split(".")), found[-1].start()
 
 
 # ------------------------------------------------------------------ hover
 
 
+def _rule_named(view: PackView, text: str, line: int, column: int) -> cursor.Word | None:
+    """The rule id under the position; a word of a dotted path is never one."""
+    word = cursor.rule_id_at(text, line, column)
+    if word is None or word.text not in view.rules:
+        return None
+    line_text = cursor.line_at(text, line)
+    if line_text[word.start - 1 : word.start] == "." or line_text[word.end : word.end + 1] == ".":
+        return None
+    return word
+
+
 def hover(view: PackView, file: str, text: str, line: int, column: int) -> Hover | None:
     """What the word under the position is: a field, an envelope value, a rule, a function."""
-    rule_word = cursor.rule_id_at(text, line, column)
-    if rule_word is not None and rule_word.text in view.rules:
+    rule_word = _rule_named(view, text, line, column)
+    if rule_word is not None:
         return Hover(_rule_text(view, view.rules[rule_word.text]), rule_word)
     at = cursor.path_at(text, line, column)
     if at is None:
@@ -302,8 +317,8 @@ def definition(view: PackView, file: str, text: str, line: int, column: int) -> 
             return Target(str(target)) if inside and target.is_file() else None
         if cursor.in_plain_string(line_text, column):
             return None
-    rule_word = cursor.rule_id_at(text, line, column)
-    if rule_word is not None and rule_word.text in view.rules:
+    rule_word = _rule_named(view, text, line, column)
+    if rule_word is not None:
         return Target(view.rules[rule_word.text].id_span.file, view.rules[rule_word.text].id_span)
     at = cursor.path_at(text, line, column)
     if at is None or at.called:
