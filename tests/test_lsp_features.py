@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_pack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.lsp import features
@@ -375,3 +377,30 @@ def test_the_command_line_does_not_load_pygls():
         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ any text
+
+
+_PIECES = [
+    "action", "context", "usage", "cost", "autonomy", "f", ".", " ", "\n", '"', "{", "}",
+    "(", ")", "[", "]", "any(", "all(", " in ", "??", "==", "#", "\\", "-", "by ",
+    "expect deny by ", "llm-outside-its-remit", "from ", "max_action_usd", "actor", "kind",
+    "🚀", "\t", ":", ",",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_text_and_no_position_makes_a_feature_fail(pack, data):
+    """Whatever the editor holds mid-edit, hover, definition and completion answer."""
+    file, _ = _guard(pack)
+    view = _on_disk(file)
+    text = "".join(data.draw(st.lists(st.sampled_from(_PIECES), max_size=30)))
+    lines = text.split("\n")
+    line = data.draw(st.integers(0, len(lines)))  # one past the end too
+    column = data.draw(st.integers(0, len(lines[line]) + 1 if line < len(lines) else 3))
+    features.hover(view, file, text, line, column)
+    features.definition(view, file, text, line, column)
+    for trigger in (None, " ", ".", '"'):
+        features.complete(view, file, text, line, column, trigger)

@@ -40,6 +40,7 @@ def line_at(text: str, line: int) -> str:
 
 
 def _run(line_text: str, column: int, char: re.Pattern[str], line: int) -> Word | None:
+    column = min(max(column, 0), len(line_text))  # a client may point past the line's end
     start = column
     while start > 0 and char.match(line_text[start - 1]):
         start -= 1
