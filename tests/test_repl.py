@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CONTEXT, _action, write_pack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from aigre_policy.cli.main import main
 from aigre_policy.compiler import compile_pack
@@ -254,3 +257,31 @@ def test_a_pack_path_with_brackets_is_printed_as_is(capsys, new_pack):
     broken = new_pack("rule r { deny when action.kindd == 1 }\n", name="[red]pack")
     code, _, err = _run(capsys, str(broken), "-e", "1")
     assert code == 2 and "[red]pack does not compile" in err
+
+
+_PIECES = [
+    "action", "context", "usage", "autonomy", ".", "kind", "cost", "estimated_usd", "llm_may",
+    "max_age", " ", "(", ")", "[", "]", '"', "1", "0", "15m", "/", "%", "*", "+", "-", "??",
+    "==", "<", " in ", " not ", " and ", "has ", "any(", "x in ", ":", "x", ",", "len(",
+    "weekday(", "now", "requested_at", "1e308", "#", "\\", "{", "}",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_text_gives_a_value_or_one_line(data, compiled_session):
+    text = "".join(data.draw(st.lists(st.sampled_from(_PIECES), max_size=25)))
+    try:
+        result = compiled_session.evaluate(text)
+    except ExpressionError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert result.text()
+
+
+@pytest.fixture(scope="module")
+def compiled_session(tmp_path_factory) -> Session:
+    root = write_pack(tmp_path_factory.mktemp("repl") / "pack", POLICY)
+    report = compile_pack(root)
+    assert report.compiled is not None
+    return Session(report.compiled, _action(), dict(CONTEXT), {"spend_usd": 3})
