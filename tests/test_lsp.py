@@ -19,7 +19,7 @@ from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 20  # seconds for any one answer: the machine may be busy
+TIMEOUT = 60  # seconds for any one answer: the machine may be busy
 
 ENVELOPES = """\
 envelope cost {
