@@ -776,13 +776,16 @@ def _describe(path: str, exc: sqlite3.Error) -> str:
 
 def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
     """A store from a URL (``sqlite:///aigre.db``, ``sqlite:////abs/path.db?timeout=2``,
-    ``?synchronous=full``), a file path, or a store object; ``None`` stays ``None``."""
+    ``?synchronous=full``, ``postgresql://user@host:5432/db?pool_max=10``), a file path,
+    or a store object; ``None`` stays ``None``."""
     if ledger is None or not isinstance(ledger, str | Path):
         return ledger
     text = str(ledger)
     if "://" not in text:
         return SqliteLedger(text)
     parts = urlsplit(text)
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgres(text)
     if parts.scheme != "sqlite":
         raise GateError(f"unsupported ledger URL scheme `{parts.scheme}` in {text!r}")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -795,3 +798,14 @@ def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
     timeout = float(options["timeout"][-1]) if "timeout" in options else 5.0
     synchronous = options["synchronous"][-1].lower() if "synchronous" in options else "normal"
     return SqliteLedger(path, timeout=timeout, synchronous=synchronous)
+
+
+def _postgres(url: str) -> LedgerStore:
+    """A ``PostgresLedger``: psycopg is imported only when such a URL is opened."""
+    try:
+        from aigre_policy.gate import postgres
+    except ImportError as exc:
+        raise GateError(
+            f'a postgresql:// ledger needs psycopg ({exc}): pip install "aigre-policy[postgres]"'
+        ) from None
+    return postgres.from_url(url)

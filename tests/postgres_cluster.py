@@ -1,0 +1,285 @@
+"""A throwaway PostgreSQL cluster for the tests, and the store fixtures every ledger test uses.
+
+``AIGRE_TEST_POSTGRES_URL`` names a running server to use (``.ci/run`` starts one);
+otherwise the session starts its own cluster with ``initdb``/``pg_ctl`` (from PATH or
+``/usr/lib/postgresql/*/bin``) in a temporary directory, listening on 127.0.0.1 on a
+free port, and stops it at the end. As root the server runs as the ``postgres`` user
+(PostgreSQL refuses to run as root). Each test that asks for a PostgreSQL ledger gets a
+database of its own (``CREATE DATABASE ... TEMPLATE template0``), dropped afterwards.
+
+Without PostgreSQL those tests are skipped with the reason, or fail when
+``AIGRE_REQUIRE_SERVICES=1`` (CI) says the service must be there.
+
+Run as a script, it starts a cluster and prints its URL (``start DIR``) or stops it
+(``stop DIR``): ``.ci/run`` uses it so the tests and CI start clusters the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+
+STORES = ("sqlite", "postgresql")
+
+
+class Unavailable(Exception):
+    """PostgreSQL cannot be started here."""
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when the environment requires the services."""
+    if os.environ.get("AIGRE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"PostgreSQL is required (AIGRE_REQUIRE_SERVICES=1): {reason}")
+    pytest.skip(f"PostgreSQL is not available: {reason}")
+
+
+def find_tool(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    """A cluster this process started: its directory, port and the user it runs as."""
+
+    root: Path
+    port: int
+    user: str | None  # the system user the server runs as (None: this one)
+    pg_ctl: str
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", self.user, "--"] if self.user else []
+        return subprocess.run(
+            [*prefix, *command], capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    @classmethod
+    def start(cls, root: Path | None = None) -> Cluster:
+        initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise Unavailable("initdb/pg_ctl not found on PATH or under /usr/lib/postgresql")
+        user = None
+        if os.geteuid() == 0:  # the server refuses to run as root
+            user = "postgres"
+            try:
+                import pwd
+
+                owner = pwd.getpwnam(user)
+            except KeyError:
+                raise Unavailable("running as root and there is no `postgres` user") from None
+        root = Path(root or tempfile.mkdtemp(prefix="aigre-pg-"))
+        root.mkdir(parents=True, exist_ok=True)
+        if user:
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+        root.chmod(0o755)
+        cluster = cls(root, free_port(), user, pg_ctl)
+        data = root / "data"
+        done = cluster._run(
+            initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync",
+            "-E", "UTF8", "--locale=C",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise Unavailable(f"initdb failed: {done.stderr.strip()[-300:]}")
+        settings = (
+            f"-c listen_addresses=127.0.0.1 -c port={cluster.port}"
+            f" -c unix_socket_directories={root} -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
+        )
+        done = cluster._run(
+            pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-o", settings,
+            "-w", "-t", "60", "start",
+        )  # fmt: skip
+        if done.returncode != 0:
+            log = (root / "server.log").read_text(errors="replace")[-500:] if user else ""
+            raise Unavailable(f"pg_ctl start failed: {done.stderr.strip()[-300:]} {log}")
+        return cluster
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(self.pg_ctl, "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
+
+    def restart_stopped(self) -> None:
+        """Start again after ``stop`` (the same port and settings)."""
+        settings = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
+        )
+        data = str(self.root / "data")
+        log = str(self.root / "server.log")
+        self._run(self.pg_ctl, "-D", data, "-l", log, "-o", settings, "-w", "start")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass
+class Server:
+    """The server the tests use: ``url`` of a maintenance database on it."""
+
+    url: str
+    cluster: Cluster | None  # None: given by AIGRE_TEST_POSTGRES_URL, not ours to stop
+
+    def admin(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+
+    def create_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        name = f"aigre_{uuid.uuid4().hex[:16]}"
+        with self.admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return with_database(self.url, name)
+
+    def drop_database(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        with contextlib.suppress(Exception), self.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def with_options(url: str, **options: Any) -> str:
+    """``url`` with query options added (or replaced)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update({k: str(v) for k, v in options.items()})
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Server]:
+    """The session's PostgreSQL server (given, or a throwaway cluster of our own)."""
+    given = os.environ.get("AIGRE_TEST_POSTGRES_URL")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        unavailable(f'psycopg is not installed ({exc}): pip install "aigre-policy[postgres]"')
+    if given:
+        yield Server(given, None)
+        return
+    try:
+        cluster = Cluster.start()
+    except (Unavailable, OSError, subprocess.SubprocessError) as exc:
+        unavailable(str(exc))
+        raise  # unreachable: unavailable() skips or fails
+    try:
+        yield Server(cluster.url, cluster)
+    finally:
+        cluster.stop("immediate")
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Server) -> Iterator[str]:
+    """A fresh database of its own for one test; every ledger opened on it is closed after."""
+    from aigre_policy.gate import postgres
+
+    url = postgres_server.create_database()
+    opened: list[Any] = []
+    original = postgres.from_url
+
+    def tracked(text: str) -> Any:
+        store = original(text)
+        opened.append(store)
+        return store
+
+    postgres.from_url = tracked
+    try:
+        yield url
+    finally:
+        postgres.from_url = original
+        for store in opened:
+            store.close()
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ledger_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """One ledger URL per store: a SQLite file in ``tmp_path``, or a fresh PostgreSQL database."""
+    if store_kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def ledger_sql(ledger_url: str) -> Callable[[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement (no parameters) on the test's ledger; the rows it returns."""
+    return lambda statement: run_sql(ledger_url, statement)
+
+
+def run_sql(url: str, statement: str) -> list[tuple[Any, ...]]:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        conn = sqlite3.connect(parts.path[1:], isolation_level=None)
+        try:
+            return conn.execute(statement).fetchall()
+        finally:
+            conn.close()
+    import psycopg
+
+    plain = urlunsplit(parts._replace(query=""))
+    with psycopg.connect(plain, autocommit=True) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
+
+
+def eventually(test: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if test():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+if __name__ == "__main__":  # python tests/postgres_cluster.py start|stop DIR
+    action, where = sys.argv[1], Path(sys.argv[2])
+    if action == "start":
+        try:
+            started = Cluster.start(where)
+        except Unavailable as exc:
+            print(f"cannot start PostgreSQL: {exc}", file=sys.stderr)
+            sys.exit(1)
+        (where / "url").write_text(started.url)
+        print(started.url)
+    else:
+        user = "postgres" if os.geteuid() == 0 else None
+        pg_ctl = find_tool("pg_ctl") or "pg_ctl"
+        Cluster(where, 0, user, pg_ctl).stop("immediate")
