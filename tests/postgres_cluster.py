@@ -5,7 +5,8 @@ otherwise the session starts its own cluster with ``initdb``/``pg_ctl`` (from PA
 ``/usr/lib/postgresql/*/bin``) in a temporary directory, listening on 127.0.0.1 on a
 free port, and stops it at the end. As root the server runs as the ``postgres`` user
 (PostgreSQL refuses to run as root). Each test that asks for a PostgreSQL ledger gets a
-database of its own (``CREATE DATABASE ... TEMPLATE template0``), dropped afterwards.
+schema of its own in one database of the tests (``CREATE SCHEMA``, named by the URL's
+``options=-c search_path=...``), dropped afterwards.
 
 Without PostgreSQL those tests are skipped with the reason, or fail when
 ``AIGRE_REQUIRE_SERVICES=1`` (CI) says the service must be there.
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -147,23 +148,36 @@ class Server:
 
     url: str
     cluster: Cluster | None  # None: given by AIGRE_TEST_POSTGRES_URL, not ours to stop
+    database: str | None = None  # the tests' own database, made on first use
 
     def admin(self) -> Any:
         import psycopg
 
         return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
 
-    def create_database(self) -> str:
-        """A fresh, empty database; its URL."""
-        name = f"aigre_{uuid.uuid4().hex[:16]}"
-        with self.admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        return with_database(self.url, name)
+    def create_ledger(self) -> str:
+        """A fresh, empty schema in the tests' database; a ledger URL whose search path
+        names it (a schema is made in milliseconds, a database in about a second)."""
+        if self.database is None:
+            name = f"aigre_tests_{uuid.uuid4().hex[:8]}"
+            with self.admin() as conn:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            self.database = with_database(self.url, name)
+        schema = f"t_{uuid.uuid4().hex[:16]}"
+        run_sql(self.database, f'CREATE SCHEMA "{schema}"')
+        return with_options(self.database, options=f"-c search_path={schema}")
 
-    def drop_database(self, url: str) -> None:
-        name = urlsplit(url).path.lstrip("/")
-        with contextlib.suppress(Exception), self.admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def drop_ledger(self, url: str) -> None:
+        options = dict(parse_qsl(urlsplit(url).query)).get("options", "")
+        schema = options.rpartition("=")[2]
+        with contextlib.suppress(Exception):
+            run_sql(self.database or self.url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def close(self) -> None:
+        if self.database is not None:
+            name = urlsplit(self.database).path.lstrip("/")
+            with contextlib.suppress(Exception), self.admin() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def with_database(url: str, name: str) -> str:
@@ -171,11 +185,9 @@ def with_database(url: str, name: str) -> str:
 
 
 def with_options(url: str, **options: Any) -> str:
-    """``url`` with query options added (or replaced)."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.update({k: str(v) for k, v in options.items()})
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    """``url`` with query options added (text appended: ``sqlite:////abs`` keeps its slashes)."""
+    added = urlencode({k: str(v) for k, v in options.items()}, quote_via=quote)
+    return f"{url}{'&' if '?' in url else '?'}{added}"
 
 
 @pytest.fixture(scope="session")
@@ -187,7 +199,9 @@ def postgres_server() -> Iterator[Server]:
     except ImportError as exc:
         unavailable(f'psycopg is not installed ({exc}): pip install "aigre-policy[postgres]"')
     if given:
-        yield Server(given, None)
+        server = Server(given, None)
+        yield server
+        server.close()
         return
     try:
         cluster = Cluster.start()
@@ -203,10 +217,10 @@ def postgres_server() -> Iterator[Server]:
 
 @pytest.fixture
 def postgres_url(postgres_server: Server) -> Iterator[str]:
-    """A fresh database of its own for one test; every ledger opened on it is closed after."""
+    """A fresh ledger (a schema of its own) for one test; every ledger opened is closed after."""
     from aigre_policy.gate import postgres
 
-    url = postgres_server.create_database()
+    url = postgres_server.create_ledger()
     opened: list[Any] = []
     original = postgres.from_url
 
@@ -222,7 +236,7 @@ def postgres_url(postgres_server: Server) -> Iterator[str]:
         postgres.from_url = original
         for store in opened:
             store.close()
-        postgres_server.drop_database(url)
+        postgres_server.drop_ledger(url)
 
 
 @pytest.fixture(params=STORES)
@@ -254,7 +268,10 @@ def run_sql(url: str, statement: str) -> list[tuple[Any, ...]]:
             conn.close()
     import psycopg
 
-    plain = urlunsplit(parts._replace(query=""))
+    from aigre_policy.gate.postgres import OPTIONS
+
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in OPTIONS]
+    plain = urlunsplit(parts._replace(query=urlencode(kept, quote_via=quote)))
     with psycopg.connect(plain, autocommit=True) as conn:
         cursor = conn.execute(statement)
         return cursor.fetchall() if cursor.description else []

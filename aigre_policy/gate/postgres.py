@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import psycopg
 import psycopg_pool
@@ -51,9 +51,11 @@ from aigre_policy.gate.ledger import (
 
 SCHEMA_VERSION = 1  # of the PostgreSQL tables, numbered apart from SQLite's
 
-# the advisory lock every gate of a ledger takes: a fixed 64-bit key, unlikely to be
-# another application's (advisory locks are per database: one ledger per database)
-LOCK_KEY = 0x2B2B_5AE7_9C41_0D17
+# the advisory lock every gate of a ledger takes: a fixed class key, unlikely to be another
+# application's, and the hash of the ledger's schema, so ledgers kept in separate schemas
+# of one database (``options=-c search_path=...``) do not wait for each other (two schemas
+# whose hashes collide only share a lock)
+LOCK_CLASS = 0x2B2B_5AE7
 
 OPTIONS = ("timeout", "pool_min", "pool_max", "pool_timeout")
 
@@ -115,7 +117,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 )
 """
 
-_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))"
 
 _APPROVALS = (
     "SELECT a.action_digest, a.approver, a.approver_group, a.at_us, a.note, a.reusable,"
@@ -276,7 +278,7 @@ class PostgresLedger:
             try:
                 if not self._ready:
                     self._migrate(conn)
-                conn.execute(_LOCK, (LOCK_KEY,))
+                conn.execute(_LOCK, (LOCK_CLASS,))
                 return conn
             except psycopg.OperationalError:
                 broken = conn.broken
@@ -291,7 +293,7 @@ class PostgresLedger:
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         """Create or upgrade the tables, under the ledger's lock; once per process."""
-        conn.execute(_LOCK, (LOCK_KEY,))
+        conn.execute(_LOCK, (LOCK_CLASS,))
         version = 0
         if conn.execute("SELECT to_regclass('ledger_state')").fetchone() != (None,):
             row = conn.execute("SELECT schema_version FROM ledger_state WHERE id = 1").fetchone()
@@ -391,39 +393,37 @@ def _masked(conninfo: str) -> str:
     parts = urlsplit(conninfo)
     if not parts.scheme or parts.password is None:
         return conninfo
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    user, _, host = parts.netloc.rpartition("@")
+    return conninfo.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
 
 
 def from_url(url: str) -> PostgresLedger:
     """``postgresql://user:password@host:port/db?timeout=5&pool_max=10&sslmode=require``:
     the ledger's own options are taken out, the rest goes to libpq as it is."""
-    parts = urlsplit(url)
+    base, _, query = url.partition("?")  # kept as text: urlunsplit drops the // of ``:///db``
     ours: dict[str, str] = {}
     theirs: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    for key, value in parse_qsl(query, keep_blank_values=True):
         (ours.__setitem__(key, value) if key in OPTIONS else theirs.append((key, value)))
     try:
-        numbers = {
-            "timeout": float(ours.get("timeout", 5.0)),
-            "pool_min": int(ours.get("pool_min", 1)),
-            "pool_max": int(ours.get("pool_max", 10)),
-            "pool_timeout": float(ours.get("pool_timeout", 5.0)),
-        }
+        timeout = float(ours.get("timeout", 5.0))
+        pool_min = int(ours.get("pool_min", 1))
+        pool_max = int(ours.get("pool_max", 10))
+        pool_timeout = float(ours.get("pool_timeout", 5.0))
     except ValueError as exc:
         raise GateError(f"ledger URL {_masked(url)!r}: {exc}") from None
-    conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
+    # libpq reads %20 as a space, not +
+    conninfo = f"{base}?{urlencode(theirs, quote_via=quote)}" if theirs else base
     try:
         psycopg.conninfo.conninfo_to_dict(conninfo)
     except psycopg.Error as exc:
         raise GateError(f"ledger URL {_masked(url)!r}: {_one_line(exc)}") from None
     return PostgresLedger(
         conninfo,
-        timeout=numbers["timeout"],
-        pool_min=int(numbers["pool_min"]),
-        pool_max=int(numbers["pool_max"]),
-        pool_timeout=numbers["pool_timeout"],
+        timeout=timeout,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        pool_timeout=pool_timeout,
         name=_masked(url),
     )
 
