@@ -49,14 +49,22 @@ def race_action(worker: int, n: int, cost: float) -> dict[str, Any]:
     }
 
 
-def gate_worker(pack: str, ledger: str, log: str, index: int, checks: int, cost: float) -> Worker:
+def gate_worker(
+    pack: str,
+    ledger: str,
+    log: str,
+    index: int,
+    checks: int,
+    cost: float,
+    log_options: dict[str, Any] | None = None,
+) -> Worker:
     """A worker checking ``checks`` actions of ``cost`` through a gate of its own."""
 
     def work() -> list[str]:
         from aigre_policy.gate import Gate
 
         decisions = []
-        with Gate.from_pack(pack, ledger=ledger, log=log) as gate:
+        with Gate.from_pack(pack, ledger=ledger, log=log, log_options=log_options) as gate:
             for n in range(checks):
                 verdict = gate.check(race_action(index, n, cost))
                 decisions.append("fail_closed" if verdict.fail_closed else verdict.decision)
