@@ -11,21 +11,16 @@ schema of its own in one database of the tests (``CREATE SCHEMA``, named by the 
 Without PostgreSQL those tests are skipped with the reason, or fail when
 ``AIGRE_REQUIRE_SERVICES=1`` (CI) says the service must be there.
 
-Run as a script, it starts a cluster and prints its URL (``start DIR``) or stops it
-(``stop DIR``): ``.ci/run`` uses it so the tests and CI start clusters the same way.
+The cluster itself is ``pg_throwaway.Cluster``, which ``.ci/run`` also runs as a script,
+so the tests and CI start clusters the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,12 +30,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
+from pg_throwaway import Cluster, Unavailable, free_port  # noqa: F401 (for tests here)
 
 STORES = ("sqlite", "postgresql")
-
-
-class Unavailable(Exception):
-    """PostgreSQL cannot be started here."""
 
 
 def unavailable(reason: str) -> None:
@@ -48,98 +40,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("AIGRE_REQUIRE_SERVICES") == "1":
         pytest.fail(f"PostgreSQL is required (AIGRE_REQUIRE_SERVICES=1): {reason}")
     pytest.skip(f"PostgreSQL is not available: {reason}")
-
-
-def find_tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    return candidates[0] if candidates else None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    """A cluster this process started: its directory, port and the user it runs as."""
-
-    root: Path
-    port: int
-    user: str | None  # the system user the server runs as (None: this one)
-    pg_ctl: str
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        prefix = ["runuser", "-u", self.user, "--"] if self.user else []
-        return subprocess.run(
-            [*prefix, *command], capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-    @classmethod
-    def start(cls, root: Path | None = None) -> Cluster:
-        initdb, pg_ctl = find_tool("initdb"), find_tool("pg_ctl")
-        if not initdb or not pg_ctl:
-            raise Unavailable("initdb/pg_ctl not found on PATH or under /usr/lib/postgresql")
-        user = None
-        if os.geteuid() == 0:  # the server refuses to run as root
-            user = "postgres"
-            try:
-                import pwd
-
-                owner = pwd.getpwnam(user)
-            except KeyError:
-                raise Unavailable("running as root and there is no `postgres` user") from None
-        root = Path(root or tempfile.mkdtemp(prefix="aigre-pg-"))
-        root.mkdir(parents=True, exist_ok=True)
-        if user:
-            os.chown(root, owner.pw_uid, owner.pw_gid)
-        root.chmod(0o755)
-        cluster = cls(root, free_port(), user, pg_ctl)
-        data = root / "data"
-        done = cluster._run(
-            initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync",
-            "-E", "UTF8", "--locale=C",
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise Unavailable(f"initdb failed: {done.stderr.strip()[-300:]}")
-        settings = (
-            f"-c listen_addresses=127.0.0.1 -c port={cluster.port}"
-            f" -c unix_socket_directories={root} -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
-        )
-        done = cluster._run(
-            pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-o", settings,
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
-        if done.returncode != 0:
-            log = (root / "server.log").read_text(errors="replace")[-500:] if user else ""
-            raise Unavailable(f"pg_ctl start failed: {done.stderr.strip()[-300:]} {log}")
-        return cluster
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run(self.pg_ctl, "-D", str(self.root / "data"), "-m", mode, "-w", "stop")
-
-    def restart_stopped(self) -> None:
-        """Start again after ``stop`` (the same port and settings)."""
-        settings = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
-            f" -c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off"
-            " -c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
-        )
-        data = str(self.root / "data")
-        log = str(self.root / "server.log")
-        self._run(self.pg_ctl, "-D", data, "-l", log, "-o", settings, "-w", "start")
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass
@@ -284,19 +184,3 @@ def eventually(test: Callable[[], bool], seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-if __name__ == "__main__":  # python tests/postgres_cluster.py start|stop DIR
-    action, where = sys.argv[1], Path(sys.argv[2])
-    if action == "start":
-        try:
-            started = Cluster.start(where)
-        except Unavailable as exc:
-            print(f"cannot start PostgreSQL: {exc}", file=sys.stderr)
-            sys.exit(1)
-        (where / "url").write_text(started.url)
-        print(started.url)
-    else:
-        user = "postgres" if os.geteuid() == 0 else None
-        pg_ctl = find_tool("pg_ctl") or "pg_ctl"
-        Cluster(where, 0, user, pg_ctl).stop("immediate")

@@ -238,7 +238,7 @@ def test_a_server_stopped_mid_run_fails_closed_until_it_is_back(
     try:
         down = [gate.check(act(n)) for n in (2, 3)]
     finally:
-        own_cluster.restart_stopped()
+        own_cluster.start_again()
     for verdict in down:
         assert_failed_closed(verdict, "PoolTimeout", "server closed", "terminating connection")
     # the pool reconnects in the background, backing off from 1 s: checks fail closed
