@@ -39,14 +39,14 @@ import psycopg
 import psycopg_pool
 
 from aigre_policy.gate.errors import GateError
-from aigre_policy.gate.ledger import (
+from aigre_policy.gate.store import (
     RELEASED,
     ApprovalRecord,
     ChangedRow,
     Contribution,
     LedgerError,
     LedgerRow,
-    _loaded,
+    loaded_contribution,
 )
 
 SCHEMA_VERSION = 1  # of the PostgreSQL tables, numbered apart from SQLite's
@@ -177,7 +177,8 @@ def _stored(value: Any) -> str | None:
 
 
 def _number(text: Any) -> Any:
-    """The number a stored contribution holds; anything else is left for ``_loaded`` to refuse."""
+    """The number a stored contribution holds (anything else: ``loaded_contribution``
+    refuses it)."""
     if not isinstance(text, str):
         return text
     try:
@@ -487,7 +488,9 @@ class _PostgresSession:
             )
         found: dict[int, dict[str, Contribution]] = {}
         for row_id, key, passed, value, error in rows:
-            found.setdefault(row_id, {})[key] = _loaded(row_id, key, passed, _number(value), error)
+            found.setdefault(row_id, {})[key] = loaded_contribution(
+                row_id, key, passed, _number(value), error
+            )
         return found
 
     def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
