@@ -248,3 +248,27 @@ def test_a_server_stopped_mid_run_fails_closed_until_it_is_back(
     assert all(a.decision == "deny" for a in answers[:-1])
     assert answers[-1].decision == "allow" and answers[-1].usage == {"spend_day": 10}
     gate.close()
+
+
+def test_async_checks_and_enforcement_share_the_postgresql_ledger(
+    pack_dir, postgres_url, tmp_path
+) -> None:
+    import asyncio
+
+    gate = gate_on(pack_dir, postgres_url, tmp_path)
+
+    async def run() -> list[Any]:
+        waiting = await gate.acheck(act(1, **COSTLY))
+        gate.approve(waiting, by="fay", group="finops")
+        async with gate.aenforce(act(1, **COSTLY)) as first:
+            pass
+        answers = await asyncio.gather(*(gate.acheck(act(n)) for n in range(2, 8)))
+        return [first.verdict, *answers]
+
+    verdicts = asyncio.run(run())
+    assert [v.decision for v in verdicts] == ["allow"] * 7
+    assert verdicts[0].gate["approvals"]["used"] == [{"by": "fay", "group": "finops"}]
+    assert verdicts[-1].usage["spend_day"] >= 500
+    uses = run_sql(postgres_url, "SELECT approver, decision_id FROM approval_uses")
+    assert uses == [("fay", verdicts[0].decision_id)]
+    gate.close()
