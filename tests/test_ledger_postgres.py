@@ -272,3 +272,35 @@ def test_async_checks_and_enforcement_share_the_postgresql_ledger(
     uses = run_sql(postgres_url, "SELECT approver, decision_id FROM approval_uses")
     assert uses == [("fay", verdicts[0].decision_id)]
     gate.close()
+
+
+def test_a_child_after_fork_opens_its_own_connections_and_leaves_the_parents(
+    pack_dir, postgres_url
+) -> None:
+    import gc
+    import multiprocessing
+    import os
+
+    url = with_options(postgres_url, pool_max=1)
+    gate = Gate.from_pack(pack_dir, ledger=url, clock=FakeClock("2025-03-10T12:00:00Z"))
+    assert gate.check(act(1)).decision == "allow"  # the parent's pool is open
+
+    def backend() -> int:
+        assert gate.ledger is not None
+        with gate.ledger.session() as session:
+            return int(session._conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[attr-defined]
+
+    before = backend()
+
+    def child() -> None:
+        verdict = gate.check(act(2))
+        gc.collect()  # nothing of the parent's pool may be finalized here
+        os._exit(0 if verdict.decision == "allow" and not verdict.fail_closed else 1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert backend() == before  # the parent's connection survived the child
+    assert gate.check(act(3)).usage == {"spend_day": 20}
+    gate.close()

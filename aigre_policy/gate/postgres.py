@@ -231,6 +231,7 @@ class PostgresLedger:
         self._pid: int | None = None
         self._ready = False
         self._guard = threading.Lock()
+        self._inherited: list[Any] = []
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self.name!r})"
@@ -249,8 +250,10 @@ class PostgresLedger:
     def _current_pool(self) -> psycopg_pool.ConnectionPool[psycopg.Connection[Any]]:
         with self._guard:
             if self._pool is None or self._pid != os.getpid():
-                # after fork the parent's pool is left alone: closing it would end the
-                # parent's connections, whose sockets the child shares
+                if self._pool is not None:
+                    # after fork the parent's pool is left alone, never closed or collected
+                    # here: that would end the parent's connections, whose sockets it shares
+                    self._inherited.append(self._pool)
                 self._pool = psycopg_pool.ConnectionPool(
                     self.conninfo,
                     min_size=self.pool_min,
