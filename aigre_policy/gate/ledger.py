@@ -2,10 +2,11 @@
 
 The gate computes a pack's ``usage`` values from it and keeps approvals in it, so
 every process that shares a ledger sees the same history. ``LedgerStore`` is the
-small protocol a store implements; ``SqliteLedger`` is the embedded default
-(WAL journal, a busy timeout, one write transaction per decision so several
-processes can write at once). Every fault a store meets is raised as
-``LedgerError``; the gate turns it into a fail-closed verdict.
+small protocol a store implements (``store.py``); ``SqliteLedger`` is the embedded
+default (WAL journal, a busy timeout, one write transaction per decision so several
+processes can write at once), ``PostgresLedger`` (``postgres.py``, opened from a
+``postgresql://`` URL) the one shared by hosts. Every fault a store meets is raised
+as ``LedgerError``; the gate turns it into a fail-closed verdict.
 
 Rows are never edited in place except to mark them superseded, released or to
 add an outcome: checking the same action again (same canonical digest) inserts a
