@@ -128,6 +128,10 @@ _ALL = (
     _compiler("E504", "pack", "bad envelope override"),
     _compiler("E505", "pack", "no policies"),
     _compiler("E506", "pack", "unknown sensitive path"),
+    # the MCP mapping (mcp.yaml)
+    _compiler("E520", "pack", "`mcp.yaml` breaks the mapping schema"),
+    _compiler("E521", "pack", "bad MCP tool mapping"),
+    _compiler("E522", "pack", "MCP mapping disagrees with the upstream's tools"),
     # the Rego target
     _compiler("E601", "rego", "`%` has no exact Rego form"),
     _compiler("E602", "rego", "division that cannot fail closed in Rego"),

@@ -97,6 +97,11 @@ def _load(path: str) -> Any:
     return doc.data
 
 
+def read_input_file(path: str) -> Any:
+    """A JSON or YAML file's data (``-``: standard input); unreadable, a ``UsageError``."""
+    return _load(path)
+
+
 def read_eval_input(
     action_path: str, context_path: str | None, usage_path: str | None
 ) -> EvalInput:

@@ -17,6 +17,7 @@ from aigre_policy.cli.common import (
     parse_overrides,
     read_eval_input,
 )
+from aigre_policy.cli.eval_from import add_from_arguments, run_from
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
@@ -67,6 +68,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="native: generated Python (the default for a pack directory); rego: the pack "
         "compiled to Rego, run with regopy (the default for a bundle)",
     )
+    add_from_arguments(parser)
     add_verification_arguments(parser)
     opa = parser.add_argument_group("OPA server (--engine opa)")
     opa.add_argument("--opa-url", metavar="URL", help=f"the OPA server (default {DEFAULT_URL})")
@@ -141,8 +143,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.emit == "rego":
         sys.stdout.write(render_modules(rego_program(pack)))
         return 0
+    if args.from_format:
+        return run_from(args, pack, console)
     if not args.action:
-        raise UsageError("eval needs --action FILE (or --emit python|rego)")
+        raise UsageError("eval needs --action FILE, --from FORMAT FILE, or --emit python|rego")
     given = read_eval_input(args.action, args.context, args.usage)
     verdict = pack.evaluate(given.action, given.context, given.usage)
     if args.format == "json":

@@ -1,0 +1,247 @@
+"""The MCP proxy: an MCP server that puts the gate in front of another MCP server.
+
+The proxy connects to the upstream server as a client (a command it starts over
+stdio, or a streamable HTTP URL), serves the upstream's tools to the agent over
+stdio or streamable HTTP, and sends every ``tools/call`` through ``ToolGate``:
+only an allowed call reaches the upstream. Built on the official ``mcp`` SDK's
+low-level ``Server`` and ``Client``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from aigre_policy.mcp.mapping import ToolMapping
+from aigre_policy.mcp.toolgate import APPROVE_SCHEMA, Sample, ToolGate, current_sampler
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """Where the upstream server is: a command to start (stdio) or a URL (streamable HTTP)."""
+
+    command: Sequence[str] = ()
+    url: str | None = None
+    timeout_s: float = 60.0
+    env: Mapping[str, str] | None = field(default=None, compare=False)
+
+    def client(self) -> Client:
+        if self.url:
+            return Client(self.url, read_timeout_seconds=self.timeout_s, cache=None)
+        if not self.command:
+            raise ValueError("no upstream: give a command after `--` or --upstream-url")
+        env = dict(os.environ if self.env is None else self.env)
+        params = StdioServerParameters(
+            command=self.command[0], args=list(self.command[1:]), env=env
+        )
+        return Client(params, read_timeout_seconds=self.timeout_s, cache=None)
+
+
+class Upstream:
+    """The connection to the upstream server and the tools it declares."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.tools: list[types.Tool] = []
+        self.schemas: dict[str, Mapping[str, Any] | None] = {}
+
+    async def refresh(self) -> list[types.Tool]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        for _ in range(100):  # a server that pages forever is cut off
+            page = await self.client.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        self.tools = tools
+        self.schemas = {t.name: t.input_schema for t in tools}
+        return tools
+
+    async def call(self, name: str, arguments: Mapping[str, Any]) -> types.CallToolResult:
+        return await self.client.call_tool(name, dict(arguments))
+
+
+@asynccontextmanager
+async def connected(spec: UpstreamSpec) -> AsyncIterator[Upstream]:
+    """The upstream, connected and listed, for the life of the block."""
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(spec.client())
+        upstream = Upstream(client)
+        await upstream.refresh()
+        yield upstream
+
+
+def listed(
+    tools: Sequence[types.Tool], mapping: ToolMapping, *, hide_refused: bool
+) -> list[types.Tool]:
+    """The tools the agent sees: annotated with their mapping; with ``hide_refused``,
+    without those refused outright (unmapped under ``unmapped: deny``, or ``hide: true``)."""
+    out = []
+    for tool in tools:
+        rule = mapping.match(tool.name)
+        refused = (rule is None and mapping.unmapped == "deny") or (rule is not None and rule.hide)
+        if hide_refused and refused:
+            continue
+        note: dict[str, Any] = {"gated": rule is not None or mapping.unmapped == "deny"}
+        if rule is not None:
+            kind = rule.fields.get("kind")
+            if isinstance(kind, str):
+                note["kind"] = kind
+        elif mapping.unmapped == "deny":
+            note["refused"] = "unmapped"
+        meta = {**(tool.meta or {}), "aigre-policy/mapping": note}
+        out.append(tool.model_copy(update={"meta": meta}))
+    return out
+
+
+def build_server(
+    toolgate: ToolGate, upstream: Upstream, *, hide_refused: bool = False, name: str = ""
+) -> Server[Any]:
+    """The proxy's low-level MCP server over a connected upstream."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = await upstream.refresh()
+        return types.ListToolsResult(
+            tools=listed(tools, toolgate.mapping, hide_refused=hide_refused)
+        )
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        name, arguments = params.name, params.arguments or {}
+
+        async def forward() -> types.CallToolResult:
+            return await upstream.call(name, arguments)
+
+        if name not in upstream.schemas:
+            # a tool added upstream since the last listing; an unreachable upstream leaves
+            # the tool unknown, and the call fails closed below
+            with contextlib.suppress(Exception):
+                await upstream.refresh()
+        token = current_sampler.set(sampling_for(ctx))
+        try:
+            result = await toolgate.call(
+                name,
+                arguments,
+                upstream.schemas,
+                forward,
+                ask=elicitation_for(ctx),
+                answers=params.input_responses,
+                request_state=params.request_state,
+                may_return_question=may_return_question(ctx),
+            )
+        finally:
+            current_sampler.reset(token)
+        return result
+
+    return Server(
+        name or "aigre-policy-mcp-proxy",
+        version=_version(),
+        instructions="Every tool call passes the aigre-policy gate first; a refusal says why.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def _version() -> str:
+    from aigre_policy.version import __version__
+
+    return __version__
+
+
+def _can_ask(ctx: ServerRequestContext[Any], capability: str) -> bool:
+    caps = ctx.session.client_capabilities
+    return (
+        caps is not None
+        and getattr(caps, capability, None) is not None
+        and bool(ctx.session.can_send_request)
+    )
+
+
+def may_return_question(ctx: ServerRequestContext[Any]) -> bool:
+    """A 2026-07-28 connection whose client declared elicitation: a held call may answer
+    with its approval question (``InputRequiredResult``) for the client to put to a person."""
+    caps = ctx.session.client_capabilities
+    return (
+        ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        and caps is not None
+        and caps.elicitation is not None
+    )
+
+
+def elicitation_for(ctx: ServerRequestContext[Any]) -> Any:
+    """Elicitation for this call, when the client supports it on this connection."""
+    if not _can_ask(ctx, "elicitation"):
+        return None
+
+    async def ask(question: str) -> bool:
+        answer = await ctx.session.elicit_form(
+            question, APPROVE_SCHEMA, related_request_id=ctx.request_id
+        )
+        return answer.action == "accept" and bool((answer.content or {}).get("approve"))
+
+    return ask
+
+
+def sampling_for(ctx: ServerRequestContext[Any]) -> Sample | None:
+    """The client's model for this call, when the client offers sampling on this connection."""
+    if not _can_ask(ctx, "sampling"):
+        return None
+
+    async def sample(prompt: str) -> str:
+        with warnings.catch_warnings():  # deprecated on 2026-07-28 connections, where it is unused
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            result = await ctx.session.create_message(
+                [
+                    types.SamplingMessage(
+                        role="user", content=types.TextContent(type="text", text=prompt)
+                    )
+                ],
+                max_tokens=200,
+                related_request_id=ctx.request_id,
+            )
+        content = result.content
+        return content.text if isinstance(content, types.TextContent) else ""
+
+    return sample
+
+
+async def serve_stdio(server: Server[Any]) -> None:
+    from mcp.server.stdio import stdio_server
+
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+async def serve_http(server: Server[Any], host: str, port: int) -> None:
+    import uvicorn
+
+    app = server.streamable_http_app(host=host)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+__all__ = [
+    "Upstream",
+    "UpstreamSpec",
+    "build_server",
+    "connected",
+    "listed",
+    "serve_http",
+    "serve_stdio",
+]

@@ -1,0 +1,127 @@
+"""The approvals inbox's store: ``require_approval`` verdicts waiting for people.
+
+``PendingApprovals`` keeps the ``require_approval`` verdicts this server answered, by
+decision id, until every rule asking for an approval has one. The HTTP routes
+(``approvals``) and a browser inbox read the same store (``pending()``, ``get()``,
+``summary()``) and approve through ``approve()``, which records with ``Gate.approve``.
+It lives in this replica's memory; the approvals themselves go to the ledger, shared
+by every replica, so an approval made on one replica counts on all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_PENDING = 10_000  # the oldest are dropped past this; the ledger keeps every approval
+
+
+@dataclass
+class Pending:
+    """A ``require_approval`` verdict waiting for people, and the approvals given so far."""
+
+    verdict: Any
+    requested_by: str
+    at: float
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def decision_id(self) -> str:
+        return str(self.verdict.decision_id)
+
+    @property
+    def state(self) -> str:
+        return "approved" if not self.missing_groups() else "pending"
+
+    def missing_groups(self) -> list[list[str]]:
+        """For each fired ``require_approval`` rule not yet approved: its groups."""
+        given = {a["group"] for a in self.approvals}
+        rules = [r for r in self.verdict.fired if r.get("verdict") == "require_approval"]
+        return [list(r["approvers"]) for r in rules if not given & set(r["approvers"])]
+
+    def summary(self) -> dict[str, Any]:
+        verdict = self.verdict
+        return {
+            "decision_id": self.decision_id,
+            "state": self.state,
+            "action_digest": verdict.action_digest,
+            "action": verdict.action,
+            "actor": verdict.gate.get("actor"),
+            "requested_by": self.requested_by,
+            "requested_at": self.at,
+            "approvers": list(verdict.approvers),
+            "missing": self.missing_groups(),
+            "approvals": list(self.approvals),
+            "fired": [
+                {
+                    "id": r["id"],
+                    "verdict": r["verdict"],
+                    "message": r["message"],
+                    "approvers": r.get("approvers", []),
+                    "bindings": r.get("bindings", {}),
+                    "location": r.get("location"),
+                }
+                for r in verdict.fired
+            ],
+            "pack": verdict.pack,
+        }
+
+
+class PendingApprovals:
+    """The ``require_approval`` verdicts this server answered, oldest first, bounded.
+
+    One entry per action (its digest, what approvals bind to): asking again about the same
+    action replaces its entry with the newer verdict, and a verdict that no longer waits for
+    a person (the approvals counted, or the rules changed) removes it.
+    """
+
+    def __init__(self, limit: int = MAX_PENDING):
+        self.limit = limit
+        self._items: OrderedDict[str, Pending] = OrderedDict()
+        self._by_digest: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, verdict: Any, requested_by: str) -> None:
+        """Take a verdict the server answered: keep it if it waits for people, else settle
+        any entry for its action."""
+        digest = verdict.action_digest
+        waits = verdict.decision == "require_approval" and not verdict.fail_closed
+        with self._lock:
+            earlier = self._by_digest.pop(digest, None)
+            if earlier is not None:
+                self._items.pop(earlier, None)
+            if not waits:
+                return
+            self._items[verdict.decision_id] = Pending(verdict, requested_by, time.time())
+            self._by_digest[digest] = verdict.decision_id
+            while len(self._items) > self.limit:
+                _, dropped = self._items.popitem(last=False)
+                self._by_digest.pop(dropped.verdict.action_digest, None)
+
+    def get(self, decision_id: str) -> Pending | None:
+        with self._lock:
+            return self._items.get(decision_id)
+
+    def listed(self, state: str | None = None) -> list[Pending]:
+        with self._lock:
+            items = list(self._items.values())
+        return [p for p in items if state is None or p.state == state]
+
+    def pending(self) -> list[Pending]:
+        return self.listed("pending")
+
+    def approve(
+        self, gate: Any, decision_id: str, by: str, group: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Record ``by``'s approval (``Gate.approve``); ``KeyError`` for an unknown decision,
+        ``ApprovalRejected`` / ``GateError`` from the gate."""
+        entry = self.get(decision_id)
+        if entry is None:
+            raise KeyError(decision_id)
+        approval = gate.approve(entry.verdict, by=by, group=group, note=note).to_dict()
+        with self._lock:
+            entry.approvals.append(approval)
+        return approval

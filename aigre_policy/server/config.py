@@ -1,0 +1,182 @@
+"""The server's configuration file (``--config server.yaml``), validated with pydantic.
+
+Every field is optional: without a file the server runs on loopback with no identity
+source (see ``identity``). A file that does not validate is refused with one line per
+problem, ``file:line:col: message``, so a deployment never starts on a half-read config.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aigre_policy.yamlio import read_document
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a proposed action is a few KiB
+SCOPES = ("check", "evaluate", "authzen", "approve", "read")
+Scope = Literal["check", "evaluate", "authzen", "approve", "read"]
+DEFAULT_SCOPES: tuple[Scope, ...] = ("check", "approve", "read")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; each line of the message is one problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActorConfig(_Strict):
+    """The actor a credential stands for, attested as ``context.actor``."""
+
+    id: str = Field(min_length=1)
+    kind: Literal["human", "llm", "automation"]
+    trust: int = Field(ge=0, le=5)
+    on_behalf_of: str | None = None
+    groups: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "kind": self.kind, "trust": self.trust}
+        if self.on_behalf_of:
+            data["on_behalf_of"] = self.on_behalf_of
+        if self.groups:
+            data["groups"] = list(self.groups)
+        return data
+
+
+class ApiKey(_Strict):
+    """An API key, stored as the hex SHA-256 of the key (keys are random, 128 bits or more)."""
+
+    name: str = Field(min_length=1)
+    sha256: str
+    actor: ActorConfig
+    # `evaluate` and `authzen` let the caller attest the input or the subject: never by default
+    scopes: tuple[Scope, ...] = DEFAULT_SCOPES
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _SHA256.match(value):
+            raise ValueError("must be the 64 hex digits of the key's SHA-256")
+        return value
+
+
+class JwtClaims(_Strict):
+    """Which claims of a verified token give the actor."""
+
+    id: str = "sub"
+    kind: str = "aigre_kind"
+    trust: str = "aigre_trust"
+    groups: str = "groups"
+    scopes: str = "scope"
+    default_kind: Literal["human", "llm", "automation"] = "human"
+    default_trust: int = Field(default=0, ge=0, le=5)
+    default_scopes: tuple[Scope, ...] = DEFAULT_SCOPES
+
+
+class JwtConfig(_Strict):
+    """Bearer tokens signed by a key of a JWKS file."""
+
+    jwks_file: Path
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    leeway_seconds: int = Field(default=30, ge=0, le=600)
+    claims: JwtClaims = Field(default_factory=JwtClaims)
+
+
+class AuthConfig(_Strict):
+    api_keys: tuple[ApiKey, ...] = ()
+    jwt: JwtConfig | None = None
+
+
+class Limits(_Strict):
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=256, le=64 << 20)
+    max_evaluations: int = Field(default=1000, ge=1, le=100_000)
+    # checks waiting for the worker thread past this fail closed at once instead of queueing
+    max_queued_checks: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+class TelemetryConfig(_Strict):
+    """OpenTelemetry export over OTLP/HTTP: a span per check, a log record per decision."""
+
+    otlp_endpoint: str = Field(min_length=1)  # e.g. http://collector:4318
+    service_name: str = "aigre-policy"
+    traces: bool = True
+    logs: bool = True
+
+
+class ServerConfig(_Strict):
+    """The whole file; paths in it are relative to the file's folder."""
+
+    ledger: str | None = None
+    log: Path | None = None
+    auth: AuthConfig | None = None
+    directory: dict[str, tuple[str, ...]] = {}  # approver group -> members
+    approval_lifetime_hours: Annotated[float, Field(gt=0)] | None = 24.0
+    limits: Limits = Field(default_factory=Limits)
+    authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
+    shadow: Path | None = None
+    telemetry: TelemetryConfig | None = None
+    reload: bool = True  # watch the pack directory and swap in new versions
+    reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
+
+    def resolved(self, base: Path) -> ServerConfig:
+        """Paths made relative to ``base`` (the config file's folder)."""
+
+        def at(path: Path | None) -> Path | None:
+            return None if path is None or path.is_absolute() else base / path
+
+        update: dict[str, Any] = {
+            name: at(getattr(self, name)) or getattr(self, name)
+            for name in ("log", "authzen", "shadow")
+        }
+        if self.auth is not None and self.auth.jwt is not None:
+            jwt = self.auth.jwt
+            jwks = at(jwt.jwks_file) or jwt.jwks_file
+            update["auth"] = self.auth.model_copy(
+                update={"jwt": jwt.model_copy(update={"jwks_file": jwks})}
+            )
+        return self.model_copy(update=update)
+
+
+def load_config(path: str | Path | None) -> ServerConfig:
+    """The configuration at ``path`` (YAML or JSON), or the defaults when ``None``.
+
+    Raises ``ConfigError`` with one ``file:line:col: message`` line per problem.
+    """
+    if path is None:
+        return ServerConfig()
+    path = Path(path)
+    document, problems = read_document(path)
+    if document is None:
+        reasons = [located(path, p) for p in problems] or [f"{path}: unreadable"]
+        raise ConfigError("\n".join(reasons))
+    data = document.data if document.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: the configuration must be a mapping")
+    try:
+        config = ServerConfig.model_validate(data)
+    except ValidationError as exc:
+        found = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            span = document.span_of(loc)
+            where = ".".join(str(k) for k in loc) or "<file>"
+            found.append((span.line, span.column, f"{where}: {err['msg']}"))
+        lines = [f"{path}:{line}:{column}: {text}" for line, column, text in sorted(found)]
+        raise ConfigError("\n".join(lines)) from None
+    return config.resolved(path.resolve().parent)
+
+
+def located(path: Path, problem: Any) -> str:
+    """A reading problem as ``file:line:col: message`` (``file: message`` without a place)."""
+    span = getattr(problem, "span", None)
+    if span is None:
+        return f"{path}: {problem.message}"
+    return f"{path}:{span.line}:{span.column}: {problem.message}"
