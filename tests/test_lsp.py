@@ -153,6 +153,9 @@ async def _scenario(pack: Path) -> dict[str, Any]:
         results["complete_enum"] = await complete(
             lsp.CompletionParams(**_fields(at('kind == "llm"', len('kind == "'))))
         )
+        results["outline"] = await client.text_document_document_symbol_async(
+            lsp.DocumentSymbolParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+        )
         # pack.yaml changes on disk: the editor's file watcher says so, the pack recompiles
         manifest = pack / "pack.yaml"
         manifest.write_text(
@@ -233,6 +236,18 @@ def test_a_change_in_one_file_reports_in_the_other(session):
     envelopes_uri = (session["pack"] / "policies" / "envelopes.aigre").as_uri()
     assert [d.code for d in session["renamed"][uri]] == ["E103"]
     assert session["renamed"].get(envelopes_uri, []) == []
+
+
+def test_the_outline_names_the_rules_and_the_test(session):
+    outline = session["outline"]
+    assert [(s.name, s.kind) for s in outline] == [
+        ("llm-outside-its-remit", lsp.SymbolKind.Function),
+        ("costly", lsp.SymbolKind.Function),
+        ("an agent deploys", lsp.SymbolKind.Method),
+    ]
+    assert outline[0].selection_range == lsp.Range(
+        start=lsp.Position(line=0, character=5), end=lsp.Position(line=0, character=26)
+    )
 
 
 def test_a_change_on_disk_to_pack_yaml_recompiles_the_pack(session):

@@ -311,6 +311,28 @@ def test_no_completion_in_a_comment(pack):
     assert _complete(pack, text, "agents may do", 3) == []
 
 
+# ------------------------------------------------------------------ outline
+
+
+def test_the_outline_lists_each_declaration_of_the_file(pack):
+    file, _ = _guard(pack)
+    outline = features.symbols(_on_disk(file), file)
+    assert [(s.name, s.kind, s.detail) for s in outline] == [
+        ("llm-outside-its-remit", "rule", "deny"),
+        ("costly-action", "rule", "escalate"),
+        ("spend_usd", "usage", "calendar_month"),
+        ("a restart by an agent", "test", "test"),
+    ]
+    assert (outline[0].name_span.line, outline[0].name_span.column) == (2, 6)
+    envelopes = str((pack / "policies" / "envelopes.aigre").resolve())
+    [autonomy, cost] = features.symbols(_on_disk(envelopes), envelopes)
+    assert [(c.name, c.detail) for c in autonomy.children] == [
+        ("llm_may", "list of string"),
+        ("max_age", "duration"),
+    ]
+    assert cost.children[0].name == "max_action_usd"
+
+
 # ------------------------------------------------------------------ diagnostics
 
 

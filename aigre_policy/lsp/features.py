@@ -427,3 +427,44 @@ def _rule_summary(rule: n.Rule) -> str:
     title = next((m.value for m in rule.meta if m.key == "title"), None)
     verdict = rule.verdicts[0].verdict if rule.verdicts else "rule"
     return f"{verdict}: {title}" if isinstance(title, str) else verdict
+
+
+# ------------------------------------------------------------------ outline
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    """One declaration of a file for the editor's outline: ``kind`` is envelope, value,
+    rule, usage, test or invariant; ``name_span`` lies inside ``span``."""
+
+    name: str
+    kind: str
+    detail: str
+    span: Span
+    name_span: Span
+    children: tuple[Symbol, ...] = ()
+
+
+def symbols(view: PackView, file: str) -> list[Symbol]:
+    """The declarations of ``file`` in order (its last version that parsed)."""
+    module = view.modules.get(file)
+    found: list[Symbol] = []
+    for decl in module.declarations if module is not None else ():
+        if isinstance(decl, n.Envelope):
+            values = tuple(
+                Symbol(f.name, "value", str(constant_type(f.value)), f.span, f.span)
+                for f in decl.fields
+            )
+            found.append(Symbol(decl.name, "envelope", "envelope", decl.span, decl.span, values))
+        elif isinstance(decl, n.Rule):
+            verdict = decl.verdicts[0].verdict if decl.verdicts else "rule"
+            found.append(Symbol(decl.id, "rule", verdict, decl.span, decl.id_span))
+        elif isinstance(decl, n.Usage):
+            found.append(Symbol(decl.name, "usage", decl.window, decl.span, decl.span))
+        elif isinstance(decl, n.Test):
+            found.append(Symbol(decl.name, "test", "test", decl.span, decl.span))
+        elif isinstance(decl, n.Invariant):
+            relation = "" if decl.relation == "is" else f"{decl.relation} "
+            detail = f"expect {relation}{decl.decision}"
+            found.append(Symbol(decl.name, "invariant", detail, decl.span, decl.span))
+    return found

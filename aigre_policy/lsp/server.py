@@ -277,7 +277,39 @@ def build_server() -> tuple[LanguageServer, Session]:
         items = features.complete(*at, trigger=trigger) if at is not None else []
         return lsp.CompletionList(is_incomplete=False, items=[_item(i) for i in items])
 
+    @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    async def outline(params: lsp.DocumentSymbolParams) -> list[lsp.DocumentSymbol]:
+        found = await session.view(params.text_document.uri)
+        if found is None:
+            return []
+        view, path = found
+        lines = _lines(view, str(path), server)
+        return [_symbol(s, lines, server) for s in features.symbols(view, str(path))]
+
     return server, session
+
+
+_SYMBOL_KINDS = {
+    "envelope": lsp.SymbolKind.Struct,
+    "value": lsp.SymbolKind.Field,
+    "rule": lsp.SymbolKind.Function,
+    "usage": lsp.SymbolKind.Variable,
+    "test": lsp.SymbolKind.Method,
+    "invariant": lsp.SymbolKind.Boolean,
+}
+
+
+def _symbol(
+    symbol: features.Symbol, lines: Sequence[str], server: LanguageServer
+) -> lsp.DocumentSymbol:
+    return lsp.DocumentSymbol(
+        name=symbol.name,
+        kind=_SYMBOL_KINDS[symbol.kind],
+        detail=symbol.detail,
+        range=_range(symbol.span, lines, server),
+        selection_range=_range(symbol.name_span, lines, server),
+        children=[_symbol(child, lines, server) for child in symbol.children],
+    )
 
 
 def _item(item: features.Item) -> lsp.CompletionItem:
