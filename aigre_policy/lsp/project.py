@@ -60,10 +60,12 @@ class PackView:
                     self.usages.setdefault(decl.name, decl)
 
     def by_file(self, fallback: str) -> dict[str, list[Diagnostic]]:
-        """Diagnostics per file; one without a location goes to ``fallback``."""
+        """Diagnostics per file; one without a location (or with the placeholder of a node
+        built without one) goes to ``fallback``."""
         found: dict[str, list[Diagnostic]] = {}
         for diagnostic in self.diagnostics:
-            file = diagnostic.span.file if diagnostic.span is not None else fallback
+            span = diagnostic.span
+            file = span.file if span is not None and Path(span.file).is_absolute() else fallback
             found.setdefault(file, []).append(diagnostic)
         return found
 
