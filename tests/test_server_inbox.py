@@ -211,6 +211,19 @@ def test_a_post_from_another_origin_is_refused_even_with_the_token(server):
     assert len(_pending(server)) == 1
 
 
+def test_a_refused_post_leaves_the_session_alone(server):
+    # a forged POST arrives without the cookie (SameSite=Strict): answering it with a fresh
+    # session cookie would overwrite the victim's and sign them out
+    held = _check(server, "bot")
+    form = {"csrf": "guessed", "digest": held["gate"]["action_digest"], "group": "security"}
+    answer = httpx.post(f"{server}/inbox/{held['decision_id']}/approve", data=form)
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+    forged = httpx.post(f"{server}/inbox/sign-in", data={"credential": KEYS["fay"]})
+    assert forged.status_code == 403
+    assert "set-cookie" not in forged.headers
+
+
 def test_an_approver_cannot_approve_their_own_action(server, tmp_path):
     held = _check(server, "sam")
     assert held["decision"] == "require_approval"

@@ -50,7 +50,7 @@ HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make the browser send `Origin: null`
     "Cache-Control": "no-store",
 }
 
@@ -61,10 +61,15 @@ _templates = jinja2.Environment(
 )
 
 
-def _page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def _page(
+    request: Request, name: str, status: int = 200, *, forms: bool = True, **context: Any
+) -> HTMLResponse:
+    """A page; ``forms`` when it holds forms, whose CSRF token may start a session. A page
+    without (a refusal) leaves the session alone: a forged request answered with a fresh
+    cookie would sign its victim out."""
     context.setdefault("caller", None)
     context.setdefault("error", None)
-    context["csrf"] = _csrf(request)
+    context["csrf"] = _csrf(request) if forms else request.session.get("csrf", "")
     context["prefix"] = PREFIX
     html = _templates.get_template(name).render(**context)
     return HTMLResponse(html, status_code=status, headers=HEADERS)
@@ -74,8 +79,8 @@ def _redirect(path: str) -> RedirectResponse:
     return RedirectResponse(PREFIX + path, status_code=303, headers=HEADERS)
 
 
-def _notice(request: Request, status: int, message: str, caller: Caller | None = None) -> Response:
-    return _page(request, "notice.html", status, message=message, caller=caller)
+def _notice(request: Request, status: int, message: str) -> Response:
+    return _page(request, "notice.html", status, forms=False, message=message)
 
 
 # -- the session -------------------------------------------------------------------------
@@ -273,8 +278,8 @@ def _view(runtime: Runtime, entry: Any, caller: Caller) -> dict[str, Any]:
         "digest": summary["action_digest"],
         "pack": summary["pack"],
         "requested_by": summary["requested_by"],
-        "requested_at": datetime.fromtimestamp(summary["requested_at"], UTC).isoformat(
-            timespec="seconds"
+        "requested_at": datetime.fromtimestamp(summary["requested_at"], UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
         ),
         "actor": _text(summary["actor"]) if summary["actor"] else "none (anonymous)",
         "facts": [(key, _text(action[key])) for key in _FACTS if key in action],
