@@ -25,7 +25,7 @@ from aigre_policy.gate import FakeClock, Gate, StaticDirectory, open_ledger
 from aigre_policy.gate.errors import ApprovalRejected
 from aigre_policy.pack import load_pack
 from aigre_policy.server.app import create_app
-from aigre_policy.server.config import ServerConfig
+from aigre_policy.server.config import ServerConfig, load_config
 from aigre_policy.server.identity import key_digest
 from aigre_policy.server.runtime import Runtime
 
@@ -58,7 +58,11 @@ def _config(tmp_path: Path, jwks_path: Path | None = None) -> dict[str, Any]:
     ]
     auth: dict[str, Any] = {"api_keys": keys}
     if jwks_path is not None:
-        auth["jwt"] = {"jwks_file": str(jwks_path), "issuer": "https://idp.test"}
+        auth["jwt"] = {
+            "jwks_file": str(jwks_path),
+            "issuer": "https://idp.test",
+            "leeway_seconds": 0,
+        }
     return {
         "ledger": f"sqlite:///{tmp_path / 'l.db'}",
         "log": str(tmp_path / "log.jsonl"),
@@ -305,9 +309,6 @@ def test_a_token_session_ends_when_the_token_expires(tmp_path):
     runtime = Runtime(BASELINE, config)
     claims = {"sub": "fay", "iss": "https://idp.test", "exp": int(time.time()) + 2}
     token = jwt.encode(claims, private, algorithm="ES256", headers={"kid": "k1"})
-    runtime.authenticator._jwt.config = runtime.authenticator._jwt.config.model_copy(  # type: ignore[union-attr]
-        update={"leeway_seconds": 0}
-    )
     with app_server(create_app(runtime)) as url:
         visitor = Visitor(url)
         assert visitor.sign_in(token).status_code == 303
@@ -322,6 +323,25 @@ def test_without_an_identity_source_the_inbox_says_so(tmp_path):
         visitor = Visitor(url)
         assert "no identity source" in visitor.get("/inbox/sign-in").text
         assert visitor.post("/inbox/sign-in", {"credential": "anything"}).status_code == 403
+
+
+def test_replicas_sharing_a_session_secret_share_sign_ins(tmp_path):
+    (tmp_path / "inbox.secret").write_text("a-secret-that-every-replica-reads-0123456789\n")
+    settings = {**_config(tmp_path), "inbox": {"session_secret_file": "inbox.secret"}}
+    (tmp_path / "server.yaml").write_text(json.dumps(settings))
+    config = load_config(tmp_path / "server.yaml")
+    assert config.inbox.session_secret_file == tmp_path / "inbox.secret"
+    one, two = Runtime(BASELINE, config), Runtime(BASELINE, config)
+    with app_server(create_app(one)) as first, app_server(create_app(two)) as second:
+        visitor = _signed_in(first, "fay")
+        visitor.http = httpx.Client(base_url=second, follow_redirects=False)
+        assert visitor.get("/inbox/").status_code == 200
+        other = _signed_in(first, "fay")  # without the shared file: sign in again
+        (tmp_path / "lone").mkdir()
+        lone = Runtime(BASELINE, ServerConfig.model_validate(_config(tmp_path / "lone")))
+        with app_server(create_app(lone)) as third:
+            other.http = httpx.Client(base_url=third, follow_redirects=False)
+            assert other.get("/inbox/").status_code == 303
 
 
 def test_a_session_secret_file_must_be_long_enough(tmp_path):
