@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, metrics, native, reload
+from aigre_policy.server import approvals, authzen, health, inbox, metrics, native, reload
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -96,6 +96,7 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         *authzen.ROUTES,
         *approvals.ROUTES,
         *metrics.ROUTES,
+        inbox.mount(runtime),
     ]
     if runtime.metrics is None:
         runtime.metrics = metrics.Metrics(runtime.config.log)

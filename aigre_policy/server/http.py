@@ -42,6 +42,17 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 
 async def read_json(request: Request, limit: int) -> Any:
     """The request body as JSON data; ``Problem`` (413, 400, 415) when it cannot be."""
+    body = await read_body(request, limit)
+    if not body.strip():
+        raise Problem(400, "invalid_parameter", "the body is empty; a JSON object is expected")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "invalid_parameter", f"the body is not JSON: {exc}") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (``Problem`` 413) past ``limit`` bytes before it is whole."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -57,13 +68,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if received > limit:
             raise Problem(413, "request_too_large", f"the body is over {limit} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise Problem(400, "invalid_parameter", "the body is empty; a JSON object is expected")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "invalid_parameter", f"the body is not JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 def runtime_of(request: Request) -> Runtime:
