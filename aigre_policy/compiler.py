@@ -16,7 +16,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -429,11 +429,17 @@ def _choices(word: str, options: Any) -> str | None:
 
 
 def compile_pack(
-    path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None
+    path: str | Path,
+    envelopes: dict[str, dict[str, Any]] | None = None,
+    editing: Mapping[str, str] | None = None,
 ) -> CompileReport:
-    """Run every stage over the pack at ``path``; never raises for bad input."""
+    """Run every stage over the pack at ``path``; never raises for bad input.
+
+    ``editing`` maps policy files (named as ``path / "policies" / name``) to text an
+    editor holds unsaved, read instead of the file on disk.
+    """
     with _collector_paused():
-        return _compile_pack(Path(path), envelopes)
+        return _compile_pack(Path(path), envelopes, editing or {})
 
 
 _PAUSE_LOCK = threading.Lock()
@@ -483,6 +489,7 @@ class _Work:
     python: EmittedModule | None = None
     compiled: CompiledPack | None = None
     partial: bool = False  # a policy file did not parse
+    editing: Mapping[str, str] = field(default_factory=dict)  # file -> unsaved text
 
     def add(self, problems: Any, **fields: Any) -> _Work:
         return replace(self, diagnostics=(*self.diagnostics, *problems), **fields)
@@ -533,7 +540,9 @@ def _parse(work: _Work) -> _Work:
     for file in files:
         display = str(file)
         try:
-            text = file.read_text(encoding="utf-8")
+            text = work.editing.get(display)  # an editor's unsaved text wins over the disk
+            if text is None:
+                text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(error("E500", f"cannot read {display}: {exc}"))
             continue
@@ -668,12 +677,14 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-def _compile_pack(root: Path, envelopes: dict[str, dict[str, Any]] | None) -> CompileReport:
+def _compile_pack(
+    root: Path, envelopes: dict[str, dict[str, Any]] | None, editing: Mapping[str, str]
+) -> CompileReport:
     report = CompileReport([], SourceText({}))
     if not root.is_dir():
         report.diagnostics.append(error("E500", f"no pack directory at {root}"))
         return report
-    work = _Work(root, envelopes or {}, {})
+    work = _Work(root, envelopes or {}, {}, editing=editing)
     report.sources = SourceText(work.sources)
     for stage in STAGES:
         if work.stop or (stage.needs_clean_input and has_errors(work.diagnostics)):

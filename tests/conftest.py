@@ -11,6 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
+# the store fixtures: every ledger test runs on SQLite and on PostgreSQL
+from postgres_cluster import (  # noqa: F401
+    ledger_sql,
+    ledger_url,
+    postgres_server,
+    postgres_url,
+    store_kind,
+)
+
 POLICY_FILE = "policies/main.aigre"
 
 DEFAULT_MANIFEST: dict[str, Any] = {

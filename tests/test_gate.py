@@ -68,9 +68,11 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_gate(pack_dir: Path, tmp_path: Path, clock: FakeClock):
+def make_gate(pack_dir: Path, tmp_path: Path, clock: FakeClock, ledger_url: str):
+    """Gates on the test's ledger: every test here runs on SQLite and on PostgreSQL."""
+
     def make(**options: Any) -> Gate:
-        options.setdefault("ledger", f"sqlite:///{tmp_path / 'ledger.db'}")
+        options.setdefault("ledger", ledger_url)
         options.setdefault("log", tmp_path / "decisions.jsonl")
         options.setdefault("directory", DIRECTORY)
         return Gate.from_pack(pack_dir, clock=clock, **options)

@@ -6,7 +6,6 @@ against the pack that wrote it changes nothing."""
 from __future__ import annotations
 
 import copy
-import sqlite3
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -130,9 +129,11 @@ def unattested_pack(new_pack) -> Path:
 
 
 @pytest.fixture
-def make_gate(tmp_path: Path, clock: FakeClock):
+def make_gate(tmp_path: Path, clock: FakeClock, ledger_url: str):
+    """Gates on the test's ledger: every test here runs on SQLite and on PostgreSQL."""
+
     def make(pack: Path, **options: Any) -> Gate:
-        options.setdefault("ledger", f"sqlite:///{tmp_path / 'ledger.db'}")
+        options.setdefault("ledger", ledger_url)
         options.setdefault("log", tmp_path / "decisions.jsonl")
         options.setdefault("directory", DIRECTORY)
         options.setdefault("clock", clock)
@@ -321,7 +322,7 @@ def test_only_approvals_that_count_reach_the_pack(make_gate, attesting_pack, clo
 # -- approvals are used up ---------------------------------------------------------------------
 
 
-def test_an_approval_lets_one_enforced_run_through(make_gate, resolved_pack, tmp_path) -> None:
+def test_an_approval_lets_one_enforced_run_through(make_gate, resolved_pack, ledger_sql) -> None:
     gate = make_gate(resolved_pack)
     with pytest.raises(ApprovalRequired) as raised, gate.enforce(act(**COSTLY)):
         pass
@@ -337,8 +338,7 @@ def test_an_approval_lets_one_enforced_run_through(make_gate, resolved_pack, tmp
         assert ignored["reason"] == f"used up by decision {run.verdict.decision_id}"
     assert runs == 1
     assert run.verdict.gate["approvals"]["used"] == [{"by": "fay", "group": "finops"}]
-    with sqlite3.connect(tmp_path / "ledger.db") as conn:
-        uses = conn.execute("SELECT approver, decision_id FROM approval_uses").fetchall()
+    uses = ledger_sql("SELECT approver, decision_id FROM approval_uses")
     assert uses == [("fay", run.verdict.decision_id)]
     # approving again gives one more run
     gate.approve(again.value.verdict, by="fay", group="finops")

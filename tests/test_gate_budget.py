@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_cluster import run_sql, with_options
 
 from aigre_policy.gate import FakeClock, FunctionReviewer, Gate
 from aigre_policy.gate.clock import iso
@@ -52,19 +52,15 @@ def pack_dir(new_pack) -> Path:
     return new_pack(POLICIES)
 
 
-def ledger_rows(db: Path) -> list[tuple[str, int]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT decision, at_us FROM actions ORDER BY id").fetchall()
-    finally:
-        conn.close()
+def ledger_rows(ledger: str) -> list[tuple[str, int]]:
+    return [(d, at) for d, at in run_sql(ledger, "SELECT decision, at_us FROM actions ORDER BY id")]
 
 
 @pytest.mark.parametrize("behind_first", [True, False])
 def test_two_gates_one_millisecond_apart_cannot_both_spend_the_budget(
-    pack_dir: Path, tmp_path: Path, behind_first: bool
+    pack_dir: Path, ledger_url: str, behind_first: bool
 ) -> None:
-    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = ledger_url
     ahead = Gate.from_pack(pack_dir, ledger=ledger, clock=FakeClock(BASE))
     behind = Gate.from_pack(
         pack_dir, ledger=ledger, clock=FakeClock(BASE - timedelta(milliseconds=1))
@@ -73,23 +69,23 @@ def test_two_gates_one_millisecond_apart_cannot_both_spend_the_budget(
     assert first.check(act(1, BUDGET)).decision == "allow"
     refused = second.check(act(2, BUDGET))
     assert refused.decision == "deny" and refused.usage == {"spend_hour": BUDGET}
-    times = [at_us for _, at_us in ledger_rows(tmp_path / "ledger.db")]
+    times = [at_us for _, at_us in ledger_rows(ledger_url)]
     assert times == sorted(times)  # the ledger's time never goes backwards
 
 
-def test_a_slow_clock_records_at_the_ledgers_time(pack_dir: Path, tmp_path: Path) -> None:
-    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+def test_a_slow_clock_records_at_the_ledgers_time(pack_dir: Path, ledger_url: str) -> None:
+    ledger = ledger_url
     ahead = Gate.from_pack(pack_dir, ledger=ledger, clock=FakeClock(BASE))
     behind = Gate.from_pack(pack_dir, ledger=ledger, clock=FakeClock(BASE - timedelta(seconds=5)))
     ahead.check(act(1, 10))
     behind.check(act(2, 10))
-    assert [at for _, at in ledger_rows(tmp_path / "ledger.db")] == [
-        int(BASE.timestamp() * 1_000_000)
-    ] * 2
+    assert [at for _, at in ledger_rows(ledger_url)] == [int(BASE.timestamp() * 1_000_000)] * 2
 
 
-def test_a_reviewed_case_is_judged_again_under_the_lock(pack_dir: Path, tmp_path: Path) -> None:
-    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+def test_a_reviewed_case_is_judged_again_under_the_lock(
+    pack_dir: Path, tmp_path: Path, ledger_url: str
+) -> None:
+    ledger = ledger_url
     other = Gate.from_pack(pack_dir, ledger=ledger, clock=FakeClock(BASE))
 
     def slow_judge(request: ReviewRequest) -> ReviewAnswer:
@@ -108,18 +104,18 @@ def test_a_reviewed_case_is_judged_again_under_the_lock(pack_dir: Path, tmp_path
     assert verdict.decision == "deny" and "budget" in verdict.rule_ids
     assert verdict.usage == {"spend_hour": 60}
     assert verdict.reviews[0]["decision"] == "allow"  # the review is kept as evidence
-    assert [d for d, _ in ledger_rows(tmp_path / "ledger.db")] == ["allow", "deny"]
+    assert [d for d, _ in ledger_rows(ledger_url)] == ["allow", "deny"]
     [logged] = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
     assert logged.id == verdict.decision_id and logged.body["verdict"]["decision"] == "deny"
     assert logged.body["input"]["usage"] == {"spend_hour": 60}  # what the deny was judged on
 
 
 def test_a_reviewed_case_with_room_left_keeps_the_reviewers_answer(
-    pack_dir: Path, tmp_path: Path
+    pack_dir: Path, ledger_url: str
 ) -> None:
     gate = Gate.from_pack(
         pack_dir,
-        ledger=f"sqlite:///{tmp_path / 'ledger.db'}",
+        ledger=ledger_url,
         clock=FakeClock(BASE),
         reviewers=[
             FunctionReviewer("llm-judge", lambda r: ReviewAnswer("allow", "ok"), kind="llm")
@@ -139,7 +135,7 @@ SKEWS_MS = (0, 7, -7, 19)  # each process's clock, off the shared one
 
 
 def _checker(
-    pack_dir: str, db: str, index: int, start: multiprocessing.synchronize.Event, out: Any
+    pack_dir: str, ledger: str, index: int, start: multiprocessing.synchronize.Event, out: Any
 ) -> None:
     origin = time.perf_counter()
     skew = timedelta(milliseconds=SKEWS_MS[index])
@@ -147,7 +143,7 @@ def _checker(
     def clock() -> datetime:  # shared base time, real progress, a skew of its own
         return BASE + skew + timedelta(seconds=time.perf_counter() - origin)
 
-    gate = Gate.from_pack(pack_dir, ledger=f"sqlite:///{db}?timeout=30", clock=clock)
+    gate = Gate.from_pack(pack_dir, ledger=with_options(ledger, timeout=30), clock=clock)
     start.wait()
     decisions = []
     for n in range(CHECKS):
@@ -158,14 +154,15 @@ def _checker(
 
 
 def test_processes_with_skewed_clocks_never_overspend_and_lose_nothing(
-    pack_dir: Path, tmp_path: Path
+    pack_dir: Path, ledger_url: str
 ) -> None:
-    db = tmp_path / "ledger.db"
-    Gate.from_pack(pack_dir, ledger=f"sqlite:///{db}").check(act(-1, 0))  # create the file
+    first = Gate.from_pack(pack_dir, ledger=ledger_url)
+    first.check(act(-1, 0))  # create the file or the tables
+    first.close()  # nothing open across the fork
     context = multiprocessing.get_context("fork")
     start, out = context.Event(), context.Queue()
     workers = [
-        context.Process(target=_checker, args=(str(pack_dir), str(db), i, start, out))
+        context.Process(target=_checker, args=(str(pack_dir), ledger_url, i, start, out))
         for i in range(PROCESSES)
     ]
     for worker in workers:
@@ -179,7 +176,7 @@ def test_processes_with_skewed_clocks_never_overspend_and_lose_nothing(
     admitted = sum(1 for decision, _ in decisions if decision == "allow")
     assert admitted * COST <= BUDGET, f"{admitted} admitted: {admitted * COST} of {BUDGET}"
     assert admitted * COST == BUDGET  # and the budget is used to the last cent
-    rows = ledger_rows(db)
+    rows = ledger_rows(ledger_url)
     assert len(rows) == PROCESSES * CHECKS + 1  # every check kept, none lost
     assert sum(1 for decision, _ in rows if decision == "allow") == admitted + 1
     times = [at_us for _, at_us in rows]

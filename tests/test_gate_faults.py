@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from aigre_policy.gate import FakeClock, FunctionReviewer, Gate, SqliteLedger
+from aigre_policy.gate import FakeClock, FunctionReviewer, Gate, SqliteLedger, open_ledger
 from aigre_policy.gate import log as log_module
 from aigre_policy.gate.log import read_log
 from aigre_policy.gate.review import ReviewAnswer, ReviewRequest
@@ -106,6 +106,17 @@ def shared_dir() -> Path:
     path = Path(tempfile.mkdtemp(prefix="aigre-gate-"))
     path.chmod(0o777)
     return path
+
+
+def held(ledger: str) -> int:
+    """Decisions the ledger at ``ledger`` holds, read by a store of its own."""
+    store = open_ledger(ledger)
+    assert store is not None
+    try:
+        with store.session() as session:
+            return session.count()
+    finally:
+        store.close()
 
 
 def summary(verdict: Any) -> tuple[str, bool, list[dict[str, Any]]]:
@@ -231,9 +242,9 @@ def test_a_read_only_log_fails_closed_keeping_a_deny(pack_dir, shared_dir) -> No
 
 
 def test_a_full_disk_under_the_log_fails_closed_and_rolls_back_the_ledger(
-    pack_dir, tmp_path, monkeypatch
+    pack_dir, tmp_path, monkeypatch, ledger_url
 ) -> None:
-    gate = gate_for(pack_dir, tmp_path)
+    gate = gate_for(pack_dir, tmp_path, ledger=ledger_url)
     assert gate.check(act(1)).decision == "allow"
 
     def full(fd: int, data: Any) -> int:
@@ -243,8 +254,7 @@ def test_a_full_disk_under_the_log_fails_closed_and_rolls_back_the_ledger(
     verdict = gate.check(act(2))
     monkeypatch.undo()
     assert_failed_closed(verdict, "log", "No space left on device")
-    with SqliteLedger(tmp_path / "ledger.db").session() as session:
-        assert session.count() == 1  # the unlogged decision did not reach the ledger
+    assert held(ledger_url) == 1  # the unlogged decision did not reach the ledger
     assert gate.check(act(3)).usage == {"spend_day": 10}
 
 
@@ -311,9 +321,9 @@ def test_a_reviewed_case_whose_commit_fails_is_logged_once_as_the_fail_closed_ve
 
 
 def test_a_re_check_the_log_cannot_take_gives_the_ledger_its_earlier_row_back(
-    pack_dir, tmp_path, monkeypatch
+    pack_dir, tmp_path, monkeypatch, ledger_url
 ) -> None:
-    gate = gate_for(pack_dir, tmp_path)
+    gate = gate_for(pack_dir, tmp_path, ledger=ledger_url)
     assert gate.check(act(1)).decision == "allow"
 
     def full(fd: int, data: Any) -> int:
@@ -323,10 +333,9 @@ def test_a_re_check_the_log_cannot_take_gives_the_ledger_its_earlier_row_back(
     verdict = gate.check(act(1))  # the same action again: its row would replace the first
     monkeypatch.undo()
     assert_failed_closed(verdict, "log", "No space left on device")
-    with SqliteLedger(tmp_path / "ledger.db").session() as session:
-        assert session.count() == 1
+    assert held(ledger_url) == 1
     assert gate.check(act(2)).usage == {"spend_day": 10}  # the first row counts again
-    other = gate_for(pack_dir, tmp_path)  # and so it does for a gate reading it cold
+    other = gate_for(pack_dir, tmp_path, ledger=ledger_url)  # and for a gate reading it cold
     assert other.check(act(3)).usage == {"spend_day": 20}
 
 
@@ -344,9 +353,9 @@ def test_an_outcome_that_cannot_be_recorded_does_not_fail_the_finished_run(
 
 
 def test_a_log_fsync_that_fails_leaves_no_entry_for_the_refused_decision(
-    pack_dir, tmp_path, monkeypatch
+    pack_dir, tmp_path, monkeypatch, ledger_url
 ) -> None:
-    gate = gate_for(pack_dir, tmp_path)
+    gate = gate_for(pack_dir, tmp_path, ledger=ledger_url)
     first = gate.check(act(1))
     assert first.decision == "allow"
 
@@ -357,8 +366,7 @@ def test_a_log_fsync_that_fails_leaves_no_entry_for_the_refused_decision(
     verdict = gate.check(act(2))  # the line reaches the file, its fsync fails
     monkeypatch.undo()
     assert_failed_closed(verdict, "log", "Input/output error")
-    with SqliteLedger(tmp_path / "ledger.db").session() as session:
-        assert session.count() == 1  # the row was released
+    assert held(ledger_url) == 1  # the row was released
     decisions = [e for e in read_log(tmp_path / "decisions.jsonl") if e.kind == "decision"]
     assert [e.id for e in decisions] == [first.decision_id]  # none for what did not take effect
     third = gate.check(act(3))

@@ -24,6 +24,7 @@ import pytest
 from conftest import write_pack
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from postgres_cluster import run_sql, with_options
 
 from aigre_policy import Pack, interpreter, load_pack
 from aigre_policy.gate import FakeClock, Gate
@@ -87,14 +88,13 @@ def _pack(path: Path) -> Pack:
     return load_pack(path)
 
 
-def recomputed(db: Path, pack_path: Path, now: datetime, proposed: dict[str, Any]) -> dict:
-    """Usage values from the raw rows, without any stored contribution."""
+def recomputed(ledger: str, pack_path: Path, now: datetime, proposed: dict[str, Any]) -> dict:
+    """Usage values from the raw rows of the ledger at ``ledger`` (a URL), without any
+    stored contribution."""
     pack = _pack(pack_path)
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT action, decision, at_us, action_digest FROM actions WHERE current = 1"
-    ).fetchall()
-    conn.close()
+    rows = run_sql(
+        ledger, "SELECT action, decision, at_us, action_digest FROM actions WHERE current"
+    )
     exclude = digest(proposed)
     values = {}
     latest = max((at_us for _, _, at_us, _ in rows), default=0)
@@ -144,36 +144,52 @@ def test_stored_contributions_match_a_recomputation_from_scratch(
     pack_path: Path, steps: list, final: int, usd: int
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "ledger.db"
-        clock = FakeClock(BASE)
-        gate = Gate(_pack(pack_path), ledger=f"sqlite:///{db}", clock=clock)
-        amounts: dict[int, float | int] = {}
-        for which, offset, amount, kind, outcome in steps:
-            amounts.setdefault(which, amount)  # a re-check proposes the same action
-            clock.set(BASE + timedelta(microseconds=offset))
-            proposed = act(which, amounts[which], kind if which % 2 else "llm")
-            verdict = gate.check(proposed)
-            assert not verdict.fail_closed, verdict.errors
-            assert verdict.usage == recomputed(db, pack_path, clock(), proposed)
-            if outcome is not None:
-                gate.record_outcome(verdict, outcome)
-        clock.set(BASE + timedelta(microseconds=final))
-        proposed = act(99, usd)
-        cold = Gate(_pack(pack_path), ledger=f"sqlite:///{db}", clock=clock)
-        from_cold = cold.check(proposed).usage  # loaded from the stored contributions
-        expected = recomputed(db, pack_path, clock(), proposed)  # its own row is left out
-        assert from_cold == expected
-        assert gate.check(proposed).usage == expected  # the warm copy, kept in step
-        gate.close()
-        cold.close()
+        replay_history(f"sqlite:///{Path(tmp) / 'ledger.db'}", pack_path, steps, final, usd)
+
+
+@given(steps=history, final=st.sampled_from(OFFSETS), usd=st.integers(0, 100))
+@settings(max_examples=25, deadline=None)
+def test_stored_contributions_match_a_recomputation_on_postgresql(
+    pack_path: Path, postgres_server: Any, steps: list, final: int, usd: int
+) -> None:
+    ledger = postgres_server.create_ledger()
+    try:
+        replay_history(ledger, pack_path, steps, final, usd)
+    finally:
+        postgres_server.drop_ledger(ledger)
+
+
+def replay_history(ledger: str, pack_path: Path, steps: list, final: int, usd: int) -> None:
+    """Check each step of a history and compare its usage with a recomputation."""
+    clock = FakeClock(BASE)
+    gate = Gate(_pack(pack_path), ledger=ledger, clock=clock)
+    amounts: dict[int, float | int] = {}
+    for which, offset, amount, kind, outcome in steps:
+        amounts.setdefault(which, amount)  # a re-check proposes the same action
+        clock.set(BASE + timedelta(microseconds=offset))
+        proposed = act(which, amounts[which], kind if which % 2 else "llm")
+        verdict = gate.check(proposed)
+        assert not verdict.fail_closed, verdict.errors
+        assert verdict.usage == recomputed(ledger, pack_path, clock(), proposed)
+        if outcome is not None:
+            gate.record_outcome(verdict, outcome)
+    clock.set(BASE + timedelta(microseconds=final))
+    proposed = act(99, usd)
+    cold = Gate(_pack(pack_path), ledger=ledger, clock=clock)
+    from_cold = cold.check(proposed).usage  # loaded from the stored contributions
+    expected = recomputed(ledger, pack_path, clock(), proposed)  # its own row is left out
+    assert from_cold == expected
+    assert gate.check(proposed).usage == expected  # the warm copy, kept in step
+    gate.close()
+    cold.close()
 
 
 def test_a_re_check_that_changes_the_decision_moves_the_row_out_of_the_filter(
-    pack_path: Path, tmp_path: Path
+    pack_path: Path, ledger_url: str
 ) -> None:
-    db = tmp_path / "ledger.db"
+    db = ledger_url
     clock = FakeClock(BASE)  # 23:00, the last day of March
-    gate = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock)
+    gate = Gate.from_pack(pack_path, ledger=ledger_url, clock=clock)
     first = gate.check(act(1, 600))
     assert first.decision == "allow"
     gate.record_outcome(first, "executed")
@@ -188,19 +204,19 @@ def test_a_re_check_that_changes_the_decision_moves_the_row_out_of_the_filter(
     assert usage["biggest_day"] == 600  # max has no filter: the denied act-1 is the largest
 
 
-def _writer(db: str, pack: str, worker: int, count: int) -> None:
+def _writer(ledger: str, pack: str, worker: int, count: int) -> None:
     clock = FakeClock(BASE)
-    with Gate.from_pack(pack, ledger=f"sqlite:///{db}?timeout=30", clock=clock) as gate:
+    with Gate.from_pack(pack, ledger=with_options(ledger, timeout=30), clock=clock) as gate:
         for i in range(count):
             clock.advance(seconds=1)
             verdict = gate.check(act(worker * 1000 + i % 7, 1 + i % 7 % 3))  # re-checks
             assert not verdict.fail_closed, verdict.errors
 
 
-def test_a_long_lived_gate_sees_what_other_processes_wrote(pack_path: Path, tmp_path) -> None:
-    db = tmp_path / "ledger.db"
+def test_a_long_lived_gate_sees_what_other_processes_wrote(pack_path: Path, ledger_url) -> None:
+    db = ledger_url
     clock = FakeClock(BASE + timedelta(minutes=5))
-    gate = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock)
+    gate = Gate.from_pack(pack_path, ledger=ledger_url, clock=clock)
     assert gate.check(act(50, 7.5)).usage["spend_day"] == 0  # its copy is now loaded
     gate.ledger.close()  # nothing open across the fork; the gate reopens on its next check
     ctx = multiprocessing.get_context("fork")
@@ -288,16 +304,12 @@ def test_a_ledger_of_the_second_schema_keeps_its_stored_contributions(
 
 
 def test_a_stored_contribution_that_cannot_be_read_fails_closed(
-    pack_path: Path, tmp_path: Path
+    pack_path: Path, ledger_url: str, ledger_sql
 ) -> None:
-    db = tmp_path / "ledger.db"
     clock = FakeClock(BASE)
-    Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock).check(act(1, 10))
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE contributions SET value = 'ten' WHERE passed = 1")
-    conn.commit()
-    conn.close()
-    verdict = Gate.from_pack(pack_path, ledger=f"sqlite:///{db}", clock=clock).check(act(2, 1))
+    Gate.from_pack(pack_path, ledger=ledger_url, clock=clock).check(act(1, 10))
+    ledger_sql("UPDATE contributions SET value = 'ten' WHERE passed = 1")
+    verdict = Gate.from_pack(pack_path, ledger=ledger_url, clock=clock).check(act(2, 1))
     assert verdict.fail_closed and verdict.decision == "deny"
     assert verdict.errors[0]["path"] == "gate.ledger"
     assert "unreadable contribution" in verdict.errors[0]["message"]

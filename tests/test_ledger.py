@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from postgres_cluster import with_options
 
 from aigre_policy import load_pack
 from aigre_policy.gate import FakeClock, Gate, GateError, SqliteLedger, open_ledger
@@ -53,11 +53,13 @@ def action(n: int, usd: float = 10, kind: str = "llm", **extra: Any) -> dict[str
 
 
 @pytest.fixture
-def gate_at(new_pack, tmp_path: Path):
+def gate_at(new_pack, ledger_url: str):
+    """A gate on the test's ledger (SQLite or PostgreSQL) at a fake time."""
+
     def make(start: str, policies: str = USAGES) -> tuple[Gate, FakeClock]:
         clock = FakeClock(start)
         pack = load_pack(new_pack(policies))
-        gate = Gate(pack, ledger=f"sqlite:///{tmp_path / 'ledger.db'}", clock=clock)
+        gate = Gate(pack, ledger=ledger_url, clock=clock)
         return gate, clock
 
     return make
@@ -71,9 +73,45 @@ def test_ledger_urls_name_a_sqlite_file_and_options(tmp_path: Path) -> None:
     assert isinstance(relative, SqliteLedger) and relative.path == "aigre.db"
     assert isinstance(open_ledger(tmp_path / "b.db"), SqliteLedger)
     assert open_ledger(None) is None
-    for bad in ("postgres://db/x", "sqlite:///", "sqlite:///x.db?color=red"):
+    for bad in ("mysql://db/x", "sqlite:///", "sqlite:///x.db?color=red"):
         with pytest.raises(GateError):
             open_ledger(bad)
+
+
+def test_postgresql_urls_keep_the_ledgers_options_and_hand_the_rest_to_libpq() -> None:
+    from aigre_policy.gate.postgres import PostgresLedger
+
+    store = open_ledger(
+        "postgresql://gate:secret@db.internal:5433/aigre?timeout=2&pool_max=4"
+        "&pool_timeout=0.5&sslmode=require"
+    )
+    assert isinstance(store, PostgresLedger)
+    assert (store.timeout, store.pool_min, store.pool_max, store.pool_timeout) == (2, 1, 4, 0.5)
+    assert store.conninfo == "postgresql://gate:secret@db.internal:5433/aigre?sslmode=require"
+    assert "secret" not in store.name and "secret" not in repr(store)
+    assert isinstance(open_ledger("postgres://localhost/aigre"), PostgresLedger)
+    socket = open_ledger("postgresql:///aigre?host=/run/pg&options=-c%20search_path%3Dteam_a")
+    assert isinstance(socket, PostgresLedger)  # a unix socket, a schema of its own
+    assert (
+        socket.conninfo == "postgresql:///aigre?host=%2Frun%2Fpg&options=-c%20search_path%3Dteam_a"
+    )
+    for bad in ("postgresql://h/db?pool_max=none", "postgresql://h/db?pool_min=3&pool_max=2"):
+        with pytest.raises(GateError):
+            open_ledger(bad)
+
+
+def test_a_postgresql_url_without_psycopg_names_the_extra_to_install(monkeypatch) -> None:
+    import sys
+
+    import aigre_policy.gate
+
+    monkeypatch.delitem(sys.modules, "aigre_policy.gate.postgres", raising=False)
+    monkeypatch.delattr(aigre_policy.gate, "postgres", raising=False)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    with pytest.raises(GateError) as raised:
+        open_ledger("postgresql://localhost/aigre")
+    message = str(raised.value)
+    assert 'pip install "aigre-policy[postgres]"' in message and "\n" not in message
 
 
 def test_the_ledger_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
@@ -185,17 +223,12 @@ def test_checking_the_same_action_again_counts_it_once_and_never_against_itself(
     assert gate.check(action(2, usd=1)).usage["spend_day"] == 40  # counted once, not twice
 
 
-def test_a_past_row_the_usage_cannot_read_fails_closed_naming_the_row(
-    gate_at, tmp_path: Path
-) -> None:
+def test_a_past_row_the_usage_cannot_read_fails_closed_naming_the_row(gate_at, ledger_sql) -> None:
     # written by a pack without these declarations: the reader computes what the row adds
     writer, _ = gate_at("2025-03-10T12:00:00Z", "rule pricey {\n  deny when 1 > 2\n}\n")
     writer.check(action(1))
     gate, _ = gate_at("2025-03-10T12:00:00Z")
-    conn = sqlite3.connect(tmp_path / "ledger.db")
-    conn.execute('UPDATE actions SET action = \'{"id": "x"}\'')
-    conn.commit()
-    conn.close()
+    ledger_sql('UPDATE actions SET action = \'{"id": "x"}\'')
     verdict = gate.check(action(2))
     assert verdict.fail_closed and verdict.decision == "deny"
     assert verdict.errors[0]["path"] == "gate.ledger"
@@ -210,9 +243,11 @@ def _hammer(ledger: str, log: str, pack: str, worker: int, count: int) -> None:
             assert not verdict.fail_closed, verdict.errors
 
 
-def test_several_processes_sharing_a_ledger_and_a_log_lose_nothing(new_pack, tmp_path) -> None:
+def test_several_processes_sharing_a_ledger_and_a_log_lose_nothing(
+    new_pack, tmp_path, ledger_url: str
+) -> None:
     pack = str(new_pack(USAGES))
-    ledger = f"sqlite:///{tmp_path / 'shared.db'}?timeout=30"
+    ledger = with_options(ledger_url, timeout=30)
     log = str(tmp_path / "decisions.jsonl")
     workers, each = 4, 25
     ctx = multiprocessing.get_context("fork")  # the parent holds no ledger or log open
@@ -224,8 +259,11 @@ def test_several_processes_sharing_a_ledger_and_a_log_lose_nothing(new_pack, tmp
     for p in processes:
         p.join(120)
         assert p.exitcode == 0
-    with SqliteLedger(tmp_path / "shared.db").session() as session:
+    store = open_ledger(ledger_url)
+    assert store is not None
+    with store.session() as session:
         assert session.count() == workers * each
+    store.close()
     report = verify_log(log)
     assert report.ok, report
     assert report.entries == workers * each

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aigre_policy.cli.main import main
-from aigre_policy.gate import FakeClock, Gate, SqliteLedger
+from aigre_policy.gate import FakeClock, Gate, open_ledger
 from aigre_policy.gate import checkpoint as cp
 from aigre_policy.gate.log import DecisionLog, LogError, verify_log
 
@@ -132,11 +132,12 @@ def test_a_store_that_fails_is_counted_not_raised(tmp_path, keys):
     assert verify_log(path, key=keys / "log.pub").ok
 
 
-def test_a_gate_copies_its_log_s_checkpoints_to_its_ledger(tmp_path, keys, make_action):
-    ledger_path = tmp_path / "aigre.db"
+def test_a_gate_copies_its_log_s_checkpoints_to_its_ledger(
+    tmp_path, keys, make_action, ledger_url, capsys, plain_console
+):
     gate = Gate.from_pack(
         PACK,
-        ledger=f"sqlite:///{ledger_path}",
+        ledger=ledger_url,
         log=tmp_path / "d.jsonl",
         clock=FakeClock("2025-03-13T14:00:10Z"),
         log_options={"signing_key": keys / "log.key", "checkpoint_entries": 2},
@@ -144,13 +145,16 @@ def test_a_gate_copies_its_log_s_checkpoints_to_its_ledger(tmp_path, keys, make_
     for n in range(5):
         gate.check(make_action(id=f"act-{n}"))
     gate.close()
-    ledger = SqliteLedger(ledger_path)
+    ledger = open_ledger(ledger_url)
     report = verify_log(tmp_path / "d.jsonl", key=keys / "log.pub", ledger=ledger)
     assert report.ok, report.problems
     assert report.entries >= 5 and report.covered == report.last_seq
     log_id = json.loads(cp.checkpoint_path(tmp_path / "d.jsonl").read_text().splitlines()[0])["log"]
     assert len(ledger.checkpoints(log_id)) == len(checkpoint_entries(tmp_path / "d.jsonl"))
     ledger.close()
+    # the command line reads the same copy, from either store
+    verify = ["log", "verify", str(tmp_path / "d.jsonl"), "--key", str(keys / "log.pub")]
+    assert main([*verify, "--ledger", ledger_url]) == 0
 
 
 def test_an_older_log_is_adopted_by_signing_its_head(tmp_path, keys, capsys, plain_console):

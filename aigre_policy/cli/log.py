@@ -17,6 +17,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -101,18 +102,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     stats.set_defaults(run=run_stats)
 
 
-def _open_ledger(url: str | None) -> SqliteLedger | None:
-    """An existing ledger to read or keep checkpoints in; a one-line usage error otherwise."""
+def _open_ledger(url: str | None) -> Any:
+    """An existing ledger to read or keep checkpoints in (a SQLite file or a PostgreSQL
+    database); a one-line usage error otherwise."""
     if url is None:
         return None
     try:
         store = open_ledger(url)
     except GateError as exc:
         raise UsageError(f"--ledger {url}: {exc}") from None
-    if not isinstance(store, SqliteLedger):
+    if not (hasattr(store, "checkpoints") and hasattr(store, "add_checkpoint")):
         raise UsageError(f"--ledger {url}: not a ledger that keeps checkpoints")
-    if store.path != ":memory:" and not Path(store.path).is_file():
-        raise UsageError(f"--ledger {url}: no ledger at {store.path}")
+    path = store.path if isinstance(store, SqliteLedger) else ":memory:"
+    if path != ":memory:" and not Path(path).is_file():
+        raise UsageError(f"--ledger {url}: no ledger at {path}")
     return store
 
 

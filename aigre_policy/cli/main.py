@@ -23,14 +23,31 @@ from aigre_policy.cli import (
     init,
     inspect,
     log,
+    lsp,
     mcp_proxy,
+    repl,
     replay,
     serve,
 )
 from aigre_policy.cli import test as test_command
 from aigre_policy.cli.common import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
 
-COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt, ci, init, mcp_proxy, serve)
+COMMANDS = (
+    check,
+    eval,
+    build,
+    inspect,
+    log,
+    replay,
+    test_command,
+    fmt,
+    ci,
+    init,
+    mcp_proxy,
+    serve,
+    lsp,
+    repl,
+)
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
 
 

@@ -349,6 +349,35 @@ class Gate:
         self._recorder.grant(record, _approval(entry, "granted", note=note, reusable=reusable))
         return Approval(verdict.action_digest, by, group, now, note, reusable)
 
+    def reject(
+        self, verdict: GateVerdict, *, by: str, group: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Record that ``by`` (of ``group``) turns down the action ``verdict`` judged.
+
+        Whoever could approve may reject (the same checks as ``approve``, the same
+        ``ApprovalRejected``). Nothing is granted or taken away: the ledger holds no
+        rejections, so the action keeps its ``require_approval`` and a later approval
+        still counts. The rejection is the log's ``approval`` entry (``rejected``,
+        ``declined: true``, the note); ``GateError`` when it cannot be written.
+        """
+        if not isinstance(verdict, GateVerdict) or not isinstance(verdict.action, dict):
+            raise GateError("reject() takes the verdict a gate returned for the action")
+        actor = verdict.gate.get("actor") if isinstance(verdict.gate, dict) else None
+        entry = {
+            "decision_id": verdict.decision_id,
+            "by": by,
+            "group": group,
+            "action_digest": verdict.action_digest,
+        }
+        try:
+            admit(verdict.fired, excluded(verdict.action, actor), by, group, self.directory)
+        except ApprovalRejected as exc:
+            self._recorder.log_quietly("approval", _approval(entry, "rejected", reason=str(exc)))
+            raise
+        body = _approval(entry, "rejected", note=note, declined=True)
+        self._recorder.logged("approval", body)
+        return body
+
     async def aapprove(
         self, verdict: GateVerdict, *, by: str, group: str, note: str = "", reusable: bool = False
     ) -> Approval:

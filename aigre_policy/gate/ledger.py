@@ -2,10 +2,11 @@
 
 The gate computes a pack's ``usage`` values from it and keeps approvals in it, so
 every process that shares a ledger sees the same history. ``LedgerStore`` is the
-small protocol a store implements; ``SqliteLedger`` is the embedded default
-(WAL journal, a busy timeout, one write transaction per decision so several
-processes can write at once). Every fault a store meets is raised as
-``LedgerError``; the gate turns it into a fail-closed verdict.
+small protocol a store implements (``store.py``); ``SqliteLedger`` is the embedded
+default (WAL journal, a busy timeout, one write transaction per decision so several
+processes can write at once), ``PostgresLedger`` (``postgres.py``, opened from a
+``postgresql://`` URL) the one shared by hosts. Every fault a store meets is raised
+as ``LedgerError``; the gate turns it into a fail-closed verdict.
 
 Rows are never edited in place except to mark them superseded, released or to
 add an outcome: checking the same action again (same canonical digest) inserts a
@@ -40,13 +41,37 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aigre_policy.gate.errors import GateError
+from aigre_policy.gate.store import (
+    RELEASED,
+    ApprovalRecord,
+    ChangedRow,
+    Contribution,
+    LedgerError,
+    LedgerRow,
+    LedgerSession,
+    LedgerStore,
+    loaded_contribution,
+)
+
+# the store protocol and its records live in ``store.py``; importing them from here goes on
+__all__ = [
+    "RELEASED",
+    "ApprovalRecord",
+    "ChangedRow",
+    "Contribution",
+    "LedgerError",
+    "LedgerRow",
+    "LedgerSession",
+    "LedgerStore",
+    "SqliteLedger",
+    "open_ledger",
+]
 
 SCHEMA_VERSION = 3
 
@@ -141,135 +166,6 @@ ALTER TABLE contributions_by_row RENAME TO contributions;
 """
 
 SYNCHRONOUS = ("normal", "full")
-RELEASED = "released"  # the outcome of a row whose decision never took effect
-
-
-class LedgerError(Exception):
-    """The ledger could not be read or written: unreachable, locked, corrupt, full."""
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    """One decided action as the ledger keeps it.
-
-    ``action_json`` is the action's canonical JSON when the caller already has it
-    (the gate does: it took the digest of it); otherwise it is encoded here.
-    """
-
-    decision_id: str
-    action_digest: str
-    action: dict[str, Any]
-    decision: str
-    at_us: int
-    action_json: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one row adds to one usage declaration.
-
-    ``passed``: the declaration's filter admits the row; ``value``: its argument
-    (1 for ``count``); ``error``: why neither could be computed (the usage then
-    fails closed while the row is inside its window).
-    """
-
-    passed: bool
-    value: int | float | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangedRow:
-    """A row added or superseded after a given ``seq``; ``current`` is false once superseded."""
-
-    id: int
-    action_digest: str
-    at_us: int
-    current: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalRecord:
-    """An approval held for one action, bound to the action's canonical digest."""
-
-    action_digest: str
-    by: str
-    group: str
-    at_us: int
-    note: str = ""
-    reusable: bool = False  # never used up by an enforced decision
-    used_by: str | None = None  # the enforced decision that used it up
-    id: int | None = None  # the store's key of this grant (a renewal is a new grant)
-
-
-class LedgerSession(Protocol):
-    """Reads and writes inside one transaction; all of it lands, or none of it."""
-
-    def state(self) -> tuple[str, int]:
-        """``(ledger_id, seq)``: which ledger this is and its change counter."""
-        ...
-
-    def current_rows(self, start_us: int) -> list[ChangedRow]:
-        """Current rows with ``at_us >= start_us``."""
-        ...
-
-    def changes(self, after_seq: int) -> list[ChangedRow]:
-        """Rows added or superseded by transactions after ``after_seq``."""
-        ...
-
-    def latest_at(self) -> int:
-        """The latest ``at_us`` of a current row (0 for an empty ledger): the ledger's time."""
-        ...
-
-    def contributions(
-        self, keys: Sequence[str], row_ids: Sequence[int] | None, start_us: int = 0
-    ) -> dict[int, dict[str, Contribution]]:
-        """Stored contributions for ``keys``: of ``row_ids``, or of every current row
-        with ``at_us >= start_us`` when ``row_ids`` is ``None``."""
-        ...
-
-    def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
-        """Store ``(key, row_id, at_us, contribution)`` computed by a reader."""
-        ...
-
-    def actions(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-        """``{id: (decision, action JSON)}``."""
-        ...
-
-    def record(self, row: LedgerRow, contributions: Mapping[str, Contribution]) -> tuple[int, int]:
-        """Keep ``row`` (superseding older rows of its digest); returns ``(row id, seq)``."""
-        ...
-
-    def set_outcome(self, decision_id: str, outcome: str, at_us: int) -> bool: ...
-
-    def release(self, decision_id: str, at_us: int) -> int | None:
-        """Take back a row whose decision never took effect; returns the change's ``seq``
-        (``None`` when no such row is held)."""
-        ...
-
-    def approvals(self, action_digest: str) -> list[ApprovalRecord]: ...
-
-    def add_approval(self, approval: ApprovalRecord) -> bool:
-        """Keep ``approval``; the same approver and group approving the same action again
-        replaces the earlier one (a fresh time, unused)."""
-        ...
-
-    def use_approvals(self, used: Sequence[ApprovalRecord], decision_id: str, at_us: int) -> None:
-        """Mark approvals used up by the enforced decision ``decision_id``; raises
-        ``LedgerError`` if another decision used one of them first."""
-        ...
-
-    def count(self) -> int: ...
-
-
-class LedgerStore(Protocol):
-    """A ledger backend: ``with store.session() as s: ...`` is one transaction."""
-
-    name: str
-
-    def session(self) -> AbstractContextManager[LedgerSession]: ...
-
-    def close(self) -> None: ...
 
 
 class SqliteLedger:
@@ -489,19 +385,6 @@ def _stored(value: Any) -> Any:
     return value
 
 
-def _loaded(row_id: int, key: str, passed: int, value: Any, error: str | None) -> Contribution:
-    if error is not None:
-        return Contribution(False, None, str(error))
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            value = None
-    if passed not in (0, 1) or (passed and not isinstance(value, int | float)):
-        return Contribution(False, None, f"ledger row {row_id} holds an unreadable contribution")
-    return Contribution(bool(passed), value if passed else None)
-
-
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's parameter limit
 
 _APPROVALS = (
@@ -606,7 +489,9 @@ class _SqliteSession:
                 )
             )
         for row_id, key, passed, value, error in rows:
-            found.setdefault(row_id, {})[key] = _loaded(row_id, key, passed, value, error)
+            found.setdefault(row_id, {})[key] = loaded_contribution(
+                row_id, key, passed, value, error
+            )
         return found
 
     def add_contributions(self, rows: Sequence[tuple[str, int, int, Contribution]]) -> None:
@@ -776,13 +661,16 @@ def _describe(path: str, exc: sqlite3.Error) -> str:
 
 def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
     """A store from a URL (``sqlite:///aigre.db``, ``sqlite:////abs/path.db?timeout=2``,
-    ``?synchronous=full``), a file path, or a store object; ``None`` stays ``None``."""
+    ``?synchronous=full``, ``postgresql://user@host:5432/db?pool_max=10``), a file path,
+    or a store object; ``None`` stays ``None``."""
     if ledger is None or not isinstance(ledger, str | Path):
         return ledger
     text = str(ledger)
     if "://" not in text:
         return SqliteLedger(text)
     parts = urlsplit(text)
+    if parts.scheme in ("postgresql", "postgres"):
+        return _postgres(text)
     if parts.scheme != "sqlite":
         raise GateError(f"unsupported ledger URL scheme `{parts.scheme}` in {text!r}")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
@@ -795,3 +683,14 @@ def open_ledger(ledger: str | Path | LedgerStore | None) -> LedgerStore | None:
     timeout = float(options["timeout"][-1]) if "timeout" in options else 5.0
     synchronous = options["synchronous"][-1].lower() if "synchronous" in options else "normal"
     return SqliteLedger(path, timeout=timeout, synchronous=synchronous)
+
+
+def _postgres(url: str) -> LedgerStore:
+    """A ``PostgresLedger``: psycopg is imported only when such a URL is opened."""
+    try:
+        from aigre_policy.gate import postgres
+    except ImportError as exc:
+        raise GateError(
+            f'a postgresql:// ledger needs psycopg ({exc}): pip install "aigre-policy[postgres]"'
+        ) from None
+    return postgres.from_url(url)

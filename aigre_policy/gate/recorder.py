@@ -215,6 +215,15 @@ class Recorder:
         """Keep an approval and log it in the same transaction; raises ``GateError``."""
         self._kept("approval", lambda session: session.add_approval(record), entry)
 
+    def logged(self, kind: str, entry: dict[str, Any]) -> None:
+        """Log an entry that is the only record of what it says; raises ``GateError``."""
+        if self.log is None:
+            return
+        try:
+            self.log.append(kind, entry)
+        except LogError as exc:
+            raise GateError(f"the {kind} was not recorded: {exc}") from exc
+
     def outcome(self, decision_id: str, status: str, entry: dict[str, Any]) -> None:
         """Keep how an allowed action went and log it; raises ``GateError``."""
         self._kept(

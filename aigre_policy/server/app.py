@@ -21,7 +21,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, metrics, native, reload, webhooks
+from aigre_policy.server import (
+    approvals,
+    authzen,
+    health,
+    inbox,
+    metrics,
+    native,
+    reload,
+    webhooks,
+)
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -97,6 +106,7 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         *approvals.ROUTES,
         *metrics.ROUTES,
         *webhooks.ROUTES,
+        inbox.mount(runtime),
     ]
     if runtime.metrics is None:
         runtime.metrics = metrics.Metrics(runtime.config.log)

@@ -10,20 +10,23 @@ the actor the proposal claims). The store is ``approvals_store.PendingApprovals`
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
 from aigre_policy.gate.errors import ApprovalRejected, GateError
 from aigre_policy.server.http import JSONResponse, Problem, caller_of, read_json, runtime_of
+from aigre_policy.server.identity import Caller
+from aigre_policy.server.runtime import Runtime
 
 
 async def list_approvals(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     caller_of(request, "read")
     state = request.query_params.get("state", "pending")
-    if state not in ("pending", "approved", "all"):
-        raise Problem(400, "invalid_parameter", "state is pending, approved or all")
+    if state not in ("pending", "approved", "rejected", "all"):
+        raise Problem(400, "invalid_parameter", "state is pending, approved, rejected or all")
     items = runtime.pending.listed(None if state == "all" else state)
     return JSONResponse({"approvals": [p.summary() for p in items]})
 
@@ -41,21 +44,31 @@ async def approve(request: Request) -> JSONResponse:
         raise Problem(400, "invalid_parameter", "`decision_id` and `group` must be strings")
     if not isinstance(note, str):
         raise Problem(400, "invalid_parameter", "`note` must be a string")
-    gate = runtime.served.gate
+    approval = await record(runtime, caller, "approve", decision_id, group, note)
+    entry = runtime.pending.get(decision_id)
+    state = entry.state if entry is not None else "approved"
+    return JSONResponse({"approval": approval, "state": state}, status_code=201)
+
+
+async def record(
+    runtime: Runtime, caller: Caller, verb: str, decision_id: str, group: str, note: str
+) -> dict[str, Any]:
+    """``caller``'s approval (``verb`` ``approve``) or rejection (``reject``) of a pending
+    decision, through the store and the gate; ``Problem`` (401, 404, 403, 503) when it
+    cannot be. The JSON API and the browser inbox both record through here."""
+    if caller.actor is None:
+        raise Problem(401, "unauthorized", "an approval needs an authenticated approver")
+    store = runtime.pending
+    decide = store.approve if verb == "approve" else store.reject
     by = str(caller.actor["id"])
     try:
-        approval = await asyncio.to_thread(
-            runtime.pending.approve, gate, decision_id, by, group, note
-        )
+        return await asyncio.to_thread(decide, runtime.served.gate, decision_id, by, group, note)
     except KeyError:
         raise Problem(404, "not_found", f"no pending approval for decision {decision_id}") from None
     except ApprovalRejected as exc:
         raise Problem(403, "approval_rejected", str(exc)) from None
     except GateError as exc:
-        raise Problem(503, "unavailable", f"the approval could not be recorded: {exc}") from None
-    entry = runtime.pending.get(decision_id)
-    state = entry.state if entry is not None else "approved"
-    return JSONResponse({"approval": approval, "state": state}, status_code=201)
+        raise Problem(503, "unavailable", f"the {verb} could not be recorded: {exc}") from None
 
 
 ROUTES = [

@@ -2,8 +2,9 @@
 
 ``PendingApprovals`` keeps the ``require_approval`` verdicts this server answered, by
 decision id, until every rule asking for an approval has one. The HTTP routes
-(``approvals``) and a browser inbox read the same store (``pending()``, ``get()``,
-``summary()``) and approve through ``approve()``, which records with ``Gate.approve``.
+(``approvals``) and the browser inbox (``inbox``) read the same store (``pending()``,
+``get()``, ``summary()``) and approve through ``approve()``, which records with
+``Gate.approve``, or reject through ``reject()`` (``Gate.reject``).
 It lives in this replica's memory; the approvals themselves go to the ledger, shared
 by every replica, so an approval made on one replica counts on all.
 """
@@ -27,6 +28,7 @@ class Pending:
     requested_by: str
     at: float
     approvals: list[dict[str, Any]] = field(default_factory=list)
+    rejection: dict[str, Any] | None = None  # an approver turned it down (``Gate.reject``)
 
     @property
     def decision_id(self) -> str:
@@ -34,6 +36,8 @@ class Pending:
 
     @property
     def state(self) -> str:
+        if self.rejection is not None:
+            return "rejected"
         return "approved" if not self.missing_groups() else "pending"
 
     def missing_groups(self) -> list[list[str]]:
@@ -55,6 +59,7 @@ class Pending:
             "approvers": list(verdict.approvers),
             "missing": self.missing_groups(),
             "approvals": list(self.approvals),
+            "rejection": self.rejection,
             "fired": [
                 {
                     "id": r["id"],
@@ -125,3 +130,16 @@ class PendingApprovals:
         with self._lock:
             entry.approvals.append(approval)
         return approval
+
+    def reject(
+        self, gate: Any, decision_id: str, by: str, group: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Record ``by``'s rejection (``Gate.reject``): the entry leaves the pending list
+        until the action is checked again; the same errors as ``approve``."""
+        entry = self.get(decision_id)
+        if entry is None:
+            raise KeyError(decision_id)
+        rejection = gate.reject(entry.verdict, by=by, group=group, note=note)
+        with self._lock:
+            entry.rejection = rejection
+        return rejection

@@ -112,6 +112,15 @@ class TelemetryConfig(_Strict):
     logs: bool = True
 
 
+class InboxConfig(_Strict):
+    """The approvals inbox in the browser (``/inbox``): its sign-in sessions."""
+
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    # the key that signs session cookies; default a random one per process (replicas
+    # behind a load balancer share a file, or every replica asks people to sign in again)
+    session_secret_file: Path | None = None
+
+
 class ServerConfig(_Strict):
     """The whole file; paths in it are relative to the file's folder."""
 
@@ -127,6 +136,7 @@ class ServerConfig(_Strict):
     reload: bool = True  # watch the pack directory and swap in new versions
     reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
     webhooks: WebhooksConfig | None = None  # the adapters' routes (webhooks_config.py)
+    inbox: InboxConfig = Field(default_factory=InboxConfig)
 
     def resolved(self, base: Path) -> ServerConfig:
         """Paths made relative to ``base`` (the config file's folder)."""
@@ -146,6 +156,9 @@ class ServerConfig(_Strict):
             )
         if self.webhooks is not None:
             update["webhooks"] = self.webhooks.resolved(base)
+        secret = at(self.inbox.session_secret_file)
+        if secret is not None:
+            update["inbox"] = self.inbox.model_copy(update={"session_secret_file": secret})
         return self.model_copy(update=update)
 
 

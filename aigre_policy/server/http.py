@@ -52,7 +52,7 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw request body; ``Problem`` 413 past ``limit``, before it is read whole."""
+    """The request body, refused (``Problem`` 413) past ``limit`` bytes before it is whole."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:

@@ -33,6 +33,7 @@ class Caller:
     name: str
     actor: dict[str, Any] | None
     scopes: frozenset[str]
+    expires: float | None = None  # a token's ``exp``; an API key does not expire
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
@@ -75,6 +76,10 @@ class Authenticator:
         if found is None:
             raise Unauthenticated("unknown API key")
         return found
+
+    def by_key_digest(self, digest: str) -> Caller | None:
+        """The caller of the configured API key with this SHA-256, if it is (still) one."""
+        return self._keys.get(digest)
 
 
 def _credential(headers: Mapping[str, str]) -> str | None:
@@ -152,4 +157,5 @@ class _JwtVerifier:
             granted = frozenset(scopes.split()) & frozenset(SCOPES)
         else:
             granted = frozenset(names.default_scopes)
-        return Caller(ident, actor, granted)
+        expires = claims.get("exp")
+        return Caller(ident, actor, granted, float(expires) if expires is not None else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +74,7 @@ class Runtime:
         self.clock = clock
         self.reload_error: str | None = None
         self.pending = PendingApprovals()
+        self.session_secret = _session_secret(config.inbox.session_secret_file)
         # checks run one after the other on one thread: each takes the ledger's write lock
         # for its whole transaction, so more threads of one process would only queue on it
         # (in SQLite's busy handler, which sleeps) and cost a thread hop each
@@ -208,6 +210,16 @@ class Runtime:
         self.served.gate.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()
+
+
+def _session_secret(path: Path | None) -> str:
+    """The key that signs the inbox's session cookies: the file's, or a fresh random one."""
+    if path is None:
+        return secrets.token_urlsafe(32)
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path}: a session secret needs 32 characters or more")
+    return secret
 
 
 def _described(exc: Exception) -> str:
