@@ -603,18 +603,26 @@ def _emit(work: _Work) -> _Work:
 def _load(work: _Work) -> _Work:
     checked, python = work.checked, work.python
     assert checked is not None and python is not None
+    try:
+        compiled = load_emitted(checked, python)
+    except ValueError as exc:  # a schema keyword the validators cannot check alike
+        problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
+        return work.add([problem], stop=True)
+    return replace(work, compiled=compiled)
+
+
+def load_emitted(checked: CheckedPack, python: EmittedModule) -> CompiledPack:
+    """The evaluator of ``python`` (verified against the allowlist, then compiled) and the
+    input validator of ``checked``; ``ValueError`` when the schema cannot be used. The
+    compile cache (``aigre_policy.cache``) revives a stored pack through this too."""
     values = checked.envelopes
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
         for dotted, short in python.envelope_names.items()
     }
     namespace = load_module(python.source, f"<aigre-policy {checked.manifest.name}>", bindings)
-    try:
-        validator = InputValidator(checked.input_schema)
-    except ValueError as exc:  # a schema keyword the validators cannot check alike
-        problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
-        return work.add([problem], stop=True)
-    compiled = CompiledPack(
+    validator = InputValidator(checked.input_schema)
+    return CompiledPack(
         checked.root,
         checked.manifest,
         list(checked.modules),
@@ -627,7 +635,6 @@ def _load(work: _Work) -> _Work:
         checked.digest,
         checked.handwritten,
     )
-    return replace(work, compiled=compiled)
 
 
 STAGES: tuple[Stage, ...] = (

@@ -8,7 +8,13 @@ import json
 from rich.console import Console
 
 from aigre_policy import nodes as n
-from aigre_policy.cli.common import EXIT_FAILURES, find_packs, parse_overrides
+from aigre_policy.cli.common import (
+    EXIT_FAILURES,
+    add_cache_argument,
+    compile_cache,
+    find_packs,
+    parse_overrides,
+)
 from aigre_policy.cli.output import report_file
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
@@ -39,6 +45,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="also lint the pack (docs/lint.md); every warning counts as an error, except "
         "lint codes the pack sets to `warning` in pack.yaml",
     )
+    add_cache_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -46,8 +53,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
     reports = []
     failed = False
+    cache = compile_cache(args)
     for path in find_packs(args.packs):
-        report = compile_pack(path, overrides)
+        report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
         diagnostics = strict_diagnostics(report) if args.strict else report.diagnostics
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))

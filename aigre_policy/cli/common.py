@@ -9,34 +9,44 @@ from typing import Any
 
 import yaml
 
-from aigre_policy.compiler import MANIFEST
+from aigre_policy.cli.exits import (  # re-exported: the commands import them from here
+    DECISION_EXIT,
+    EXIT_ALLOW,
+    EXIT_APPROVAL,
+    EXIT_DENY,
+    EXIT_ESCALATE,
+    EXIT_FAIL_CLOSED,
+    EXIT_FAILURES,
+    EXIT_INTERNAL,
+    EXIT_IO,
+    EXIT_USAGE,
+    UsageError,
+)
 from aigre_policy.yamlio import parse_document, read_document
 
-# Exit codes. Documented in docs/cli.md; a shell script gates on them.
-EXIT_ALLOW = 0
-EXIT_FAILURES = 1  # check: the pack has errors
-EXIT_USAGE = 2  # misuse, unreadable file, a pack that does not compile
-EXIT_ESCALATE = 3
-EXIT_APPROVAL = 4
-EXIT_DENY = 5
-EXIT_FAIL_CLOSED = 6  # the verdict failed closed: invalid input or an engine fault
-EXIT_INTERNAL = 70  # a fault inside aigre-policy itself (sysexits EX_SOFTWARE)
-EXIT_IO = 74  # reading or writing failed: a full disk, a closed pipe (sysexits EX_IOERR)
-
-DECISION_EXIT = {
-    "allow": EXIT_ALLOW,
-    "escalate": EXIT_ESCALATE,
-    "require_approval": EXIT_APPROVAL,
-    "deny": EXIT_DENY,
-}
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit code 2."""
+__all__ = [
+    "DECISION_EXIT",
+    "EXIT_ALLOW",
+    "EXIT_APPROVAL",
+    "EXIT_DENY",
+    "EXIT_ESCALATE",
+    "EXIT_FAILURES",
+    "EXIT_FAIL_CLOSED",
+    "EXIT_INTERNAL",
+    "EXIT_IO",
+    "EXIT_USAGE",
+    "EvalInput",
+    "UsageError",
+    "find_packs",
+    "parse_overrides",
+    "read_eval_input",
+]
 
 
 def find_packs(paths: list[str]) -> list[Path]:
     """Pack directories named, or found one level below a directory of packs."""
+    from aigre_policy.compiler import MANIFEST  # the compiler loads only when a pack is read
+
     packs: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -114,3 +124,24 @@ def read_eval_input(
     if usage_path:
         usage = _load(usage_path)
     return EvalInput(action, context, usage, expect, action_path)
+
+
+def add_cache_argument(parser: Any) -> None:
+    """``--no-cache``: compile the pack afresh, neither reading nor writing the cache."""
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile afresh: do not read or write the compile cache (docs/cli.md#compile-cache)",
+    )
+
+
+def compile_cache(args: Any) -> Any:
+    """The compile cache a command uses (``aigre_policy.cache.CompileCache``), or ``None``
+    with ``--no-cache`` or ``AIGRE_NO_CACHE=1``."""
+    import os
+
+    if getattr(args, "no_cache", False) or os.environ.get("AIGRE_NO_CACHE") == "1":
+        return None
+    from aigre_policy.cache import CompileCache
+
+    return CompileCache()

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -14,6 +15,8 @@ from aigre_policy.cli.common import (
     EXIT_FAIL_CLOSED,
     EXIT_USAGE,
     UsageError,
+    add_cache_argument,
+    compile_cache,
     parse_overrides,
     read_eval_input,
 )
@@ -21,16 +24,13 @@ from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
-from aigre_policy.rego.attach import rego_program, render_modules
-from aigre_policy.rego.bundle import BundleError
-from aigre_policy.rego.engine import engine_names, register_engine
-from aigre_policy.rego.opa_server import (  # importing it registers the `opa` engine
-    DEFAULT_TIMEOUT,
-    DEFAULT_URL,
-    OpaOptions,
-    opa_engine,
-    parse_url,
-)
+
+# The OPA client (aiohttp), regopy and the Rego emitter load only for the options that use
+# them: `eval PACK --action A` starts without them. The names below are the defaults the
+# help text shows, kept equal to rego.opa_server's by tests/test_cli_start.py.
+ENGINES = ("native", "opa", "rego", "regorus")
+DEFAULT_URL = "http://127.0.0.1:8181"
+DEFAULT_TIMEOUT = 2.0
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -63,7 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--engine",
-        choices=engine_names(),
+        choices=ENGINES,
         help="native: generated Python (the default for a pack directory); rego: the pack "
         "compiled to Rego, run with regopy (the default for a bundle)",
     )
@@ -86,19 +86,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="upload the pack's policies and data to the server before deciding",
     )
+    add_cache_argument(parser)
     parser.set_defaults(run=run)
 
 
 OPA_TOKEN_VARIABLE = "AIGRE_OPA_TOKEN"
 
 
-def _opa_options(args: argparse.Namespace) -> OpaOptions | None:
-    """The ``--opa-*`` options as ``OpaOptions``; ``None`` for another engine."""
+def _opa_options(args: argparse.Namespace) -> Any:
+    """The ``--opa-*`` options as ``rego.opa_server.OpaOptions``; ``None`` for another engine."""
     given = [args.opa_url, args.opa_timeout, args.opa_token, args.opa_push or None]
     if args.engine != "opa":
         if any(option is not None for option in given):
             raise UsageError("the --opa-* options need --engine opa")
         return None
+    from aigre_policy.rego.opa_server import OpaOptions, parse_url
+
     url = args.opa_url or DEFAULT_URL
     try:
         parse_url(url)
@@ -115,15 +118,33 @@ def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
     opa = _opa_options(args)
     if opa is not None:
+        from aigre_policy.rego.engine import register_engine
+        from aigre_policy.rego.opa_server import opa_engine
+
         register_engine("opa", opa_engine(opa))
+    if args.engine not in (None, "native"):
+        from aigre_policy.rego.engine import engine_names
+
+        if args.engine not in engine_names():
+            raise UsageError(f"--engine {args.engine} is not installed here")
     key = verification_from(args)
     if key is not None and not Path(args.pack).is_file():
         raise UsageError("--verification-key applies to a bundle, not a pack directory")
+    bundle_errors: tuple[type[Exception], ...] = ()
+    if Path(args.pack).is_file():  # the bundle reader (and its JWT library) only for a bundle
+        from aigre_policy.rego.bundle import BundleError
+
+        bundle_errors = (BundleError,)
     try:
         pack = load_pack(
-            args.pack, overrides, engine=args.engine, verification_key=key, scope=args.scope
+            args.pack,
+            overrides,
+            engine=args.engine,
+            verification_key=key,
+            scope=args.scope,
+            cache=compile_cache(args),
         )
-    except BundleError as exc:
+    except bundle_errors as exc:
         raise UsageError(str(exc)) from None
     except CompileError as exc:
         errors = Console(stderr=True, soft_wrap=True)  # stdout stays for verdicts and --emit
@@ -139,6 +160,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.write(pack.python_source)
         return 0
     if args.emit == "rego":
+        from aigre_policy.rego.attach import rego_program, render_modules
+
         sys.stdout.write(render_modules(rego_program(pack)))
         return 0
     if not args.action:

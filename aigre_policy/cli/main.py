@@ -7,48 +7,82 @@ Every failure ends as one line on standard error and a documented exit code
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from collections.abc import Sequence
+from types import ModuleType
 
-from rich.console import Console
-from rich.markup import escape
+from aigre_policy.cli.exits import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
+from aigre_policy.version import __version__
 
-from aigre_policy import __version__
-from aigre_policy.cli import build, check, ci, eval, fmt, init, inspect, log, replay
-from aigre_policy.cli import test as test_command
-from aigre_policy.cli.common import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
-
-COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt, ci, init)
+# Every command: (name, module, one-line help for `aigre-policy --help`). Only the module of
+# the command being run is imported, so the CLI starts fast whatever the others load. A new
+# command is one line here and a module with `add_parser(commands)` and `args.run`.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("check", "aigre_policy.cli.check", "compile packs and report problems"),
+    ("eval", "aigre_policy.cli.eval", "evaluate one proposed action"),
+    ("build", "aigre_policy.cli.build", "compile a pack to an OPA bundle"),
+    ("inspect", "aigre_policy.cli.inspect", "list what an OPA bundle holds"),
+    ("log", "aigre_policy.cli.log", "verify or summarise a decision log"),
+    ("replay", "aigre_policy.cli.replay", "re-judge logged decisions under a candidate pack"),
+    ("test", "aigre_policy.cli.test", "run a pack's bright-line tests"),
+    ("fmt", "aigre_policy.cli.fmt", "format .aigre files in the canonical layout"),
+    ("ci", "aigre_policy.cli.ci", "compile, lint, format-check and test every pack"),
+    ("init", "aigre_policy.cli.init", "create a new pack"),
+)
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
+_DEBUG_HELP = "on an unexpected failure, show the Python trace instead of one line"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:
+    """The module that defines command ``name`` (imported now, not at start-up)."""
+    for command, module, _help in COMMANDS:
+        if command == name:
+            return importlib.import_module(module)
+    raise KeyError(name)
+
+
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option (the top-level
+    options take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; given ``argv``, only the command it names gets its real arguments
+    (the others stay a name and a help line, enough for ``--help`` and for errors)."""
     parser = argparse.ArgumentParser(
         prog="aigre-policy",
         description="Policy-as-code gate for operational actions.",
     )
     parser.add_argument("--version", action="version", version=f"aigre-policy {__version__}")
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        help="on an unexpected failure, show the Python trace instead of one line",
-    )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.add_parser(commands)
+    chosen = None if argv is None else _chosen(argv)
+    for name, module, summary in COMMANDS:
+        if argv is None or name == chosen:
+            importlib.import_module(module).add_parser(commands)
+        else:
+            commands.add_parser(name, help=summary)
     for subparser in commands.choices.values():  # `aigre-policy eval --debug ...` works too
         subparser.add_argument(
-            "--debug",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="on an unexpected failure, show the Python trace instead of one line",
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
         )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words).parse_args(words)
+    from rich.console import Console  # after parsing: `--help` needs none of rich
+    from rich.markup import escape
+
     errors = Console(stderr=True, soft_wrap=True, highlight=False)
     if sys.stdout is None:  # started with standard output closed: the exit code still speaks
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115

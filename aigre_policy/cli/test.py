@@ -25,7 +25,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError, find_packs
+from aigre_policy.cli.common import (
+    EXIT_FAILURES,
+    EXIT_USAGE,
+    UsageError,
+    add_cache_argument,
+    compile_cache,
+    find_packs,
+)
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import STYLES
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity, SourceText, render
@@ -252,6 +259,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for section in SECTIONS:
         section.add_arguments(parser)
     add_verification_arguments(parser)
+    add_cache_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -273,7 +281,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         runs: list[PackRun] = []
         for path in packs:
             try:
-                pack = load_pack(path, engine=args.engine)
+                pack = load_pack(path, engine=args.engine, cache=compile_cache(args))
             except CompileError as exc:
                 _stderr(console).print(exc.report(), style="red", markup=False, highlight=False)
                 _stderr(console).print(
