@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,8 +51,14 @@ def _supports_no_cache() -> bool:
     return "--no-cache" in probe.stdout
 
 
+_SCRATCH = tempfile.mkdtemp(prefix="bench-cli-")  # the cache and its key, not the user's
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
+    env["AIGRE_CACHE_DIR"] = os.path.join(_SCRATCH, "cache")
+    env["XDG_CONFIG_HOME"] = os.path.join(_SCRATCH, "config")
+    env.pop("AIGRE_NO_CACHE", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env["NO_COLOR"] = "1"
     # An installed package has its bytecode compiled; time that, not a recompile per run.
