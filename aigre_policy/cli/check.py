@@ -8,6 +8,7 @@ import json
 from rich.console import Console
 
 from aigre_policy import nodes as n
+from aigre_policy.cli import output
 from aigre_policy.cli.common import (
     EXIT_FAILURES,
     add_cache_argument,
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURES if failed else 0
     with report_file(args.output) as out:
         if args.output:
-            console = Console(file=out, no_color=True, width=200, soft_wrap=True)
+            console = output.console(file=out)
         show_text(console, reports)
     return EXIT_FAILURES if failed else 0
 

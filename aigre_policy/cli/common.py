@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,3 +146,12 @@ def compile_cache(args: Any) -> Any:
     from aigre_policy.cache import CompileCache
 
     return CompileCache()
+
+
+class Once(argparse.Action):
+    """An option that may be given once: a second value is refused, not silently kept."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option} is given more than once; give it once")
+        setattr(namespace, self.dest, values)

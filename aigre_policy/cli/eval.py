@@ -10,10 +10,12 @@ from typing import Any
 
 from rich.console import Console
 
+from aigre_policy.cli import output
 from aigre_policy.cli.common import (
     DECISION_EXIT,
     EXIT_FAIL_CLOSED,
     EXIT_USAGE,
+    Once,
     UsageError,
     add_cache_argument,
     compile_cache,
@@ -44,11 +46,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("pack", help="the pack directory, or a bundle built from it (.tar.gz)")
     parser.add_argument(
         "--action",
+        action=Once,
         help="action file (JSON or YAML; a case file with "
         "action/context/usage also works), or - for stdin",
     )
-    parser.add_argument("--context", help="context file (overrides a case file's)")
-    parser.add_argument("--usage", help="usage values file (overrides a case file's)")
+    parser.add_argument("--context", action=Once, help="context file (overrides a case file's)")
+    parser.add_argument("--usage", action=Once, help="usage values file (overrides a case file's)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--set",
@@ -147,7 +150,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except bundle_errors as exc:
         raise UsageError(str(exc)) from None
     except CompileError as exc:
-        errors = Console(stderr=True, soft_wrap=True)  # stdout stays for verdicts and --emit
+        if args.format == "json":
+            output.json_error(
+                f"{args.pack} does not compile",
+                EXIT_USAGE,
+                diagnostics=[d.to_dict() for d in exc.diagnostics],
+            )
+        errors = output.console(stderr=True)  # stdout stays for verdicts and --emit
         errors.print(exc.report(), style="red", markup=False, highlight=False)
         errors.print(
             f"[red]error:[/red] {args.pack} does not compile; run `aigre-policy check {args.pack}`",
@@ -171,7 +180,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.format == "json":
         sys.stdout.write(verdict.to_json(indent=2) + "\n")
     else:
-        show_verdict(console, verdict, given.source)
+        pack_dir = None if Path(args.pack).is_file() else args.pack
+        show_verdict(console, verdict, given.source, pack_dir)
     if verdict.fail_closed:
         return EXIT_FAIL_CLOSED
     return DECISION_EXIT[verdict.decision]

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from aigre_policy.cli.exits import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
 from aigre_policy.version import __version__
@@ -54,15 +55,30 @@ def _chosen(argv: Sequence[str]) -> str | None:
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser; with ``--format json`` among the words, its usage errors (exit 2)
+    are also a JSON document on standard output."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            from aigre_policy.cli.output import json_error
+
+            json_error(f"{self.prog}: {message}", EXIT_USAGE)
+        super().error(message)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The full parser; given ``argv``, only the command it names gets its real arguments
     (the others stay a name and a help line, enough for ``--help`` and for errors)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="aigre-policy",
         description="Policy-as-code gate for operational actions.",
     )
     parser.add_argument("--version", action="version", version=f"aigre-policy {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    _add_color_options(parser, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = None if argv is None else _chosen(argv)
     for name, module, summary in COMMANDS:
@@ -74,23 +90,51 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         subparser.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
         )
+        _add_color_options(subparser, argparse.SUPPRESS)
     return parser
+
+
+def _add_color_options(parser: argparse.ArgumentParser, default: object) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--color",
+        dest="color",
+        action="store_const",
+        const=True,
+        default=default,
+        help="colour the output even when it is not a terminal",
+    )
+    group.add_argument(
+        "--no-color",
+        dest="color",
+        action="store_const",
+        const=False,
+        default=default,
+        help="no colour (also: the NO_COLOR environment variable)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
+    _Parser.json_errors = _wants_json(list(words))
     args = build_parser(words).parse_args(words)
-    from rich.console import Console  # after parsing: `--help` needs none of rich
-    from rich.markup import escape
+    from rich.markup import escape  # after parsing: `--help` needs none of rich
 
-    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    from aigre_policy.cli.output import choose_color, console
+
+    choose_color(getattr(args, "color", None))
     if sys.stdout is None:  # started with standard output closed: the exit code still speaks
         sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    errors = console(stderr=True)
     try:
-        code = args.run(args, Console())
+        code = args.run(args, console())
         sys.stdout.flush()  # a full disk shows here, not in the interpreter's exit
         return code
     except UsageError as exc:
+        if _wants_json(args):
+            from aigre_policy.cli.output import json_error
+
+            json_error(_one_line(exc), EXIT_USAGE)
         errors.print(f"[red]error:[/red] {escape(_one_line(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -111,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             "(run with --debug for the trace)"
         )
         return EXIT_INTERNAL
+
+
+def _wants_json(args_or_words: object) -> bool:
+    from aigre_policy.cli.output import wants_json
+
+    return wants_json(args_or_words)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aigre_policy.cli import output
 from aigre_policy.cli.common import (
     EXIT_FAILURES,
     EXIT_USAGE,
@@ -322,6 +323,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             out.file.write(to_junit(runs))
         elif args.format in ("sarif", "github"):
             out.file.write(run_report(args.format, runs))
+    if args.keywords and not any(r.suite.results for r in runs):
+        # nothing selected is not a pass: a typo in -k must not turn CI green
+        raise UsageError(f"no test matches -k {' -k '.join(args.keywords)}")
     return 0 if all(r.ok for r in runs) else EXIT_FAILURES
 
 
@@ -432,11 +436,11 @@ def _output(args: argparse.Namespace, console: Console) -> Iterator[Console]:
             handle = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-        yield Console(file=handle, no_color=True, width=200, soft_wrap=True)
+        yield output.console(file=handle)
 
 
 def _stderr(console: Console) -> Console:
-    return Console(stderr=True, soft_wrap=True) if console.file is sys.stdout else console
+    return output.console(stderr=True) if console.file is sys.stdout else console
 
 
 def _sources(diagnostics: Iterable[Diagnostic]) -> SourceText:
