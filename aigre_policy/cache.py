@@ -239,7 +239,9 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
     for file, digest in stored["files"].items():
         if hashlib.sha256(Path(file).read_bytes()).hexdigest() != digest:
             return None
-    compiled = load_emitted(stored["checked"], python)  # the allowlist runs again here
+    # the allowlist runs again here; the schema passed its metaschema check when the
+    # sealed entry was made
+    compiled = load_emitted(stored["checked"], python, schema_checked=True)
     return CompileReport(
         list(stored["diagnostics"]),
         SourceText(stored["sources"]),

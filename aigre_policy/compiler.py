@@ -611,7 +611,9 @@ def _load(work: _Work) -> _Work:
     return replace(work, compiled=compiled)
 
 
-def load_emitted(checked: CheckedPack, python: EmittedModule) -> CompiledPack:
+def load_emitted(
+    checked: CheckedPack, python: EmittedModule, *, schema_checked: bool = False
+) -> CompiledPack:
     """The evaluator of ``python`` (verified against the allowlist, then compiled) and the
     input validator of ``checked``; ``ValueError`` when the schema cannot be used. The
     compile cache (``aigre_policy.cache``) revives a stored pack through this too."""
@@ -621,7 +623,7 @@ def load_emitted(checked: CheckedPack, python: EmittedModule) -> CompiledPack:
         for dotted, short in python.envelope_names.items()
     }
     namespace = load_module(python.source, f"<aigre-policy {checked.manifest.name}>", bindings)
-    validator = InputValidator(checked.input_schema)
+    validator = InputValidator(checked.input_schema, schema_checked=schema_checked)
     return CompiledPack(
         checked.root,
         checked.manifest,
