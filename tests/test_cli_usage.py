@@ -46,11 +46,18 @@ def test_min_score_outside_zero_to_one_is_refused(new_pack, capsys, score) -> No
     assert "--min-score" in capsys.readouterr().err
 
 
-def test_two_actions_are_refused_not_silently_one(capsys) -> None:
+def test_two_actions_are_both_judged_not_silently_one(capsys, plain_console) -> None:
+    code = main(["eval", str(BASELINE), "--action", str(ACTION), "--action", str(OTHER)])
+    out = capsys.readouterr().out
+    assert str(ACTION) in out and str(OTHER) in out
+    assert code == 4  # escalate (3) and require_approval (4): the more restrictive
+
+
+def test_a_repeated_context_is_refused(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["eval", str(BASELINE), "--action", str(ACTION), "--action", str(OTHER)])
+        main(["eval", str(BASELINE), "--action", str(ACTION), "--context", "a", "--context", "b"])
     assert exit_.value.code == 2
-    assert "--action is given more than once" in capsys.readouterr().err
+    assert "--context is given more than once" in capsys.readouterr().err
 
 
 def _log(path: Path, pack_path: Path, count: int = 2) -> None:

@@ -108,11 +108,63 @@ def _load(path: str) -> Any:
     return doc.data
 
 
+INPUT_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_INPUTS = 100_000  # inputs one `eval` run judges: a directory or JSON lines past it is refused
+
+
+def eval_inputs(
+    sources: list[str], context_path: str | None, usage_path: str | None
+) -> list[EvalInput]:
+    """The inputs ``--action`` names: files, every action or case file of a directory (by
+    name), each line of a ``.jsonl`` file (``FILE:LINE`` names it), or ``-``."""
+    found: list[EvalInput] = []
+    for source in sources:
+        path = Path(source)
+        if source != "-" and path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in INPUT_SUFFIXES and p.is_file())
+            if not files:
+                raise UsageError(f"{source} holds no .yaml, .yml or .json input")
+            found += [read_eval_input(str(f), context_path, usage_path) for f in files]
+        elif path.suffix == ".jsonl":
+            found += _json_lines(path, context_path, usage_path)
+        else:
+            found.append(read_eval_input(source, context_path, usage_path))
+        if len(found) > MAX_INPUTS:
+            raise UsageError(f"more than {MAX_INPUTS} inputs: split them over several runs")
+    return found
+
+
+def _json_lines(path: Path, context_path: str | None, usage_path: str | None) -> list[EvalInput]:
+    import json
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: not a JSON document ({exc})") from None
+        found.append(_eval_input(data, f"{path}:{number}", context_path, usage_path))
+    if not found:
+        raise UsageError(f"{path} holds no input")
+    return found
+
+
 def read_eval_input(
     action_path: str, context_path: str | None, usage_path: str | None
 ) -> EvalInput:
     """An action file, or a case file holding ``action``, ``context``, ``usage`` and ``expect``."""
-    data = _load(action_path)
+    return _eval_input(_load(action_path), action_path, context_path, usage_path)
+
+
+def _eval_input(
+    data: Any, action_path: str, context_path: str | None, usage_path: str | None
+) -> EvalInput:
     if not isinstance(data, dict):
         raise UsageError(f"{action_path}: expected a mapping (an action, or a case with `action:`)")
     if "action" in data and isinstance(data["action"], dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,11 +20,11 @@ from aigre_policy.cli.common import (
     UsageError,
     add_cache_argument,
     compile_cache,
+    eval_inputs,
     parse_overrides,
-    read_eval_input,
 )
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
-from aigre_policy.cli.view import show_verdict
+from aigre_policy.cli.view import show_silent, show_summary, show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
 
@@ -39,16 +40,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "eval",
         help="evaluate one proposed action",
-        description="Evaluate a proposed action and print the verdict with its evidence. "
-        "Exit code: 0 allow, 3 escalate, 4 require_approval, 5 deny, 6 failed closed "
-        "(invalid input or engine fault), 2 misuse or a pack that does not compile.",
+        description="Evaluate proposed actions and print each verdict with its evidence (many "
+        "at once: a summary table). Exit code, of the most restrictive verdict: 0 allow, "
+        "3 escalate, 4 require_approval, 5 deny, 6 failed closed (invalid input or engine "
+        "fault); 2 misuse or a pack that does not compile.",
     )
     parser.add_argument("pack", help="the pack directory, or a bundle built from it (.tar.gz)")
     parser.add_argument(
         "--action",
-        action=Once,
-        help="action file (JSON or YAML; a case file with "
-        "action/context/usage also works), or - for stdin",
+        action="append",
+        metavar="FILE",
+        help="action file (JSON or YAML; a case file with action/context/usage also works), "
+        "- for stdin, a directory of such files, or a .jsonl file of one per line; "
+        "repeat it to judge several",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also show each rule that stayed silent, with the comparisons that kept it so",
     )
     parser.add_argument("--context", action=Once, help="context file (overrides a case file's)")
     parser.add_argument("--usage", action=Once, help="usage values file (overrides a case file's)")
@@ -175,13 +184,53 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return 0
     if not args.action:
         raise UsageError("eval needs --action FILE (or --emit python|rego)")
-    given = read_eval_input(args.action, args.context, args.usage)
-    verdict = pack.evaluate(given.action, given.context, given.usage)
+    inputs = eval_inputs(args.action, args.context, args.usage)
+    pack_dir = None if Path(args.pack).is_file() else args.pack
+    judged = []
+    for given in inputs:
+        verdict = pack.evaluate(given.action, given.context, given.usage)
+        silent = _silent(pack, verdict, given) if args.explain else None
+        judged.append((given, verdict, silent))
     if args.format == "json":
-        sys.stdout.write(verdict.to_json(indent=2) + "\n")
-    else:
-        pack_dir = None if Path(args.pack).is_file() else args.pack
+        documents = [_document(verdict, silent) for _, verdict, silent in judged]
+        if len(judged) == 1:
+            sys.stdout.write(json.dumps(documents[0], indent=2) + "\n")
+        else:
+            sources = [given.source for given, _, _ in judged]
+            many = [
+                {"input": source, "verdict": document}
+                for source, document in zip(sources, documents, strict=True)
+            ]
+            sys.stdout.write(json.dumps(many, indent=2) + "\n")
+    elif len(judged) == 1:
+        given, verdict, silent = judged[0]
         show_verdict(console, verdict, given.source, pack_dir)
-    if verdict.fail_closed:
-        return EXIT_FAIL_CLOSED
-    return DECISION_EXIT[verdict.decision]
+        if silent is not None:
+            show_silent(console, silent)
+    else:
+        show_summary(console, [(g.source, v) for g, v, _ in judged])
+        for given, _, silent in judged:
+            if silent is not None:
+                console.print(f"{given.source}:", highlight=False, markup=False)
+                show_silent(console, silent)
+    return max(_exit_code(verdict) for _, verdict, _ in judged)
+
+
+def _exit_code(verdict: Any) -> int:
+    """A verdict's exit code; the largest is the most restrictive (fail-closed above deny)."""
+    return EXIT_FAIL_CLOSED if verdict.fail_closed else DECISION_EXIT[verdict.decision]
+
+
+def _silent(pack: Any, verdict: Any, given: Any) -> list[Any]:
+    if not hasattr(pack, "program"):
+        raise UsageError("--explain needs the pack's source: a bundle holds Rego only")
+    from aigre_policy.explain import silent_rules
+
+    return silent_rules(pack, verdict.rule_ids, given.action, given.context, given.usage)
+
+
+def _document(verdict: Any, silent: list[Any] | None) -> dict[str, Any]:
+    document = verdict.to_dict()
+    if silent is not None:
+        document["silent"] = [s.to_dict() for s in silent]
+    return document

@@ -106,3 +106,51 @@ def show_verdict(
             expand=fit,
         )
     )
+
+
+def show_summary(console: Console, judged: list[tuple[str, Verdict]]) -> None:
+    """Many verdicts: one row each (input, decision, rules), then the count per decision."""
+    table = Table(title="verdicts", title_justify="left", box=None, pad_edge=False)
+    table.add_column("input", overflow="fold")
+    table.add_column("decision", no_wrap=True)
+    table.add_column("rules", overflow="fold")
+    counts: dict[str, int] = {}
+    for source, verdict in judged:
+        decision = verdict.decision + (" (failed closed)" if verdict.fail_closed else "")
+        counts[decision] = counts.get(decision, 0) + 1
+        rules = ", ".join(verdict.rule_ids) or ("-" if verdict.fail_closed else "(default)")
+        table.add_row(source, Text(decision, style=STYLES[verdict.decision]), rules)
+    console.print(table)
+    console.print(
+        f"{len(judged)} inputs: " + ", ".join(f"{n} {d}" for d, n in sorted(counts.items())),
+        highlight=False,
+        markup=False,
+    )
+
+
+def show_silent(console: Console, silent: list[Any]) -> None:
+    """``--explain``: each rule that did not fire, with the checks that kept it silent."""
+    if not silent:
+        console.print(Text("every rule fired", style="dim"))
+        return
+    console.print(Text(f"{len(silent)} silent rule{'s' if len(silent) != 1 else ''}", "bold"))
+    for rule in silent:
+        loc = rule.location
+        console.print(
+            Text.assemble(
+                (f"{rule.verdict:<17}", STYLES.get(rule.verdict, "")),
+                (rule.rule, "bold"),
+                (f"  {loc['file']}:{loc['line']}:{loc['column']}", "dim"),
+            )
+        )
+        if rule.error:
+            console.print(Text(f"    failed: {rule.error}", style="red"))
+        for check in rule.checks:
+            mark = ("true", "green") if check.result else ("false", "red")
+            if check.op:
+                shown = f"{_value(check.left)} {check.op} {_value(check.right)}  → "
+            elif isinstance(check.left, bool):
+                shown = "→ "
+            else:
+                shown = f"{_value(check.left)}  → "
+            console.print(Text.assemble(f"    {check.expression}  ", shown, mark))
