@@ -457,7 +457,8 @@ _CURATED: dict[str, tuple[list[str], Callable[[str], str], str | None]] = {
     "expect-by-nothing": (
         ['test "t" { expect allow by }'],
         lambda t: "`expect ... by` names the rules that fire",
-        "to say no rule fires, write `expect silent RULE, ...` or leave `by` out",
+        "to say no rule fires, write `expect allow by no rule`; to leave the rules open, "
+        "leave `by` out",
     ),
 }
 
@@ -714,16 +715,20 @@ class _AstBuilder:
         at_least, tokens = by if by is not None else (False, [])
         return n.Expectation(
             str(decision),
-            tuple(str(t) for t in tokens),
+            tuple(str(t) for t in tokens or ()),
             None,
             self.span(pos),
-            tuple(self.token_span(t) for t in tokens),
+            tuple(self.token_span(t) for t in tokens or ()),
             at_least=at_least,
+            no_rules=by is not None and tokens is None,
         )
 
     def expect_by(self, pos: _Pos, children: list[Any]) -> tuple[bool, list[Token]]:
         at_least, *tokens = children
         return at_least is not None, tokens
+
+    def expect_by_no_rule(self, pos: _Pos, children: list[Any]) -> tuple[bool, None]:
+        return False, None  # `by no rule`: exactly no rule fires
 
     def expect_silent(self, pos: _Pos, children: list[Any]) -> n.Expectation:
         return n.Expectation(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -463,7 +464,7 @@ def show_suite(console: Console, suite: SuiteResult, verbose: bool = False) -> N
     )
     for result in suite.results:
         if result.status in (FAILED, ERROR):
-            show_failure(console, result)
+            show_failure(console, result, pack.root)
         elif verbose:
             console.print(f"  [green]pass[/green] {result.case.name}", highlight=False)
     counts = [f"[green]{len(suite.passed)} passed[/green]"]
@@ -475,7 +476,9 @@ def show_suite(console: Console, suite: SuiteResult, verbose: bool = False) -> N
     console.print(", ".join(counts) + f" in {suite.elapsed_ms:.0f} ms{stopped}", highlight=False)
 
 
-def show_failure(console: Console, result: CaseResult) -> None:
+def show_failure(console: Console, result: CaseResult, root: Any = None) -> None:
+    """A failed case; ``root``, the pack directory as given, leads the evidence's rule
+    locations (relative to the pack) so they read from the current directory like the rest."""
     case = result.case
     label = "FAIL" if result.status == FAILED else "ERROR"
     console.print(
@@ -496,12 +499,13 @@ def show_failure(console: Console, result: CaseResult) -> None:
         console.print("    evidence:", style="dim")
         for record in [*verdict.fired, *verdict.warnings]:
             loc = record["location"]
+            file = loc["file"] if root is None else os.path.join(str(root), loc["file"])
             console.print(
                 Text.assemble(
                     "      ",
                     (f"{record['verdict']} ", STYLES.get(record["verdict"], "")),
                     (record["id"], "bold"),
-                    (f"  {loc['file']}:{loc['line']}:{loc['column']}", "dim"),
+                    (f"  {file}:{loc['line']}:{loc['column']}", "dim"),
                 )
             )
             console.print(f"        {record['message']}", markup=False, highlight=False)

@@ -217,7 +217,7 @@ class _Loader:
                 decision = expect.decision
                 if expect.at_least:
                     at_least += expect.rules
-                elif expect.rules:
+                elif expect.rules or expect.no_rules:
                     rules = (*(rules or ()), *expect.rules)
             silent += expect.silent
             if expect.message_contains is not None:
