@@ -253,6 +253,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="run again each time a file of the pack changes (pack.yaml, policies/, tests/, "
+        "fixtures/); Ctrl-C stops",
+    )
+    parser.add_argument(
         "--engine",
         choices=ENGINES,
         help="evaluate the tests with the generated Python (native, the default) or with the "
@@ -279,6 +285,29 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_USAGE
     packs = find_packs(args.packs)
+    if args.watch:
+        return _watch(args, console, packs)
+    return _run_packs(args, console, packs)
+
+
+def _watch(args: argparse.Namespace, console: Console, packs: list[Path]) -> int:
+    if args.format != "text" or args.output:
+        raise UsageError("--watch prints the text report: drop --format and -o")
+    from aigre_policy.testing.watch import watch
+
+    notes = _stderr(console)
+
+    def once() -> int:
+        try:
+            return _run_packs(args, console, packs)
+        except UsageError as exc:  # e.g. -k matches nothing yet: keep watching
+            notes.print(f"[red]error:[/red] {exc}", highlight=False)
+            return EXIT_USAGE
+
+    return watch(packs, once, lambda note: notes.print(f"[dim]{note}[/dim]", highlight=False))
+
+
+def _run_packs(args: argparse.Namespace, console: Console, packs: list[Path]) -> int:
     with _output(args, console) as out:
         runs: list[PackRun] = []
         for path in packs:
