@@ -24,7 +24,7 @@ from aigre_policy.cli.common import (
     parse_overrides,
 )
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
-from aigre_policy.cli.view import show_silent, show_summary, show_verdict
+from aigre_policy.cli.view import show_profile, show_silent, show_summary, show_verdict
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import load_pack
 
@@ -53,6 +53,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="action file (JSON or YAML; a case file with action/context/usage also works), "
         "- for stdin, a directory of such files, or a .jsonl file of one per line; "
         "repeat it to judge several",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also time each rule's condition over the input(s) (the reference interpreter's "
+        "time: read the ranking), costliest first",
     )
     parser.add_argument(
         "--explain",
@@ -191,8 +197,16 @@ def run(args: argparse.Namespace, console: Console) -> int:
         verdict = pack.evaluate(given.action, given.context, given.usage)
         silent = _silent(pack, verdict, given) if args.explain else None
         judged.append((given, verdict, silent))
+    if args.profile and not hasattr(pack, "program"):
+        raise UsageError("--profile needs the pack's source: a bundle holds Rego only")
     if args.format == "json":
         documents = [_document(verdict, silent) for _, verdict, silent in judged]
+        if args.profile:
+            from aigre_policy.profile import rule_times
+
+            for document, (given, _, _) in zip(documents, judged, strict=True):
+                times = rule_times(pack, [(given.action, given.context, given.usage)])
+                document["profile"] = [t.to_dict() for t in times]
         if len(judged) == 1:
             sys.stdout.write(json.dumps(documents[0], indent=2) + "\n")
         else:
@@ -213,6 +227,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
             if silent is not None:
                 console.print(f"{given.source}:", highlight=False, markup=False)
                 show_silent(console, silent)
+    if args.profile and args.format != "json":
+        from aigre_policy.profile import rule_times
+
+        show_profile(console, rule_times(pack, [(g.action, g.context, g.usage) for g in inputs]))
     return max(_exit_code(verdict) for _, verdict, _ in judged)
 
 

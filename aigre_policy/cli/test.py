@@ -253,6 +253,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the tests, time each rule's condition over the tests' inputs, "
+        "costliest first (text output)",
+    )
+    parser.add_argument(
         "--watch",
         action="store_true",
         help="run again each time a file of the pack changes (pack.yaml, policies/, tests/, "
@@ -288,6 +294,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if args.watch:
         return _watch(args, console, packs)
     return _run_packs(args, console, packs)
+
+
+def _show_profile(out: Console, pack: Any, cases: list[TestCase]) -> None:
+    from aigre_policy.cli.view import show_profile
+    from aigre_policy.profile import rule_times
+
+    show_profile(out, rule_times(pack, [(c.action, c.context, c.usage) for c in cases]))
 
 
 def _watch(args: argparse.Namespace, console: Console, packs: list[Path]) -> int:
@@ -345,6 +358,8 @@ def _run_packs(args: argparse.Namespace, console: Console, packs: list[Path]) ->
                 show_suite(out, suite, args.verbose)
                 for section, result in _shown(pack_run):
                     section.show(out, result, args)
+                if args.profile:
+                    _show_profile(out, pack, [r.case for r in suite.results])
             if args.fail_fast and not suite.ok:
                 break
         if args.format == "json":

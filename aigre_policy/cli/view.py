@@ -154,3 +154,30 @@ def show_silent(console: Console, silent: list[Any]) -> None:
             else:
                 shown = f"{_value(check.left)}  → "
             console.print(Text.assemble(f"    {check.expression}  ", shown, mark))
+
+
+def show_profile(console: Console, times: list[Any], shown: int = 20) -> None:
+    """``--profile``: the costliest rules first, with their share of all rules' time."""
+    total = sum(t.total_us for t in times) or 1.0
+    inputs = times[0].inputs if times else 0
+    table = Table(
+        title=f"rule time over {inputs} input{'s' if inputs != 1 else ''} "
+        "(reference interpreter; read the ranking)",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+    )
+    table.add_column("rule", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("µs per input", justify="right")
+    table.add_column("share", justify="right")
+    for t in times[:shown]:
+        table.add_row(
+            t.rule,
+            Text(t.verdict, style=STYLES.get(t.verdict, "")),
+            f"{t.mean_us:.1f}",
+            f"{100 * t.total_us / total:.0f}%",
+        )
+    console.print(table)
+    if len(times) > shown:
+        console.print(f"... and {len(times) - shown} cheaper rules", highlight=False)
