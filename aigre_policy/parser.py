@@ -703,8 +703,8 @@ class _AstBuilder:
         return n.TestInput(root, value, None, self.span(pos))
 
     def test_input_file(self, pos: _Pos, children: list[Any]) -> n.TestInput:
-        root, path = children
-        return n.TestInput(root, None, self._string(path), self.span(pos))
+        root, path, changes = children  # `from "FILE" { field: value }`: the file, changed
+        return n.TestInput(root, changes, self._string(path), self.span(pos))
 
     def test_with(self, pos: _Pos, children: list[Any]) -> n.TestOverride:
         envelope, name, value = children
