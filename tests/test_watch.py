@@ -12,7 +12,7 @@ from pathlib import Path
 from aigre_policy.testing.watch import snapshot, watch
 
 REPO = Path(__file__).resolve().parent.parent
-RULE = 'rule r {\n  category: cost\n  deny when action.cost.estimated_usd > LIMIT\n}\n'
+RULE = "rule r {\n  category: cost\n  deny when action.cost.estimated_usd > LIMIT\n}\n"
 
 
 def test_a_change_runs_again_and_an_unchanged_pack_does_not(new_pack) -> None:
