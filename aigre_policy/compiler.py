@@ -31,7 +31,6 @@ from aigre_policy.check import check_pack, declared_usages, usage_schema
 from aigre_policy.codegen import EmittedModule, emit_python
 from aigre_policy.diagnostics import Diagnostic, SourceText, error, has_errors, sorted_diagnostics
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
-from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
@@ -415,6 +414,8 @@ def _convert(value: Any, expected: Type) -> Any:
     if isinstance(expected, DurationType) and isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match:
+            from aigre_policy.parser import DURATION_UNITS
+
             seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
             return int(seconds) if seconds.is_integer() else seconds
     if isinstance(expected, DurationType) and isinstance(value, int | float):
@@ -523,6 +524,8 @@ def _read_pack_manifest(work: _Work) -> _Work:
 
 
 def _parse(work: _Work) -> _Work:
+    from aigre_policy.parser import parse_module  # Lark loads only when a pack is parsed
+
     policies = work.root / "policies"
     files = sorted(policies.glob("*.aigre")) if policies.is_dir() else []
     rego_files = tuple(sorted(policies.glob("*.rego"))) if policies.is_dir() else ()

@@ -96,3 +96,28 @@ def test_the_names_the_cli_keeps_for_its_help_match_the_library() -> None:
     assert eval_command.DEFAULT_URL == opa_server.DEFAULT_URL
     assert eval_command.DEFAULT_TIMEOUT == opa_server.DEFAULT_TIMEOUT
     assert set(engine.engine_names()) <= set(eval_command.ENGINES)
+
+
+def test_eval_from_the_cache_loads_neither_lark_nor_pydantic(tmp_path) -> None:
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+        "AIGRE_CACHE_DIR": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    code = _cli("eval", PACK, "--action", ACTION)
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    first, second = (set(json.loads(r.stdout.strip().splitlines()[-1])) for r in runs)
+    assert "lark" in first  # the first run compiles
+    assert not {"lark", "pydantic", "aigre_policy.parser"} & second
