@@ -131,3 +131,38 @@ def test_ci_names_a_long_pack_path_whole(tmp_path: Path) -> None:
     done = run("ci", str(pack))
     assert done.returncode == 0, done.stdout + done.stderr
     assert any(str(pack) in line for line in done.stdout.splitlines()), done.stdout
+
+
+def test_a_counterexample_piped_to_a_file_is_yaml(tmp_path: Path) -> None:
+    root = write_pack(
+        tmp_path / "pack-with-a-very-long-name-so-the-comment-line-passes-eighty-columns",
+        """
+        rule spend-over-cap {
+          category: cost
+          deny when action.cost.estimated_usd > 100
+          because "too much"
+        }
+
+        invariant "nothing is ever denied, which this pack breaks on purpose" {
+          expect not deny
+        }
+        """,
+    )
+    out = tmp_path / "report.txt"
+    with out.open("w") as handle:
+        done = subprocess.run(
+            [*CLI, "test", str(root), "--examples", "60"],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(REPO), "AIGRE_NO_CACHE": "1"},
+        )
+    assert done.returncode == 1, done.stderr
+    text = out.read_text()
+    start = text.index("# minimal counterexample")
+    loaded = yaml.safe_load(text[start:])
+    assert loaded, text
+    (test,) = loaded if isinstance(loaded, list) else loaded["tests"]
+    assert test["action"]["cost"]["estimated_usd"] > 100
