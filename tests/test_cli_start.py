@@ -121,3 +121,8 @@ def test_eval_from_the_cache_loads_neither_lark_nor_pydantic(tmp_path) -> None:
     first, second = (set(json.loads(r.stdout.strip().splitlines()[-1])) for r in runs)
     assert "lark" in first  # the first run compiles
     assert not {"lark", "pydantic", "aigre_policy.parser"} & second
+
+
+def test_check_without_strict_does_not_load_the_linter() -> None:
+    loaded = _loaded(_cli("check", PACK))
+    assert "aigre_policy.lint" not in loaded

@@ -17,9 +17,9 @@ from aigre_policy.cli.common import (
     parse_overrides,
 )
 from aigre_policy.cli.output import report_file
+from aigre_policy.codes import lookup
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
-from aigre_policy.lint import category_of, strict_diagnostics
 from aigre_policy.report import FORMATS
 from aigre_policy.report.check import check_report
 
@@ -57,7 +57,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
     cache = compile_cache(args)
     for path in find_packs(args.packs):
         report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
-        diagnostics = strict_diagnostics(report) if args.strict else report.diagnostics
+        if args.strict:  # the linter (and the models it reads) loads only for --strict
+            from aigre_policy.lint import strict_diagnostics
+
+            diagnostics = strict_diagnostics(report)
+        else:
+            diagnostics = report.diagnostics
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))
     if args.format in ("sarif", "github", "junit"):
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                             "pack": str(path),
                             "ok": report.ok and not has_errors(diagnostics),
                             "diagnostics": [
-                                {**d.to_dict(), "category": category_of(d.code)}
+                                {**d.to_dict(), "category": lookup(d.code).group}
                                 for d in diagnostics
                             ],
                         }
