@@ -166,3 +166,10 @@ def test_a_counterexample_piped_to_a_file_is_yaml(tmp_path: Path) -> None:
     assert loaded, text
     (test,) = loaded if isinstance(loaded, list) else loaded["tests"]
     assert test["action"]["cost"]["estimated_usd"] > 100
+
+
+def test_help_in_a_pipe_keeps_each_option_on_one_line() -> None:
+    done = run("eval", "--help")
+    assert done.returncode == 0
+    (line,) = [line for line in done.stdout.splitlines() if "--action FILE " in line]
+    assert line.rstrip().endswith("repeat it to judge several")

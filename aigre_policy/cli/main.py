@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("ci", "aigre_policy.cli.ci", "compile, lint, format-check and test every pack"),
     ("init", "aigre_policy.cli.init", "create a new pack"),
 )
+_PIPE_WIDTH = 4096  # as cli.output.PIPE_WIDTH: output off a terminal never wraps
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
 _DEBUG_HELP = "on an unexpected failure, show the Python trace instead of one line"
 
@@ -91,7 +92,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
         )
         _add_color_options(subparser, argparse.SUPPRESS)
+    if not _is_terminal(sys.stdout):  # help in a pipe or a file: one line per option
+        for each in (parser, *commands.choices.values()):
+            each.formatter_class = _unwrapped
     return parser
+
+
+def _unwrapped(prog: str) -> argparse.HelpFormatter:
+    return argparse.HelpFormatter(prog, width=_PIPE_WIDTH, max_help_position=40)
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _add_color_options(parser: argparse.ArgumentParser, default: object) -> None:
