@@ -367,10 +367,10 @@ def _token_position(token: Token) -> tuple[int, int, int, int]:
 
 # ------------------------------------------------------------------ every syntax error at once
 #
-# After the first error, the declaration it sits in is blanked out (spaces, newlines kept, so
-# every later position stays where it was) up to the next declaration that starts a line,
-# and the text is parsed again, until it parses or the errors stop moving forward. A file
-# with three broken rules gives three E001 in one run. The file still contributes no
+# After the first error, the text up to the end of the declaration it sits in is blanked out
+# (spaces, newlines kept, so every later position stays where it was): up to the next
+# declaration that starts a line. The rest is parsed again, until it parses or the errors
+# stop moving forward. A file with three broken rules gives three E001 in one run. The file still contributes no
 # module: a pack with a syntax error does not compile, and the checker holds back what a
 # missing declaration would make it say (docs/diagnostics.md#when-a-file-does-not-parse).
 
@@ -394,7 +394,10 @@ def syntax_errors(first: UnexpectedInput, text: str, file: str) -> list[Diagnost
         begin, end = _broken_declaration(starts, line, column, len(lines))
         if begin is None:
             break
-        for index in range(begin - 1, end - 1):
+        # everything up to the end of the broken declaration: what came before it parsed
+        # (or was reported), so each parse reads only what is left and the whole search
+        # stays linear in the file, whatever the number of errors
+        for index in range(end - 1):
             lines[index] = " " * len(lines[index])
         try:
             lark_parser().parse("\n".join(lines), start="start")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import write_pack
+from lark.exceptions import UnexpectedInput
 
 from aigre_policy.cli.main import main
 from aigre_policy.parser import _CURATED, parse_module
@@ -113,3 +114,38 @@ def test_check_prints_every_syntax_error_with_file_line_col(
     assert 'main.aigre:2:23: error[E001]: approver groups are a list: `by ["finops"]`' in out
     assert "main.aigre:6:25: error[E001]: unexpected `=`" in out
     assert "2 errors" in out
+
+
+def test_finding_every_error_reads_the_file_about_once(monkeypatch) -> None:
+    """Each new parse starts past the declarations already read: the text parsed again, all
+    errors together, stays within about one file (not one file per error)."""
+    import aigre_policy.parser as parser_module
+
+    real = parser_module.lark_parser()
+    read: list[int] = []
+
+    class Counting:
+        def parse(self, text: str, start: str):
+            begin = len(text) - len(text.lstrip())  # blanked text costs a whitespace skip
+            try:
+                tree = real.parse(text, start=start)
+            except UnexpectedInput as exc:  # the parse read up to the error
+                read.append((exc.pos_in_stream or len(text)) - begin)
+                raise
+            read.append(len(text) - begin)
+            return tree
+
+        def __getattr__(self, name: str):
+            return getattr(real, name)
+
+    def bad(i: int) -> str:
+        return f'rule r{i} {{\n  deny when action.kind = "x"\n}}\n'
+
+    def good(i: int) -> str:
+        return f'rule r{i} {{\n  deny when action.kind == "x"\n}}\n'
+
+    text = "".join(bad(i) if i % 10 == 0 else good(i) for i in range(300))
+    monkeypatch.setattr(parser_module, "lark_parser", lambda: Counting())
+    result = parse_module(text, "p.aigre")
+    assert len(result.diagnostics) == 30
+    assert sum(read[-29:]) <= 1.1 * len(text)  # the 29 parses after the first error
