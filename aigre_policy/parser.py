@@ -370,9 +370,10 @@ def _token_position(token: Token) -> tuple[int, int, int, int]:
 # After the first error, the text up to the end of the declaration it sits in is blanked out
 # (spaces, newlines kept, so every later position stays where it was): up to the next
 # declaration that starts a line. The rest is parsed again, until it parses or the errors
-# stop moving forward. A file with three broken rules gives three E001 in one run. The file still contributes no
-# module: a pack with a syntax error does not compile, and the checker holds back what a
-# missing declaration would make it say (docs/diagnostics.md#when-a-file-does-not-parse).
+# stop moving forward. A file with three broken rules gives three E001 in one run. The file
+# still contributes no module: a pack with a syntax error does not compile, and the checker
+# holds back what a missing declaration would make it say
+# (docs/diagnostics.md#when-a-file-does-not-parse).
 
 _DECLARATION = re.compile(r"^(?:envelope|rule|usage|test|invariant)\b", re.MULTILINE)
 _MAX_SYNTAX_ERRORS = 50  # per file; past it the file is surely not aigre
