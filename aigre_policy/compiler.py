@@ -31,7 +31,6 @@ from aigre_policy.check import check_pack, declared_usages, usage_schema
 from aigre_policy.codegen import EmittedModule, emit_python
 from aigre_policy.diagnostics import Diagnostic, SourceText, error, has_errors, sorted_diagnostics
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
-from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
@@ -415,6 +414,8 @@ def _convert(value: Any, expected: Type) -> Any:
     if isinstance(expected, DurationType) and isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match:
+            from aigre_policy.parser import DURATION_UNITS
+
             seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
             return int(seconds) if seconds.is_integer() else seconds
     if isinstance(expected, DurationType) and isinstance(value, int | float):
@@ -530,6 +531,8 @@ def _read_pack_manifest(work: _Work) -> _Work:
 
 
 def _parse(work: _Work) -> _Work:
+    from aigre_policy.parser import parse_module  # Lark loads only when a pack is parsed
+
     policies = work.root / "policies"
     files = sorted(policies.glob("*.aigre")) if policies.is_dir() else []
     rego_files = tuple(sorted(policies.glob("*.rego"))) if policies.is_dir() else ()
@@ -612,18 +615,28 @@ def _emit(work: _Work) -> _Work:
 def _load(work: _Work) -> _Work:
     checked, python = work.checked, work.python
     assert checked is not None and python is not None
+    try:
+        compiled = load_emitted(checked, python)
+    except ValueError as exc:  # a schema keyword the validators cannot check alike
+        problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
+        return work.add([problem], stop=True)
+    return replace(work, compiled=compiled)
+
+
+def load_emitted(
+    checked: CheckedPack, python: EmittedModule, *, schema_checked: bool = False
+) -> CompiledPack:
+    """The evaluator of ``python`` (verified against the allowlist, then compiled) and the
+    input validator of ``checked``; ``ValueError`` when the schema cannot be used. The
+    compile cache (``aigre_policy.cache``) revives a stored pack through this too."""
     values = checked.envelopes
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
         for dotted, short in python.envelope_names.items()
     }
     namespace = load_module(python.source, f"<aigre-policy {checked.manifest.name}>", bindings)
-    try:
-        validator = InputValidator(checked.input_schema)
-    except ValueError as exc:  # a schema keyword the validators cannot check alike
-        problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
-        return work.add([problem], stop=True)
-    compiled = CompiledPack(
+    validator = InputValidator(checked.input_schema, schema_checked=schema_checked)
+    return CompiledPack(
         checked.root,
         checked.manifest,
         list(checked.modules),
@@ -636,7 +649,6 @@ def _load(work: _Work) -> _Work:
         checked.digest,
         checked.handwritten,
     )
-    return replace(work, compiled=compiled)
 
 
 STAGES: tuple[Stage, ...] = (

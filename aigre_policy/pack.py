@@ -271,6 +271,7 @@ def load_pack(
     *,
     verification_key: Any = None,
     scope: str = "",
+    cache: Any = None,
 ) -> Any:  # Pack for a directory, rego.bundle_pack.BundlePack for a bundle
     """Compile the pack at ``path``; raises ``CompileError`` carrying every diagnostic.
 
@@ -281,6 +282,9 @@ def load_pack(
     a bundle) or a registered engine, is verified with ``verification_key`` (and ``scope``)
     and refused when signed and no key is given; ``BundleError`` says why in one line
     (see ``rego.bundle_pack``).
+
+    ``cache``: an ``aigre_policy.cache.CompileCache`` to load the compiled pack from (and
+    store it in); ``None`` compiles it.
     """
     if Path(path).is_file():
         from aigre_policy.rego.bundle_pack import load_bundle_pack  # regopy only for bundles
@@ -289,7 +293,7 @@ def load_pack(
     if verification_key is not None:
         raise ValueError(f"{path} is not a bundle: a verification key applies to bundles")
     engine = engine or "native"
-    report = compile_pack(path, envelopes)
+    report = compile_pack(path, envelopes) if cache is None else cache.compile(path, envelopes)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)
     backend = None

@@ -74,6 +74,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("upstream", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
     parser.set_defaults(run=run_proxy)
 
+
+def add_approve_parser(commands: argparse._SubParsersAction) -> None:
+    """``mcp-approve`` (its own command module, cli/mcp_approve.py, names this)."""
     approve = commands.add_parser(
         "mcp-approve",
         help="approve a tool call the MCP proxy held for approval",

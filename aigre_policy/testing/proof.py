@@ -163,6 +163,17 @@ def invariant_show(console: Console, result: SectionResult, args: argparse.Names
 # ------------------------------------------------------------------ mutation
 
 
+def share(text: str) -> float:
+    """``--min-score``: a share from 0 to 1 (``0.9``), not a percentage or a count."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1 (e.g. 0.9 for 90%)")
+    return value
+
+
 def mutation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mutate",
@@ -172,7 +183,7 @@ def mutation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-score",
-        type=float,
+        type=share,
         default=None,
         metavar="SHARE",
         help="with --mutate, fail (exit 1) when the mutation score is below SHARE (0 to 1)",
