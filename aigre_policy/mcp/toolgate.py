@@ -174,29 +174,30 @@ class ToolGate:
         if rule is None:
             if self.mapping.unmapped == "forward":
                 return await forward()
-            return refusal(
-                f"refused: the tool `{name}` has no mapping in the policy pack's "
+            return await self._refused_early(
+                name,
+                arguments,
+                "unmapped",
+                f"the tool `{name}` has no mapping in the policy pack's "
                 f"{self.mapping.file}, and unmapped tools are denied",
-                decision="deny",
-                reason="unmapped",
             )
         if name not in declared:
-            return refusal(
-                f"refused: the server declares no tool `{name}`", decision="deny", reason="unknown"
+            return await self._refused_early(
+                name, arguments, "unknown", f"the server declares no tool `{name}`"
             )
         problems = schema_problems(declared[name], arguments)
         if problems:
-            return refusal(
-                f"refused: the arguments of `{name}` break its input schema: "
-                + "; ".join(problems),
-                decision="deny",
-                reason="malformed",
+            return await self._refused_early(
+                name,
+                arguments,
+                "malformed",
+                f"the arguments of `{name}` break its input schema: " + "; ".join(problems),
                 errors=problems,
             )
         try:
             action, key = self._propose(rule, name, arguments)
         except MappingError as exc:
-            return refusal(f"refused: {exc}", decision="deny", reason="malformed")
+            return await self._refused_early(name, arguments, "mapping", str(exc))
         verdict = await self.gate.acheck(action, actor=self.actor, consume=True)
         if self._approver_may_answer(verdict):
             if ask is not None:
@@ -213,6 +214,24 @@ class ToolGate:
             return self._refused(name, verdict)
         self._forget(key)
         return await self._forwarded(verdict, forward)
+
+    async def _refused_early(
+        self, name: str, arguments: Any, reason: str, text: str, **more: Any
+    ) -> types.CallToolResult:
+        """A call refused before the pack could judge it, recorded as the gate's
+        fail-closed decision (the reason in its evidence), so the log holds it too."""
+        proposed = {"id": f"mcp-{name}-refused-{reason}", "tool": {"name": name}}
+        proposed["tool"]["arguments"] = arguments
+        verdict = await self.gate.arefuse(proposed, [f"mcp {reason}: {text}"], actor=self.actor)
+        return refusal(
+            f"refused: {text}\n{verdict.decision} (decision {verdict.decision_id}): "
+            "nothing was forwarded.",
+            decision=verdict.decision,
+            decision_id=verdict.decision_id,
+            action_digest=verdict.action_digest,
+            reason=reason,
+            **more,
+        )
 
     def _propose(self, rule: Any, name: str, arguments: Mapping[str, Any]) -> tuple[dict, str]:
         """The action of a call, with the id and time of its first try while it waits."""
