@@ -107,10 +107,70 @@ def listed(
     return out
 
 
+CALLER = "aigre_policy.caller"  # the ASGI scope key of an HTTP request's authenticated caller
+
+
+def caller_actor(ctx: ServerRequestContext[Any]) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the request carries an authenticated caller, and its actor."""
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, Mapping) or CALLER not in scope:
+        return False, None
+    return True, scope[CALLER].actor
+
+
+class Authenticated:
+    """ASGI middleware: every HTTP request authenticates with the server's identity
+    configuration (``aigre_policy.server.identity``); no usable credentials is a 401,
+    a caller without the ``check`` scope a 403. The caller rides in the request's scope,
+    so each call is attested as whoever sent that very request."""
+
+    def __init__(self, app: Any, authenticator: Any):
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.datastructures import Headers
+        from starlette.responses import JSONResponse
+
+        from aigre_policy.server.identity import Unauthenticated
+
+        try:
+            caller = self.authenticator.caller(Headers(scope=scope))
+        except Unauthenticated as exc:
+            response = JSONResponse(
+                {"code": "unauthorized", "message": str(exc)},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        if not caller.may("check"):
+            response = JSONResponse(
+                {"code": "forbidden", "message": f"{caller.name} lacks the `check` scope"},
+                status_code=403,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app({**scope, CALLER: caller}, receive, send)
+
+
 def build_server(
-    toolgate: ToolGate, upstream: Upstream, *, hide_refused: bool = False, name: str = ""
+    toolgate: ToolGate,
+    upstream: Upstream,
+    *,
+    hide_refused: bool = False,
+    name: str = "",
+    authenticated: bool = False,
 ) -> Server[Any]:
-    """The proxy's low-level MCP server over a connected upstream."""
+    """The proxy's low-level MCP server over a connected upstream.
+
+    ``authenticated``: served over HTTP behind ``Authenticated``: each call is attested
+    as the caller its request authenticated as (a call without one is refused).
+    """
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
@@ -124,6 +184,13 @@ def build_server(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         name, arguments = params.name, params.arguments or {}
+        actor = None
+        if authenticated:
+            known, actor = caller_actor(ctx)
+            if not known:  # only reachable if the middleware is bypassed: fail closed
+                return await toolgate.refuse_unjudged(
+                    name, arguments, None, "unauthenticated", "the call carries no identity"
+                )
 
         async def forward() -> types.CallToolResult:
             return await upstream.call(name, arguments)
@@ -144,6 +211,7 @@ def build_server(
                 answers=params.input_responses,
                 request_state=params.request_state,
                 may_return_question=may_return_question(ctx),
+                actor=actor,
             )
         finally:
             current_sampler.reset(token)
@@ -228,15 +296,20 @@ async def serve_stdio(server: Server[Any]) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-async def serve_http(server: Server[Any], host: str, port: int) -> None:
+async def serve_http(
+    server: Server[Any], host: str, port: int, authenticator: Any = None
+) -> None:
     import uvicorn
 
-    app = server.streamable_http_app(host=host)
+    app: Any = server.streamable_http_app(host=host)
+    if authenticator is not None:
+        app = Authenticated(app, authenticator)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve()
 
 
 __all__ = [
+    "Authenticated",
     "Upstream",
     "UpstreamSpec",
     "build_server",
