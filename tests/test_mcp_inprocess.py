@@ -229,3 +229,59 @@ def test_the_proxy_hides_refused_tools_when_asked(tmp_path: Path) -> None:
 
         assert "status" in anyio.run(run, False)
         assert "status" not in anyio.run(run, True)
+
+
+def test_resources_and_prompts_pass_through_the_proxy_unchanged(tmp_path: Path) -> None:
+    with make_gate(tmp_path) as gate:
+        toolgate = ToolGate(gate, load_mapping(PACK, gate.pack.input_schema), actor=AGENT)
+
+        async def run(client: Client) -> tuple[Any, ...]:
+            resources = await client.list_resources()
+            read = await client.read_resource("ops://services")
+            prompts = await client.list_prompts()
+            prompt = await client.get_prompt("incident_triage", {"service": "checkout"})
+            return resources, read, prompts, prompt
+
+        async def both() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            async with Client(ops_server()) as upstream_client:
+                direct = await run(upstream_client)
+                upstream = Upstream(upstream_client)
+                await upstream.refresh()
+                async with Client(build_server(toolgate, upstream)) as client:
+                    return direct, await run(client)
+
+        direct, proxied = anyio.run(both)
+    resources, read, prompts, prompt = proxied
+    assert [str(r.uri) for r in resources.resources] == ["ops://services"]
+    assert read.contents[0].text == "checkout, search, payments, api, db, cache"
+    assert [p.name for p in prompts.prompts] == ["incident_triage"]
+    assert "error rates of checkout" in prompt.messages[0].content.text
+    for seen, expected in zip(proxied, direct, strict=True):  # unchanged
+        assert seen.model_dump(exclude={"meta"}) == expected.model_dump(exclude={"meta"})
+    assert not (tmp_path / "decisions.jsonl").exists() or not read_log(tmp_path / "decisions.jsonl")
+
+
+def test_the_upstreams_list_changed_notifications_reach_the_client(tmp_path: Path) -> None:
+    received: list[Any] = []
+
+    async def handler(message: Any) -> None:
+        received.append(getattr(message, "root", message))
+
+    with make_gate(tmp_path) as gate:
+        toolgate = ToolGate(gate, load_mapping(PACK, gate.pack.input_schema), actor=AGENT)
+
+        async def run() -> None:
+            async with Client(ops_server()) as upstream_client:
+                upstream = Upstream(upstream_client)
+                await upstream.refresh()
+                proxy = build_server(toolgate, upstream)
+                async with Client(proxy, mode="legacy", message_handler=handler) as client:
+                    await client.list_tools()  # the proxy knows this connection
+                    # what the upstream's client hands the relay when the server says so
+                    await upstream.relay(types.ToolListChangedNotification())
+                    await upstream.relay(types.PromptListChangedNotification())
+                    await client.list_tools()  # the notifications arrive before its answer
+
+        anyio.run(run)
+    kinds = [type(m).__name__ for m in received]
+    assert "ToolListChangedNotification" in kinds and "PromptListChangedNotification" in kinds

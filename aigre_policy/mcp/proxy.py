@@ -37,23 +37,63 @@ class UpstreamSpec:
     timeout_s: float = 60.0
     env: Mapping[str, str] | None = field(default=None, compare=False)
 
-    def client(self) -> Client:
+    def client(self, message_handler: Any = None) -> Client:
         if self.url:
-            return Client(self.url, read_timeout_seconds=self.timeout_s, cache=None)
+            return Client(
+                self.url,
+                read_timeout_seconds=self.timeout_s,
+                cache=None,
+                message_handler=message_handler,
+            )
         if not self.command:
             raise ValueError("no upstream: give a command after `--` or --upstream-url")
         env = dict(os.environ if self.env is None else self.env)
         params = StdioServerParameters(
             command=self.command[0], args=list(self.command[1:]), env=env
         )
-        return Client(params, read_timeout_seconds=self.timeout_s, cache=None)
+        return Client(
+            params, read_timeout_seconds=self.timeout_s, cache=None, message_handler=message_handler
+        )
+
+
+RELAYED = (
+    types.ToolListChangedNotification,
+    types.ResourceListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceUpdatedNotification,
+)
+
+
+class Relay:
+    """The upstream's notifications (``list_changed``, ``resources/updated``), passed to
+    every client connection the proxy has served, unchanged."""
+
+    def __init__(self) -> None:
+        self._peers: dict[int, Any] = {}  # a session of each connection seen, by connection
+
+    def seen(self, ctx: ServerRequestContext[Any]) -> None:
+        connection = getattr(ctx.session, "_connection", ctx.session)
+        if len(self._peers) > 1000:
+            self._peers.clear()
+        self._peers[id(connection)] = ctx.session
+
+    async def __call__(self, message: Any) -> None:
+        message = getattr(message, "root", message)
+        if not isinstance(message, RELAYED):
+            return
+        for session in list(self._peers.values()):
+            try:
+                await session.send_notification(message)
+            except Exception:  # a connection gone: forget it
+                self._peers = {k: v for k, v in self._peers.items() if v is not session}
 
 
 class Upstream:
     """The connection to the upstream server and the tools it declares."""
 
-    def __init__(self, client: Client):
+    def __init__(self, client: Client, relay: Relay | None = None):
         self.client = client
+        self.relay = relay or Relay()
         self.tools: list[types.Tool] = []
         self.schemas: dict[str, Mapping[str, Any] | None] = {}
 
@@ -78,8 +118,9 @@ class Upstream:
 async def connected(spec: UpstreamSpec) -> AsyncIterator[Upstream]:
     """The upstream, connected and listed, for the life of the block."""
     async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(spec.client())
-        upstream = Upstream(client)
+        relay = Relay()
+        client = await stack.enter_async_context(spec.client(relay))
+        upstream = Upstream(client, relay)
         await upstream.refresh()
         yield upstream
 
@@ -175,6 +216,7 @@ def build_server(
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        upstream.relay.seen(ctx)
         tools = await upstream.refresh()
         return types.ListToolsResult(
             tools=listed(tools, toolgate.mapping, hide_refused=hide_refused)
@@ -184,6 +226,7 @@ def build_server(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         name, arguments = params.name, params.arguments or {}
+        upstream.relay.seen(ctx)
         actor = None
         if authenticated:
             known, actor = caller_actor(ctx)
@@ -223,7 +266,76 @@ def build_server(
         instructions="Every tool call passes the aigre-policy gate first; a refusal says why.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **passed_through(upstream),
     )
+
+
+def passed_through(upstream: Upstream) -> dict[str, Any]:
+    """Handlers relaying what is not a tool call (resources, prompts, completions) to the
+    upstream unchanged: only what the upstream declares it serves, so the proxy's
+    capabilities are the upstream's. None of it acts, so none of it is judged."""
+    try:
+        caps = upstream.client.server_capabilities
+    except Exception:  # not connected through the SDK's ``Client``: tools only
+        return {}
+    session = upstream.client.session
+    handlers: dict[str, Any] = {}
+    if caps.resources is not None:
+
+        async def list_resources(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourcesResult:
+            return await session.list_resources(params=params)
+
+        async def list_templates(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourceTemplatesResult:
+            return await session.list_resource_templates(params=params)
+
+        async def read_resource(
+            ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+        ) -> types.ReadResourceResult | types.InputRequiredResult:
+            return await session.read_resource(
+                str(params.uri),
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                allow_input_required=True,
+            )
+
+        handlers.update(
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+        )
+    if caps.prompts is not None:
+
+        async def list_prompts(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListPromptsResult:
+            return await session.list_prompts(params=params)
+
+        async def get_prompt(
+            ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+        ) -> types.GetPromptResult | types.InputRequiredResult:
+            return await session.get_prompt(
+                params.name,
+                params.arguments,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                allow_input_required=True,
+            )
+
+        handlers.update(on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+    if caps.completions is not None:
+
+        async def complete(
+            ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
+        ) -> types.CompleteResult:
+            request = types.CompleteRequest(params=params)
+            return await session.send_request(request, types.CompleteResult)
+
+        handlers["on_completion"] = complete
+    return handlers
 
 
 def _version() -> str:
@@ -296,9 +408,7 @@ async def serve_stdio(server: Server[Any]) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-async def serve_http(
-    server: Server[Any], host: str, port: int, authenticator: Any = None
-) -> None:
+async def serve_http(server: Server[Any], host: str, port: int, authenticator: Any = None) -> None:
     import uvicorn
 
     app: Any = server.streamable_http_app(host=host)
