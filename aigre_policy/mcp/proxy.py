@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from aigre_policy.mcp.mapping import ToolMapping
+from aigre_policy.mcp.listing import denied_for_every_call
+from aigre_policy.mcp.mapping import ToolMapping, ToolRule
 from aigre_policy.mcp.toolgate import APPROVE_SCHEMA, Sample, ToolGate, current_sampler
 
 
@@ -126,14 +127,21 @@ async def connected(spec: UpstreamSpec) -> AsyncIterator[Upstream]:
 
 
 def listed(
-    tools: Sequence[types.Tool], mapping: ToolMapping, *, hide_refused: bool
+    tools: Sequence[types.Tool],
+    mapping: ToolMapping,
+    *,
+    hide_refused: bool,
+    denied: Callable[[ToolRule, str], bool] | None = None,
 ) -> list[types.Tool]:
     """The tools the agent sees: annotated with their mapping; with ``hide_refused``,
-    without those refused outright (unmapped under ``unmapped: deny``, or ``hide: true``)."""
+    without those refused outright (unmapped under ``unmapped: deny``, ``hide: true``,
+    or, with ``denied``, those the pack denies whatever the arguments)."""
     out = []
     for tool in tools:
         rule = mapping.match(tool.name)
         refused = (rule is None and mapping.unmapped == "deny") or (rule is not None and rule.hide)
+        if hide_refused and not refused and rule is not None and denied is not None:
+            refused = denied(rule, tool.name)
         if hide_refused and refused:
             continue
         note: dict[str, Any] = {"gated": rule is not None or mapping.unmapped == "deny"}
@@ -218,8 +226,14 @@ def build_server(
     ) -> types.ListToolsResult:
         upstream.relay.seen(ctx)
         tools = await upstream.refresh()
+        actor = caller_actor(ctx)[1] if authenticated else toolgate.actor
+        pack, mapping = toolgate.gate.pack, toolgate.mapping
+
+        def denied(rule: ToolRule, tool: str) -> bool:
+            return denied_for_every_call(pack, mapping, rule, tool, actor)
+
         return types.ListToolsResult(
-            tools=listed(tools, toolgate.mapping, hide_refused=hide_refused)
+            tools=listed(tools, mapping, hide_refused=hide_refused, denied=denied)
         )
 
     async def call_tool(
