@@ -28,7 +28,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from aigre_policy.gate.log import read_log, verify_log
 from aigre_policy.server.identity import key_digest
-from tests.test_mcp_proxy import ENV, SERVER, _free_port, _wait_for, proxy_args
+from tests.test_mcp_proxy import ENV, PACK, SERVER, _free_port, _wait_for, proxy_args
 
 AGENT_KEY = "agent-key-0123456789abcdef0123456789abcdef"
 OPERATOR_KEY = "operator-key-0123456789abcdef0123456789ab"
@@ -76,7 +76,8 @@ def proxy(tmp_path: Path, signing_key: Any) -> Iterator[str]:
     (tmp_path / "server.yaml").write_text(yaml.safe_dump(config))
     port = _free_port()
     args = proxy_args(tmp_path, "--listen", f"127.0.0.1:{port}")
-    args += ["--config", str(tmp_path / "server.yaml"), "--", sys.executable, str(SERVER)]
+    args += ["--config", str(tmp_path / "server.yaml"), "--hide-refused"]
+    args += ["--", sys.executable, str(SERVER)]
     process = subprocess.Popen([sys.executable, *args], env=ENV, stderr=subprocess.PIPE)
     try:
         _wait_for(port, process)
@@ -100,6 +101,11 @@ def _client(url: str, credential: str | None) -> Client:
     headers = {"Authorization": f"Bearer {credential}"} if credential else {}
     http = create_mcp_http_client(headers=headers)
     return Client(streamable_http_client(url, http_client=http))
+
+
+async def _tools(url: str, credential: str) -> set[str]:
+    async with _client(url, credential) as client:
+        return {tool.name for tool in (await client.list_tools()).tools}
 
 
 async def _delete(url: str, credential: str | None) -> Any:
@@ -129,6 +135,19 @@ def test_each_http_caller_is_attested_as_its_own_identity(
         {"id": "li.wen", "kind": "llm", "trust": 2},
     ]
     assert verify_log(log).ok
+
+
+def test_hide_refused_lists_what_each_caller_may_use(proxy: str) -> None:
+    assert "delete_data" not in anyio.run(_tools, proxy, AGENT_KEY)
+    assert "delete_data" in anyio.run(_tools, proxy, OPERATOR_KEY)
+
+
+def test_config_is_for_http_callers(tmp_path: Path) -> None:
+    from aigre_policy.cli.main import main
+
+    (tmp_path / "server.yaml").write_text("auth: {api_keys: []}\n")
+    args = ["mcp-proxy", "--pack", str(PACK), "--config", str(tmp_path / "server.yaml")]
+    assert main([*args, "--", sys.executable, str(SERVER)]) == 2  # stdio: the --actor
 
 
 @pytest.mark.parametrize("credential", ["none", "unknown key", "forged token", "expired token"])
