@@ -145,13 +145,17 @@ def client(
     first: int,
     answered: Callable[[Answer], None] = lambda _answer: None,
     timeout: float = 120.0,
+    stop: threading.Event | None = None,
 ) -> list[Answer]:
-    """Post each action to ``/v1/check`` on the replicas in turn, starting at ``first``."""
+    """Post each action to ``/v1/check`` on the replicas in turn, starting at ``first``
+    (until ``stop`` is set, when given)."""
     gone: set[int] = set()
     answers = []
     with httpx.Client(timeout=timeout) as http:
         turn = first
         for action in actions:
+            if stop is not None and stop.is_set():
+                break
             started = time.perf_counter()
             resent = 0
             while True:
@@ -210,9 +214,11 @@ def drive(
     actions: Sequence[dict[str, Any]],
     clients: int,
     answered: Callable[[Answer], None] = lambda _answer: None,
+    stop: threading.Event | None = None,
 ) -> DriveResult:
     """Post ``actions`` from ``clients`` threads at once (each a share, in turn over the
-    replicas); ``answered`` is called (from the client threads) after each answer."""
+    replicas); ``answered`` is called (from the client threads) after each answer; once
+    ``stop`` is set the clients send nothing more."""
     shares = [actions[i::clients] for i in range(clients)]
     results: list[list[Answer]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
@@ -221,7 +227,7 @@ def drive(
     def run(i: int) -> None:
         start.wait()
         try:
-            results[i] = client(urls, shares[i], i, answered)
+            results[i] = client(urls, shares[i], i, answered, stop=stop)
         except BaseException as exc:  # reported below, never lost
             errors.append(exc)
 
