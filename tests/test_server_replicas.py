@@ -5,23 +5,28 @@ Each replica is a process of its own with its own decision log; the clients post
 Afterwards (``replica_fleet.settle``): admitted spend is exactly the budget, never over
 it; the ledger, read directly, holds one current row per answered check, the one the
 client received; every answer is in the log of the replica that gave it, and every log
-verifies. The second test kills one replica with SIGKILL mid-run.
+verifies. The second test kills one replica with SIGKILL mid-run; the third shows what
+replicas share of approvals.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 
+import httpx
 from budget_race import POLICIES, race_action
 from postgres_cluster import with_options
-from replica_fleet import Answer, client, drive, logged_decisions, replicas, settle
+from replica_fleet import ROOT, Answer, client, drive, logged_decisions, replicas, settle
 
 from aigre_policy.gate.log import verify_log
 
 REPLICAS = 3
 CLIENTS = 6
 COST = 0.5
+BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 
 
 def _fleet(new_pack, postgres_url: str, tmp_path: Path, budget: float):
@@ -97,3 +102,57 @@ def test_a_replica_killed_mid_run_loses_nothing_and_admits_nothing_beyond_the_bu
     assert report.ok, report
     assert logged_decisions(logs[0]) == {**before, answer.decision_id: "deny"}
     assert settled.verified[0] == "ok" or report.recoveries
+
+
+def test_an_approval_made_on_one_replica_counts_on_another_but_the_inbox_is_per_replica(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """What docs/server.md says of a fleet: approvals live in the shared ledger, the
+    inbox of waiting decisions in each replica's memory."""
+    config = ROOT / "examples" / "server" / "server.yaml"
+    grant = json.loads((ROOT / "examples" / "server" / "grant.json").read_text())
+    rui = {"Authorization": "Bearer demo-key-rui"}
+    fay = {"Authorization": "Bearer demo-key-fay"}
+    logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    with replicas(str(BASELINE), postgres_url, logs, "--config", str(config)) as (a, b):
+        asked = httpx.post(f"{a.url}/v1/check", json=grant, headers=rui, timeout=60).json()
+        assert asked["decision"] == "require_approval"
+        inbox = [
+            httpx.get(f"{r.url}/v1/approvals?state=pending", headers=fay, timeout=60).json()
+            for r in (a, b)
+        ]
+        assert [[p["decision_id"] for p in i["approvals"]] for i in inbox] == [
+            [asked["decision_id"]],
+            [],
+        ]
+        approval = {"decision_id": asked["decision_id"], "group": "security"}
+        elsewhere = httpx.post(f"{b.url}/v1/approvals", json=approval, headers=fay, timeout=60)
+        assert elsewhere.status_code == 404  # b never answered that decision
+        here = httpx.post(f"{a.url}/v1/approvals", json=approval, headers=fay, timeout=60)
+        assert here.status_code == 201, here.text
+        again = httpx.post(f"{b.url}/v1/check", json=grant, headers=rui, timeout=60).json()
+    assert again["decision"] == "allow"
+    assert [c["by"] for c in again["gate"]["approvals"]["counted"]] == ["fay"]
+
+
+def test_readiness_does_not_wait_for_the_fleets_write_lock(postgres_url: str) -> None:
+    """A load balancer probes ``/readyz`` on every replica every few seconds: the probe
+    reads the ledger without taking the lock every check of the fleet takes, so it never
+    queues behind them, and a lock held long (a frozen host) does not take every replica
+    out of the pool, the pure evaluation APIs with them."""
+    import psycopg
+
+    from aigre_policy.gate.postgres import LOCK_CLASS
+    from aigre_policy.server.config import ServerConfig
+    from aigre_policy.server.runtime import Runtime
+
+    runtime = Runtime(BASELINE, ServerConfig(ledger=with_options(postgres_url, timeout=1)))
+    try:
+        assert runtime.ledger_problem() is None  # the tables exist from here on
+        with psycopg.connect(postgres_url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s, hashtext(current_schema()))", (LOCK_CLASS,))
+            started = time.monotonic()
+            assert runtime.ledger_problem() is None
+            assert time.monotonic() - started < 1
+    finally:
+        runtime.close()
