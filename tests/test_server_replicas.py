@@ -17,11 +17,14 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from budget_race import POLICIES, race_action
 from postgres_cluster import with_options
 from replica_fleet import ROOT, Answer, client, drive, logged_decisions, replicas, settle
 
 from aigre_policy.gate.log import verify_log
+
+pytest.importorskip("uvicorn")  # the serve extra
 
 REPLICAS = 3
 CLIENTS = 6
