@@ -1,0 +1,159 @@
+"""Asking z3, and turning its answers into inputs the engine judges.
+
+``Session`` holds one solver over an input space and the packs encoded on it.
+``witness`` asks for an input meeting some formulas, turns the model into a
+concrete input and hands it to a check that evaluates it natively. Numbers the
+model gives as fractions are first pinned to doubles, as JSON carries them;
+a witness whose uninterpreted functions (``lower``, ``upper``, ``date``) disagree
+with the real ones adds the real values as facts and asks again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import z3
+
+from aigre_policy import runtime
+from aigre_policy.solver.encode import Encoder
+from aigre_policy.solver.inputs import InputSpace, text_of
+from aigre_policy.solver.values import Arithmetic
+
+REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
+
+
+class SoundnessError(AssertionError):
+    """The solver's witness does not reproduce natively where the encoding is exact: a bug."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a question to the solver came to: ``sat`` with an input, ``unsat``, or ``unknown``."""
+
+    status: str
+    document: dict[str, Any] | None = None
+    reason: str = ""
+    detail: Any = None  # what the native check returned for the input
+
+
+class Session:
+    def __init__(
+        self,
+        space: InputSpace,
+        arithmetic: Arithmetic,
+        encoders: list[Encoder],
+        timeout_s: float,
+    ):
+        self.space = space
+        self.arithmetic = arithmetic
+        self.encoders = encoders
+        self.timeout_ms = max(1, int(timeout_s * 1000))
+        self.facts: list[Any] = []
+
+    @property
+    def exact(self) -> bool:
+        """No rounding and no free construct: a witness that fails to reproduce is a bug."""
+        return not self.arithmetic.rounded and not any(e.opaque for e in self.encoders)
+
+    def _base(self) -> list[Any]:
+        return [*self.space.constraints, *self.arithmetic.axioms, *self.facts]
+
+    def _solver(self, formulas: list[Any], minimal: bool, near: list[Any]) -> Any:
+        if minimal or near:
+            solver: Any = z3.Optimize()
+            solver.set(timeout=self.timeout_ms)
+            solver.add(*self._base(), *formulas)
+            for keep in near:
+                solver.add_soft(keep, 4)
+            if minimal:
+                for slot in self.space.slots:
+                    if not z3.is_true(slot.present):
+                        solver.add_soft(z3.Not(slot.present), 1)
+                    if slot.length is not None:
+                        solver.add_soft(slot.length == 0, 1)
+            return solver
+        solver = z3.Solver()
+        solver.set(timeout=self.timeout_ms)
+        solver.add(*self._base(), *formulas)
+        return solver
+
+    def witness(
+        self,
+        formulas: list[Any],
+        reproduce: Callable[[dict[str, Any]], tuple[bool, Any]],
+        *,
+        base: dict[str, Any] | None = None,
+        minimal: bool = False,
+        near: list[Any] | None = None,
+    ) -> Found:
+        """An input meeting ``formulas`` that ``reproduce`` confirms natively."""
+        for _ in range(REFINEMENTS):
+            solver = self._solver(formulas, minimal, near or [])
+            answer = solver.check()
+            if answer == z3.unsat:
+                return Found("unsat")
+            if answer != z3.sat:
+                reason = solver.reason_unknown()
+                return Found("unknown", reason=f"the solver gave up ({reason})")
+            model = self._pinned(solver.model(), formulas)
+            document = self.space.document(model, base)
+            new_facts = self._refinements(model)
+            ok, detail = reproduce(document)
+            if ok:
+                return Found("sat", document, detail=detail)
+            if new_facts:
+                self.facts += new_facts
+                continue
+            if self.exact:
+                raise SoundnessError(
+                    f"the solver's witness does not reproduce natively: {detail}; input {document}"
+                )
+            reason = "its witness does not reproduce natively (it relies on " + (
+                "rounding" if self.arithmetic.rounded else "a construct held free"
+            )
+            return Found("unknown", document, reason=reason + ")", detail=detail)
+        return Found("unknown", reason="lower/upper/date kept disagreeing with the solver")
+
+    def _pinned(self, model: Any, formulas: list[Any]) -> Any:
+        """The model with each fractional number moved to the double JSON would carry."""
+        pins = []
+        for slot in self.space.slots:
+            value = slot.value
+            if value is None or value.kind != "num" or value.z.sort() != z3.RealSort():
+                continue
+            got = model.eval(value.z, model_completion=True)
+            exact = got.as_fraction()
+            try:
+                double = Fraction(float(exact))
+            except OverflowError:  # past the doubles: JSON cannot carry it
+                continue
+            if double != exact:
+                pins.append(value.z == z3.RealVal(double))
+        if not pins:
+            return model
+        solver = z3.Solver()
+        solver.set(timeout=self.timeout_ms)
+        solver.add(*self._base(), *formulas, *pins)
+        return solver.model() if solver.check() == z3.sat else model
+
+    def _refinements(self, model: Any) -> list[Any]:
+        """Facts the model got wrong about lower/upper/date, as the runtime computes them."""
+        facts = []
+        for encoder in self.encoders:
+            for app in encoder.applications:
+                argument = model.eval(app.argument, model_completion=True)
+                if app.is_time:
+                    given: Any = argument.as_long()
+                    truth = runtime.date(float(given))
+                    key = z3.IntVal(given)
+                else:
+                    given = text_of(model, argument)
+                    truth = getattr(runtime, app.name)(given)
+                    key = z3.StringVal(given)
+                claimed = model.eval(app.function(key), model_completion=True)
+                if text_of(model, claimed) != truth:
+                    facts.append(app.function(key) == z3.StringVal(truth))
+        return facts
