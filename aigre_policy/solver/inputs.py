@@ -57,7 +57,7 @@ class Slot:
 
     @property
     def dotted(self) -> str:
-        return ".".join(str(step) if isinstance(step, str) else f"[{step}]" for step in self.key)
+        return _dotted(self.key)
 
     @property
     def kind(self) -> str:
@@ -178,7 +178,7 @@ class InputSpace:
         most = node.get("maxItems")
         bound = self.list_bound if most is None else min(most, self.list_bound)
         if most is None or most > bound:
-            self.bounded[name] = bound
+            self.bounded[_dotted(slot.key, items=False)] = bound
         self.constraints += [length >= node.get("minItems", 0), length <= bound]
         slot.length = length
         raw_item = node.get("items", {})
@@ -270,8 +270,15 @@ def item_value(item: Any) -> Val:
     return item.get() if isinstance(item, _Lazy) else item
 
 
-def _dotted(key: tuple[Any, ...]) -> str:
-    return ".".join(str(step) if isinstance(step, str) else f"[{step}]" for step in key)
+def _dotted(key: tuple[Any, ...], items: bool = True) -> str:
+    """``context.approvals[0].by``; with ``items`` off, ``context.approvals[].by``."""
+    text = ""
+    for step in key:
+        if isinstance(step, str):
+            text += f".{step}" if text else step
+        else:
+            text += f"[{step}]" if items else "[]"
+    return text
 
 
 def _true(model: Any, formula: Any) -> bool:

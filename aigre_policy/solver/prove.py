@@ -58,6 +58,7 @@ class InvariantProof:
     counterexample: dict[str, Any] | None = None
     decision: str | None = None
     fired: tuple[str, ...] = ()
+    failed_closed: str = ""  # why the counterexample's verdict failed closed, when it did
 
     @property
     def expectation(self) -> str:
@@ -78,6 +79,8 @@ class InvariantProof:
             out["counterexample"] = self.counterexample
             out["decision"] = self.decision
             out["fired"] = list(self.fired)
+            if self.failed_closed:
+                out["failed_closed"] = self.failed_closed
         return out
 
 
@@ -189,5 +192,6 @@ def _prove_one(
             counterexample=found.document,
             decision=verdict.decision,
             fired=tuple(verdict.rule_ids),
+            failed_closed=verdict.errors[0]["message"] if verdict.fail_closed else "",
         )
     return InvariantProof(invariant, UNKNOWN, elapsed, found.reason)

@@ -121,6 +121,9 @@ class Arithmetic:
 
     def apply(self, op: str, a: Val, b: Val) -> tuple[Val, Any]:
         """``a op b`` and the condition under which it fails (zero divisor, overflow)."""
+        folded = _fold(op, a, b)
+        if folded is not None:
+            return folded
         if a.kind == "str":
             return Val("str", z3.Concat(a.z, b.z)), FALSE
         if op == "%":
@@ -157,3 +160,30 @@ class Arithmetic:
 
     def negate(self, a: Val) -> Val:
         return Val("num", -a.z, pyint=a.pyint, integral=a.integral)
+
+
+def python_value(v: Val) -> Any:
+    """The Python value of a constant number (int or float, as the engine holds it), or None."""
+    if v.kind != "num":
+        return None
+    if z3.is_int_value(v.z) and v.pyint:
+        return v.z.as_long()
+    if z3.is_rational_value(v.z) or z3.is_int_value(v.z):
+        exact = v.z.as_fraction() if z3.is_rational_value(v.z) else Fraction(v.z.as_long())
+        value = float(exact)
+        return value if Fraction(value) == exact else None
+    return None
+
+
+def _fold(op: str, a: Val, b: Val) -> tuple[Val, Any] | None:
+    """Two constants: computed as the engine computes them (``interpreter.arithmetic``)."""
+    x, y = python_value(a), python_value(b)
+    if x is None or y is None:
+        return None
+    from aigre_policy.interpreter import arithmetic
+
+    try:
+        result = arithmetic(op, f"number{op}number", x, y)
+    except (ArithmeticError, OverflowError):
+        return constant(0), TRUE
+    return constant(result), FALSE
