@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from aigre_policy import __version__
-from aigre_policy.cli import build, check, ci, eval, fmt, init, inspect, log, prove, replay
+from aigre_policy.cli import build, check, ci, diff, eval, fmt, init, inspect, log, prove, replay
 from aigre_policy.cli import test as test_command
 from aigre_policy.cli.common import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
 
-COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt, ci, init, prove)
+COMMANDS = (check, eval, build, inspect, log, replay, test_command, fmt, ci, init, prove, diff)
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
 
 

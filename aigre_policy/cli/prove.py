@@ -174,8 +174,11 @@ def show(console: Console, report: Any) -> None:
 def bounds_lines(bounds: Any) -> list[str]:
     lines = []
     if bounds.bounded_lists:
-        listed = ", ".join(f"{path}" for path in sorted(bounds.bounded_lists))
-        lines.append(f"lists hold at most {bounds.list_bound} items in the proof: {listed}")
+        by_size: dict[int, list[str]] = {}
+        for path, size in sorted(bounds.bounded_lists.items()):
+            by_size.setdefault(size, []).append(path)
+        for size, paths in sorted(by_size.items()):
+            lines.append(f"lists hold at most {size} items in the proof: {', '.join(paths)}")
     lines.append("timestamps are whole seconds from 0001 to 9999 UTC; numbers are finite doubles")
     if bounds.rounded:
         ops = " ".join(bounds.rounded)

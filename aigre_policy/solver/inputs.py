@@ -90,9 +90,12 @@ def _nullable(raw: Any) -> bool:
 class InputSpace:
     """Every slot made so far, and what holds them to the schema."""
 
-    def __init__(self, schema: dict[str, Any], list_bound: int):
+    def __init__(
+        self, schema: dict[str, Any], list_bound: int, lengths: dict[str, int] | None = None
+    ):
         self.schema = schema
         self.list_bound = list_bound
+        self.lengths = lengths or {}  # list path -> items a compared length needs
         self.constraints: list[Any] = []
         self.slots: list[Slot] = []
         self.bounded: dict[str, int] = {}  # list path -> the bound the proof used
@@ -176,9 +179,11 @@ class InputSpace:
         node, name = slot.node, _dotted(slot.key)
         length = z3.Int(f"len {name}")
         most = node.get("maxItems")
-        bound = self.list_bound if most is None else min(most, self.list_bound)
+        path = _dotted(slot.key, items=False)
+        wanted = max(self.list_bound, self.lengths.get(path, 0), self.lengths.get("", 0))
+        bound = wanted if most is None else min(most, wanted)
         if most is None or most > bound:
-            self.bounded[_dotted(slot.key, items=False)] = bound
+            self.bounded[path] = bound
         self.constraints += [length >= node.get("minItems", 0), length <= bound]
         slot.length = length
         raw_item = node.get("items", {})

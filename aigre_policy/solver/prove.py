@@ -10,7 +10,7 @@ witness that rests on a construct held free, is ``unknown``: never ``proved``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import z3
@@ -18,12 +18,15 @@ import z3
 from aigre_policy import ir, lattice
 from aigre_policy.compiler import CheckedPack
 from aigre_policy.solver import DEFAULT_LIST_BOUND, DEFAULT_TIMEOUT_S
+from aigre_policy.solver.bounds import conditions_of, length_hints
 from aigre_policy.solver.decision import PackFormula, encode_pack
 from aigre_policy.solver.encode import Opaque
 from aigre_policy.solver.inputs import InputSpace, Unencodable
+from aigre_policy.solver.shrink import shrink
 from aigre_policy.solver.solve import Session
 from aigre_policy.solver.values import Arithmetic
 from aigre_policy.testing.invariants import applies, holds
+from aigre_policy.validation import InputValidator
 
 PROVED, REFUTED, UNKNOWN = "proved", "refuted", "unknown"
 
@@ -129,7 +132,8 @@ def prove_pack(
     """Prove or refute every invariant of ``checked``; ``pack`` (a loaded ``Pack``) re-checks."""
     started = time.perf_counter()
     name = f"{checked.manifest.name} {checked.manifest.version}"
-    space = InputSpace(checked.input_schema, list_bound)
+    lengths = length_hints(conditions_of(checked.program), checked.envelopes)
+    space = InputSpace(checked.input_schema, list_bound, lengths)
     arithmetic = Arithmetic()
     try:
         formula = encode_pack(checked, space, arithmetic, symbolic_envelopes=symbolic_envelopes)
@@ -179,7 +183,15 @@ def _prove_one(
             return False, f"the input breaks the schema: {verdict.errors[0]['message']}"
         return broken, verdict
 
-    found = session.witness(breach, reproduce, minimal=True)
+    found = session.witness(breach, reproduce)
+    if found.status == "sat" and found.document is not None:
+        valid = InputValidator(formula.checked.input_schema).is_valid
+
+        def still(document: dict[str, Any]) -> bool:
+            return reproduce(document)[0]
+
+        smaller = shrink(found.document, still, valid)
+        found = replace(found, document=smaller, detail=reproduce(smaller)[1])
     elapsed = time.perf_counter() - started
     if found.status == "unsat":
         return InvariantProof(invariant, PROVED, elapsed)

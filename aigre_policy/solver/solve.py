@@ -19,7 +19,7 @@ import z3
 
 from aigre_policy import runtime
 from aigre_policy.solver.encode import Encoder
-from aigre_policy.solver.inputs import InputSpace, text_of
+from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic
 
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
@@ -52,6 +52,7 @@ class Session:
         self.encoders = encoders
         self.timeout_ms = max(1, int(timeout_s * 1000))
         self.facts: list[Any] = []
+        self._plain: Any = None  # one solver for every plain question: it keeps what it learnt
 
     @property
     def exact(self) -> bool:
@@ -75,10 +76,16 @@ class Session:
                     if slot.length is not None:
                         solver.add_soft(slot.length == 0, 1)
             return solver
-        solver = z3.Solver()
-        solver.set(timeout=self.timeout_ms)
-        solver.add(*self._base(), *formulas)
-        return solver
+        if self._plain is None:
+            self._plain = z3.Solver()
+            self._plain.set(timeout=self.timeout_ms)
+            self._plain.add(*self._base())
+            self._added = len(self.facts)
+        self._plain.add(*self.facts[self._added :])
+        self._added = len(self.facts)
+        self._plain.push()
+        self._plain.add(*formulas)
+        return self._plain
 
     def witness(
         self,
@@ -92,13 +99,18 @@ class Session:
         """An input meeting ``formulas`` that ``reproduce`` confirms natively."""
         for _ in range(REFINEMENTS):
             solver = self._solver(formulas, minimal, near or [])
-            answer = solver.check()
-            if answer == z3.unsat:
-                return Found("unsat")
-            if answer != z3.sat:
-                reason = solver.reason_unknown()
-                return Found("unknown", reason=f"the solver gave up ({reason})")
-            model = self._pinned(solver.model(), formulas)
+            try:
+                answer = solver.check()
+                if answer == z3.unsat:
+                    return Found("unsat")
+                if answer != z3.sat:
+                    reason = solver.reason_unknown()
+                    return Found("unknown", reason=f"the solver gave up ({reason})")
+                model = solver.model()
+            finally:
+                if solver is self._plain:
+                    solver.pop()
+            model = self._pinned(model, formulas)
             document = self.space.document(model, base)
             new_facts = self._refinements(model)
             ok, detail = reproduce(document)
@@ -134,14 +146,30 @@ class Session:
                 pins.append(value.z == z3.RealVal(double))
         if not pins:
             return model
-        solver = z3.Solver()
-        solver.set(timeout=self.timeout_ms)
-        solver.add(*self._base(), *formulas, *pins)
-        return solver.model() if solver.check() == z3.sat else model
+        # the model's own numbers as doubles; failing that, numbers in steps of 1/1024,
+        # which a double holds exactly (a restriction only on the witness, never the proof)
+        reals = [
+            slot.value.z
+            for slot in self.space.slots
+            if slot.value is not None
+            and slot.value.kind == "num"
+            and slot.value.z.sort() == z3.RealSort()
+        ]
+        steps = [z3.IsInt(var * 1024) for var in reals]
+        for extra in (pins, steps):
+            solver = self._solver(formulas, False, [])
+            try:
+                solver.add(*extra)
+                if solver.check() == z3.sat:
+                    return solver.model()
+            finally:
+                solver.pop()
+        return model
 
     def _refinements(self, model: Any) -> list[Any]:
-        """Facts the model got wrong about lower/upper/date, as the runtime computes them."""
-        facts = []
+        """Facts the model got wrong about lower/upper/date and rounding, as the engine
+        computes them on the witness's values."""
+        facts = self._rounding_facts(model)
         for encoder in self.encoders:
             for app in encoder.applications:
                 argument = model.eval(app.argument, model_completion=True)
@@ -157,3 +185,28 @@ class Session:
                 if text_of(model, claimed) != truth:
                     facts.append(app.function(key) == z3.StringVal(truth))
         return facts
+
+    def _rounding_facts(self, model: Any) -> list[Any]:
+        from aigre_policy.interpreter import arithmetic
+
+        facts = []
+        for op, fn, left, right in self.arithmetic.applications:
+            x = number_of(model.eval(left, model_completion=True))
+            y = number_of(model.eval(right, model_completion=True))
+            try:
+                truth = arithmetic(op, f"number{op}number", x, y)
+            except (ArithmeticError, OverflowError):
+                continue  # it fails at run time: the formula's failure covers it
+            key = fn(z3.RealVal(Fraction(x)), z3.RealVal(Fraction(y)))
+            claimed = model.eval(key, model_completion=True)
+            if _fraction(claimed) != Fraction(truth):
+                facts.append(key == z3.RealVal(Fraction(truth)))
+        return facts
+
+
+def _fraction(value: Any) -> Fraction | None:
+    if z3.is_int_value(value):
+        return Fraction(value.as_long())
+    if z3.is_rational_value(value):
+        return value.as_fraction()
+    return None

@@ -104,6 +104,8 @@ class Arithmetic:
 
     axioms: list[Any] = field(default_factory=list)
     rounded: list[str] = field(default_factory=list)  # operations that round, for the report
+    # each rounded operation: (op, function, left, right), to check a witness against
+    applications: list[tuple[str, Any, Any, Any]] = field(default_factory=list)
     _functions: dict[str, Any] = field(default_factory=dict)
 
     def _round(self, op: str, a: Val, b: Val, exact: Any) -> Any:
@@ -113,6 +115,7 @@ class Arithmetic:
             fn = z3.Function(name, z3.RealSort(), z3.RealSort(), z3.RealSort())
             self._functions[name] = fn
         result = fn(to_real(a), to_real(b))
+        self.applications.append((op, fn, to_real(a), to_real(b)))
         error = absolute(result - exact)
         self.axioms.append(error <= _EPSILON * absolute(exact) + _TINY)
         if op not in self.rounded:
