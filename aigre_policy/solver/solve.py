@@ -20,7 +20,7 @@ import z3
 from aigre_policy import runtime
 from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
-from aigre_policy.solver.values import Arithmetic
+from aigre_policy.solver.values import Arithmetic, steps
 
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
@@ -96,38 +96,63 @@ class Session:
         minimal: bool = False,
         near: list[Any] | None = None,
     ) -> Found:
-        """An input meeting ``formulas`` that ``reproduce`` confirms natively."""
+        """An input meeting ``formulas`` that ``reproduce`` confirms natively.
+
+        When a witness relies on a rounding the engine does not make, the search goes
+        on among numbers in steps of 1/1024 (below 2**40), where ``+`` and ``-`` are
+        exact: a restriction of the witness only, so ``unsat`` there proves nothing.
+        """
+        restricted: list[Any] = []
+        last: Found | None = None
         for _ in range(REFINEMENTS):
-            solver = self._solver(formulas, minimal, near or [])
+            solver = self._solver([*formulas, *restricted], minimal, near or [])
             try:
                 answer = solver.check()
-                if answer == z3.unsat:
-                    return Found("unsat")
-                if answer != z3.sat:
-                    reason = solver.reason_unknown()
-                    return Found("unknown", reason=f"the solver gave up ({reason})")
-                model = solver.model()
+                if answer == z3.sat:
+                    model = solver.model()
+                else:
+                    reason = solver.reason_unknown() if answer != z3.unsat else ""
             finally:
                 if solver is self._plain:
                     solver.pop()
-            model = self._pinned(model, formulas)
+            if answer == z3.unsat and not restricted:
+                return Found("unsat")
+            if answer != z3.sat:
+                if restricted and last is not None:
+                    return last
+                return Found("unknown", reason=f"the solver gave up ({reason})")
+            model = self._pinned(model, [*formulas, *restricted])
             document = self.space.document(model, base)
             new_facts = self._refinements(model)
             ok, detail = reproduce(document)
             if ok:
                 return Found("sat", document, detail=detail)
-            if new_facts:
-                self.facts += new_facts
-                continue
-            if self.exact:
+            self.facts += new_facts
+            if self.exact and not new_facts:
                 raise SoundnessError(
                     f"the solver's witness does not reproduce natively: {detail}; input {document}"
                 )
             reason = "its witness does not reproduce natively (it relies on " + (
                 "rounding" if self.arithmetic.rounded else "a construct held free"
             )
-            return Found("unknown", document, reason=reason + ")", detail=detail)
-        return Found("unknown", reason="lower/upper/date kept disagreeing with the solver")
+            last = Found("unknown", document, reason=reason + ")", detail=detail)
+            if not new_facts and restricted:
+                return last
+            if self.arithmetic.rounded and not restricted:
+                restricted = self._steps()
+            elif not new_facts:
+                return last
+        return last or Found("unknown", reason="the solver's witnesses kept failing to reproduce")
+
+    def _steps(self) -> list[Any]:
+        """Every number in the input a multiple of 1/1024 below 2**40: doubles, exact sums."""
+        return [
+            steps(slot.value.z)
+            for slot in self.space.slots
+            if slot.value is not None
+            and slot.value.kind == "num"
+            and slot.value.z.sort() == z3.RealSort()
+        ]
 
     def _pinned(self, model: Any, formulas: list[Any]) -> Any:
         """The model with each fractional number moved to the double JSON would carry."""
@@ -155,8 +180,7 @@ class Session:
             and slot.value.kind == "num"
             and slot.value.z.sort() == z3.RealSort()
         ]
-        steps = [z3.IsInt(var * 1024) for var in reals]
-        for extra in (pins, steps):
+        for extra in (pins, [steps(var) for var in reals]):
             solver = self._solver(formulas, False, [])
             try:
                 solver.add(*extra)

@@ -50,6 +50,11 @@ FALSE = z3.BoolVal(False)
 TRUE = z3.BoolVal(True)
 
 
+def steps(x: Any) -> Any:
+    """``x`` is a multiple of 1/1024 below 2**40 in size: a double, and sums of two are exact."""
+    return z3.And(z3.IsInt(x * 1024), x < 2**40, x > -(2**40))
+
+
 def boolean(z: Any) -> Val:
     return Val("bool", z)
 
@@ -118,6 +123,10 @@ class Arithmetic:
         self.applications.append((op, fn, to_real(a), to_real(b)))
         error = absolute(result - exact)
         self.axioms.append(error <= _EPSILON * absolute(exact) + _TINY)
+        if op in "+-":  # doubles in steps of 1/1024 below 2**40 add and subtract exactly
+            self.axioms.append(
+                z3.Implies(z3.And(steps(to_real(a)), steps(to_real(b))), result == exact)
+            )
         if op not in self.rounded:
             self.rounded.append(op)
         return result
