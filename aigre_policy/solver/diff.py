@@ -177,7 +177,9 @@ def diff_packs(
                     return False, f"the input breaks the schema: {v.errors[0]['message']}"
             return outcome_of(va) != outcome_of(vb), (va, vb)
 
-        found = session.witness([a.outcome != b.outcome, *blocked], reproduce)
+        found = session.witness(
+            [a.outcome != b.outcome, *blocked], reproduce, steps_first=bool(report.changes)
+        )
         if found.status == "sat" and found.document is not None:
             va, vb = found.detail
             pair = (outcome_of(va), outcome_of(vb))

@@ -95,6 +95,7 @@ class Session:
         base: dict[str, Any] | None = None,
         minimal: bool = False,
         near: list[Any] | None = None,
+        steps_first: bool = False,
     ) -> Found:
         """An input meeting ``formulas`` that ``reproduce`` confirms natively.
 
@@ -102,7 +103,7 @@ class Session:
         on among numbers in steps of 1/1024 (below 2**40), where ``+`` and ``-`` are
         exact: a restriction of the witness only, so ``unsat`` there proves nothing.
         """
-        restricted: list[Any] = []
+        restricted: list[Any] = self._steps() if steps_first else []
         last: Found | None = None
         for _ in range(REFINEMENTS):
             solver = self._solver([*formulas, *restricted], minimal, near or [])
@@ -120,6 +121,9 @@ class Session:
             if answer != z3.sat:
                 if restricted and last is not None:
                     return last
+                if restricted:  # nothing among the plain numbers: ask again over all of them
+                    restricted = []
+                    continue
                 return Found("unknown", reason=f"the solver gave up ({reason})")
             model = self._pinned(model, [*formulas, *restricted])
             document = self.space.document(model, base)
