@@ -67,6 +67,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="native: generated Python (the default for a pack directory); rego: the pack "
         "compiled to Rego, run with regopy (the default for a bundle)",
     )
+    parser.add_argument(
+        "--why-not",
+        nargs="?",
+        const="allow",
+        choices=("allow", "escalate", "require_approval", "deny"),
+        metavar="DECISION",
+        help="also print the smallest change to the proposal that would give DECISION "
+        "(default allow), attested fields held; found with the SMT solver, checked by "
+        "evaluating it (docs/proof.md)",
+    )
     add_verification_arguments(parser)
     opa = parser.add_argument_group("OPA server (--engine opa)")
     opa.add_argument("--opa-url", metavar="URL", help=f"the OPA server (default {DEFAULT_URL})")
@@ -145,6 +155,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("eval needs --action FILE (or --emit python|rego)")
     given = read_eval_input(args.action, args.context, args.usage)
     verdict = pack.evaluate(given.action, given.context, given.usage)
+    if args.why_not:
+        from aigre_policy.cli.whynot import show_why_not  # z3 only when asked
+
+        return show_why_not(args, console, pack, given, verdict)
     if args.format == "json":
         sys.stdout.write(verdict.to_json(indent=2) + "\n")
     else:

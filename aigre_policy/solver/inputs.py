@@ -232,30 +232,37 @@ class InputSpace:
             return out
         if slot.value is None:
             return current if current is not None else minimal(self.schema, slot.node)
-        return concrete(slot, model)
+        made = concrete(slot, model)
+        if current is not None and _same(slot, current, made):
+            return current  # as given: the same value, written as the input wrote it
+        return made
 
     def fixed(self, doc: dict[str, Any]) -> list[Any]:
         """Formulas that hold the slots made so far to their values in ``doc``."""
-        out: list[Any] = []
+        return [formula for _, formula in self.keeps(doc)]
+
+    def keeps(self, doc: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
+        """One formula per slot made so far (its presence, length or value): as in ``doc``."""
+        out: list[tuple[tuple[Any, ...], Any]] = []
         for root, slot in self.roots.items():
             self._fix(slot, doc.get(root), out)
         return out
 
-    def _fix(self, slot: Slot, value: Any, out: list[Any]) -> None:
+    def _fix(self, slot: Slot, value: Any, out: list[tuple[tuple[Any, ...], Any]]) -> None:
         if value is None:
             if slot.present is not TRUE:
-                out.append(z3.Not(slot.present))
+                out.append((slot.key, z3.Not(slot.present)))
             return
         if slot.present is not TRUE:
-            out.append(slot.present)
+            out.append((slot.key, slot.present))
         for name, child in slot.children.items():
             self._fix(child, value.get(name) if isinstance(value, dict) else None, out)
         if slot.length is not None and isinstance(value, list):
-            out.append(slot.length == len(value))
+            out.append((slot.key, slot.length == len(value)))
             for k, item in enumerate(value[: len(slot.items)]):
                 self._fix(slot.items[k], item, out)
         if slot.value is not None and slot.value.kind in ("bool", "num", "str"):
-            out.append(slot.value.z == literal(slot, value))
+            out.append((slot.key, slot.value.z == literal(slot, value)))
 
 
 class _Lazy:
@@ -325,6 +332,23 @@ def concrete(slot: Slot, model: Any) -> Any:
     if slot.node.get("format") == "date-time":
         return timestamp_text(evaluated.as_long())
     return number_of(evaluated)
+
+
+def _same(slot: Slot, current: Any, made: Any) -> bool:
+    if slot.node.get("format") == "date-time":
+        from aigre_policy.runtime import to_time
+
+        try:
+            return bool(to_time(current) == to_time(made))
+        except (TypeError, ValueError):
+            return False
+    return (type(current) is type(made) and current == made) or (
+        isinstance(current, int | float)
+        and isinstance(made, int | float)
+        and not isinstance(current, bool)
+        and not isinstance(made, bool)
+        and current == made
+    )
 
 
 def literal(slot: Slot, value: Any) -> Any:

@@ -62,13 +62,17 @@ class Session:
     def _base(self) -> list[Any]:
         return [*self.space.constraints, *self.arithmetic.axioms, *self.facts]
 
-    def _solver(self, formulas: list[Any], minimal: bool, near: list[Any]) -> Any:
+    def _solver(
+        self, formulas: list[Any], minimal: bool, near: list[Any], distance: Any = None
+    ) -> Any:
         if minimal or near:
             solver: Any = z3.Optimize()
             solver.set(timeout=self.timeout_ms)
             solver.add(*self._base(), *formulas)
             for keep in near:
                 solver.add_soft(keep, 4)
+            if distance is not None:  # after the soft constraints: nearest values
+                solver.minimize(distance)
             if minimal:
                 for slot in self.space.slots:
                     if not z3.is_true(slot.present):
@@ -96,6 +100,7 @@ class Session:
         minimal: bool = False,
         near: list[Any] | None = None,
         steps_first: bool = False,
+        distance: Any = None,
     ) -> Found:
         """An input meeting ``formulas`` that ``reproduce`` confirms natively.
 
@@ -106,7 +111,7 @@ class Session:
         restricted: list[Any] = self._steps() if steps_first else []
         last: Found | None = None
         for _ in range(REFINEMENTS):
-            solver = self._solver([*formulas, *restricted], minimal, near or [])
+            solver = self._solver([*formulas, *restricted], minimal, near or [], distance)
             try:
                 answer = solver.check()
                 if answer == z3.sat:
