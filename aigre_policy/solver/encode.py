@@ -67,6 +67,7 @@ class Encoder:
     applications: list[Application] = field(default_factory=list)
     envelope_vars: dict[str, Any] = field(default_factory=dict)
     _functions: dict[str, Any] = field(default_factory=dict)
+    _reads: dict[Any, tuple[Val, Any]] = field(default_factory=dict)  # input paths, read once
 
     # ------------------------------------------------------------------ entry points
 
@@ -195,6 +196,15 @@ class Encoder:
 
     def read(self, path: ir.Path, scope: dict[str, Val]) -> tuple[Val, Any]:
         """The value at ``path`` and whether it is present (a schema default stands in)."""
+        if path.local:
+            return self._read(path, scope)
+        key = (path.root, path.steps, path.defaults)
+        found = self._reads.get(key)
+        if found is None:
+            found = self._reads[key] = self._read(path, scope)
+        return found
+
+    def _read(self, path: ir.Path, scope: dict[str, Val]) -> tuple[Val, Any]:
         current = scope[path.root] if path.local else self.space.value(self.space.roots[path.root])
         defaults = dict(path.defaults)
         present: Any = TRUE

@@ -195,11 +195,8 @@ def counterfactual(
         return answer
     checked = pack.checked
     bound = max(DEFAULT_LIST_BOUND, _longest_list(document))
-    lengths = length_hints(conditions_of(checked.program), checked.envelopes)
-    space = InputSpace(checked.input_schema, bound, lengths)
-    arithmetic = Arithmetic()
     try:
-        formula = encode_pack(checked, space, arithmetic)
+        space, formula, session = _encoded(checked, bound, timeout_s)
     except Unencodable as exc:
         answer.reason = f"not encodable: {exc.construct}"
         return answer
@@ -209,7 +206,6 @@ def counterfactual(
         if any(key[: len(prefix)] == prefix for prefix in ATTESTED)
     ]
     wanted = lattice.LATTICE[target]
-    session = Session(space, arithmetic, [formula.encoder], timeout_s)
 
     def reproduce(candidate: dict[str, Any]) -> tuple[bool, Any]:
         got = pack.evaluate(candidate["action"], candidate["context"], candidate["usage"])
@@ -242,6 +238,24 @@ def counterfactual(
     answer.fired = tuple(found.detail.rule_ids)
     assert outcome_of(found.detail) == wanted
     return answer
+
+
+_ENCODED: dict[tuple[Any, ...], tuple[InputSpace, Any, Arithmetic]] = {}
+
+
+def _encoded(checked: Any, bound: int, timeout_s: float) -> tuple[InputSpace, Any, Session]:
+    """The pack's encoding, made once per pack and list bound, with a new solver over it."""
+    key = (checked.digest, id(checked.program), bound)
+    if key not in _ENCODED:
+        if len(_ENCODED) >= 8:
+            _ENCODED.clear()
+        lengths = length_hints(conditions_of(checked.program), checked.envelopes)
+        space = InputSpace(checked.input_schema, bound, lengths)
+        arithmetic = Arithmetic()
+        formula = encode_pack(checked, space, arithmetic)
+        _ENCODED[key] = (space, formula, arithmetic)
+    space, formula, arithmetic = _ENCODED[key]
+    return space, formula, Session(space, arithmetic, [formula.encoder], timeout_s)
 
 
 def _at(document: Any, key: tuple[Any, ...]) -> Any:
