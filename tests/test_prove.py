@@ -175,3 +175,22 @@ def test_a_construct_the_solver_cannot_state_is_unknown_never_proved(tmp_path, c
     out = capsys.readouterr().out
     assert "not encodable, held free: a comparison of lists or objects at" in out
     assert "main.aigre:2:" in out
+
+
+def test_symbolic_envelopes_prove_for_every_deployment_or_name_the_values(tmp_path, capsys):
+    root = write_pack(
+        tmp_path / "sym",
+        """
+        envelope cost { cap: 500 }
+        rule costly { deny when action.cost.estimated_usd > cost.cap }
+        invariant "nothing over 1000 runs" { when action.cost.estimated_usd > 1000 expect deny }
+        """,
+    )
+    assert main(["prove", str(root)]) == 0
+    capsys.readouterr()
+    assert main(["prove", str(root), "--symbolic-envelopes", "--format", "json"]) == 1
+    (result,) = json.loads(capsys.readouterr().out)["packs"][0]["invariants"]
+    witness = result["counterexample"]
+    cap = witness["with"]["cost"]["cap"]
+    assert result["status"] == "refuted" and cap >= 1000
+    assert witness["action"]["cost"]["estimated_usd"] <= cap

@@ -175,8 +175,13 @@ def _prove_one(
     breach = [when, z3.Not(when_fails), z3.Not(relation_formula(invariant, formula.rank))]
 
     def reproduce(document: dict[str, Any]) -> tuple[bool, Any]:
-        verdict = pack.evaluate(document["action"], document["context"], document["usage"])
-        broken = applies(invariant, document, pack.envelopes) and not holds(
+        judge = pack
+        if session.envelopes:  # --symbolic-envelopes: the witness sets envelope values
+            from aigre_policy.pack import load_pack
+
+            judge = load_pack(formula.checked.root, session.envelopes)
+        verdict = judge.evaluate(document["action"], document["context"], document["usage"])
+        broken = applies(invariant, document, judge.envelopes) and not holds(
             invariant, verdict.decision
         )
         if verdict.fail_closed and verdict.errors and verdict.errors[0].get("kind") == "input":
@@ -192,6 +197,8 @@ def _prove_one(
 
         smaller = shrink(found.document, still, valid)
         found = replace(found, document=smaller, detail=reproduce(smaller)[1])
+        if session.envelopes:  # the test sets them as the witness did
+            found = replace(found, document={**smaller, "with": session.envelopes})
     elapsed = time.perf_counter() - started
     if found.status == "unsat":
         return InvariantProof(invariant, PROVED, elapsed)

@@ -53,11 +53,30 @@ class Session:
         self.timeout_ms = max(1, int(timeout_s * 1000))
         self.facts: list[Any] = []
         self._plain: Any = None  # one solver for every plain question: it keeps what it learnt
+        # the envelope values of the last witness, when they are free (--symbolic-envelopes)
+        self.envelopes: dict[str, dict[str, Any]] = {}
 
     @property
     def exact(self) -> bool:
         """No rounding and no free construct: a witness that fails to reproduce is a bug."""
-        return not self.arithmetic.rounded and not any(e.opaque for e in self.encoders)
+        return not self.arithmetic.rounded and not any(
+            e.opaque or e.envelope_vars for e in self.encoders
+        )
+
+    def _envelopes(self, model: Any) -> dict[str, dict[str, Any]]:
+        values: dict[str, dict[str, Any]] = {}
+        for encoder in self.encoders:
+            for dotted, var in encoder.envelope_vars.items():
+                envelope, name = dotted.split(".", 1)
+                got = model.eval(var, model_completion=True)
+                if z3.is_bool(var):
+                    value: Any = z3.is_true(got)
+                elif var.sort() == z3.StringSort():
+                    value = text_of(model, got)
+                else:
+                    value = number_of(got)
+                values.setdefault(envelope, {})[name] = value
+        return values
 
     def _base(self) -> list[Any]:
         return [*self.space.constraints, *self.arithmetic.axioms, *self.facts]
@@ -132,6 +151,7 @@ class Session:
                 return Found("unknown", reason=f"the solver gave up ({reason})")
             model = self._pinned(model, [*formulas, *restricted])
             document = self.space.document(model, base)
+            self.envelopes = self._envelopes(model)
             new_facts = self._refinements(model)
             ok, detail = reproduce(document)
             if ok:
