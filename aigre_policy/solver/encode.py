@@ -220,7 +220,9 @@ class Encoder:
             current = value
         return current, z3.simplify(present)
 
-    def _call(self, node: ir.Call, function: str, args: tuple[ir.Node, ...], scope) -> Any:
+    def _call(
+        self, node: ir.Call, function: str, args: tuple[ir.Node, ...], scope: dict[str, Val]
+    ) -> Any:
         parts = [self.expr(arg, scope) for arg in args]
         values = [v for v, _ in parts]
         fails = _any([f for _, f in parts])
@@ -275,7 +277,9 @@ class Encoder:
                 return Val("str", z3.StringVal("")), fails  # messages only: its text is not needed
         raise Unencodable(f"the function {function}()", node.span)
 
-    def _quantifier(self, kind: str, var: str, items: ir.Node, body: ir.Node, scope) -> Any:
+    def _quantifier(
+        self, kind: str, var: str, items: ir.Node, body: ir.Node, scope: dict[str, Val]
+    ) -> Any:
         listed, fails = self.expr(items, scope)
         settled: Any = FALSE  # an earlier item settled the answer
         result: Any = FALSE if kind == "any" else TRUE
