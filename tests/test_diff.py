@@ -59,7 +59,7 @@ def test_a_moved_threshold_is_named_with_a_witness_that_reproduces(tmp_path, cap
     envelope, name, value, rules = a_threshold(old)
     new_root = copy_of(tmp_path, "new", {envelope: {name: value + 50}})
     new = load_pack(new_root)
-    report = diff_packs(old.checked, old, new.checked, new)
+    report = diff_packs(old.checked, old, new.checked, new, timeout_s=60)
     assert report.status == "changed" and report.changes, report.reason
     for change in report.changes:
         before, after = judge(old, change.witness), judge(new, change.witness)
@@ -68,7 +68,19 @@ def test_a_moved_threshold_is_named_with_a_witness_that_reproduces(tmp_path, cap
         named = {entry.split(" ")[0] for entry in change.only_old}
         assert named & set(rules)
     capsys.readouterr()
-    code = main(["diff", str(old_root), str(new_root), "--fail-on", "looser", "-f", "markdown"])
+    code = main(
+        [
+            "diff",
+            str(old_root),
+            str(new_root),
+            "--fail-on",
+            "looser",
+            "-f",
+            "markdown",
+            "--timeout",
+            "60",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 1
     assert "| old | new | direction |" in text and "<details><summary>witness:" in text

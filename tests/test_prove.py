@@ -75,7 +75,7 @@ def test_every_invariant_of_the_default_pack_is_settled(tmp_path, capsys):
     """Proved, or refuted by a counterexample that reproduces and that `test` sees fail."""
     root = policies_copy(tmp_path)
     pack = load_pack(root)
-    report = prove_pack(pack.checked, pack)
+    report = prove_pack(pack.checked, pack, timeout_s=60)
     assert len(report.results) == len(pack.program.invariants) > 0
     assert {r.status for r in report.results} <= {"proved", "refuted"}
     refuted = [r for r in report.results if r.status == "refuted"]
@@ -93,7 +93,7 @@ def test_the_default_pack_failing_closed_to_deny_proves_every_invariant(tmp_path
     to require_approval where an invariant expects deny; failing closed to deny, all hold."""
     root = policies_copy(tmp_path, fail_closed="deny")
     pack = load_pack(root)
-    report = prove_pack(pack.checked, pack)
+    report = prove_pack(pack.checked, pack, timeout_s=60)
     assert [r.status for r in report.results] == ["proved"] * len(pack.program.invariants)
     assert report.bounds is not None and report.bounds.list_bound == 3
 
@@ -101,13 +101,15 @@ def test_the_default_pack_failing_closed_to_deny_proves_every_invariant(tmp_path
 def test_a_loosened_rule_is_refuted_and_test_confirms_it(tmp_path, capsys):
     root = policies_copy(tmp_path, fail_closed="deny")
     proved = load_pack(root)
-    before = {r.invariant.name: r.status for r in prove_pack(proved.checked, proved).results}
+    before = {
+        r.invariant.name: r.status for r in prove_pack(proved.checked, proved, timeout_s=60).results
+    }
     autonomy = root / "policies" / "autonomy.aigre"
     text = autonomy.read_text(encoding="utf-8")
     assert "  deny when" in text
     autonomy.write_text(text.replace("  deny when", "  escalate when"), encoding="utf-8")
     pack = load_pack(root)
-    report = prove_pack(pack.checked, pack)
+    report = prove_pack(pack.checked, pack, timeout_s=60)
     refuted = [r for r in report.results if r.status == "refuted"]
     assert refuted and all(before[r.invariant.name] == "proved" for r in refuted)
     for result in refuted:
@@ -166,7 +168,7 @@ def test_a_construct_the_solver_cannot_state_is_unknown_never_proved(tmp_path, c
         """,
     )
     pack = load_pack(root)
-    report = prove_pack(pack.checked, pack)
+    report = prove_pack(pack.checked, pack, timeout_s=60)
     (result,) = report.results
     assert result.status == "unknown"
     assert report.bounds is not None
@@ -194,3 +196,20 @@ def test_symbolic_envelopes_prove_for_every_deployment_or_name_the_values(tmp_pa
     cap = witness["with"]["cost"]["cap"]
     assert result["status"] == "refuted" and cap >= 1000
     assert witness["action"]["cost"]["estimated_usd"] <= cap
+
+
+def test_the_command_line_starts_without_z3_and_says_which_extra_it_needs(
+    tmp_path, capsys, monkeypatch
+):
+    import subprocess
+    import sys
+
+    probe = "import sys, aigre_policy.cli.main as m; m.build_parser(); print('z3' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "False"
+    root = write_pack(tmp_path / "planted", PLANTED)
+    monkeypatch.setitem(sys.modules, "z3", None)  # as if the extra were not installed
+    assert main(["prove", str(root)]) == 2
+    assert main(["diff", str(root), str(root)]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "aigre-policy[prove]"' in err and "Traceback" not in err

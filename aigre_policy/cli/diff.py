@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError
 from aigre_policy.cli.output import report_file
@@ -150,7 +151,7 @@ def _label(pack: dict[str, str]) -> str:
 
 
 def show(console: Console, report: Any) -> None:
-    console.print(f"{_label(report.old)} -> {_label(report.new)}", highlight=False)
+    console.print(f"{_label(report.old)} -> {_label(report.new)}", markup=False)
     if report.status == "equivalent":
         console.print(
             "[green]equivalent[/green]: every input the schema admits gets the same decision",
@@ -166,10 +167,10 @@ def show(console: Console, report: Any) -> None:
         text = yaml.safe_dump(change.witness, sort_keys=False, width=100, allow_unicode=True)
         console.print("      " + text.rstrip().replace("\n", "\n      "), markup=False)
     if report.status == "unknown":
-        console.print(f"  [yellow]unknown[/yellow]: {report.reason}", highlight=False)
+        console.print(f"  [yellow]unknown[/yellow]: {escape(report.reason)}", highlight=False)
     if report.bounds is not None:
         for line in bounds_lines(report.bounds):
-            console.print(f"  [dim]{line}[/dim]", highlight=False)
+            console.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
     if report.log is not None:
         log = report.log
         console.print(

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from aigre_policy.cli.common import EXIT_USAGE, UsageError, find_packs, parse_overrides
 from aigre_policy.cli.output import report_file
@@ -80,7 +81,9 @@ def solver_or_exit(console: Console) -> bool:
     try:
         require_z3()
     except SolverMissing as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False
+        )
         return False
     return True
 
@@ -136,13 +139,16 @@ def show(console: Console, report: Any) -> None:
     from aigre_policy.testing.invariants import InvariantResult
     from aigre_policy.testing.proof import counterexample_yaml
 
-    console.print(f"[bold]{report.pack}[/bold]  {len(report.results)} invariants", highlight=False)
+    console.print(
+        f"[bold]{escape(report.pack)}[/bold]  {len(report.results)} invariants", highlight=False
+    )
     if report.problem:
-        console.print(f"  [yellow]not encodable[/yellow]: {report.problem}", markup=True)
+        console.print(f"  [yellow]not encodable[/yellow]: {escape(report.problem)}")
     for r in report.results:
         mark = MARKS.get(r.status, "[yellow]unknown[/yellow]")
         console.print(
-            f"  {mark} {r.invariant.name}  [dim]{r.invariant.span}  {r.elapsed_s:.2f} s[/dim]",
+            f"  {mark} {escape(r.invariant.name)}  [dim]{escape(str(r.invariant.span))}  "
+            f"{r.elapsed_s:.2f} s[/dim]",
             highlight=False,
         )
         if r.status == "refuted":
@@ -154,7 +160,7 @@ def show(console: Console, report: Any) -> None:
             console.print(f"    {r.reason}", markup=False)
     if report.bounds is not None:
         for line in bounds_lines(report.bounds):
-            console.print(f"  [dim]{line}[/dim]", highlight=False)
+            console.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
     proved = sum(r.status == "proved" for r in report.results)
     console.print(
         f"proved {proved} of {len(report.results)} invariants in {report.elapsed_s:.2f} s",
