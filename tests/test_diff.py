@@ -112,3 +112,17 @@ def test_a_pack_at_a_git_revision(tmp_path, capsys):
         "old_only": ["costly (deny)"],
         "new_only": ["costly (escalate)"],
     }
+
+
+def test_a_length_limit_past_the_list_bound_is_still_compared(tmp_path):
+    """A list whose length a rule compares holds enough items for that length: with a fixed
+    bound of three items, `len(...) > 4` against `len(...) > 5` was called equivalent."""
+    text = "rule wide {{ deny when len(action.blast_radius.services ?? []) > {n} }}"
+    old = load_pack(write_pack(tmp_path / "old", text.format(n=4)))
+    new = load_pack(write_pack(tmp_path / "new", text.format(n=5)))
+    report = diff_packs(old.checked, old, new.checked, new, timeout_s=60)
+    assert [(c.old, c.new) for c in report.changes] == [("deny", "allow")]
+    (change,) = report.changes
+    assert len(change.witness["action"]["blast_radius"]["services"]) == 5
+    assert report.bounds is not None
+    assert report.bounds.bounded_lists["action.blast_radius.services"] >= 6
