@@ -87,6 +87,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "compiled to Rego, run with regopy (the default for a bundle)",
     )
     add_from_arguments(parser)
+    parser.add_argument(
+        "--why-not",
+        nargs="?",
+        const="allow",
+        choices=("allow", "escalate", "require_approval", "deny"),
+        metavar="DECISION",
+        help="also print the smallest change to the proposal that would give DECISION "
+        "(default allow), attested fields held; found with the SMT solver, checked by "
+        "evaluating it (docs/proof.md)",
+    )
     add_verification_arguments(parser)
     opa = parser.add_argument_group("OPA server (--engine opa)")
     opa.add_argument("--opa-url", metavar="URL", help=f"the OPA server (default {DEFAULT_URL})")
@@ -203,6 +213,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
         judged.append((given, verdict, silent))
     if args.profile and not hasattr(pack, "program"):
         raise UsageError("--profile needs the pack's source: a bundle holds Rego only")
+    if args.why_not:
+        if len(inputs) != 1:
+            raise UsageError("--why-not judges one input: give one --action file")
+        from aigre_policy.cli.whynot import show_why_not  # z3 only when asked
+
+        given, verdict, _ = judged[0]
+        return show_why_not(args, console, pack, given, verdict)
     if args.format == "json":
         documents = [_document(verdict, silent) for _, verdict, silent in judged]
         if args.profile:

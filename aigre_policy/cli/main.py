@@ -44,6 +44,16 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ),
     ("lsp", "aigre_policy.cli.lsp", "run the language server (for editors)"),
     ("repl", "aigre_policy.cli.repl", "evaluate expressions against an action"),
+    (
+        "prove",
+        "aigre_policy.cli.prove",
+        "prove a pack's invariants for every input, or refute them, with an SMT solver",
+    ),
+    (
+        "diff",
+        "aigre_policy.cli.diff",
+        "compare two versions of a pack for every input, with an SMT solver",
+    ),
 )
 _PIPE_WIDTH = 4096  # as cli.output.PIPE_WIDTH: output off a terminal never wraps
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
