@@ -23,22 +23,8 @@ from aigre_policy.diagnostics import Diagnostic, error
 from aigre_policy.rego.expr import literal
 from aigre_policy.rego.layout import WIDTH
 from aigre_policy.rego.validity import validity_rules
+from aigre_policy.targets import ANNOTATIONS, CHECKED, local_ref
 
-ANNOTATIONS = frozenset(
-    {
-        "$schema", "$id", "$comment", "$defs", "definitions", "title", "description",
-        "default", "examples", "deprecated", "readOnly", "writeOnly",
-        "contentEncoding", "contentMediaType",
-        "x-aigre-claim", "x-aigre-attested", "x-aigre-attested-as",
-    }
-)  # fmt: skip
-CHECKED = frozenset(
-    {
-        "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-        "minLength", "maxLength", "minItems", "maxItems", "pattern", "format", "required",
-        "properties", "additionalProperties", "items", "$ref", "allOf",
-    }
-)  # fmt: skip
 BOUNDS = {
     "minimum": ("<", "is less than the minimum of"),
     "maximum": (">", "is greater than the maximum of"),
@@ -211,15 +197,7 @@ class SchemaEmitter:
         self.refs.pop()
 
     def resolve(self, ref: Any) -> Any:
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            return None
-        node: Any = self.root
-        for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return local_ref(self.root, ref)
 
 
 def emit_schema(schema: dict[str, Any]) -> tuple[list[str], list[Diagnostic]]:
