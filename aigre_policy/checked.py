@@ -68,6 +68,8 @@ class CheckedPack:
     handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
     # checks every input before any engine judges it; set by the seal stage
     validator: InputValidator | None = None
+    # what one target cannot run exactly, found by the check stage: {"rego": (E601, E602)}
+    target_diagnostics: dict[str, tuple[Diagnostic, ...]] = field(default_factory=dict)
 
     @property
     def ref(self) -> dict[str, str]:

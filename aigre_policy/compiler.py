@@ -42,6 +42,7 @@ from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.parser import DURATION_UNITS, parse_module
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
+from aigre_policy.targets import schema_diagnostics, target_diagnostics
 from aigre_policy.typecheck import constant_type, did_you_mean, value_type
 from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
@@ -520,9 +521,20 @@ def _check(work: _Work) -> _Work:
         checked.envelope_enums,
     )
     problems += found
+    # a schema the Rego engines cannot check alike is refused on every engine
+    problems += schema_diagnostics(schema)
     policy = decision_policy(manifest, checked.program.rules)
     result = CheckedPack(
-        work.root, manifest, tuple(modules), checked.program, values, schema, policy, ""
+        work.root,
+        manifest,
+        tuple(modules),
+        checked.program,
+        values,
+        schema,
+        policy,
+        "",
+        # what one target cannot run: its backend refuses the pack with these
+        target_diagnostics=target_diagnostics(checked.program, values),
     )
     return work.add(problems, checked=result)
 

@@ -166,7 +166,9 @@ def emit_rego(pack: Any) -> RegoProgram:
     modules[f"{base}/lib.rego"] = (
         f"{header}\npackage {package}.lib\n{library(list(modules.values()))}"
     )
-    diagnostics = [*translator.diagnostics, *schema_problems]
+    # what the check stage found the Rego target cannot express (E601, E602), then its own
+    found = compiled.target_diagnostics.get("rego", ())
+    diagnostics = [*found, *translator.diagnostics, *schema_problems]
     custom = {f"{base}/custom/{module.stem}.rego" for module in handwritten}
     return RegoProgram(
         package=package,
