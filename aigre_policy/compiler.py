@@ -521,8 +521,6 @@ def _check(work: _Work) -> _Work:
         checked.envelope_enums,
     )
     problems += found
-    # a schema the Rego engines cannot check alike is refused on every engine
-    problems += schema_diagnostics(schema)
     policy = decision_policy(manifest, checked.program.rules)
     result = CheckedPack(
         work.root,
@@ -558,6 +556,10 @@ def _seal(work: _Work) -> _Work:
     except ValueError as exc:  # a schema keyword the validators cannot check alike
         problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
         return work.add([problem], stop=True)
+    # a schema the Rego engines cannot check alike is refused on every engine (E604)
+    unchecked = schema_diagnostics(checked.input_schema)
+    if unchecked:
+        return work.add(unchecked, stop=True)
     return replace(work, checked=replace(checked, digest=digest, validator=validator))
 
 

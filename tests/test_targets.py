@@ -84,8 +84,8 @@ def test_a_schema_the_rego_engines_cannot_check_is_refused_on_every_engine(new_p
         "type": "object",
         "required": ["action", "context"],
         "properties": {
-            "action": {"type": "object", "properties": {"tags": {"type": "array"}}},
-            "context": {"type": "object", "dependentRequired": {"a": ["b"]}},
+            "action": {"type": "object", "properties": {"tags": {"uniqueItems": True}}},
+            "context": {"type": "object"},
         },
     }
     root = new_pack(
