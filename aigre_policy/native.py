@@ -43,11 +43,17 @@ class NativeEvaluator:
         self.decide = _decider(namespace["evaluate"], checked.policy.default, issuer)
 
 
+def emit(checked: CheckedPack) -> EmittedModule:
+    """The pack's program as Python source, as ``build`` loads it."""
+    manifest = checked.manifest
+    return emit_python(checked.program, f"pack {manifest.name} {manifest.version}")
+
+
 def build(checked: CheckedPack) -> NativeEvaluator:
     """The pack's program generated as Python and loaded; ``sandbox.UnsafeCode`` never
     comes of a checked program (the allowlist is what code generation emits)."""
     manifest = checked.manifest
-    python = emit_python(checked.program, f"pack {manifest.name} {manifest.version}")
+    python = emit(checked)
     values = checked.envelopes
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])

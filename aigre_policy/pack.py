@@ -6,7 +6,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from aigre_policy import interpreter, ir
+from aigre_policy import interpreter, ir, native
 from aigre_policy import nodes as n
 from aigre_policy.cards import relative, rule_location
 from aigre_policy.compiler import CheckedPack, CompiledPack, Evaluator, compile_pack
@@ -54,11 +54,11 @@ class Pack:
 
     @property
     def python_source(self) -> str:
-        """The generated evaluator, as loaded (``aigre-policy eval --emit python``); an
-        ``AttributeError`` on an engine that runs no generated Python."""
+        """The generated evaluator (``aigre-policy eval --emit python``): as loaded on the
+        native engine, as the native engine would load it on another."""
         python = getattr(self.evaluator, "python", None)
         if python is None:
-            raise AttributeError(f"the {self.engine} engine runs no generated Python")
+            python = native.emit(self.checked)
         return python.source
 
     @property
