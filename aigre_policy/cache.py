@@ -45,6 +45,7 @@ _MAC_SIZE = 32
 # the modules whose data classes an entry may hold (found by pickling a compiled pack)
 _DATA_MODULES = frozenset(
     {
+        "aigre_policy.checked",
         "aigre_policy.codegen",
         "aigre_policy.compiler",
         "aigre_policy.diagnostics",
@@ -142,13 +143,16 @@ class CompileCache:
             return None
 
     def _store(self, name: str, secret: bytes, report: Any) -> None:
+        from dataclasses import replace
+
         compiled = report.compiled
-        if compiled.handwritten:  # hand-written Rego is checked by regopy on each load
-            return
+        if compiled is None or compiled.handwritten or compiled.evaluator.engine != "native":
+            return  # hand-written Rego is checked by regopy on each load
         python = compiled.python
         stored = {
             "name": name,
-            "checked": compiled.checked,
+            # the validator holds compiled code of its own: rebuilt from the schema on load
+            "checked": replace(compiled.checked, validator=None),
             "python": python,
             "python_sha256": hashlib.sha256(python.source.encode()).hexdigest(),
             "files": _outside_files(compiled),
@@ -228,8 +232,12 @@ def _outside_files(compiled: Any) -> dict[str, str]:
 
 def _revive(name: str, stored: dict[str, Any]) -> Any:
     """The ``CompileReport`` an entry stands for, once everything in it rechecks."""
-    from aigre_policy.compiler import CompileReport, load_emitted
+    from dataclasses import replace
+
+    from aigre_policy import native
+    from aigre_policy.compiler import CompiledPack, CompileReport
     from aigre_policy.diagnostics import SourceText
+    from aigre_policy.validation import InputValidator
 
     if stored["name"] != name:
         return None
@@ -241,12 +249,16 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
             return None
     # the allowlist runs again here; the schema passed its metaschema check when the
     # sealed entry was made
-    compiled = load_emitted(stored["checked"], python, schema_checked=True)
+    checked = stored["checked"]
+    validator = InputValidator(checked.input_schema, schema_checked=True)
+    checked = replace(checked, validator=validator)
+    compiled = CompiledPack(checked, native.load_emitted(checked, python))
     return CompileReport(
         list(stored["diagnostics"]),
         SourceText(stored["sources"]),
         compiled,
         list(stored["stages"]),
+        checked,
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _at_pack_levels(pack: Path, diagnostics: list) -> list:
+def _at_pack_levels(pack: Path, diagnostics: Sequence[Any]) -> list[Any]:
     """The target warnings at the level the pack's ``lint:`` sets (``W603: off`` hides it),
     as ``check --strict`` and ``ci`` report them."""
     from aigre_policy.lint.config import read_config

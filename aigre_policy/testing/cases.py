@@ -123,7 +123,8 @@ def test_file_schema() -> dict[str, Any]:
 
 
 def _handwritten_ids(pack: Pack) -> frozenset[str]:
-    if not getattr(getattr(pack, "_compiled", None), "handwritten", ()):
+    # a pack loaded from a bundle holds no CheckedPack: its modules are in the bundle
+    if not getattr(getattr(pack, "checked", None), "handwritten", ()):
         return frozenset()
     from aigre_policy.rego.handwritten import rule_ids  # regopy only for packs with .rego
 

@@ -97,7 +97,7 @@ def check_invariant(
         focus = collect_hints(ir.Program((), {}, ()), envelopes, [invariant.condition])
     strategy = documents(pack.input_schema, hints, focus)
     counts = {"examples": 0, "applicable": 0}
-    is_valid = pack._compiled.validator.is_valid
+    is_valid = pack.validator.is_valid
 
     @fix_seed(seed)
     @settings(
