@@ -20,6 +20,9 @@ Whoever can write the cache directory must not be able to change a verdict or ru
 Location: ``$AIGRE_CACHE_DIR``, else ``$XDG_CACHE_HOME/aigre-policy``, else
 ``~/.cache/aigre-policy``. A cache that cannot be read or written is skipped: the pack is
 compiled as if there were none. Entries of a compile that failed are never written.
+
+Deferred imports: the compiler and the native backend load only on a cache miss or a
+revived entry, keeping a cached start small.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The JSON Schema of a pack's input.
 
 ``action`` and ``context`` come from the pack's schema, ``usage`` from its declarations.
+
+Deferred imports: the pydantic models load only when the builtin schema is first read.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ KNOWN = {
     ("aigre_policy/parser.py", "lark.parser.parser._parse_table"),
     ("aigre_policy/parser.py", "lark.parser._make_lexer_thread"),
     ("aigre_policy/parser.py", "lark._parse_tree_builder"),
+    # the MCP SDK gives a request its session but names no connection: sessions of one
+    # client connection are grouped by the SDK's private one, with the session as fallback
+    ("aigre_policy/mcp/proxy.py", "getattr(ctx.session, '_connection', ctx.session)"),
 }
 
 
@@ -131,6 +134,9 @@ def test_known_library_internals_are_still_read():
     seen = set()
     for file, text in KNOWN:
         tree = ast.parse((PACKAGE.parent / file).read_text(encoding="utf-8"))
-        if any(isinstance(n, ast.Attribute) and ast.unparse(n) == text for n in ast.walk(tree)):
+        if any(
+            isinstance(n, ast.Attribute | ast.Call) and ast.unparse(n) == text
+            for n in ast.walk(tree)
+        ):
             seen.add((file, text))
     assert seen == KNOWN

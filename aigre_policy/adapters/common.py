@@ -5,6 +5,9 @@ a pack judges. It never decides: a *judge* does (``pack_judge`` over ``Pack.eval
 for ``eval``, a gate's ``check`` in a server). A payload that cannot be read is an
 ``AdapterError`` with one line saying why, and every adapter turns it into a refusal,
 never into ``allow``.
+
+Deferred imports: an adapter's parsing and the gate load only when that format is
+judged.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ reviews into approvals (never the pull request's author's, never the deployer's,
 reviews of the pull request's latest commit); ``callback_body`` is what is posted back:
 ``approved`` for ``allow``, ``rejected`` for ``deny``, and for ``require_approval`` or
 ``escalate`` a comment alone, so the deployment stays pending until a person decides.
+
+Deferred imports: an adapter's parsing and the gate load only when that format is
+judged.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ built from the objects with ``metadata.resourceVersion``, ``managedFields``,
 ``generation``, ``uid``, ``creationTimestamp``, ``selfLink`` and ``status`` removed, and
 its ``requested_at`` is when that content was first seen (``FirstSeen``): so the action's
 digest, to which an approval binds, is the same when the client retries.
+
+Deferred imports: an adapter's parsing and the gate load only when that format is
+judged.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""``aigre-policy check``: compile packs and report every diagnostic."""
+"""``aigre-policy check``: compile packs and report every diagnostic.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ name); 1 ``--fail-on`` tripped (``looser``: some input gets a looser decision;
 ``any``: some decision changes); 3 the solver could not finish (timeout, or a
 construct it cannot state); 2 misuse, a pack that does not compile, or z3 missing;
 70 a witness that does not reproduce natively. z3 is imported only when it runs.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 FORMAT is ``terraform-plan`` (``terraform show -json``), ``k8s-admission`` (an
 AdmissionReview request) or ``github-deployment`` (a ``deployment_protection_rule``
 delivery). The behaviour lives in ``aigre_policy.adapters``; this parses the options.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The signing and verification options that ``build``, ``inspect``, ``eval`` and ``test``
-share, read into ``rego.signing`` keys. A key that cannot be used is misuse (exit 2)."""
+share, read into ``rego.signing`` keys. A key that cannot be used is misuse (exit 2).
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""``aigre-policy lsp``: the language server an editor starts (docs/editors.md)."""
+"""``aigre-policy lsp``: the language server an editor starts (docs/editors.md).
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 Every failure ends as one line on standard error and a documented exit code
 (docs/cli.md#exit-codes); ``--debug`` shows the trace of an unexpected one instead.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ tools the upstream declares and exits: 0 when they agree, 1 when not.
 Exit codes: 0 done, 1 the mapping disagrees with the upstream, 2 misuse, a pack or
 mapping that does not compile, or a missing ``mcp`` extra; 4 an approval refused.
 The SDK is imported only when a command runs.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One rule for every command: output to a terminal is laid out for its width; outp
 a pipe or a file is never wrapped (a line of text, a hash, an identifier or a YAML
 comment stays on one line, whatever its length) and has no colour unless ``--color``
 asks for it. ``--no-color`` and the ``NO_COLOR`` variable turn colour off everywhere.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

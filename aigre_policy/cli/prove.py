@@ -5,6 +5,9 @@ as a test to paste); 3 none refuted but one is unknown (the solver timed out, or
 construct it cannot state decided it); 2 misuse, a pack that does not compile, or z3
 missing; 70 a witness the solver gave does not reproduce natively (a fault of the
 product). z3 is imported only when the command runs.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 Starlette, uvicorn and the rest of the ``serve`` extra are imported inside ``run``
 only, so the CLI starts fast and a missing extra is one line with exit code 2.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

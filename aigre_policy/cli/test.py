@@ -7,6 +7,9 @@ a test file is malformed, or the command is misused.
 Other checks plug in as a ``Section`` appended to ``SECTIONS``: it adds its
 flags, runs once per pack after the tests, and returns a ``SectionResult``
 (pass/fail, JSON, JUnit cases) plus what it prints in the text format.
+
+Deferred imports: a command loads what it needs when it runs, so `aigre-policy --help`
+and the other commands start without it (docs/cli.md, tests/test_cli_start.py).
 """
 
 from __future__ import annotations

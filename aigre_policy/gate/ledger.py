@@ -30,6 +30,9 @@ argument's value, computed once when the row is written (or, for a declaration
 the writer did not know, by the first reader). A change counter (``seq``) is
 bumped by every transaction that adds or supersedes rows and stamped on the rows
 it touched, so a reader holding the history in memory fetches only what changed.
+
+Deferred imports: the PostgreSQL driver (the `postgres` extra) loads only for a
+postgresql:// ledger.
 """
 
 from __future__ import annotations

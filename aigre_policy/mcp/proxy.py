@@ -5,6 +5,9 @@ stdio, or a streamable HTTP URL), serves the upstream's tools to the agent over
 stdio or streamable HTTP, and sends every ``tools/call`` through ``ToolGate``:
 only an allowed call reaches the upstream. Built on the official ``mcp`` SDK's
 low-level ``Server`` and ``Client``.
+
+Deferred imports: the MCP SDK and the server's identity code load only when a proxy
+runs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Run the MCP proxy, or check its mapping against the upstream: what the command calls."""
+"""Run the MCP proxy, or check its mapping against the upstream: what the command calls.
+
+Deferred imports: the MCP SDK and the server's identity code load only when a proxy
+runs.
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,9 @@ server config's ``telemetry`` section (the ``opentelemetry-exporter-otlp-proto-h
 package). Each span is ``aigre.check`` with the decision, the decision id, the pack, the
 action's kind and digest and the fired rules; each log record carries the verdict
 document as its body, with the same attributes.
+
+Deferred imports: optional libraries (the `serve` extra's exporters, httpx) load only
+when a configuration uses them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ metrics and log see them like ``/v1/check``'s:
 - ``POST /v1/terraform/plan``: a plan (``terraform show -json``), or a multipart form
   with ``plan`` and ``costs`` (Infracost JSON); each resource through ``gate.check``
   with the caller's actor; 200 with the plan verdict.
+
+Deferred imports: optional libraries (the `serve` extra's exporters, httpx) load only
+when a configuration uses them.
 """
 
 from __future__ import annotations

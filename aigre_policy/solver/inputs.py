@@ -8,11 +8,14 @@ unless the schema's ``maxItems`` is smaller; the bound is reported with every
 result. Timestamps are whole seconds from 0001-01-01 to 9999-12-31 UTC.
 Fields no formula reads cannot change a decision; in a witness they take a
 minimal valid value (``testing.schema_values.minimal``).
+
+Deferred imports: z3 (the `prove` extra) loads only when a proof is asked for.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -318,7 +321,10 @@ def number_of(value: Any) -> int | float:
     exact = value.as_fraction()
     if exact.denominator == 1 and abs(exact) < 2**53:
         return int(exact)
-    return float(exact)
+    try:
+        return float(exact)
+    except OverflowError:  # past the largest double: no input holds it, a sum may reach it
+        return math.inf if exact > 0 else -math.inf
 
 
 def concrete(slot: Slot, model: Any) -> Any:

@@ -5,6 +5,8 @@ bounds, on which the ``when`` condition holds (without failing) and the decision
 breaks the expectation? ``unsat`` is a proof; a model is a counterexample, which
 is evaluated natively and must break the invariant there too. A timeout, or a
 witness that rests on a construct held free, is ``unknown``: never ``proved``.
+
+Deferred imports: z3 (the `prove` extra) loads only when a proof is asked for.
 """
 
 from __future__ import annotations

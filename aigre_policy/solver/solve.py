@@ -6,6 +6,8 @@ concrete input and hands it to a check that evaluates it natively. Numbers the
 model gives as fractions are first pinned to doubles, as JSON carries them;
 a witness whose uninterpreted functions (``lower``, ``upper``, ``date``) disagree
 with the real ones adds the real values as facts and asks again.
+
+Deferred imports: z3 (the `prove` extra) loads only when a proof is asked for.
 """
 
 from __future__ import annotations

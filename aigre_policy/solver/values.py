@@ -10,6 +10,8 @@ a double at run time: the result is an uninterpreted function of its operands
 IEEE operation, which over-approximates the engine. A proof over it holds for
 the engine; a witness that needs a rounding the engine does not make is caught
 when it is evaluated again natively.
+
+Deferred imports: z3 (the `prove` extra) loads only when a proof is asked for.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each part is a (arguments, run, show) triple that ``cli/test.py`` wraps in a
 ``Section``. ``run`` takes the command's per-pack context (``args``, ``pack``,
 ``cases``, ``evaluate``) and returns a ``SectionResult``.
+
+Deferred imports: the solver loads only for `test --prove`.
 """
 
 from __future__ import annotations
