@@ -150,3 +150,24 @@ def test_a_notify_section_is_validated_with_its_place(tmp_path: Path) -> None:
     path.write_text("notify:\n  webhooks:\n    - url: ftp://example.com/hook\n")
     with pytest.raises(ConfigError, match=r"server.yaml:3:\d+: notify.webhooks.0.url"):
         load_config(path)
+
+
+def test_the_context_section_reads_prometheus_for_each_check(tmp_path: Path) -> None:
+    from test_gate_providers import Fake, prom
+
+    fake = Fake()
+    fake.answer = prom("0.05")
+    try:
+        context = {"prometheus": [{"url": fake.url, "query": 'budget{service="{target}"}'}]}
+        _, config = _server_config(tmp_path, context=context)
+        with _run(config) as url:
+            action = {**GRANT, "kind": "deploy", "target": "checkout"}
+            verdict = httpx.post(
+                f"{url}/v1/check", json=action, headers={"Authorization": f"Bearer {RUI}"}
+            ).json()
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+    assert fake.requests[0][1]["query"] == ['budget{service="checkout"}']
+    assert verdict["gate"]["context_sources"][0]["status"] == "fresh"
+    assert "error-budget-exhausted" in [r["id"] for r in verdict["fired"]]

@@ -141,6 +141,33 @@ class NotifyConfig(_Strict):
     renotify_minutes: float | None = Field(default=60.0, ge=0)
 
 
+class _SourceConfig(_Strict):
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    ttl_seconds: float = Field(default=30.0, ge=0, le=3600)
+    max_age_seconds: float = Field(default=300.0, ge=0, le=86400)
+    # an unknown value: left out (the pack's guard decides), fail the check closed, or this
+    when_unknown: Literal["omit", "fail"] | float = "omit"
+
+
+class PagerDutyConfig(_SourceConfig):
+    url: str = Field(pattern=r"^https?://")  # the incidents endpoint
+    token_file: Path | None = None
+    services: dict[str, tuple[str, ...]] = {}  # a PagerDuty service's name -> action targets
+
+
+class PrometheusConfig(_SourceConfig):
+    url: str = Field(pattern=r"^https?://")  # the server; /api/v1/query is added
+    query: str = Field(min_length=1)  # {target}: the action's target, when plain
+    field: Literal["error_budget_remaining"] = "error_budget_remaining"
+
+
+class ContextConfig(_Strict):
+    """Where the gate reads ``context`` from (``providers``)."""
+
+    pagerduty: PagerDutyConfig | None = None
+    prometheus: tuple[PrometheusConfig, ...] = ()
+
+
 class ClaimsDirectoryConfig(_Strict):
     """Approver groups learnt from approvers' verified credentials (a JWT's groups claim)."""
 
@@ -157,6 +184,7 @@ class ServerConfig(_Strict):
     directory_file: Path | None = None  # {group: [people]}, read again when it changes
     directory_from_claims: ClaimsDirectoryConfig | None = None
     notify: NotifyConfig | None = None
+    context: ContextConfig | None = None
     approval_lifetime_hours: Annotated[float, Field(gt=0)] | None = 24.0
     limits: Limits = Field(default_factory=Limits)
     authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
@@ -187,6 +215,12 @@ class ServerConfig(_Strict):
             jwks = at(jwt.jwks_file) or jwt.jwks_file
             update["auth"] = self.auth.model_copy(
                 update={"jwt": jwt.model_copy(update={"jwks_file": jwks})}
+            )
+        if self.context is not None and self.context.pagerduty is not None:
+            pd = self.context.pagerduty
+            token = at(pd.token_file) or pd.token_file
+            update["context"] = self.context.model_copy(
+                update={"pagerduty": pd.model_copy(update={"token_file": token})}
             )
         secret = at(self.inbox.session_secret_file)
         if secret is not None:

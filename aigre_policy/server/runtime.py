@@ -74,6 +74,7 @@ class Runtime:
         self.claimed = sources.claimed_groups(config)  # groups from approvers' tokens
         self.directory = sources.directory_for(config, self.claimed)
         self.notifier = sources.notifier_for(config, self.ledger)
+        self.context = sources.context_for(config)  # incidents, error budget
         self.clock = clock
         self.reload_error: str | None = None
         self.pending = PendingApprovals()
@@ -122,6 +123,7 @@ class Runtime:
             "log": self.log,
             "directory": self.directory,
             "notify": self.notifier,
+            "context": self.context,
             "shadow": shadow,
             "approval_lifetime": None if lifetime is None else timedelta(hours=lifetime),
         }

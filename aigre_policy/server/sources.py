@@ -10,6 +10,7 @@ from aigre_policy.gate import StaticDirectory
 from aigre_policy.gate.directories import AnyDirectory, ClaimedGroups, FileDirectory
 from aigre_policy.gate.notify import Notify, Webhook
 from aigre_policy.gate.outbox import Notifier
+from aigre_policy.gate.providers import PagerDutyIncidents, PrometheusValue, Sources
 from aigre_policy.gate.world import Directory
 from aigre_policy.server.config import ServerConfig
 
@@ -66,3 +67,28 @@ def _secret(path: Any) -> str | None:
     if len(secret) < 16:
         raise ValueError(f"{path}: a webhook secret needs 16 characters or more")
     return secret
+
+
+def context_for(config: ServerConfig) -> Sources | None:
+    """The context provider of the config's ``context`` section."""
+    section = config.context
+    if section is None:
+        return None
+    sources: list[Any] = []
+
+    def options(c: Any) -> dict[str, Any]:
+        return {
+            "timeout": c.timeout_seconds,
+            "ttl": c.ttl_seconds,
+            "max_age": max(c.max_age_seconds, c.ttl_seconds),
+            "when_unknown": c.when_unknown,
+        }
+
+    pd = section.pagerduty
+    if pd is not None:
+        token = pd.token_file.read_text(encoding="utf-8").strip() if pd.token_file else None
+        services = {name: list(targets) for name, targets in pd.services.items()}
+        sources.append(PagerDutyIncidents(pd.url, token=token, services=services, **options(pd)))
+    for p in section.prometheus:
+        sources.append(PrometheusValue(p.url, p.query, field=p.field, **options(p)))
+    return Sources(tuple(sources))
