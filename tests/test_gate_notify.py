@@ -293,3 +293,23 @@ def test_a_gate_without_a_ledger_refuses_notifications(pack: Path) -> None:
 
     with pytest.raises(GateError, match="need a ledger"):
         Gate.from_pack(pack, notify=Webhook("http://127.0.0.1:9/hook"))
+
+
+def test_a_notification_that_cannot_be_queued_never_changes_the_decision(
+    pack: Path, ledger_url: str, ledger_sql: Any, receiver: Receiver
+) -> None:
+    with gate_over(pack, ledger_url, notify(Webhook(receiver.url))) as gate:
+        gate.check(gate_action(n=9))  # the ledger's tables exist
+        ledger_sql("CREATE TABLE notification_outbox (unrelated INTEGER)")  # not ours
+        verdict = gate.check(gate_action(cost={"estimated_usd": 500}))
+        assert verdict.decision == "require_approval" and not verdict.fail_closed
+        assert verdict.gate["notify"]["error"].startswith("not queued")
+        assert gate.approve(verdict, by="fay", group="finops")  # the decision was kept
+        assert gate.check(gate_action(cost={"estimated_usd": 500})).decision == "allow"
+
+
+def test_notify_needs_a_webhook() -> None:
+    from aigre_policy.gate import GateError
+
+    with pytest.raises(GateError, match="one webhook or more"):
+        Notify(())

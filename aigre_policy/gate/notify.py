@@ -76,6 +76,8 @@ class Notify:
     def __post_init__(self) -> None:
         hooks = (self.webhooks,) if isinstance(self.webhooks, Webhook) else self.webhooks
         object.__setattr__(self, "webhooks", tuple(hooks))
+        if not self.webhooks or not all(isinstance(w, Webhook) for w in self.webhooks):
+            raise GateError("notify needs one webhook or more")
         names = [w.name for w in self.webhooks]
         if len(set(names)) != len(names):
             raise GateError("two webhooks have the same name")

@@ -54,8 +54,8 @@ _DDL = (
     f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (state, next_us)",
     f"CREATE INDEX IF NOT EXISTS {TABLE}_dedupe ON {TABLE} (dedupe_key, created_us)",
 )
-LEASE_MARGIN_S = 30.0  # beyond the request's timeout, before another worker may take a row
-BATCH = 20
+LEASE_MARGIN_S = 30.0  # beyond the batch's timeouts, before another worker may take a row
+BATCH = 10  # rows claimed at once: their lease covers each one's connect and read timeouts
 RETRYABLE = frozenset({408, 425, 429})
 
 
@@ -135,14 +135,17 @@ class Notifier:
             return
         conn = session._conn
         sql = self._sql
-        conn.execute("SAVEPOINT aigre_notify")
+        marked = False
         try:
+            conn.execute("SAVEPOINT aigre_notify")
+            marked = True
             sql.ensure(conn)
             queued = self._queue(conn, verdict, iso(at))
             conn.execute("RELEASE SAVEPOINT aigre_notify")
         except Exception as exc:
-            conn.execute("ROLLBACK TO SAVEPOINT aigre_notify")
-            conn.execute("RELEASE SAVEPOINT aigre_notify")
+            if marked:  # what the notification wrote goes; the decision's rows stay
+                conn.execute("ROLLBACK TO SAVEPOINT aigre_notify")
+                conn.execute("RELEASE SAVEPOINT aigre_notify")
             sql.ready = False
             logger.error("notification of %s not queued: %s", verdict.decision_id, exc)
             verdict.gate["notify"] = {"error": f"not queued: {type(exc).__name__}: {exc}"}
@@ -221,7 +224,7 @@ class Notifier:
         sql = self._sql
         hooks = list(self.webhooks)
         now_us = _us(self.timer())
-        lease = max(w.timeout for w in self.webhooks.values()) + LEASE_MARGIN_S
+        lease = BATCH * 2 * max(w.timeout for w in self.webhooks.values()) + LEASE_MARGIN_S
         marks = ",".join("?" * len(hooks))
         with sql.transaction(locked=not sql.ready) as conn:
             conn.execute(
