@@ -98,6 +98,25 @@ def test_an_approvers_groups_claim_counts_when_the_config_says_so(tmp_path: Path
         assert [a["by"] for a in again["gate"]["approvals"]["counted"]] == ["sue"]
 
 
+def test_groups_in_a_request_body_or_a_proposal_are_never_membership(tmp_path: Path) -> None:
+    private, config = _server_config(tmp_path, directory_from_claims={})
+    claiming = {**GRANT, "actor": {**GRANT["actor"], "groups": ["security"]}}
+    with _run(config) as url:
+        first = httpx.post(
+            f"{url}/v1/check", json=claiming, headers={"Authorization": f"Bearer {RUI}"}
+        ).json()
+        held = httpx.post(
+            f"{url}/v1/check", json=GRANT, headers={"Authorization": f"Bearer {RUI}"}
+        ).json()
+        body = {"decision_id": held["decision_id"], "group": "security", "groups": ["security"]}
+        token = _token(private, "sue", [])
+        answer = httpx.post(
+            f"{url}/v1/approvals", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert first["decision"] != "allow"
+    assert answer.status_code == 403 and "not a member" in answer.json()["message"]
+
+
 def test_a_groups_claim_is_not_membership_unless_configured(tmp_path: Path) -> None:
     private, config = _server_config(tmp_path)
     with _run(config) as url:
