@@ -313,3 +313,19 @@ def test_notify_needs_a_webhook() -> None:
 
     with pytest.raises(GateError, match="one webhook or more"):
         Notify(())
+
+
+def test_delivered_rows_are_deleted_after_a_week_and_failed_ones_kept(
+    pack: Path, ledger_url: str, receiver: Receiver
+) -> None:
+    now = [time.time()]
+    receiver.plan = [200, 404]
+    with gate_over(pack, ledger_url, notify(Webhook(receiver.url))) as gate:
+        gate.notifier.timer = lambda: now[0]
+        gate.check(gate_action(1, cost={"estimated_usd": 500}))
+        gate.check(gate_action(2, cost={"estimated_usd": 700}))
+        drain(gate)
+        assert sorted(r["state"] for r in gate.notifier.rows()) == ["delivered", "failed"]
+        now[0] += 8 * 86400
+        gate.notifier.deliver_due()
+        assert [r["state"] for r in gate.notifier.rows()] == ["failed"]

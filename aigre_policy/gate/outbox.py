@@ -10,7 +10,8 @@ never holds the ledger's lock), then records the outcome: ``delivered``, a retry
 ``backoff * 2**(attempts - 1)`` seconds (capped), or ``failed`` with the last error.
 A process that dies with rows claimed leaves them to the next worker once the lease
 passes; the receiver may then see a delivery twice, with the same ``Idempotency-Key``.
-A row whose decision was released (it never took effect) is ``dropped``.
+A row whose decision was released (it never took effect) is ``dropped``. Delivered and
+dropped rows are deleted a week after they were settled; failed ones stay to be read.
 
 Works on ``SqliteLedger`` and ``PostgresLedger``: the same table, created on first use.
 """
@@ -57,6 +58,8 @@ _DDL = (
 LEASE_MARGIN_S = 30.0  # beyond the batch's timeouts, before another worker may take a row
 BATCH = 10  # rows claimed at once: their lease covers each one's connect and read timeouts
 RETRYABLE = frozenset({408, 425, 429})
+KEEP_DONE_S = 7 * 86400  # delivered and dropped rows are deleted after a week
+PRUNE_EVERY_S = 600.0
 
 
 def _us(seconds: float) -> int:
@@ -125,6 +128,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self._started = threading.Lock()
         self._http: Any = None
+        self._pruned_at = float("-inf")
 
     # -- in the decision's transaction -----------------------------------------------------
 
@@ -236,6 +240,15 @@ class Notifier:
                 ),
                 (now_us, RELEASED),
             )
+            if now_us / 1e6 - self._pruned_at >= PRUNE_EVERY_S:  # failed rows stay to be read
+                self._pruned_at = now_us / 1e6
+                conn.execute(
+                    sql.q(
+                        f"DELETE FROM {TABLE} WHERE state IN ('delivered', 'dropped')"
+                        " AND done_us < ?"
+                    ),
+                    (now_us - _us(KEEP_DONE_S),),
+                )
             rows = conn.execute(
                 sql.q(
                     f"UPDATE {TABLE} SET lease_us = ?, attempts = attempts + 1 WHERE id IN"
