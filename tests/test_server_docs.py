@@ -1,8 +1,9 @@
-"""The curl session of docs/server.md runs word for word against a real server.
+"""The curl sessions of docs/server.md and docs/adapters.md run word for word against a
+real server.
 
 Each ``<!-- session -->`` block is run by one bash, from a scratch folder holding the
-repository's ``policy_packs`` and ``examples``; each ``$ command`` must print exactly the
-lines the doc shows under it. Only the port may change, when the doc's is taken.
+repository's ``policy_packs``, ``examples`` and ``fixtures``; each ``$ command`` must
+print exactly the lines the doc shows under it. Only the port may change, when the doc's is taken.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from serving import ROOT
 
 pytest.importorskip("uvicorn")
 
-DOC = ROOT / "docs" / "server.md"
+DOCS = (ROOT / "docs" / "server.md", ROOT / "docs" / "adapters.md")
 MARK = "@@aigre-session-step@@"
 
 
 def sessions() -> list[list[tuple[str, list[str]]]]:
     """Each session: its commands, each with the lines the doc shows it printing."""
-    text = DOC.read_text(encoding="utf-8")
+    text = "\n".join(doc.read_text(encoding="utf-8") for doc in DOCS)
     found = []
     for block in re.findall(r"<!-- session -->\n```console\n(.*?)```", text, re.DOTALL):
         steps: list[tuple[str, list[str]]] = []
@@ -68,7 +69,7 @@ def test_the_documented_curl_session_runs_verbatim(tmp_path, index):
     steps = sessions()[index]
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("policy_packs", "examples"):
+    for name in ("policy_packs", "examples", "fixtures"):
         (work / name).symlink_to(ROOT / name)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -18,7 +18,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aigre_policy.adapters.common import (
@@ -92,6 +92,8 @@ class Deployment:
     callback_url: str
     pull_requests: tuple[dict[str, Any], ...]  # {number, author, head_sha}
     deployer: str
+    sha: str = ""  # the deployed commit
+    repository: str = ""  # owner/name
 
 
 def deployment_action(
@@ -149,6 +151,8 @@ def deployment_action(
         callback,
         pulls,
         deployer if isinstance(deployer, str) else login,
+        sha,
+        full_name,
     )
 
 
@@ -355,13 +359,16 @@ def handle_delivery(
     token: str | None = None,
     post: Post | None = None,
     options: DeploymentOptions | None = None,
+    pulls: Callable[[Deployment], Iterable[Any]] | None = None,
 ) -> Outcome:
     """The whole webhook: verify, read, gather approvals, judge, answer; never raises.
 
     ``reviews(deployment)`` fetches each pull request's reviews (``GET
     /repos/{owner}/{repo}/pulls/{n}/reviews``); ``post`` and ``token`` deliver the answer
-    (left out: the answer is returned, not posted). An unverified or unreadable delivery
-    is answered with nothing posted: the deployment stays pending."""
+    (left out: the answer is returned, not posted). ``pulls(deployment)`` lists the pull
+    requests of the deployed commit (as ``GET .../commits/{sha}/pulls`` answers them),
+    asked only when the delivery lists none (a deploy of a merge). An unverified or
+    unreadable delivery is answered with nothing posted: the deployment stays pending."""
     options = options or DeploymentOptions()
     lowered = {k.lower(): v for k, v in headers.items()}
     try:
@@ -377,6 +384,9 @@ def handle_delivery(
     except AdapterError as exc:
         return Outcome(400, str(exc))
     try:
+        if pulls is not None and not deployment.pull_requests:
+            listed = tuple(_pull(p, i) for i, p in enumerate(pulls(deployment)))
+            deployment = replace(deployment, pull_requests=listed)
         found = reviews(deployment) if reviews is not None else {}
         approvals = review_approvals(deployment, found, options)
         verdict = judge(deployment.action, deployment.actor, list(approvals.counted))

@@ -38,6 +38,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", metavar="FILE", help="the server configuration (YAML)")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
     parser.set_defaults(run=run)
 
 
@@ -123,6 +125,25 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _tls_files(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The certificate and key files of ``--tls-cert`` and ``--tls-key`` (both, or neither)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("--tls-cert and --tls-key go together")
+    for name, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise UsageError(f"{name}: no file at {path}")
+    try:
+        import ssl
+
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--tls-cert/--tls-key cannot be used: {exc}") from None
+    return cert, key
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
     try:
         import uvicorn
@@ -132,14 +153,24 @@ def run(args: argparse.Namespace, console: Console) -> int:
         raise _missing_extra(exc) from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, not {args.port}")
+    tls = _tls_files(args)
     sock = _listen(args.host, args.port)
     runtime = build_runtime(args)
-    app = create_app(runtime)  # type: ignore[arg-type]
+    try:
+        app = create_app(runtime)  # type: ignore[arg-type]
+    except ValueError as exc:  # a webhook's secret that cannot be read
+        raise UsageError(str(exc)) from None
     port = sock.getsockname()[1]
     status = Console(stderr=True, highlight=False)  # standard output stays the caller's
-    status.print(f"serving {args.pack} on http://{args.host}:{port}")
+    scheme = "http" if tls is None else "https"
+    status.print(f"serving {args.pack} on {scheme}://{args.host}:{port}")
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=30
+        app,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

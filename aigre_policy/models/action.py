@@ -43,6 +43,12 @@ MAX_FREEZES = 32
 MAX_INCIDENTS = 32
 MAX_ENVIRONMENTS = 8
 MAX_ALERTS = 64
+MAX_NETWORK_RULES = 64
+MAX_PERMISSIONS = 64
+MAX_TABLES = 32
+MAX_ANALYSES = 32
+MAX_BACKUPS = 32
+MAX_MIGRATIONS = 32
 
 # Names of services, regions and resources, compared by rules with `==` and `in`. They
 # are not constrained yet: " payments-api" or "Payments-API" would slip past a freeze on
@@ -85,6 +91,10 @@ class ActionKind(StrEnum):
     DATA_DELETION = "data_deletion"
     DATA_EXPORT = "data_export"
     DATA_MIGRATION = "data_migration"
+    CREDENTIAL_REVOKE = "credential_revoke"
+    KEY_DISABLE = "key_disable"
+    KEY_DELETION = "key_deletion"
+    SECRET_READ = "secret_read"
 
 
 class Environment(StrEnum):
@@ -129,6 +139,50 @@ class IncidentSeverity(StrEnum):
     SEV2 = "sev2"
     SEV3 = "sev3"
     SEV4 = "sev4"
+
+
+class DeliveryStrategy(StrEnum):
+    CANARY = "canary"
+    BLUE_GREEN = "blue_green"
+    ROLLING = "rolling"
+
+
+class AnalysisStatus(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    RUNNING = "running"
+    INCONCLUSIVE = "inconclusive"
+
+
+class Protocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+    ALL = "all"
+
+
+class DatabaseOperation(StrEnum):
+    ADD_TABLE = "add_table"
+    ADD_COLUMN = "add_column"
+    ADD_INDEX = "add_index"
+    BACKFILL = "backfill"
+    RENAME = "rename"
+    ALTER_TYPE = "alter_type"
+    DROP_COLUMN = "drop_column"
+    DROP_TABLE = "drop_table"
+    TRUNCATE = "truncate"
+    DELETE_ROWS = "delete_rows"
+
+
+class MigrationPhase(StrEnum):
+    EXPAND = "expand"
+    MIGRATE = "migrate"
+    CONTRACT = "contract"
+
+
+class BackupKind(StrEnum):
+    SNAPSHOT = "snapshot"
+    PITR = "pitr"
 
 
 class Actor(_Model):
@@ -195,6 +249,58 @@ class DataTouched(_Model):
     public_access: bool = Field(False, description="The action makes the data publicly readable.")
 
 
+class Delivery(_Model):
+    """The step of a progressive rollout (canary, blue/green) that the action takes."""
+
+    strategy: DeliveryStrategy
+    revision: str = Field(min_length=1, description="The release being rolled out.")
+    step: int = Field(1, ge=1, description="The rollout step this action takes, from 1.")
+    from_share: float = Field(0, ge=0, le=1, description="Traffic on the revision before.")
+    to_share: float = Field(ge=0, le=1, description="Traffic on the revision after this step.")
+
+
+class NetworkRule(_Model):
+    """One rule the action opens: who may reach what, on which ports."""
+
+    cidr: str = Field(
+        min_length=1, description="Source (ingress) or destination (egress): 0.0.0.0/0, ::/0, ..."
+    )
+    protocol: Protocol = Protocol.TCP
+    from_port: int = Field(0, ge=0, le=65535, description="First port; absent means 0.")
+    to_port: int = Field(65535, ge=0, le=65535, description="Last port; absent means 65535.")
+
+
+class Network(_Model):
+    """Network exposure the action opens (a security group, firewall or network policy)."""
+
+    ingress: list[NetworkRule] = Field(default_factory=list, max_length=MAX_NETWORK_RULES)
+    egress: list[NetworkRule] = Field(default_factory=list, max_length=MAX_NETWORK_RULES)
+
+
+class AccessGrant(_Model):
+    """What an iam_grant grants: the role, to whom, for how long."""
+
+    principal: str = Field(min_length=1, description="Who receives the role.")
+    role: str = Field(min_length=1, description="The role as the cloud names it: roles/editor.")
+    permissions: list[str] = Field(
+        default_factory=list, max_length=MAX_PERMISSIONS, description="Inline permissions."
+    )
+    scope: str | None = Field(None, description="Project, account or resource it applies to.")
+    expires_at: datetime | None = Field(None, description="When the grant lapses; absent: never.")
+    break_glass: bool = Field(False, description="Emergency access, paged and reviewed after.")
+
+
+class DatabaseChange(_Model):
+    """What a schema migration or data change does to a database."""
+
+    operation: DatabaseOperation
+    tables: list[Identifier] = Field(default_factory=list, max_length=MAX_TABLES)
+    rows: int = Field(0, ge=0, description="Rows in the tables it touches.")
+    phase: MigrationPhase | None = Field(
+        None, description="Its step in an expand/migrate/contract sequence."
+    )
+
+
 class PriorApproval(_Model):
     """An approval for this action: claimed in a proposal, attested in the context."""
 
@@ -249,6 +355,10 @@ class ProposedAction(_Model):
     blast_radius: BlastRadius
     cost: Cost
     data: DataTouched | None = None
+    delivery: Delivery | None = None
+    network: Network | None = None
+    access: AccessGrant | None = None
+    database: DatabaseChange | None = None
     approvals: list[PriorApproval] = Field(
         default_factory=list,
         max_length=MAX_APPROVALS,
@@ -295,6 +405,32 @@ class Alert(_Model):
     summary: str | None = None
 
 
+class RolloutAnalysis(_Model):
+    """A rollout analysis (Argo Rollouts, Flagger, Spinnaker Kayenta) the gate reads."""
+
+    target: Identifier
+    revision: str = Field(min_length=1, description="The release the analysis judged.")
+    status: AnalysisStatus
+    traffic_share: float = Field(ge=0, le=1, description="Traffic the revision had meanwhile.")
+    finished_at: datetime
+
+
+class Backup(_Model):
+    """The latest restorable point of a datastore, from the gate's backup source."""
+
+    target: Identifier
+    kind: BackupKind
+    restorable_at: datetime = Field(description="The latest moment a restore can return to.")
+
+
+class ForwardOnlyMigration(_Model):
+    """A forward-only migration applied since the release a rollback would return to."""
+
+    id: str = Field(min_length=1)
+    target: Identifier
+    applied_at: datetime | None = None
+
+
 class Context(_Model):
     """The world the action lands in, attested by the gate. Time arrives here, not a clock."""
 
@@ -319,6 +455,21 @@ class Context(_Model):
         default_factory=list,
         max_length=MAX_ALERTS,
         description="Alerts firing now; an alert justification counts only when listed here.",
+    )
+    rollout_analyses: list[RolloutAnalysis] = Field(
+        default_factory=list,
+        max_length=MAX_ANALYSES,
+        description="Latest rollout analyses of the targets in play.",
+    )
+    backups: list[Backup] = Field(
+        default_factory=list,
+        max_length=MAX_BACKUPS,
+        description="Latest restorable points of the datastores in play.",
+    )
+    forward_only_migrations: list[ForwardOnlyMigration] = Field(
+        default_factory=list,
+        max_length=MAX_MIGRATIONS,
+        description="Forward-only migrations a rollback of the action's target would cross.",
     )
 
 

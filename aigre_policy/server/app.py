@@ -21,7 +21,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aigre_policy.server import approvals, authzen, health, inbox, metrics, native, reload
+from aigre_policy.server import (
+    approvals,
+    authzen,
+    health,
+    inbox,
+    metrics,
+    native,
+    reload,
+    webhooks,
+)
 from aigre_policy.server.fast import DataFastPath
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
@@ -96,6 +105,7 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         *authzen.ROUTES,
         *approvals.ROUTES,
         *metrics.ROUTES,
+        *webhooks.ROUTES,
         inbox.mount(runtime),
     ]
     if runtime.metrics is None:
@@ -110,4 +120,5 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
         },
     )
     app.state.runtime = runtime
+    app.state.webhooks = webhooks.Webhooks.of(runtime)
     return RequestId(DataFastPath(app, runtime))

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aigre_policy.server.webhooks_config import WebhooksConfig
 from aigre_policy.yamlio import read_document
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a proposed action is a few KiB
@@ -120,7 +121,7 @@ class InboxConfig(_Strict):
     session_secret_file: Path | None = None
 
 
-class WebhookConfig(_Strict):
+class NotifyWebhook(_Strict):
     """A receiver of notifications (``notify.webhooks``)."""
 
     url: str = Field(pattern=r"^https?://")
@@ -133,7 +134,7 @@ class WebhookConfig(_Strict):
 class NotifyConfig(_Strict):
     """Webhooks told when a decision waits for people (``gate.notify``)."""
 
-    webhooks: tuple[WebhookConfig, ...] = Field(min_length=1)
+    webhooks: tuple[NotifyWebhook, ...] = Field(min_length=1)
     inbox_url: str | None = None  # this server's /inbox/ as approvers reach it
     max_attempts: int = Field(default=8, ge=1, le=100)
     backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
@@ -192,6 +193,7 @@ class ServerConfig(_Strict):
     telemetry: TelemetryConfig | None = None
     reload: bool = True  # watch the pack directory and swap in new versions
     reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
+    webhooks: WebhooksConfig | None = None  # the adapters' routes (webhooks_config.py)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
 
     def resolved(self, base: Path) -> ServerConfig:
@@ -222,6 +224,8 @@ class ServerConfig(_Strict):
             update["context"] = self.context.model_copy(
                 update={"pagerduty": pd.model_copy(update={"token_file": token})}
             )
+        if self.webhooks is not None:
+            update["webhooks"] = self.webhooks.resolved(base)
         secret = at(self.inbox.session_secret_file)
         if secret is not None:
             update["inbox"] = self.inbox.model_copy(update={"session_secret_file": secret})
