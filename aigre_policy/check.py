@@ -94,7 +94,9 @@ def check_pack(
 # ------------------------------------------------------------------ envelopes
 
 
-def _envelopes(modules: list[n.Module], diagnostics: list[Diagnostic]):
+def _envelopes(
+    modules: list[n.Module], diagnostics: list[Diagnostic]
+) -> tuple[dict[str, ObjectType], dict[str, dict[str, Any]]]:
     types: dict[str, ObjectType] = {}
     values: dict[str, dict[str, Any]] = {}
     first_seen: dict[str, Span] = {}
@@ -152,7 +154,9 @@ def _envelopes(modules: list[n.Module], diagnostics: list[Diagnostic]):
 # ------------------------------------------------------------------ rules
 
 
-def _rules(modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]):
+def _rules(
+    modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]
+) -> list[ir.Rule]:
     rules: list[ir.Rule] = []
     seen: dict[str, Span] = {}
     for module in modules:
@@ -176,7 +180,9 @@ def _rules(modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diag
     return rules
 
 
-def _rule(decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diagnostic]):
+def _rule(
+    decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diagnostic]
+) -> ir.Rule | None:
     meta = _meta(decl, diagnostics)
     if not decl.verdicts:
         diagnostics.append(
@@ -199,9 +205,9 @@ def _rule(decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diag
                 "split it into two rules",
             )
         )
-    for extra in decl.because[1:]:
+    for again in decl.because[1:]:
         diagnostics.append(
-            error("E110", f"rule `{decl.id}` has more than one `because`", extra.span)
+            error("E110", f"rule `{decl.id}` has more than one `because`", again.span)
         )
     clause = decl.verdicts[0]
     if clause.verdict == "require_approval" and not clause.groups:
@@ -246,7 +252,9 @@ def _rule(decl: n.Rule, index: int, checker: ExprChecker, diagnostics: list[Diag
     )
 
 
-def _message(message: n.Message, checker: ExprChecker, condition: n.Expr):
+def _message(
+    message: n.Message, checker: ExprChecker, condition: n.Expr
+) -> tuple[str | ir.Node, ...] | None:
     """Messages render only when the rule fired, so they see the guards of its condition."""
     scope = Scope().knowing(present_when(condition, True))
     parts: list[str | ir.Node] = []
@@ -290,7 +298,9 @@ def _meta(decl: n.Rule, diagnostics: list[Diagnostic]) -> dict[str, object]:
     return meta
 
 
-def _one_of(allowed: tuple[str, ...], key: str, custom: bool = False):
+def _one_of(
+    allowed: tuple[str, ...], key: str, custom: bool = False
+) -> Callable[[object], tuple[str, str | None] | None]:
     def check(value: object) -> tuple[str, str | None] | None:
         if isinstance(value, str) and (value in allowed or (custom and WORD.fullmatch(value))):
             return None
@@ -305,7 +315,7 @@ def _one_of(allowed: tuple[str, ...], key: str, custom: bool = False):
     return check
 
 
-def _text(key: str):
+def _text(key: str) -> Callable[[object], tuple[str, str | None] | None]:
     def check(value: object) -> tuple[str, str | None] | None:
         if isinstance(value, str) and value.strip():
             return None
@@ -333,7 +343,9 @@ _META_CHECKS: dict[str, Callable[[object], tuple[str, str | None] | None]] = {
 # ------------------------------------------------------------------ usage
 
 
-def _usages(modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]):
+def _usages(
+    modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]
+) -> list[ir.Usage]:
     usages: list[ir.Usage] = []
     seen: dict[str, Span] = {}
     action_only = ObjectType(
@@ -423,11 +435,11 @@ def usage_schema(usages: list[n.Usage]) -> dict[str, Any]:
 
 
 def _tests(
-    modules,
+    modules: list[n.Module],
     checker: ExprChecker,
     input_type: ObjectType,
-    envelopes,
-    rule_ids,
+    envelopes: dict[str, ObjectType],
+    rule_ids: set[str],
     pack_dir: FsPath | None,
     diagnostics: list[Diagnostic],
 ) -> None:
@@ -587,7 +599,7 @@ def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diag
 
 
 def _invariants(
-    modules, checker: ExprChecker, diagnostics: list[Diagnostic]
+    modules: list[n.Module], checker: ExprChecker, diagnostics: list[Diagnostic]
 ) -> tuple[ir.Invariant, ...]:
     invariants: list[ir.Invariant] = []
     for module in modules:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -585,7 +586,11 @@ def _in_order(block: _Block) -> bool:
     if all(isinstance(step, ir.Rule) for step in block.steps):
         return True
     only = block.steps[0]
-    return len(block.steps) == 1 and all(_in_order(b) for b in only.buckets.values())
+    return (
+        len(block.steps) == 1
+        and isinstance(only, _Index)
+        and all(_in_order(b) for b in only.buckets.values())
+    )
 
 
 def _and_chain(condition: ir.Node) -> list[ir.Node]:
@@ -612,8 +617,9 @@ def _key_test(node: ir.Node) -> tuple[ir.Path, tuple[str, ...]] | None:
             item=ir.Path(local=False) as p,
             collection=ir.ListOf(items=items),
         ):
-            if items and all(isinstance(i, ir.Const) and type(i.value) is str for i in items):
-                return p, tuple(dict.fromkeys(i.value for i in items))
+            texts = [i.value for i in items if isinstance(i, ir.Const) and type(i.value) is str]
+            if items and len(texts) == len(items):
+                return p, tuple(dict.fromkeys(texts))
     return None
 
 
@@ -655,7 +661,7 @@ def _cannot_fail(node: ir.Node) -> bool:
     return False
 
 
-def _ordered(names: set[str]) -> list[str]:
+def _ordered(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda name: int(name[1:]))
 
 

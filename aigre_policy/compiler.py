@@ -25,16 +25,23 @@ from typing import Any
 
 import jsonschema
 
-from aigre_policy import ir
+from aigre_policy import backend, ir
 from aigre_policy import nodes as n
 from aigre_policy.check import check_pack, declared_usages, usage_schema
-from aigre_policy.codegen import EmittedModule, emit_python
-from aigre_policy.diagnostics import Diagnostic, SourceText, error, has_errors, sorted_diagnostics
+from aigre_policy.checked import CheckedPack, DecisionPolicy, Evaluator, Manifest, decision_policy
+from aigre_policy.diagnostics import (
+    CompileError,
+    Diagnostic,
+    SourceText,
+    Span,
+    error,
+    has_errors,
+    sorted_diagnostics,
+)
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
-from aigre_policy.parser import DURATION_UNITS, parse_module
-from aigre_policy.sandbox import load as load_module
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
+from aigre_policy.targets import schema_diagnostics, target_diagnostics
 from aigre_policy.typecheck import constant_type, did_you_mean, value_type
 from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
 from aigre_policy.validation import InputValidator
@@ -45,138 +52,69 @@ MANIFEST = "pack.yaml"
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 
 
-@dataclass
-class Manifest:
-    name: str
-    version: str
-    description: str
-    input_schema: str
-    default: str
-    fail_closed: str
-    envelopes: dict[str, dict[str, Any]]
-    # input paths the decision log masks or drops: {path: "mask" | "drop"}
-    sensitive: dict[str, str] = field(default_factory=dict)
-    lint: dict[str, str] = field(default_factory=dict)  # lint code -> error, warning or off
-    # groups a fail-closed require_approval verdict names; [] = its rules' groups
-    fail_closed_approvers: list[str] = field(default_factory=list)
-    # approver groups whose approvals an enforced allow does not use up
-    reusable_approvals: list[str] = field(default_factory=list)
+__all__ = ["CheckedPack", "CompiledPack", "DecisionPolicy", "Evaluator", "Manifest"]
 
 
 @dataclass(frozen=True)
-class DecisionPolicy:
-    """What a pack decides when no rule does, or when it cannot judge."""
+class CompiledPack:
+    """A ``CheckedPack`` with the evaluator one backend built from it: what a ``Pack`` runs on.
 
-    default: str
-    fail_closed: str
-    # who a fail-closed require_approval verdict goes to; () when it is not one
-    fail_closed_approvers: tuple[str, ...]
-    reusable_approvals: tuple[str, ...]  # approvals an enforced allow does not use up
-
-
-@dataclass(frozen=True)
-class CheckedPack:
-    """What the check stage ends in, and all that a backend reads.
-
-    Native code generation, the reference interpreter and the Rego target each turn
-    this into an evaluator; none reads the pack directory or another stage's state.
+    The checked pack's parts read through, so a caller of ``compile_pack`` reads
+    ``report.compiled.program`` whichever engine was built.
     """
 
-    root: Path
-    manifest: Manifest
-    modules: tuple[n.Module, ...]
-    program: ir.Program
-    envelopes: dict[str, dict[str, Any]]  # effective values, overrides applied
-    input_schema: dict[str, Any]  # the pack's schema with its usage declarations
-    policy: DecisionPolicy
-    digest: str
-    handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
-
-
-@dataclass
-class CompiledPack:
-    """A ``CheckedPack`` with its native evaluator loaded: what a ``Pack`` runs on."""
-
-    root: Path
-    manifest: Manifest
-    modules: list[n.Module]
-    program: ir.Program
-    envelopes: dict[str, dict[str, Any]]
-    input_schema: dict[str, Any]
-    python: EmittedModule
-    namespace: dict[str, Any]
-    validator: InputValidator
-    digest: str
-    handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
+    checked: CheckedPack
+    evaluator: Evaluator
 
     @property
-    def checked(self) -> CheckedPack:
-        """The backend-neutral pack this was generated from (after any replacement)."""
-        return _checked(
-            self.root,
-            self.manifest,
-            self.modules,
-            self.program,
-            self.envelopes,
-            self.input_schema,
-            self.digest,
-            self.handwritten,
-        )
+    def root(self) -> Path:
+        return self.checked.root
 
+    @property
+    def manifest(self) -> Manifest:
+        return self.checked.manifest
 
-def _checked(
-    root: Path,
-    manifest: Manifest,
-    modules: Any,
-    program: ir.Program,
-    envelopes: dict[str, dict[str, Any]],
-    input_schema: dict[str, Any],
-    digest: str,
-    handwritten: tuple[Any, ...],
-) -> CheckedPack:
-    policy = DecisionPolicy(
-        default=manifest.default,
-        fail_closed=manifest.fail_closed,
-        fail_closed_approvers=_fail_closed_approvers(manifest, program.rules),
-        reusable_approvals=tuple(manifest.reusable_approvals),
-    )
-    return CheckedPack(
-        root,
-        manifest,
-        tuple(modules),
-        program,
-        envelopes,
-        input_schema,
-        policy,
-        digest,
-        handwritten,
-    )
+    @property
+    def modules(self) -> tuple[n.Module, ...]:
+        return self.checked.modules
 
+    @property
+    def program(self) -> ir.Program:
+        return self.checked.program
 
-def _fail_closed_approvers(manifest: Manifest, rules: tuple[ir.Rule, ...]) -> tuple[str, ...]:
-    """Who a fail-closed ``require_approval`` verdict goes to.
+    @property
+    def envelopes(self) -> dict[str, dict[str, Any]]:
+        return self.checked.envelopes
 
-    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
-    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
-    """
-    if manifest.fail_closed != "require_approval":
-        return ()
-    named = tuple(manifest.fail_closed_approvers)
-    return named or tuple(
-        sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
-    )
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        return self.checked.input_schema
+
+    @property
+    def digest(self) -> str:
+        return self.checked.digest
+
+    @property
+    def handwritten(self) -> tuple[Any, ...]:
+        return self.checked.handwritten
+
+    @property
+    def python(self) -> Any:
+        """The generated Python (``codegen.EmittedModule``) when the evaluator is native."""
+        return getattr(self.evaluator, "python")  # noqa: B009 - AttributeError when not native
 
 
 @dataclass
 class CompileReport:
     diagnostics: list[Diagnostic]
     sources: SourceText
-    compiled: CompiledPack | None = None
+    compiled: CompiledPack | None = None  # when an engine was asked for and built
     stages_run: list[str] = field(default_factory=list)
+    checked: CheckedPack | None = None  # the check stage's result, sealed
 
     @property
     def ok(self) -> bool:
-        return self.compiled is not None and not has_errors(self.diagnostics)
+        return self.checked is not None and not has_errors(self.diagnostics)
 
 
 def _pack_schema() -> dict[str, Any]:
@@ -250,7 +188,9 @@ def _display(root: Path, relative: str) -> str:
     return str(root / relative)
 
 
-def _read_input_schema(root: Path, manifest: Manifest, doc: Document | None):
+def _read_input_schema(
+    root: Path, manifest: Manifest, doc: Document | None
+) -> tuple[dict[str, Any] | None, list[Diagnostic]]:
     if manifest.input_schema.startswith("builtin:"):
         try:
             return builtin_schema(manifest.input_schema), []
@@ -306,7 +246,7 @@ def _apply_overrides(
     values = {name: dict(fields) for name, fields in program.envelopes.items()}
     diagnostics: list[Diagnostic] = []
 
-    def span(*path: str):
+    def span(*path: str) -> Span | None:
         if manifest_doc is None or origin != MANIFEST:
             return None
         return manifest_doc.span_of(("envelopes", *path))
@@ -415,6 +355,8 @@ def _convert(value: Any, expected: Type) -> Any:
     if isinstance(expected, DurationType) and isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match:
+            from aigre_policy.parser import DURATION_UNITS  # Lark loads only when parsing
+
             seconds = float(match.group(1)) * DURATION_UNITS[match.group(2)]
             return int(seconds) if seconds.is_integer() else seconds
     if isinstance(expected, DurationType) and isinstance(value, int | float):
@@ -431,15 +373,20 @@ def _choices(word: str, options: Any) -> str | None:
 def compile_pack(
     path: str | Path,
     envelopes: dict[str, dict[str, Any]] | None = None,
+    engine: str | None = "native",
     editing: Mapping[str, str] | None = None,
 ) -> CompileReport:
     """Run every stage over the pack at ``path``; never raises for bad input.
 
     ``editing`` maps policy files (named as ``path / "policies" / name``) to text an
     editor holds unsaved, read instead of the file on disk.
+
+    ``engine``: the backend whose evaluator the last stage builds (``backend.build``);
+    ``None`` stops at the sealed ``CheckedPack`` (``report.checked``). ``ValueError``
+    for an engine no backend knows.
     """
     with _collector_paused():
-        return _compile_pack(Path(path), envelopes, editing or {})
+        return _compile_pack(Path(path), envelopes, engine, editing or {})
 
 
 _PAUSE_LOCK = threading.Lock()
@@ -478,6 +425,7 @@ class _Work:
     root: Path
     overrides: dict[str, dict[str, Any]]
     sources: dict[str, str]  # file -> text, for diagnostics and the digest
+    engine: str | None = None  # whose evaluator the backend stage builds
     diagnostics: tuple[Diagnostic, ...] = ()
     stop: bool = False  # a stage's output is unusable: the stages after it do not run
     manifest: Manifest | None = None
@@ -486,7 +434,6 @@ class _Work:
     rego_files: tuple[Path, ...] = ()
     modules: tuple[n.Module, ...] = ()
     checked: CheckedPack | None = None
-    python: EmittedModule | None = None
     compiled: CompiledPack | None = None
     partial: bool = False  # a policy file did not parse
     editing: Mapping[str, str] = field(default_factory=dict)  # file -> unsaved text
@@ -530,6 +477,8 @@ def _read_pack_manifest(work: _Work) -> _Work:
 
 
 def _parse(work: _Work) -> _Work:
+    from aigre_policy.parser import parse_module  # Lark loads only when a pack is parsed
+
     policies = work.root / "policies"
     files = sorted(policies.glob("*.aigre")) if policies.is_dir() else []
     rego_files = tuple(sorted(policies.glob("*.rego"))) if policies.is_dir() else ()
@@ -582,7 +531,19 @@ def _check(work: _Work) -> _Work:
         checked.envelope_enums,
     )
     problems += found
-    result = _checked(work.root, manifest, modules, checked.program, values, schema, "", ())
+    policy = decision_policy(manifest, checked.program.rules)
+    result = CheckedPack(
+        work.root,
+        manifest,
+        tuple(modules),
+        checked.program,
+        values,
+        schema,
+        policy,
+        "",
+        # what one target cannot run: its backend refuses the pack with these
+        target_diagnostics=target_diagnostics(checked.program, values),
+    )
     return work.add(problems, checked=result)
 
 
@@ -595,48 +556,31 @@ def _check_rego(work: _Work) -> _Work:
 
 
 def _seal(work: _Work) -> _Work:
-    """The content digest, once every source (hand-written Rego too) is read and clean."""
+    """The content digest, once every source (hand-written Rego too) is read and clean, and
+    the validator every input passes before any engine judges it."""
     assert work.checked is not None
     checked = work.checked
     digest = _digest(work.sources, checked.envelopes, checked.input_schema)
-    return replace(work, checked=replace(checked, digest=digest))
-
-
-def _emit(work: _Work) -> _Work:
-    assert work.checked is not None
-    manifest = work.checked.manifest
-    python = emit_python(work.checked.program, f"pack {manifest.name} {manifest.version}")
-    return replace(work, python=python)
-
-
-def _load(work: _Work) -> _Work:
-    checked, python = work.checked, work.python
-    assert checked is not None and python is not None
-    values = checked.envelopes
-    bindings = {
-        short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
-        for dotted, short in python.envelope_names.items()
-    }
-    namespace = load_module(python.source, f"<aigre-policy {checked.manifest.name}>", bindings)
     try:
         validator = InputValidator(checked.input_schema)
     except ValueError as exc:  # a schema keyword the validators cannot check alike
         problem = error("E503", f"the input schema cannot be used: {exc}", hint=_SCHEMA_HINT)
         return work.add([problem], stop=True)
-    compiled = CompiledPack(
-        checked.root,
-        checked.manifest,
-        list(checked.modules),
-        checked.program,
-        values,
-        checked.input_schema,
-        python,
-        namespace,
-        validator,
-        checked.digest,
-        checked.handwritten,
-    )
-    return replace(work, compiled=compiled)
+    # a schema the Rego engines cannot check alike is refused on every engine (E604)
+    unchecked = schema_diagnostics(checked.input_schema)
+    if unchecked:
+        return work.add(unchecked, stop=True)
+    return replace(work, checked=replace(checked, digest=digest, validator=validator))
+
+
+def _build(work: _Work) -> _Work:
+    """The evaluator of the engine asked for, from the sealed ``CheckedPack`` alone."""
+    assert work.checked is not None and work.engine is not None
+    try:
+        evaluator = backend.build(work.checked, work.engine)
+    except CompileError as refused:  # the target cannot express the pack
+        return work.add(refused.diagnostics, stop=True)
+    return work.add(evaluator.warnings, compiled=CompiledPack(work.checked, evaluator))
 
 
 STAGES: tuple[Stage, ...] = (
@@ -657,34 +601,34 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "seal",
-        "the content digest of every source, the envelope values and the input schema",
+        "the content digest of every source, the envelope values and the input schema; "
+        "the input validator",
         _seal,
         needs_clean_input=True,
     ),
     Stage(
-        "emit",
-        "IR to Python source (codegen.emit_python)",
-        _emit,
-        too_deep="expressions nest too deeply to compile",
-        needs_clean_input=True,
-    ),
-    Stage(
-        "load",
-        "verify the source against the allowlist and compile it (sandbox.load)",
-        _load,
+        "backend",
+        "the engine's evaluator from the CheckedPack alone (backend.build): native code "
+        "generation and sandbox load, the reference interpreter, or a Rego engine",
+        _build,
         too_deep="a condition nests too deeply to compile ({exc})",
+        applies=lambda work: work.engine is not None,
+        needs_clean_input=True,
     ),
 )
 
 
 def _compile_pack(
-    root: Path, envelopes: dict[str, dict[str, Any]] | None, editing: Mapping[str, str]
+    root: Path,
+    envelopes: dict[str, dict[str, Any]] | None,
+    engine: str | None,
+    editing: Mapping[str, str],
 ) -> CompileReport:
     report = CompileReport([], SourceText({}))
     if not root.is_dir():
         report.diagnostics.append(error("E500", f"no pack directory at {root}"))
         return report
-    work = _Work(root, envelopes or {}, {}, editing=editing)
+    work = _Work(root, envelopes or {}, {}, engine, editing=editing)
     report.sources = SourceText(work.sources)
     for stage in STAGES:
         if work.stop or (stage.needs_clean_input and has_errors(work.diagnostics)):
@@ -697,7 +641,9 @@ def _compile_pack(
         except _TOO_DEEP as exc:
             work = work.add([nests_too_deeply(stage.too_deep.format(exc=exc))], stop=True)
     report.diagnostics = list(work.diagnostics)
-    report.compiled = None if work.stop else work.compiled
+    if not work.stop and not has_errors(work.diagnostics):
+        report.checked = work.checked
+        report.compiled = work.compiled
     return _finish(report)
 
 
@@ -719,10 +665,6 @@ def _handwritten(
         texts.append((str(file), text))
     modules, found = check_handwritten(texts, pack_name, {rule.id for rule in program.rules})
     return tuple(modules), problems + found
-
-
-def _frozen(value: Any) -> Any:
-    return list(value) if isinstance(value, list | tuple) else value
 
 
 def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aigre_policy.models.action import ATTESTED, Context, ProposedAction, json_schema_of
-
 BUILTIN_SCHEMAS = ("builtin:proposed-action/v1",)
 
 
 @cache
 def _builtin() -> dict[str, Any]:
+    # the pydantic models load only when a pack reads the built-in schema: a pack loaded
+    # from the compile cache, or with its own schema, never needs them
+    from aigre_policy.models.action import Context, ProposedAction, json_schema_of
+
     action = json_schema_of(ProposedAction)
     context = json_schema_of(Context)
     defs = {**action.pop("$defs", {}), **context.pop("$defs", {})}
@@ -36,6 +38,8 @@ def builtin_schema(name: str) -> dict[str, Any]:
 
 def compose(base: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     """The whole input schema: the pack's ``action``/``context`` plus the ``usage`` object."""
+    from aigre_policy.models.action import ATTESTED
+
     properties = dict(base.get("properties", {}))
     properties["usage"] = {**usage, ATTESTED: True}  # the gate computes it from its ledger
     required = list(dict.fromkeys([*base.get("required", ["action", "context"]), "usage"]))

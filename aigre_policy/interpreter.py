@@ -36,12 +36,17 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
+from time import perf_counter_ns
 from types import TracebackType
 from typing import Any
 
 from aigre_policy import functions, ir
+from aigre_policy.cards import rule_card
+from aigre_policy.checked import CheckedPack
+from aigre_policy.lattice import decision_of, rank_of
 from aigre_policy.plain import as_plain
 from aigre_policy.runtime import fmt, to_time
+from aigre_policy.verdict import Issuer, Verdict
 
 Scope = Mapping[str, Any]  # input roots and quantifier variables, by name
 Envelopes = Mapping[str, Mapping[str, Any]]
@@ -72,6 +77,36 @@ class RuleFault(Exception):
         self.rule = rule
         self.node = node
         self.cause = cause
+
+
+class InterpreterEvaluator:
+    """The reference interpreter behind the backend protocol (``load_pack(engine="interpreter")``).
+
+    Its records carry the rule's message but no bindings or comparisons: evidence is
+    what the generated evaluator captures on its way, and this one captures nothing.
+    """
+
+    engine = "interpreter"
+    warnings: tuple[Any, ...] = ()
+
+    def __init__(self, checked: CheckedPack):
+        self.program = checked.program
+        self.envelopes = checked.envelopes
+        self.default = checked.policy.default
+        cards = tuple(rule_card(rule, (), checked.root) for rule in checked.program.rules)
+        self.issuer = Issuer(checked.ref, cards)
+
+    def decide(self, document: dict[str, Any], started: int) -> Verdict:
+        """The verdict on a validated input; a fault raises (the caller fails closed)."""
+        roots = (document["action"], document["context"], document["usage"])
+        rules = self.program.rules
+        held = fired(self.program, self.envelopes, *roots)
+        evidence: list[Any] = [
+            (i, True, message(rules[i], self.envelopes, *roots), (), ()) for i in held
+        ]
+        decision = decision_of(rank_of(rules[i].verdict for i in held), self.default)
+        elapsed = (perf_counter_ns() - started) / 1000
+        return Verdict(decision, evidence, self.issuer, document, elapsed)
 
 
 def fired(

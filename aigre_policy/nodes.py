@@ -211,6 +211,9 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class TestInput:
+    """``ROOT { ... }`` (``value``), ``ROOT from "FILE"`` (``from_file``), or both:
+    ``ROOT from "FILE" { ... }``, the file's input with ``value``'s fields set over it."""
+
     root: str
     value: ObjectConst | None
     from_file: str | None
@@ -230,7 +233,8 @@ class Expectation:
     """One ``expect`` line of a test.
 
     ``expect DECISION [by [at least] rule, ...]`` (``rules`` fire exactly, or at
-    least them with ``at_least``), ``expect message contains "..."``,
+    least them with ``at_least``; ``by no rule``: ``no_rules``, none fires),
+    ``expect message contains "..."``,
     ``expect silent rule, ...`` (``silent``: rules that must not fire) or
     ``expect evidence path == value`` (``evidence``: a fired rule read that value).
     """
@@ -242,6 +246,7 @@ class Expectation:
     rule_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
     at_least: bool = False
     silent: tuple[str, ...] = ()
+    no_rules: bool = False  # `expect DECISION by no rule`: exactly no rule fires
     evidence: tuple[str, Constant] | None = None
 
 

@@ -60,7 +60,7 @@ def parse_module(text: str, file: str) -> ParseResult:
     try:
         module = builder.build(text, "start")
     except UnexpectedInput as exc:
-        return ParseResult(None, [_syntax_error(exc, text, file)])
+        return ParseResult(None, syntax_errors(exc, text, file))
     except _TooDeep as exc:
         return ParseResult(None, [exc.diagnostic])
     return ParseResult(module, diagnostics)
@@ -365,6 +365,141 @@ def _token_position(token: Token) -> tuple[int, int, int, int]:
     return line, column, end_line, end_column
 
 
+# ------------------------------------------------------------------ every syntax error at once
+#
+# After the first error, the text up to the end of the declaration it sits in is blanked out
+# (spaces, newlines kept, so every later position stays where it was): up to the next
+# declaration that starts a line. The rest is parsed again, until it parses or the errors
+# stop moving forward. A file with three broken rules gives three E001 in one run. The file
+# still contributes no module: a pack with a syntax error does not compile, and the checker
+# holds back what a missing declaration would make it say
+# (docs/diagnostics.md#when-a-file-does-not-parse).
+
+_DECLARATION = re.compile(r"^(?:envelope|rule|usage|test|invariant)\b", re.MULTILINE)
+_MAX_SYNTAX_ERRORS = 50  # per file; past it the file is surely not aigre
+
+
+def syntax_errors(first: UnexpectedInput, text: str, file: str) -> list[Diagnostic]:
+    """Every syntax error of ``text``, ``first`` (the parse's own) first."""
+    found = [_syntax_error(first, text, file)]
+    starts = [text.count("\n", 0, m.start()) + 1 for m in _DECLARATION.finditer(text)]
+    lines = text.split("\n")
+    exc: UnexpectedInput | None = first
+    last_line = 0
+    while exc is not None and len(found) < _MAX_SYNTAX_ERRORS:
+        line = getattr(exc, "line", None)
+        column = getattr(exc, "column", None)
+        if not isinstance(line, int) or line < 1 or line <= last_line:
+            break  # the end of the file, or no progress
+        last_line = line
+        begin, end = _broken_declaration(starts, line, column, len(lines))
+        if begin is None:
+            break
+        # everything up to the end of the broken declaration: what came before it parsed
+        # (or was reported), so each parse reads only what is left and the whole search
+        # stays linear in the file, whatever the number of errors
+        for index in range(end - 1):
+            lines[index] = " " * len(lines[index])
+        try:
+            lark_parser().parse("\n".join(lines), start="start")
+            exc = None
+        except UnexpectedInput as again:
+            exc = again
+            if isinstance(getattr(again, "line", None), int) and again.line > last_line:
+                found.append(_syntax_error(again, text, file))
+        except Exception:  # a later parse that fails otherwise: the errors so far stand
+            exc = None
+    return found
+
+
+def _broken_declaration(
+    starts: list[int], line: int, column: Any, total: int
+) -> tuple[int | None, int]:
+    """The lines ``[begin, end)`` of the declaration an error at ``line`` belongs to: a
+    declaration keyword at the start of its line closes the one before it (a missing `}`)."""
+    if column == 1 and line in starts:
+        before = [s for s in starts if s < line]
+        return (before[-1] if before else None), line
+    begin = max((s for s in starts if s <= line), default=1)
+    end = min((s for s in starts if s > line), default=total + 1)
+    return begin, end
+
+
+# Curated messages for the common mistakes, matched by the parser state they leave
+# (Lark's ``match_examples``): key -> (examples, message made from the unexpected token).
+_CURATED: dict[str, tuple[list[str], Callable[[str], str], str | None]] = {
+    "approver-list": (
+        ["rule r { require_approval by finops when true }"],
+        lambda t: f'approver groups are a list: `by ["{t}"]`',
+        'write the groups as strings in brackets, e.g. `by ["finops", "sre-oncall"]`',
+    ),
+    "escalate-list": (
+        ["rule r { escalate to reviewers when true }"],
+        lambda t: f'escalation groups are a list: `to ["{t}"]`',
+        'write the groups as strings in brackets, e.g. `escalate to ["sre-leads"] when ...`',
+    ),
+    "rule-id-string": (
+        ['rule "r" { deny when true }'],
+        lambda t: f"a rule id is a name, not a string: `rule {t.strip(chr(34)) or 'my-rule'} {{`",
+        "rule ids are lowercase words joined by `-`, e.g. `rule llm-outside-its-remit {`",
+    ),
+    "test-name-word": (
+        ["test t { expect allow }"],
+        lambda t: f'a test\'s name is a string: `test "{t}" {{`',
+        'name the test with what it shows, e.g. `test "an LLM may roll back" {`',
+    ),
+    "envelope-equals": (
+        ["envelope e { a = 1 }"],
+        lambda t: "envelope values are written `name: value`, not `name = value`",
+        "e.g. `monthly_budget_usd: 2000`",
+    ),
+    "because-word": (
+        ["rule r { deny when true because r }"],
+        lambda t: 'a `because` message is a string: `because "..."`',
+        'e.g. `because "{action.kind} on {action.target} cannot be undone"`',
+    ),
+    "expect-by-nothing": (
+        ['test "t" { expect allow by }'],
+        lambda t: "`expect ... by` names the rules that fire",
+        "to say no rule fires, write `expect allow by no rule`; to leave the rules open, "
+        "leave `by` out",
+    ),
+}
+
+
+_AFTER_A_DECLARATION = "envelope e0 { a: 1 }\n"
+
+
+@cache
+def _curated_errors() -> tuple[tuple[str, Any, frozenset[str], str], ...]:
+    """Each curated example's error: (key, parser state, tokens accepted there, token type).
+
+    Lark compares parser states by stack depth and state (``match_examples``): the first
+    declaration of a file and a later one differ, so each example is tried in both places.
+    """
+    found = []
+    for key, (examples, _, _) in _CURATED.items():
+        for example in [*examples, *(_AFTER_A_DECLARATION + e for e in examples)]:
+            try:
+                lark_parser().parse(example, start="start")
+            except UnexpectedToken as exc:
+                found.append((key, exc.state, frozenset(exc.accepts or ()), exc.token.type))
+    return tuple(found)
+
+
+def _curated(exc: UnexpectedInput) -> tuple[str, str | None] | None:
+    """The curated message and hint for ``exc``, when it is one of the common mistakes: the
+    parser stopped in the state an example leaves it in, on the same kind of token."""
+    if not isinstance(exc, UnexpectedToken) or exc.token.type == "$END":
+        return None
+    accepts = frozenset(exc.accepts or ())
+    for key, state, example_accepts, token_type in _curated_errors():
+        if state == exc.state and example_accepts == accepts and token_type == exc.token.type:
+            _, message, hint = _CURATED[key]
+            return message(str(exc.token.value)), hint
+    return None
+
+
 def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
     line = getattr(exc, "line", 1) or 1
     column = getattr(exc, "column", 1) or 1
@@ -398,6 +533,9 @@ def _syntax_error(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
             hint = "a verdict is written `deny when <condition>`"
         elif token.type == "NAME" and "RBRACE" in exc.expected:
             hint = "check the line before: a field or clause may be incomplete"
+        curated = _curated(exc)
+        if curated is not None:
+            message, hint = curated
     else:
         expected = set(getattr(exc, "expected", ()) or ())
         message = "unexpected end of file" + _expected_text(expected)
@@ -569,8 +707,8 @@ class _AstBuilder:
         return n.TestInput(root, value, None, self.span(pos))
 
     def test_input_file(self, pos: _Pos, children: list[Any]) -> n.TestInput:
-        root, path = children
-        return n.TestInput(root, None, self._string(path), self.span(pos))
+        root, path, changes = children  # `from "FILE" { field: value }`: the file, changed
+        return n.TestInput(root, changes, self._string(path), self.span(pos))
 
     def test_with(self, pos: _Pos, children: list[Any]) -> n.TestOverride:
         envelope, name, value = children
@@ -581,16 +719,20 @@ class _AstBuilder:
         at_least, tokens = by if by is not None else (False, [])
         return n.Expectation(
             str(decision),
-            tuple(str(t) for t in tokens),
+            tuple(str(t) for t in tokens or ()),
             None,
             self.span(pos),
-            tuple(self.token_span(t) for t in tokens),
+            tuple(self.token_span(t) for t in tokens or ()),
             at_least=at_least,
+            no_rules=by is not None and tokens is None,
         )
 
     def expect_by(self, pos: _Pos, children: list[Any]) -> tuple[bool, list[Token]]:
         at_least, *tokens = children
         return at_least is not None, tokens
+
+    def expect_by_no_rule(self, pos: _Pos, children: list[Any]) -> tuple[bool, None]:
+        return False, None  # `by no rule`: exactly no rule fires
 
     def expect_silent(self, pos: _Pos, children: list[Any]) -> n.Expectation:
         return n.Expectation(

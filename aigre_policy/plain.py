@@ -24,17 +24,23 @@ Both walks stop at the depth bound, so neither recursion nor a cycle can run awa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from itertools import islice
 from typing import Any
 
-from pydantic import BaseModel
-
 from aigre_policy.validation import dotted
 
 __all__ = ["BOUNDS", "Bounds", "NotPlain", "as_plain"]
+
+
+def _is_model(value: Any) -> bool:
+    """A pydantic model: only possible once pydantic is imported, so a caller that never
+    loads it (the command line) never pays for importing it here."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +174,7 @@ class _Conversion:
                         "bounds",
                     )
             return converted
-        if isinstance(value, BaseModel):
+        if _is_model(value):
             try:
                 dumped = value.model_dump(mode="json", exclude_none=True)
             except Exception as exc:  # a model pydantic cannot write as JSON

@@ -81,9 +81,12 @@ class Session:
         if not self.given:
             return []
         document = {"action": {}, "context": {}, "usage": {}, **self.scope}
+        validator = self.pack.checked.validator
+        if validator is None:  # only a pack compiled with engine=None has none
+            raise ValueError("the pack was compiled without its input validator")
         return [
             f"{error.path or '(input)'}: {error.message}"
-            for error in self.pack.validator.errors(document)
+            for error in validator.errors(document)
             if error.path.split(".")[0].split("[")[0] in self.given
         ]
 

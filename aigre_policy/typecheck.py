@@ -186,7 +186,9 @@ class ExprChecker:
                 return self.quantifier(expr, scope)
         raise AssertionError(f"unknown node {expr!r}")  # pragma: no cover - parser makes no others
 
-    def list_expr(self, expr: n.ListExpr, items: tuple[n.Expr, ...], scope: Scope):
+    def list_expr(
+        self, expr: n.ListExpr, items: tuple[n.Expr, ...], scope: Scope
+    ) -> tuple[ir.Node | None, Type | None]:
         nodes: list[ir.Node] = []
         item_type: Type = NeverType()
         ok = True
@@ -210,7 +212,7 @@ class ExprChecker:
             return None, None
         return ir.ListOf(tuple(nodes), expr.span), ListType(item_type)
 
-    def bool_op(self, expr: n.Binary, scope: Scope):
+    def bool_op(self, expr: n.Binary, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         left = self.condition(expr.left, scope, f"the left side of `{expr.op}`")
         known = present_when(expr.left, expr.op == "and")
         right = self.condition(expr.right, scope.knowing(known), f"the right side of `{expr.op}`")
@@ -218,7 +220,7 @@ class ExprChecker:
             return None, BOOL
         return ir.BoolOp(expr.op, left, right, expr.span), BOOL
 
-    def operands(self, expr: n.Binary, scope: Scope):
+    def operands(self, expr: n.Binary, scope: Scope) -> tuple[ir.Node, Type, ir.Node, Type] | None:
         """Both sides of a binary expression, typed; ``None`` when either is ill-typed."""
         left, lt = self.expr(expr.left, scope)
         right, rt = self.expr(expr.right, scope)
@@ -226,7 +228,7 @@ class ExprChecker:
             return None
         return left, lt, right, rt
 
-    def compare(self, expr: n.Binary, scope: Scope):
+    def compare(self, expr: n.Binary, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         operands = self.operands(expr, scope)
         if operands is None:
             return None, BOOL
@@ -271,9 +273,12 @@ class ExprChecker:
         dotted = _envelope_dotted(other, self.envelopes)
         if dotted is not None:  # overrides of this envelope value must fit the enum too
             self.envelope_enums.setdefault(dotted, typ.enum)
-        if dotted is not None and dotted in self.envelope_values:
-            other = self.envelope_values[dotted]  # an envelope's values must fit the enum too
-        literals = other.items if isinstance(other, n.ListExpr) else (other,)
+        compared = (  # an envelope's values must fit the enum too
+            self.envelope_values[dotted]
+            if dotted is not None and dotted in self.envelope_values
+            else other
+        )
+        literals = compared.items if isinstance(compared, n.ListExpr) else (compared,)
         for lit in literals:
             if (
                 isinstance(lit, n.Literal)
@@ -292,7 +297,7 @@ class ExprChecker:
                     hint,
                 )
 
-    def member(self, expr: n.Binary, scope: Scope):
+    def member(self, expr: n.Binary, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         operands = self.operands(expr, scope)
         if operands is None:
             return None, BOOL
@@ -325,7 +330,7 @@ class ExprChecker:
             BOOL,
         )
 
-    def arith(self, expr: n.Binary, scope: Scope):
+    def arith(self, expr: n.Binary, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         operands = self.operands(expr, scope)
         if operands is None:
             return None, None
@@ -337,7 +342,7 @@ class ExprChecker:
         kind = f"{_kind(lt)}{expr.op}{_kind(rt)}"
         return ir.Arith(expr.op, left, right, kind, expr.span), result
 
-    def default(self, expr: n.Default, scope: Scope):
+    def default(self, expr: n.Default, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         if not isinstance(expr.value, n.Name | n.Field):
             self.err(
                 "E206",
@@ -377,7 +382,7 @@ class ExprChecker:
             return ir.Default(node, fallback, expr.span), typ
         return ir.Default(node, fallback, expr.span), join(typ, ft)
 
-    def call(self, expr: n.Call, scope: Scope):
+    def call(self, expr: n.Call, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         signature = FUNCTIONS.get(expr.function)
         if signature is None:
             self.err(
@@ -412,7 +417,7 @@ class ExprChecker:
             return None, None
         return ir.Call(expr.function, tuple(args), expr.span), result
 
-    def quantifier(self, expr: n.Quantifier, scope: Scope):
+    def quantifier(self, expr: n.Quantifier, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         items, typ = self.expr(expr.items, scope)
         if items is None or typ is None:
             return None, BOOL
@@ -450,13 +455,13 @@ class ExprChecker:
             return None
         root = base.name
         if root in scope.locals or root in self.extra_roots:
-            typ = scope.locals.get(root) or self.extra_roots[root]
+            typ: Type = scope.locals.get(root) or self.extra_roots[root]
             local = True
         elif root in INPUT_ROOTS:
-            typ = self.input_type.fields[root].type if root in self.input_type.fields else None
-            if typ is None:
+            if root not in self.input_type.fields:
                 self.err("E101", f"the input has no `{root}`", base.span)
                 return None
+            typ = self.input_type.fields[root].type
             local = False
         elif root in self.envelopes:
             return self.envelope_ref(root, steps, expr.span)
@@ -523,7 +528,9 @@ class ExprChecker:
             return None
         return node, typ
 
-    def envelope_ref(self, root: str, steps: list[tuple[str, Span]], span: Span):
+    def envelope_ref(
+        self, root: str, steps: list[tuple[str, Span]], span: Span
+    ) -> tuple[ir.EnvelopeRef, Type] | None:
         envelope = self.envelopes[root]
         if len(steps) != 1:
             self.err(

@@ -157,8 +157,11 @@ class InputValidator:
 
     __slots__ = ("_fast", "_slow")
 
-    def __init__(self, schema: dict[str, Any]) -> None:
-        """Check ``schema`` and compile both validators; ``ValueError`` if it is invalid."""
+    def __init__(self, schema: dict[str, Any], *, schema_checked: bool = False) -> None:
+        """Check ``schema`` and compile both validators; ``ValueError`` if it is invalid.
+
+        ``schema_checked``: the schema passed this check before (a compile cache entry that
+        verified) and the metaschema walk, most of the cost, is skipped."""
         if not isinstance(schema, dict):
             raise ValueError(f"input schema must be a JSON object, not {type(schema).__name__}")
         dialect = schema.get("$schema", DRAFT_2020_12)
@@ -167,7 +170,8 @@ class InputValidator:
                 f"input schema must be draft 2020-12 ({DRAFT_2020_12}), not {dialect!r}"
             )
         try:
-            Draft202012Validator.check_schema(schema)
+            if not schema_checked:
+                Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
             raise ValueError(
                 f"invalid input schema at {_pointer(exc.absolute_path)}: {_message(exc)}"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aigre_policy.lattice import LATTICE as LATTICE  # the decisions, re-exported
+from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.runtime import fmt
 
 # What generated ``explain_N`` code returns for a rule that held:
@@ -70,8 +71,6 @@ def refused_input_digest(document: Any) -> str:
     writing it out, even as its ``repr``, takes forever. Within the bounds it is digested
     as its JSON data; past them, by its type and the first problem found.
     """
-    from aigre_policy.plain import NotPlain, as_plain  # plain reads the validator, a cycle
-
     try:
         return digest(as_plain(document))
     except NotPlain as exc:
@@ -99,6 +98,14 @@ def rule_fault(
         record["message"] += f", in {span['file']}:{span['line']}:{span['column']}"
         record["span"] = span
     return record
+
+
+class EvaluationError(Exception):
+    """Raised in strict mode instead of a fail-closed verdict."""
+
+    def __init__(self, message: str, verdict: Verdict):
+        super().__init__(message)
+        self.verdict = verdict
 
 
 @dataclass(frozen=True, slots=True)

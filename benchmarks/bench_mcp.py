@@ -16,7 +16,9 @@ a warm-up, the MCP SDK's client making them one after another:
 - ``gate.acheck alone``: the gate's own check of the same mapped action, same set-up;
 - ``stdio, direct`` and ``stdio, through mcp-proxy``: the upstream as a subprocess,
   then `aigre-policy mcp-proxy` as a subprocess in front of it (one more process and
-  one more JSON-RPC hop over pipes).
+  one more JSON-RPC hop over pipes); between them ``stdio, proxy, unjudged``: the
+  same proxy with a mapping that forwards every call unjudged (``unmapped: forward``),
+  which is the SDK's hop alone, without the gate, the mapping or the validation.
 
 It prints what the gate adds (gated minus direct), and that minus the gate's own
 check: the proxy's cost beyond judging (mapping, argument validation against the
@@ -138,10 +140,26 @@ async def over_stdio(calls: int, workdir: Path) -> dict[str, float]:
         args=["-m", "aigre_policy.cli.main", "mcp-proxy", *gate_args, *identity, "--", *upstream],
         env=env,
     )
+    # the same proxy with a mapping that forwards every call unjudged: the SDK's hop alone
+    forward = workdir / "forward.yaml"
+    forward.write_text("version: 1\nunmapped: forward\ntools: []\n")
+    hop = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            *("-m", "aigre_policy.cli.main", "mcp-proxy", "--pack", str(PACK)),
+            *("--mapping", str(forward), "--", *upstream),
+        ],
+        env=env,
+    )
+    labels = {
+        "direct": "stdio, direct",
+        "hop": "stdio, proxy, unjudged",
+        "gated": "stdio, through mcp-proxy",
+    }
     out = {}
-    for name, params in (("direct", direct), ("gated", proxy)):
+    for name, params in (("direct", direct), ("hop", hop), ("gated", proxy)):
         async with Client(params) as client:
-            label = "stdio, direct" if name == "direct" else "stdio, through mcp-proxy"
+            label = labels[name]
             before = _children_cpu()
             samples = await timed(lambda c=client: c.call_tool("rollback", ARGS), calls)
             spent = _children_cpu() - before
@@ -188,6 +206,8 @@ def main() -> int:
             f"beyond the gate's own check ({inproc['check']:.0f} µs): "
             f"{gained - inproc['check']:.0f} µs"
         )
+    hop = stdio["hop_cpu"] - stdio["direct_cpu"]
+    print(f"stdio, CPU: the proxy's hop alone (no gate, no mapping) adds {hop:.0f} µs a call")
     cpu = stdio["gated_cpu"] - stdio["direct_cpu"]
     print(
         f"stdio, CPU: the proxy process adds {cpu:.0f} µs a call; "

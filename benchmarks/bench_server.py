@@ -3,6 +3,7 @@
 Run by hand, not in CI::
 
     python benchmarks/bench_server.py                    # /v1/data and /v1/check (SQLite)
+    python benchmarks/bench_server.py --postgres         # and /v1/check on PostgreSQL
     python benchmarks/bench_server.py --only data --requests 20000 --clients 16 --processes 2
 
 It starts ``aigre-policy serve`` on the default pack in its own process (127.0.0.1, a
@@ -16,16 +17,24 @@ not 200, and the server process's own CPU time per request.
 - ``data``: ``POST /v1/data/aigre/aigre_baseline/decision`` with an LLM rollback
   (pure evaluation: nothing recorded);
 - ``check``: ``POST /v1/check`` with the same action (the gate: usage from the
-  ledger, the decision recorded in it), anonymous.
+  ledger, the decision recorded in it), anonymous;
+- ``check-pg`` (with ``--postgres [URL]``): the same on a PostgreSQL ledger, in a fresh
+  schema of the server at URL, else of ``AIGRE_TEST_POSTGRES_URL``, else of a throwaway
+  cluster (``tests/pg_throwaway.py``: test settings, fsync off, on this machine).
+
+Each row gets a server of its own, started afresh.
 
 What it flatters: one small action, so parsing and encoding stay small; every client
-on loopback; ``check`` runs without a log (``--log`` adds one, synced per entry).
+on loopback; ``check`` runs without a log (``--log`` adds one, synced per entry); the
+same action checked again and again, so the ledger's window holds one current row;
+``check-pg`` with PostgreSQL on the same machine (a loopback round trip) and no fsync.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -35,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -113,62 +123,107 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def _serving(ledger: str, log: str | None) -> Iterator[tuple[int, int]]:
+    """``aigre-policy serve`` on the default pack and ``ledger``: (port, pid)."""
+    port = _free_port()
+    command = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(PACK)]
+    command += ["--port", str(port), "--ledger", ledger]
+    if log:
+        command += ["--log", log]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port, server.pid
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+@contextlib.contextmanager
+def _postgres(given: str) -> Iterator[str]:
+    """A fresh ledger on ``given`` (a URL), on ``AIGRE_TEST_POSTGRES_URL``, or on a
+    throwaway cluster (``tests/pg_throwaway.py``: test settings, fsync off)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from postgres_cluster import Cluster, Server
+
+    given = given if given != "throwaway" else os.environ.get("AIGRE_TEST_POSTGRES_URL", "")
+    cluster = None if given else Cluster.start()
+    server = Server(given or cluster.url, cluster)  # type: ignore[union-attr]
+    try:
+        yield server.create_ledger()
+    finally:
+        server.close()
+        if cluster is not None:
+            cluster.stop("immediate")
+            cluster.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--only", choices=("data", "check"))
+    parser.add_argument("--only", choices=("data", "check", "check-pg"))
     parser.add_argument(
         "--processes", type=int, default=1, help="client processes (the clients are split)"
     )
     parser.add_argument("--log", action="store_true", help="check with a decision log")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="throwaway",
+        metavar="URL",
+        help="add the check-pg row: /v1/check on a PostgreSQL ledger (URL of a server, "
+        "else AIGRE_TEST_POSTGRES_URL, else a throwaway cluster)",
+    )
     args = parser.parse_args()
     action = yaml.safe_load(FIXTURE.read_text())["action"]
     case = yaml.safe_load(FIXTURE.read_text())
     document = {"action": action, "context": case["context"], "usage": case["usage"]}
     data_body = json.dumps({"input": document})
-    with tempfile.TemporaryDirectory() as scratch:
-        port = _free_port()
-        command = [sys.executable, "-m", "aigre_policy.cli.main", "serve", str(PACK)]
-        command += ["--port", str(port), "--ledger", f"sqlite:///{scratch}/ledger.db"]
-        if args.log:
-            command += ["--log", f"{scratch}/decisions.jsonl"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            runs = {
-                "data": _request("/v1/data/aigre/aigre_baseline/decision", data_body.encode()),
-                "check": _request("/v1/check", json.dumps(action).encode()),
-            }
-            print(
-                f"{'endpoint':8} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
-                f"{'p99 ms':>7} {'not 200':>7} {'server CPU us/req':>17}"
-            )
-            for name, request in runs.items():
-                if args.only and name != args.only:
-                    continue
+    runs = {
+        "data": _request("/v1/data/aigre/aigre_baseline/decision", data_body.encode()),
+        "check": _request("/v1/check", json.dumps(action).encode()),
+        "check-pg": _request("/v1/check", json.dumps(action).encode()),
+    }
+    wanted = [args.only] if args.only else ["data", "check"]
+    if args.postgres and not args.only:
+        wanted.append("check-pg")
+    if "check-pg" in wanted and not args.postgres:
+        args.postgres = "throwaway"
+    print(
+        f"{'endpoint':8} {'requests':>8} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
+        f"{'p99 ms':>7} {'not 200':>7} {'server CPU us/req':>17}"
+    )
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
+        for name in wanted:
+            if name == "check-pg":
+                ledger = stack.enter_context(_postgres(args.postgres))
+            else:
+                ledger = f"sqlite:///{scratch}/{name}.db"
+            log = f"{scratch}/{name}.jsonl" if args.log else None
+            with _serving(ledger, log) as (port, pid):
+                request = runs[name]
                 _run(port, request, 500, args.clients, 1)  # warm up
-                cpu = _cpu_seconds(server.pid)
+                cpu = _cpu_seconds(pid)
                 elapsed, latencies, bad = _run(
                     port, request, args.requests, args.clients, args.processes
                 )
-                cpu = _cpu_seconds(server.pid) - cpu
-                q = statistics.quantiles(latencies, n=100)
-                rate = len(latencies) / elapsed
-                print(
-                    f"{name:8} {len(latencies):8d} {rate:8.0f} {q[49] * 1e3:7.2f} "
-                    f"{q[89] * 1e3:7.2f} {q[98] * 1e3:7.2f} {bad:7d} "
-                    f"{cpu / len(latencies) * 1e6:17.0f}"
-                )
-        finally:
-            server.terminate()
-            server.wait(30)
+                cpu = _cpu_seconds(pid) - cpu
+            q = statistics.quantiles(latencies, n=100)
+            rate = len(latencies) / elapsed
+            print(
+                f"{name:8} {len(latencies):8d} {rate:8.0f} {q[49] * 1e3:7.2f} "
+                f"{q[89] * 1e3:7.2f} {q[98] * 1e3:7.2f} {bad:7d} "
+                f"{cpu / len(latencies) * 1e6:17.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -10,6 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+
+# The CLI's compile cache stays off in tests (a test that patches the compiler must see it
+# run); tests/test_compile_cache.py turns it on where it is the subject.
+os.environ.setdefault("AIGRE_NO_CACHE", "1")
 
 # the store fixtures: every ledger test runs on SQLite and on PostgreSQL
 from postgres_cluster import (  # noqa: F401

@@ -80,7 +80,7 @@ def regorus_engine(program: RegoProgram, modules: dict[str, str], lifted: bool) 
 def regorus_verdict(engine: Any, query: str, pack: Any, document: dict[str, Any]) -> Any:
     engine.set_input_json(json.dumps(document))
     value = json.loads(engine.eval_query_as_json(query))["result"][0]["expressions"][0]["value"]
-    return DocumentVerdict(value, pack._ref, document, 1.0)
+    return DocumentVerdict(value, pack.checked.ref, document, 1.0)
 
 
 def expect_or_known_gap(action, what: str) -> Any:

@@ -21,7 +21,9 @@ from aigre_policy.report.rules import rule_info
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_LITERAL = re.compile(r"""["']([A-Z][0-9]{3})["']""")
-COMPILER_CATEGORIES = {"syntax", "names", "type", "optional", "pack", "rego", "test"}
+COMPILER_CATEGORIES = {
+    "syntax", "names", "type", "optional", "pack", "target", "rego", "test"
+}  # fmt: skip
 
 
 def raised_codes() -> dict[str, set[str]]:

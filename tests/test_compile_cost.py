@@ -118,7 +118,7 @@ def test_indexes_stay_within_a_constant_factor_and_fire_what_the_chain_fires(
             "kind": ["deploy", "scale", "iam_grant"][n % 3],
             "actor": {"kind": "llm", "id": f"a{n % 7}", "trust": 2},
         }
-        assert outcome(pack._evaluate, action) == outcome(linear, action)
+        assert outcome(pack.evaluator.namespace["evaluate"], action) == outcome(linear, action)
         assert_agree(pack, action, NOW, {})
 
 

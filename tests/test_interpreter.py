@@ -9,7 +9,6 @@ the interpreter raises, the verdict must be fail-closed.
 
 from __future__ import annotations
 
-import dataclasses
 import textwrap
 import typing
 from datetime import UTC, datetime, timedelta, timezone
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 
 from aigre_policy import interpreter, ir, load_pack, sandbox
 from aigre_policy.codegen import emit_python
-from aigre_policy.compiler import compile_pack
+from aigre_policy.compiler import CompiledPack, compile_pack
 from aigre_policy.diagnostics import Severity
 from aigre_policy.models.action import (
     ActionKind,
@@ -34,6 +33,7 @@ from aigre_policy.models.action import (
     IncidentSeverity,
     Signal,
 )
+from aigre_policy.native import NativeEvaluator
 from aigre_policy.pack import Pack
 from aigre_policy.typecheck import FUNCTIONS
 from aigre_policy.verdict import LATTICE
@@ -576,7 +576,6 @@ _TWINS: dict[int, Pack] = {}
 def eager_twin(pack: Pack) -> Pack:
     """``pack`` with every rule that holds explained at once: nothing deferred."""
     if id(pack) not in _TWINS:
-        compiled = pack._compiled
         python = emit_python(pack.program, "eager", defer=False)
         assert not python.deferred and "append((" not in python.source
         bindings = {
@@ -584,8 +583,8 @@ def eager_twin(pack: Pack) -> Pack:
             for dotted, short in python.envelope_names.items()
         }
         namespace = sandbox.load(python.source, "<eager>", bindings)
-        twin = dataclasses.replace(compiled, namespace=namespace, python=python)
-        _TWINS[id(pack)] = Pack(twin, [])
+        twin = NativeEvaluator(pack.checked, python, namespace)
+        _TWINS[id(pack)] = Pack(CompiledPack(pack.checked, twin), [])
     return _TWINS[id(pack)]
 
 
@@ -660,7 +659,7 @@ def test_hand_written_cases_fire_what_they_should(
 
 
 def test_the_baseline_defers_its_plain_rules(baseline: Pack) -> None:
-    python = baseline._compiled.python
+    python = baseline.evaluator.python
     recording = {
         r.index
         for r in baseline.rules
@@ -683,7 +682,7 @@ def test_a_message_that_can_fail_is_explained_when_the_rule_holds(tmp_path: Path
         }
         """,
     )
-    assert not pack._compiled.python.deferred  # explained in `evaluate`, not on first read
+    assert not pack.evaluator.python.deferred  # explained in `evaluate`, not on first read
     action = {**ACTION, "change": {"type": "config", "lines": 50, "files": 0}}
     verdict = pack.evaluate(action, NOW)
     assert verdict.fail_closed and "ZeroDivisionError" in verdict.errors[0]["message"]
@@ -957,7 +956,7 @@ def test_indexed_dispatch_fires_what_the_linear_chain_fires(
     linear = linear_evaluate(pack)
     for action in actions:
         # the same evidence tuples in the same (pack) order, or the same error
-        assert outcome(pack._evaluate, action) == outcome(linear, action)
+        assert outcome(pack.evaluator.namespace["evaluate"], action) == outcome(linear, action)
         assert_agree(pack, action, NOW, {})
 
 

@@ -215,11 +215,11 @@ def test_without_sampling_an_escalation_stays_refused(tmp_path: Path) -> None:
     assert "No reviewer settled the case" in text(result)
 
 
-def test_the_proxy_hides_refused_tools_when_asked(tmp_path: Path) -> None:
+def _listed(tmp_path: Path, actor: Any, hide: bool, mapping_path: Path = PACK) -> set[str]:
     with make_gate(tmp_path) as gate:
-        toolgate = ToolGate(gate, load_mapping(PACK, gate.pack.input_schema), actor=AGENT)
+        toolgate = ToolGate(gate, load_mapping(mapping_path, gate.pack.input_schema), actor=actor)
 
-        async def run(hide: bool) -> set[str]:
+        async def run() -> set[str]:
             async with Client(ops_server()) as upstream_client:
                 upstream = Upstream(upstream_client)
                 await upstream.refresh()
@@ -227,5 +227,83 @@ def test_the_proxy_hides_refused_tools_when_asked(tmp_path: Path) -> None:
                 async with Client(proxy) as client:
                     return {tool.name for tool in (await client.list_tools()).tools}
 
-        assert "status" in anyio.run(run, False)
-        assert "status" not in anyio.run(run, True)
+        return anyio.run(run)
+
+
+ALL_TOOLS = {"restart", "scale", "rollback", "delete_data", "grant_access", "status"}
+
+
+def test_the_proxy_hides_refused_tools_when_asked(tmp_path: Path) -> None:
+    assert _listed(tmp_path, AGENT, False) == ALL_TOOLS
+    # status: unmapped; delete_data and grant_access: the pack denies an agent every
+    # call of them, reading only the mapping's constant kind and the attested actor
+    assert _listed(tmp_path, AGENT, True) == {"restart", "scale", "rollback"}
+    # a person may: shown (the same tools, another actor)
+    person = {"kind": "human", "id": "ops-person", "trust": 5}
+    assert _listed(tmp_path, person, True) == ALL_TOOLS - {"status"}
+
+
+def test_a_tool_whose_denial_depends_on_its_arguments_is_shown(tmp_path: Path) -> None:
+    mapping = tmp_path / "mcp.yaml"
+    text = (PACK / "mcp.yaml").read_text()
+    # the kind now comes from the call: some call of delete_data might not be denied
+    text = text.replace("kind: data_deletion", "kind: {from: arguments.table}")
+    mapping.write_text(text)
+    assert "delete_data" in _listed(tmp_path, AGENT, True, mapping)
+    assert "grant_access" not in _listed(tmp_path, AGENT, True, mapping)
+
+
+def test_resources_and_prompts_pass_through_the_proxy_unchanged(tmp_path: Path) -> None:
+    with make_gate(tmp_path) as gate:
+        toolgate = ToolGate(gate, load_mapping(PACK, gate.pack.input_schema), actor=AGENT)
+
+        async def run(client: Client) -> tuple[Any, ...]:
+            resources = await client.list_resources()
+            read = await client.read_resource("ops://services")
+            prompts = await client.list_prompts()
+            prompt = await client.get_prompt("incident_triage", {"service": "checkout"})
+            return resources, read, prompts, prompt
+
+        async def both() -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+            async with Client(ops_server()) as upstream_client:
+                direct = await run(upstream_client)
+                upstream = Upstream(upstream_client)
+                await upstream.refresh()
+                async with Client(build_server(toolgate, upstream)) as client:
+                    return direct, await run(client)
+
+        direct, proxied = anyio.run(both)
+    resources, read, prompts, prompt = proxied
+    assert [str(r.uri) for r in resources.resources] == ["ops://services"]
+    assert read.contents[0].text == "checkout, search, payments, api, db, cache"
+    assert [p.name for p in prompts.prompts] == ["incident_triage"]
+    assert "error rates of checkout" in prompt.messages[0].content.text
+    for seen, expected in zip(proxied, direct, strict=True):  # unchanged
+        assert seen.model_dump(exclude={"meta"}) == expected.model_dump(exclude={"meta"})
+    assert not (tmp_path / "decisions.jsonl").exists() or not read_log(tmp_path / "decisions.jsonl")
+
+
+def test_the_upstreams_list_changed_notifications_reach_the_client(tmp_path: Path) -> None:
+    received: list[Any] = []
+
+    async def handler(message: Any) -> None:
+        received.append(getattr(message, "root", message))
+
+    with make_gate(tmp_path) as gate:
+        toolgate = ToolGate(gate, load_mapping(PACK, gate.pack.input_schema), actor=AGENT)
+
+        async def run() -> None:
+            async with Client(ops_server()) as upstream_client:
+                upstream = Upstream(upstream_client)
+                await upstream.refresh()
+                proxy = build_server(toolgate, upstream)
+                async with Client(proxy, mode="legacy", message_handler=handler) as client:
+                    await client.list_tools()  # the proxy knows this connection
+                    # what the upstream's client hands the relay when the server says so
+                    await upstream.relay(types.ToolListChangedNotification())
+                    await upstream.relay(types.PromptListChangedNotification())
+                    await client.list_tools()  # the notifications arrive before its answer
+
+        anyio.run(run)
+    kinds = [type(m).__name__ for m in received]
+    assert "ToolListChangedNotification" in kinds and "PromptListChangedNotification" in kinds

@@ -192,6 +192,14 @@ def check_log(workdir: Path) -> None:
     kinds = [entry.kind for entry in read_log(workdir / "decisions.jsonl")]
     assert kinds.count("approval") == 2  # the agent's refused, fay's granted
     assert "outcome" in kinds
+    # the calls refused before the pack judged them are logged decisions too
+    refused = [
+        e.body["input"]["action"]["tool"]["name"]
+        for e in read_log(workdir / "decisions.jsonl")
+        if e.kind == "decision"
+        and any(err["path"] == "gate.caller" for err in e.body["verdict"]["errors"])
+    ]
+    assert refused == ["scale", "scale", "status"]  # wrong type, missing, unmapped
 
 
 def test_agent_session_over_stdio(workdir: Path) -> None:

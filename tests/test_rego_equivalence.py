@@ -284,7 +284,7 @@ def test_rego_validation_agrees_with_the_native_validator(mutation):
 
 def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
     _, rego = engines(BASELINE)
-    engine = rego._engine.engine
+    engine = rego.evaluator.runner
 
     def broken(document):
         raise RuntimeError("interpreter lost")

@@ -16,6 +16,7 @@ import pytest
 from conftest import CONTEXT, _action
 
 from aigre_policy import interpreter, load_pack
+from aigre_policy.compiler import CompiledPack
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import EvaluationError, Pack
 
@@ -170,10 +171,14 @@ def test_a_fault_no_rule_reproduces_keeps_the_engine_message(tmp_path: Path) -> 
     """An engine that fails where the rules do not (its own limit) fails closed as it said."""
     pack = make(tmp_path, only(POLICY, "ratio"))
 
-    def engine(document: Any, started: int) -> Any:
-        raise RuntimeError("the engine gave up")
+    class GivesUp:
+        engine = "gives-up"
+        warnings = ()
 
-    pack._engine = engine
+        def decide(self, document: Any, started: int) -> Any:
+            raise RuntimeError("the engine gave up")
+
+    pack = Pack(CompiledPack(pack.checked, GivesUp()), [])
     verdict = pack.evaluate(ACTION, CONTEXT, {"n": 1, "big": 1})
     assert verdict.fail_closed
     assert verdict.errors == [

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         built = build_pack_bundle(pack, overrides, signer)
     except BundleSignatureError as exc:
         raise UsageError(f"cannot sign the bundle: {exc}") from None
-    for diagnostic in built.diagnostics:
+    for diagnostic in _at_pack_levels(pack, built.diagnostics):
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
         console.print(
             render(diagnostic, built.sources),
@@ -88,6 +90,19 @@ def run(args: argparse.Namespace, console: Console) -> int:
         soft_wrap=True,
     )
     return 0
+
+
+def _at_pack_levels(pack: Path, diagnostics: Sequence[Any]) -> list[Any]:
+    """The target warnings at the level the pack's ``lint:`` sets (``W603: off`` hides it),
+    as ``check --strict`` and ``ci`` report them."""
+    from aigre_policy.lint.config import read_config
+    from aigre_policy.lint.target import TARGET_CODES
+
+    if not any(d.code in TARGET_CODES for d in diagnostics):
+        return list(diagnostics)
+    config = read_config(pack)
+    kept = [d if d.code not in TARGET_CODES else config.apply(d) for d in diagnostics]
+    return [d for d in kept if d is not None]
 
 
 def _named(bundle: Bundle) -> str:

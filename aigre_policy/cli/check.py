@@ -8,11 +8,18 @@ import json
 from rich.console import Console
 
 from aigre_policy import nodes as n
-from aigre_policy.cli.common import EXIT_FAILURES, find_packs, parse_overrides
+from aigre_policy.cli import output
+from aigre_policy.cli.common import (
+    EXIT_FAILURES,
+    add_cache_argument,
+    compile_cache,
+    find_packs,
+    parse_overrides,
+)
 from aigre_policy.cli.output import report_file
+from aigre_policy.codes import lookup
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
-from aigre_policy.lint import category_of, strict_diagnostics
 from aigre_policy.report import FORMATS
 from aigre_policy.report.check import check_report
 
@@ -39,6 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="also lint the pack (docs/lint.md); every warning counts as an error, except "
         "lint codes the pack sets to `warning` in pack.yaml",
     )
+    add_cache_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -46,9 +54,15 @@ def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
     reports = []
     failed = False
+    cache = compile_cache(args)
     for path in find_packs(args.packs):
-        report = compile_pack(path, overrides)
-        diagnostics = strict_diagnostics(report) if args.strict else report.diagnostics
+        report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
+        if args.strict:  # the linter (and the models it reads) loads only for --strict
+            from aigre_policy.lint import strict_diagnostics
+
+            diagnostics = strict_diagnostics(report)
+        else:
+            diagnostics = report.diagnostics
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))
     if args.format in ("sarif", "github", "junit"):
@@ -64,7 +78,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
                             "pack": str(path),
                             "ok": report.ok and not has_errors(diagnostics),
                             "diagnostics": [
-                                {**d.to_dict(), "category": category_of(d.code)}
+                                {**d.to_dict(), "category": lookup(d.code).group}
                                 for d in diagnostics
                             ],
                         }
@@ -77,7 +91,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURES if failed else 0
     with report_file(args.output) as out:
         if args.output:
-            console = Console(file=out, no_color=True, width=200, soft_wrap=True)
+            console = output.console(file=out)
         show_text(console, reports)
     return EXIT_FAILURES if failed else 0
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aigre_policy.cli import output
 from aigre_policy.cli import test as test_command
 from aigre_policy.cli.common import EXIT_FAILURES, find_packs
 from aigre_policy.cli.output import report_file
@@ -54,10 +55,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     packs = find_packs(args.packs)
     results = [check_pack(path) for path in packs]
-    table_console = console if args.format == "text" else Console(stderr=True)
+    table_console = console if args.format == "text" else output.console(stderr=True)
     if args.format == "text":
         with report_file(args.output) as out:
-            target = console if not args.output else Console(file=out, no_color=True, width=200)
+            target = console if not args.output else output.console(file=out)
             for result in results:
                 show_findings(target, result)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,34 +10,44 @@ from typing import Any
 
 import yaml
 
-from aigre_policy.compiler import MANIFEST
+from aigre_policy.cli.exits import (  # re-exported: the commands import them from here
+    DECISION_EXIT,
+    EXIT_ALLOW,
+    EXIT_APPROVAL,
+    EXIT_DENY,
+    EXIT_ESCALATE,
+    EXIT_FAIL_CLOSED,
+    EXIT_FAILURES,
+    EXIT_INTERNAL,
+    EXIT_IO,
+    EXIT_USAGE,
+    UsageError,
+)
 from aigre_policy.yamlio import parse_document, read_document
 
-# Exit codes. Documented in docs/cli.md; a shell script gates on them.
-EXIT_ALLOW = 0
-EXIT_FAILURES = 1  # check: the pack has errors
-EXIT_USAGE = 2  # misuse, unreadable file, a pack that does not compile
-EXIT_ESCALATE = 3
-EXIT_APPROVAL = 4
-EXIT_DENY = 5
-EXIT_FAIL_CLOSED = 6  # the verdict failed closed: invalid input or an engine fault
-EXIT_INTERNAL = 70  # a fault inside aigre-policy itself (sysexits EX_SOFTWARE)
-EXIT_IO = 74  # reading or writing failed: a full disk, a closed pipe (sysexits EX_IOERR)
-
-DECISION_EXIT = {
-    "allow": EXIT_ALLOW,
-    "escalate": EXIT_ESCALATE,
-    "require_approval": EXIT_APPROVAL,
-    "deny": EXIT_DENY,
-}
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit code 2."""
+__all__ = [
+    "DECISION_EXIT",
+    "EXIT_ALLOW",
+    "EXIT_APPROVAL",
+    "EXIT_DENY",
+    "EXIT_ESCALATE",
+    "EXIT_FAILURES",
+    "EXIT_FAIL_CLOSED",
+    "EXIT_INTERNAL",
+    "EXIT_IO",
+    "EXIT_USAGE",
+    "EvalInput",
+    "UsageError",
+    "find_packs",
+    "parse_overrides",
+    "read_eval_input",
+]
 
 
 def find_packs(paths: list[str]) -> list[Path]:
     """Pack directories named, or found one level below a directory of packs."""
+    from aigre_policy.compiler import MANIFEST  # the compiler loads only when a pack is read
+
     packs: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -102,11 +113,63 @@ def read_input_file(path: str) -> Any:
     return _load(path)
 
 
+INPUT_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_INPUTS = 100_000  # inputs one `eval` run judges: a directory or JSON lines past it is refused
+
+
+def eval_inputs(
+    sources: list[str], context_path: str | None, usage_path: str | None
+) -> list[EvalInput]:
+    """The inputs ``--action`` names: files, every action or case file of a directory (by
+    name), each line of a ``.jsonl`` file (``FILE:LINE`` names it), or ``-``."""
+    found: list[EvalInput] = []
+    for source in sources:
+        path = Path(source)
+        if source != "-" and path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in INPUT_SUFFIXES and p.is_file())
+            if not files:
+                raise UsageError(f"{source} holds no .yaml, .yml or .json input")
+            found += [read_eval_input(str(f), context_path, usage_path) for f in files]
+        elif path.suffix == ".jsonl":
+            found += _json_lines(path, context_path, usage_path)
+        else:
+            found.append(read_eval_input(source, context_path, usage_path))
+        if len(found) > MAX_INPUTS:
+            raise UsageError(f"more than {MAX_INPUTS} inputs: split them over several runs")
+    return found
+
+
+def _json_lines(path: Path, context_path: str | None, usage_path: str | None) -> list[EvalInput]:
+    import json
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{path}:{number}: not a JSON document ({exc})") from None
+        found.append(_eval_input(data, f"{path}:{number}", context_path, usage_path))
+    if not found:
+        raise UsageError(f"{path} holds no input")
+    return found
+
+
 def read_eval_input(
     action_path: str, context_path: str | None, usage_path: str | None
 ) -> EvalInput:
     """An action file, or a case file holding ``action``, ``context``, ``usage`` and ``expect``."""
-    data = _load(action_path)
+    return _eval_input(_load(action_path), action_path, context_path, usage_path)
+
+
+def _eval_input(
+    data: Any, action_path: str, context_path: str | None, usage_path: str | None
+) -> EvalInput:
     if not isinstance(data, dict):
         raise UsageError(f"{action_path}: expected a mapping (an action, or a case with `action:`)")
     if "action" in data and isinstance(data["action"], dict):
@@ -119,3 +182,33 @@ def read_eval_input(
     if usage_path:
         usage = _load(usage_path)
     return EvalInput(action, context, usage, expect, action_path)
+
+
+def add_cache_argument(parser: Any) -> None:
+    """``--no-cache``: compile the pack afresh, neither reading nor writing the cache."""
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile afresh: do not read or write the compile cache (docs/cli.md#compile-cache)",
+    )
+
+
+def compile_cache(args: Any) -> Any:
+    """The compile cache a command uses (``aigre_policy.cache.CompileCache``), or ``None``
+    with ``--no-cache`` or ``AIGRE_NO_CACHE=1``."""
+    import os
+
+    if getattr(args, "no_cache", False) or os.environ.get("AIGRE_NO_CACHE") == "1":
+        return None
+    from aigre_policy.cache import CompileCache
+
+    return CompileCache()
+
+
+class Once(argparse.Action):
+    """An option that may be given once: a second value is refused, not silently kept."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option} is given more than once; give it once")
+        setattr(namespace, self.dest, values)

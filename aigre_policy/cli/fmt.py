@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from aigre_policy.cli import output
 from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError
 from aigre_policy.diagnostics import SourceText, render
 from aigre_policy.fmt import FormatResult, format_file
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     except NoSources as exc:
         raise UsageError(str(exc)) from exc
     results = [format_file(path) for path in files]
-    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    errors = output.console(stderr=True)
     dry_run = args.check or args.diff
     for result in results:
         if not result.ok:

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from aigre_policy.cli import output
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.rego.bundle import Bundle, BundleError, read_bundle
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         bundle = read_bundle(blob, str(path), key, args.scope)
     except BundleError as exc:
         message = Text.assemble(("error:", "red"), f" {exc}")
-        Console(stderr=True).print(message, highlight=False, soft_wrap=True)
+        output.console(stderr=True).print(message, highlight=False, soft_wrap=True)
         return EXIT_FAILURES
     summary = describe(bundle, str(path))
     if args.format == "json":

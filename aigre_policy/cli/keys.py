@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from aigre_policy.cli.common import UsageError
-from aigre_policy.rego.signing import (
-    ALGORITHMS,
-    DEFAULT_KEY_ID,
-    BundleKey,
-    BundleSigner,
-    SignatureError,
-    read_key_argument,
-    signing_key,
-    verification_key,
+
+# rego.signing (PyJWT, cryptography) loads only when a key is given; these two names are
+# the ones it defines, held equal by tests/test_cli_start.py.
+ALGORITHMS = (
+    *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    *("ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512"),
 )
+DEFAULT_KEY_ID = "default"
 
 KEY_HELP = "a PEM file, PEM text, or (with --signing-alg HS256/384/512) the HMAC secret"
 
@@ -63,13 +61,20 @@ def add_verification_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def signer_from(args: argparse.Namespace) -> BundleSigner | None:
+def signer_from(args: argparse.Namespace) -> Any:
     """The signer ``build``'s options describe; ``None`` when not signing."""
     if args.signing_key is None:
         for option in ("claims_file", "scope"):
             if getattr(args, option):
                 raise UsageError(f"--{option.replace('_', '-')} needs --signing-key")
         return None
+    from aigre_policy.rego.signing import (
+        BundleSigner,
+        SignatureError,
+        read_key_argument,
+        signing_key,
+    )
+
     try:
         material = read_key_argument(args.signing_key, args.signing_alg)
         key = signing_key(material, args.signing_alg, args.signing_key_id)
@@ -81,13 +86,15 @@ def signer_from(args: argparse.Namespace) -> BundleSigner | None:
         raise UsageError(f"--claims-file: {exc}") from None
 
 
-def verification_from(args: argparse.Namespace) -> BundleKey | None:
+def verification_from(args: argparse.Namespace) -> Any:
     """The key ``--verification-key`` names; ``None`` when none was given."""
     if getattr(args, "verification_key", None) is None:
         for option, value in (("--signing-alg", args.signing_alg), ("--scope", args.scope)):
             if value:
                 raise UsageError(f"{option} needs --verification-key")
         return None
+    from aigre_policy.rego.signing import SignatureError, read_key_argument, verification_key
+
     try:
         material = read_key_argument(args.verification_key, args.signing_alg)
         return verification_key(material, args.signing_alg)

@@ -45,6 +45,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio",
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="with --listen: authenticate HTTP callers with this server configuration's "
+        "`auth` section (API keys, JWT); each is attested as its own actor",
+    )
     parser.add_argument("--actor", metavar="ID", help="the identity every call is attested as")
     parser.add_argument("--actor-kind", choices=("llm", "human", "automation"), default="llm")
     parser.add_argument("--actor-trust", type=int, default=0, metavar="0-5")
@@ -74,6 +80,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("upstream", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS")
     parser.set_defaults(run=run_proxy)
 
+
+def add_approve_parser(commands: argparse._SubParsersAction) -> None:
+    """``mcp-approve`` (its own command module, cli/mcp_approve.py, names this)."""
     approve = commands.add_parser(
         "mcp-approve",
         help="approve a tool call the MCP proxy held for approval",
@@ -152,6 +161,19 @@ def run_proxy(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(_INSTALL) from None
     options = _options(args)
     errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    auth = None
+    if args.config:
+        if listen is None:
+            raise UsageError("--config authenticates HTTP callers: it needs --listen")
+        from aigre_policy.server.config import ConfigError, load_config
+
+        try:
+            auth = load_config(args.config).auth
+        except ConfigError as exc:
+            errors.print(escape(str(exc)))
+            return EXIT_USAGE
+        if auth is None:
+            raise UsageError(f"{args.config} has no `auth` section: no caller could authenticate")
     try:
         if args.check_upstream:
             problems = anyio.run(
@@ -173,6 +195,7 @@ def run_proxy(args: argparse.Namespace, console: Console) -> int:
             listen,
             args.hide_refused,
             _approve_hint(args),
+            auth,
         )
     except CompileError as exc:
         errors.print(escape(exc.report()))

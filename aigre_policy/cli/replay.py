@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from aigre_policy.cli import output
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError, parse_overrides
 from aigre_policy.diagnostics import CompileError
 from aigre_policy.gate.replay import ReplayReport, log_size, replay_log
@@ -92,15 +93,34 @@ def run(args: argparse.Namespace, console: Console) -> int:
         ) from None
     except OSError as exc:
         raise UsageError(f"cannot read {args.log}: {exc}") from None
+    if not report.decisions:
+        raise UsageError(
+            f"{args.log} holds no decision entries: not a decision log, or a corrupt one "
+            f"(run `aigre-policy log verify {args.log}`)"
+        )
     if args.format == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         _print(report, console)
+    others = _other_packs(report)
+    if others:
+        output.console(stderr=True).print(
+            f"[yellow]warning:[/yellow] the log's decisions were made by "
+            f"{escape(', '.join(others))}, not by {escape(report.candidate['name'])}: "
+            "the changes compare two different packs",
+            highlight=False,
+        )
     if args.fail_on == "looser" and report.looser:
         return EXIT_FAILURES
     if args.fail_on == "any" and report.changed:
         return EXIT_FAILURES
     return 0
+
+
+def _other_packs(report: ReplayReport) -> list[str]:
+    """The packs (by name) that made the logged decisions, when none is the candidate."""
+    names = sorted({key.split(" ", 1)[0] for key in report.baseline_packs})
+    return [] if not names or report.candidate["name"] in names else names
 
 
 def _replay(
@@ -128,7 +148,7 @@ def _with_progress(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=output.console(stderr=True), transient=True) as bar:
         task = bar.add_task("replay", total=total)
         return _replay(args, overrides, lambda read: bar.advance(task, read))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from aigre_policy.cli.common import EXIT_FAILURES, EXIT_USAGE, UsageError, find_packs
+from aigre_policy.cli import output
+from aigre_policy.cli.common import (
+    EXIT_FAILURES,
+    EXIT_USAGE,
+    UsageError,
+    add_cache_argument,
+    compile_cache,
+    find_packs,
+)
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import STYLES
 from aigre_policy.diagnostics import CompileError, Diagnostic, Severity, SourceText, render
@@ -244,6 +253,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the tests, time each rule's condition over the tests' inputs, "
+        "costliest first (text output)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="run again each time a file of the pack changes (pack.yaml, policies/, tests/, "
+        "fixtures/); Ctrl-C stops",
+    )
+    parser.add_argument(
         "--engine",
         choices=ENGINES,
         help="evaluate the tests with the generated Python (native, the default) or with the "
@@ -252,6 +273,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for section in SECTIONS:
         section.add_arguments(parser)
     add_verification_arguments(parser)
+    add_cache_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -269,11 +291,41 @@ def run(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_USAGE
     packs = find_packs(args.packs)
+    if args.watch:
+        return _watch(args, console, packs)
+    return _run_packs(args, console, packs)
+
+
+def _show_profile(out: Console, pack: Any, cases: list[TestCase]) -> None:
+    from aigre_policy.cli.view import show_profile
+    from aigre_policy.profile import rule_times
+
+    show_profile(out, rule_times(pack, [(c.action, c.context, c.usage) for c in cases]))
+
+
+def _watch(args: argparse.Namespace, console: Console, packs: list[Path]) -> int:
+    if args.format != "text" or args.output:
+        raise UsageError("--watch prints the text report: drop --format and -o")
+    from aigre_policy.testing.watch import watch
+
+    notes = _stderr(console)
+
+    def once() -> int:
+        try:
+            return _run_packs(args, console, packs)
+        except UsageError as exc:  # e.g. -k matches nothing yet: keep watching
+            notes.print(f"[red]error:[/red] {exc}", highlight=False)
+            return EXIT_USAGE
+
+    return watch(packs, once, lambda note: notes.print(f"[dim]{note}[/dim]", highlight=False))
+
+
+def _run_packs(args: argparse.Namespace, console: Console, packs: list[Path]) -> int:
     with _output(args, console) as out:
         runs: list[PackRun] = []
         for path in packs:
             try:
-                pack = load_pack(path, engine=args.engine)
+                pack = load_pack(path, engine=args.engine, cache=compile_cache(args))
             except CompileError as exc:
                 _stderr(console).print(exc.report(), style="red", markup=False, highlight=False)
                 _stderr(console).print(
@@ -306,6 +358,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
                 show_suite(out, suite, args.verbose)
                 for section, result in _shown(pack_run):
                     section.show(out, result, args)
+                if args.profile:
+                    _show_profile(out, pack, [r.case for r in suite.results])
             if args.fail_fast and not suite.ok:
                 break
         if args.format == "json":
@@ -314,6 +368,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
             out.file.write(to_junit(runs))
         elif args.format in ("sarif", "github"):
             out.file.write(run_report(args.format, runs))
+    if args.keywords and not any(r.suite.results for r in runs):
+        # nothing selected is not a pass: a typo in -k must not turn CI green
+        raise UsageError(f"no test matches -k {' -k '.join(args.keywords)}")
     return 0 if all(r.ok for r in runs) else EXIT_FAILURES
 
 
@@ -424,11 +481,11 @@ def _output(args: argparse.Namespace, console: Console) -> Iterator[Console]:
             handle = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-        yield Console(file=handle, no_color=True, width=200, soft_wrap=True)
+        yield output.console(file=handle)
 
 
 def _stderr(console: Console) -> Console:
-    return Console(stderr=True, soft_wrap=True) if console.file is sys.stdout else console
+    return output.console(stderr=True) if console.file is sys.stdout else console
 
 
 def _sources(diagnostics: Iterable[Diagnostic]) -> SourceText:
@@ -451,7 +508,7 @@ def show_suite(console: Console, suite: SuiteResult, verbose: bool = False) -> N
     )
     for result in suite.results:
         if result.status in (FAILED, ERROR):
-            show_failure(console, result)
+            show_failure(console, result, pack.root)
         elif verbose:
             console.print(f"  [green]pass[/green] {result.case.name}", highlight=False)
     counts = [f"[green]{len(suite.passed)} passed[/green]"]
@@ -463,7 +520,9 @@ def show_suite(console: Console, suite: SuiteResult, verbose: bool = False) -> N
     console.print(", ".join(counts) + f" in {suite.elapsed_ms:.0f} ms{stopped}", highlight=False)
 
 
-def show_failure(console: Console, result: CaseResult) -> None:
+def show_failure(console: Console, result: CaseResult, root: Any = None) -> None:
+    """A failed case; ``root``, the pack directory as given, leads the evidence's rule
+    locations (relative to the pack) so they read from the current directory like the rest."""
     case = result.case
     label = "FAIL" if result.status == FAILED else "ERROR"
     console.print(
@@ -484,12 +543,13 @@ def show_failure(console: Console, result: CaseResult) -> None:
         console.print("    evidence:", style="dim")
         for record in [*verdict.fired, *verdict.warnings]:
             loc = record["location"]
+            file = loc["file"] if root is None else os.path.join(str(root), loc["file"])
             console.print(
                 Text.assemble(
                     "      ",
                     (f"{record['verdict']} ", STYLES.get(record["verdict"], "")),
                     (record["id"], "bold"),
-                    (f"  {loc['file']}:{loc['line']}:{loc['column']}", "dim"),
+                    (f"  {file}:{loc['line']}:{loc['column']}", "dim"),
                 )
             )
             console.print(f"        {record['message']}", markup=False, highlight=False)

@@ -181,7 +181,7 @@ class Layout:
                 doc = self.constant(node) if constant else self.expr(node, flat=True)
             else:
                 first = str(node)
-                text = "at least" if node.type == "AT_LEAST" else None
+                text = {"AT_LEAST": "at least", "NO_RULE": "no rule"}.get(node.type)
                 doc = self.token(node, text, item_start=item_start and previous is None)
             if previous not in (None, *_NO_SPACE_AFTER) and first not in _NO_SPACE_BEFORE:
                 out.append(" ")

@@ -48,6 +48,7 @@ from typing import Any
 from aigre_policy.gate.approvals import DEFAULT_CLOCK_SKEW, Approval, admit, excluded
 from aigre_policy.gate.clock import Clock, system_clock, to_us
 from aigre_policy.gate.conclude import Concluder
+from aigre_policy.gate.draft import fault
 from aigre_policy.gate.errors import ApprovalRejected, GateError, refusal_for
 from aigre_policy.gate.intake import Identity, Intake, attested_fields
 from aigre_policy.gate.judge import Judge, Judged
@@ -237,6 +238,20 @@ class Gate:
     async def acheck(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
         """``check`` for ``async`` code: storage runs in a thread, async reviewers are awaited."""
         return await arun(self._pipeline.steps(action, actor, consume))
+
+    def refuse(self, action: Any, reasons: Sequence[str], *, actor: Any = None) -> GateVerdict:
+        """Record the fail-closed decision for a proposal refused before the pack could
+        judge it (a tool call with no mapping, arguments that break their schema, ...):
+        the pack's fail-closed verdict, each reason a fault of its evidence, logged
+        like any other decision. Never raises."""
+        faults = [fault("caller", str(reason)) for reason in reasons]
+        return self._pipeline.refuse(action, actor, faults)
+
+    async def arefuse(
+        self, action: Any, reasons: Sequence[str], *, actor: Any = None
+    ) -> GateVerdict:
+        """``refuse`` for ``async`` code: the log is written in a thread."""
+        return await asyncio.to_thread(self.refuse, action, reasons, actor=actor)
 
     # -- enforcing -------------------------------------------------------------------------
 

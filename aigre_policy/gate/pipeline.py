@@ -20,7 +20,7 @@ from typing import Any
 from aigre_policy.gate.clock import Clock, system_clock
 from aigre_policy.gate.conclude import Concluder
 from aigre_policy.gate.draft import Draft, Written, described, fault, nothing_used, plain
-from aigre_policy.gate.intake import Intake
+from aigre_policy.gate.intake import Intake, Prepared
 from aigre_policy.gate.judge import Judge
 from aigre_policy.gate.ledger import LedgerError
 from aigre_policy.gate.log import LogError
@@ -68,14 +68,7 @@ class Pipeline:
         document, action_digest = prepared.document, prepared.action_digest
         attested = self.intake.attest_actor(document, actor, prepared.faults)
         if prepared.faults:  # nothing trustworthy to evaluate or to keep in the ledger
-            draft = Draft(started, now, document, action_digest, None, False, actor=attested)
-            draft.faults, draft.context_notes = prepared.faults, prepared.notes
-            refused = self.concluder.conclude(draft, None)
-            logged = document
-            if not prepared.action_json:  # not JSON data: the log keeps the refusal, not it
-                logged = {**document, "action": NOT_JSON}
-            self.recorder.log_quietly("decision", decision_entry(refused, logged))
-            return refused
+            return self._refused(prepared, started, now, attested)
         verdict: GateVerdict | None = None
         try:
             with self.recorder.session() as session:  # the write lock comes first
@@ -95,6 +88,33 @@ class Pipeline:
             # judged but not recorded: fail closed, never looser than the rules' decision
             return self._unrecorded(draft, verdict, exc)
         return self._publish(draft, verdict, escalation, written)
+
+    def refuse(self, action: Any, actor: Any, faults: list[dict[str, Any]]) -> GateVerdict:
+        """The fail-closed verdict for a proposal its caller refuses before judging,
+        logged like any fault that stops a check (the faults in its evidence)."""
+        started = perf_counter_ns()
+        try:
+            now = self.clock()
+            prepared = self.intake.prepare(action, now)
+            attested = self.intake.attest_actor(prepared.document, actor, prepared.faults)
+            prepared.faults[:0] = faults
+            return self._refused(prepared, started, now, attested)
+        except Exception as exc:  # a fault in the gate itself
+            return self._crashed(action, started, exc)
+
+    def _refused(
+        self, prepared: Prepared, started: int, now: datetime, attested: dict[str, Any] | None
+    ) -> GateVerdict:
+        """Faults stop the check before the pack judges: fail closed, log the refusal."""
+        document = prepared.document
+        draft = Draft(started, now, document, prepared.action_digest, None, False, actor=attested)
+        draft.faults, draft.context_notes = prepared.faults, prepared.notes
+        refused = self.concluder.conclude(draft, None)
+        logged = document
+        if not prepared.action_json:  # not JSON data: the log keeps the refusal, not it
+            logged = {**document, "action": NOT_JSON}
+        self.recorder.log_quietly("decision", decision_entry(refused, logged))
+        return refused
 
     def _second_pass(self, draft: Draft, escalation: Escalation) -> GateVerdict:
         """Record a reviewed case, judging it again under the write lock first.

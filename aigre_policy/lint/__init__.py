@@ -23,6 +23,7 @@ from aigre_policy.lint import (
     metadata,
     permits,
     shadowing,
+    target,
     unused,
 )
 from aigre_policy.lint.codes import CATEGORIES, CODES, LintCode, category_of
@@ -51,6 +52,7 @@ CHECKS: tuple[Check, ...] = (
     metadata.check,
     unused.check,
     coverage.check,
+    target.check,
 )
 
 

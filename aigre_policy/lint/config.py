@@ -17,6 +17,7 @@ from aigre_policy.compiler import read_manifest
 from aigre_policy.diagnostics import Diagnostic, Severity
 from aigre_policy.lint.codes import CODES
 from aigre_policy.lint.context import finding
+from aigre_policy.lint.target import TARGET_CODES
 from aigre_policy.typecheck import did_you_mean
 
 
@@ -49,7 +50,7 @@ def read_config(root: Path) -> LintConfig:
     # cast: the manifest was validated against that schema before it was read
     lint = cast(Mapping[str, Literal["error", "warning", "off", False]], manifest.lint)
     for code, level in lint.items():
-        if code in CODES:
+        if code in CODES or code in TARGET_CODES:
             levels[code] = "off" if level is False else level  # YAML reads a bare off as false
             continue
         problems.append(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from aigre_policy.mcp.mapping import ToolMapping
+from aigre_policy.mcp.listing import denied_for_every_call
+from aigre_policy.mcp.mapping import ToolMapping, ToolRule
 from aigre_policy.mcp.toolgate import APPROVE_SCHEMA, Sample, ToolGate, current_sampler
 
 
@@ -37,23 +38,63 @@ class UpstreamSpec:
     timeout_s: float = 60.0
     env: Mapping[str, str] | None = field(default=None, compare=False)
 
-    def client(self) -> Client:
+    def client(self, message_handler: Any = None) -> Client:
         if self.url:
-            return Client(self.url, read_timeout_seconds=self.timeout_s, cache=None)
+            return Client(
+                self.url,
+                read_timeout_seconds=self.timeout_s,
+                cache=None,
+                message_handler=message_handler,
+            )
         if not self.command:
             raise ValueError("no upstream: give a command after `--` or --upstream-url")
         env = dict(os.environ if self.env is None else self.env)
         params = StdioServerParameters(
             command=self.command[0], args=list(self.command[1:]), env=env
         )
-        return Client(params, read_timeout_seconds=self.timeout_s, cache=None)
+        return Client(
+            params, read_timeout_seconds=self.timeout_s, cache=None, message_handler=message_handler
+        )
+
+
+RELAYED = (
+    types.ToolListChangedNotification,
+    types.ResourceListChangedNotification,
+    types.PromptListChangedNotification,
+    types.ResourceUpdatedNotification,
+)
+
+
+class Relay:
+    """The upstream's notifications (``list_changed``, ``resources/updated``), passed to
+    every client connection the proxy has served, unchanged."""
+
+    def __init__(self) -> None:
+        self._peers: dict[int, Any] = {}  # a session of each connection seen, by connection
+
+    def seen(self, ctx: ServerRequestContext[Any]) -> None:
+        connection = getattr(ctx.session, "_connection", ctx.session)
+        if len(self._peers) > 1000:
+            self._peers.clear()
+        self._peers[id(connection)] = ctx.session
+
+    async def __call__(self, message: Any) -> None:
+        message = getattr(message, "root", message)
+        if not isinstance(message, RELAYED):
+            return
+        for session in list(self._peers.values()):
+            try:
+                await session.send_notification(message)
+            except Exception:  # a connection gone: forget it
+                self._peers = {k: v for k, v in self._peers.items() if v is not session}
 
 
 class Upstream:
     """The connection to the upstream server and the tools it declares."""
 
-    def __init__(self, client: Client):
+    def __init__(self, client: Client, relay: Relay | None = None):
         self.client = client
+        self.relay = relay or Relay()
         self.tools: list[types.Tool] = []
         self.schemas: dict[str, Mapping[str, Any] | None] = {}
 
@@ -78,21 +119,29 @@ class Upstream:
 async def connected(spec: UpstreamSpec) -> AsyncIterator[Upstream]:
     """The upstream, connected and listed, for the life of the block."""
     async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(spec.client())
-        upstream = Upstream(client)
+        relay = Relay()
+        client = await stack.enter_async_context(spec.client(relay))
+        upstream = Upstream(client, relay)
         await upstream.refresh()
         yield upstream
 
 
 def listed(
-    tools: Sequence[types.Tool], mapping: ToolMapping, *, hide_refused: bool
+    tools: Sequence[types.Tool],
+    mapping: ToolMapping,
+    *,
+    hide_refused: bool,
+    denied: Callable[[ToolRule, str], bool] | None = None,
 ) -> list[types.Tool]:
     """The tools the agent sees: annotated with their mapping; with ``hide_refused``,
-    without those refused outright (unmapped under ``unmapped: deny``, or ``hide: true``)."""
+    without those refused outright (unmapped under ``unmapped: deny``, ``hide: true``,
+    or, with ``denied``, those the pack denies whatever the arguments)."""
     out = []
     for tool in tools:
         rule = mapping.match(tool.name)
         refused = (rule is None and mapping.unmapped == "deny") or (rule is not None and rule.hide)
+        if hide_refused and not refused and rule is not None and denied is not None:
+            refused = denied(rule, tool.name)
         if hide_refused and refused:
             continue
         note: dict[str, Any] = {"gated": rule is not None or mapping.unmapped == "deny"}
@@ -107,23 +156,98 @@ def listed(
     return out
 
 
+CALLER = "aigre_policy.caller"  # the ASGI scope key of an HTTP request's authenticated caller
+
+
+def caller_actor(ctx: ServerRequestContext[Any]) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the request carries an authenticated caller, and its actor."""
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    if not isinstance(scope, Mapping) or CALLER not in scope:
+        return False, None
+    return True, scope[CALLER].actor
+
+
+class Authenticated:
+    """ASGI middleware: every HTTP request authenticates with the server's identity
+    configuration (``aigre_policy.server.identity``); no usable credentials is a 401,
+    a caller without the ``check`` scope a 403. The caller rides in the request's scope,
+    so each call is attested as whoever sent that very request."""
+
+    def __init__(self, app: Any, authenticator: Any):
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.datastructures import Headers
+        from starlette.responses import JSONResponse
+
+        from aigre_policy.server.identity import Unauthenticated
+
+        try:
+            caller = self.authenticator.caller(Headers(scope=scope))
+        except Unauthenticated as exc:
+            response = JSONResponse(
+                {"code": "unauthorized", "message": str(exc)},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        if not caller.may("check"):
+            response = JSONResponse(
+                {"code": "forbidden", "message": f"{caller.name} lacks the `check` scope"},
+                status_code=403,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app({**scope, CALLER: caller}, receive, send)
+
+
 def build_server(
-    toolgate: ToolGate, upstream: Upstream, *, hide_refused: bool = False, name: str = ""
+    toolgate: ToolGate,
+    upstream: Upstream,
+    *,
+    hide_refused: bool = False,
+    name: str = "",
+    authenticated: bool = False,
 ) -> Server[Any]:
-    """The proxy's low-level MCP server over a connected upstream."""
+    """The proxy's low-level MCP server over a connected upstream.
+
+    ``authenticated``: served over HTTP behind ``Authenticated``: each call is attested
+    as the caller its request authenticated as (a call without one is refused).
+    """
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        upstream.relay.seen(ctx)
         tools = await upstream.refresh()
+        actor = caller_actor(ctx)[1] if authenticated else toolgate.actor
+        pack, mapping = toolgate.gate.pack, toolgate.mapping
+
+        def denied(rule: ToolRule, tool: str) -> bool:
+            return denied_for_every_call(pack, mapping, rule, tool, actor)
+
         return types.ListToolsResult(
-            tools=listed(tools, toolgate.mapping, hide_refused=hide_refused)
+            tools=listed(tools, mapping, hide_refused=hide_refused, denied=denied)
         )
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         name, arguments = params.name, params.arguments or {}
+        upstream.relay.seen(ctx)
+        actor = None
+        if authenticated:
+            known, actor = caller_actor(ctx)
+            if not known:  # only reachable if the middleware is bypassed: fail closed
+                return await toolgate.refuse_unjudged(
+                    name, arguments, None, "unauthenticated", "the call carries no identity"
+                )
 
         async def forward() -> types.CallToolResult:
             return await upstream.call(name, arguments)
@@ -144,6 +268,7 @@ def build_server(
                 answers=params.input_responses,
                 request_state=params.request_state,
                 may_return_question=may_return_question(ctx),
+                actor=actor,
             )
         finally:
             current_sampler.reset(token)
@@ -155,7 +280,76 @@ def build_server(
         instructions="Every tool call passes the aigre-policy gate first; a refusal says why.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **passed_through(upstream),
     )
+
+
+def passed_through(upstream: Upstream) -> dict[str, Any]:
+    """Handlers relaying what is not a tool call (resources, prompts, completions) to the
+    upstream unchanged: only what the upstream declares it serves, so the proxy's
+    capabilities are the upstream's. None of it acts, so none of it is judged."""
+    try:
+        caps = upstream.client.server_capabilities
+    except Exception:  # not connected through the SDK's ``Client``: tools only
+        return {}
+    session = upstream.client.session
+    handlers: dict[str, Any] = {}
+    if caps.resources is not None:
+
+        async def list_resources(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourcesResult:
+            return await session.list_resources(params=params)
+
+        async def list_templates(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListResourceTemplatesResult:
+            return await session.list_resource_templates(params=params)
+
+        async def read_resource(
+            ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+        ) -> types.ReadResourceResult | types.InputRequiredResult:
+            return await session.read_resource(
+                str(params.uri),
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                allow_input_required=True,
+            )
+
+        handlers.update(
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+        )
+    if caps.prompts is not None:
+
+        async def list_prompts(
+            ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        ) -> types.ListPromptsResult:
+            return await session.list_prompts(params=params)
+
+        async def get_prompt(
+            ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+        ) -> types.GetPromptResult | types.InputRequiredResult:
+            return await session.get_prompt(
+                params.name,
+                params.arguments,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                allow_input_required=True,
+            )
+
+        handlers.update(on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+    if caps.completions is not None:
+
+        async def complete(
+            ctx: ServerRequestContext[Any], params: types.CompleteRequestParams
+        ) -> types.CompleteResult:
+            request = types.CompleteRequest(params=params)
+            return await session.send_request(request, types.CompleteResult)
+
+        handlers["on_completion"] = complete
+    return handlers
 
 
 def _version() -> str:
@@ -228,15 +422,18 @@ async def serve_stdio(server: Server[Any]) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-async def serve_http(server: Server[Any], host: str, port: int) -> None:
+async def serve_http(server: Server[Any], host: str, port: int, authenticator: Any = None) -> None:
     import uvicorn
 
-    app = server.streamable_http_app(host=host)
+    app: Any = server.streamable_http_app(host=host)
+    if authenticator is not None:
+        app = Authenticated(app, authenticator)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     await uvicorn.Server(config).serve()
 
 
 __all__ = [
+    "Authenticated",
     "Upstream",
     "UpstreamSpec",
     "build_server",

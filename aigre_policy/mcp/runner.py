@@ -46,8 +46,20 @@ async def serve(
     listen: tuple[str, int] | None,
     hide_refused: bool,
     approve_hint: str,
+    auth: Any = None,
 ) -> None:
-    """Serve the upstream's tools behind the gate until the client (or a signal) ends it."""
+    """Serve the upstream's tools behind the gate until the client (or a signal) ends it.
+
+    ``auth``: the server's ``AuthConfig``; over HTTP each caller authenticates with it and
+    is attested as its own actor."""
+    authenticator = None
+    if auth is not None:
+        from aigre_policy.server.identity import Authenticator
+
+        try:
+            authenticator = Authenticator(auth)
+        except ValueError as exc:
+            raise SetupError(str(exc)) from None
     reviewers: list[Any] = []
     if options.sampling_judge:
         reviewers.append(SamplingJudge(options.sampling_judge))
@@ -65,11 +77,13 @@ async def serve(
             upstream = await stack.enter_async_context(connected(_spec(command, url, timeout_s)))
         except Exception as exc:
             raise SetupError(f"cannot start the upstream: {type(exc).__name__}: {exc}") from None
-        server = build_server(toolgate, upstream, hide_refused=hide_refused)
+        server = build_server(
+            toolgate, upstream, hide_refused=hide_refused, authenticated=authenticator is not None
+        )
         try:
             if listen is None:
                 await serve_stdio(server)
             else:
-                await serve_http(server, *listen)
+                await serve_http(server, *listen, authenticator)
         finally:
             await toolgate.drain()

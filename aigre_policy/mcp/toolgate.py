@@ -160,6 +160,7 @@ class ToolGate:
         answers: Mapping[str, Any] | None = None,
         request_state: str | None = None,
         may_return_question: bool = False,
+        actor: Mapping[str, Any] | None = None,
     ) -> Any:
         """Judge a call of ``name`` and forward it only when allowed.
 
@@ -168,45 +169,51 @@ class ToolGate:
         ``may_return_question``: on a 2026-07-28 connection whose client supports
         elicitation, a held call answers with the question (``InputRequiredResult``);
         the client's retry carries ``answers`` and ``request_state``.
+        ``actor``: the authenticated caller of this call (an HTTP client's identity),
+        attested instead of the configured one.
         """
         arguments = {} if arguments is None else arguments
+        actor = dict(actor) if actor is not None else self.actor
         rule = self.mapping.match(name)
         if rule is None:
             if self.mapping.unmapped == "forward":
                 return await forward()
-            return refusal(
-                f"refused: the tool `{name}` has no mapping in the policy pack's "
+            return await self.refuse_unjudged(
+                name,
+                arguments,
+                actor,
+                "unmapped",
+                f"the tool `{name}` has no mapping in the policy pack's "
                 f"{self.mapping.file}, and unmapped tools are denied",
-                decision="deny",
-                reason="unmapped",
             )
         if name not in declared:
-            return refusal(
-                f"refused: the server declares no tool `{name}`", decision="deny", reason="unknown"
+            return await self.refuse_unjudged(
+                name, arguments, actor, "unknown", f"the server declares no tool `{name}`"
             )
         problems = schema_problems(declared[name], arguments)
         if problems:
-            return refusal(
-                f"refused: the arguments of `{name}` break its input schema: "
-                + "; ".join(problems),
-                decision="deny",
-                reason="malformed",
+            return await self.refuse_unjudged(
+                name,
+                arguments,
+                actor,
+                "malformed",
+                f"the arguments of `{name}` break its input schema: " + "; ".join(problems),
                 errors=problems,
             )
         try:
-            action, key = self._propose(rule, name, arguments)
+            action, key = self._propose(rule, name, arguments, actor)
         except MappingError as exc:
-            return refusal(f"refused: {exc}", decision="deny", reason="malformed")
-        verdict = await self.gate.acheck(action, actor=self.actor, consume=True)
+            return await self.refuse_unjudged(name, arguments, actor, "mapping", str(exc))
+        verdict = await self.gate.acheck(action, actor=actor, consume=True)
         if self._approver_may_answer(verdict):
             if ask is not None:
-                verdict = await self._elicited(verdict, action, ask)
+                verdict = await self._elicited(verdict, action, ask, actor)
             elif may_return_question:
                 answer = self._answer(answers, request_state, verdict)
                 if answer is None:
                     return self._question(verdict, action)
                 if answer:
-                    verdict = await self._approved(verdict, action)
+                    verdict = await self._approved(verdict, action, actor)
         if verdict.decision != "allow":
             if verdict.decision in ("deny",) or verdict.fail_closed:
                 self._forget(key)
@@ -214,11 +221,37 @@ class ToolGate:
         self._forget(key)
         return await self._forwarded(verdict, forward)
 
-    def _propose(self, rule: Any, name: str, arguments: Mapping[str, Any]) -> tuple[dict, str]:
+    async def refuse_unjudged(
+        self,
+        name: str,
+        arguments: Any,
+        actor: Mapping[str, Any] | None,
+        reason: str,
+        text: str,
+        **more: Any,
+    ) -> types.CallToolResult:
+        """A call refused before the pack could judge it, recorded as the gate's
+        fail-closed decision (the reason in its evidence), so the log holds it too."""
+        tool: dict[str, Any] = {"name": name, "arguments": arguments}
+        proposed = {"id": f"mcp-{name}-refused-{reason}", "tool": tool}
+        verdict = await self.gate.arefuse(proposed, [f"mcp {reason}: {text}"], actor=actor)
+        return refusal(
+            f"refused: {text}\n{verdict.decision} (decision {verdict.decision_id}): "
+            "nothing was forwarded.",
+            decision=verdict.decision,
+            decision_id=verdict.decision_id,
+            action_digest=verdict.action_digest,
+            reason=reason,
+            **more,
+        )
+
+    def _propose(
+        self, rule: Any, name: str, arguments: Mapping[str, Any], actor: Mapping[str, Any] | None
+    ) -> tuple[dict, str]:
         """The action of a call, with the id and time of its first try while it waits."""
         action = self.mapping.propose(rule, name, arguments)
-        if self.actor is not None and "actor" not in action:
-            action["actor"] = dict(self.actor)  # the claim, copied from the attested identity
+        if actor is not None and "actor" not in action:
+            action["actor"] = dict(actor)  # the claim, copied from the attested identity
         key = digest(action)
         with self._lock:
             known = self._pending.get(key)
@@ -249,7 +282,9 @@ class ToolGate:
             + f" Approve as {self.approver.by} ({self.approver.group})?"
         )
 
-    async def _elicited(self, verdict: GateVerdict, action: Any, ask: Ask) -> GateVerdict:
+    async def _elicited(
+        self, verdict: GateVerdict, action: Any, ask: Ask, actor: Mapping[str, Any] | None
+    ) -> GateVerdict:
         """Ask the person at the client; a yes records their approval and judges again."""
         try:
             if not await ask(self._question_text(verdict, action)):
@@ -257,9 +292,11 @@ class ToolGate:
         except Exception as exc:  # the client failed to answer: the call stays held
             logger.warning("elicitation failed: %s: %s", type(exc).__name__, exc)
             return verdict
-        return await self._approved(verdict, action)
+        return await self._approved(verdict, action, actor)
 
-    async def _approved(self, verdict: GateVerdict, action: Any) -> GateVerdict:
+    async def _approved(
+        self, verdict: GateVerdict, action: Any, actor: Mapping[str, Any] | None
+    ) -> GateVerdict:
         """The approver's yes, recorded; the action judged again."""
         assert self.approver is not None
         try:
@@ -269,7 +306,7 @@ class ToolGate:
         except (ApprovalRejected, GateError) as exc:
             logger.warning("approval through elicitation not recorded: %s", exc)
             return verdict
-        return await self.gate.acheck(action, actor=self.actor, consume=True)
+        return await self.gate.acheck(action, actor=actor, consume=True)
 
     def _state(self, verdict: GateVerdict) -> str:
         """The request state a question carries: a MAC of the action's digest, so an

@@ -1,20 +1,19 @@
 """The Rego backend: a ``CheckedPack`` to the evaluator a ``Pack`` is built with.
 
-``load_pack(path, engine=...)`` asks for one when the pack is to run on an engine
-other than native, or holds hand-written Rego (which the native engine evaluates
-with regopy and merges). Errors the Rego target reports for the pack raise
-``CompileError``, as any other compile problem does. Nothing here touches a
-``Pack``: it receives the ``RegoBackend`` when it is built.
+``backend.build(checked, engine)`` comes here when the pack is to run on a Rego
+engine (``rego``, or one registered with ``rego.engine.register_engine``), or holds
+hand-written Rego that a Python engine evaluates with regopy and merges. Errors the
+Rego target reports for the pack raise ``CompileError``, as any other compile
+problem does. Nothing here touches a ``Pack``: it receives the evaluator when it is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
-from aigre_policy.compiler import CheckedPack
-from aigre_policy.diagnostics import CompileError, Diagnostic, Severity, SourceText, has_errors
+from aigre_policy.checked import CheckedPack, Evaluator
+from aigre_policy.diagnostics import CompileError, Severity, has_errors
 from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import (
     ENGINES,
@@ -28,64 +27,53 @@ from aigre_policy.rego.engine import (
 from aigre_policy.verdict import Verdict
 
 
-class EngineCall:
-    """``Pack`` hands each validated input here when it runs on another engine."""
+class RegoEvaluator:
+    """A pack's Rego program on one Rego engine, behind the backend protocol."""
 
-    def __init__(self, engine: DecisionEngine, pack_ref: dict[str, str]):
+    def __init__(self, engine: str, program: RegoProgram, checked: CheckedPack):
         self.engine = engine
-        self._ref = pack_ref
+        self.rego = program  # the program the engine runs
+        self.warnings = tuple(d for d in program.diagnostics if d.severity is Severity.WARNING)
+        self.runner: DecisionEngine = ENGINES[engine](program)
+        self.ref = checked.ref
 
-    def __call__(self, document: dict[str, Any], started: int) -> Verdict:
-        decision = self.engine.decide(document)
+    def decide(self, document: dict[str, Any], started: int) -> Verdict:
+        decision = self.runner.decide(document)
         if decision["fail_closed"]:  # a fault the program caught: the pack fails closed
             raise EngineFault("; ".join(str(e.get("message", e)) for e in decision["errors"]))
         elapsed = (perf_counter_ns() - started) / 1000
-        return DocumentVerdict(decision, self._ref, document, elapsed)
+        return DocumentVerdict(decision, self.ref, document, elapsed)
 
 
-class HandwrittenCall:
-    """For the native engine: merge what the pack's hand-written Rego reports."""
+class HandwrittenMerge:
+    """A Python engine's evaluator with what the pack's hand-written Rego reports merged in."""
 
-    def __init__(self, program: RegoProgram, default: str):
-        self._runner = HandwrittenRunner(program)
-        self._default = default
+    def __init__(self, inner: Evaluator, program: RegoProgram, default: str):
+        self.inner = inner
+        self.engine = inner.engine
+        self.warnings = inner.warnings
+        self.runner = HandwrittenRunner(program)
+        self.default = default
 
-    def __call__(self, verdict: Verdict, document: dict[str, Any]) -> Verdict:
-        return merged(verdict, self._runner(document), self._default)
-
-
-@dataclass(frozen=True)
-class RegoBackend:
-    """What a ``Pack`` runs with when Rego takes part in its decisions."""
-
-    engine: str  # the engine's registered name, or native (hand-written Rego merged)
-    program: RegoProgram | None  # the program the engine runs; None on native
-    warnings: tuple[Diagnostic, ...]  # what the Rego target warns of
-    decide: EngineCall | None  # judges every validated input on a Rego engine
-    merge: HandwrittenCall | None  # on native: folds in the hand-written modules' reports
+    def decide(self, document: dict[str, Any], started: int) -> Verdict:
+        verdict = self.inner.decide(document, started)
+        return merged(verdict, self.runner(document), self.default, document)
 
 
-def pack_ref(checked: CheckedPack) -> dict[str, str]:
-    """The pack's name, version and digest, as every verdict names it."""
-    manifest = checked.manifest
-    return {"name": manifest.name, "version": manifest.version, "digest": checked.digest}
-
-
-def rego_backend(checked: CheckedPack, engine: str, sources: SourceText) -> RegoBackend:
-    """The evaluator for ``engine`` (``rego``, or one registered); ``CompileError`` if it
-    cannot run the pack."""
-    if engine != "native" and engine not in ENGINES:
-        known = ", ".join(engine_names())
+def build(checked: CheckedPack, engine: str) -> RegoEvaluator:
+    """The evaluator for Rego engine ``engine``; ``CompileError`` if it cannot run the pack."""
+    if engine not in ENGINES:
+        known = ", ".join([*engine_names(), "interpreter"])
         raise ValueError(f"unknown engine {engine!r}; engines: {known}")
     program = emit_rego(checked)
-    if engine == "native":
-        merge = HandwrittenCall(program, checked.policy.default) if checked.handwritten else None
-        return RegoBackend("native", None, (), None, merge)
     if has_errors(program.diagnostics):
-        raise CompileError(list(program.diagnostics), sources)
-    warnings = tuple(d for d in program.diagnostics if d.severity is Severity.WARNING)
-    decide = EngineCall(ENGINES[engine](program), pack_ref(checked))
-    return RegoBackend(engine, program, warnings, decide, None)
+        raise CompileError(list(program.diagnostics))
+    return RegoEvaluator(engine, program, checked)
+
+
+def with_handwritten(evaluator: Evaluator, checked: CheckedPack) -> HandwrittenMerge:
+    """``evaluator`` (native or the interpreter) merging the pack's hand-written modules."""
+    return HandwrittenMerge(evaluator, emit_rego(checked), checked.policy.default)
 
 
 def rego_program(pack: Any) -> RegoProgram:

@@ -31,6 +31,7 @@ import yaml
 
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic, SourceText
+from aigre_policy.rego.emit import emit_rego
 from aigre_policy.rego.signing import (
     SIGNATURES_FILE,
     BundleKey,
@@ -40,6 +41,7 @@ from aigre_policy.rego.signing import (
     verify,
 )
 from aigre_policy.verdict import canonical_json
+from aigre_policy.version import __version__
 
 MANIFEST_FILE = ".manifest"
 DATA_FILE = "data.json"
@@ -398,9 +400,6 @@ def build_pack_bundle(
     """Compile the pack at ``path`` for the Rego target and write its bundle, signed with
     ``signer`` if given; never raises for a bad pack: a pack that does not compile, or not to
     Rego, comes back with its diagnostics. ``BundleSignatureError`` if it cannot be signed."""
-    from aigre_policy import __version__
-    from aigre_policy.rego.emit import emit_rego
-
     report = compile_pack(path, envelopes)
     if not report.ok or report.compiled is None:
         return PackBuild(None, tuple(report.diagnostics), report.sources)

@@ -28,7 +28,7 @@ from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import ENGINES, DocumentVerdict, RegopyEngine, engine_names
 from aigre_policy.rego.handwritten import IMPURE
 from aigre_policy.rego.signing import BundleKey, SignatureError, read_key_argument, verification_key
-from aigre_policy.verdict import Verdict
+from aigre_policy.verdict import EvaluationError, Verdict
 
 DEFAULT_ENGINE = "rego"
 # a call of a builtin that reads the world outside the input (`opa.runtime()` hands any
@@ -159,8 +159,6 @@ class BundlePack:
                     document, [{"kind": "engine", "path": "", "message": message}], started
                 )
         if strict and verdict.fail_closed:
-            from aigre_policy.pack import EvaluationError  # only on this rare path
-
             detail = "; ".join(
                 f"{e.get('path') or '<input>'}: {e.get('message')}" for e in verdict.errors[:5]
             )

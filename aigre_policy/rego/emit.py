@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from aigre_policy import ir
-from aigre_policy.compiler import CheckedPack, CompiledPack
+from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
@@ -86,9 +86,10 @@ def yaml_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
-    """The Rego program of a checked pack (see the module docstring for its layout)."""
-    compiled = pack.checked if isinstance(pack, CompiledPack) else pack
+def emit_rego(pack: Any) -> RegoProgram:
+    """The Rego program of a ``CheckedPack``, or of anything that holds one as ``checked``
+    (a ``compiler.CompiledPack``, a ``Pack``); see the module docstring for its layout."""
+    compiled: CheckedPack = pack if isinstance(pack, CheckedPack) else pack.checked
     manifest = compiled.manifest
     pkg = segment(manifest.name)
     package = f"aigre.{pkg}"
@@ -165,7 +166,9 @@ def emit_rego(pack: CheckedPack | CompiledPack) -> RegoProgram:
     modules[f"{base}/lib.rego"] = (
         f"{header}\npackage {package}.lib\n{library(list(modules.values()))}"
     )
-    diagnostics = [*translator.diagnostics, *schema_problems]
+    # what the check stage found the Rego target cannot express (E601, E602), then its own
+    found = compiled.target_diagnostics.get("rego", ())
+    diagnostics = [*found, *translator.diagnostics, *schema_problems]
     custom = {f"{base}/custom/{module.stem}.rego" for module in handwritten}
     return RegoProgram(
         package=package,

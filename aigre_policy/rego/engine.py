@@ -15,6 +15,7 @@ import json
 import math
 import threading
 from collections.abc import Callable
+from importlib.util import find_spec
 from typing import Any, Protocol
 
 import regopy
@@ -265,8 +266,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _regorus_installed() -> bool:
-    from importlib.util import find_spec
-
     return find_spec("regorus") is not None
 
 
@@ -315,8 +314,11 @@ def groups_of(decision: str, fired: list[dict[str, Any]]) -> tuple[list[str], li
     return approvers, escalate_to
 
 
-def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Verdict:
-    """``verdict`` with what hand-written modules reported: the lattice decides again."""
+def merged(
+    verdict: Verdict, records: list[dict[str, Any]], default: str, document: dict[str, Any]
+) -> Verdict:
+    """``verdict`` on ``document`` with what hand-written modules reported: the lattice
+    decides again."""
     if not records:
         return verdict
     fired = [*verdict.fired, *(r for r in records if r["verdict"] != "warn")]
@@ -325,7 +327,7 @@ def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Ver
     default_applied = rank == NO_RULE
     decision = decision_of(rank, default)
     approvers, escalate_to = groups_of(decision, fired)
-    document = {
+    decided = {
         "decision": decision,
         "fail_closed": False,
         "default_applied": default_applied,
@@ -335,7 +337,7 @@ def merged(verdict: Verdict, records: list[dict[str, Any]], default: str) -> Ver
         "escalate_to": escalate_to,
         "errors": [],
     }
-    return DocumentVerdict(document, verdict.pack, verdict._input, verdict.elapsed_us)
+    return DocumentVerdict(decided, verdict.pack, document, verdict.elapsed_us)
 
 
 class HandwrittenRunner:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy import functions, ir
-from aigre_policy.diagnostics import Diagnostic, error, warning
+from aigre_policy.diagnostics import Diagnostic, warning
 from aigre_policy.rego.shape import Shape
 
 FUNCTIONS = {f.name: f.rego for f in functions.TABLE}  # name -> the Rego it calls
@@ -262,24 +262,8 @@ class Translator:
             left = self.instant(a, left)
         if right_kind == "time":
             right = self.instant(b, right)
-        if op == "%":
-            self.diagnostics.append(
-                error(
-                    "E601",
-                    "`%` has no exact Rego form (rego-cpp's remainder differs from Python's)",
-                    node.span,
-                    hint="compare with a multiple instead, or keep this pack on the native engine",
-                )
-            )
-        elif op == "/" and not self.nonzero(b):
-            self.diagnostics.append(
-                error(
-                    "E602",
-                    "division by a value that may be zero cannot fail closed in Rego",
-                    node.span,
-                    hint="divide by a constant or an envelope value that is not zero",
-                )
-            )
+        # `%` and a division by a value that may be zero: the check stage reported them for
+        # this target (targets.target_diagnostics: E601, E602), so the program is refused
         return f"({left} {op} {right})"
 
     def instant(self, node: ir.Node, term: str) -> str:
@@ -309,17 +293,6 @@ class Translator:
         made = list(self.instants.values())
         self.instants.clear()
         return made
-
-    def nonzero(self, node: ir.Node) -> bool:
-        match node:
-            case ir.Const(value=value):
-                return isinstance(value, int | float) and value != 0
-            case ir.EnvelopeRef(envelope=envelope, name=name):
-                value = self.envelope_values.get(envelope, {}).get(name)
-                return isinstance(value, int | float) and value != 0
-            case ir.Neg(operand=x):
-                return self.nonzero(x)
-        return False
 
     # ------------------------------------------------------------ reads
     def base(self, path: ir.Path) -> tuple[str, Shape]:

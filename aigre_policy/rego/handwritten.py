@@ -146,7 +146,7 @@ def rule_ids(pack: Any) -> frozenset[str]:
     """The ids of the rules a pack's hand-written modules report: each written as a
     literal (``"id": "malformed-ticket-ref"``) in its module. An id computed at run
     time is not known before a verdict, so tests cannot name it."""
-    modules = modules_of(getattr(pack, "_compiled", None))
+    modules = modules_of(getattr(pack, "checked", None))  # a bundle's pack holds none
     return frozenset(rule_id for module in modules for rule_id in module.ids)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy.rego.expr import literal
+from aigre_policy.targets import ANNOTATIONS, local_ref
 from aigre_policy.validation import is_rfc3339_date_time
 
 TYPE_TESTS = {
@@ -100,12 +101,10 @@ class ValidityEmitter:
 
     def parts(self, schema: dict[str, Any]) -> list[dict[str, Any]]:
         """``schema`` with what its ``$ref`` and ``allOf`` add (as ``check`` follows them)."""
-        from aigre_policy.rego.schema import SchemaEmitter
-
         found = [schema]
         ref = schema.get("$ref")
         if ref is not None and ref not in self.refs:
-            target = SchemaEmitter(self.root).resolve(ref)
+            target = local_ref(self.root, ref)
             if isinstance(target, dict):
                 self.refs.append(ref)
                 found += self.parts(target)
@@ -311,8 +310,6 @@ class ValidityEmitter:
             return _ABSENT
         parts = self.parts(schema)
         keywords = {k for part in parts for k in part}
-        from aigre_policy.rego.schema import ANNOTATIONS
-
         if not keywords <= STAND_IN | ANNOTATIONS | {"$ref", "allOf"}:
             return _ABSENT
         for candidate in self.candidates(parts, depth):

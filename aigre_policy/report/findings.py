@@ -14,7 +14,6 @@ from typing import Any
 
 from aigre_policy.codes import lookup
 from aigre_policy.diagnostics import Diagnostic, Severity, Span
-from aigre_policy.lint import category_of
 
 ERROR = "error"
 WARNING = "warning"
@@ -34,7 +33,7 @@ class Finding:
 
     @property
     def category(self) -> str:
-        return category_of(self.code)
+        return lookup(self.code).group
 
     def to_dict(self) -> dict[str, Any]:
         return {

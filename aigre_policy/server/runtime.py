@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import secrets
 import threading
 import time
@@ -204,8 +205,11 @@ class Runtime:
         """Why the ledger cannot be read now, or ``None`` (also when there is none)."""
         if self.ledger is None:
             return None
+        # read without the write lock every check takes (where the store offers that): a
+        # probe must not queue behind the fleet's checks, nor fail while one holds it long
+        unlocked = "lock" in inspect.signature(self.ledger.session).parameters
         try:
-            with self.ledger.session() as session:
+            with self.ledger.session(**({"lock": False} if unlocked else {})) as session:
                 session.state()
         except Exception as exc:
             return f"{type(exc).__name__}: {exc}"

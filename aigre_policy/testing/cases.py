@@ -88,6 +88,17 @@ class TestCase:
     expectation: Expectation = Expectation()
 
 
+def merged(base: Any, changes: Any) -> Any:
+    """``changes`` set over ``base``: objects merge field by field, at any depth; any other
+    value (a list, a number...) replaces what was there."""
+    if isinstance(base, dict) and isinstance(changes, dict):
+        out = dict(base)
+        for key, value in changes.items():
+            out[key] = merged(base.get(key), value)
+        return out
+    return changes
+
+
 # ------------------------------------------------------------------ discovery
 
 
@@ -112,7 +123,8 @@ def test_file_schema() -> dict[str, Any]:
 
 
 def _handwritten_ids(pack: Pack) -> frozenset[str]:
-    if not getattr(getattr(pack, "_compiled", None), "handwritten", ()):
+    # a pack loaded from a bundle holds no CheckedPack: its modules are in the bundle
+    if not getattr(getattr(pack, "checked", None), "handwritten", ()):
         return frozenset()
     from aigre_policy.rego.handwritten import rule_ids  # regopy only for packs with .rego
 
@@ -188,16 +200,18 @@ class _Loader:
         given: dict[str, Any] = {}
         from_files: dict[str, Any] = {}
         for item in test.inputs:
-            if item.value is not None:
-                given[item.root] = item.value.to_value()
+            if item.from_file is None:
+                given[item.root] = item.value.to_value() if item.value is not None else {}
                 continue
-            held = self.inputs_from(item.from_file or "", item.span)
+            held = self.inputs_from(item.from_file, item.span)
             if held is None:
                 return
             if item.root in held:
                 given[item.root] = held[item.root]
             elif item.root == "action":
                 given["action"] = held
+            if item.value is not None:  # `from "FILE" { ... }`: fields set over the file's
+                given[item.root] = merged(given.get(item.root), item.value.to_value())
             # a case file given as the action supplies the other roots too
             if item.root == "action":
                 from_files.update({k: v for k, v in held.items() if k != "action"})
@@ -217,7 +231,7 @@ class _Loader:
                 decision = expect.decision
                 if expect.at_least:
                     at_least += expect.rules
-                elif expect.rules:
+                elif expect.rules or expect.no_rules:
                     rules = (*(rules or ()), *expect.rules)
             silent += expect.silent
             if expect.message_contains is not None:

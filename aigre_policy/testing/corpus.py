@@ -27,10 +27,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-from aigre_policy import interpreter, load_pack
+from aigre_policy import load_pack
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic
-from aigre_policy.lattice import NO_RULE, decision_of, rank_of
+from aigre_policy.rego.bundle import PackIdentity, build_pack_bundle, read_bundle, write_bundle
+from aigre_policy.testing.cases import load_cases
+from aigre_policy.version import __version__
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "case-file.schema.json"
 MAIN = "policies/main.aigre"
@@ -194,8 +196,6 @@ def compile_diagnostics(root: Path) -> list[dict[str, Any]]:
     report = compile_pack(root)
     diagnostics = list(report.diagnostics)
     if report.ok and (root / "tests").is_dir():  # YAML table tests: read with the pack
-        from aigre_policy.testing.cases import load_cases
-
         diagnostics += load_cases(load_pack(root))[1]
     return located(diagnostics, root)
 
@@ -292,68 +292,11 @@ def run_rego(root: Path, given: dict[str, Any]) -> Outcome:
     return outcome_of(pack.evaluate(given["action"], given["context"], given["usage"]))
 
 
-class NotJudged(Exception):
-    """The engine does not judge this input (the interpreter takes valid input only)."""
-
-
 def run_interpreter(root: Path, given: dict[str, Any]) -> Outcome:
-    """The reference interpreter on input the pack's own validator passed; a fault in it
-    fails closed as ``Pack.evaluate`` does."""
-    pack = _loaded(str(root), "native")
-    checked = pack.evaluate(given["action"], given["context"], given["usage"])
-    if checked.fail_closed and any(e["kind"] != "engine" for e in checked.errors):
-        raise NotJudged("the input breaks the schema; the interpreter judges valid input only")
-    args = (pack.envelopes, given["action"], given["context"], given["usage"])
-    try:
-        indices = interpreter.fired(pack.program, *args)
-        records = [
-            (pack.rules[i].id, pack.rules[i].verdict, interpreter.message(pack.rules[i], *args))
-            for i in indices
-        ]
-    except Exception:
-        approvers = (
-            _fail_closed_approvers(root, pack) if pack.fail_closed == "require_approval" else ()
-        )
-        return Outcome(pack.fail_closed, True, False, (), (), approvers, (), (("engine", ""),))
-    return _lattice(pack, records)
-
-
-def _fail_closed_approvers(root: Path, pack: Any) -> tuple[str, ...]:
-    """docs/language.md#decisions: ``fail_closed_approvers`` when set, else every group the
-    pack's ``require_approval`` rules name."""
-    manifest = yaml.safe_load((root / "pack.yaml").read_text(encoding="utf-8"))
-    named = manifest.get("fail_closed_approvers") or []
-    groups = {g for rule in pack.rules if rule.verdict == "require_approval" for g in rule.groups}
-    return tuple(named or sorted(groups))
-
-
-def _lattice(pack: Any, records: list[tuple[str, str, str]]) -> Outcome:
-    """The decision the fired rules imply, as docs/language.md#decisions states it."""
-    deciding = [(i, v, m) for i, v, m in records if v != "warn"]
-    rank = rank_of(v for _, v, _ in deciding)
-    default_applied = rank == NO_RULE
-    decision = decision_of(rank, pack.default)
-    groups = {rule.id: tuple(rule.groups) for rule in pack.rules}
-    approvers = (
-        sorted({g for i, v, _ in deciding if v == "require_approval" for g in groups[i]})
-        if decision == "require_approval"
-        else []
-    )
-    escalate_to = (
-        list(dict.fromkeys(g for i, v, _ in deciding if v == "escalate" for g in groups[i]))
-        if decision == "escalate"
-        else []
-    )
-    return Outcome(
-        decision,
-        False,
-        default_applied,
-        tuple((i, m) for i, _, m in deciding),
-        tuple((i, m) for i, v, m in records if v == "warn"),
-        tuple(approvers),
-        tuple(escalate_to),
-        (),
-    )
+    """The reference interpreter (``load_pack(engine="interpreter")``): the pack's own
+    validator first, a fault failing closed, as on every engine."""
+    pack = _loaded(str(root), "interpreter")
+    return outcome_of(pack.evaluate(given["action"], given["context"], given["usage"]))
 
 
 class RegorusLoadError(Exception):
@@ -372,10 +315,7 @@ def _regorus_engine(root: str) -> tuple[Any, str]:
 @cache
 def _regorus_loaded(root: str) -> tuple[Any, str] | str:
     """The engine and query, or why regorus refused the bundle (kept: it refuses it again)."""
-    import regorus
-
-    from aigre_policy import __version__
-    from aigre_policy.rego.bundle import PackIdentity, read_bundle, write_bundle
+    import regorus  # an optional test dependency: imported when the engine is asked for
 
     pack = _loaded(root, "rego")  # the program the rego engine runs, built as a bundle
     identity = PackIdentity(pack.name, pack.version, pack.digest)
@@ -422,8 +362,6 @@ ENGINES: dict[str, Engine] = {
 
 def target_refusal(root: Path, target: str) -> list[dict[str, Any]]:
     """The diagnostics ``target`` (``rego``) reports when the pack is built for it."""
-    from aigre_policy.rego.bundle import build_pack_bundle
-
     if target != "rego":
         raise ValueError(f"unknown target {target!r}")
     built = build_pack_bundle(root)

@@ -36,7 +36,7 @@ RELATIONS: dict[str, Callable[[str, str], bool]] = {
 
 @dataclass(frozen=True)
 class InvariantResult:
-    """The outcome of one invariant: ``held``, ``broken`` or ``vacuous``.
+    """The outcome of one invariant: ``held``, ``broken``, ``vacuous`` or ``proved``.
 
     ``vacuous`` means no generated input met the ``when`` condition, so the
     search says nothing about the invariant. ``applicable`` counts the inputs
@@ -51,6 +51,7 @@ class InvariantResult:
     counterexample: dict[str, Any] | None = None
     decision: str | None = None
     fired: tuple[str, ...] = ()
+    method: str = "search"  # or "proof": settled by the solver (aigre_policy.solver)
 
     @property
     def expectation(self) -> str:
@@ -96,7 +97,7 @@ def check_invariant(
         focus = collect_hints(ir.Program((), {}, ()), envelopes, [invariant.condition])
     strategy = documents(pack.input_schema, hints, focus)
     counts = {"examples": 0, "applicable": 0}
-    is_valid = pack._compiled.validator.is_valid
+    is_valid = pack.validator.is_valid
 
     @fix_seed(seed)
     @settings(

@@ -28,7 +28,9 @@ from typing import Any
 
 from aigre_policy import ir
 from aigre_policy.codegen import RANKS, emit_python
+from aigre_policy.compiler import CompiledPack
 from aigre_policy.diagnostics import Span
+from aigre_policy.native import NativeEvaluator
 from aigre_policy.pack import Pack
 from aigre_policy.sandbox import load as load_module
 from aigre_policy.testing.cases import TestCase
@@ -369,30 +371,31 @@ class MutantEvaluator:
         key = json.dumps(overrides or {}, sort_keys=True, default=str)
         if key not in self.packs:
             original = self.base.pack_for(overrides)
-            compiled = original._compiled
-            values = compiled.envelopes
+            native = original.evaluator
+            if not isinstance(native, NativeEvaluator):
+                raise TypeError("mutants are spliced into a pack's native evaluator")
+            values = original.envelopes
             envelope_values = {
                 short: _binding(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
                 for dotted, short in self.python.envelope_names.items()
             }
             loaded = load_module(self.python.source, f"<mutant {self.rule.id}>", envelope_values)
             index = self.rule.index
-            namespace = dict(compiled.namespace)
+            namespace = dict(native.namespace)
             ranks = tuple(RANKS.get(r.verdict, -1) for r in self.rules)
             namespace["evaluate"] = _spliced(
-                compiled.namespace["evaluate"], loaded["evaluate"], index, ranks
+                native.namespace["evaluate"], loaded["evaluate"], index, ranks
             )
             namespace[f"explain_{index}"] = loaded[f"explain_{index}"]
-            python = compiled.python
+            python = native.python
             # the values each rule's evidence reads, and whether its explain_N waits
             bindings = {**python.bindings, index: self.python.bindings[index]}
             deferred = (python.deferred - {index}) | (self.python.deferred & {index})
             python = dataclasses.replace(python, bindings=bindings, deferred=deferred)
-            program = dataclasses.replace(compiled.program, rules=self.rules)
-            mutated = dataclasses.replace(
-                compiled, program=program, namespace=namespace, python=python
-            )
-            self.packs[key] = Pack(mutated, [])
+            program = dataclasses.replace(original.program, rules=self.rules)
+            checked = dataclasses.replace(original.checked, program=program)
+            evaluator = NativeEvaluator(checked, python, namespace)
+            self.packs[key] = Pack(CompiledPack(checked, evaluator), [])
         return self.packs[key]
 
     def __call__(self, action: Any, context: Any, usage: Any, overrides: Any) -> Verdict:

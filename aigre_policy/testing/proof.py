@@ -19,7 +19,6 @@ from aigre_policy.testing.invariants import (
     DEFAULT_SEED,
     RELATIONS,
     InvariantResult,
-    check_invariants,
 )
 from aigre_policy.testing.mutation import MutationReport, run_mutants
 from aigre_policy.testing.report import SectionResult
@@ -31,6 +30,12 @@ from aigre_policy.verdict import LATTICE
 def invariant_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-invariants", action="store_true", help="skip the search for invariant breaches"
+    )
+    parser.add_argument(
+        "--prove",
+        action="store_true",
+        help="put each invariant to the SMT solver first (aigre-policy prove): a proof or a "
+        "refutation stands, and the search takes the invariants the solver cannot settle",
     )
     parser.add_argument(
         "--seed",
@@ -61,7 +66,14 @@ def _positive(text: str) -> int:
 def invariant_run(ctx: Any) -> SectionResult | None:
     if ctx.args.no_invariants or not ctx.pack.program.invariants:
         return None
-    results = check_invariants(ctx.pack, seed=ctx.args.seed, examples=ctx.args.examples)
+    from aigre_policy.solver.search import invariant_results
+
+    results, how = invariant_results(
+        ctx.pack,
+        seed=ctx.args.seed,
+        examples=ctx.args.examples,
+        prove=getattr(ctx.args, "prove", False),
+    )
     junit = []
     for r in results:
         failure = None
@@ -71,10 +83,11 @@ def invariant_run(ctx: Any) -> SectionResult | None:
     data = {
         "seed": ctx.args.seed,
         "examples": ctx.args.examples,
+        "checked_by": how,
         "invariants": [_invariant_dict(r) for r in results],
     }
     ok = all(r.status != "broken" for r in results)
-    return SectionResult("invariants", ok, data, junit, view=results)
+    return SectionResult("invariants", ok, data, junit, view=(results, how))
 
 
 def _invariant_dict(result: InvariantResult) -> dict[str, Any]:
@@ -83,6 +96,7 @@ def _invariant_dict(result: InvariantResult) -> dict[str, Any]:
         "location": result.invariant.span.to_dict(),
         "expect": result.expectation,
         "status": result.status,
+        "method": result.method,
         "examples": result.examples,
         "applicable": result.applicable,
     }
@@ -125,14 +139,21 @@ def nearest_allowed(relation: str, decision: str, actual: str) -> str:
 
 
 def invariant_show(console: Console, result: SectionResult, args: argparse.Namespace) -> None:
-    results: list[InvariantResult] = result.view
+    results: list[InvariantResult]
+    results, how = result.view
     broken = [r for r in results if r.status == "broken"]
     for r in results:
-        mark = {"held": "[green]held[/green]", "broken": "[red]BROKEN[/red]"}.get(
-            r.status, "[yellow]vacuous[/yellow]"
-        )
+        mark = {
+            "held": "[green]held[/green]",
+            "broken": "[red]BROKEN[/red]",
+            "proved": "[green]proved[/green]",
+        }.get(r.status, "[yellow]vacuous[/yellow]")
         detail = f"{r.applicable}/{r.examples} inputs met its condition"
-        if r.status == "vacuous":
+        if r.method == "proof":
+            detail = "proved by the solver for every input (`aigre-policy prove` states the bounds)"
+            if r.status == "broken":
+                detail = "refuted by the solver"
+        elif r.status == "vacuous":
             detail = f"no input of {r.examples} met its condition; raise --examples"
         console.print(
             f"  {mark} {r.invariant.name}  [dim]{r.invariant.span}[/dim]  {detail}",
@@ -148,7 +169,8 @@ def invariant_show(console: Console, result: SectionResult, args: argparse.Names
             )
     console.print(
         f"invariants: {len(results) - len(broken)} of {len(results)} hold "
-        f"(seed {args.seed}, {args.examples} inputs each)",
+        f"({'' if how == 'searched' else how + '; '}seed {args.seed}, "
+        f"{args.examples} inputs each)",
         highlight=False,
     )
     for r in broken:
@@ -163,6 +185,17 @@ def invariant_show(console: Console, result: SectionResult, args: argparse.Names
 # ------------------------------------------------------------------ mutation
 
 
+def share(text: str) -> float:
+    """``--min-score``: a share from 0 to 1 (``0.9``), not a percentage or a count."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to 1 (e.g. 0.9 for 90%)")
+    return value
+
+
 def mutation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mutate",
@@ -172,7 +205,7 @@ def mutation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-score",
-        type=float,
+        type=share,
         default=None,
         metavar="SHARE",
         help="with --mutate, fail (exit 1) when the mutation score is below SHARE (0 to 1)",

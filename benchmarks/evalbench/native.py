@@ -9,10 +9,10 @@ Rows (each a median of its own distribution, so they do not add up exactly):
 - ``native + records``: the same, then ``verdict.fired`` and ``verdict.warnings`` read, which
   renders the captured evidence into the published record dicts.
 - ``evaluator``: what the floor is compared with: the rules, evidence capture, the
-  decision and the ``Verdict`` (``Pack._decide``), given the input document that
+  decision and the ``Verdict`` (``pack.evaluator.decide``), given the input document that
   ``Pack.evaluate`` builds for validation, and without validation (the floor validates
   nothing).
-- ``validation only``: ``Pack._is_valid``, the input schema check.
+- ``validation only``: ``pack.validator.is_valid``, the input schema check.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
             "Pack.evaluate, then verdict.fired and .warnings rendered as dicts",
         ),
     ]
-    # The stages without validation, through the pack's private parts. They are internals
-    # and may move: then these rows are left out, not the benchmark.
-    is_valid, decide = getattr(pack, "_is_valid", None), getattr(pack, "_decide", None)
+    # The stages without validation: the pack's evaluator (the backend protocol) and its
+    # validator.
+    is_valid, decide = pack.validator.is_valid, pack.evaluator.decide
     # the input document Pack.evaluate builds once, for the validator and the verdict
     documents = [{"action": a, "context": c, "usage": u} for a, c, u in inputs]
     if decide:
@@ -55,10 +55,10 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
             Engine(
                 "evaluator",
                 decide,
-                [(*args, document, 0) for args, document in zip(inputs, documents, strict=True)],
+                [(document, 0) for document in documents],
                 lambda v: v.decision,
-                "rules + evidence capture + decision + Verdict (Pack._decide), given the input "
-                "document; no validation: the row compared with the floor",
+                "rules + evidence capture + decision + Verdict (pack.evaluator.decide), given "
+                "the input document; no validation: the row compared with the floor",
                 paired=True,
             )
         )
@@ -69,7 +69,7 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
                 is_valid,
                 [(document,) for document in documents],
                 decides=False,
-                note="Pack._is_valid(document): the input schema check",
+                note="pack.validator.is_valid(document): the input schema check",
             )
         )
     return engines

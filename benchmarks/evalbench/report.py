@@ -65,11 +65,11 @@ LEGEND = (
     ("native + records", "the same, then verdict.fired and .warnings rendered as dicts"),
     (
         "evaluator",
-        "the rules, the same evidence, the decision and the Verdict (Pack._decide), given "
+        "the rules, the same evidence, the decision and the Verdict (pack.evaluator.decide), given "
         "the input document Pack.evaluate builds for validation; no validation. Compared "
         "with the floor",
     ),
-    ("validation only", "Pack._is_valid(document): the input schema check alone"),
+    ("validation only", "pack.validator.is_valid(document): the input schema check alone"),
     (
         "floor",
         "a plain Python function of the same rules: each field read once into a local, "

@@ -64,6 +64,18 @@ def status(service: str) -> str:
     return f"{service}: healthy"
 
 
+@server.resource("ops://services")
+def services() -> str:
+    """The services these tools act on (a resource: the gate passes it through unjudged)."""
+    return "checkout, search, payments, api, db, cache"
+
+
+@server.prompt()
+def incident_triage(service: str) -> str:
+    """A prompt to start triaging an incident (passed through the gate unchanged)."""
+    return f"Look at the recent deploys and error rates of {service} before acting."
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))

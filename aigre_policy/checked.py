@@ -1,0 +1,114 @@
+"""The backend seam's two sides: the ``CheckedPack`` every backend reads, and the
+``Evaluator`` protocol every backend returns.
+
+A module of its own so that backends (native code generation, the reference
+interpreter, Rego, the solver) import the pack they read without importing the
+driver that builds it; docs/compiler.md#backends describes the protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aigre_policy import ir
+from aigre_policy import nodes as n
+from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.validation import InputValidator
+from aigre_policy.verdict import Verdict
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: str
+    description: str
+    input_schema: str
+    default: str
+    fail_closed: str
+    envelopes: dict[str, dict[str, Any]]
+    # input paths the decision log masks or drops: {path: "mask" | "drop"}
+    sensitive: dict[str, str] = field(default_factory=dict)
+    lint: dict[str, str] = field(default_factory=dict)  # lint code -> error, warning or off
+    # groups a fail-closed require_approval verdict names; [] = its rules' groups
+    fail_closed_approvers: list[str] = field(default_factory=list)
+    # approver groups whose approvals an enforced allow does not use up
+    reusable_approvals: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """What a pack decides when no rule does, or when it cannot judge."""
+
+    default: str
+    fail_closed: str
+    # who a fail-closed require_approval verdict goes to; () when it is not one
+    fail_closed_approvers: tuple[str, ...]
+    reusable_approvals: tuple[str, ...]  # approvals an enforced allow does not use up
+
+
+@dataclass(frozen=True)
+class CheckedPack:
+    """What the check stage ends in, and all that a backend reads.
+
+    Native code generation, the reference interpreter and the Rego target each turn
+    this into an evaluator (``aigre_policy.backend``); none reads the pack directory or
+    another stage's state.
+    """
+
+    root: Path
+    manifest: Manifest
+    modules: tuple[n.Module, ...]
+    program: ir.Program
+    envelopes: dict[str, dict[str, Any]]  # effective values, overrides applied
+    input_schema: dict[str, Any]  # the pack's schema with its usage declarations
+    policy: DecisionPolicy
+    digest: str
+    handwritten: tuple[Any, ...] = ()  # rego.handwritten.HandwrittenModule, policies/*.rego
+    # checks every input before any engine judges it; set by the seal stage
+    validator: InputValidator | None = None
+    # what one target cannot run exactly, found by the check stage: {"rego": (E601, E602)}
+    target_diagnostics: dict[str, tuple[Diagnostic, ...]] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """The pack's name, version and digest, as every verdict names it."""
+        return {"name": self.manifest.name, "version": self.manifest.version, "digest": self.digest}
+
+
+def decision_policy(manifest: Manifest, rules: tuple[ir.Rule, ...]) -> DecisionPolicy:
+    """The pack's default and fail-closed choice, with who a fail-closed verdict goes to."""
+    return DecisionPolicy(
+        default=manifest.default,
+        fail_closed=manifest.fail_closed,
+        fail_closed_approvers=_fail_closed_approvers(manifest, rules),
+        reusable_approvals=tuple(manifest.reusable_approvals),
+    )
+
+
+def _fail_closed_approvers(manifest: Manifest, rules: tuple[ir.Rule, ...]) -> tuple[str, ...]:
+    """Who a fail-closed ``require_approval`` verdict goes to.
+
+    ``fail_closed_approvers`` in pack.yaml when set; otherwise every group the
+    pack's ``require_approval`` rules name, so the verdict always names someone to ask.
+    """
+    if manifest.fail_closed != "require_approval":
+        return ()
+    named = tuple(manifest.fail_closed_approvers)
+    return named or tuple(
+        sorted({g for r in rules if r.verdict == "require_approval" for g in r.groups})
+    )
+
+
+class Evaluator(Protocol):
+    """What a backend returns for one pack: ``Pack`` calls ``decide`` on every valid input."""
+
+    engine: str  # the name ``load_pack(engine=...)`` goes by
+    warnings: tuple[Diagnostic, ...]  # what the backend warns of for this pack
+
+    def decide(self, document: dict[str, Any], started: int) -> Verdict:
+        """The verdict on one input document (``action``, ``context``, ``usage``) that the
+        pack's validator passed; ``started`` is the ``perf_counter_ns`` of the call, for
+        ``elapsed_us``. May raise: ``Pack`` turns any exception into a fail-closed verdict."""
+        ...

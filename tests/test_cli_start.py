@@ -1,0 +1,128 @@
+"""The command starts fast: each run imports only what its command needs (no timing here:
+which modules load is what decides the time; benchmarks/bench_cli.py measures it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aigre_policy.cli import eval as eval_command
+from aigre_policy.cli import keys
+from aigre_policy.cli.main import COMMANDS, build_parser
+
+REPO = Path(__file__).resolve().parent.parent
+PACK = "policy_packs/aigre-baseline"
+ACTION = "fixtures/actions/llm-patch-401-lines.yaml"
+HEAVY = ("aiohttp", "hypothesis", "opa_client", "jwt", "regopy", "requests")
+
+
+def _loaded(code: str) -> set[str]:
+    """The top-level packages and aigre_policy modules loaded after running ``code``."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "AIGRE_NO_CACHE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.stdout, done.stderr
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _cli(*argv: str) -> str:
+    return (
+        "import sys\nfrom aigre_policy.cli.main import main\n"
+        f"try:\n    main({list(argv)!r})\nexcept SystemExit:\n    pass\n"
+    )
+
+
+def test_importing_the_package_does_not_load_the_gate() -> None:
+    loaded = _loaded("import aigre_policy")
+    assert "aigre_policy.gate" not in loaded
+    assert "aigre_policy.compiler" not in loaded
+
+
+def test_the_package_still_exports_its_names_on_use() -> None:
+    import aigre_policy
+
+    for name in aigre_policy.__all__:
+        assert getattr(aigre_policy, name) is not None
+    assert sorted(aigre_policy._EXPORTS) == sorted(aigre_policy.__all__)
+
+
+def test_help_loads_no_command_and_no_library() -> None:
+    loaded = _loaded(_cli("--help"))
+    assert not {m for m, _, _ in COMMANDS} & loaded
+    assert not {"rich", "lark", "yaml", "pydantic", "aigre_policy.compiler"} & loaded
+
+
+@pytest.mark.parametrize("argv", [("eval", PACK, "--action", ACTION), ("check", PACK)])
+def test_eval_and_check_load_no_network_test_or_signing_library(argv) -> None:
+    loaded = _loaded(_cli(*argv))
+    assert not {m for m in loaded if m.split(".")[0] in HEAVY}
+    assert "aigre_policy.gate" not in loaded
+
+
+def test_every_command_in_the_table_defines_the_parser_it_names() -> None:
+    for name, _module, summary in COMMANDS:
+        parser = build_parser([name])
+        (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = commands.choices[name]
+        assert chosen.description or chosen.format_help(), name
+        assert summary
+        # the module's own help line is the table's: `--help` shows what the command says
+        helps = {c.dest: c.help for c in commands._choices_actions}
+        assert helps[name] == summary, name
+
+
+def test_a_command_gets_its_real_arguments_only_when_chosen() -> None:
+    parser = build_parser(["eval", PACK])
+    args = parser.parse_args(["eval", PACK, "--format", "json"])
+    assert args.format == "json"
+
+
+def test_the_names_the_cli_keeps_for_its_help_match_the_library() -> None:
+    from aigre_policy.rego import engine, opa_server, signing
+
+    assert keys.ALGORITHMS == signing.ALGORITHMS
+    assert keys.DEFAULT_KEY_ID == signing.DEFAULT_KEY_ID
+    assert eval_command.DEFAULT_URL == opa_server.DEFAULT_URL
+    assert eval_command.DEFAULT_TIMEOUT == opa_server.DEFAULT_TIMEOUT
+    assert set(engine.engine_names()) <= set(eval_command.ENGINES)
+
+
+def test_eval_from_the_cache_loads_neither_lark_nor_pydantic(tmp_path) -> None:
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+        "AIGRE_CACHE_DIR": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    code = _cli("eval", PACK, "--action", ACTION)
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    first, second = (set(json.loads(r.stdout.strip().splitlines()[-1])) for r in runs)
+    assert "lark" in first  # the first run compiles
+    assert not {"lark", "pydantic", "aigre_policy.parser"} & second
+
+
+def test_check_without_strict_does_not_load_the_linter() -> None:
+    loaded = _loaded(_cli("check", PACK))
+    assert "aigre_policy.lint" not in loaded

@@ -1,0 +1,181 @@
+"""The compile cache: used when the pack is unchanged, missed on any change, and never
+trusting an entry it cannot verify (whoever can write the cache directory is an attacker)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aigre_policy.cache import CompileCache
+from aigre_policy.cli.main import main
+from aigre_policy.pack import load_pack
+
+REPO = Path(__file__).resolve().parent.parent
+BASELINE = REPO / "policy_packs" / "aigre-baseline"
+ACTION = REPO / "fixtures" / "actions" / "llm-patch-401-lines.yaml"
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    copy = tmp_path / "pack"
+    shutil.copytree(BASELINE, copy)
+    return copy
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CompileCache:
+    return CompileCache(tmp_path / "cache", tmp_path / "config" / "cache-key")
+
+
+def _entries(cache: CompileCache) -> list[Path]:
+    return sorted(cache.directory.glob("*.pack"))
+
+
+def test_a_second_load_of_an_unchanged_pack_comes_from_the_cache(pack, cache) -> None:
+    first = cache.compile(pack)
+    second = cache.compile(pack)
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert len(_entries(cache)) == 1
+    assert second.ok and second.compiled.digest == first.compiled.digest
+    assert second.compiled.python.source == first.compiled.python.source
+    action = {"kind": "rollback"}
+    assert (
+        load_pack(pack, cache=cache).evaluate(action).to_dict()["decision"]
+        == load_pack(pack).evaluate(action).to_dict()["decision"]
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: (p / "policies" / "envelopes.aigre").write_text(
+            (p / "policies" / "envelopes.aigre").read_text() + "\n# a comment\n"
+        ),
+        lambda p: (p / "pack.yaml").write_text((p / "pack.yaml").read_text() + "\n"),
+        lambda p: (p / "policies" / "extra.aigre").write_text(
+            'rule extra-rule {\n  category: risk\n  warn when action.kind == "rollback"\n'
+            '  because "extra"\n}\n'
+        ),
+    ],
+    ids=["policy edited", "manifest edited", "policy added"],
+)
+def test_any_change_to_the_pack_misses(pack, cache, change) -> None:
+    cache.compile(pack)
+    change(pack)
+    report = cache.compile(pack)
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert report.ok
+
+
+def test_envelope_overrides_are_part_of_the_key(pack, cache) -> None:
+    cache.compile(pack)
+    report = cache.compile(pack, {"cost": {"monthly_budget_usd": 1}})
+    assert cache.hits == 0
+    assert report.compiled.envelopes["cost"]["monthly_budget_usd"] == 1
+
+
+def test_a_tampered_entry_is_ignored_and_rebuilt(pack, cache) -> None:
+    cache.compile(pack)
+    (entry,) = _entries(cache)
+    blob = bytearray(entry.read_bytes())
+    blob[-10] ^= 0xFF
+    entry.write_bytes(bytes(blob))
+    report = cache.compile(pack)
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert report.ok
+    cache.compile(pack)  # the rebuilt entry is good again
+    assert cache.hits == 1
+
+
+def test_an_entry_forged_without_the_key_is_never_unpickled(pack, cache, tmp_path) -> None:
+    """An attacker who writes the directory but cannot read the key: a pickle that would
+    run code, sealed under a key of its own, is rejected before it is read."""
+    cache.compile(pack)
+    (entry,) = _entries(cache)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps(Exploit())
+    entry.write_bytes(b"\0" * 32 + payload)
+    report = cache.compile(pack)
+    assert not marker.exists()
+    assert report.ok and cache.hits == 0
+
+
+def test_an_entry_sealed_with_the_key_still_builds_no_function(pack, cache, tmp_path) -> None:
+    """Defence in depth: even a correctly sealed entry may only hold the compiler's data."""
+    from aigre_policy.cache import _seal
+
+    cache.compile(pack)
+    (entry,) = _entries(cache)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    payload = pickle.dumps(Exploit())
+    name = entry.name.removesuffix(".pack")
+    entry.write_bytes(_seal(cache.key_path.read_bytes(), name, payload) + payload)
+    report = cache.compile(pack)
+    assert not marker.exists()
+    assert report.ok and cache.hits == 0
+
+
+def test_generated_python_is_rechecked_against_the_allowlist(pack, cache) -> None:
+    """A sealed entry whose Python escapes the allowlist is not run: the verify step of a
+    fresh compile runs on every load."""
+    from aigre_policy.cache import _DataUnpickler, _seal
+
+    cache.compile(pack)
+    (entry,) = _entries(cache)
+    name = entry.name.removesuffix(".pack")
+    import hashlib
+    import io
+    from dataclasses import replace
+
+    stored = _DataUnpickler(io.BytesIO(entry.read_bytes()[32:])).load()
+    evil = stored["python"].source + "\n__import__('os').system('true')\n"
+    stored["python"] = replace(stored["python"], source=evil)
+    stored["python_sha256"] = hashlib.sha256(evil.encode()).hexdigest()
+    payload = pickle.dumps(stored)
+    entry.write_bytes(_seal(cache.key_path.read_bytes(), name, payload) + payload)
+    report = cache.compile(pack)
+    assert report.ok and cache.hits == 0
+    assert "__import__" not in report.compiled.python.source
+
+
+def test_a_key_others_can_read_turns_the_cache_off(pack, cache) -> None:
+    cache.compile(pack)
+    cache.key_path.chmod(0o644)
+    cache.compile(pack)
+    cache.compile(pack)
+    assert cache.hits == 0
+
+
+def test_the_cli_uses_the_cache_and_no_cache_bypasses_it(pack, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AIGRE_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("AIGRE_NO_CACHE", raising=False)
+    assert main(["eval", str(pack), "--action", str(ACTION), "--no-cache"]) == 3
+    assert not (tmp_path / "c").exists()
+    assert main(["eval", str(pack), "--action", str(ACTION)]) == 3
+    assert len(list((tmp_path / "c").glob("*.pack"))) == 1
+    assert main(["check", str(pack)]) == 0  # check reads the same entry
+    assert len(list((tmp_path / "c").glob("*.pack"))) == 1
+
+
+def test_an_unwritable_cache_directory_only_costs_a_compile(pack, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cache = CompileCache(blocker / "cache", tmp_path / "config" / "cache-key")
+    assert cache.compile(pack).ok
+    assert cache.compile(pack).ok
+    assert cache.hits == 0
