@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aigre_policy.gate.world import Directory
+from aigre_policy.yamlio import read_document
 
 logger = logging.getLogger("aigre_policy.gate")
 
@@ -70,8 +71,6 @@ class FileDirectory:
             seen = (stat.st_mtime_ns, stat.st_size)
             if seen == self._seen and self.error is None:
                 return
-            from aigre_policy.yamlio import read_document
-
             document, problems = read_document(self.path)
             if document is None:
                 raise ValueError("; ".join(str(getattr(p, "message", p)) for p in problems))

@@ -107,7 +107,7 @@ class _Sql:
         which creating the table needs on PostgreSQL)."""
         opened = self.store.session() if locked else self._plain()
         with opened as session:
-            conn = session._conn  # the stores' sessions both hold their DB-API connection
+            conn = session.connection  # both stores' sessions give their DB-API connection
             if not self.ready:
                 self.ensure(conn)
             yield conn
@@ -137,7 +137,7 @@ class Notifier:
         is kept in ``verdict.gate["notify"]`` and rolled back to a savepoint, never raised."""
         if not notify_mod.waits(verdict, self.notify.on):
             return
-        conn = session._conn
+        conn = session.connection
         sql = self._sql
         marked = False
         try:
