@@ -87,6 +87,8 @@ class Concluder:
     def _evidence(self, draft: Draft, decision: str) -> dict[str, Any]:
         """``verdict.gate`` before the reviewers: digest, actor, the pack's view, approvals."""
         gate: dict[str, Any] = {"action_digest": draft.action_digest}
+        if draft.context_notes:
+            gate["context_sources"] = list(draft.context_notes)
         if draft.actor is not None:
             gate["actor"] = draft.actor
         if draft.base is not None:

@@ -64,6 +64,7 @@ class Draft:
     held: Held = field(default_factory=Held)  # the approvals that count for this action
     consume: bool = False  # enforced: an allow uses up the approvals it rests on
     at_us: int = 0  # the decision's time in the ledger, read under the write lock
+    context_notes: list[Any] = field(default_factory=list)  # how context sources answered
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ from aigre_policy.gate.intake import Identity, Intake, attested_fields
 from aigre_policy.gate.judge import Judge, Judged
 from aigre_policy.gate.ledger import ApprovalRecord, LedgerStore, open_ledger
 from aigre_policy.gate.log import DecisionLog
+from aigre_policy.gate.notify import Notify, Webhook, as_notify
+from aigre_policy.gate.outbox import Notifier
 from aigre_policy.gate.pipeline import Pipeline
 from aigre_policy.gate.proposals import Proposals
 from aigre_policy.gate.recorder import Recorder
@@ -136,6 +138,8 @@ class Gate:
     ``identity``: the authenticated actor, attested as ``context.actor`` (a mapping or
     model, or a callable ``(action) -> actor``; a per-call ``actor=`` wins).
     ``clock_skew``: how far an approval's time may run ahead of the gate's clock.
+    ``notify``: webhooks told when a decision waits for people (a ``Notify``, a
+    ``Webhook`` or a list, or a ``Notifier`` to share); queued in the ledger.
 
     The gate is a facade: ``Pipeline`` runs each check (intake, judge, conclude,
     record, publish), ``Recorder`` keeps decisions, approvals and outcomes. The
@@ -158,6 +162,7 @@ class Gate:
         log_options: Mapping[str, Any] | None = None,
         identity: Identity | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+        notify: Notify | Webhook | Sequence[Webhook] | Notifier | None = None,
     ):
         if clock_skew < timedelta(0):
             raise GateError("clock_skew must not be negative")
@@ -174,6 +179,7 @@ class Gate:
         self.identity = identity
         self.clock_skew = clock_skew
         self.reusable_groups = frozenset(getattr(pack, "reusable_approvals", None) or ())
+        self.notifier = _notifier(notify, self.ledger)
         self._build()
 
     def _build(self) -> None:
@@ -182,7 +188,7 @@ class Gate:
         candidate = _judged(self.shadow) if self.shadow is not None else None
         calculators = (enforced.usage,) + ((candidate.usage,) if candidate else ())
         self._recorder = Recorder(
-            self.ledger, self.log, calculators, self.reusable_groups, self.clock
+            self.ledger, self.log, calculators, self.reusable_groups, self.clock, self.notifier
         )
         self._pipeline = Pipeline(
             Intake(self.context, self.identity, enforced.attests),
@@ -427,6 +433,15 @@ class Gate:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _notifier(notify: Any, ledger: LedgerStore | None) -> Notifier | None:
+    """The notifier ``Gate(notify=...)`` asks for, its worker started."""
+    if notify is None:
+        return None
+    notifier = notify if isinstance(notify, Notifier) else Notifier(ledger, as_notify(notify))
+    notifier.start()
+    return notifier
 
 
 def _approval(entry: dict[str, Any], status: str, **more: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from aigre_policy.gate.clock import iso
 from aigre_policy.gate.draft import described, fault, plain
+from aigre_policy.gate.providers import Provided
 from aigre_policy.gate.world import ContextProvider
 from aigre_policy.pack import Pack
 from aigre_policy.plain import as_plain
@@ -55,6 +56,7 @@ class Prepared:
     action_json: str
     action_digest: str
     faults: list[dict[str, Any]]
+    notes: list[Any] = field(default_factory=list)  # how the context's sources answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +81,21 @@ class Intake:
         except Exception as exc:  # a caller's object may raise anything when read
             action_digest = refused_input_digest(action_doc)
             faults.append(fault("input", f"the action is not JSON data: {exc}"))
-        context = self._context(action_doc, now, faults)
+        notes: list[Any] = []
+        context = self._context(action_doc, now, faults, notes)
         document = {"action": action_doc, "context": context, "usage": {}}
-        return Prepared(document, action_json, action_digest, faults)
+        return Prepared(document, action_json, action_digest, faults, notes)
 
     def _context(
-        self, action_doc: Any, now: datetime, faults: list[dict[str, Any]]
+        self, action_doc: Any, now: datetime, faults: list[dict[str, Any]], notes: list[Any]
     ) -> dict[str, Any]:
         context: dict[str, Any] = {}
         try:
             if self.context is not None:
                 provided = plain(self.context(action_doc, now))
+                if isinstance(provided, Provided):  # fields, and how their sources answered
+                    notes += as_plain(list(provided.notes), "context notes")
+                    provided = provided.context
                 if not isinstance(provided, Mapping):
                     raise TypeError(f"the context provider returned {type(provided).__name__}")
                 # what the gate attests comes from its own sources, never the provider

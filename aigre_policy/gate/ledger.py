@@ -425,6 +425,11 @@ class _SqliteSession:
         self._path = path
         self._read: tuple[str, int, int] | None = None  # state and time, until a write
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The transaction's connection, for tables kept beside the ledger's (the outbox)."""
+        return self._conn
+
     def _snapshot(self) -> tuple[str, int, int]:
         """``(ledger_id, seq, latest_at)`` in one statement, kept until this session writes."""
         if self._read is None:

@@ -74,6 +74,7 @@ class Pipeline:
             with self.recorder.session() as session:  # the write lock comes first
                 draft = self.judge.judge(session, document, action_digest, now, started, attested)
                 draft.action_json, draft.consume = prepared.action_json, consume
+                draft.context_notes = prepared.notes
                 escalation = None
                 if self.concluder.decision(draft) == "escalate":
                     if self.concluder.reviewers:
@@ -107,7 +108,7 @@ class Pipeline:
         """Faults stop the check before the pack judges: fail closed, log the refusal."""
         document = prepared.document
         draft = Draft(started, now, document, prepared.action_digest, None, False, actor=attested)
-        draft.faults = prepared.faults
+        draft.faults, draft.context_notes = prepared.faults, prepared.notes
         refused = self.concluder.conclude(draft, None)
         logged = document
         if not prepared.action_json:  # not JSON data: the log keeps the refusal, not it
@@ -131,6 +132,7 @@ class Pipeline:
                     session, document, draft.action_digest, draft.now, draft.started, draft.actor
                 )
                 fresh.action_json, fresh.consume = draft.action_json, draft.consume
+                fresh.context_notes = draft.context_notes
                 verdict = self.concluder.settle(reviewed, fresh, escalation)
                 written = self.recorder.keep(session, fresh, verdict)
         except LedgerError as exc:

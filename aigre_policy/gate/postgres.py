@@ -440,6 +440,11 @@ class _PostgresSession:
         self._name = name
         self._read: tuple[str, int, int] | None = None  # state and time, until a write
 
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        """The transaction's connection, for tables kept beside the ledger's (the outbox)."""
+        return self._conn
+
     def _snapshot(self) -> tuple[str, int, int]:
         if self._read is None:
             row = self._conn.execute(_SNAPSHOT).fetchone()

@@ -80,6 +80,7 @@ class Recorder:
     calculators: tuple[UsageCalculator, ...]  # the enforced pack's, then the shadow's
     reusable_groups: frozenset[str]
     clock: Clock
+    notifier: Any = None  # an ``outbox.Notifier``: queues notifications with the decision
 
     def session(self) -> AbstractContextManager[Any]:
         """One ledger transaction (``BEGIN IMMEDIATE``: the write lock comes first)."""
@@ -90,7 +91,10 @@ class Recorder:
     def keep(self, session: LedgerSession, draft: Draft, verdict: GateVerdict) -> Written | None:
         """Use up what an enforced allow rests on and keep the row; raises to roll back."""
         self._use_approvals(session, draft, verdict)
-        return self._record(session, draft, verdict)
+        written = self._record(session, draft, verdict)
+        if written is not None and self.notifier is not None:  # never raises
+            self.notifier.enqueue(session, verdict, draft.now)
+        return written
 
     def _use_approvals(self, session: LedgerSession, draft: Draft, verdict: GateVerdict) -> None:
         """An enforced ``allow`` uses up the approvals it rests on, in its own transaction."""
@@ -133,6 +137,8 @@ class Recorder:
         """The decision's transaction committed: the usage calculators take the new row."""
         if written is None:
             return
+        if self.notifier is not None:
+            self.notifier.committed()
         for calculator in self.calculators:
             calculator.committed(written.row, written.seq, written.contributions)
 
@@ -244,6 +250,8 @@ class Recorder:
             raise GateError(f"the {kind} was not recorded: {exc}") from exc
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         if self.log is not None:  # first: its last checkpoint is copied to the ledger
             self.log.close()
         if self.ledger is not None:

@@ -58,6 +58,8 @@ async def record(
     cannot be. The JSON API and the browser inbox both record through here."""
     if caller.actor is None:
         raise Problem(401, "unauthorized", "an approval needs an authenticated approver")
+    if runtime.claimed is not None:  # the approver's verified groups, never a proposal's
+        runtime.claimed.remember(caller.actor)
     store = runtime.pending
     decide = store.approve if verb == "approve" else store.reject
     by = str(caller.actor["id"])

@@ -121,6 +121,60 @@ class InboxConfig(_Strict):
     session_secret_file: Path | None = None
 
 
+class NotifyWebhook(_Strict):
+    """A receiver of notifications (``notify.webhooks``)."""
+
+    url: str = Field(pattern=r"^https?://")
+    name: str | None = None  # how the outbox names it; the URL when absent
+    format: Literal["json", "slack"] = "json"
+    secret_file: Path | None = None  # signs generic JSON bodies (X-Aigre-Signature)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class NotifyConfig(_Strict):
+    """Webhooks told when a decision waits for people (``gate.notify``)."""
+
+    webhooks: tuple[NotifyWebhook, ...] = Field(min_length=1)
+    inbox_url: str | None = None  # this server's /inbox/ as approvers reach it
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    backoff_seconds: float = Field(default=2.0, gt=0, le=3600)
+    max_backoff_seconds: float = Field(default=600.0, gt=0, le=86400)
+    renotify_minutes: float | None = Field(default=60.0, ge=0)
+
+
+class _SourceConfig(_Strict):
+    timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    ttl_seconds: float = Field(default=30.0, ge=0, le=3600)
+    max_age_seconds: float = Field(default=300.0, ge=0, le=86400)
+    # an unknown value: left out (the pack's guard decides), fail the check closed, or this
+    when_unknown: Literal["omit", "fail"] | float = "omit"
+
+
+class PagerDutyConfig(_SourceConfig):
+    url: str = Field(pattern=r"^https?://")  # the incidents endpoint
+    token_file: Path | None = None
+    services: dict[str, tuple[str, ...]] = {}  # a PagerDuty service's name -> action targets
+
+
+class PrometheusConfig(_SourceConfig):
+    url: str = Field(pattern=r"^https?://")  # the server; /api/v1/query is added
+    query: str = Field(min_length=1)  # {target}: the action's target, when plain
+    field: Literal["error_budget_remaining"] = "error_budget_remaining"
+
+
+class ContextConfig(_Strict):
+    """Where the gate reads ``context`` from (``providers``)."""
+
+    pagerduty: PagerDutyConfig | None = None
+    prometheus: tuple[PrometheusConfig, ...] = ()
+
+
+class ClaimsDirectoryConfig(_Strict):
+    """Approver groups learnt from approvers' verified credentials (a JWT's groups claim)."""
+
+    remember_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
+
+
 class ServerConfig(_Strict):
     """The whole file; paths in it are relative to the file's folder."""
 
@@ -128,6 +182,10 @@ class ServerConfig(_Strict):
     log: Path | None = None
     auth: AuthConfig | None = None
     directory: dict[str, tuple[str, ...]] = {}  # approver group -> members
+    directory_file: Path | None = None  # {group: [people]}, read again when it changes
+    directory_from_claims: ClaimsDirectoryConfig | None = None
+    notify: NotifyConfig | None = None
+    context: ContextConfig | None = None
     approval_lifetime_hours: Annotated[float, Field(gt=0)] | None = 24.0
     limits: Limits = Field(default_factory=Limits)
     authzen: Path | None = None  # the AuthZEN mapping; default: the pack's authzen.yaml
@@ -146,13 +204,25 @@ class ServerConfig(_Strict):
 
         update: dict[str, Any] = {
             name: at(getattr(self, name)) or getattr(self, name)
-            for name in ("log", "authzen", "shadow")
+            for name in ("log", "authzen", "shadow", "directory_file")
         }
+        if self.notify is not None:
+            hooks = tuple(
+                w.model_copy(update={"secret_file": at(w.secret_file) or w.secret_file})
+                for w in self.notify.webhooks
+            )
+            update["notify"] = self.notify.model_copy(update={"webhooks": hooks})
         if self.auth is not None and self.auth.jwt is not None:
             jwt = self.auth.jwt
             jwks = at(jwt.jwks_file) or jwt.jwks_file
             update["auth"] = self.auth.model_copy(
                 update={"jwt": jwt.model_copy(update={"jwks_file": jwks})}
+            )
+        if self.context is not None and self.context.pagerduty is not None:
+            pd = self.context.pagerduty
+            token = at(pd.token_file) or pd.token_file
+            update["context"] = self.context.model_copy(
+                update={"pagerduty": pd.model_copy(update={"token_file": token})}
             )
         if self.webhooks is not None:
             update["webhooks"] = self.webhooks.resolved(base)

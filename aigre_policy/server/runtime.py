@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from aigre_policy.diagnostics import Severity
-from aigre_policy.gate import Gate, StaticDirectory, open_ledger
+from aigre_policy.gate import Gate, open_ledger
 from aigre_policy.gate.log import DecisionLog
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.names import package_of
+from aigre_policy.server import sources
 from aigre_policy.server.approvals_store import PendingApprovals
 from aigre_policy.server.authzen_mapping import load_mapping
 from aigre_policy.server.config import ServerConfig
@@ -71,7 +72,10 @@ class Runtime:
         self.config = config
         self.authenticator = Authenticator(config.auth)
         self.ledger = open_ledger(config.ledger)
-        self.directory = StaticDirectory(dict(config.directory))
+        self.claimed = sources.claimed_groups(config)  # groups from approvers' tokens
+        self.directory = sources.directory_for(config, self.claimed)
+        self.notifier = sources.notifier_for(config, self.ledger)
+        self.context = sources.context_for(config)  # incidents, error budget
         self.clock = clock
         self.reload_error: str | None = None
         self.pending = PendingApprovals()
@@ -119,6 +123,8 @@ class Runtime:
             "ledger": self.ledger,
             "log": self.log,
             "directory": self.directory,
+            "notify": self.notifier,
+            "context": self.context,
             "shadow": shadow,
             "approval_lifetime": None if lifetime is None else timedelta(hours=lifetime),
         }
