@@ -660,3 +660,79 @@ def test_every_answer_before_a_kill_is_in_the_verified_log(tmp_path: Path):
     logged = _logged(log)
     missing = [d for d in answered if d not in logged]
     assert not missing, f"{len(missing)} answered decisions are not in the log"
+
+
+# -- the inbox: no self-approval, no forms but its own ---------------------------------------
+
+
+def _visitor(url: str, who: str) -> Any:
+    from test_server_inbox import Visitor
+
+    visitor = Visitor(url)
+    answer = visitor.sign_in(KEYS[who])
+    assert answer.status_code == 303, answer.text
+    return visitor
+
+
+def test_the_proposer_cannot_approve_in_the_inbox(server):
+    held = httpx.post(
+        f"{server}/v1/check", json=_action("admin-role-grant.yaml"), headers=_auth("rui")
+    ).json()
+    visitor = _visitor(server, "rui")
+    visitor.get("/inbox/")
+    form = {"csrf": visitor.csrf, "digest": held["gate"]["action_digest"], "group": "security"}
+    visitor.post(f"/inbox/{held['decision_id']}/approve", form)
+    again = httpx.post(
+        f"{server}/v1/check", json=_action("admin-role-grant.yaml"), headers=_auth("rui")
+    ).json()
+    assert again["decision"] == "require_approval"
+    assert not again["gate"].get("approvals")
+
+
+def test_the_inbox_takes_no_form_but_a_urlencoded_one_with_its_token(server):
+    held = httpx.post(
+        f"{server}/v1/check", json=_action("admin-role-grant.yaml"), headers=_auth("rui")
+    ).json()
+    visitor = _visitor(server, "fay")
+    visitor.get("/inbox/")
+    fields = {"csrf": visitor.csrf, "digest": held["gate"]["action_digest"], "group": "security"}
+    path = f"/inbox/{held['decision_id']}/approve"
+    encoded = "&".join(f"{k}={v}" for k, v in fields.items())
+    for kind, body in (
+        ("text/plain", encoded),
+        ("application/json", json.dumps(fields)),
+        ("multipart/form-data; boundary=x", "".join(
+            f'--x\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in fields.items()
+        ) + "--x--\r\n"),
+        ("application/x-www-form-urlencoded", encoded.replace(visitor.csrf, "forged")),
+    ):  # fmt: skip
+        answer = visitor.http.post(
+            path, content=body, headers={"cookie": visitor.cookie, "content-type": kind}
+        )
+        assert answer.status_code in (403, 415), (kind, answer.status_code)
+    # the wrong digest (another action's) approves nothing either
+    wrong = {**fields, "digest": "sha256:" + "0" * 64}
+    visitor.post(path, wrong)
+    after = httpx.post(
+        f"{server}/v1/check", json=_action("admin-role-grant.yaml"), headers=_auth("rui")
+    ).json()
+    assert not after["gate"].get("approvals")
+
+
+def test_sign_in_has_no_redirect_target_and_pages_refuse_framing(server):
+    visitor = __import__("test_server_inbox").Visitor(server)
+    page = visitor.get("/inbox/sign-in?next=https://evil.test/")
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    answer = visitor.post(
+        "/inbox/sign-in?next=https://evil.test/",
+        {"csrf": visitor.csrf, "credential": KEYS["fay"], "next": "https://evil.test/"},
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] in ("/inbox/", "/inbox")
+    # a session cookie from before sign-in is not kept (no fixation)
+    before = visitor.cookie
+    visitor.get("/inbox/sign-in")
+    fresh = visitor.post("/inbox/sign-in", {"csrf": visitor.csrf, "credential": KEYS["rui"]})
+    assert fresh.status_code == 303 and visitor.cookie != before
