@@ -736,3 +736,70 @@ def test_sign_in_has_no_redirect_target_and_pages_refuse_framing(server):
     visitor.get("/inbox/sign-in")
     fresh = visitor.post("/inbox/sign-in", {"csrf": visitor.csrf, "credential": KEYS["rui"]})
     assert fresh.status_code == 303 and visitor.cookie != before
+
+
+# -- SSRF: the server posts and reads only where its config says ----------------------------
+
+API = "https://api.github.com"
+ENDPOINT = "/repos/octo/hello/actions/runs/1/deployment_protection_rule"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.github.com.evil.test" + ENDPOINT,
+        "https://api.github.com@evil.test" + ENDPOINT,
+        "http://api.github.com" + ENDPOINT,
+        API + "/repos/octo/hello?to=/actions/runs/1/deployment_protection_rule",
+        API + "/repos/octo/hello#/actions/runs/1/deployment_protection_rule",
+        API + "/repos/octo%2F..%2F../hello/actions/runs/1/deployment_protection_rule",
+        API + "/repos/octo/hello\\@evil.test/actions/runs/1/deployment_protection_rule",
+        API + "/repos/../hello/actions/runs/1/deployment_protection_rule",
+        API + "/repos/octo/../actions/runs/1/deployment_protection_rule",
+        API + ENDPOINT + "\n",
+        API + ENDPOINT + "?next=https://evil.test",
+    ],
+)
+def test_a_callback_url_off_the_protection_endpoint_is_refused(url):
+    """The callback carries the App's token: only the endpoint itself, nothing the query,
+    fragment, encoded slashes or dot segments could turn into another request."""
+    from aigre_policy.adapters.common import AdapterError
+    from aigre_policy.adapters.github import check_callback_url
+
+    check_callback_url(API + ENDPOINT, API)  # the control
+    with pytest.raises(AdapterError):
+        check_callback_url(url, API)
+
+
+def test_link_pagination_never_leaves_the_api(tmp_path):
+    """A ``Link: next`` elsewhere would carry the token away: it is not followed."""
+    from aigre_policy.adapters.github import Deployment
+    from aigre_policy.server.github_api import GitHubApi
+    from aigre_policy.server.webhooks_config import GitHubWebhook
+
+    seen: list[str] = []
+    nexts = iter(
+        [
+            "https://api.github.com.evil.test/x?page=2",
+            "https://api.github.com@evil.test/x?page=2",
+            "http://api.github.com/repos/octo/hello/pulls/1/reviews?page=2",
+            "https://evil.test/repos/octo/hello/pulls/1/reviews?page=2",
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        link = next(nexts, None)
+        headers = {"Link": f'<{link}>; rel="next"'} if link else {}
+        return httpx.Response(200, json=[], headers=headers)
+
+    (tmp_path / "secret").write_text("s")
+    (tmp_path / "token").write_text("ghs_static")
+    config = GitHubWebhook.model_validate(
+        {"secret": {"file": str(tmp_path / "secret")}, "token": {"file": str(tmp_path / "token")}}
+    )
+    api = GitHubApi(config, client=httpx.Client(transport=httpx.MockTransport(answer)))
+    deployment = Deployment({}, None, "production", API + ENDPOINT, ({"number": 1},), "octo")
+    for _ in range(4):
+        api.reviews(deployment)
+    assert seen and all(url.startswith(API + "/") for url in seen), seen
