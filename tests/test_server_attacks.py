@@ -136,6 +136,8 @@ def _logged(runtime_or_path: Any) -> dict[str, dict[str, Any]]:
     path = (
         Path(runtime_or_path.config.log) if hasattr(runtime_or_path, "config") else runtime_or_path
     )
+    if not path.exists():
+        return {}
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {r["id"]: r for r in records if r.get("kind") == "decision"}
 
@@ -803,3 +805,37 @@ def test_link_pagination_never_leaves_the_api(tmp_path):
     for _ in range(4):
         api.reviews(deployment)
     assert seen and all(url.startswith(API + "/") for url in seen), seen
+
+
+# -- a web page the operator visits cannot use a server on their machine --------------------
+
+
+@pytest.fixture
+def anonymous(tmp_path: Path):
+    config = ServerConfig.model_validate(
+        {"ledger": f"sqlite:///{tmp_path / 'anon.db'}", "log": str(tmp_path / "anon.jsonl")}
+    )
+    runtime = Runtime(BASELINE, config, clock=FakeClock("2025-03-12T12:00:20Z"))
+    with app_server(create_app(runtime)) as url:
+        yield url, runtime
+
+
+def test_a_cross_site_form_cannot_spend_an_anonymous_servers_budget(anonymous):
+    """Without an `auth` section (loopback only) every caller may check; a page on another
+    site can still send a "simple" request (text/plain, no preflight) to 127.0.0.1, which
+    would record decisions and spend the budget. Requests a browser marks as cross-site
+    are refused before anything is read or recorded."""
+    url, runtime = anonymous
+    body = json.dumps(_action("llm-rollback.yaml"))
+    for headers in (
+        {"Origin": "https://evil.test", "Content-Type": "text/plain"},
+        {"Origin": "null", "Content-Type": "text/plain"},
+        {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+    ):
+        answer = httpx.post(f"{url}/v1/check", content=body, headers=headers)
+        assert answer.status_code == 403, (headers, answer.text)
+    assert not _logged(runtime)
+    # curl, SDKs and the server's own origin are not browsers sent from elsewhere
+    host = url.removeprefix("http://")
+    for headers in ({}, {"Origin": f"http://{host}"}, {"Sec-Fetch-Site": "same-origin"}):
+        assert httpx.post(f"{url}/v1/check", content=body, headers=headers).status_code == 200
