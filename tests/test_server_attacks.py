@@ -839,3 +839,23 @@ def test_a_cross_site_form_cannot_spend_an_anonymous_servers_budget(anonymous):
     host = url.removeprefix("http://")
     for headers in ({}, {"Origin": f"http://{host}"}, {"Sec-Fetch-Site": "same-origin"}):
         assert httpx.post(f"{url}/v1/check", content=body, headers=headers).status_code == 200
+
+
+# -- records: the answer is the recorded decision, whatever fails around it -----------------
+
+
+def test_a_fault_after_the_gate_recorded_answers_the_recorded_decision(runtime, monkeypatch):
+    """The inbox or the metrics failing after the gate logged (and spent) a decision must
+    not answer a different, unlogged one: the caller's answer and the record agree."""
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the inbox is full")
+
+    monkeypatch.setattr(runtime, "pending_from", broken)
+    with app_server(create_app(runtime)) as url:
+        native = httpx.post(
+            f"{url}/v1/check", json=_action("llm-rollback.yaml"), headers=_auth("rui")
+        ).json()
+    logged = _logged(runtime)
+    assert native["decision_id"] in logged, native.get("errors")
+    assert logged[native["decision_id"]]["body"]["verdict"]["decision"] == native["decision"]
