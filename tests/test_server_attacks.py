@@ -859,3 +859,21 @@ def test_a_fault_after_the_gate_recorded_answers_the_recorded_decision(runtime, 
     logged = _logged(runtime)
     assert native["decision_id"] in logged, native.get("errors")
     assert logged[native["decision_id"]]["body"]["verdict"]["decision"] == native["decision"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open defect: a check refused because the queue is full (Busy) answers a "
+    "fail-closed verdict with a decision id the decision log never records",
+)
+def test_a_busy_refusal_is_in_the_log(runtime):
+    with app_server(create_app(runtime)) as url:
+        runtime.inflight = runtime.config.limits.max_queued_checks + 1  # a full queue
+        try:
+            answer = httpx.post(
+                f"{url}/v1/check", json=_action("llm-rollback.yaml"), headers=_auth("rui")
+            ).json()
+        finally:
+            runtime.inflight = 0
+    assert answer["fail_closed"] and answer["decision"] != "allow"  # fails closed, as promised
+    assert answer["decision_id"] in _logged(runtime)  # but is not recorded
