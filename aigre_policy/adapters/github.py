@@ -268,7 +268,12 @@ def _body(deployment: Deployment, state: str | None, comment: str) -> dict[str, 
     return body
 
 
-_CALLBACK_PATH = re.compile(r"/repos/[^/]+/[^/]+/actions/runs/\d+/deployment_protection_rule")
+# owner and repository as GitHub spells them (no "." or ".." segment): nothing a query,
+# fragment, encoded slash, backslash or dot segment could turn into another request
+_NAME = r"(?!\.\.?/)[A-Za-z0-9_.-]+"
+_CALLBACK_PATH = re.compile(
+    rf"/repos/{_NAME}/{_NAME}/actions/runs/[0-9]+/deployment_protection_rule", re.ASCII
+)
 
 
 def check_callback_url(url: str, api_url: str) -> None:

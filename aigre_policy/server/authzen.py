@@ -22,6 +22,7 @@ from starlette.routing import Route
 from aigre_policy.gate.clock import iso
 from aigre_policy.gate.intake import attested_fields
 from aigre_policy.server.http import JSONResponse, Problem, caller_of, read_json, runtime_of
+from aigre_policy.server.native import kept
 from aigre_policy.server.runtime import Runtime, Served
 
 logger = logging.getLogger("aigre_policy.server")
@@ -104,8 +105,6 @@ async def _decide(runtime: Runtime, served: Served, request: Any, caller: Any) -
     runtime.enter()
     try:
         verdict = await runtime.check(served, action, actor, "authzen")
-        runtime.observe(verdict, "authzen")
-        runtime.pending_from(verdict, caller)
     except Exception as exc:  # never an allow
         logger.exception("AuthZEN evaluation failed in the server")
         runtime.observe_failure("authzen")
@@ -113,6 +112,7 @@ async def _decide(runtime: Runtime, served: Served, request: Any, caller: Any) -
         return {"decision": False, "context": {"error": {"status": 500, "message": message}}}
     finally:
         runtime.leave()
+    kept(runtime, verdict, caller, "authzen")  # the answer is the recorded decision
     return {"decision": verdict.decision == "allow", "context": _reasons(verdict)}
 
 

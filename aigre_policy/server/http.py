@@ -7,6 +7,7 @@ a body over the limit is refused before it is read whole.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.requests import Request
@@ -78,6 +79,10 @@ def runtime_of(request: Request) -> Runtime:
 def caller_of(request: Request, scope: str) -> Caller:
     """The authenticated caller, allowed ``scope``; ``Problem`` 401 or 403 otherwise."""
     runtime = runtime_of(request)
+    if cross_site(request.headers):
+        # a page elsewhere can send a "simple" POST (text/plain, no preflight) to a server
+        # on the visitor's machine; on an anonymous server it would record and spend
+        raise Problem(403, "forbidden", "refused: a browser sent this from another site")
     try:
         caller = runtime.authenticator.caller(request.headers)
     except Unauthenticated as exc:
@@ -85,3 +90,12 @@ def caller_of(request: Request, scope: str) -> Caller:
     if not caller.may(scope):
         raise Problem(403, "forbidden", f"`{caller.name}` may not use this API (scope `{scope}`)")
     return caller
+
+
+def cross_site(headers: Any) -> bool:
+    """True when a browser says another site sent this request (curl and SDKs say nothing)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != headers.get("host")

@@ -113,9 +113,11 @@ class _JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
             key = self._key(header.get("kid"))
+            # the JWK itself, not its raw key: PyJWT then verifies with the JWK's own
+            # algorithm, so a header naming another one (ES256 over an RSA key) is refused
             claims = jwt.decode(
                 token,
-                key=key.key,
+                key=key,
                 algorithms=list(self.config.algorithms),
                 issuer=self.config.issuer,
                 audience=self.config.audience,
@@ -126,7 +128,7 @@ class _JwtVerifier:
                     "verify_iss": self.config.issuer is not None,
                 },
             )
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # a forged header is a refusal
             raise Unauthenticated(f"bearer token refused: {exc}") from None
         return self._caller(claims)
 

@@ -45,16 +45,28 @@ async def check(request: Request) -> JSONResponse:
     runtime.enter()
     try:
         verdict = await runtime.check(served, action, caller.actor)
-        body = verdict.to_dict()
-        runtime.observe(verdict)
-        runtime.pending_from(verdict, caller)
     except Exception as exc:  # never an allow: the pack's fail-closed verdict, naming it
         logger.exception("check failed in the server")
         body = served.failed_closed({"action": action}, f"{type(exc).__name__}: {exc}")
         runtime.observe_failure()
+    else:
+        body = verdict.to_dict()
+        kept(runtime, verdict, caller)
     finally:
         runtime.leave()
     return JSONResponse(body)
+
+
+def kept(runtime: Any, verdict: Any, caller: Any, api: str = "check") -> None:
+    """Count the recorded verdict and keep it for the inbox. A fault here is logged and
+    changes nothing: the answer stays the decision the gate recorded (and spent)."""
+    try:
+        runtime.observe(verdict, api)
+        runtime.pending_from(verdict, caller)
+    except Exception:
+        logger.exception(
+            "the %s decision %s was recorded but not counted", api, verdict.decision_id
+        )
 
 
 async def data(request: Request) -> JSONResponse:
