@@ -133,7 +133,7 @@ DIAGNOSTIC_CASES = [c for c in CASES if c.diagnostics is not None]
 
 @pytest.mark.parametrize("case", DIAGNOSTIC_CASES, ids=[c.key for c in DIAGNOSTIC_CASES])
 def test_case_diagnostics(case, pack_dirs):
-    found = corpus.compile_diagnostics(pack_dirs[case.key])
+    found = corpus.compile_diagnostics(pack_dirs[case.key], case.upstream_tools)
     problems = corpus.compare_diagnostics(found, case.diagnostics)
     assert not problems, "; ".join(problems)
 

@@ -30,7 +30,16 @@ from aigre_policy.server.identity import key_digest
 from aigre_policy.server.runtime import Runtime
 
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
-GRANT = json.loads((ROOT / "examples" / "server" / "grant.json").read_text())
+# The proposer here is an agent ("bot"): the pack denies an agent's standing admin grant in
+# production (standing-privileged-grant-by-agent) and holds a bounded one for security.
+GRANT = {
+    **json.loads((ROOT / "examples" / "server" / "grant.json").read_text()),
+    "access": {
+        "principal": "user/k.mensah",
+        "role": "role/prod-billing-admin",
+        "expires_at": "2025-03-13T12:00:00Z",
+    },
+}
 KEYS = {
     "bot": "bot-key-3c0e9a7d52f14b8e9a6d1c2b3a4f5e60",
     "fay": "fay-key-81b2c3d4e5f60718293a4b5c6d7e8f90",
@@ -162,6 +171,7 @@ def test_a_session_signed_with_another_key_is_no_session(server):
 
 def test_the_inbox_shows_the_evidence_and_escapes_what_the_proposer_wrote(server):
     action = {**GRANT, "target": f"role/admin-{HOSTILE}", "change": {"type": "access"}}
+    action["access"] = {**GRANT["access"], "role": f"role/admin-{HOSTILE}"}
     action["justification"] = {"signal": "ticket", "ref": "ACCESS-1", "summary": HOSTILE}
     verdict = _check(server, "bot", action)
     assert verdict["decision"] == "require_approval"

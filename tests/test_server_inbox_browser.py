@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,16 @@ CHROMIUM_ARGS = [
 ]
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 # asked now: the server runs on the real clock, and the pack holds back stale proposals
+# and for a day: the proposer is an agent, and the pack denies an agent's standing admin grant
+# in production (standing-privileged-grant-by-agent) but holds a bounded one for security
 GRANT = {
     **json.loads((ROOT / "examples" / "server" / "grant.json").read_text()),
     "requested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "access": {
+        "principal": "user/k.mensah",
+        "role": "role/prod-billing-admin",
+        "expires_at": (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    },
 }
 KEYS = {
     "deploy-bot": "bot-key-7e1d2c3b4a5f60718293a4b5c6d7e8f9",

@@ -30,9 +30,13 @@ import yaml
 from aigre_policy import load_pack
 from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.mcp.mapping import FILE_NAME as MCP_MAPPING
+from aigre_policy.mcp.mapping import parse_mapping
+from aigre_policy.mcp.upstream_check import check_upstream
 from aigre_policy.rego.bundle import PackIdentity, build_pack_bundle, read_bundle, write_bundle
 from aigre_policy.testing.cases import load_cases
 from aigre_policy.version import __version__
+from aigre_policy.yamlio import read_document
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "case-file.schema.json"
 MAIN = "policies/main.aigre"
@@ -49,6 +53,7 @@ class Case:
     diagnostics: tuple[dict[str, Any], ...] | None = None
     target_diagnostics: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     constructs: tuple[str, ...] = ()
+    upstream_tools: dict[str, Any] | None = None  # an MCP upstream's tools, for mcp.yaml
 
     @property
     def key(self) -> str:
@@ -98,6 +103,7 @@ def load_corpus(root: Path) -> list[Case]:
                     for target, found in raw.get("target_diagnostics", {}).items()
                 },
                 constructs=tuple(raw.get("constructs", [])),
+                upstream_tools=raw.get("upstream_tools"),
             )
             if case.key in seen:
                 raise ValueError(f"{path.name}: case `{case.id}` is given twice")
@@ -191,13 +197,31 @@ def expected_diagnostics(expected: tuple[dict[str, Any], ...]) -> list[dict[str,
     return sorted(wanted, key=lambda e: (e["code"], e.get("file", ""), e.get("at", "")))
 
 
-def compile_diagnostics(root: Path) -> list[dict[str, Any]]:
-    """What the compiler and checker report for the pack at ``root``, as the corpus writes it."""
+def compile_diagnostics(
+    root: Path, upstream_tools: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """What the compiler and checker report for the pack at ``root``, as the corpus writes it.
+
+    With the pack's YAML tests and its MCP mapping (``mcp.yaml``, checked against the
+    pack's input schema, and against ``upstream_tools`` when given: name -> inputSchema).
+    """
     report = compile_pack(root)
     diagnostics = list(report.diagnostics)
     if report.ok and (root / "tests").is_dir():  # YAML table tests: read with the pack
         diagnostics += load_cases(load_pack(root))[1]
+    if report.ok and (root / MCP_MAPPING).is_file():
+        diagnostics += _mapping_diagnostics(root, upstream_tools)
     return located(diagnostics, root)
+
+
+def _mapping_diagnostics(root: Path, upstream_tools: dict[str, Any] | None) -> list[Diagnostic]:
+    doc, problems = read_document(root / MCP_MAPPING)
+    if doc is None:
+        return list(problems)
+    mapping, problems = parse_mapping(doc, load_pack(root).input_schema)
+    if mapping is None or upstream_tools is None:
+        return list(problems)
+    return check_upstream(mapping, upstream_tools)
 
 
 def compare_diagnostics(
