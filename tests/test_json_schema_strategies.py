@@ -262,7 +262,12 @@ def test_a_schema_outside_the_subset_is_refused_by_name(schema: Any, reason: str
 
 
 def test_an_invariant_over_a_schema_no_value_meets_is_vacuous(tmp_path: Path) -> None:
-    labels = {"type": "object", "minProperties": 3, "propertyNames": {"enum": ["a", "b"]}}
+    # three required properties, none of which may hold a value: no object meets it
+    labels = {
+        "type": "object",
+        "required": ["a", "b", "c"],
+        "properties": {"a": {"enum": []}, "b": {"enum": []}, "c": {"enum": []}},
+    }
     schema = json.loads(json.dumps(CUSTOM_SCHEMA))
     schema["properties"]["action"]["properties"]["labels"] = labels
     root = write_pack(

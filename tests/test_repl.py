@@ -6,7 +6,7 @@ import io
 import json
 import os
 import re
-import select
+import selectors
 import shlex
 import subprocess
 import sys
@@ -200,7 +200,10 @@ def test_an_interactive_session_on_a_terminal(pack, case):
         nonlocal seen
         deadline = time.monotonic() + timeout
         while marker not in seen:
-            ready, _, _ = select.select([leader], [], [], max(deadline - time.monotonic(), 0))
+            # a selector, not select(): a long test run may hold descriptors past 1024
+            with selectors.DefaultSelector() as waiting:
+                waiting.register(leader, selectors.EVENT_READ)
+                ready = waiting.select(max(deadline - time.monotonic(), 0))
             if not ready:
                 raise AssertionError(f"no {marker!r} in {seen!r}")
             try:

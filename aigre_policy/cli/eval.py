@@ -31,6 +31,7 @@ from aigre_policy.cli.eval_from import add_from_arguments, run_from
 from aigre_policy.cli.keys import add_verification_arguments, verification_from
 from aigre_policy.cli.view import show_profile, show_silent, show_summary, show_verdict
 from aigre_policy.diagnostics import CompileError
+from aigre_policy.lattice import DECISIONS
 from aigre_policy.pack import load_pack
 
 # The OPA client (aiohttp), regopy and the Rego emitter load only for the options that use
@@ -95,7 +96,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--why-not",
         nargs="?",
         const="allow",
-        choices=("allow", "escalate", "require_approval", "deny"),
+        choices=DECISIONS,
         metavar="DECISION",
         help="also print the smallest change to the proposal that would give DECISION "
         "(default allow), attested fields held; found with the SMT solver, checked by "

@@ -379,6 +379,8 @@ class _Builder:
 
     def enum(self, schema: Mapping[str, Any], key: Key) -> st.SearchStrategy[Any]:
         values = list(schema["enum"])
+        if not values:  # an empty enum admits no value: the search meets none
+            return st.nothing()
         preferred = [v for v in self.hints.by_path.get(key, ()) if v in values]
         plain = st.sampled_from(values)
         if preferred:
