@@ -420,12 +420,20 @@ def _usages(
     return usages
 
 
+USAGE_LIMIT = 1e15  # whole numbers are exact in a double up to 2**53 (about 9e15)
+
+
 def usage_schema(usages: list[n.Usage]) -> dict[str, Any]:
-    """The JSON Schema of the ``usage`` input: one number per declaration, all required."""
+    """The JSON Schema of the ``usage`` input: one number per declaration, all required.
+
+    Each is bounded by ``USAGE_LIMIT``: a count or a sum of costs past it is no
+    real ledger's, and with it a sum of usage and costs never overflows (an
+    overflow fails closed, which would make every ``deny`` promise breakable)."""
     names = list(dict.fromkeys(u.name for u in usages))
+    bounded = {"type": "number", "minimum": -USAGE_LIMIT, "maximum": USAGE_LIMIT}
     return {
         "type": "object",
-        "properties": {name: {"type": "number"} for name in names},
+        "properties": {name: dict(bounded) for name in names},
         "required": names,
         "additionalProperties": False,
     }

@@ -88,9 +88,33 @@ def test_every_invariant_of_the_default_pack_is_settled(tmp_path, capsys):
         confirmed_by_test(root, refuted[0], capsys)
 
 
+def test_the_default_pack_as_shipped_proves_every_invariant(tmp_path):
+    """Usage values and costs are bounded in the input schema, so no sum of them overflows
+    into a verdict that fails closed to require_approval where an invariant expects deny
+    (unbounded, values near 1.8e308 refuted 6 of them): every invariant is proved."""
+    pack = load_pack(policies_copy(tmp_path))
+    report = prove_pack(pack.checked, pack, timeout_s=60)
+    assert [r.status for r in report.results] == ["proved"] * len(pack.program.invariants)
+
+
+def test_usage_past_its_bound_is_invalid_and_fails_closed():
+    """The bound is enforced at evaluation: a ledger value past it never reaches a rule."""
+    pack = load_pack(BASELINE)
+    action = {
+        "id": "a1", "kind": "scale", "target": "api", "environment": "staging",
+        "actor": {"kind": "human", "id": "ann", "trust": 4}, "change": {"type": "infra"},
+        "reversible": True, "blast_radius": {"users_share": 0.0},
+        "cost": {"estimated_usd": 1.0}, "requested_at": "2025-03-10T09:00:00Z",
+    }  # fmt: skip
+    context = {"now": "2025-03-10T09:00:01Z", "actor": {"kind": "human", "id": "ann", "trust": 4}}
+    usage = {"spend_this_month_usd": 1.7976931348623157e308, "agent_actions_last_hour": 0}
+    verdict = pack.evaluate(action=action, context=context, usage=usage)
+    assert verdict.fail_closed and verdict.decision == "require_approval"
+    assert "spend_this_month_usd" in str(verdict.errors)
+
+
 def test_the_default_pack_failing_closed_to_deny_proves_every_invariant(tmp_path):
-    """Its only refutations are verdicts that fail closed (an overflow of huge usage values)
-    to require_approval where an invariant expects deny; failing closed to deny, all hold."""
+    """Failing closed to deny, all hold as well."""
     root = policies_copy(tmp_path, fail_closed="deny")
     pack = load_pack(root)
     report = prove_pack(pack.checked, pack, timeout_s=60)

@@ -36,6 +36,7 @@ ATTESTED_AS = "x-aigre-attested-as"
 # (the blast-radius ceiling is 8 services), small enough that the costliest nesting
 # in a rule (services x incidents x incident services) stays well under a second.
 MAX_SERVICES = 128
+MAX_USD = 1e12  # a trillion USD: past any real action; keeps sums of costs finite
 MAX_REGIONS = 32
 MAX_APPROVALS = 32
 MAX_GROUPS = 64
@@ -227,8 +228,13 @@ class BlastRadius(_Model):
 class Cost(_Model):
     """Money the action spends."""
 
-    estimated_usd: float = Field(ge=0, description="One-off cost of carrying out the action.")
-    recurring_monthly_usd: float = Field(0, ge=0, description="Cost it adds every month.")
+    # bounded so sums of costs and usage stay finite (no overflow, exact whole cents)
+    estimated_usd: float = Field(
+        ge=0, le=MAX_USD, description="One-off cost of carrying out the action."
+    )
+    recurring_monthly_usd: float = Field(
+        0, ge=0, le=MAX_USD, description="Cost it adds every month."
+    )
 
 
 class DataTouched(_Model):

@@ -12,6 +12,7 @@ Deferred imports: z3 (the `prove` extra) loads only when a proof is asked for.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +25,7 @@ from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic, steps
 
+PIN_TIMEOUT_MS = 3000  # each try at moving a model's numbers to doubles
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
 
@@ -187,7 +189,7 @@ class Session:
 
     def _pinned(self, model: Any, formulas: list[Any]) -> Any:
         """The model with each fractional number moved to the double JSON would carry."""
-        pins = []
+        pins, kept, fractional, ups, downs = [], [], [], [], []
         for slot in self.space.slots:
             value = slot.value
             if value is None or value.kind != "num" or value.z.sort() != z3.RealSort():
@@ -200,10 +202,24 @@ class Session:
                 continue
             if double != exact:
                 pins.append(value.z == z3.RealVal(double))
+                below = (
+                    double if double < exact else Fraction(math.nextafter(float(double), -math.inf))
+                )
+                above = (
+                    double if double > exact else Fraction(math.nextafter(float(double), math.inf))
+                )
+                downs.append(value.z == z3.RealVal(below))
+                ups.append(value.z == z3.RealVal(above))
+                fractional.append(value.z)
+            else:
+                kept.append(value.z == got)
         if not pins:
             return model
-        # the model's own numbers as doubles; failing that, numbers in steps of 1/1024,
-        # which a double holds exactly (a restriction only on the witness, never the proof)
+        # the model's own numbers as doubles; failing that, the fractional ones in steps
+        # of 1/1024, which a double holds exactly, first with the others kept as they are
+        # (a small question), then alone, then every number in steps (each a restriction
+        # only on the witness, never the proof). A value one step past a threshold
+        # (1000 + 2**-60 for `> 1000`) is the usual case: its double is the threshold.
         reals = [
             slot.value.z
             for slot in self.space.slots
@@ -211,13 +227,17 @@ class Session:
             and slot.value.kind == "num"
             and slot.value.z.sort() == z3.RealSort()
         ]
-        for extra in (pins, [steps(var) for var in reals]):
+        in_steps = [steps(var) for var in fractional]
+        tries = (pins, ups, downs, [*kept, *in_steps], in_steps, [steps(var) for var in reals])
+        for extra in tries:
             solver = self._solver(formulas, False, [])
+            solver.set(timeout=min(self.timeout_ms, PIN_TIMEOUT_MS))  # a try, not the question
             try:
                 solver.add(*extra)
                 if solver.check() == z3.sat:
                     return solver.model()
             finally:
+                solver.set(timeout=self.timeout_ms)
                 solver.pop()
         return model
 
