@@ -420,7 +420,7 @@ def _usages(
     return usages
 
 
-USAGE_LIMIT = 1e15  # whole numbers are exact in a double up to 2**53 (about 9e15)
+USAGE_LIMIT = 1e12  # with two decimals a sum stays within the 15 digits every Rego engine prints
 
 
 def usage_schema(usages: list[n.Usage]) -> dict[str, Any]:

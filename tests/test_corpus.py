@@ -70,6 +70,11 @@ KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
         "(docs/rego.md)",
         True,
     ),
+    ("regorus", "expressions/addition-and-division-overflow#0"): (
+        "regorus adds 1e308 + 1e308 past the double range instead of failing on the "
+        "overflow: the deny fires where native fails closed",
+        True,
+    ),
     ("regorus", "expressions/addition-and-division-overflow#2"): (
         "regorus divides 1e10 / 1e-300 without failing on the overflow (no fail-closed)",
         False,

@@ -302,7 +302,7 @@ def assert_agree(pack: Pack, action: Any, context: Any, usage: Any) -> None:
     """The generated evaluator and the interpreter fire the same rules with the same messages."""
     args = (pack.envelopes, action, context, usage)
     if not pack.validator.is_valid({"action": action, "context": context, "usage": usage}):
-        # past the schema's bounds (usage values beyond ±1e15): refused before any rule runs
+        # past the schema's bounds (usage values beyond ±1e12): refused before any rule runs
         verdict = pack.evaluate(action, context, usage)
         assert verdict.fail_closed and verdict.decision == pack.fail_closed
         assert {e["kind"] for e in verdict.errors} == {"input"}, verdict.errors
@@ -774,11 +774,11 @@ def test_division_overflow_fails_closed_on_both_sides(tmp_path: Path, a: float, 
 
 @pytest.mark.parametrize("op", ["*", "+", "-"])
 def test_overflow_of_every_operator_fails_closed(tmp_path: Path, op: str) -> None:
-    # usage values are bounded (±1e15) by the schema: the overflow comes from the arithmetic
+    # usage values are bounded (±1e12) by the schema: the overflow comes from the arithmetic
     condition = {
         "*": "usage.a * 1e300 > 0",
-        "+": "usage.a * 1e293 + usage.a * 1e293 > 0",
-        "-": "0 - usage.a * 1e293 - usage.a * 1e293 > 0",
+        "+": "usage.a * 1e296 + usage.a * 1e296 > 0",
+        "-": "0 - usage.a * 1e296 - usage.a * 1e296 > 0",
     }[op]
     pack = make_pack(
         tmp_path,
@@ -787,7 +787,7 @@ def test_overflow_of_every_operator_fails_closed(tmp_path: Path, op: str) -> Non
         rule big {{ deny when {condition} }}
         """,
     )
-    usage = {"a": 1e15}
+    usage = {"a": 1e12}
     assert_agree(pack, ACTION, NOW, usage)
     verdict = pack.evaluate(ACTION, NOW, usage)
     assert verdict.fail_closed and "not a finite number" in verdict.errors[0]["message"]
@@ -799,12 +799,12 @@ def test_remainder_of_large_integers_is_exact(tmp_path: Path) -> None:
         """
         usage n = count() over last 1h
         rule odd {
-          warn when (usage.n * 16 + 1) % 2 == 1
-            because "{(usage.n * 16 + 1) % 2} {(usage.n * 16 + 1) % -7}"
+          warn when (usage.n * 16384 + 1) % 2 == 1
+            because "{(usage.n * 16384 + 1) % 2} {(usage.n * 16384 + 1) % -7}"
         }
         """,
     )
-    usage = {"n": 2**49}  # n * 16 + 1 is 2**53 + 1: past what a double holds exactly
+    usage = {"n": 2**39}  # n * 16384 + 1 is 2**53 + 1: past what a double holds exactly
     assert_agree(pack, ACTION, NOW, usage)
     assert pack.evaluate(ACTION, NOW, usage).warnings[0]["message"] == "1 5"
 
