@@ -37,7 +37,10 @@ from aigre_policy.server.runtime import Runtime
 
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 FIXTURES = ROOT / "fixtures" / "actions"
-NOW = int(time.time())  # tokens are checked against the real clock, not the gate's
+def now() -> int:
+    """Tokens are checked against the real clock, not the gate's: read when minted (a
+    module-level time would expire before a long run reaches these tests)."""
+    return int(time.time())
 KEYS = {
     "rui": "rui-key-7d1f0b8e2c4a4f3aa9e0c1d2b3a4f5e6",
     "fay": "fay-key-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d",
@@ -79,7 +82,7 @@ class Keys:
         )
 
     def claims(self, **over: Any) -> dict[str, Any]:
-        base = {"sub": "ana", "iss": "https://idp.test", "aud": "aigre", "exp": NOW + 600}
+        base = {"sub": "ana", "iss": "https://idp.test", "aud": "aigre", "exp": now() + 600}
         base.update({"aigre_kind": "human", "aigre_trust": 4, "scope": "check"})
         return {k: v for k, v in {**base, **over}.items() if v is not None}
 
@@ -200,8 +203,8 @@ def _forged_tokens(keys: Keys) -> dict[str, str]:
         "ES256 header over the RSA key": f"{header}.{_b64(claims)}.{_b64(b'x' * 64)}",
         "EdDSA header over the RSA key": f"{_b64({'alg': 'EdDSA', 'kid': 'r1'})}.{_b64(claims)}.AA",
         "RS256 header over the EC key": f"{_b64({'alg': 'RS256', 'kid': 'e1'})}.{_b64(claims)}.AA",
-        "expired": keys.token(exp=NOW - 3600),
-        "not yet valid": keys.token(nbf=NOW + 3600),
+        "expired": keys.token(exp=now() - 3600),
+        "not yet valid": keys.token(nbf=now() + 3600),
         "no expiry": keys.token(exp=None),
         "wrong audience": keys.token(aud="someone-else"),
         "wrong issuer": keys.token(iss="https://evil.test"),

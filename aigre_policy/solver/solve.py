@@ -25,7 +25,7 @@ from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic, steps
 
-PIN_TIMEOUT_MS = 10_000  # each try at moving a model's numbers to doubles (a loaded machine is slow)
+PIN_TIMEOUT_MS = 10_000  # each try at moving a model's numbers to doubles (slow when loaded)
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
 
