@@ -37,10 +37,14 @@ from aigre_policy.server.runtime import Runtime
 
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 FIXTURES = ROOT / "fixtures" / "actions"
+
+
 def now() -> int:
     """Tokens are checked against the real clock, not the gate's: read when minted (a
     module-level time would expire before a long run reaches these tests)."""
     return int(time.time())
+
+
 KEYS = {
     "rui": "rui-key-7d1f0b8e2c4a4f3aa9e0c1d2b3a4f5e6",
     "fay": "fay-key-0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d",
