@@ -29,7 +29,12 @@ PLANS = ROOT / "fixtures" / "adapters" / "terraform-plan"
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
 REVIEW_PACK = Path(__file__).resolve().parent / "adapters_pack"
 NOW = "2025-03-11T14:00:00Z"
-HUMAN = {"now": NOW, "actor": {"kind": "human", "id": "ana", "trust": 3}}
+# a healthy error budget, as the gate reads it from its source: an unknown one counts as spent
+HUMAN = {
+    "now": NOW,
+    "actor": {"kind": "human", "id": "ana", "trust": 3},
+    "error_budget_remaining": 0.8,
+}
 USAGE = {"spend_this_month_usd": 0, "agent_actions_last_hour": 0}
 
 
