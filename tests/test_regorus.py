@@ -320,9 +320,21 @@ def test_any_number_rego_cpp_holds_prints_as_native_there(value):
 
 
 def constructs(new_pack) -> Path:
+    """The every-construct pack on the builtin schema with costs unbounded: the tests below
+    carry numbers past what a real cost may be to the Rego engines' number limits."""
     from test_rego_equivalence import CONSTRUCTS
 
-    return new_pack(CONSTRUCTS, name="constructs")
+    from aigre_policy.inputs import builtin_schema
+
+    schema = builtin_schema("builtin:proposed-action/v1")
+    for name in ("estimated_usd", "recurring_monthly_usd"):
+        schema["$defs"]["Cost"]["properties"][name].pop("maximum", None)
+    return new_pack(
+        CONSTRUCTS,
+        name="constructs",
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": schema},
+    )
 
 
 def with_cost(value: float) -> dict[str, Any]:
