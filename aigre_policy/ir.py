@@ -235,29 +235,28 @@ class Program:
     invariants: tuple[Invariant, ...] = ()
 
 
+def children(node: Node) -> tuple[Node, ...]:
+    """The direct sub-expressions of ``node``, in evaluation order."""
+    match node:
+        case ListOf(items=items) | Call(args=items):
+            return tuple(items)
+        case Not(operand=x) | Neg(operand=x):
+            return (x,)
+        case BoolOp(left=a, right=b) | Compare(left=a, right=b) | Arith(left=a, right=b):
+            return (a, b)
+        case Member(item=a, collection=b):
+            return (a, b)
+        case Default(path=p, fallback=f):
+            return (p, f)
+        case Has(path=p):
+            return (p,)
+        case Quantifier(items=items, body=body):
+            return (items, body)
+    return ()
+
+
 def walk(node: Node) -> Iterator[Node]:
     """Every node of an expression, parents before children."""
     yield node
-    match node:
-        case ListOf(items=items):
-            for item in items:
-                yield from walk(item)
-        case Not(operand=x) | Neg(operand=x):
-            yield from walk(x)
-        case BoolOp(left=a, right=b) | Compare(left=a, right=b) | Arith(left=a, right=b):
-            yield from walk(a)
-            yield from walk(b)
-        case Member(item=a, collection=b):
-            yield from walk(a)
-            yield from walk(b)
-        case Default(path=p, fallback=f):
-            yield from walk(p)
-            yield from walk(f)
-        case Has(path=p):
-            yield from walk(p)
-        case Call(args=args):
-            for arg in args:
-                yield from walk(arg)
-        case Quantifier(items=items, body=body):
-            yield from walk(items)
-            yield from walk(body)
+    for child in children(node):
+        yield from walk(child)

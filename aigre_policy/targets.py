@@ -122,27 +122,8 @@ def _arithmetic(
                     "guard the divisor: `x > 0 and y / x > ...`",
                 )
             )
-    for child in _children(node):
+    for child in ir.children(node):
         _arithmetic(child, facts, envelopes, found)
-
-
-def _children(node: ir.Node) -> tuple[ir.Node, ...]:
-    match node:
-        case ir.ListOf(items=items) | ir.Call(args=items):
-            return tuple(items)
-        case ir.Not(operand=x) | ir.Neg(operand=x):
-            return (x,)
-        case ir.BoolOp(left=a, right=b) | ir.Compare(left=a, right=b) | ir.Arith(left=a, right=b):
-            return (a, b)
-        case ir.Member(item=a, collection=b):
-            return (a, b)
-        case ir.Default(path=p, fallback=f):
-            return (p, f)
-        case ir.Has(path=p):
-            return (p,)
-        case ir.Quantifier(items=items, body=body):
-            return (items, body)
-    return ()
 
 
 def _key(node: ir.Node) -> Fact | None:

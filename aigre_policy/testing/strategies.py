@@ -174,7 +174,7 @@ def _nodes_with_scope(condition: ir.Node) -> Iterator[tuple[ir.Node, KeyOf, bool
             yield from visit(node.body, inner, positive)
             return
         flip = isinstance(node, ir.Not)
-        for child in _children(node):
+        for child in ir.children(node):
             yield from visit(child, scope, positive != flip)
 
     yield from visit(condition, {}, True)
@@ -188,25 +188,6 @@ def _resolver(scope: dict[str, Key]) -> KeyOf:
         return None if base is None else (*base, *path.steps)
 
     return key_of
-
-
-def _children(node: ir.Node) -> tuple[ir.Node, ...]:
-    match node:
-        case ir.ListOf(items=items) | ir.Call(args=items):
-            return tuple(items)
-        case ir.Not(operand=x) | ir.Neg(operand=x):
-            return (x,)
-        case ir.BoolOp(left=a, right=b) | ir.Compare(left=a, right=b) | ir.Arith(left=a, right=b):
-            return (a, b)
-        case ir.Member(item=a, collection=b):
-            return (a, b)
-        case ir.Default(path=p, fallback=f):
-            return (p, f)
-        case ir.Has(path=p):
-            return (p,)
-        case ir.Quantifier(items=items, body=body):
-            return (items, body)
-    return ()
 
 
 def _counted(node: ir.Node, key_of: KeyOf) -> Key | None:
