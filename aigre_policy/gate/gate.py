@@ -351,8 +351,17 @@ class Gate:
         it; the first enforced ``allow`` it lets through uses it up, unless
         ``reusable`` (or the pack's ``reusable_approvals`` names ``group``).
         """
+        entry = self._eligible("approve", verdict, by, group)
+        now = self.clock()
+        record = ApprovalRecord(verdict.action_digest, by, group, to_us(now), note, reusable)
+        self._recorder.grant(record, _approval(entry, "granted", note=note, reusable=reusable))
+        return Approval(verdict.action_digest, by, group, now, note, reusable)
+
+    def _eligible(self, verb: str, verdict: Any, by: str, group: str) -> dict[str, Any]:
+        """The log entry's common fields once ``by`` of ``group`` may answer for the action
+        ``verdict`` judged; a refusal is logged and raised (``ApprovalRejected``)."""
         if not isinstance(verdict, GateVerdict) or not isinstance(verdict.action, dict):
-            raise GateError("approve() takes the verdict a gate returned for the action")
+            raise GateError(f"{verb}() takes the verdict a gate returned for the action")
         actor = verdict.gate.get("actor") if isinstance(verdict.gate, dict) else None
         entry = {
             "decision_id": verdict.decision_id,
@@ -365,10 +374,7 @@ class Gate:
         except ApprovalRejected as exc:
             self._recorder.log_quietly("approval", _approval(entry, "rejected", reason=str(exc)))
             raise
-        now = self.clock()
-        record = ApprovalRecord(verdict.action_digest, by, group, to_us(now), note, reusable)
-        self._recorder.grant(record, _approval(entry, "granted", note=note, reusable=reusable))
-        return Approval(verdict.action_digest, by, group, now, note, reusable)
+        return entry
 
     def reject(
         self, verdict: GateVerdict, *, by: str, group: str, note: str = ""
@@ -381,20 +387,7 @@ class Gate:
         still counts. The rejection is the log's ``approval`` entry (``rejected``,
         ``declined: true``, the note); ``GateError`` when it cannot be written.
         """
-        if not isinstance(verdict, GateVerdict) or not isinstance(verdict.action, dict):
-            raise GateError("reject() takes the verdict a gate returned for the action")
-        actor = verdict.gate.get("actor") if isinstance(verdict.gate, dict) else None
-        entry = {
-            "decision_id": verdict.decision_id,
-            "by": by,
-            "group": group,
-            "action_digest": verdict.action_digest,
-        }
-        try:
-            admit(verdict.fired, excluded(verdict.action, actor), by, group, self.directory)
-        except ApprovalRejected as exc:
-            self._recorder.log_quietly("approval", _approval(entry, "rejected", reason=str(exc)))
-            raise
+        entry = self._eligible("reject", verdict, by, group)
         body = _approval(entry, "rejected", note=note, declined=True)
         self._recorder.logged("approval", body)
         return body
