@@ -43,18 +43,26 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
-# asked now: the server runs on the real clock, and the pack holds back stale proposals
-# and for a day: the proposer is an agent, and the pack denies an agent's standing admin grant
-# in production (standing-privileged-grant-by-agent) but holds a bounded one for security
-GRANT = {
-    **json.loads((ROOT / "examples" / "server" / "grant.json").read_text()),
-    "requested_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    "access": {
-        "principal": "user/k.mensah",
-        "role": "role/prod-billing-admin",
-        "expires_at": (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    },
-}
+
+
+def _grant() -> dict[str, Any]:
+    """The grant, asked now: the server runs on the real clock and the pack holds back
+    proposals older than its max_request_age (15m), so the time is taken when a test runs,
+    not when the module is collected. It is for a day: the proposer is an agent, and the
+    pack denies an agent's standing admin grant in production
+    (standing-privileged-grant-by-agent) but holds a bounded one for security."""
+    now = datetime.now(UTC)
+    return {
+        **json.loads((ROOT / "examples" / "server" / "grant.json").read_text()),
+        "requested_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "access": {
+            "principal": "user/k.mensah",
+            "role": "role/prod-billing-admin",
+            "expires_at": (now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+
+
 KEYS = {
     "deploy-bot": "bot-key-7e1d2c3b4a5f60718293a4b5c6d7e8f9",
     "fay": "fay-key-19a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4",
@@ -162,7 +170,7 @@ def _other_site(html: str) -> Iterator[str]:
 
 
 def test_an_approver_approves_an_agents_action_in_the_browser(server, browser, tmp_path):
-    action = {**GRANT, "actor": {"kind": "automation", "id": "deploy-bot", "trust": 3}}
+    action = {**_grant(), "actor": {"kind": "automation", "id": "deploy-bot", "trust": 3}}
     action["justification"] = {"signal": "ticket", "ref": "ACCESS-2291", "summary": HOSTILE}
     held = _check(server, "deploy-bot", action)
     assert held["decision"] == "require_approval"
@@ -231,7 +239,7 @@ def test_an_approver_approves_an_agents_action_in_the_browser(server, browser, t
 
 
 def test_an_approver_cannot_approve_their_own_action_in_the_browser(server, browser):
-    action = {**GRANT, "target": "role/prod-billing-admin:user/sam"}
+    action = {**_grant(), "target": "role/prod-billing-admin:user/sam"}
     held = _check(server, "sam", action)
     assert held["decision"] == "require_approval"
     context = browser.new_context()

@@ -211,7 +211,12 @@ def counterfactual(
         got = pack.evaluate(candidate["action"], candidate["context"], candidate["usage"])
         return (not got.fail_closed and got.decision == target), got
 
-    found = session.witness([*held, formula.outcome == wanted], reproduce, base=document)
+    # numbers in exact steps first: a proposal's numbers are plain, and a witness that
+    # needs a rounding the engine does not make costs a second question whose answer
+    # depends on the solver's state (unsat there asks again over every number)
+    found = session.witness(
+        [*held, formula.outcome == wanted], reproduce, base=document, steps_first=True
+    )
     if found.status == "sat" and found.document is not None:
         valid = InputValidator(checked.input_schema).is_valid
 
