@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from aigre_policy.codes import FAMILIES, REGISTRY, Severity, UnregisteredCode, heading_anchor
+from aigre_policy.codes import (
+    FAMILIES,
+    REGISTRY,
+    RETIRED,
+    Severity,
+    UnregisteredCode,
+    heading_anchor,
+)
 from aigre_policy.diagnostics import Diagnostic, error
 from aigre_policy.gate.log_problems import LogProblem
 from aigre_policy.report.findings import ERROR, Finding
@@ -51,7 +58,16 @@ def test_every_code_raised_is_registered():
 
 
 def test_every_registered_code_is_raised_somewhere():
-    assert set(REGISTRY) - set(raised_codes()) == set()
+    assert set(REGISTRY) - set(raised_codes()) == RETIRED
+
+
+def test_a_retired_code_is_registered_documented_and_never_raised():
+    assert set(REGISTRY) >= RETIRED
+    assert RETIRED & set(raised_codes()) == set()
+    text = (ROOT / "docs" / "diagnostics.md").read_text("utf-8")
+    for code in RETIRED:
+        section = text.split(f"## {code} — ", 1)[1].split("\n## ", 1)[0]
+        assert "Retired" in section, code
 
 
 def test_every_anchor_exists():

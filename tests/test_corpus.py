@@ -52,10 +52,6 @@ KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
         "rego-cpp adds 1e308 + 1e308 without failing on the overflow (no fail-closed)",
         False,
     ),
-    ("rego", "expressions/addition-and-division-overflow#2"): (
-        "rego-cpp divides 1e10 / 1e-300 without failing on the overflow (no fail-closed)",
-        False,
-    ),
     ("rego", "functions/unicode-text"): (
         "W603: rego-cpp's upper and lower change only ASCII letters",
         False,
@@ -75,9 +71,15 @@ KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
         "overflow: the deny fires where native fails closed",
         True,
     ),
-    ("regorus", "expressions/addition-and-division-overflow#2"): (
-        "regorus divides 1e10 / 1e-300 without failing on the overflow (no fail-closed)",
-        False,
+    ("rego", "expressions/remainder-exact-on-large-integers"): (
+        "numbers of 2^53 or more are refused on the Rego engines: the decision fails closed "
+        "(docs/rego.md)",
+        True,
+    ),
+    ("regorus", "expressions/remainder-exact-on-large-integers"): (
+        "numbers of 2^53 or more are refused on the Rego engines: the decision fails closed "
+        "(docs/rego.md)",
+        True,
     ),
     ("regorus", "expressions/overflow-fails-closed#0"): (
         "regorus computes 1e10 * 1e300 past the double range instead of failing on the "
@@ -166,8 +168,8 @@ def test_target_diagnostics(case, pack_dirs):
 def test_every_engine_accepts_and_refuses_the_same_packs(case, pack_dirs):
     """A pack that builds on one engine builds on all: native, the reference interpreter,
     rego-cpp, and the bundle regorus loads; one refused is refused by each with the same
-    error codes. The one exception is written in the case: what the check stage found the
-    Rego target cannot express (E601, E602) refuses it on the Rego engines alone."""
+    error codes. The one exception would be written in the case: what the check stage
+    finds a target cannot express (none today; `%` and `/` were, E601 and E602, retired)."""
     root = pack_dirs[case.key]
     outcomes = {}
     for engine in ("native", "interpreter", "rego"):

@@ -269,13 +269,19 @@ def test_eval_emit_rego_prints_modules_that_compile(cli):
     assert rego.build(None, ["aigre/change_tickets/decision"]).ok()
 
 
-def test_eval_with_a_pack_the_rego_target_refuses_exits_2(cli, new_pack, tmp_path):
+def test_eval_with_remainder_on_the_rego_engine_decides_as_native(cli, new_pack, tmp_path):
+    """`%` was refused for Rego (E601, retired); `eval --engine rego` now decides as native."""
     root = new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n")
     case = tmp_path / "case.yaml"
-    case.write_text(yaml.safe_dump(inputs()))
-    code, _, err = cli("eval", str(root), "--action", str(case), "--engine", "rego")
-    assert code == 2
-    assert "E601" in err
+    case.write_text(yaml.safe_dump(inputs(change={"type": "code", "lines": 7})))
+    args = ("eval", str(root), "--action", str(case), "--format", "json")
+    native_code, native_out, _ = cli(*args)
+    code, out, err = cli(*args, "--engine", "rego")
+    assert "E601" not in err
+    assert code == native_code
+    ids = [(r["id"], r["message"], r["bindings"]) for r in json.loads(out)["fired"]]
+    assert ids == [(r["id"], r["message"], r["bindings"]) for r in json.loads(native_out)["fired"]]
+    assert json.loads(out)["decision"] == "deny"
 
 
 def test_unknown_engine_is_refused(cli, new_pack, capsys):
@@ -291,10 +297,10 @@ def test_load_pack_refuses_an_unknown_engine(new_pack):
 
 
 def test_rego_target_errors_raise_compile_errors(new_pack):
-    with pytest.raises(CompileError):
-        load_pack(
-            new_pack("rule r {\n  deny when action.change.lines % 2 == 1\n}\n"), engine="rego"
-        )
+    root = rego_pack(new_pack, "package elsewhere\n\nx := 1\n")
+    with pytest.raises(CompileError) as raised:
+        load_pack(root, engine="rego")
+    assert "E605" in {d.code for d in raised.value.diagnostics}
 
 
 # ---------------------------------------------------------------- tests naming hand-written rules

@@ -17,7 +17,6 @@ from conftest import CONTEXT, _action
 
 from aigre_policy import interpreter, load_pack
 from aigre_policy.compiler import CompiledPack
-from aigre_policy.diagnostics import CompileError
 from aigre_policy.pack import EvaluationError, Pack
 
 POLICY = """\
@@ -208,14 +207,33 @@ def test_a_rule_in_a_file_outside_the_pack_keeps_its_path() -> None:
 # ------------------------------------------------------------------ the Rego engine
 
 
-def test_rego_refuses_a_division_that_may_fail(tmp_path: Path) -> None:
-    """Rego cannot fail closed on a zero divisor, so such a pack does not build for it (E602):
-    the three zero-divisor faults above never reach a Rego engine."""
-    make(tmp_path, only(POLICY, "ratio"))
-    with pytest.raises(CompileError) as caught:
-        load_pack(tmp_path, engine="rego")
-    (diagnostic,) = [d for d in caught.value.diagnostics if d.code == "E602"]
-    assert (diagnostic.span.line, diagnostic.span.column) == WHERE["ratio"][1][:2]
+@pytest.mark.parametrize("engine", ["rego", "regorus"])
+@pytest.mark.parametrize("rule", ["ratio", "per-line", "long-name"])
+def test_a_zero_divisor_names_its_rule_on_the_rego_engines(
+    tmp_path: Path, rule: str, engine: str
+) -> None:
+    """A division by zero fails closed on the Rego engines as on native (it was refused
+    for Rego, E602, retired): the Rego program itself finds the first rule that fails,
+    in pack order, and reports native's error record, rule, location and span."""
+    from aigre_policy.plain import as_plain
+    from aigre_policy.rego.attach import rego_program
+    from aigre_policy.rego.engine import ENGINES
+
+    pytest.importorskip("regorus" if engine == "regorus" else "regopy")
+    make(tmp_path, only(POLICY, rule))
+    native = load_pack(tmp_path).evaluate(ACTION, CONTEXT, FAULTY[rule])
+    pack = load_pack(tmp_path, engine=engine)
+    verdict = pack.evaluate(ACTION, CONTEXT, FAULTY[rule])
+    assert verdict.fail_closed and verdict.decision == "deny"
+    assert verdict.errors == native.errors and verdict.errors[0]["rule"] == rule
+    # the decision document the Rego program gives, as OPA would return it
+    document = as_plain({"action": ACTION, "context": CONTEXT, "usage": FAULTY[rule]})
+    decided = ENGINES[engine](rego_program(pack), validate_in_rego=True).decide(document)
+    assert decided["fail_closed"] and decided["errors"] == native.errors
+    # and where nothing fails, the same verdict as native
+    fine = {"n": 4, "big": 1}
+    a, b = load_pack(tmp_path).evaluate(ACTION, CONTEXT, fine), pack.evaluate(ACTION, CONTEXT, fine)
+    assert (a.decision, a.rule_ids, a.fail_closed) == (b.decision, b.rule_ids, b.fail_closed)
 
 
 def test_rego_fails_closed_on_an_overflow(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
-from aigre_policy.rego.expr import Translator, literal
+from aigre_policy.rego.expr import Translator, concatenated, literal
 from aigre_policy.rego.handwritten import collector, modules_of
 from aigre_policy.rego.layout import fit
 from aigre_policy.rego.lib import library
@@ -104,6 +104,7 @@ def emit_rego(pack: Any) -> RegoProgram:
         for part in rule.message:
             if not isinstance(part, str):
                 counting.text(part)
+        _faults(rule, f"r{rule.index}", counting, compiled.root)
     shared = frozenset(test for test, uses in counting.tests.items() if uses > 1)
     translator = Translator(envelopes_ref, compiled.envelopes, shape, shared=shared)
     header = (
@@ -160,13 +161,18 @@ def emit_rego(pack: Any) -> RegoProgram:
     closed_to = list(compiled.policy.fail_closed_approvers)
     modules[f"{base}/decision.rego"] = _decision(package, header, schema_rules)
     modules[f"{base}/verdict.rego"] = _verdict(
-        package, header, ids, manifest.default, (manifest.fail_closed, closed_to)
+        package,
+        header,
+        ids,
+        manifest.default,
+        (manifest.fail_closed, closed_to),
+        translator.fault_records,
     )
     # only the helpers the other modules call: every local variable of a bundle costs
     modules[f"{base}/lib.rego"] = (
         f"{header}\npackage {package}.lib\n{library(list(modules.values()))}"
     )
-    # what the check stage found the Rego target cannot express (E601, E602), then its own
+    # what the check stage found the Rego target cannot express, then its own
     found = compiled.target_diagnostics.get("rego", ())
     diagnostics = [*found, *translator.diagnostics, *schema_problems]
     custom = {f"{base}/custom/{module.stem}.rego" for module in handwritten}
@@ -261,6 +267,7 @@ def _rule(rule: ir.Rule, position: int, translator: Translator, root: Path) -> s
         "comparisons": "[]",
     }
     fields = "".join(f"\t{literal(k)}: {v},\n" for k, v in record.items())
+    fault = _faults(rule, name, translator, root)
     helpers = translator.helpers
     return "\n".join(
         [
@@ -275,7 +282,32 @@ def _rule(rule: ir.Rule, position: int, translator: Translator, root: Path) -> s
             *([f"# parts of {name}: `or`, `not` and quantifiers", *helpers] if helpers else []),
             f"record[{position}] := {{\n{fields}}} if {name}",
             "",
+            *([fault_rule(position, name, fault, translator)] if fault else []),
         ]
+    )
+
+
+def _faults(rule: ir.Rule, name: str, translator: Translator, root: Path) -> str | None:
+    """The faults native meets running ``rule`` (see ``Translator.faults``): its condition,
+    then, when it holds, its message. ``None`` when nothing in it can fail."""
+    where = {**rule.location, "file": relative(rule.span.file or "", root)}
+    translator.failing = (rule.id, where, root)
+    condition = translator.faults(rule.condition)
+    parts = [translator.faults(p) for p in rule.message if not isinstance(p, str)]
+    message = concatenated(parts)
+    if message is not None:
+        k = translator.fresh()
+        message = f"[{k} | {name}; some {k} in {message}]"
+    return concatenated([condition, message])
+
+
+def fault_rule(position: int, name: str, faults: str, translator: Translator) -> str:
+    """``fault[<position>]``: the first fault native meets running the rule, as an index
+    into ``_fault_records`` (verdict.rego); no value when it meets none."""
+    found = translator.fresh()
+    return (
+        f"# the first fault native meets running {name}: the decision fails closed on it\n"
+        f"fault[{position}] := {found}[0] if {{\n\t{found} := {faults}\n\tcount({found}) > 0\n}}\n"
     )
 
 
@@ -305,10 +337,25 @@ def _verdict(
     ids: dict[str, str],
     default: str,
     fail_closed: tuple[str, list[str]],
+    fault_records: list[dict[str, Any]],
 ) -> str:
     """``verdict.rego``: ``checked``, the verdict of input known to be valid."""
     outcome = "deny" if default == "deny" else "allow"
     order = list(ids)
+    # a pack with `/` or `%`: the first rule, in pack order, that fails as native fails
+    # (a zero divisor, an overflow) fails the decision closed with native's error record
+    failing, records = "", ""
+    if fault_records:
+        failing = """_closed([_rule_faults[0]]) if {
+	count(_rule_faults) > 0
+} else := """
+        records = f"""
+# the run-time faults of the pack's rules, as native reports them (rules.fault[i] indexes them)
+_fault_records := {literal(fault_records)}
+
+# the fault of each rule that fails, in pack order
+_rule_faults := [_fault_records[k] | some i; _ids[i]; k := rules.fault[i]]
+"""
     return f"""{header}
 package {package}
 
@@ -317,7 +364,7 @@ import data.{package}.rules
 
 # checked: the decision for input already known to match the input schema. In-process
 # engines that validate input with the pack's own validator query this entrypoint.
-checked := _closed([{{"kind": "engine", "path": "", "message": f}} | some f in _faults]) if {{
+checked := {failing}_closed([{{"kind": "engine", "path": "", "message": f}} | some f in _faults]) if {{
 	count(_faults) > 0
 }} else := {{
 	"decision": _outcome[0],
@@ -348,7 +395,7 @@ _ids := {literal([ids[k] for k in order])}
 _flags := [{", ".join(f"rules.{k}" for k in order)}]
 
 _held := [i | some i; _flags[i]]
-
+{records}
 _records := array.concat([rules.record[i] | some i in _held], handwritten.records)
 
 # a rule that held must have a record; one without is a fault, never a silent pass

@@ -9,7 +9,12 @@ A value becomes a *term*; a condition used as a value is ``lib.truth([1 | body])
 Nothing from a pack becomes Rego syntax: strings and keys are JSON string
 literals, quantifier variables are generated names (``v1``), and operators and
 functions come from fixed tables. What the Rego target cannot express exactly
-(``%``, ``/`` by a value that may be zero) is reported, never approximated.
+(``lower``/``upper`` on text beyond ASCII) is reported, never approximated.
+
+``/`` and ``%`` are the library's ``divide`` and ``remainder``: no value where native
+fails (a zero divisor, an overflow), so no engine ever divides by zero. ``faults``
+says, for a rule, which failure native meets first, with ``and``/``or`` and
+``any``/``all`` stopping where native stops: the decision fails closed on it.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy import functions, ir
-from aigre_policy.diagnostics import Diagnostic, warning
+from aigre_policy.cards import relative
+from aigre_policy.diagnostics import NO_SPAN, Diagnostic, warning
 from aigre_policy.rego.shape import Shape
+from aigre_policy.verdict import rule_fault
 
 FUNCTIONS = {f.name: f.rego for f in functions.TABLE}  # name -> the Rego it calls
 CASE_FOLDING = ("lower", "upper")
@@ -89,6 +96,10 @@ class Translator:
     # those made more than once (from a first pass): rules, evaluated once per decision
     tests: Counter[str] = field(default_factory=Counter)
     shared: frozenset[str] = frozenset()
+    # the error records of the run-time faults `faults` can report, as native words them;
+    # `failing` is the rule being translated: (id, where it is declared, the pack root)
+    fault_records: list[dict[str, Any]] = field(default_factory=list)
+    failing: tuple[str, dict[str, Any], Any] | None = None
 
     def fresh(self) -> str:
         self.counter += 1
@@ -262,9 +273,96 @@ class Translator:
             left = self.instant(a, left)
         if right_kind == "time":
             right = self.instant(b, right)
-        # `%` and a division by a value that may be zero: the check stage reported them for
-        # this target (targets.target_diagnostics: E601, E602), so the program is refused
+        if op == "/":  # no value where native fails: `faults` reports it
+            return f"lib.divide({left}, {right})"
+        if op == "%":
+            return f"lib.remainder({left}, {right})"
         return f"({left} {op} {right})"
+
+    def operands(self, node: ir.Arith) -> tuple[str, str]:
+        """The operands of ``node`` as ``arithmetic`` computes with them."""
+        left, right = self.term(node.left), self.term(node.right)
+        left_kind, right_kind = node.kind.split(node.op, 1)
+        if left_kind == "time":
+            left = self.instant(node.left, left)
+        if right_kind == "time":
+            right = self.instant(node.right, right)
+        return left, right
+
+    # ------------------------------------------------------------ faults
+    def faults(self, node: ir.Node) -> str | None:
+        """The faults native meets evaluating ``node``, as a Rego array of indexes into
+        ``fault_records``, in the order it meets them: the first is the one it fails on.
+        ``None`` where ``node`` has no ``/`` or ``%``.
+
+        Native evaluates left to right and stops an ``and``/``or`` at the operand, and an
+        ``any``/``all`` at the item, that settles it; a failure below a part it never
+        reaches is no failure. A part that failed has no meaningful value here, but its
+        own faults come before anything computed from it.
+        """
+        if not any(isinstance(x, ir.Arith) and x.op in ("/", "%") for x in ir.walk(node)):
+            return None
+        match node:
+            case ir.BoolOp(op=op, left=a, right=b):
+                rest = self.faults(b)
+                if rest is not None:  # the right operand runs only when the left settled nothing
+                    k = self.fresh()
+                    settled = "true" if op == "and" else "false"
+                    rest = f"[{k} | {self.term(a)} == {settled}; some {k} in {rest}]"
+                return concatenated([self.faults(a), rest])
+            case ir.Quantifier():
+                return self.quantifier_faults(node)
+            case ir.Arith(op="/" | "%" as op, left=a, right=b):
+                parts = [self.faults(a), self.faults(b)]
+                left, right = self.operands(node)
+                if not (isinstance(b, ir.Const) and _nonzero(b.value)):
+                    cause = "division by zero" if op == "/" else "remainder by zero"
+                    zero = self.fault(node, ZeroDivisionError(cause))
+                    parts.append(f"[{zero} | 0 == {right}]")
+                if op == "/" and not (isinstance(b, ir.Const) and _at_least_one(b.value)):
+                    past = self.fault(node, ArithmeticError(_OVERFLOW))
+                    parts.append(f"[{past} | lib.overflows({left}, {right})]")
+                elif op == "%":
+                    past = self.fault(node, ArithmeticError(_INEXACT))
+                    parts.append(f"[{past} | lib.inexact({left}, {right})]")
+                return concatenated(parts)
+            case ir.Default(fallback=fallback):  # the fallback is always evaluated
+                return self.faults(fallback)
+        return concatenated([self.faults(child) for child in ir.children(node)])
+
+    def quantifier_faults(self, node: ir.Quantifier) -> str | None:
+        """``any``/``all``: the first fault of the first item whose body fails, when no
+        item before it settled the quantifier (held, for ``any``; failed to, for ``all``)."""
+        first = self.faults(node.items)
+        shape = self.shape_of(node.items).item()
+        item, other = self.fresh(), self.fresh()
+        self.scopes.append({node.var: Local(item, shape)})
+        inner = self.faults(node.body)
+        self.scopes.pop()
+        if inner is None:
+            return first
+        self.scopes.append({node.var: Local(other, shape)})
+        held = self.term(node.body)
+        self.scopes.pop()
+        items, i, j, found = self.fresh(), self.fresh(), self.fresh(), self.fresh()
+        settles = "true" if node.kind == "any" else "false"
+        before = f"[{j} | some {j}; {other} := {items}[{j}]; {j} < {i}; {held} == {settles}]"
+        each = (
+            f"[{found}[0] | {items} := {self.term(node.items)}; some {i}; {item} := {items}[{i}]; "
+            f"{found} := {inner}; count({found}) > 0; count({before}) == 0]"
+        )
+        return concatenated([first, each])
+
+    def fault(self, node: ir.Node, cause: BaseException) -> int:
+        """The index of the record of ``cause`` arising at ``node`` in the rule being
+        translated: the record native's fail-closed verdict carries (``verdict.rule_fault``)."""
+        assert self.failing is not None, "faults are reported for a rule"
+        rule_id, location, root = self.failing
+        span = None
+        if node.span != NO_SPAN:
+            span = {**node.span.to_dict(), "file": relative(node.span.file or "", root)}
+        self.fault_records.append(rule_fault(rule_id, location, span, cause))
+        return len(self.fault_records) - 1
 
     def instant(self, node: ir.Node, term: str) -> str:
         """Seconds since the epoch; an input timestamp becomes a rule, parsed once per query."""
@@ -439,6 +537,30 @@ class Translator:
                 value = self.envelope_values.get(envelope, {}).get(name)
                 return isinstance(value, int | float) and not isinstance(value, bool)
         return isinstance(node, ir.Path) and self.shape_of(node).only("number")
+
+
+_OVERFLOW = "arithmetic overflow: the result is not a finite number"
+_INEXACT = "the Rego engines cannot take this remainder exactly (the quotient is 2^53 or more)"
+
+
+def _nonzero(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value != 0
+
+
+def _at_least_one(value: Any) -> bool:
+    """A divisor this large never makes a finite quotient overflow."""
+    return _nonzero(value) and abs(value) >= 1
+
+
+def concatenated(parts: list[str | None]) -> str | None:
+    """The arrays of ``parts`` one after the other; ``None`` when there are none."""
+    kept = [p for p in parts if p is not None]
+    if not kept:
+        return None
+    joined = kept[0]
+    for part in kept[1:]:
+        joined = f"array.concat({joined}, {part})"
+    return joined
 
 
 def _numeric_result(node: ir.Node) -> bool:

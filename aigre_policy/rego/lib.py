@@ -53,6 +53,77 @@ message(text, fallback) := text if {
 	text != ""
 } else := fallback
 
+# ---------------------------------------------------------------- arithmetic
+
+# divide(a, b): a / b as native computes it; no value where native fails (a zero divisor,
+# a quotient past the double range). The rule's `fault` entry says which (emit.py): an
+# undefined quotient never decides, and no engine sees a division by zero.
+divide(a, b) := q if {
+	b != 0
+	q := a / b
+	_finite(q)
+}
+
+# overflows(a, b): a / b, b not zero, is past the double range (native fails closed).
+overflows(a, b) if {
+	b != 0
+	not _finite(a / b)
+}
+
+# _finite(x): x is within the double range. Halved, as rego-cpp cannot read the largest
+# double itself (it keeps 16 figures) and computes past it without an infinity.
+_finite(x) if {
+	x / 2 < 8.98846567431158e307
+	x / 2 > -8.98846567431158e307
+}
+
+# remainder(a, b): native's `%`: the sign of the dividend, exact. No engine's `%` serves:
+# OPA's takes integers only, regorus raises on other numbers, rego-cpp's gets integers
+# wrong (728 % 7 is 6 there). |a| - q|b| is computed exactly, q|b| split in two halves
+# (Dekker's product), so a quotient q below 2^53 gives native's remainder bit for bit;
+# no value past that (`inexact` says so) and none for a zero divisor.
+remainder(a, b) := 0 - _fmod(_magnitude(a), _magnitude(b)) if {
+	b != 0
+	a < 0
+} else := _fmod(_magnitude(a), _magnitude(b)) if {
+	b != 0
+}
+
+# inexact(a, b): b is not zero and |a| / |b| is 2^53 or more: no exact remainder here.
+inexact(a, b) if {
+	b != 0
+	not _magnitude(a) / _magnitude(b) < 9007199254740992
+}
+
+_magnitude(x) := x if {
+	x >= 0
+} else := 0 - x
+
+# _fmod(x, y): x mod y for x >= 0, y > 0, with q = floor(x / y) corrected by one either way
+_fmod(x, y) := r if {
+	x / y < 9007199254740992
+	r := _into(_rest(x, y, floor(x / y)), y)
+}
+
+_into(r, y) := r + y if {
+	r < 0
+} else := r - y if {
+	r >= y
+} else := r
+
+# _rest(x, y, q): x - q*y without rounding: q*y is p + e exactly (Veltkamp's split)
+_rest(x, y, q) := (x - p) - e if {
+	p := q * y
+	qs := _halves(q)
+	ys := _halves(y)
+	e := (((qs[0] * ys[0] - p) + qs[0] * ys[1]) + qs[1] * ys[0]) + qs[1] * ys[1]
+}
+
+_halves(x) := [high, x - high] if {
+	c := 134217729 * x
+	high := c - (c - x)
+}
+
 # ---------------------------------------------------------------- formatting
 
 # num(x): a number as native messages print it (runtime.fmt): an integral value under
