@@ -308,7 +308,7 @@ class Builder:
                 return f"sum({self.expr(self.pick(['list_int', 'list_num']), scope, depth)})"
             case "div":
                 divisors = ["2", "4", "0.5"]
-                if not self.portable:  # may be zero: the Rego target refuses it (E602)
+                if not self.portable:  # may be zero: fails closed (test_targets.py, all engines)
                     divisors = ["action.count", "(action.limit ?? 0)", "(action.count - 1)", "4"]
                 divisor = self.pick(divisors)
                 return f"({self.expr('num', scope, depth)} / {divisor})"
@@ -491,7 +491,8 @@ def packs(
 ) -> dict[str, Any]:
     """``{"source": TEXT, "manifest": {...}, "schema": {...}}`` for ``conftest.write_pack``.
 
-    ``portable``: only what the Rego target accepts (no ``%``, no divisor that may be zero);
+    ``portable``: no ``%`` and no divisor that may be zero (the Rego target once refused
+    them; every engine runs them now, and ``test_targets.py`` compares them on all four);
     ``hostile``: string literals include what rego-cpp treats otherwise; ``folding``:
     ``lower`` and ``upper`` may be called.
     """

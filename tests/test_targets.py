@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aigre_policy import load_pack
 from aigre_policy.compiler import compile_pack
@@ -178,3 +180,60 @@ def test_the_rego_target_refuses_no_arithmetic(new_pack):
     assert checked is not None
     assert checked.target_diagnostics["rego"] == ()
     assert rego_program(load_pack(root, engine="rego")).ok
+
+
+# ---------------------------------------------------------------- random conditions
+
+
+@st.composite
+def _number(draw: Any, depth: int, item: bool) -> str:
+    # dyadic values only: every quotient and remainder is exact, so rego-cpp's 16 figures
+    # (docs/rego.md) print and compare them as the others do
+    leaves = ["action.change.lines", "action.change.files", "4", "0", "0.5"]
+    if item:
+        leaves.append("n")
+    if depth <= 0 or draw(st.booleans()):
+        return draw(st.sampled_from(leaves))
+    op = draw(st.sampled_from(["/", "%", "-", "+"]))
+    left, right = draw(_number(depth - 1, item)), draw(_number(depth - 1, item))
+    return f"({left} {op} {right})"
+
+
+@st.composite
+def _condition(draw: Any, depth: int, item: bool = False) -> str:
+    form = draw(st.sampled_from(["compare", "and", "or", "not", "any", "all"]))
+    if depth <= 0 or form == "compare":
+        op = draw(st.sampled_from([">", "==", "<="]))
+        return f"{draw(_number(2, item))} {op} {draw(_number(2, item))}"
+    if form in ("and", "or"):
+        return f"({draw(_condition(depth - 1, item))} {form} {draw(_condition(depth - 1, item))})"
+    if form == "not":
+        return f"not ({draw(_condition(depth - 1, item))})"
+    if item:  # one quantifier deep: `n` is its item
+        return draw(_condition(depth - 1, item))
+    items = "[action.change.lines, 2, action.change.files]"
+    return f"{form}(n in {items}: {draw(_condition(depth - 1, True))})"
+
+
+@settings(max_examples=12, deadline=None, database=None, derandomize=True)
+@given(
+    _condition(3),
+    _number(2, False),
+    st.lists(st.tuples(*[st.sampled_from([0, 1, 2, 4])] * 2), min_size=3, max_size=3),
+)
+def test_random_arithmetic_fails_where_native_fails_on_every_engine(
+    tmp_path_factory, condition, shown, sizes
+):
+    """Divisions and remainders behind `and`/`or`/`not` and inside `any`/`all`, divisors
+    often zero: every engine, and the Rego program's own document, fail closed exactly
+    where native does, with native's error record."""
+    from conftest import CONTEXT, _action
+
+    root = tmp_path_factory.mktemp("random")
+    (root / "policies").mkdir()
+    (root / "pack.yaml").write_text("name: r\nversion: 1.0.0\ndefault: allow\nfail_closed: deny\n")
+    (root / "policies" / "main.aigre").write_text(
+        f'rule r {{\n  deny when {condition}\n  because "{{{shown}}}"\n}}\n'
+    )
+    for lines, files in sizes:
+        _agree(root, _action(change={"type": "code", "lines": lines, "files": files}), CONTEXT)
