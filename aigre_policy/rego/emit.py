@@ -34,7 +34,7 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
-from aigre_policy.rego.expr import Translator, concatenated, literal
+from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
 from aigre_policy.rego.layout import fit
 from aigre_policy.rego.lib import library
@@ -287,27 +287,28 @@ def _rule(rule: ir.Rule, position: int, translator: Translator, root: Path) -> s
     )
 
 
-def _faults(rule: ir.Rule, name: str, translator: Translator, root: Path) -> str | None:
+def _faults(rule: ir.Rule, name: str, translator: Translator, root: Path) -> list[str]:
     """The faults native meets running ``rule`` (see ``Translator.faults``): its condition,
-    then, when it holds, its message. ``None`` when nothing in it can fail."""
+    then, when it holds, its message. ``[]`` when nothing in it can fail."""
     where = {**rule.location, "file": relative(rule.span.file or "", root)}
     translator.failing = (rule.id, where, root)
     condition = translator.faults(rule.condition)
-    parts = [translator.faults(p) for p in rule.message if not isinstance(p, str)]
-    message = concatenated(parts)
-    if message is not None:
-        k = translator.fresh()
-        message = f"[{k} | {name}; some {k} in {message}]"
-    return concatenated([condition, message])
+    message = [
+        p for part in rule.message if not isinstance(part, str) for p in translator.faults(part)
+    ]
+    return [*condition, *(translator.guarded(name, part) for part in message)]
 
 
-def fault_rule(position: int, name: str, faults: str, translator: Translator) -> str:
+def fault_rule(position: int, name: str, faults: list[str], translator: Translator) -> str:
     """``fault[<position>]``: the first fault native meets running the rule, as an index
-    into ``_fault_records`` (verdict.rego); no value when it meets none."""
+    into ``_fault_records`` (verdict.rego); no value when it meets none. An `else` chain
+    in the order native meets them: it stops at the first that holds."""
     found = translator.fresh()
+    chain = " else := ".join(f"{found} if {{\n\t{found} := {part}[0]\n}}" for part in faults)
     return (
         f"# the first fault native meets running {name}: the decision fails closed on it\n"
-        f"fault[{position}] := {found}[0] if {{\n\t{found} := {faults}\n\tcount({found}) > 0\n}}\n"
+        f"{name}_fault := {chain}\n\n"
+        f"fault[{position}] := {name}_fault\n"
     )
 
 

@@ -290,10 +290,11 @@ class Translator:
         return left, right
 
     # ------------------------------------------------------------ faults
-    def faults(self, node: ir.Node) -> str | None:
-        """The faults native meets evaluating ``node``, as a Rego array of indexes into
-        ``fault_records``, in the order it meets them: the first is the one it fails on.
-        ``None`` where ``node`` has no ``/`` or ``%``.
+    def faults(self, node: ir.Node) -> list[str]:
+        """The faults native meets evaluating ``node``: Rego arrays of indexes into
+        ``fault_records``, in the order native meets them, so the first index of the
+        first non-empty array is the fault it fails on. ``[]`` where ``node`` has no
+        ``/`` or ``%``.
 
         Native evaluates left to right and stops an ``and``/``or`` at the operand, and an
         ``any``/``all`` at the item, that settles it; a failure below a part it never
@@ -301,43 +302,47 @@ class Translator:
         own faults come before anything computed from it.
         """
         if not any(isinstance(x, ir.Arith) and x.op in ("/", "%") for x in ir.walk(node)):
-            return None
+            return []
         match node:
             case ir.BoolOp(op=op, left=a, right=b):
-                rest = self.faults(b)
-                if rest is not None:  # the right operand runs only when the left settled nothing
-                    k = self.fresh()
+                first, rest = self.faults(a), self.faults(b)
+                if rest:  # the right operand runs only when the left settled nothing
                     settled = "true" if op == "and" else "false"
-                    rest = f"[{k} | {self.term(a)} == {settled}; some {k} in {rest}]"
-                return concatenated([self.faults(a), rest])
+                    held = f"{self.term(a)} == {settled}"
+                    rest = [self.guarded(held, part) for part in rest]
+                return [*first, *rest]
             case ir.Quantifier():
                 return self.quantifier_faults(node)
             case ir.Arith(op="/" | "%" as op, left=a, right=b):
-                parts = [self.faults(a), self.faults(b)]
+                parts = [*self.faults(a), *self.faults(b)]
+                if op == "/" and isinstance(b, ir.Const) and _at_least_one(b.value):
+                    return parts  # never zero, and no finite quotient by it overflows
                 left, right = self.operands(node)
-                if not (isinstance(b, ir.Const) and _nonzero(b.value)):
-                    cause = "division by zero" if op == "/" else "remainder by zero"
-                    zero = self.fault(node, ZeroDivisionError(cause))
-                    parts.append(f"[{zero} | 0 == {right}]")
-                if op == "/" and not (isinstance(b, ir.Const) and _at_least_one(b.value)):
-                    past = self.fault(node, ArithmeticError(_OVERFLOW))
-                    parts.append(f"[{past} | lib.overflows({left}, {right})]")
-                elif op == "%":
-                    past = self.fault(node, ArithmeticError(_INEXACT))
-                    parts.append(f"[{past} | lib.inexact({left}, {right})]")
-                return concatenated(parts)
+                if op == "/":
+                    causes = [ZeroDivisionError("division by zero"), ArithmeticError(_OVERFLOW)]
+                else:
+                    causes = [ZeroDivisionError("remainder by zero"), ArithmeticError(_INEXACT)]
+                table = literal([self.fault(node, cause) for cause in causes])
+                check = "division_fault" if op == "/" else "remainder_fault"
+                k = self.fresh()
+                return [*parts, f"[{k} | {k} := {table}[lib.{check}({left}, {right})]]"]
             case ir.Default(fallback=fallback):  # the fallback is always evaluated
                 return self.faults(fallback)
-        return concatenated([self.faults(child) for child in ir.children(node)])
+        return [part for child in ir.children(node) for part in self.faults(child)]
 
-    def quantifier_faults(self, node: ir.Quantifier) -> str | None:
+    def guarded(self, condition: str, part: str) -> str:
+        """``part`` where ``condition`` holds, else empty."""
+        k = self.fresh()
+        return f"[{k} | {condition}; some {k} in {part}]"
+
+    def quantifier_faults(self, node: ir.Quantifier) -> list[str]:
         """``any``/``all``: the first fault of the first item whose body fails, when no
         item before it settled the quantifier (held, for ``any``; failed to, for ``all``)."""
         first = self.faults(node.items)
         shape = self.shape_of(node.items).item()
         item, other = self.fresh(), self.fresh()
         self.scopes.append({node.var: Local(item, shape)})
-        inner = self.faults(node.body)
+        inner = concatenated(self.faults(node.body))
         self.scopes.pop()
         if inner is None:
             return first
@@ -351,7 +356,7 @@ class Translator:
             f"[{found}[0] | {items} := {self.term(node.items)}; some {i}; {item} := {items}[{i}]; "
             f"{found} := {inner}; count({found}) > 0; count({before}) == 0]"
         )
-        return concatenated([first, each])
+        return [*first, each]
 
     def fault(self, node: ir.Node, cause: BaseException) -> int:
         """The index of the record of ``cause`` arising at ``node`` in the rule being
@@ -552,13 +557,12 @@ def _at_least_one(value: Any) -> bool:
     return _nonzero(value) and abs(value) >= 1
 
 
-def concatenated(parts: list[str | None]) -> str | None:
+def concatenated(parts: list[str]) -> str | None:
     """The arrays of ``parts`` one after the other; ``None`` when there are none."""
-    kept = [p for p in parts if p is not None]
-    if not kept:
+    if not parts:
         return None
-    joined = kept[0]
-    for part in kept[1:]:
+    joined = parts[0]
+    for part in parts[1:]:
         joined = f"array.concat({joined}, {part})"
     return joined
 

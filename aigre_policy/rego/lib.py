@@ -64,9 +64,11 @@ divide(a, b) := q if {
 	_finite(q)
 }
 
-# overflows(a, b): a / b, b not zero, is past the double range (native fails closed).
-overflows(a, b) if {
-	b != 0
+# division_fault(a, b): how native fails on a / b: 0, a zero divisor; 1, a quotient past
+# the double range. No value where it does not fail.
+division_fault(a, b) := 0 if {
+	b == 0
+} else := 1 if {
 	not _finite(a / b)
 }
 
@@ -81,7 +83,7 @@ _finite(x) if {
 # OPA's takes integers only, regorus raises on other numbers, rego-cpp's gets integers
 # wrong (728 % 7 is 6 there). |a| - q|b| is computed exactly, q|b| split in two halves
 # (Dekker's product), so a quotient q below 2^53 gives native's remainder bit for bit;
-# no value past that (`inexact` says so) and none for a zero divisor.
+# no value past that (`remainder_fault` says so) and none for a zero divisor.
 remainder(a, b) := 0 - _fmod(_magnitude(a), _magnitude(b)) if {
 	b != 0
 	a < 0
@@ -89,9 +91,11 @@ remainder(a, b) := 0 - _fmod(_magnitude(a), _magnitude(b)) if {
 	b != 0
 }
 
-# inexact(a, b): b is not zero and |a| / |b| is 2^53 or more: no exact remainder here.
-inexact(a, b) if {
-	b != 0
+# remainder_fault(a, b): how a % b fails here: 0, a zero divisor (as natively); 1, a
+# quotient of 2^53 or more, where no exact remainder is taken here (native takes it).
+remainder_fault(a, b) := 0 if {
+	b == 0
+} else := 1 if {
 	not _magnitude(a) / _magnitude(b) < 9007199254740992
 }
 
