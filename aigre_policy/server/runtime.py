@@ -62,7 +62,8 @@ class ReloadRefused(Exception):
 
 
 class Busy(Exception):
-    """Too many checks waiting: this one fails closed at once rather than queue further."""
+    """Too many checks waiting: this one fails closed at once rather than queue further
+    (the reason of the refusal ``Runtime.check`` records)."""
 
 
 class Runtime:
@@ -172,9 +173,12 @@ class Runtime:
     ) -> Any:
         """``gate.check`` off the event loop; the server plugs in no reviewer, so the
         synchronous check is the whole decision. A span covers it when telemetry is on.
-        ``requested_by``: the caller's name, kept with a decision held for approvers."""
+        ``requested_by``: the caller's name, kept with a decision held for approvers.
+        Past ``limits.max_queued_checks`` the check is refused at once: the pack's
+        fail-closed verdict, logged like every answer (``Gate.refuse``)."""
         if self.inflight > self.config.limits.max_queued_checks:
-            raise Busy(f"{self.inflight - 1} checks are already waiting; try again")
+            busy = Busy(f"{self.inflight - 1} checks are already waiting; try again")
+            return await served.gate.arefuse(action, [f"Busy: {busy}"], actor=actor)
         call = functools.partial(served.gate.check, action, actor=actor, requested_by=requested_by)
         loop = asyncio.get_running_loop()
         if self.telemetry is None:
