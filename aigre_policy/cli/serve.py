@@ -109,9 +109,7 @@ def build_runtime(args: argparse.Namespace) -> object:
 
         runtime.telemetry = from_config(config.telemetry)
     except ImportError as exc:
-        raise UsageError(
-            f"telemetry needs {exc.name}: pip install opentelemetry-exporter-otlp-proto-http"
-        ) from None
+        raise UsageError(f'telemetry needs {exc.name}: pip install "aigre-policy[serve]"') from None
     return runtime
 
 
