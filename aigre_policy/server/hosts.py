@@ -24,6 +24,7 @@ from aigre_policy.server.http import Problem, problem_response
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
 _ACCEPTED = "aigre.host_allowed"
+SEEN_HOSTS = 256
 
 
 def is_loopback(host: str) -> bool:
@@ -64,24 +65,33 @@ class AllowedHosts:
         self.hosts = list(hosts)
         self.any = "*" in self.hosts
         self._match = TrustedHostMiddleware(_accepted, allowed_hosts=self.hosts, www_redirect=False)
+        # each Host value's answer, kept for the few values clients send (a tenth of the
+        # cost of an evaluation otherwise); bounded, so random values are only matched
+        self._seen: dict[bytes | None, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.any or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        probe = dict(scope)
-        await self._match(probe, receive, _silent)
-        if probe.get(_ACCEPTED):
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        allowed = self._seen.get(host)
+        if allowed is None:
+            probe = {"type": scope["type"], "headers": scope["headers"]}
+            await self._match(probe, receive, _silent)
+            allowed = bool(probe.get(_ACCEPTED))
+            if len(self._seen) < SEEN_HOSTS:
+                self._seen[host] = allowed
+        if allowed:
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        host = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+        named = (host or b"").decode("latin-1")
         problem = Problem(
             400,
             "invalid_host",
-            f"this server does not answer to the host {host[:100]!r}; "
+            f"this server does not answer to the host {named[:100]!r}; "
             "add it to `allowed_hosts` in the server's config",
         )
         await problem_response(problem)(scope, receive, send)
