@@ -179,3 +179,14 @@ def test_an_unwritable_cache_directory_only_costs_a_compile(pack, tmp_path) -> N
     assert cache.compile(pack).ok
     assert cache.compile(pack).ok
     assert cache.hits == 0
+
+
+def test_another_python_misses(pack, cache, monkeypatch) -> None:
+    """An entry written under one interpreter is not revived by another."""
+    import sys
+
+    cache.compile(pack)
+    monkeypatch.setattr(sys, "version", sys.version + " (another build)")
+    report = cache.compile(pack)
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert report.ok
