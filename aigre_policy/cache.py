@@ -299,7 +299,9 @@ def _init_fields(cls: type) -> tuple[str, ...] | None:
         and not hasattr(cls, "__post_init__")
     ):
         fields = dataclasses.fields(cls)
-        if all(f.init and not f.kw_only for f in fields):
+        code = getattr(cls.__init__, "__code__", None)
+        generated = code is not None and code.co_filename.startswith("<")  # not one of ours
+        if generated and all(f.init and not f.kw_only for f in fields):
             names = tuple(f.name for f in fields)
     _INIT_FIELDS[cls] = names
     return names

@@ -190,3 +190,17 @@ def test_another_python_misses(pack, cache, monkeypatch) -> None:
     report = cache.compile(pack)
     assert (cache.misses, cache.hits) == (2, 0)
     assert report.ok
+
+
+def test_a_revived_pack_holds_the_same_nodes_as_a_fresh_compile(pack, cache) -> None:
+    """Entries store nodes as calls of their classes: what comes back equals what went in."""
+    from aigre_policy.compiler import compile_pack
+
+    cache.compile(pack)
+    revived = cache.compile(pack).compiled.checked
+    fresh = compile_pack(pack).compiled.checked
+    assert cache.hits == 1
+    assert revived.modules == fresh.modules
+    assert revived.program == fresh.program
+    assert revived.manifest == fresh.manifest and revived.policy == fresh.policy
+    assert revived.input_schema == fresh.input_schema
