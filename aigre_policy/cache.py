@@ -43,6 +43,7 @@ import tempfile
 from pathlib import Path, PosixPath, PurePosixPath
 from typing import Any
 
+from aigre_policy.collector import collector_paused
 from aigre_policy.version import __version__
 
 FORMAT = b"aigre-policy compile cache 1\0"
@@ -92,7 +93,8 @@ class CompileCache:
         secret = self._secret()
         name = None if secret is None else _entry_name(root, envelopes)
         if name is not None and secret is not None:
-            report = self._load(name, secret)
+            with collector_paused():
+                report = self._load(name, secret)
             if report is not None:
                 self.hits += 1
                 return report

@@ -10,14 +10,11 @@ ends in a ``CheckedPack``: all any backend reads.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -38,6 +35,7 @@ from aigre_policy.checked import (  # MANIFEST, CompiledPack, CompileReport: re-
     Manifest,
     decision_policy,
 )
+from aigre_policy.collector import collector_paused
 from aigre_policy.diagnostics import (
     CompileError,
     Diagnostic,
@@ -331,37 +329,8 @@ def compile_pack(
     ``None`` stops at the sealed ``CheckedPack`` (``report.checked``). ``ValueError``
     for an engine no backend knows.
     """
-    with _collector_paused():
+    with collector_paused():
         return _compile_pack(Path(path), envelopes, engine, editing or {})
-
-
-_PAUSE_LOCK = threading.Lock()
-_pauses = 0  # compiles running with the collector paused
-_resume = False  # whether the collector was on when the first of them began
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a pack compiles, back as it was after.
-
-    A compile allocates many objects that live until it ends (tokens, trees, nodes,
-    code) and frees few; each full collection walks all of them again, which made
-    compile time grow faster than the pack. Compiles in several threads share one
-    pause: the last to finish restores the collector.
-    """
-    global _pauses, _resume
-    with _PAUSE_LOCK:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _pauses -= 1
-            if _pauses == 0 and _resume:
-                gc.enable()
 
 
 @dataclass(frozen=True)

@@ -204,3 +204,19 @@ def test_a_revived_pack_holds_the_same_nodes_as_a_fresh_compile(pack, cache) -> 
     assert revived.program == fresh.program
     assert revived.manifest == fresh.manifest and revived.policy == fresh.policy
     assert revived.input_schema == fresh.input_schema
+
+
+def test_a_cache_load_leaves_the_garbage_collector_as_it_found_it(pack, cache) -> None:
+    """The collector is paused while an entry loads (it would only walk the new nodes)."""
+    import gc
+
+    cache.compile(pack)
+    enabled = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            assert cache.compile(pack).ok
+            assert gc.isenabled() is before
+    finally:
+        (gc.enable if enabled else gc.disable)()
+    assert cache.hits == 2
