@@ -10,14 +10,11 @@ ends in a ``CheckedPack``: all any backend reads.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -28,7 +25,17 @@ import jsonschema
 from aigre_policy import backend, ir
 from aigre_policy import nodes as n
 from aigre_policy.check import check_pack, declared_usages, usage_schema
-from aigre_policy.checked import CheckedPack, DecisionPolicy, Evaluator, Manifest, decision_policy
+from aigre_policy.checked import (  # MANIFEST, CompiledPack, CompileReport: re-exported
+    MANIFEST,
+    CheckedPack,
+    CompiledPack,
+    CompileReport,
+    DecisionPolicy,
+    Evaluator,
+    Manifest,
+    decision_policy,
+)
+from aigre_policy.collector import collector_paused
 from aigre_policy.diagnostics import (
     CompileError,
     Diagnostic,
@@ -48,73 +55,10 @@ from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, lone_surrogate, read_document
 
-MANIFEST = "pack.yaml"
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 
 
 __all__ = ["CheckedPack", "CompiledPack", "DecisionPolicy", "Evaluator", "Manifest"]
-
-
-@dataclass(frozen=True)
-class CompiledPack:
-    """A ``CheckedPack`` with the evaluator one backend built from it: what a ``Pack`` runs on.
-
-    The checked pack's parts read through, so a caller of ``compile_pack`` reads
-    ``report.compiled.program`` whichever engine was built.
-    """
-
-    checked: CheckedPack
-    evaluator: Evaluator
-
-    @property
-    def root(self) -> Path:
-        return self.checked.root
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.checked.manifest
-
-    @property
-    def modules(self) -> tuple[n.Module, ...]:
-        return self.checked.modules
-
-    @property
-    def program(self) -> ir.Program:
-        return self.checked.program
-
-    @property
-    def envelopes(self) -> dict[str, dict[str, Any]]:
-        return self.checked.envelopes
-
-    @property
-    def input_schema(self) -> dict[str, Any]:
-        return self.checked.input_schema
-
-    @property
-    def digest(self) -> str:
-        return self.checked.digest
-
-    @property
-    def handwritten(self) -> tuple[Any, ...]:
-        return self.checked.handwritten
-
-    @property
-    def python(self) -> Any:
-        """The generated Python (``codegen.EmittedModule``) when the evaluator is native."""
-        return getattr(self.evaluator, "python")  # noqa: B009 - AttributeError when not native
-
-
-@dataclass
-class CompileReport:
-    diagnostics: list[Diagnostic]
-    sources: SourceText
-    compiled: CompiledPack | None = None  # when an engine was asked for and built
-    stages_run: list[str] = field(default_factory=list)
-    checked: CheckedPack | None = None  # the check stage's result, sealed
-
-    @property
-    def ok(self) -> bool:
-        return self.checked is not None and not has_errors(self.diagnostics)
 
 
 def _pack_schema() -> dict[str, Any]:
@@ -385,37 +329,8 @@ def compile_pack(
     ``None`` stops at the sealed ``CheckedPack`` (``report.checked``). ``ValueError``
     for an engine no backend knows.
     """
-    with _collector_paused():
+    with collector_paused():
         return _compile_pack(Path(path), envelopes, engine, editing or {})
-
-
-_PAUSE_LOCK = threading.Lock()
-_pauses = 0  # compiles running with the collector paused
-_resume = False  # whether the collector was on when the first of them began
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a pack compiles, back as it was after.
-
-    A compile allocates many objects that live until it ends (tokens, trees, nodes,
-    code) and frees few; each full collection walks all of them again, which made
-    compile time grow faster than the pack. Compiles in several threads share one
-    pause: the last to finish restores the collector.
-    """
-    global _pauses, _resume
-    with _PAUSE_LOCK:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _pauses -= 1
-            if _pauses == 0 and _resume:
-                gc.enable()
 
 
 @dataclass(frozen=True)

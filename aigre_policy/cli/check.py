@@ -22,7 +22,6 @@ from aigre_policy.cli.common import (
 )
 from aigre_policy.cli.output import report_file
 from aigre_policy.codes import lookup
-from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
 from aigre_policy.report import FORMATS
 from aigre_policy.report.check import check_report
@@ -59,6 +58,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     reports = []
     failed = False
     cache = compile_cache(args)
+    if cache is None:
+        from aigre_policy.compiler import compile_pack  # a cached pack is read, not compiled
     for path in find_packs(args.packs):
         report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
         if args.strict:  # the linter (and the models it reads) loads only for --strict
