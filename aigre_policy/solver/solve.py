@@ -114,6 +114,24 @@ class Session:
         self._plain.add(*formulas)
         return self._plain
 
+    def decide(self, formulas: list[Any]) -> tuple[str, str]:
+        """Whether some input meets ``formulas``: ``sat``, ``unsat`` or ``unknown`` (and why).
+
+        No witness is built: a ``sat`` here is not checked natively, so it may only ever
+        stand for "not proved", never be shown as an input.
+        """
+        solver = self._solver(list(formulas), False, [])
+        try:
+            answer = solver.check()
+            reason = solver.reason_unknown() if answer == z3.unknown else ""
+        finally:
+            solver.pop()
+        if answer == z3.unsat:
+            return "unsat", ""
+        if answer == z3.sat:
+            return "sat", ""
+        return "unknown", f"the solver gave up ({reason})"
+
     def witness(
         self,
         formulas: list[Any],
