@@ -84,62 +84,54 @@ class RuleQuestions:
 
     # ------------------------------------------------------------------ the questions
 
-    def can_fire(self, rule: str) -> Answer:
+    def can_fire(self, rule: str, *, witness: bool = False) -> Answer:
         """An input on which ``rule`` fires, or a proof that none does."""
-        seen = self._seen(lambda fired: rule in fired)
-        if seen is not None:
-            return seen
-        holds = self.rules[rule]
-        return self._ask(
-            [holds.holds, self._no_failure],
-            lambda fired: rule in fired,
-            [holds.holds, z3.Not(holds.fails)],
-            [rule],
-        )
-
-    def can_stay_quiet(self, rule: str) -> Answer:
-        """An input on which ``rule`` does not fire, or a proof that it fires on every one."""
-        seen = self._seen(lambda fired: rule not in fired)
-        if seen is not None:
-            return seen
         r = self.rules[rule]
         return self._ask(
-            [z3.Not(r.holds), self._no_failure],
-            lambda fired: rule not in fired,
-            [z3.Or(z3.Not(r.holds), r.fails)],
+            [r.holds, z3.Not(r.fails)],
+            lambda fired: rule in fired,
             [rule],
+            witness=[r.holds, self._no_failure] if witness else None,
         )
 
-    def fires_without(self, rule: str, other: str) -> Answer:
+    def can_stay_quiet(self, rule: str, *, witness: bool = False) -> Answer:
+        """An input on which ``rule`` does not fire, or a proof that it fires on every one."""
+        r = self.rules[rule]
+        return self._ask(
+            [z3.Or(z3.Not(r.holds), r.fails)],
+            lambda fired: rule not in fired,
+            [rule],
+            witness=[z3.Not(r.holds), self._no_failure] if witness else None,
+        )
+
+    def fires_without(self, rule: str, other: str, *, witness: bool = False) -> Answer:
         """An input on which ``rule`` fires and ``other`` does not, the verdict not failing
         closed; ``unsat`` proves ``rule`` never changes a decision ``other`` outranks."""
-        seen = self._seen(lambda fired: rule in fired and other not in fired)
-        if seen is not None:
-            return seen
         a, b = self.rules[rule], self.rules[other]
         question = [a.holds, z3.Not(b.holds), self._no_failure]
         return self._ask(
             question,
             lambda fired: rule in fired and other not in fired,
-            question,
             [rule, other, *self._may_fail],
+            witness=question if witness else None,
         )
 
-    def fire_together(self, rule: str, other: str) -> Answer:
+    def fire_together(self, rule: str, other: str, *, witness: bool = True) -> Answer:
         """An input on which both rules fire, the verdict not failing closed."""
-        seen = self._seen(lambda fired: rule in fired and other in fired)
-        if seen is not None:
-            return seen
         a, b = self.rules[rule], self.rules[other]
         question = [a.holds, b.holds, self._no_failure]
         return self._ask(
             question,
             lambda fired: rule in fired and other in fired,
-            question,
             [rule, other, *self._may_fail],
+            witness=question if witness else None,
         )
 
     # ------------------------------------------------------------------ asking
+
+    def seen(self, document: dict[str, Any], fired: Iterable[str]) -> None:
+        """An input the native engine already judged (a test's), with the rules that fired."""
+        self.judged.append(Judged(document, frozenset(fired)))
 
     def judge(self, document: dict[str, Any]) -> Judged | None:
         """``document`` judged natively; ``None`` when the verdict failed closed."""
@@ -151,49 +143,57 @@ class RuleQuestions:
         self.judged.append(judged)
         return judged
 
-    def seen(self, document: dict[str, Any], fired: Iterable[str]) -> None:
-        """An input the native engine already judged (a test's), with the rules that fired."""
-        self.judged.append(Judged(document, frozenset(fired)))
+    def _ask(
+        self,
+        question: list[Any],
+        wanted: Callable[[frozenset[str]], bool],
+        reads: Iterable[str],
+        witness: list[Any] | None = None,
+    ) -> Answer:
+        """A proof that no input meets ``question``, or an input that does.
 
-    def _seen(self, wanted: Callable[[frozenset[str]], bool]) -> Answer | None:
+        Inputs judged so far are looked at first. An input the solver's model gives is
+        judged natively and kept when it reproduces; otherwise a ``sat`` without a
+        document means only "not proved". With ``witness`` (formulas an input must meet
+        on top, such as no rule failing) a document is sought until one reproduces.
+        """
         for judged in self.judged:
             if wanted(judged.fired):
                 return Answer(SAT, judged.document)
-        return None
-
-    def _ask(
-        self,
-        witness_question: list[Any],
-        wanted: Callable[[frozenset[str]], bool],
-        proof_question: list[Any],
-        reads: Iterable[str],
-    ) -> Answer:
-        """A witness of ``witness_question`` that reproduces, or a proof that
-        ``proof_question`` (the same question, or a weaker one) has no input."""
         if time.monotonic() > self.deadline:
             return Answer(UNKNOWN, reason="the lint's time for the solver ran out")
         self.questions += 1
+        status, reason, model = self.session.decide(question)
+        if status == UNSAT:
+            bound = self._bound_read(reads)
+            return Answer(UNKNOWN, reason=bound) if bound else Answer(UNSAT)
+        if status != SAT:
+            return Answer(UNKNOWN, reason=reason)
+        judged = self._judged_model(model)
+        if judged is not None and wanted(judged.fired):
+            return Answer(SAT, judged.document)
+        if witness is None:
+            return Answer(SAT)
 
         def reproduce(document: dict[str, Any]) -> tuple[bool, Any]:
-            judged = self.judge(document)
-            return judged is not None and wanted(judged.fired), judged
+            found = self.judge(document)
+            return found is not None and wanted(found.fired), found
 
         try:
-            found = self.session.witness(witness_question, reproduce)
+            found = self.session.witness(witness, reproduce)
         except SoundnessError as exc:  # a fault of the product: never a finding from it
             return Answer(UNKNOWN, reason=f"the solver's witness did not reproduce: {exc}")
-        if found.status == "sat":
+        if found.status == SAT:
             return Answer(SAT, found.document)
-        if found.status == "unknown":
-            return Answer(UNKNOWN, reason=found.reason)
-        if proof_question is not witness_question:
-            status, reason = self.session.decide(proof_question)
-            if status != "unsat":
-                return Answer(UNKNOWN, reason=reason or "it holds only where a verdict fails")
-        bound = self._bound_read(reads)
-        if bound:
-            return Answer(UNKNOWN, reason=bound)
-        return Answer(UNSAT)
+        return Answer(UNKNOWN, reason=found.reason or "no witness input reproduces natively")
+
+    def _judged_model(self, model: Any) -> Judged | None:
+        """The solver's model as an input, judged natively (no rounding moved: a try)."""
+        try:
+            document = self.space.document(model)
+        except (ValueError, OverflowError, TypeError):
+            return None
+        return self.judge(document)
 
     def _bound_read(self, rules: Iterable[str]) -> str:
         """Why an ``unsat`` over these rules proves nothing for the schema, or ``""``."""
