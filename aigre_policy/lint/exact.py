@@ -117,7 +117,7 @@ class _Run:
             if any(
                 stronger is not weaker
                 and RULE_RANKS[stronger.verdict] >= RULE_RANKS[weaker.verdict]
-                and shadowing._shadows(self.view, stronger, weaker)
+                and shadowing.shadows(self.view, stronger, weaker)
                 for stronger in deciding
             ):
                 self.shadowed_ids.add(weaker.id)  # L103 from the range search already

@@ -157,9 +157,9 @@ class RuleQuestions:
         document means only "not proved". With ``witness`` (formulas an input must meet
         on top, such as no rule failing) a document is sought until one reproduces.
         """
-        for judged in self.judged:
-            if wanted(judged.fired):
-                return Answer(SAT, judged.document)
+        for earlier in self.judged:
+            if wanted(earlier.fired):
+                return Answer(SAT, earlier.document)
         if time.monotonic() > self.deadline:
             return Answer(UNKNOWN, reason="the lint's time for the solver ran out")
         self.questions += 1

@@ -27,7 +27,7 @@ def invariant_results(
     proofs: dict[int, Any] = {}
     fallback = {i: "" for i in range(len(invariants))}  # why each invariant was searched
     note = "searched"
-    checked = getattr(pack, "checked", None)
+    checked: Any = getattr(pack, "checked", None)
     if prove and checked is None:
         note = "searched: a bundle is not put to the solver"
         fallback = dict.fromkeys(fallback, "a bundle is not put to the solver")
