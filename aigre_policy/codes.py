@@ -157,6 +157,13 @@ _ALL = (
         "a constant outside the range the schema allows",
         "constant outside the schema's range",
     ),
+    _lint(
+        "L105",
+        "bugs",
+        W,
+        "a permit a restrictive rule overrules on some input",
+        "permit overruled on some input",
+    ),
     _lint("L201", "style", W, "a rule without a `because` message", "no `because` message"),
     _lint("L202", "style", W, "a rule without a severity", "no severity"),
     _lint("L203", "style", W, "an envelope value no rule reads", "envelope value no rule reads"),

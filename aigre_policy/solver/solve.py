@@ -114,6 +114,28 @@ class Session:
         self._plain.add(*formulas)
         return self._plain
 
+    def decide(self, formulas: list[Any]) -> tuple[str, str, Any]:
+        """Whether some input meets ``formulas``: ``sat`` (with z3's model), ``unsat`` or
+        ``unknown`` (and why).
+
+        The model is not checked natively: on its own a ``sat`` may only ever stand for
+        "not proved", never be shown as an input.
+        """
+        solver = self._solver(list(formulas), False, [])
+        model = None
+        try:
+            answer = solver.check()
+            reason = solver.reason_unknown() if answer == z3.unknown else ""
+            if answer == z3.sat:
+                model = solver.model()
+        finally:
+            solver.pop()
+        if answer == z3.unsat:
+            return "unsat", "", None
+        if answer == z3.sat:
+            return "sat", "", model
+        return "unknown", f"the solver gave up ({reason})", None
+
     def witness(
         self,
         formulas: list[Any],
