@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from aigre_policy import zones
+
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -55,6 +57,28 @@ def weekday(value: Any) -> str:
 
 def date(value: Any) -> str:
     return _utc(value).strftime("%Y-%m-%d")
+
+
+def local_time(value: Any, zone: str) -> float:
+    """Seconds since the epoch on the zone's wall clock: the instant plus its UTC offset."""
+    seconds = to_time(value)
+    return seconds + zones.offset(zone, seconds)
+
+
+def hour_in(value: Any, zone: str) -> int:
+    return hour(local_time(value, zone))
+
+
+def minute_in(value: Any, zone: str) -> int:
+    return minute(local_time(value, zone))
+
+
+def weekday_in(value: Any, zone: str) -> str:
+    return weekday(local_time(value, zone))
+
+
+def date_in(value: Any, zone: str) -> str:
+    return date(local_time(value, zone))
 
 
 def lookup(value: Any, *keys: str) -> Any:

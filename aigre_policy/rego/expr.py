@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigre_policy import functions, ir
+from aigre_policy import functions, ir, zones
 from aigre_policy.diagnostics import Diagnostic, warning
 from aigre_policy.rego.shape import Shape
 
@@ -248,6 +248,9 @@ class Translator:
                     )
                 if function in TIME_FUNCTIONS:
                     rendered = self.instant(args[0], self.term(args[0]))
+                elif function in zones.ZONE_FUNCTIONS:
+                    instant = self.instant(args[0], self.term(args[0]))
+                    rendered = f"{instant}, {self.zone(args[1])}"
                 else:
                     rendered = ", ".join(self.term(a) for a in args)
                 return self.hoist(node, f"{FUNCTIONS[function]}({rendered})")
@@ -276,6 +279,20 @@ class Translator:
             self.instant_names[term] = name
             self.instants[name] = f"{name} := {parse}({term})"
         return self.instant_names[term]
+
+    def zone(self, node: ir.Node) -> str:
+        """The rule holding the table of the zone ``node`` names: the zone is known when
+        the pack compiles (E210), so the table, not ``data.json``, decides its offsets."""
+        if isinstance(node, ir.EnvelopeRef):
+            key = self.envelope_values[node.envelope][node.name]
+        else:
+            assert isinstance(node, ir.Const)
+            key = node.value
+        if f"zone {key}" not in self.instant_names:
+            name = f"z{len(self.instant_names)}"
+            self.instant_names[f"zone {key}"] = name
+            self.instants[name] = zone_rule(name, zones.table(key))
+        return self.instant_names[f"zone {key}"]
 
     def hoist(self, node: ir.Node, term: str) -> str:
         """A term reading no quantifier variable that the pack computes more than once, as
@@ -445,7 +462,17 @@ def _numeric_result(node: ir.Node) -> bool:
     """Whether ``node`` computes a number: arithmetic on numbers, a count, a sum, a clock."""
     if isinstance(node, ir.Arith):
         return node.kind == f"num{node.op}num"
-    return isinstance(node, ir.Call) and node.function in ("len", "sum", "hour", "minute")
+    numeric = ("len", "sum", "hour", "minute", "hour_in", "minute_in")
+    return isinstance(node, ir.Call) and node.function in numeric
+
+
+def zone_rule(name: str, table: zones.ZoneTable) -> str:
+    """A zone's table as a Rego rule, one bucket a line (engines cap line length)."""
+    head = {k: v for k, v in table.as_json().items() if k != "buckets"}
+    rows = ",\n".join(f"\t{literal(list(row))}" for row in table.as_json()["buckets"])
+    fields = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in head.items())
+    opening = f'{name} := {{{fields}, "buckets": ['
+    return f"# the time zone {comment_of(table.key)}\n{opening}\n{rows}\n]}}"
 
 
 def comment_of(text: str) -> str:
