@@ -19,7 +19,7 @@ from typing import Any
 
 import z3
 
-from aigre_policy import ir, runtime
+from aigre_policy import ir, runtime, zones
 from aigre_policy.solver.inputs import (
     FIRST_SECOND,
     LAST_SECOND,
@@ -36,6 +36,8 @@ _UNINTERPRETED: dict[str, Callable[..., Any]] = {
     "date": runtime.date,
 }
 _DAY = 86400
+ZONED = zones.ZONE_FUNCTIONS
+_CLOCKS = ("hour", "minute", "weekday", "date")
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,11 @@ class Encoder:
         parts = [self.expr(arg, scope) for arg in args]
         values = [v for v, _ in parts]
         fails = _any([f for _, f in parts])
+        if function in zones.ZONE_FUNCTIONS:  # the plain clock, read at the zone's wall time
+            seconds, outside = _seconds(values[0])
+            local = seconds + _offset(zones.table(self._zone(args[1])), seconds)
+            fails = z3.Or(fails, outside, local < FIRST_SECOND, local > LAST_SECOND)
+            values, function = [Val("num", local, pyint=True)], function.removesuffix("_in")
         match function:
             case "len":
                 (v,) = values
@@ -276,6 +283,14 @@ class Encoder:
             case "duration_text":
                 return Val("str", z3.StringVal("")), fails  # messages only: its text is not needed
         raise Unencodable(f"the function {function}()", node.span)
+
+    def _zone(self, node: ir.Node) -> str:
+        """The zone a zone function names: a literal, or an envelope value the pack fixed."""
+        if isinstance(node, ir.Const):
+            return str(node.value)
+        if isinstance(node, ir.EnvelopeRef) and not self.symbolic_envelopes:
+            return str(self.envelopes[node.envelope][node.name])
+        raise Unencodable("a time zone that is not fixed", node.span)
 
     def _quantifier(
         self, kind: str, var: str, items: ir.Node, body: ir.Node, scope: dict[str, Val]
@@ -339,6 +354,26 @@ def _seconds(value: Val) -> tuple[Any, Any]:
     return seconds, outside
 
 
+def _offset(table: zones.ZoneTable, seconds: Any) -> Any:
+    """The zone's offset at ``seconds``, exactly as its table says (zones.ZoneTable.offset):
+    the instant folded into the table's period, then a balanced search of its transitions."""
+    folded = z3.If(
+        seconds >= table.fold, table.fold + (seconds - table.fold) % zones.PERIOD, seconds
+    )
+    steps = [(start, o) for row in table.buckets for start, o in row]
+    steps = [(start, o) for k, (start, o) in enumerate(steps) if k == 0 or steps[k - 1][1] != o]
+
+    def search(low: int, high: int) -> Any:  # steps[low:high], the first holding from -inf
+        if high - low == 1:
+            return z3.IntVal(steps[low][1])
+        middle = (low + high) // 2
+        return z3.If(folded < steps[middle][0], search(low, middle), search(middle, high))
+
+    if not steps:
+        return z3.IntVal(table.before)
+    return z3.If(folded < table.origin, table.before, search(0, len(steps)))
+
+
 def _any(formulas: list[Any]) -> Any:
     return z3.Or(formulas) if formulas else FALSE
 
@@ -353,6 +388,6 @@ def _may_fail(node: ir.Node) -> bool:
     """Whether evaluating ``node`` can fail on valid input: only arithmetic and time can."""
     return any(
         isinstance(sub, ir.Arith)
-        or (isinstance(sub, ir.Call) and sub.function in ("hour", "minute", "weekday", "date"))
+        or (isinstance(sub, ir.Call) and sub.function in (*_CLOCKS, *ZONED))
         for sub in ir.walk(node)
     )
