@@ -29,6 +29,7 @@ FUNCTIONS = {f.name: f.rego for f in functions.TABLE}  # name -> the Rego it cal
 CASE_FOLDING = ("lower", "upper")
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}  # a < b is b > a
 TIME_FUNCTIONS = ("hour", "minute", "weekday", "date")
+ZONES_REF = "zones"  # a rule of the rules package: the zone tables in data.json
 
 
 def literal(value: Any) -> str:
@@ -80,6 +81,7 @@ class Translator:
     # input timestamps parsed once per query: rule name -> its definition
     instants: dict[str, str] = field(default_factory=dict)
     instant_names: dict[str, str] = field(default_factory=dict)
+    zone_tables: dict[str, Any] = field(default_factory=dict)  # zone -> its table (data)
     # helper rules of the rule being translated: `or`, `not`, quantifiers (see `helper`)
     owner: str = "r"
     helpers: list[str] = field(default_factory=list)
@@ -281,18 +283,16 @@ class Translator:
         return self.instant_names[term]
 
     def zone(self, node: ir.Node) -> str:
-        """The rule holding the table of the zone ``node`` names: the zone is known when
-        the pack compiles (E210), so the table, not ``data.json``, decides its offsets."""
+        """The table of the zone ``node`` names, in ``data.json`` beside the envelopes: the
+        zone is known when the pack compiles (E210), so its table, not an edit of the
+        zone's name in ``data.json``, decides the offsets."""
         if isinstance(node, ir.EnvelopeRef):
             key = self.envelope_values[node.envelope][node.name]
         else:
             assert isinstance(node, ir.Const)
             key = node.value
-        if f"zone {key}" not in self.instant_names:
-            name = f"z{len(self.instant_names)}"
-            self.instant_names[f"zone {key}"] = name
-            self.instants[name] = zone_rule(name, zones.table(key))
-        return self.instant_names[f"zone {key}"]
+        self.zone_tables[key] = zones.table(key).as_json()
+        return f"{ZONES_REF}[{literal(key)}]"
 
     def hoist(self, node: ir.Node, term: str) -> str:
         """A term reading no quantifier variable that the pack computes more than once, as
@@ -464,15 +464,6 @@ def _numeric_result(node: ir.Node) -> bool:
         return node.kind == f"num{node.op}num"
     numeric = ("len", "sum", "hour", "minute", "hour_in", "minute_in")
     return isinstance(node, ir.Call) and node.function in numeric
-
-
-def zone_rule(name: str, table: zones.ZoneTable) -> str:
-    """A zone's table as a Rego rule, one bucket a line (engines cap line length)."""
-    head = {k: v for k, v in table.as_json().items() if k != "buckets"}
-    rows = ",\n".join(f"\t{literal(list(row))}" for row in table.as_json()["buckets"])
-    fields = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in head.items())
-    opening = f'{name} := {{{fields}, "buckets": ['
-    return f"# the time zone {comment_of(table.key)}\n{opening}\n{rows}\n]}}"
 
 
 def comment_of(text: str) -> str:
