@@ -17,7 +17,7 @@ from typing import Any
 
 from aigre_policy import ir
 from aigre_policy.diagnostics import Diagnostic, error
-from aigre_policy.zones import ZONE_FUNCTIONS, is_zone
+from aigre_policy.zones import ZONE_FUNCTIONS, is_zone, known_zones
 
 Values = dict[str, dict[str, Any]]
 _DATE_FUNCTIONS = ("date", "date_in")
@@ -69,12 +69,10 @@ def _zone_problems(call: ir.Call, values: Values) -> Iterator[Diagnostic]:
             if isinstance(argument, ir.EnvelopeRef)
             else ""
         )
-        yield error(
-            "E210",
-            f"unknown time zone `{zone}`{where}",
-            argument.span,
-            'an IANA zone name, such as "Australia/Sydney", "Europe/Berlin" or "UTC"',
-        )
+        hint = 'an IANA zone name, such as "Australia/Sydney", "Europe/Berlin" or "UTC"'
+        if not known_zones():  # zoneinfo found no database: not the pack's fault
+            hint = "this machine has no time zone database: pip install tzdata"
+        yield error("E210", f"unknown time zone `{zone}`{where}", argument.span, hint)
 
 
 def _dates_compared(node: ir.Node) -> ir.Node | None:

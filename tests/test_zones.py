@@ -146,3 +146,14 @@ def test_the_solver_proves_and_refutes_on_a_zones_clock(tmp_path):
     now = refuted.counterexample["context"]["now"]
     assert runtime.hour_in(now, "Europe/Berlin") == runtime.hour(now)
     assert runtime.to_time(now) < runtime.to_time("1893-04-01T00:00:00Z")
+
+
+def test_a_machine_without_a_zone_database_is_told_how_to_get_one(tmp_path, monkeypatch):
+    from aigre_policy.compiler import compile_pack
+
+    monkeypatch.setattr(zones, "known_zones", lambda: frozenset())
+    monkeypatch.setattr("aigre_policy.zone_check.known_zones", lambda: frozenset())
+    root = _pack(tmp_path, 'rule r { deny when hour_in(context.now, "UTC") > 17 }\n')
+    report = compile_pack(root)
+    (found,) = [d for d in report.diagnostics if d.code == "E210"]
+    assert found.hint is not None and "pip install tzdata" in found.hint
