@@ -28,6 +28,7 @@ PERIOD = 146097 * 86400  # 400 Gregorian years, in seconds: a whole number of we
 BUCKET = 2**25  # about 388 days: the Rego lookup reads one bucket of transitions
 _DAY = 86400
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST, _LAST = -62135596800, 253402300799  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59Z
 _KEY = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)*")
 
 
@@ -50,6 +51,13 @@ def _zone(key: str) -> zoneinfo.ZoneInfo:
 
 def offset(key: str, seconds: float) -> int:
     """The zone's UTC offset, in whole seconds, at ``seconds`` since the epoch."""
+    # within two days of the ends of year 1 and 9999 the local time leaves datetime's
+    # range: read the same offset 400 years away (the zone's data starts long after year
+    # 401 and its standing rule repeats every 400 years, see above)
+    if seconds < _FIRST + 2 * _DAY:
+        seconds += PERIOD
+    elif seconds > _LAST - 2 * _DAY:
+        seconds -= PERIOD
     moment = datetime.fromtimestamp(seconds, _zone(key))
     shift = moment.utcoffset()
     assert shift is not None  # a ZoneInfo always has an offset

@@ -228,11 +228,8 @@ class Encoder:
         parts = [self.expr(arg, scope) for arg in args]
         values = [v for v, _ in parts]
         fails = _any([f for _, f in parts])
-        if function in zones.ZONE_FUNCTIONS:  # the plain clock, read at the zone's wall time
-            seconds, outside = _seconds(values[0])
-            local = seconds + _offset(zones.table(self._zone(args[1])), seconds)
-            fails = z3.Or(fails, outside, local < FIRST_SECOND, local > LAST_SECOND)
-            values, function = [Val("num", local, pyint=True)], function.removesuffix("_in")
+        if function in zones.ZONE_FUNCTIONS:
+            return self._wall_clock(function, args[1], values[0], fails)
         match function:
             case "len":
                 (v,) = values
@@ -261,11 +258,7 @@ class Encoder:
                     return Val("num", (seconds % _DAY) / 3600, pyint=True), fails
                 if function == "minute":
                     return Val("num", (seconds % 3600) / 60, pyint=True), fails
-                index = (seconds / _DAY + 3) % 7  # 1970-01-01 was a Thursday
-                name: Any = z3.StringVal(runtime.WEEKDAY_NAMES[6])
-                for i in range(5, -1, -1):
-                    name = z3.If(index == i, z3.StringVal(runtime.WEEKDAY_NAMES[i]), name)
-                return Val("str", name), fails
+                return Val("str", _weekday(seconds)), fails
             case "lower" | "upper" | "date":
                 (v,) = values
                 is_time = function == "date"
@@ -283,6 +276,26 @@ class Encoder:
             case "duration_text":
                 return Val("str", z3.StringVal("")), fails  # messages only: its text is not needed
         raise Unencodable(f"the function {function}()", node.span)
+
+    def _wall_clock(self, function: str, zone: ir.Node, instant: Val, fails: Any) -> Any:
+        """``hour_in`` and friends: the clock at the instant plus the zone's offset. Read
+        as the runtime reads it, with no range check: a wall clock past year 9999 is read
+        too (``runtime.hour_in``)."""
+        seconds, outside = _seconds(instant)
+        local = seconds + _offset(zones.table(self._zone(zone)), seconds)
+        fails = z3.Or(fails, outside)
+        match function:
+            case "hour_in":
+                return Val("num", (local % _DAY) / 3600, pyint=True), fails
+            case "minute_in":
+                return Val("num", (local % 3600) / 60, pyint=True), fails
+            case "weekday_in":
+                return Val("str", _weekday(local)), fails
+        fn = self._functions.get("date")  # one function of the day, as `date` uses
+        if fn is None:
+            fn = self._functions["date"] = z3.Function("date", z3.IntSort(), z3.StringSort())
+        self.applications.append(Application("date", fn, local, True))
+        return Val("str", fn(local)), fails
 
     def _zone(self, node: ir.Node) -> str:
         """The zone a zone function names: a literal, or an envelope value the pack fixed."""
@@ -352,6 +365,14 @@ def _seconds(value: Val) -> tuple[Any, Any]:
     seconds = value.z if value.z.sort() == z3.IntSort() else z3.ToInt(value.z)
     outside = z3.Or(seconds < FIRST_SECOND, seconds > LAST_SECOND)
     return seconds, outside
+
+
+def _weekday(seconds: Any) -> Any:
+    index = (seconds / _DAY + 3) % 7  # 1970-01-01 was a Thursday
+    name: Any = z3.StringVal(runtime.WEEKDAY_NAMES[6])
+    for i in range(5, -1, -1):
+        name = z3.If(index == i, z3.StringVal(runtime.WEEKDAY_NAMES[i]), name)
+    return name
 
 
 def _offset(table: zones.ZoneTable, seconds: Any) -> Any:
