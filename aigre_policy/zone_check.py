@@ -17,7 +17,7 @@ from typing import Any
 
 from aigre_policy import ir
 from aigre_policy.diagnostics import Diagnostic, error
-from aigre_policy.zones import ZONE_FUNCTIONS, is_zone, known_zones
+from aigre_policy.zones import MAX_ZONES, ZONE_FUNCTIONS, is_zone, known_zones
 
 Values = dict[str, dict[str, Any]]
 _DATE_FUNCTIONS = ("date", "date_in")
@@ -111,10 +111,22 @@ def _date_problems(other: ir.Node, values: Values) -> Iterator[Diagnostic]:
 def check_zones(program: ir.Program, values: Values) -> list[Diagnostic]:
     """E210 and E211 for every use in the pack (rules, messages, usages, invariants)."""
     problems: list[Diagnostic] = []
+    named: set[Any] = set()
     for expression in _expressions(program):
         for node in ir.walk(expression):
             if isinstance(node, ir.Call) and node.function in ZONE_FUNCTIONS:
-                problems += _zone_problems(node, values)
+                found = list(_zone_problems(node, values))
+                problems += found
+                named.add(zone_of(node.args[1], values))
+                if not found and len(named) > MAX_ZONES:
+                    problems.append(
+                        error(
+                            "E210",
+                            f"a pack names at most {MAX_ZONES} time zones",
+                            node.args[1].span,
+                            "read the zone from one envelope value per team clock",
+                        )
+                    )
             other = _dates_compared(node)
             if other is not None:
                 problems += _date_problems(other, values)

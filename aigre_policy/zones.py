@@ -24,6 +24,9 @@ from typing import Any
 
 # the functions whose second argument names a zone (aigre_policy/functions.py)
 ZONE_FUNCTIONS = ("hour_in", "minute_in", "weekday_in", "date_in")
+# a zone's table costs about a quarter of a second to build: a pack names a few zones,
+# and one naming hundreds must not make compiling for Rego or the solver take minutes
+MAX_ZONES = 16
 PERIOD = 146097 * 86400  # 400 Gregorian years, in seconds: a whole number of weeks
 BUCKET = 2**25  # about 388 days: the Rego lookup reads one bucket of transitions
 _DAY = 86400
@@ -130,7 +133,7 @@ def _changes(key: str, start: int, end: int) -> Iterator[int]:
         at, now = at + step, later
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=MAX_ZONES)
 def table(key: str) -> ZoneTable:
     """The zone as data, exact for every instant (see the module's docstring)."""
     _zone(key)

@@ -191,3 +191,14 @@ def _late_deploy() -> tuple[dict, dict, dict]:
     context = {**case["context"], "now": "9999-12-31T23:00:00Z"}
     action = {**case["action"], "requested_at": "9999-12-31T22:59:00Z"}
     return action, context, case.get("usage", {})
+
+
+def test_a_pack_names_a_bounded_number_of_zones(tmp_path):
+    from aigre_policy.compiler import compile_pack
+
+    names = sorted(zones.known_zones())[: zones.MAX_ZONES + 2]
+    calls = " or ".join(f'hour_in(context.now, "{name}") == 3' for name in names)
+    root = _pack(tmp_path, f"rule r {{ deny when {calls} }}\n")
+    report = compile_pack(root, engine=None)
+    found = [d for d in report.diagnostics if d.code == "E210"]
+    assert len(found) == 2 and all("at most 16 time zones" in d.message for d in found)
