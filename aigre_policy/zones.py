@@ -78,7 +78,6 @@ class ZoneTable:
     origin: int
     fold: int
     buckets: tuple[tuple[tuple[int, int], ...], ...]
-    offsets: frozenset[int]  # every offset the zone ever takes
 
     def offset(self, seconds: float) -> int:
         """The same lookup the Rego library makes (``lib.local``)."""
@@ -138,14 +137,14 @@ def table(key: str) -> ZoneTable:
     """The zone as data, exact for every instant (see the module's docstring)."""
     _zone(key)
     listed = _listed(key)
-    last = max([0, *listed])  # at least 1970: tables start their period in the present era
+    last = max([0, *listed])  # the standing rule holds after the last listed transition
     year = datetime.fromtimestamp(last, UTC).year + 1
     fold = int((datetime(year, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds())
     starts = sorted({s for s in listed if offset(key, s - 1) != offset(key, s)})
     starts += [s for s in _changes(key, last + 1, fold + PERIOD) if s > last]
     if not starts:  # one offset for ever
         only = offset(key, 0)
-        return ZoneTable(key, only, fold + PERIOD, fold, (), frozenset({only}))
+        return ZoneTable(key, only, fold + PERIOD, fold, ())
     origin = starts[0]
     before = offset(key, origin - 1)
     count = (fold + PERIOD - origin + BUCKET - 1) // BUCKET
@@ -156,5 +155,4 @@ def table(key: str) -> ZoneTable:
         k = (s - origin) // BUCKET
         if s != origin + k * BUCKET:
             rows[k].append((s, offset(key, s)))
-    offsets = frozenset({before} | {o for row in rows for _, o in row})
-    return ZoneTable(key, before, origin, fold, tuple(tuple(r) for r in rows), offsets)
+    return ZoneTable(key, before, origin, fold, tuple(tuple(r) for r in rows))
