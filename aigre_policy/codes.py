@@ -116,6 +116,8 @@ _ALL = (
     _compiler("E205", "type", "not an object"),
     _compiler("E206", "type", "`??` or `has` misplaced"),
     _compiler("E207", "type", "unsupported schema construct"),
+    _compiler("E210", "type", "unknown time zone"),
+    _compiler("E211", "type", "not a calendar date"),
     # optional fields
     _compiler("E301", "optional", "optional field read without a default or guard"),
     _compiler("W302", "optional", "default never used", "style"),

@@ -54,6 +54,7 @@ from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Ty
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, lone_surrogate, read_document
+from aigre_policy.zone_check import check_zones
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 
@@ -446,6 +447,7 @@ def _check(work: _Work) -> _Work:
         checked.envelope_enums,
     )
     problems += found
+    problems += check_zones(checked.program, values)  # zones and dates, overrides included
     policy = decision_policy(manifest, checked.program.rules)
     result = CheckedPack(
         work.root,

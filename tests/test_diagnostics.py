@@ -800,6 +800,53 @@ LANGUAGE_CASES = [
         manifest={"input_schema": "schema.json"},
         files={"schema.json": SCHEMA_ANYOF},
     ),
+    # E210 zones, E211 calendar dates: known when the pack compiles, overrides included
+    case(
+        "E210",
+        'rule r { deny when hour_in(context.now, "Europe/Berln") > 17 }',
+        1,
+        '"Europe/Berln"',
+        ("unknown time zone `Europe/Berln`",),
+        ("IANA",),
+        id="literal",
+    ),
+    case(
+        "E210",
+        'envelope clock { zone: "UTC" }\n'
+        'rule r { deny when weekday_in(context.now, clock.zone) == "sunday" }',
+        2,
+        "clock.zone",
+        ("unknown time zone `Mars/Olympus`", "`clock.zone`"),
+        id="override",
+        overrides={"clock": {"zone": "Mars/Olympus"}},
+    ),
+    case(
+        "E210",
+        "rule r { deny when hour_in(context.now, action.target) > 17 }",
+        1,
+        "action.target",
+        ("must be known when the pack compiles",),
+        id="input",
+    ),
+    case(
+        "E211",
+        'envelope freeze { days: ["2025-12-25"] }\n'
+        'rule r { deny when date_in(context.now, "UTC") in freeze.days }',
+        2,
+        "freeze.days",
+        ("`2025-13-01` in `freeze.days` is not a calendar date",),
+        ("YYYY-MM-DD",),
+        id="override",
+        overrides={"freeze": {"days": ["2025-12-25", "2025-13-01"]}},
+    ),
+    case(
+        "E211",
+        'rule r { deny when date(context.now) == "2025-1-1" }',
+        1,
+        '"2025-1-1"',
+        ("`2025-1-1` is not a calendar date",),
+        id="literal",
+    ),
     # E301 optional fields
     case(
         "E301",

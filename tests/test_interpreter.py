@@ -63,6 +63,8 @@ envelope limits {
   quiet_days: ["saturday", "sunday"]
   cutoff_hour: 16
   label: "ops"
+  zone: "Australia/Sydney"
+  holidays: ["2025-03-31", "2025-04-04"]
 }
 
 usage spend_this_month_usd = sum(action.cost.estimated_usd) over calendar_month where decision != "deny"
@@ -158,6 +160,13 @@ rule window {
     and (weekday(context.now) in limits.quiet_days
          or weekday(context.now) == "friday" and hour(context.now) >= limits.cutoff_hour)
   because "{weekday(context.now)} {hour(context.now)}:{minute(context.now)} on {date(context.now)}"
+}
+
+rule zoned {
+  escalate when
+    weekday_in(context.now, limits.zone) == "monday" and hour_in(context.now, limits.zone) < 9
+    or date_in(context.now, "Europe/Berlin") in limits.holidays
+  because "{weekday_in(context.now, limits.zone)} {hour_in(context.now, limits.zone)}:{minute_in(context.now, limits.zone)} on {date_in(context.now, limits.zone)}"
 }
 
 rule names {

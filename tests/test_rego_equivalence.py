@@ -171,6 +171,8 @@ envelope limits {
   half: 0.5s
   share: 0.25
   label: "ops"
+  zone: "Australia/Sydney"
+  holidays: ["2025-03-31", "2025-04-04"]
 }
 
 rule quantifiers-and-guards {
@@ -192,6 +194,14 @@ rule time-and-durations {
     or hour(context.now) >= 22
     or weekday(context.now) in ["saturday", "sunday"]
   because "asked at {action.requested_at}, now {context.now} ({date(context.now)} {weekday(context.now)} {hour(context.now)}:{minute(context.now)}); limits {limits.max_age}, {limits.long}, {limits.half}, waited {context.now - action.requested_at}"
+}
+
+rule zones-and-holidays {
+  category: reliability
+  escalate to ["sre-oncall"] when
+    weekday_in(context.now, limits.zone) == "friday" and hour_in(context.now, limits.zone) >= 16
+    or date_in(context.now, "Europe/Berlin") in limits.holidays
+  because "{weekday_in(context.now, limits.zone)} {hour_in(context.now, limits.zone)}:{minute_in(context.now, limits.zone)} on {date_in(context.now, limits.zone)}"
 }
 
 rule arithmetic-and-numbers {

@@ -272,7 +272,7 @@ class Session:
                 argument = model.eval(app.argument, model_completion=True)
                 if app.is_time:
                     given: Any = argument.as_long()
-                    truth = runtime.date(float(given))
+                    truth = runtime.civil_date(given)  # date(), and date_in() past year 9999
                     key = z3.IntVal(given)
                 else:
                     given = text_of(model, argument)
