@@ -68,7 +68,9 @@ def test_a_server_bound_beyond_loopback_answers_any_host_unless_told() -> None:
 def test_a_wildcard_inside_a_host_pattern_is_refused_with_its_place(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("allowed_hosts:\n  - aigre.*.example\n")
-    with pytest.raises(ConfigError, match=r"server.yaml:2:3: allowed_hosts: .*aigre.\*.example.*wildcard"):
+    with pytest.raises(
+        ConfigError, match=r"server.yaml:2:3: allowed_hosts: .*aigre.\*.example.*wildcard"
+    ):
         load_config(config)
 
 

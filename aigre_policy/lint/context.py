@@ -52,15 +52,16 @@ class PackView:
     @cached_property
     def pack(self) -> Any:
         """The pack as the engine runs it (``pack.Pack``), for checks that judge inputs."""
-        from aigre_policy.pack import Pack
+        from aigre_policy.pack import Pack  # pack imports the compiler, which runs the lint
 
         return Pack(self.compiled, [])
 
     @cached_property
     def suite(self) -> Any:
         """The pack's own tests, run (``testing.runner.SuiteResult``): read by two checks."""
+        # the test runner loads packs through the compiler, which runs the lint
         from aigre_policy.testing.cases import load_cases
-        from aigre_policy.testing.runner import run_suite
+        from aigre_policy.testing.runner import run_suite  # (the same reason)
 
         cases, _ = load_cases(self.pack)
         return run_suite(self.pack, cases)

@@ -27,7 +27,7 @@ from aigre_policy.compiler import CheckedPack
 from aigre_policy.solver import DEFAULT_LIST_BOUND
 from aigre_policy.solver.bounds import conditions_of, length_hints
 from aigre_policy.solver.decision import RuleFormula, encode_pack
-from aigre_policy.solver.inputs import InputSpace, _dotted
+from aigre_policy.solver.inputs import InputSpace, dotted_key
 from aigre_policy.solver.solve import Session, SoundnessError
 from aigre_policy.solver.values import Arithmetic
 from aigre_policy.testing.schema_values import minimal
@@ -213,7 +213,7 @@ def _encoding_bounds(space: InputSpace) -> list[tuple[str, str]]:
     ]
     for slot in space.slots:
         if slot.node.get("format") == "date-time":
-            path = _dotted(slot.key, items=False)
+            path = dotted_key(slot.key, items=False)
             found.append((path, f"the solver holds `{path}` in whole seconds"))
     return found
 

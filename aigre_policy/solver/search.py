@@ -34,7 +34,7 @@ def invariant_results(
     elif prove:
         try:
             from aigre_policy.solver.prove import prove_pack  # z3 only when it is installed
-            from aigre_policy.solver.solve import SoundnessError
+            from aigre_policy.solver.solve import SoundnessError  # (the same)
         except ImportError:
             note = f"searched: {NO_Z3}"
             fallback = dict.fromkeys(fallback, NO_Z3)
