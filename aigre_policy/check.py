@@ -353,6 +353,8 @@ def _usages(
     )
     history = ExprChecker(action_only, {}, checker.sources, diagnostics)
     history.extra_roots = {"decision": StringType(DECISIONS)}
+    if "action" in action_only.fields:  # the action being checked, for ``where`` matches
+        history.extra_roots[CURRENT] = action_only.fields["action"].type
     for module in modules:
         for decl in module.declarations:
             if not isinstance(decl, n.Usage):
@@ -403,9 +405,13 @@ def _usages(
                         or "windows: " + ", ".join(CALENDAR_WINDOWS) + ", or `last <duration>`",
                     )
                 )
-            flt = None
+            if argument is not None:
+                _no_current(argument, "the value a usage adds up", diagnostics)
+            flt, matches = None, ()
             if decl.filter is not None:
                 flt = history.condition(decl.filter, Scope(), "a usage filter")
+                if flt is not None:
+                    flt, matches = _usage_matches(flt, diagnostics)
             usages.append(
                 ir.Usage(
                     decl.name,
@@ -415,9 +421,74 @@ def _usages(
                     decl.window_seconds,
                     flt,
                     decl.span,
+                    matches,
                 )
             )
     return usages
+
+
+CURRENT = "current"  # in a usage filter: the action being checked, not the past one
+
+
+def _reads_current(node: ir.Node) -> bool:
+    return any(isinstance(x, ir.Path) and x.local and x.root == CURRENT for x in ir.walk(node))
+
+
+def _reads_past(node: ir.Node) -> bool:
+    return any(isinstance(x, ir.Path) and x.root != CURRENT for x in ir.walk(node))
+
+
+def _no_current(node: ir.Node, where: str, diagnostics: list[Diagnostic]) -> None:
+    for x in ir.walk(node):
+        if isinstance(x, ir.Path) and x.local and x.root == CURRENT:
+            diagnostics.append(
+                error(
+                    "E115",
+                    f"`current` is read in {where}: a usage filter reads it only in "
+                    "`PAST == current.FIELD` joined to the rest by `and`",
+                    x.span,
+                    'write, e.g., `where action.kind == "restart" '
+                    "and action.target == current.target`",
+                )
+            )
+            return
+
+
+def _usage_matches(
+    flt: ir.Node, diagnostics: list[Diagnostic]
+) -> tuple[ir.Node | None, tuple[tuple[ir.Node, ir.Node], ...]]:
+    """Split the ``and`` conjuncts ``PAST == CURRENT`` off a usage filter.
+
+    The rest is the row's own filter, computed once when the row is written; each
+    pair is compared with the action being checked when usage is read.
+    """
+    conjuncts: list[ir.Node] = []
+    pending = [flt]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ir.BoolOp) and node.op == "and":
+            pending += [node.right, node.left]
+        else:
+            conjuncts.append(node)
+    rest: list[ir.Node] = []
+    matches: list[tuple[ir.Node, ir.Node]] = []
+    for node in conjuncts:
+        if not _reads_current(node):
+            rest.append(node)
+            continue
+        if isinstance(node, ir.Compare) and node.op == "==" and node.kind == "value":
+            for past, now in ((node.left, node.right), (node.right, node.left)):
+                if _reads_current(now) and not _reads_past(now) and not _reads_current(past):
+                    matches.append((past, now))
+                    break
+            else:
+                _no_current(node, "a comparison that is not `PAST == CURRENT`", diagnostics)
+            continue
+        _no_current(node, "a condition that is not `PAST == CURRENT`", diagnostics)
+    kept: ir.Node | None = None
+    for node in rest:
+        kept = node if kept is None else ir.BoolOp("and", kept, node, node.span)
+    return kept, tuple(matches)
 
 
 USAGE_LIMIT = 1e12  # with two decimals a sum stays within the 15 digits every Rego engine prints

@@ -108,6 +108,7 @@ _ALL = (
     _compiler("E112", "names", "unknown usage window"),
     _compiler("E113", "names", "bad test input"),
     _compiler("W114", "names", "test expects nothing", "testing"),
+    _compiler("E115", "names", "`current` outside a usage match"),
     # types
     _compiler("E201", "type", "type mismatch"),
     _compiler("E202", "type", "value outside the enum"),

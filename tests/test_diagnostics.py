@@ -529,6 +529,40 @@ LANGUAGE_CASES = [
         ("did you mean `calendar_month`?",),
         id="window",
     ),
+    # E115 `current` in a usage, outside `PAST == CURRENT`
+    case(
+        "E115",
+        "usage n = count() over last 1h where action.target != current.target",
+        1,
+        "current.target",
+        ("`current` is read in a condition that is not `PAST == CURRENT`",),
+        ("action.target == current.target",),
+        id="current-not-equal",
+    ),
+    case(
+        "E115",
+        "usage n = count() over last 1h where action.target == current.target or true",
+        1,
+        "current.target",
+        ("`current` is read in a condition",),
+        id="current-under-or",
+    ),
+    case(
+        "E115",
+        "usage n = sum(current.cost.estimated_usd) over last 1h",
+        1,
+        "current.cost",
+        ("`current` is read in the value a usage adds up",),
+        id="current-in-argument",
+    ),
+    case(
+        "E301",
+        "usage n = count() over last 1h where action.target == current.actor.on_behalf_of",
+        1,
+        "current.actor",
+        ("is optional and may be absent",),
+        id="current-optional",
+    ),
     # E113 test inputs
     case(
         "E113",
