@@ -7,6 +7,7 @@ of its input, with every problem as a diagnostic. Expressions are handed to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -34,12 +35,14 @@ from aigre_policy.types import (
     BoolType,
     DurationType,
     FieldType,
+    KeyedType,
     ListType,
     NumberType,
     ObjectType,
     StringType,
     TimestampType,
     Type,
+    join,
     same_kind,
 )
 
@@ -133,6 +136,12 @@ def _envelopes(
                         error("E106", f"`{decl.name}.{item.name}` is set twice", item.span)
                     )
                     continue
+                if isinstance(item.value, n.ObjectConst):  # a value keyed by team, service...
+                    keyed = keyed_value(f"{decl.name}.{item.name}", item.value, diagnostics)
+                    if keyed is not None:
+                        fields[item.name] = FieldType(keyed[0], True)
+                        data[item.name] = keyed[1]
+                    continue
                 typ = constant_type(item.value)
                 if typ is None:
                     diagnostics.append(
@@ -149,6 +158,79 @@ def _envelopes(
             types[decl.name] = ObjectType(f"envelope {decl.name}", fields)
             values[decl.name] = data
     return types, values
+
+
+KEYED_HINT = "write `{ default: 250, by_team: { data: 1000, ml: 5000 } }`"
+
+
+def keyed_value(
+    where: str, value: n.ObjectConst, diagnostics: list[Diagnostic]
+) -> tuple[KeyedType, dict[str, Any]] | None:
+    """An envelope value keyed by a string: ``{ default: V, by_LABEL: { KEY: V, ... } }``.
+
+    Every value has the default's type (a number, string, boolean or duration), so a
+    lookup is typed and total: a key the table does not list reads the default.
+    """
+    default = next((f for f in value.fields if f.name == "default"), None)
+    tables = [f for f in value.fields if f.name != "default"]
+    if default is None:
+        diagnostics.append(
+            error("E208", f"`{where}` is keyed but has no `default`", value.span, KEYED_HINT)
+        )
+        return None
+    typ = constant_type(default.value)
+    if not isinstance(typ, NumberType | StringType | BoolType | DurationType):
+        diagnostics.append(
+            error(
+                "E209",
+                f"`{where}.default` must be a number, string, boolean or duration",
+                default.value.span,
+                KEYED_HINT,
+            )
+        )
+        return None
+    bad = [
+        f for f in tables if not (WORD_KEY.fullmatch(f.name) and isinstance(f.value, n.ObjectConst))
+    ]
+    if len(tables) != 1 or bad:
+        at = (bad or tables or [default])[0]
+        diagnostics.append(
+            error(
+                "E209",
+                f"`{where}` holds `default` and one table `by_<what>: {{ key: value, ... }}`",
+                at.span,
+                KEYED_HINT,
+            )
+        )
+        return None
+    (table,) = tables
+    assert isinstance(table.value, n.ObjectConst)
+    entries: dict[str, Any] = {}
+    ok = True
+    for entry in table.value.fields:
+        entry_type = constant_type(entry.value)
+        if entry.name in entries:
+            diagnostics.append(error("E106", f"`{where}` sets `{entry.name}` twice", entry.span))
+            ok = False
+        elif entry_type is None or not same_kind(typ, entry_type):
+            diagnostics.append(
+                error(
+                    "E209",
+                    f"`{where}` for `{entry.name}` must be a {typ} like its default",
+                    entry.value.span,
+                )
+            )
+            ok = False
+        else:
+            typ = join(typ, entry_type)
+            entries[entry.name] = n.constant_value(entry.value)
+    if not ok:
+        return None
+    data = {"default": n.constant_value(default.value), table.name: entries}
+    return KeyedType(typ, table.name[3:], tuple(entries)), data
+
+
+WORD_KEY = re.compile(r"by_[a-z][a-z0-9_]*")
 
 
 # ------------------------------------------------------------------ rules

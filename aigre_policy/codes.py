@@ -117,6 +117,8 @@ _ALL = (
     _compiler("E205", "type", "not an object"),
     _compiler("E206", "type", "`??` or `has` misplaced"),
     _compiler("E207", "type", "unsupported schema construct"),
+    _compiler("E208", "type", "keyed envelope value without a default"),
+    _compiler("E209", "type", "ill-typed keyed envelope value"),
     # optional fields
     _compiler("E301", "optional", "optional field read without a default or guard"),
     _compiler("W302", "optional", "default never used", "style"),

@@ -75,6 +75,8 @@ TABLE: tuple[Function, ...] = (
         "lib.weekday",
     ),
     Function("date", ("timestamp",), STRING, runtime.date, runtime.date, "lib.date"),
+    # typed by the checker itself (a keyed envelope value and a string key)
+    Function("lookup", None, None, runtime.keyed, runtime.keyed, "lib.lookup"),
     Function(
         "duration_text",
         None,

@@ -28,6 +28,7 @@ from aigre_policy.types import (
     BoolType,
     DurationType,
     FieldType,
+    KeyedType,
     ListType,
     NeverType,
     NumberType,
@@ -383,6 +384,8 @@ class ExprChecker:
         return ir.Default(node, fallback, expr.span), join(typ, ft)
 
     def call(self, expr: n.Call, scope: Scope) -> tuple[ir.Node | None, Type | None]:
+        if expr.function == "lookup":
+            return self.lookup(expr, scope)
         signature = FUNCTIONS.get(expr.function)
         if signature is None:
             self.err(
@@ -416,6 +419,46 @@ class ExprChecker:
         if not ok:
             return None, None
         return ir.Call(expr.function, tuple(args), expr.span), result
+
+    def lookup(self, expr: n.Call, scope: Scope) -> tuple[ir.Node | None, Type | None]:
+        """``lookup(envelope.name, key)``: a keyed envelope value for a string key."""
+        if len(expr.args) != 2:
+            self.err(
+                "E204",
+                f"`lookup` takes 2 arguments, given {len(expr.args)}",
+                expr.span,
+                "write `lookup(cost.max_action_usd, action.team)`",
+            )
+            return None, None
+        table, key = expr.args
+        table_node, table_type = self.expr(table, scope)
+        key_node, key_type = self.expr(key, scope)
+        if table_node is None or key_node is None or table_type is None or key_type is None:
+            return None, None
+        if not (isinstance(table_node, ir.EnvelopeRef) and isinstance(table_type, KeyedType)):
+            self.err(
+                "E204",
+                f"`lookup` reads a keyed envelope value, given a {table_type}",
+                table.span,
+                "key it in its envelope: `max_action_usd: { default: 250, by_team: { ml: 5000 } }`",
+            )
+            return None, None
+        if not isinstance(key_type, StringType):
+            self.err("E204", f"`lookup` takes a string key, given a {key_type}", key.span)
+            return None, None
+        if key_type.enum is not None:  # a key the input can never hold is a typo
+            self.envelope_enums.setdefault(f"{table_node.dotted}#keys", key_type.enum)
+            for name in table_type.keys:
+                if name not in key_type.enum:
+                    self.err(
+                        "E202",
+                        f"`{table_node.dotted}` is keyed by `{name}`, "
+                        f"which `{self.source_text(key.span)}` never holds",
+                        table.span,
+                        did_you_mean(name, key_type.enum) or "values: " + ", ".join(key_type.enum),
+                    )
+                    return None, None
+        return ir.Call("lookup", (table_node, key_node), expr.span), table_type.value
 
     def quantifier(self, expr: n.Quantifier, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         items, typ = self.expr(expr.items, scope)
