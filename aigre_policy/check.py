@@ -216,7 +216,7 @@ def keyed_value(
             diagnostics.append(
                 error(
                     "E209",
-                    f"`{where}` for `{entry.name}` must be a {typ} like its default",
+                    f"`{where}` for `{entry.name}` must have the default's type ({typ})",
                     entry.value.span,
                 )
             )

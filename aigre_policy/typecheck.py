@@ -89,6 +89,7 @@ class ExprChecker:
         self.diagnostics = diagnostics
         self.comparisons = 0
         self.extra_roots: dict[str, Type] = {}
+        self.reading_table = False  # the first argument of `lookup`: a keyed value may stand
         self.envelope_values: dict[str, n.Constant] = {}  # "cost.max" -> its constant, for enums
         # "autonomy.llm_may" -> the enum of the values it is compared with (for overrides)
         self.envelope_enums: dict[str, tuple[str, ...]] = {}
@@ -431,7 +432,11 @@ class ExprChecker:
             )
             return None, None
         table, key = expr.args
-        table_node, table_type = self.expr(table, scope)
+        self.reading_table = True
+        try:
+            table_node, table_type = self.expr(table, scope)
+        finally:
+            self.reading_table = False
         key_node, key_type = self.expr(key, scope)
         if table_node is None or key_node is None or table_type is None or key_type is None:
             return None, None
@@ -507,7 +512,16 @@ class ExprChecker:
             typ = self.input_type.fields[root].type
             local = False
         elif root in self.envelopes:
-            return self.envelope_ref(root, steps, expr.span)
+            found = self.envelope_ref(root, steps, expr.span)
+            if found is not None and isinstance(found[1], KeyedType) and not self.reading_table:
+                self.err(
+                    "E201",
+                    f"`{found[0].dotted}` is keyed by {found[1].label}: it is read with a key",
+                    expr.span,
+                    f"write `lookup({found[0].dotted}, <{found[1].label}>)`",
+                )
+                return None
+            return found
         else:
             names = [*INPUT_ROOTS, *self.envelopes, *scope.locals, *self.extra_roots]
             self.err(

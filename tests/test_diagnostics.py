@@ -563,6 +563,59 @@ LANGUAGE_CASES = [
         ("is optional and may be absent",),
         id="current-optional",
     ),
+    # E208, E209 keyed envelope values; a bare or ill-keyed read
+    case(
+        "E208",
+        "envelope cost { max_action_usd: { by_team: { ml: 5000 } } }",
+        1,
+        "{ by_team",
+        ("`cost.max_action_usd` is keyed but has no `default`",),
+        ("default: 250",),
+        id="keyed-no-default",
+    ),
+    case(
+        "E209",
+        'envelope cost { max_action_usd: { default: 250, by_team: { ml: "5000" } } }',
+        1,
+        '"5000"',
+        ("`cost.max_action_usd` for `ml` must have the default's type",),
+        id="keyed-ill-typed",
+    ),
+    case(
+        "E209",
+        "envelope cost { max_action_usd: { default: 250, team: { ml: 5000 } } }",
+        1,
+        "team:",
+        ("holds `default` and one table `by_<what>",),
+        id="keyed-no-table",
+    ),
+    case(
+        "E201",
+        "envelope cost { cap: { default: 250, by_team: { ml: 5000 } } }\n"
+        "rule r { deny when action.cost.estimated_usd > cost.cap }",
+        2,
+        "cost.cap",
+        ("`cost.cap` is keyed by team: it is read with a key",),
+        ("lookup(cost.cap, <team>)",),
+        id="keyed-read-bare",
+    ),
+    case(
+        "E202",
+        "envelope cost { cap: { default: 250, by_env: { prod: 5000 } } }\n"
+        "rule r { deny when action.cost.estimated_usd > lookup(cost.cap, action.environment) }",
+        2,
+        "cost.cap,",
+        ("`cost.cap` is keyed by `prod`, which `action.environment` never holds",),
+        id="keyed-outside-enum",
+    ),
+    case(
+        "E204",
+        "envelope cost { cap: 5 }\nrule r { deny when lookup(cost.cap, action.target) > 1 }",
+        2,
+        "cost.cap,",
+        ("`lookup` reads a keyed envelope value",),
+        id="lookup-not-keyed",
+    ),
     # E113 test inputs
     case(
         "E113",
