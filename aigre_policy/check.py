@@ -666,6 +666,23 @@ def _tests(
                         )
                     )
                     continue
+                where = f"{override.envelope}.{override.name}"
+                if isinstance(current.type, KeyedType) and isinstance(
+                    override.value, n.ObjectConst
+                ):  # a whole table in its place: the same `by_<what>` and value type
+                    keyed = keyed_value(where, override.value, diagnostics)
+                    if keyed is not None and (
+                        keyed[0].label != current.type.label
+                        or not same_kind(keyed[0].value, current.type.value)
+                    ):
+                        diagnostics.append(
+                            error(
+                                "E201",
+                                f"`{where}` is a {current.type}, given a {keyed[0]}",
+                                override.value.span,
+                            )
+                        )
+                    continue
                 typ = constant_type(override.value)
                 if typ is None or not same_kind(typ, current.type):
                     diagnostics.append(

@@ -159,3 +159,18 @@ def test_concurrent_checks_never_pass_the_per_target_limit(pack_dir: Path, ledge
     for target in ("checkout", "payments"):
         allowed = sum(1 for t, decision, _ in decisions if t == target and decision == "allow")
         assert allowed == LIMIT, f"{target}: {allowed} restarts admitted, the limit is {LIMIT}"
+
+
+def test_a_limit_keyed_on_a_claimed_agent_id_is_reported(new_pack) -> None:
+    """The ledger keeps proposals: `action.actor.id` is a claim, so a per-agent limit
+    keyed on it can be stepped out of, and `check --strict` says so (L502)."""
+    from aigre_policy.compiler import compile_pack
+    from aigre_policy.lint import strict_diagnostics
+
+    root = new_pack(
+        "usage agent_spend = sum(action.cost.estimated_usd) over calendar_day\n"
+        "  where action.actor.id == current.actor.id\n"
+        "rule agent-spend { deny when usage.agent_spend > 100 }\n"
+    )
+    codes = [d.code for d in strict_diagnostics(compile_pack(root))]
+    assert "L502" in codes

@@ -102,3 +102,29 @@ rule r { warn when true because "{lookup(owners.team, action.target)}" }
             }  # fmt: skip
             verdict = pack.evaluate(action, {"now": "2025-03-11T14:02:40Z"}, {})
             assert [w["message"] for w in verdict.warnings] == [team], (engine, target)
+
+
+def test_a_bright_line_test_replaces_a_keyed_value_with_its_own_table(tmp_path) -> None:
+    from aigre_policy.cli.main import main
+
+    policy = (
+        POLICY
+        + """
+test "a test's own table" {
+  action {
+    id: "a", kind: "scale", target: "checkout", environment: "staging",
+    actor: { kind: "human", id: "d", trust: 4 }, change: { type: "infra" }, reversible: true,
+    blast_radius: { users_share: 0 }, cost: { estimated_usd: 60 },
+    requested_at: "2025-03-11T14:02:10Z"
+  }
+  context { now: "2025-03-11T14:02:40Z" }
+  with cost.max_action_usd = { default: 1000, by_environment: { staging: 50 } }
+  expect deny by costly
+}
+"""
+    )
+    assert main(["test", str(write_pack(tmp_path / "ok", policy)), "--no-invariants"]) == 0
+    wrong = policy.replace("by_environment: { staging: 50 }", "by_team: { ml: 50 }")
+    with pytest.raises(CompileError) as caught:
+        load_pack(write_pack(tmp_path / "wrong", wrong))
+    assert "E201" in str(caught.value) and "given a integer by team" in str(caught.value)
