@@ -489,7 +489,8 @@ def _usages(
                 )
             if argument is not None:
                 _no_current(argument, "the value a usage adds up", diagnostics)
-            flt, matches = None, ()
+            flt: ir.Node | None = None
+            matches: tuple[tuple[ir.Node, ir.Node], ...] = ()
             if decl.filter is not None:
                 flt = history.condition(decl.filter, Scope(), "a usage filter")
                 if flt is not None:

@@ -92,6 +92,13 @@ def _compiled(node: ir.Node | None, envelopes: Mapping[str, Any]) -> Compiled | 
         return _interpreted(node, envelopes)
 
 
+def _side(node: ir.Node, envelopes: Mapping[str, Any]) -> Compiled:
+    """One side of a ``PAST == CURRENT`` comparison as a closure."""
+    compiled = _compiled(node, envelopes)
+    assert compiled is not None  # a node always compiles to something
+    return compiled
+
+
 def _interpreted(node: ir.Node | None, envelopes: Mapping[str, Any]) -> Compiled | None:
     if node is None:
         return None
@@ -234,8 +241,8 @@ class UsageCalculator:
         # over ``{"current": action}``
         self._matches = {
             key: (
-                tuple(_compiled(past, envelopes) for past, _ in u.matches),
-                tuple(_compiled(now, envelopes) for _, now in u.matches),
+                tuple(_side(past, envelopes) for past, _ in u.matches),
+                tuple(_side(now, envelopes) for _, now in u.matches),
             )
             for key, u in self._by_key.items()
             if u.matches
