@@ -24,7 +24,7 @@ import jsonschema
 
 from aigre_policy import backend, ir
 from aigre_policy import nodes as n
-from aigre_policy.check import check_pack, declared_usages, usage_schema
+from aigre_policy.check import check_pack, declared_usages, keyed_value, usage_schema
 from aigre_policy.checked import (  # MANIFEST, CompiledPack, CompileReport: re-exported
     MANIFEST,
     CheckedPack,
@@ -50,7 +50,15 @@ from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
 from aigre_policy.targets import schema_diagnostics, target_diagnostics
 from aigre_policy.typecheck import constant_type, did_you_mean, value_type
-from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
+from aigre_policy.types import (
+    DurationType,
+    KeyedType,
+    ListType,
+    NeverType,
+    NumberType,
+    Type,
+    same_kind,
+)
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, lone_surrogate, read_document
@@ -245,6 +253,21 @@ def _apply_overrides(
                         )
                     )
                     continue
+                if isinstance(expected, KeyedType):  # the whole table is replaced
+                    keyed, problem = _keyed_override(
+                        value, expected, (enums or {}).get(f"{envelope}.{name}#keys")
+                    )
+                    if problem is not None:
+                        diagnostics.append(
+                            error(
+                                "E504",
+                                f"{origin}: `{envelope}.{name}` is a {expected}: {problem}",
+                                span(envelope, name),
+                            )
+                        )
+                    else:
+                        values[envelope][name] = keyed
+                    continue
                 converted = _convert(value, expected)
                 given = value_type(converted)
                 if isinstance(expected, DurationType) and isinstance(given, NumberType):
@@ -293,6 +316,37 @@ def _outside_enum(value: Any, allowed: tuple[str, ...] | None) -> str | None:
         if isinstance(item, str) and item not in allowed:
             return item
     return None
+
+
+def _keyed_override(
+    value: Any, expected: KeyedType, keys: tuple[str, ...] | None
+) -> tuple[dict[str, Any], str | None]:
+    """A keyed envelope value given as data, converted; or why it does not fit."""
+    label = f"by_{expected.label}"
+    shape = f"give {{default: VALUE, {label}: {{KEY: VALUE, ...}}}}"
+    if not isinstance(value, dict) or set(value) != {"default", label}:
+        return {}, shape
+    if not isinstance(value[label], dict):
+        return {}, shape
+    converted: dict[str, Any] = {"default": None, label: {}}
+    for key, item in [("default", value["default"]), *value[label].items()]:
+        item = _convert(item, expected.value)
+        given = value_type(item)
+        if isinstance(expected.value, DurationType) and isinstance(given, NumberType):
+            given = expected.value
+        if isinstance(item, float) and not math.isfinite(item):
+            given = None
+        if given is None or isinstance(given, ListType) or not same_kind(given, expected.value):
+            return {}, f"`{key}` is given {item!r}"
+        if key == "default":
+            converted["default"] = item
+            continue
+        if keys is not None and key not in keys:
+            return {}, f"the key '{key}' is never looked up" + (
+                f" ({did_you_mean(key, keys)})" if did_you_mean(key, keys) else ""
+            )
+        converted[label][key] = item
+    return converted, None
 
 
 def _convert(value: Any, expected: Type) -> Any:
@@ -592,6 +646,9 @@ def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:
                 fields = types.setdefault(decl.name, {})
                 for item in decl.fields:
                     typ = constant_type(item.value)
+                    if isinstance(item.value, n.ObjectConst):  # a keyed value
+                        keyed = keyed_value("", item.value, [])  # the check stage reports
+                        typ = keyed[0] if keyed is not None else None
                     if typ is not None:
                         fields.setdefault(item.name, typ)
     return types

@@ -98,6 +98,8 @@ TABLE: tuple[Function, ...] = (
     Function(
         "date_in", ("timestamp", "string"), STRING, runtime.date_in, runtime.date_in, "lib.date_in"
     ),
+    # typed by the checker itself (a keyed envelope value and a string key)
+    Function("lookup", None, None, runtime.keyed, runtime.keyed, "lib.lookup"),
     Function(
         "duration_text",
         None,

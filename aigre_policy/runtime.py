@@ -40,6 +40,14 @@ def to_time(value: Any) -> float:
     return value
 
 
+def keyed(table: Any, key: Any) -> Any:
+    """`lookup`: the entry for ``key`` in a keyed envelope value's table, else its default."""
+    for label, entries in table.items():
+        if label != "default" and key in entries:
+            return entries[key]
+    return table["default"]
+
+
 def _utc(value: Any) -> datetime:
     return datetime.fromtimestamp(to_time(value), UTC)
 

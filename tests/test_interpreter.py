@@ -248,6 +248,13 @@ rule negations {
     or not not action.reversible and action.blast_radius.users_share >= 0.5
   because "{action.reversible} {-action.cost.estimated_usd} {action.blast_radius.users_share}"
 }
+
+envelope keyed { cap: { default: 25, by_environment: { staging: 100, production: 2.5 } } }
+
+rule keyed-cap {
+  warn when action.cost.estimated_usd > lookup(keyed.cap, action.environment)
+  because "over {lookup(keyed.cap, action.environment)}"
+}
 """
 
 ARITH_KINDS = {
@@ -548,7 +555,7 @@ def test_the_pack_uses_every_construct(every_construct: Pack) -> None:
     assert {b.op for b in of(ir.BoolOp)} == {"and", "or"}
     assert {q.kind for q in of(ir.Quantifier)} == {"any", "all"}
     assert {c.function for c in of(ir.Call)} == set(interpreter.FUNCTIONS)
-    assert set(interpreter.FUNCTIONS) == {*FUNCTIONS, "duration_text"}
+    assert set(interpreter.FUNCTIONS) == {*FUNCTIONS, "duration_text", "lookup"}
     paths = of(ir.Path)
     assert any(p.local for p in paths) and any(p.optional for p in paths)
     assert any(p.guarded for p in paths) and any(p.defaults for p in paths)

@@ -311,7 +311,11 @@ def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
 # a subnormal double, and the least normal one (printed to 16 digits it reads back below)
 @pytest.mark.parametrize("tiny", [5e-324, 2.2250738585072014e-308])
 def test_numbers_rego_cpp_cannot_read_fail_closed_and_say_where(make_action, valid_context, tiny):
-    usage = {"agent_actions_last_hour": 0, "spend_this_month_usd": 0}
+    usage = {
+        "agent_actions_last_hour": 0,
+        "spend_this_month_usd": 0,
+        "restarts_of_target_last_hour": 0,
+    }
     native, rego = engines(BASELINE)
     action = make_action(cost={"estimated_usd": tiny})
     assert not native.evaluate(action, valid_context, usage).fail_closed

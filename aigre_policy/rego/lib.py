@@ -53,6 +53,13 @@ message(text, fallback) := text if {
 	text != ""
 } else := fallback
 
+# lookup(table, k): a keyed envelope value: its `by_...` table's entry for k, else the default.
+lookup(table, k) := v if {
+	some label, entries in table
+	label != "default"
+	v := entries[k]
+} else := table["default"]
+
 # ---------------------------------------------------------------- formatting
 
 # num(x): a number as native messages print it (runtime.fmt): an integral value under

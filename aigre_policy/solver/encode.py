@@ -176,6 +176,21 @@ class Encoder:
                 return self._quantifier(kind, var, items, body, scope)
         raise Unencodable(f"the expression {type(node).__name__}", getattr(node, "span", None))
 
+    def _lookup(self, node: ir.Call, args: tuple[ir.Node, ...], scope: dict[str, Val]) -> Any:
+        """A keyed envelope value: an if-then-else chain over the key, from the default up."""
+        table_ref, key_node = args
+        if not isinstance(table_ref, ir.EnvelopeRef):
+            raise Unencodable("a lookup in something other than an envelope", node.span)
+        key, fails = self.expr(key_node, scope)
+        table = self.envelopes[table_ref.envelope][table_ref.name]
+        value = constant(table["default"])
+        for label, entries in table.items():
+            if label == "default":
+                continue
+            for name in sorted(entries, reverse=True):
+                value = merge(key.z == z3.StringVal(name), constant(entries[name]), value, node)
+        return value, fails
+
     def _envelope(self, envelope: str, name: str) -> Val:
         value = self.envelopes[envelope][name]
         if not self.symbolic_envelopes or isinstance(value, list | tuple):
@@ -225,6 +240,8 @@ class Encoder:
     def _call(
         self, node: ir.Call, function: str, args: tuple[ir.Node, ...], scope: dict[str, Val]
     ) -> Any:
+        if function == "lookup":
+            return self._lookup(node, args, scope)
         parts = [self.expr(arg, scope) for arg in args]
         values = [v for v, _ in parts]
         fails = _any([f for _, f in parts])
