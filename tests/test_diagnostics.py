@@ -704,12 +704,12 @@ LANGUAGE_CASES = [
         ("with a unit",),
         id="duration-vs-number",
     ),
-    case(
-        "E201",
+    case(  # an object is a keyed value (`lookup`), which needs its default
+        "E208",
         "envelope e { x: {a: 1} }",
         1,
         "{a: 1}",
-        ("`e.x` must be a number, string, boolean, duration, or a list",),
+        ("`e.x` is keyed but has no `default`",),
         id="envelope-object",
     ),
     case(
