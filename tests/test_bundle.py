@@ -447,7 +447,11 @@ def test_build_writes_a_bundle_of_the_pack(cli, tmp_path):
     assert bundle.revision == f"{pack.version}+{bundle.metadata['content_digest']}"
     assert bundle.roots == ["aigre/aigre_baseline"]
     assert bundle.entrypoint == "aigre/aigre_baseline/decision"
-    assert bundle.data == {"aigre": {"aigre_baseline": {"envelopes": pack.envelopes}}}
+    # the envelopes, and the table of each time zone the pack reads (its window's, UTC)
+    assert bundle.data.keys() == {"aigre"} and bundle.data["aigre"].keys() == {"aigre_baseline"}
+    data = bundle.data["aigre"]["aigre_baseline"]
+    assert data.keys() == {"envelopes", "zones"}
+    assert data["envelopes"] == pack.envelopes and data["zones"].keys() == {"UTC"}
     assert f"built {target}: aigre-baseline 1.0.0, {len(bundle.modules)} modules" in out
     assert not list(target.parent.glob(".*"))  # no temporary file left behind
 
