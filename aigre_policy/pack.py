@@ -11,6 +11,7 @@ from aigre_policy import nodes as n
 from aigre_policy.cards import relative, rule_location
 from aigre_policy.compiler import CheckedPack, CompiledPack, Evaluator, compile_pack
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
+from aigre_policy.exemptions import exempted
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import EvaluationError as EvaluationError  # re-exported
 from aigre_policy.verdict import Verdict, refused_input_digest, rule_fault
@@ -46,6 +47,7 @@ class Pack:
         assert checked.validator is not None, "a CheckedPack is sealed before any backend runs"
         self.validator = checked.validator  # every input passes it before the evaluator
         self._is_valid = checked.validator.is_valid
+        self.exemptions = checked.exemptions  # compiled into the rules; listed in evidence
 
     @property
     def rego(self) -> Any:
@@ -108,7 +110,12 @@ class Pack:
             problems = [{"kind": "input", **e.to_dict()} for e in errors]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
-            return self._decide(document, started)
+            verdict = self._decide(document, started)
+            if self.exemptions and not verdict.fail_closed:
+                verdict.note_exempted(
+                    exempted(self.exemptions, self.checked.unexempted, self.envelopes, document)
+                )
+            return verdict
         except Exception as exc:
             action, context, usage = document["action"], document["context"], document["usage"]
             problem = self._fault(exc, action, context, usage)

@@ -185,6 +185,7 @@ class Verdict:
         "_errors",
         "_escalate_to",
         "_evidence",
+        "_exempted",
         "_fail_closed",
         "_fired",
         "_input",
@@ -367,6 +368,19 @@ class Verdict:
         cards = self._issuer.cards
         return [cards[e[0]].template["id"] for e in self._evidence if not cards[e[0]].warn]
 
+    @property
+    def exempted(self) -> list[dict[str, Any]]:
+        """The exemptions in force that kept a rule from firing on this action (see
+        ``exemptions.exempted``); empty when none did."""
+        try:
+            return self._exempted
+        except AttributeError:
+            return []
+
+    def note_exempted(self, records: list[dict[str, Any]]) -> None:
+        """Record the exemptions that kept rules from firing (set once, by ``Pack``)."""
+        self._exempted = records
+
     def to_dict(self) -> dict[str, Any]:
         return verdict_document(self)
 
@@ -378,8 +392,11 @@ class Verdict:
 
 
 def verdict_document(verdict: Any) -> dict[str, Any]:
-    """The published verdict document of anything that reads like a ``Verdict``."""
-    return {
+    """The published verdict document of anything that reads like a ``Verdict``.
+
+    ``exempted`` is present only when an exemption kept a rule from firing.
+    """
+    document = {
         "decision": verdict.decision,
         "fail_closed": verdict.fail_closed,
         "default_applied": verdict.default_applied,
@@ -393,3 +410,7 @@ def verdict_document(verdict: Any) -> dict[str, Any]:
         "input_digest": verdict.input_digest,
         "elapsed_us": round(verdict.elapsed_us, 3),
     }
+    exempted = getattr(verdict, "exempted", None)
+    if exempted:
+        document["exempted"] = [dict(record) for record in exempted]
+    return document
