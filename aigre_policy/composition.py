@@ -12,6 +12,7 @@ the child's own rule, or of a ``bright-line`` rule is E536 (E532 for a bright li
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,7 +50,7 @@ def read_parents(
     while child.extends:
         span = child_doc.span_of(("extends",)) if child_doc else None
         here = parents[-1].root if parents else root
-        parent_root = Path(here) / child.extends
+        parent_root = Path(os.path.normpath(Path(here) / child.extends))
         if not (parent_root / "pack.yaml").is_file():
             return tuple(parents), [
                 error(
