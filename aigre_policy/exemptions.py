@@ -39,6 +39,9 @@ from aigre_policy.yamlio import Document, read_document
 FILE_NAME = "exemptions.yaml"
 NOT_EXEMPTABLE = "bright-line"  # the rule tag an exemption can never lift
 WARN_DAYS = 14  # `check` and `ci` warn this many days before an exemption expires
+# warnings `check --strict` and `ci` report without failing: housekeeping, and the log of
+# a child pack's `disable`
+NOTICES = frozenset({"W533", "W534", "W537"})
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,14 @@ def exempted(
         except Exception:  # nothing to add: the verdict failed closed on the same fault
             continue
     return found
+
+
+def pack_expiry_warnings(report: Any, warn_days: int = WARN_DAYS) -> list[Diagnostic]:
+    """``expiry_warnings`` of a compiled pack's exemptions, by the machine's clock now."""
+    checked = getattr(report, "checked", None)
+    if checked is None or not checked.exemptions:
+        return []
+    return expiry_warnings(checked.exemptions, datetime.now(UTC), warn_days)
 
 
 def expiry_warnings(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aigre_policy.compiler import CompileReport
 from aigre_policy.diagnostics import Diagnostic, Severity, sorted_diagnostics
+from aigre_policy.exemptions import NOTICES
 from aigre_policy.lint import (
     claims,
     conditions,
@@ -91,7 +92,9 @@ def strict_diagnostics(report: CompileReport) -> list[Diagnostic]:
         config = result.config
     promoted = [
         d
-        if d.severity is Severity.ERROR or (config is not None and config.sets(d.code))
+        if d.severity is Severity.ERROR
+        or (config is not None and config.sets(d.code))
+        or d.code in NOTICES  # a logged `disable` or an exemption's expiry: told, not failed
         else dataclasses.replace(d, severity=Severity.ERROR)
         for d in found
     ]
