@@ -267,12 +267,12 @@ def _guard(exemption: Exemption, counter: list[int]) -> ir.Node:
         matches = one if matches is None else ir.BoolOp("or", matches, one, span=span)
     assert matches is not None
     now = ir.Path("context", ("now",), span=span)
+    # the language has no timestamp literals: the expiry is an instant, seconds since the
+    # epoch, as timestamps computed by arithmetic are (every engine and the solver agree)
+    seconds = to_time(exemption.expires)
+    instant = int(seconds) if float(seconds).is_integer() else seconds
     expiry = compare(
-        "<",
-        now,
-        ir.Const(exemption.expires, span=span),
-        "time",
-        f'context.now < "{exemption.expires}"',
+        "<", now, ir.Const(instant, span=span), "time", f'context.now < "{exemption.expires}"'
     )
     return ir.BoolOp("and", matches, expiry, span=span)
 
