@@ -111,15 +111,19 @@ def read_exemptions(
     validator = jsonschema.Draft202012Validator(_schema())
     for problem in sorted(validator.iter_errors(doc.data), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in problem.path) or FILE_NAME
-        hint = None
+        message, hint = problem.message, None
         if problem.validator == "pattern" and "targets" in problem.path:
+            message = f"`{problem.instance}` is not a target pattern"
             hint = "a target is an exact name or a glob: x*, *x, *x*, x*y or *"
         elif problem.validator == "pattern" and "expires" in problem.path:
+            message = f"`{problem.instance}` is not a date-time with an offset"
             hint = "an RFC 3339 date-time with an offset: 2027-01-31T00:00:00Z"
+        elif problem.validator == "pattern" and "id" in problem.path:
+            hint = "lowercase words joined by hyphens: ledger-migration"
         elif problem.validator == "additionalProperties":
             hint = "an exemption has: id, owner, rule, targets, reason, ticket, expires"
         problems.append(
-            error("E530", f"{where}: {problem.message}", doc.span_of(tuple(problem.path)), hint)
+            error("E530", f"{where}: {message}", doc.span_of(tuple(problem.path)), hint)
         )
     if problems:
         return (), problems, doc
