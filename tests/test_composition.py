@@ -244,3 +244,21 @@ def test_one_bundle_is_built_for_the_child(tmp_path, parent):
     bundled = load_pack(path)
     assert bundled.evaluate({**ACTION, "cost": {"estimated_usd": 500}}, NOW).decision == "allow"
     assert bundled.evaluate({**ACTION, "cost": {"estimated_usd": 1500}}, NOW).decision == "deny"
+
+
+def test_the_compile_cache_never_serves_a_child_whose_parent_changed(tmp_path, parent):
+    from aigre_policy.cache import CompileCache
+
+    cache = CompileCache(tmp_path / "cache", tmp_path / "config" / "cache-key")
+    root = child(tmp_path, {})
+    assert load_pack(root, cache=cache).evaluate(
+        {**ACTION, "cost": {"estimated_usd": 150}}, NOW
+    ).rule_ids == ["costly"]
+    main_file = parent / "policies" / "main.aigre"
+    main_file.write_text(main_file.read_text().replace("100", "200"), encoding="utf-8")
+    assert (
+        load_pack(root, cache=cache)
+        .evaluate({**ACTION, "cost": {"estimated_usd": 150}}, NOW)
+        .decision
+        == "allow"
+    )

@@ -320,3 +320,17 @@ def test_check_and_ci_report_an_expired_exemption_without_failing(tmp_path, caps
     assert "warning[W534]" in out and "exemptions.yaml:3:5" in out
     assert main(["check", str(root), "--exemption-warning-days", "0"]) == 0
     assert "W534" in capsys.readouterr().out
+
+
+def test_the_compile_cache_sees_a_changed_exemptions_file(tmp_path):
+    """A cached pack must not keep an exemption its file no longer holds."""
+    from aigre_policy.cache import CompileCache
+
+    cache = CompileCache(tmp_path / "cache", tmp_path / "config" / "cache-key")
+    root = pack_with(tmp_path, exemptions_text(EXEMPTION))
+    first = load_pack(root, cache=cache)
+    assert first.evaluate(ACTION, {"now": "2026-03-30T00:00:00Z"}).decision == "allow"
+    (root / "exemptions.yaml").write_text(exemptions_text(), encoding="utf-8")
+    again = load_pack(root, cache=cache)
+    assert again.evaluate(ACTION, {"now": "2026-03-30T00:00:00Z"}).rule_ids == ["costly"]
+    assert cache.misses == 2
