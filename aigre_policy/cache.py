@@ -3,8 +3,8 @@
 An entry is keyed by the pack's content (``pack.yaml``, ``exemptions.yaml`` and every file
 in ``policies/``, read byte for byte), the envelope overrides, the pack's absolute path and
 the compiler's version, so any change to any of them misses. A pack that extends another
-(``extends:``) is not cached: its parents' files are not in the key. It holds the checked pack and its generated
-Python as data; the evaluator is rebuilt from them on load.
+(``extends:``) is not cached: its parents' files are not in the key. It holds the checked
+pack and its generated Python as data; the evaluator is rebuilt from them on load.
 
 Whoever can write the cache directory must not be able to change a verdict or run code:
 
