@@ -22,6 +22,7 @@ from aigre_policy import ir
 from aigre_policy.checked import Manifest
 from aigre_policy.diagnostics import Diagnostic, error, warning
 from aigre_policy.exemptions import NOT_EXEMPTABLE
+from aigre_policy.typecheck import did_you_mean
 from aigre_policy.yamlio import Document
 
 MAX_DEPTH = 16  # packs extending packs: past this, a chain is a mistake
@@ -120,8 +121,6 @@ def disable_rules(
         span = doc.span_of(("disable", i, "rule")) if doc else None
         rule = rules.get(item["rule"])
         if rule is None:
-            from aigre_policy.typecheck import did_you_mean
-
             problems.append(
                 error(
                     "E536",

@@ -30,9 +30,10 @@ from typing import Any
 
 import jsonschema
 
-from aigre_policy import ir
+from aigre_policy import interpreter, ir
 from aigre_policy.diagnostics import Diagnostic, Span, error, warning
 from aigre_policy.runtime import to_time
+from aigre_policy.typecheck import did_you_mean
 from aigre_policy.types import ObjectType, StringType, TimestampType, Type
 from aigre_policy.yamlio import Document, read_document
 
@@ -184,8 +185,6 @@ def check_exemptions(
         where = doc.span_of(("exemptions", i, "rule")) if doc else exemption.span
         rule = rules.get(exemption.rule)
         if rule is None:
-            from aigre_policy.typecheck import did_you_mean
-
             problems.append(
                 error(
                     "E531",
@@ -326,8 +325,6 @@ def exempted(
     Evaluated with the reference interpreter on the input the engine judged; a rule whose
     condition fails here failed the evaluation too, which is then closed already.
     """
-    from aigre_policy import interpreter
-
     action, context = document.get("action", {}), document.get("context", {})
     found = []
     for exemption in exemptions:
