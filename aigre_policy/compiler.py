@@ -635,12 +635,16 @@ def _build(work: _Work) -> _Work:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("manifest", "read and validate pack.yaml and its input schema", _read_pack_manifest),
+    Stage(
+        "manifest",
+        "read and validate pack.yaml, the packs it extends, its input schema and exemptions",
+        _read_pack_manifest,
+    ),
     Stage("parse", "policies/*.aigre to AST (parser.parse_module)", _parse),
     Stage(
         "check",
         "names, types, optional fields against the input schema; AST to IR; "
-        "envelope overrides: a CheckedPack",
+        "envelope overrides, disabled rules, exemptions: a CheckedPack",
         _check,
         too_deep="expressions nest too deeply to check",
     ),
