@@ -262,3 +262,16 @@ def test_the_compile_cache_never_serves_a_child_whose_parent_changed(tmp_path, p
         .decision
         == "allow"
     )
+
+
+def test_hot_reload_watches_the_parent_packs_too(tmp_path, parent):
+    from types import SimpleNamespace
+
+    from aigre_policy.server.reload import watched
+
+    root = child(tmp_path, {})
+    runtime = SimpleNamespace(pack_path=root, served=SimpleNamespace(pack=load_pack(root)))
+    before = watched(runtime)
+    assert any(str(parent / "policies" / "main.aigre") == f for f, _, _ in before)
+    (parent / "policies" / "main.aigre").write_text(PARENT + "\n# edited\n", encoding="utf-8")
+    assert watched(runtime) != before
