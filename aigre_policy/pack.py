@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -112,8 +113,10 @@ class Pack:
         try:
             verdict = self._decide(document, started)
             if self.exemptions and not verdict.fail_closed:
+                # found when the evidence is first read: reading the decision costs nothing
+                unexempted = self.checked.unexempted
                 verdict.note_exempted(
-                    exempted(self.exemptions, self.checked.unexempted, self.envelopes, document)
+                    partial(exempted, self.exemptions, unexempted, self.envelopes, document)
                 )
             return verdict
         except Exception as exc:

@@ -371,15 +371,19 @@ class Verdict:
     @property
     def exempted(self) -> list[dict[str, Any]]:
         """The exemptions in force that kept a rule from firing on this action (see
-        ``exemptions.exempted``); empty when none did."""
+        ``exemptions.exempted``); empty when none did. Found on first read."""
         try:
-            return self._exempted
+            found = self._exempted
         except AttributeError:
             return []
+        if callable(found):
+            found = self._exempted = found()
+        return found
 
-    def note_exempted(self, records: list[dict[str, Any]]) -> None:
-        """Record the exemptions that kept rules from firing (set once, by ``Pack``)."""
-        self._exempted = records
+    def note_exempted(self, find: Any) -> None:
+        """How to find the exemptions that kept rules from firing: a function of no
+        arguments, called on the first read of ``exempted`` (set once, by ``Pack``)."""
+        self._exempted = find
 
     def to_dict(self) -> dict[str, Any]:
         return verdict_document(self)
