@@ -334,3 +334,15 @@ def test_the_compile_cache_sees_a_changed_exemptions_file(tmp_path):
     again = load_pack(root, cache=cache)
     assert again.evaluate(ACTION, {"now": "2026-03-30T00:00:00Z"}).rule_ids == ["costly"]
     assert cache.misses == 2
+
+
+def test_a_gates_verdict_carries_the_exempted_list(tmp_path):
+    from aigre_policy.gate import Gate
+
+    pack = load_pack(pack_with(tmp_path, exemptions_text(EXEMPTION)))
+    gate = Gate(pack, clock=lambda: datetime(2026, 3, 30, tzinfo=UTC))
+    verdict = gate.check(ACTION)
+    assert verdict.decision == "allow"
+    assert [e["exemption"] for e in verdict.to_dict()["exempted"]] == ["payments-migration"]
+    later = Gate(pack, clock=lambda: datetime(2026, 4, 1, tzinfo=UTC)).check(ACTION)
+    assert later.rule_ids == ["costly"] and "exempted" not in later.to_dict()
