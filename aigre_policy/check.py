@@ -7,6 +7,7 @@ of its input, with every problem as a diagnostic. Expressions are handed to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -34,12 +35,14 @@ from aigre_policy.types import (
     BoolType,
     DurationType,
     FieldType,
+    KeyedType,
     ListType,
     NumberType,
     ObjectType,
     StringType,
     TimestampType,
     Type,
+    join,
     same_kind,
 )
 
@@ -133,6 +136,12 @@ def _envelopes(
                         error("E106", f"`{decl.name}.{item.name}` is set twice", item.span)
                     )
                     continue
+                if isinstance(item.value, n.ObjectConst):  # a value keyed by team, service...
+                    keyed = keyed_value(f"{decl.name}.{item.name}", item.value, diagnostics)
+                    if keyed is not None:
+                        fields[item.name] = FieldType(keyed[0], True)
+                        data[item.name] = keyed[1]
+                    continue
                 typ = constant_type(item.value)
                 if typ is None:
                     diagnostics.append(
@@ -149,6 +158,79 @@ def _envelopes(
             types[decl.name] = ObjectType(f"envelope {decl.name}", fields)
             values[decl.name] = data
     return types, values
+
+
+KEYED_HINT = "write `{ default: 250, by_team: { data: 1000, ml: 5000 } }`"
+
+
+def keyed_value(
+    where: str, value: n.ObjectConst, diagnostics: list[Diagnostic]
+) -> tuple[KeyedType, dict[str, Any]] | None:
+    """An envelope value keyed by a string: ``{ default: V, by_LABEL: { KEY: V, ... } }``.
+
+    Every value has the default's type (a number, string, boolean or duration), so a
+    lookup is typed and total: a key the table does not list reads the default.
+    """
+    default = next((f for f in value.fields if f.name == "default"), None)
+    tables = [f for f in value.fields if f.name != "default"]
+    if default is None:
+        diagnostics.append(
+            error("E208", f"`{where}` is keyed but has no `default`", value.span, KEYED_HINT)
+        )
+        return None
+    typ = constant_type(default.value)
+    if not isinstance(typ, NumberType | StringType | BoolType | DurationType):
+        diagnostics.append(
+            error(
+                "E209",
+                f"`{where}.default` must be a number, string, boolean or duration",
+                default.value.span,
+                KEYED_HINT,
+            )
+        )
+        return None
+    bad = [
+        f for f in tables if not (WORD_KEY.fullmatch(f.name) and isinstance(f.value, n.ObjectConst))
+    ]
+    if len(tables) != 1 or bad:
+        at = (bad or tables or [default])[0]
+        diagnostics.append(
+            error(
+                "E209",
+                f"`{where}` holds `default` and one table `by_<what>: {{ key: value, ... }}`",
+                at.span,
+                KEYED_HINT,
+            )
+        )
+        return None
+    (table,) = tables
+    assert isinstance(table.value, n.ObjectConst)
+    entries: dict[str, Any] = {}
+    ok = True
+    for entry in table.value.fields:
+        entry_type = constant_type(entry.value)
+        if entry.name in entries:
+            diagnostics.append(error("E106", f"`{where}` sets `{entry.name}` twice", entry.span))
+            ok = False
+        elif entry_type is None or not same_kind(typ, entry_type):
+            diagnostics.append(
+                error(
+                    "E209",
+                    f"`{where}` for `{entry.name}` must have the default's type ({typ})",
+                    entry.value.span,
+                )
+            )
+            ok = False
+        else:
+            typ = join(typ, entry_type)
+            entries[entry.name] = n.constant_value(entry.value)
+    if not ok:
+        return None
+    data = {"default": n.constant_value(default.value), table.name: entries}
+    return KeyedType(typ, table.name[3:], tuple(entries)), data
+
+
+WORD_KEY = re.compile(r"by_[a-z][a-z0-9_]*")
 
 
 # ------------------------------------------------------------------ rules
@@ -353,6 +435,8 @@ def _usages(
     )
     history = ExprChecker(action_only, {}, checker.sources, diagnostics)
     history.extra_roots = {"decision": StringType(DECISIONS)}
+    if "action" in action_only.fields:  # the action being checked, for ``where`` matches
+        history.extra_roots[CURRENT] = action_only.fields["action"].type
     for module in modules:
         for decl in module.declarations:
             if not isinstance(decl, n.Usage):
@@ -403,9 +487,14 @@ def _usages(
                         or "windows: " + ", ".join(CALENDAR_WINDOWS) + ", or `last <duration>`",
                     )
                 )
-            flt = None
+            if argument is not None:
+                _no_current(argument, "the value a usage adds up", diagnostics)
+            flt: ir.Node | None = None
+            matches: tuple[tuple[ir.Node, ir.Node], ...] = ()
             if decl.filter is not None:
                 flt = history.condition(decl.filter, Scope(), "a usage filter")
+                if flt is not None:
+                    flt, matches = _usage_matches(flt, diagnostics)
             usages.append(
                 ir.Usage(
                     decl.name,
@@ -415,9 +504,74 @@ def _usages(
                     decl.window_seconds,
                     flt,
                     decl.span,
+                    matches,
                 )
             )
     return usages
+
+
+CURRENT = "current"  # in a usage filter: the action being checked, not the past one
+
+
+def _reads_current(node: ir.Node) -> bool:
+    return any(isinstance(x, ir.Path) and x.local and x.root == CURRENT for x in ir.walk(node))
+
+
+def _reads_past(node: ir.Node) -> bool:
+    return any(isinstance(x, ir.Path) and x.root != CURRENT for x in ir.walk(node))
+
+
+def _no_current(node: ir.Node, where: str, diagnostics: list[Diagnostic]) -> None:
+    for x in ir.walk(node):
+        if isinstance(x, ir.Path) and x.local and x.root == CURRENT:
+            diagnostics.append(
+                error(
+                    "E115",
+                    f"`current` is read in {where}: a usage filter reads it only in "
+                    "`PAST == current.FIELD` joined to the rest by `and`",
+                    x.span,
+                    'write, e.g., `where action.kind == "restart" '
+                    "and action.target == current.target`",
+                )
+            )
+            return
+
+
+def _usage_matches(
+    flt: ir.Node, diagnostics: list[Diagnostic]
+) -> tuple[ir.Node | None, tuple[tuple[ir.Node, ir.Node], ...]]:
+    """Split the ``and`` conjuncts ``PAST == CURRENT`` off a usage filter.
+
+    The rest is the row's own filter, computed once when the row is written; each
+    pair is compared with the action being checked when usage is read.
+    """
+    conjuncts: list[ir.Node] = []
+    pending = [flt]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ir.BoolOp) and node.op == "and":
+            pending += [node.right, node.left]
+        else:
+            conjuncts.append(node)
+    rest: list[ir.Node] = []
+    matches: list[tuple[ir.Node, ir.Node]] = []
+    for node in conjuncts:
+        if not _reads_current(node):
+            rest.append(node)
+            continue
+        if isinstance(node, ir.Compare) and node.op == "==" and node.kind == "value":
+            for past, now in ((node.left, node.right), (node.right, node.left)):
+                if _reads_current(now) and not _reads_past(now) and not _reads_current(past):
+                    matches.append((past, now))
+                    break
+            else:
+                _no_current(node, "a comparison that is not `PAST == CURRENT`", diagnostics)
+            continue
+        _no_current(node, "a condition that is not `PAST == CURRENT`", diagnostics)
+    kept: ir.Node | None = None
+    for node in rest:
+        kept = node if kept is None else ir.BoolOp("and", kept, node, node.span)
+    return kept, tuple(matches)
 
 
 USAGE_LIMIT = 1e12  # with two decimals a sum stays within the 15 digits every Rego engine prints
@@ -515,6 +669,23 @@ def _tests(
                             did_you_mean(override.name, env.fields),
                         )
                     )
+                    continue
+                where = f"{override.envelope}.{override.name}"
+                if isinstance(current.type, KeyedType) and isinstance(
+                    override.value, n.ObjectConst
+                ):  # a whole table in its place: the same `by_<what>` and value type
+                    keyed = keyed_value(where, override.value, diagnostics)
+                    if keyed is not None and (
+                        keyed[0].label != current.type.label
+                        or not same_kind(keyed[0].value, current.type.value)
+                    ):
+                        diagnostics.append(
+                            error(
+                                "E201",
+                                f"`{where}` is a {current.type}, given a {keyed[0]}",
+                                override.value.span,
+                            )
+                        )
                     continue
                 typ = constant_type(override.value)
                 if typ is None or not same_kind(typ, current.type):

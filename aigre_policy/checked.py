@@ -1,5 +1,6 @@
 """The backend seam's two sides: the ``CheckedPack`` every backend reads, and the
-``Evaluator`` protocol every backend returns.
+``Evaluator`` protocol every backend returns; and what the driver hands back
+(``CompiledPack``, ``CompileReport``).
 
 A module of its own so that backends (native code generation, the reference
 interpreter, Rego, the solver) import the pack they read without importing the
@@ -14,9 +15,11 @@ from typing import Any, Protocol
 
 from aigre_policy import ir
 from aigre_policy import nodes as n
-from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.diagnostics import Diagnostic, SourceText, has_errors
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import Verdict
+
+MANIFEST = "pack.yaml"  # the file that makes a directory a pack
 
 
 @dataclass
@@ -121,3 +124,65 @@ class Evaluator(Protocol):
         pack's validator passed; ``started`` is the ``perf_counter_ns`` of the call, for
         ``elapsed_us``. May raise: ``Pack`` turns any exception into a fail-closed verdict."""
         ...
+
+
+@dataclass(frozen=True)
+class CompiledPack:
+    """A ``CheckedPack`` with the evaluator one backend built from it: what a ``Pack`` runs on.
+
+    The checked pack's parts read through, so a caller of ``compile_pack`` reads
+    ``report.compiled.program`` whichever engine was built.
+    """
+
+    checked: CheckedPack
+    evaluator: Evaluator
+
+    @property
+    def root(self) -> Path:
+        return self.checked.root
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.checked.manifest
+
+    @property
+    def modules(self) -> tuple[n.Module, ...]:
+        return self.checked.modules
+
+    @property
+    def program(self) -> ir.Program:
+        return self.checked.program
+
+    @property
+    def envelopes(self) -> dict[str, dict[str, Any]]:
+        return self.checked.envelopes
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        return self.checked.input_schema
+
+    @property
+    def digest(self) -> str:
+        return self.checked.digest
+
+    @property
+    def handwritten(self) -> tuple[Any, ...]:
+        return self.checked.handwritten
+
+    @property
+    def python(self) -> Any:
+        """The generated Python (``codegen.EmittedModule``) when the evaluator is native."""
+        return getattr(self.evaluator, "python")  # noqa: B009 - AttributeError when not native
+
+
+@dataclass
+class CompileReport:
+    diagnostics: list[Diagnostic]
+    sources: SourceText
+    compiled: CompiledPack | None = None  # when an engine was asked for and built
+    stages_run: list[str] = field(default_factory=list)
+    checked: CheckedPack | None = None  # the check stage's result, sealed
+
+    @property
+    def ok(self) -> bool:
+        return self.checked is not None and not has_errors(self.diagnostics)

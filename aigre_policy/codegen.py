@@ -46,18 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy import ir
+from aigre_policy.emitted import EmittedModule as EmittedModule  # re-exported
 from aigre_policy.lattice import RULE_RANKS
-
-
-@dataclass
-class EmittedModule:
-    source: str
-    envelope_names: dict[str, str]  # "cost.max_action_usd" -> "E0"
-    # rule index -> the dotted paths its bindings hold, in the order explain_N returns them
-    bindings: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    # rules recorded as (index, *locals): their explain_N runs when the verdict is read
-    deferred: frozenset[int] = frozenset()
-
 
 _MIN_INDEXED = 3  # rules sharing a key path before an index pays for its lookup
 _INLINE_VALUES = 4  # up to this many values: an if/elif on the local; more: a dict of when_N

@@ -108,6 +108,7 @@ _ALL = (
     _compiler("E112", "names", "unknown usage window"),
     _compiler("E113", "names", "bad test input"),
     _compiler("W114", "names", "test expects nothing", "testing"),
+    _compiler("E115", "names", "`current` outside a usage match"),
     # types
     _compiler("E201", "type", "type mismatch"),
     _compiler("E202", "type", "value outside the enum"),
@@ -116,6 +117,10 @@ _ALL = (
     _compiler("E205", "type", "not an object"),
     _compiler("E206", "type", "`??` or `has` misplaced"),
     _compiler("E207", "type", "unsupported schema construct"),
+    _compiler("E210", "type", "unknown time zone"),
+    _compiler("E211", "type", "not a calendar date"),
+    _compiler("E208", "type", "keyed envelope value without a default"),
+    _compiler("E209", "type", "ill-typed keyed envelope value"),
     # optional fields
     _compiler("E301", "optional", "optional field read without a default or guard"),
     _compiler("W302", "optional", "default never used", "style"),
@@ -165,6 +170,13 @@ _ALL = (
         E,
         "a constant outside the range the schema allows",
         "constant outside the schema's range",
+    ),
+    _lint(
+        "L105",
+        "bugs",
+        W,
+        "a permit a restrictive rule overrules on some input",
+        "permit overruled on some input",
     ),
     _lint("L201", "style", W, "a rule without a `because` message", "no `because` message"),
     _lint("L202", "style", W, "a rule without a severity", "no severity"),

@@ -10,14 +10,11 @@ ends in a ``CheckedPack``: all any backend reads.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -27,8 +24,18 @@ import jsonschema
 
 from aigre_policy import backend, composition, ir
 from aigre_policy import nodes as n
-from aigre_policy.check import check_pack, declared_usages, usage_schema
-from aigre_policy.checked import CheckedPack, DecisionPolicy, Evaluator, Manifest, decision_policy
+from aigre_policy.check import check_pack, declared_usages, keyed_value, usage_schema
+from aigre_policy.checked import (  # MANIFEST, CompiledPack, CompileReport: re-exported
+    MANIFEST,
+    CheckedPack,
+    CompiledPack,
+    CompileReport,
+    DecisionPolicy,
+    Evaluator,
+    Manifest,
+    decision_policy,
+)
+from aigre_policy.collector import collector_paused
 from aigre_policy.diagnostics import (
     CompileError,
     Diagnostic,
@@ -45,78 +52,24 @@ from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
 from aigre_policy.targets import schema_diagnostics, target_diagnostics
 from aigre_policy.typecheck import constant_type, did_you_mean, value_type
-from aigre_policy.types import DurationType, ListType, NeverType, NumberType, Type, same_kind
+from aigre_policy.types import (
+    DurationType,
+    KeyedType,
+    ListType,
+    NeverType,
+    NumberType,
+    Type,
+    same_kind,
+)
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import canonical_json
 from aigre_policy.yamlio import Document, lone_surrogate, read_document
+from aigre_policy.zone_check import check_zones
 
-MANIFEST = "pack.yaml"
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
 
 
 __all__ = ["CheckedPack", "CompiledPack", "DecisionPolicy", "Evaluator", "Manifest"]
-
-
-@dataclass(frozen=True)
-class CompiledPack:
-    """A ``CheckedPack`` with the evaluator one backend built from it: what a ``Pack`` runs on.
-
-    The checked pack's parts read through, so a caller of ``compile_pack`` reads
-    ``report.compiled.program`` whichever engine was built.
-    """
-
-    checked: CheckedPack
-    evaluator: Evaluator
-
-    @property
-    def root(self) -> Path:
-        return self.checked.root
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.checked.manifest
-
-    @property
-    def modules(self) -> tuple[n.Module, ...]:
-        return self.checked.modules
-
-    @property
-    def program(self) -> ir.Program:
-        return self.checked.program
-
-    @property
-    def envelopes(self) -> dict[str, dict[str, Any]]:
-        return self.checked.envelopes
-
-    @property
-    def input_schema(self) -> dict[str, Any]:
-        return self.checked.input_schema
-
-    @property
-    def digest(self) -> str:
-        return self.checked.digest
-
-    @property
-    def handwritten(self) -> tuple[Any, ...]:
-        return self.checked.handwritten
-
-    @property
-    def python(self) -> Any:
-        """The generated Python (``codegen.EmittedModule``) when the evaluator is native."""
-        return getattr(self.evaluator, "python")  # noqa: B009 - AttributeError when not native
-
-
-@dataclass
-class CompileReport:
-    diagnostics: list[Diagnostic]
-    sources: SourceText
-    compiled: CompiledPack | None = None  # when an engine was asked for and built
-    stages_run: list[str] = field(default_factory=list)
-    checked: CheckedPack | None = None  # the check stage's result, sealed
-
-    @property
-    def ok(self) -> bool:
-        return self.checked is not None and not has_errors(self.diagnostics)
 
 
 def _pack_schema() -> dict[str, Any]:
@@ -306,6 +259,21 @@ def _apply_overrides(
                         )
                     )
                     continue
+                if isinstance(expected, KeyedType):  # the whole table is replaced
+                    keyed, problem = _keyed_override(
+                        value, expected, (enums or {}).get(f"{envelope}.{name}#keys")
+                    )
+                    if problem is not None:
+                        diagnostics.append(
+                            error(
+                                "E504",
+                                f"{origin}: `{envelope}.{name}` is a {expected}: {problem}",
+                                span(envelope, name),
+                            )
+                        )
+                    else:
+                        values[envelope][name] = keyed
+                    continue
                 converted = _convert(value, expected)
                 given = value_type(converted)
                 if isinstance(expected, DurationType) and isinstance(given, NumberType):
@@ -356,6 +324,37 @@ def _outside_enum(value: Any, allowed: tuple[str, ...] | None) -> str | None:
     return None
 
 
+def _keyed_override(
+    value: Any, expected: KeyedType, keys: tuple[str, ...] | None
+) -> tuple[dict[str, Any], str | None]:
+    """A keyed envelope value given as data, converted; or why it does not fit."""
+    label = f"by_{expected.label}"
+    shape = f"give {{default: VALUE, {label}: {{KEY: VALUE, ...}}}}"
+    if not isinstance(value, dict) or set(value) != {"default", label}:
+        return {}, shape
+    if not isinstance(value[label], dict):
+        return {}, shape
+    converted: dict[str, Any] = {"default": None, label: {}}
+    for key, item in [("default", value["default"]), *value[label].items()]:
+        item = _convert(item, expected.value)
+        given = value_type(item)
+        if isinstance(expected.value, DurationType) and isinstance(given, NumberType):
+            given = expected.value
+        if isinstance(item, float) and not math.isfinite(item):
+            given = None
+        if given is None or isinstance(given, ListType) or not same_kind(given, expected.value):
+            return {}, f"`{key}` is given {item!r}"
+        if key == "default":
+            converted["default"] = item
+            continue
+        if keys is not None and key not in keys:
+            return {}, f"the key '{key}' is never looked up" + (
+                f" ({did_you_mean(key, keys)})" if did_you_mean(key, keys) else ""
+            )
+        converted[label][key] = item
+    return converted, None
+
+
 def _convert(value: Any, expected: Type) -> Any:
     """Durations may be given as ``"30m"`` and are held as seconds."""
     if isinstance(expected, DurationType) and isinstance(value, str):
@@ -391,37 +390,8 @@ def compile_pack(
     ``None`` stops at the sealed ``CheckedPack`` (``report.checked``). ``ValueError``
     for an engine no backend knows.
     """
-    with _collector_paused():
+    with collector_paused():
         return _compile_pack(Path(path), envelopes, engine, editing or {})
-
-
-_PAUSE_LOCK = threading.Lock()
-_pauses = 0  # compiles running with the collector paused
-_resume = False  # whether the collector was on when the first of them began
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while a pack compiles, back as it was after.
-
-    A compile allocates many objects that live until it ends (tokens, trees, nodes,
-    code) and frees few; each full collection walks all of them again, which made
-    compile time grow faster than the pack. Compiles in several threads share one
-    pause: the last to finish restores the collector.
-    """
-    global _pauses, _resume
-    with _PAUSE_LOCK:
-        if _pauses == 0:
-            _resume = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _pauses -= 1
-            if _pauses == 0 and _resume:
-                gc.enable()
 
 
 @dataclass(frozen=True)
@@ -570,6 +540,7 @@ def _check(work: _Work) -> _Work:
         checked.envelope_enums,
     )
     problems += found
+    problems += check_zones(checked.program, values)  # zones and dates, overrides included
     program, found = composition.disable_rules(checked.program, manifest, doc, work.root)
     problems += found
     problems += check_exemptions(work.exemptions, program, shape, work.exemptions_doc)
@@ -730,6 +701,9 @@ def _envelope_types(modules: list[n.Module]) -> dict[str, dict[str, Type]]:
                 fields = types.setdefault(decl.name, {})
                 for item in decl.fields:
                     typ = constant_type(item.value)
+                    if isinstance(item.value, n.ObjectConst):  # a keyed value
+                        keyed = keyed_value("", item.value, [])  # the check stage reports
+                        typ = keyed[0] if keyed is not None else None
                     if typ is not None:
                         fields.setdefault(item.name, typ)
     return types

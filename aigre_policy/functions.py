@@ -75,6 +75,31 @@ TABLE: tuple[Function, ...] = (
         "lib.weekday",
     ),
     Function("date", ("timestamp",), STRING, runtime.date, runtime.date, "lib.date"),
+    # on a zone's wall clock; the zone is a literal or an envelope value (aigre_policy/zones.py)
+    Function(
+        "hour_in", ("timestamp", "string"), _HOUR, runtime.hour_in, runtime.hour_in, "lib.hour_in"
+    ),
+    Function(
+        "minute_in",
+        ("timestamp", "string"),
+        _MINUTE,
+        runtime.minute_in,
+        runtime.minute_in,
+        "lib.minute_in",
+    ),
+    Function(
+        "weekday_in",
+        ("timestamp", "string"),
+        StringType(WEEKDAYS),
+        runtime.weekday_in,
+        runtime.weekday_in,
+        "lib.weekday_in",
+    ),
+    Function(
+        "date_in", ("timestamp", "string"), STRING, runtime.date_in, runtime.date_in, "lib.date_in"
+    ),
+    # typed by the checker itself (a keyed envelope value and a string key)
+    Function("lookup", None, None, runtime.keyed, runtime.keyed, "lib.lookup"),
     Function(
         "duration_text",
         None,

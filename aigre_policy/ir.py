@@ -208,6 +208,9 @@ class Usage:
     window_seconds: float | None
     filter: Node | None
     span: Span = _span()
+    # (past action's value, current action's value): the ``where`` conjuncts
+    # ``EXPR == current.PATH``; a row counts only when each pair is equal
+    matches: tuple[tuple[Node, Node], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ from typing import Any
 
 from aigre_policy.cards import rule_card
 from aigre_policy.checked import CheckedPack
-from aigre_policy.codegen import EmittedModule, emit_python
 from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.emitted import EmittedModule
 from aigre_policy.lattice import decision_of
 from aigre_policy.sandbox import load
 from aigre_policy.verdict import Issuer, RuleCard, Verdict
@@ -45,6 +45,8 @@ class NativeEvaluator:
 
 def emit(checked: CheckedPack) -> EmittedModule:
     """The pack's program as Python source, as ``build`` loads it."""
+    from aigre_policy.codegen import emit_python  # not needed to load a cached pack
+
     manifest = checked.manifest
     return emit_python(checked.program, f"pack {manifest.name} {manifest.version}")
 

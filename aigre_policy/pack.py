@@ -10,7 +10,7 @@ from typing import Any
 from aigre_policy import interpreter, ir, native
 from aigre_policy import nodes as n
 from aigre_policy.cards import relative, rule_location
-from aigre_policy.compiler import CheckedPack, CompiledPack, Evaluator, compile_pack
+from aigre_policy.checked import CheckedPack, CompiledPack, Evaluator
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
 from aigre_policy.exemptions import exempted
 from aigre_policy.plain import NotPlain, as_plain
@@ -212,6 +212,8 @@ def load_pack(
     if cache is not None and engine == "native":  # the cache holds native packs only
         report = cache.compile(path, envelopes)
     else:
+        from aigre_policy.compiler import compile_pack  # the parser and checker load here
+
         report = compile_pack(path, envelopes, engine)
     if not report.ok or report.compiled is None:
         raise CompileError(report.diagnostics, report.sources)

@@ -850,7 +850,8 @@ class _AstBuilder:
 
     def object_field(self, pos: _Pos, children: _Children) -> n.ObjectField:
         name, value = children
-        return n.ObjectField(str(name), value, self.token_span(name))
+        key = self._string(name) if name.type == "STRING" else str(name)  # `"search-api": 5`
+        return n.ObjectField(key, value, self.token_span(name))
 
     # helpers ---------------------------------------------------------------
     def _number(self, token: Token) -> int | float:

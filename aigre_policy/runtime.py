@@ -10,9 +10,12 @@ a fail-closed verdict.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from aigre_policy import zones
 
 WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -37,6 +40,14 @@ def to_time(value: Any) -> float:
     return value
 
 
+def keyed(table: Any, key: Any) -> Any:
+    """`lookup`: the entry for ``key`` in a keyed envelope value's table, else its default."""
+    for label, entries in table.items():
+        if label != "default" and key in entries:
+            return entries[key]
+    return table["default"]
+
+
 def _utc(value: Any) -> datetime:
     return datetime.fromtimestamp(to_time(value), UTC)
 
@@ -55,6 +66,55 @@ def weekday(value: Any) -> str:
 
 def date(value: Any) -> str:
     return _utc(value).strftime("%Y-%m-%d")
+
+
+def local_time(value: Any, zone: str) -> float:
+    """Seconds since the epoch on the zone's wall clock: the instant plus its UTC offset."""
+    seconds = to_time(value)
+    return seconds + zones.offset(zone, seconds)
+
+
+# A wall clock is read with calendar arithmetic, as the Rego library reads it, not with
+# datetime: near the ends of year 1 and 9999 a zone's clock passes the range datetime
+# holds, and reading it must not fail where the instant itself is valid.
+def _day(seconds: float) -> int:
+    return math.floor(seconds / 86400)
+
+
+def hour_in(value: Any, zone: str) -> int:
+    seconds = local_time(value, zone)
+    return math.floor((seconds - _day(seconds) * 86400) / 3600)
+
+
+def minute_in(value: Any, zone: str) -> int:
+    seconds = local_time(value, zone)
+    minutes = math.floor((seconds - _day(seconds) * 86400) / 60)
+    return minutes - math.floor(minutes / 60) * 60
+
+
+def weekday_in(value: Any, zone: str) -> str:
+    days = _day(local_time(value, zone)) + 3  # 1970-01-01 was a Thursday
+    return WEEKDAY_NAMES[days - math.floor(days / 7) * 7]
+
+
+def date_in(value: Any, zone: str) -> str:
+    return civil_date(local_time(value, zone))
+
+
+def civil_date(seconds: float) -> str:
+    """``YYYY-MM-DD`` of the day holding ``seconds``, for any year (H. Hinnant's
+    civil_from_days, the proleptic Gregorian calendar; years print as ``%d``, as
+    ``date`` and the Rego library print them)."""
+    z = _day(seconds) + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = (mp + 2) % 12 + 1
+    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    return f"{year}-{month:02d}-{day:02d}"
 
 
 def lookup(value: Any, *keys: str) -> Any:

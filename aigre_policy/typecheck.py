@@ -28,6 +28,7 @@ from aigre_policy.types import (
     BoolType,
     DurationType,
     FieldType,
+    KeyedType,
     ListType,
     NeverType,
     NumberType,
@@ -88,6 +89,7 @@ class ExprChecker:
         self.diagnostics = diagnostics
         self.comparisons = 0
         self.extra_roots: dict[str, Type] = {}
+        self.reading_table = False  # the first argument of `lookup`: a keyed value may stand
         self.envelope_values: dict[str, n.Constant] = {}  # "cost.max" -> its constant, for enums
         # "autonomy.llm_may" -> the enum of the values it is compared with (for overrides)
         self.envelope_enums: dict[str, tuple[str, ...]] = {}
@@ -383,6 +385,8 @@ class ExprChecker:
         return ir.Default(node, fallback, expr.span), join(typ, ft)
 
     def call(self, expr: n.Call, scope: Scope) -> tuple[ir.Node | None, Type | None]:
+        if expr.function == "lookup":
+            return self.lookup(expr, scope)
         signature = FUNCTIONS.get(expr.function)
         if signature is None:
             self.err(
@@ -416,6 +420,50 @@ class ExprChecker:
         if not ok:
             return None, None
         return ir.Call(expr.function, tuple(args), expr.span), result
+
+    def lookup(self, expr: n.Call, scope: Scope) -> tuple[ir.Node | None, Type | None]:
+        """``lookup(envelope.name, key)``: a keyed envelope value for a string key."""
+        if len(expr.args) != 2:
+            self.err(
+                "E204",
+                f"`lookup` takes 2 arguments, given {len(expr.args)}",
+                expr.span,
+                "write `lookup(cost.max_action_usd, action.team)`",
+            )
+            return None, None
+        table, key = expr.args
+        self.reading_table = True
+        try:
+            table_node, table_type = self.expr(table, scope)
+        finally:
+            self.reading_table = False
+        key_node, key_type = self.expr(key, scope)
+        if table_node is None or key_node is None or table_type is None or key_type is None:
+            return None, None
+        if not (isinstance(table_node, ir.EnvelopeRef) and isinstance(table_type, KeyedType)):
+            self.err(
+                "E204",
+                f"`lookup` reads a keyed envelope value, given a {table_type}",
+                table.span,
+                "key it in its envelope: `max_action_usd: { default: 250, by_team: { ml: 5000 } }`",
+            )
+            return None, None
+        if not isinstance(key_type, StringType):
+            self.err("E204", f"`lookup` takes a string key, given a {key_type}", key.span)
+            return None, None
+        if key_type.enum is not None:  # a key the input can never hold is a typo
+            self.envelope_enums.setdefault(f"{table_node.dotted}#keys", key_type.enum)
+            for name in table_type.keys:
+                if name not in key_type.enum:
+                    self.err(
+                        "E202",
+                        f"`{table_node.dotted}` is keyed by `{name}`, "
+                        f"which `{self.source_text(key.span)}` never holds",
+                        table.span,
+                        did_you_mean(name, key_type.enum) or "values: " + ", ".join(key_type.enum),
+                    )
+                    return None, None
+        return ir.Call("lookup", (table_node, key_node), expr.span), table_type.value
 
     def quantifier(self, expr: n.Quantifier, scope: Scope) -> tuple[ir.Node | None, Type | None]:
         items, typ = self.expr(expr.items, scope)
@@ -464,7 +512,16 @@ class ExprChecker:
             typ = self.input_type.fields[root].type
             local = False
         elif root in self.envelopes:
-            return self.envelope_ref(root, steps, expr.span)
+            found = self.envelope_ref(root, steps, expr.span)
+            if found is not None and isinstance(found[1], KeyedType) and not self.reading_table:
+                self.err(
+                    "E201",
+                    f"`{found[0].dotted}` is keyed by {found[1].label}: it is read with a key",
+                    expr.span,
+                    f"write `lookup({found[0].dotted}, <{found[1].label}>)`",
+                )
+                return None
+            return found
         else:
             names = [*INPUT_ROOTS, *self.envelopes, *scope.locals, *self.extra_roots]
             self.err(

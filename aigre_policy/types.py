@@ -96,6 +96,19 @@ class UnsupportedType:
         return f"unsupported ({self.reason})"
 
 
+@dataclass(frozen=True, slots=True)
+class KeyedType:
+    """An envelope value keyed by a string (``{ default: 250, by_team: { ml: 5000 } }``):
+    read with ``lookup(envelope.name, key)``, a key it does not list reads the default."""
+
+    value: Type
+    label: str  # what the keys name: `team` for `by_team`
+    keys: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.value} by {self.label}"
+
+
 Type = (
     NumberType
     | StringType
@@ -106,6 +119,7 @@ Type = (
     | ObjectType
     | NeverType
     | UnsupportedType
+    | KeyedType
 )
 
 NUMBER = NumberType()

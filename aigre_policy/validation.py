@@ -10,8 +10,10 @@ path and a message a person can act on.
 The two validators must accept and reject exactly the same inputs (the tests check this with
 hypothesis), so this module owns every point where they could differ:
 
-* ``format: date-time`` is checked by one function, :func:`is_rfc3339_date_time`, handed to
-  both. Every other format is an annotation for both.
+* ``format: date-time``: jsonschema calls :func:`is_rfc3339_date_time`; the fast validator
+  matches :data:`DATE_TIME_PATTERN`, the same set of strings as one regular expression, so it
+  never calls back into Python (the tests check every day of years around each leap-year
+  rule). Every other format is an annotation for both.
 * The fast validator sees a copy of the schema (:class:`_FastCopy`): non-recursive local
   ``$ref`` s inlined, a ``$ref`` with siblings wrapped in ``allOf``, ``pattern`` rewritten so
   ``$`` keeps the meaning ``re.search`` gives it, ``contentEncoding``/``contentMediaType``
@@ -26,12 +28,16 @@ Inputs are JSON values as decoded from JSON or YAML (dict, list, str, int, float
 enough to overflow the compiled validator's stack.
 
 Measured by hand, not by a test (timed tests flake): ``is_valid`` on the realistic valid input
-of ``tests/test_validation.py`` (five timestamps) takes about 8 us on a 2-core box with
-jsonschema-rs 0.60; ``errors`` on an invalid input about 0.4 ms::
+of ``tests/test_validation.py`` (five timestamps) took about 8 us on a 2-core box with
+jsonschema-rs 0.60 while date-times called back into Python (``benchmarks/bench_eval.py``
+prints today's figure); ``errors`` on an invalid input about 0.4 ms::
 
     python -m timeit -s "from tests.test_validation import INPUT_SCHEMA, VALID_INPUT" \\
         -s "from aigre_policy.validation import InputValidator; v = InputValidator(INPUT_SCHEMA)" \\
         "v.is_valid(VALID_INPUT)"
+
+Deferred imports: jsonschema loads only when an input is refused or a schema is checked,
+so a cached start that meets valid input never imports it.
 """
 
 from __future__ import annotations
@@ -42,12 +48,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError, ValidationError
+
+if TYPE_CHECKING:  # jsonschema loads when an input is rejected or a schema first checked
+    from jsonschema import Draft202012Validator, FormatChecker
+    from jsonschema.exceptions import SchemaError, ValidationError
 
 __all__ = ["DRAFT_2020_12", "InputError", "InputValidator", "dotted", "is_rfc3339_date_time"]
 
@@ -81,30 +89,30 @@ def is_rfc3339_date_time(value: object) -> bool:
     return True
 
 
-_FORMATS = {"date-time": is_rfc3339_date_time}
-
-
-def _any_format(value: str) -> bool:
-    return True
-
-
-def _format_names(schema: Any) -> set[str]:
-    """Every ``format`` value named anywhere in ``schema``."""
-    names: set[str] = set()
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("format"), str):
-                names.add(node["format"])
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return names
+# The same set of strings as ``is_rfc3339_date_time`` accepts, as one regular expression the
+# compiled validator runs without calling back into Python: the shape of ``_DATE_TIME``, with
+# each month's days spelled out, 29 February in leap years only (the proleptic Gregorian rule
+# ``datetime`` follows) and no year 0000. Anchored: a ``pattern`` is a search.
+_YEAR = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"  # 0001 to 9999
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+DATE_TIME_PATTERN = (
+    "^(?:"
+    + _YEAR
+    + "-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"  # every month has days 1 to 28
+    + "|(?:0[13-9]|1[0-2])-(?:29|30)"  # every month but February has 29 and 30
+    + "|(?:0[13578]|1[02])-31)"
+    + "|"
+    + _LEAP_YEAR
+    + "-02-29)"
+    + "[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]+)?"
+    + "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 
 
 def _format_checker() -> FormatChecker:
     """A jsonschema format checker that knows date-time only, with this module's check."""
+    from jsonschema import FormatChecker
+
     checker = FormatChecker(formats=())
     checker.checks("date-time")(is_rfc3339_date_time)
     return checker
@@ -155,7 +163,7 @@ class InputValidator:
     Safe to share between threads; it never modifies the inputs it checks.
     """
 
-    __slots__ = ("_fast", "_slow")
+    __slots__ = ("_fast", "_schema", "_slow")
 
     def __init__(self, schema: dict[str, Any], *, schema_checked: bool = False) -> None:
         """Check ``schema`` and compile both validators; ``ValueError`` if it is invalid.
@@ -169,27 +177,30 @@ class InputValidator:
             raise ValueError(
                 f"input schema must be draft 2020-12 ({DRAFT_2020_12}), not {dialect!r}"
             )
-        try:
-            if not schema_checked:
+        if not schema_checked:
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
                 Draft202012Validator.check_schema(schema)
-        except SchemaError as exc:
-            raise ValueError(
-                f"invalid input schema at {_pointer(exc.absolute_path)}: {_message(exc)}"
-            ) from None
+            except SchemaError as exc:
+                raise ValueError(
+                    f"invalid input schema at {_pointer(exc.absolute_path)}: {_message(exc)}"
+                ) from None
         fast_schema = _FastCopy(schema).build()
-        # Only date-time is checked, by the one function jsonschema also uses; every other
-        # format a schema names is an annotation, as in jsonschema without a checker for it.
-        formats = {name: _any_format for name in _format_names(fast_schema)}
-        formats.update(_FORMATS)
+        # Only date-time is checked, by DATE_TIME_PATTERN in the fast copy (the set of
+        # strings the one function jsonschema uses accepts); every other format a schema
+        # names is an annotation, as in jsonschema without a checker for it.
         try:
-            self._fast = jsonschema_rs.validator_for(
-                fast_schema, validate_formats=True, formats=formats
-            ).is_valid
+            self._fast = jsonschema_rs.validator_for(fast_schema, validate_formats=False).is_valid
         except (jsonschema_rs.ValidationError, ValueError) as exc:
             raise ValueError(f"input schema cannot be compiled: {exc}") from None
         # A private copy: the fast validator is compiled from a snapshot, so the slow one must
         # not follow later edits of the caller's dict (or of a library that rewrites it).
-        self._slow = Draft202012Validator(copy.deepcopy(schema), format_checker=_format_checker())
+        self._schema = copy.deepcopy(schema)
+        # jsonschema is built on the first rejected input: a valid one never needs it, and a
+        # cached start (``aigre_policy.cache``) then never imports it
+        self._slow: Draft202012Validator | None = None
 
     def is_valid(self, instance: object) -> bool:
         """Whether ``instance`` matches the schema: the hot path (about 14 us, see above)."""
@@ -201,10 +212,15 @@ class InputValidator:
         Paths sort segment by segment, list indices numerically (``[2]`` before ``[10]``).
         Slow (jsonschema walks the whole input): call it once ``is_valid`` has said no.
         """
+        slow = self._slow
+        if slow is None:
+            from jsonschema import Draft202012Validator
+
+            slow = self._slow = Draft202012Validator(self._schema, format_checker=_format_checker())
         found = sorted(
             (
                 (_sort_key(error.absolute_path), _error(error))
-                for error in self._slow.iter_errors(instance)
+                for error in slow.iter_errors(instance)
             ),
             key=lambda keyed: (keyed[0], keyed[1].message),
         )
@@ -368,12 +384,16 @@ class _FastCopy:
             elif key in _SUBSCHEMA_LIST:
                 out[key] = [self._schema(sub, f"{at}/{i}") for i, sub in enumerate(value)]
             elif key == "format":
-                if value == "date-time":
-                    out[key] = value
+                continue  # date-time becomes a pattern, below; other formats annotate
             elif key == "pattern":
                 out[key] = _keep_dollar_meaning(value, at)
             elif key != "$ref":
                 out[key] = copy.deepcopy(value)
+        if schema.get("format") == "date-time":
+            if "pattern" in out:  # both must hold: the second pattern goes in an allOf
+                out["allOf"] = [*out.get("allOf", []), {"pattern": DATE_TIME_PATTERN}]
+            else:
+                out["pattern"] = DATE_TIME_PATTERN
         if out.get("additionalProperties") == {}:
             # Same meaning, but a fast validator may read {} as false when it checks `required`.
             out["additionalProperties"] = True

@@ -128,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     pack = load_pack(PACK)
-    usage = {"spend_this_month_usd": 1234.5, "agent_actions_last_hour": 3}
+    usage = {
+        "spend_this_month_usd": 1234.5,
+        "agent_actions_last_hour": 3,
+        "restarts_of_target_last_hour": 0,
+    }
     context = {"now": NOW, "actor": ACTOR}
     assert pack.evaluate(proposal(0), context, usage).decision == "allow"
     base, base_cpu = timed(lambda i: pack.evaluate(proposal(i), context, usage), args.checks)

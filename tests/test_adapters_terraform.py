@@ -35,7 +35,7 @@ HUMAN = {
     "actor": {"kind": "human", "id": "ana", "trust": 3},
     "error_budget_remaining": 0.8,
 }
-USAGE = {"spend_this_month_usd": 0, "agent_actions_last_hour": 0}
+USAGE = {"spend_this_month_usd": 0, "agent_actions_last_hour": 0, "restarts_of_target_last_hour": 0}
 
 
 @pytest.fixture(scope="module")

@@ -128,12 +128,12 @@ def test_a_closed_standard_output_still_gives_the_decision_as_exit_code() -> Non
 
 # An unexpected fault inside a command, planted at interpreter start.
 PLANTED_FAULT = """
-import aigre_policy.cli.check as check
+import aigre_policy.compiler as compiler
 
 def broken(*args, **kwargs):
     raise RuntimeError("planted fault\\nwith a second line")
 
-check.compile_pack = broken
+compiler.compile_pack = broken  # check imports it when it runs
 """
 
 

@@ -126,3 +126,87 @@ def test_eval_from_the_cache_loads_neither_lark_nor_pydantic(tmp_path) -> None:
 def test_check_without_strict_does_not_load_the_linter() -> None:
     loaded = _loaded(_cli("check", PACK))
     assert "aigre_policy.lint" not in loaded
+
+
+# what a pack served from the compile cache must not load: the parser (and Lark), the
+# checker, the code generator, the compiler driver and the complete validator (jsonschema)
+COMPILER = (
+    "lark",
+    "jsonschema",
+    "aigre_policy.parser",
+    "aigre_policy.grammar",
+    "aigre_policy.typecheck",
+    "aigre_policy.check",
+    "aigre_policy.codegen",
+    "aigre_policy.compiler",
+)
+
+
+def _cached_runs(tmp_path: Path, *argv: str) -> tuple[set[str], set[str], str]:
+    """The modules loaded by a first (compiling) and a second (cached) run, and the
+    second run's output."""
+    env = {
+        "PYTHONPATH": str(REPO),
+        "PATH": "/usr/bin:/bin",
+        "AIGRE_CACHE_DIR": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    marker = "--- modules ---"
+    probe = (
+        f"{_cli(*argv)}\nimport sys, json\nprint({marker!r})\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    first, second = (set(json.loads(r.stdout.strip().splitlines()[-1])) for r in runs)
+    return first, second, runs[1].stdout.split(marker)[0]
+
+
+def _compiler_modules(loaded: set[str]) -> set[str]:
+    return {m for m in loaded if m in COMPILER or m.split(".")[0] in COMPILER}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("eval", PACK, "--action", ACTION), ("check", PACK)],
+    ids=["eval", "check"],
+)
+def test_a_cached_pack_loads_no_compiler_stage_and_no_jsonschema(tmp_path, argv) -> None:
+    first, second, _ = _cached_runs(tmp_path, *argv)
+    assert {"lark", "aigre_policy.compiler"} <= first  # the first run compiles
+    assert not _compiler_modules(second)
+
+
+def test_a_cached_pack_still_refuses_an_invalid_action_with_every_reason(tmp_path) -> None:
+    """The complete validator loads when an input is rejected: the verdict fails closed
+    with the same errors as a fresh compile gives."""
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / ACTION).read_text()
+    text = text.replace("kind: code_patch", "kind: 17")
+    text = text.replace("at: '2025-03-12T13:40:00Z'", "at: '2025-02-30T13:40:00Z'")
+    bad.write_text(text)
+    argv = ("eval", PACK, "--action", str(bad), "--format", "json")
+    _, second, cached = _cached_runs(tmp_path, *argv)
+    fresh = subprocess.run(
+        [sys.executable, "-m", "aigre_policy.cli.main", *argv, "--no-cache"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    cached_verdict, fresh_verdict = json.loads(cached), json.loads(fresh.stdout)
+    assert cached_verdict["decision"] == fresh_verdict["decision"] != "allow"
+    assert cached_verdict["fail_closed"] is True
+    assert cached_verdict["errors"] == fresh_verdict["errors"]
+    assert {e["path"] for e in cached_verdict["errors"]} == {"action.kind", "action.requested_at"}
+    assert "jsonschema" in second  # loaded to say why, once the input was refused

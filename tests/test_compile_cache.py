@@ -179,3 +179,44 @@ def test_an_unwritable_cache_directory_only_costs_a_compile(pack, tmp_path) -> N
     assert cache.compile(pack).ok
     assert cache.compile(pack).ok
     assert cache.hits == 0
+
+
+def test_another_python_misses(pack, cache, monkeypatch) -> None:
+    """An entry written under one interpreter is not revived by another."""
+    import sys
+
+    cache.compile(pack)
+    monkeypatch.setattr(sys, "version", sys.version + " (another build)")
+    report = cache.compile(pack)
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert report.ok
+
+
+def test_a_revived_pack_holds_the_same_nodes_as_a_fresh_compile(pack, cache) -> None:
+    """Entries store nodes as calls of their classes: what comes back equals what went in."""
+    from aigre_policy.compiler import compile_pack
+
+    cache.compile(pack)
+    revived = cache.compile(pack).compiled.checked
+    fresh = compile_pack(pack).compiled.checked
+    assert cache.hits == 1
+    assert revived.modules == fresh.modules
+    assert revived.program == fresh.program
+    assert revived.manifest == fresh.manifest and revived.policy == fresh.policy
+    assert revived.input_schema == fresh.input_schema
+
+
+def test_a_cache_load_leaves_the_garbage_collector_as_it_found_it(pack, cache) -> None:
+    """The collector is paused while an entry loads (it would only walk the new nodes)."""
+    import gc
+
+    cache.compile(pack)
+    enabled = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            assert cache.compile(pack).ok
+            assert gc.isenabled() is before
+    finally:
+        (gc.enable if enabled else gc.disable)()
+    assert cache.hits == 2

@@ -529,6 +529,93 @@ LANGUAGE_CASES = [
         ("did you mean `calendar_month`?",),
         id="window",
     ),
+    # E115 `current` in a usage, outside `PAST == CURRENT`
+    case(
+        "E115",
+        "usage n = count() over last 1h where action.target != current.target",
+        1,
+        "current.target",
+        ("`current` is read in a condition that is not `PAST == CURRENT`",),
+        ("action.target == current.target",),
+        id="current-not-equal",
+    ),
+    case(
+        "E115",
+        "usage n = count() over last 1h where action.target == current.target or true",
+        1,
+        "current.target",
+        ("`current` is read in a condition",),
+        id="current-under-or",
+    ),
+    case(
+        "E115",
+        "usage n = sum(current.cost.estimated_usd) over last 1h",
+        1,
+        "current.cost",
+        ("`current` is read in the value a usage adds up",),
+        id="current-in-argument",
+    ),
+    case(
+        "E301",
+        "usage n = count() over last 1h where action.target == current.actor.on_behalf_of",
+        1,
+        "current.actor",
+        ("is optional and may be absent",),
+        id="current-optional",
+    ),
+    # E208, E209 keyed envelope values; a bare or ill-keyed read
+    case(
+        "E208",
+        "envelope cost { max_action_usd: { by_team: { ml: 5000 } } }",
+        1,
+        "{ by_team",
+        ("`cost.max_action_usd` is keyed but has no `default`",),
+        ("default: 250",),
+        id="keyed-no-default",
+    ),
+    case(
+        "E209",
+        'envelope cost { max_action_usd: { default: 250, by_team: { ml: "5000" } } }',
+        1,
+        '"5000"',
+        ("`cost.max_action_usd` for `ml` must have the default's type",),
+        id="keyed-ill-typed",
+    ),
+    case(
+        "E209",
+        "envelope cost { max_action_usd: { default: 250, team: { ml: 5000 } } }",
+        1,
+        "team:",
+        ("holds `default` and one table `by_<what>",),
+        id="keyed-no-table",
+    ),
+    case(
+        "E201",
+        "envelope cost { cap: { default: 250, by_team: { ml: 5000 } } }\n"
+        "rule r { deny when action.cost.estimated_usd > cost.cap }",
+        2,
+        "cost.cap",
+        ("`cost.cap` is keyed by team: it is read with a key",),
+        ("lookup(cost.cap, <team>)",),
+        id="keyed-read-bare",
+    ),
+    case(
+        "E202",
+        "envelope cost { cap: { default: 250, by_env: { prod: 5000 } } }\n"
+        "rule r { deny when action.cost.estimated_usd > lookup(cost.cap, action.environment) }",
+        2,
+        "cost.cap,",
+        ("`cost.cap` is keyed by `prod`, which `action.environment` never holds",),
+        id="keyed-outside-enum",
+    ),
+    case(
+        "E204",
+        "envelope cost { cap: 5 }\nrule r { deny when lookup(cost.cap, action.target) > 1 }",
+        2,
+        "cost.cap,",
+        ("`lookup` reads a keyed envelope value",),
+        id="lookup-not-keyed",
+    ),
     # E113 test inputs
     case(
         "E113",
@@ -617,12 +704,12 @@ LANGUAGE_CASES = [
         ("with a unit",),
         id="duration-vs-number",
     ),
-    case(
-        "E201",
+    case(  # an object is a keyed value (`lookup`), which needs its default
+        "E208",
         "envelope e { x: {a: 1} }",
         1,
         "{a: 1}",
-        ("`e.x` must be a number, string, boolean, duration, or a list",),
+        ("`e.x` is keyed but has no `default`",),
         id="envelope-object",
     ),
     case(
@@ -799,6 +886,53 @@ LANGUAGE_CASES = [
         id="anyof",
         manifest={"input_schema": "schema.json"},
         files={"schema.json": SCHEMA_ANYOF},
+    ),
+    # E210 zones, E211 calendar dates: known when the pack compiles, overrides included
+    case(
+        "E210",
+        'rule r { deny when hour_in(context.now, "Europe/Berln") > 17 }',
+        1,
+        '"Europe/Berln"',
+        ("unknown time zone `Europe/Berln`",),
+        ("IANA",),
+        id="literal",
+    ),
+    case(
+        "E210",
+        'envelope clock { zone: "UTC" }\n'
+        'rule r { deny when weekday_in(context.now, clock.zone) == "sunday" }',
+        2,
+        "clock.zone",
+        ("unknown time zone `Mars/Olympus`", "`clock.zone`"),
+        id="override",
+        overrides={"clock": {"zone": "Mars/Olympus"}},
+    ),
+    case(
+        "E210",
+        "rule r { deny when hour_in(context.now, action.target) > 17 }",
+        1,
+        "action.target",
+        ("must be known when the pack compiles",),
+        id="input",
+    ),
+    case(
+        "E211",
+        'envelope freeze { days: ["2025-12-25"] }\n'
+        'rule r { deny when date_in(context.now, "UTC") in freeze.days }',
+        2,
+        "freeze.days",
+        ("`2025-13-01` in `freeze.days` is not a calendar date",),
+        ("YYYY-MM-DD",),
+        id="override",
+        overrides={"freeze": {"days": ["2025-12-25", "2025-13-01"]}},
+    ),
+    case(
+        "E211",
+        'rule r { deny when date(context.now) == "2025-1-1" }',
+        1,
+        '"2025-1-1"',
+        ("`2025-1-1` is not a calendar date",),
+        id="literal",
     ),
     # E301 optional fields
     case(

@@ -63,6 +63,8 @@ envelope limits {
   quiet_days: ["saturday", "sunday"]
   cutoff_hour: 16
   label: "ops"
+  zone: "Australia/Sydney"
+  holidays: ["2025-03-31", "2025-04-04"]
 }
 
 usage spend_this_month_usd = sum(action.cost.estimated_usd) over calendar_month where decision != "deny"
@@ -160,6 +162,13 @@ rule window {
   because "{weekday(context.now)} {hour(context.now)}:{minute(context.now)} on {date(context.now)}"
 }
 
+rule zoned {
+  escalate when
+    weekday_in(context.now, limits.zone) == "monday" and hour_in(context.now, limits.zone) < 9
+    or date_in(context.now, "Europe/Berlin") in limits.holidays
+  because "{weekday_in(context.now, limits.zone)} {hour_in(context.now, limits.zone)}:{minute_in(context.now, limits.zone)} on {date_in(context.now, limits.zone)}"
+}
+
 rule names {
   warn when starts_with(lower(action.target), "pay")
     or ends_with(action.target, "-api") and contains(upper(action.actor.id), "BOT")
@@ -238,6 +247,13 @@ rule negations {
     or not action.change.architectural and action.change.type == "infra"
     or not not action.reversible and action.blast_radius.users_share >= 0.5
   because "{action.reversible} {-action.cost.estimated_usd} {action.blast_radius.users_share}"
+}
+
+envelope keyed { cap: { default: 25, by_environment: { staging: 100, production: 2.5 } } }
+
+rule keyed-cap {
+  warn when action.cost.estimated_usd > lookup(keyed.cap, action.environment)
+  because "over {lookup(keyed.cap, action.environment)}"
 }
 """
 
@@ -539,7 +555,7 @@ def test_the_pack_uses_every_construct(every_construct: Pack) -> None:
     assert {b.op for b in of(ir.BoolOp)} == {"and", "or"}
     assert {q.kind for q in of(ir.Quantifier)} == {"any", "all"}
     assert {c.function for c in of(ir.Call)} == set(interpreter.FUNCTIONS)
-    assert set(interpreter.FUNCTIONS) == {*FUNCTIONS, "duration_text"}
+    assert set(interpreter.FUNCTIONS) == {*FUNCTIONS, "duration_text", "lookup"}
     paths = of(ir.Path)
     assert any(p.local for p in paths) and any(p.optional for p in paths)
     assert any(p.guarded for p in paths) and any(p.defaults for p in paths)

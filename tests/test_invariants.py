@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 
 import pytest
 import yaml
@@ -171,13 +173,64 @@ def _baseline():
 
 def test_cli_reports_a_breach_with_its_counterexample_and_exits_1(new_pack, capsys, plain_console):
     root = new_pack(PLANTED)
-    code = main(["test", str(root), "--seed", "3", "--examples", "30"])
+    code = main(["test", str(root), "--no-prove", "--seed", "3", "--examples", "30"])
     out = capsys.readouterr().out
     assert code == 1
     assert "BROKEN nothing over 300 USD runs" in out
     assert "expected deny, got allow" in out
     assert "name: 'invariant: nothing over 300 USD runs'" in out
     assert "vacuous nothing costs less than nothing" in out
+    assert "searched 30 inputs, none met its condition; raise --examples" in out
+
+
+def test_cli_proves_by_default_and_says_per_invariant_how(new_pack, capsys, plain_console):
+    """With z3 installed, `test` puts each invariant to the solver first: the breach is
+    refuted with a counterexample, the others proved (the condition no input meets among
+    them), and each line says which it was."""
+    pytest.importorskip("z3")
+    root = new_pack(PLANTED)
+    code = main(["test", str(root)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "BROKEN nothing over 300 USD runs" in out and "refuted by the solver" in out
+    assert "name: 'invariant: nothing over 300 USD runs'" in out
+    assert "proved agents are never escalated" in out
+    assert "proved nothing costs less than nothing" in out
+    assert "(3 settled by the solver)" in out
+    assert "searched" not in out.split("invariants:")[0]
+
+
+def test_without_z3_test_searches_and_says_why(new_pack, capsys, plain_console, monkeypatch):
+    monkeypatch.setitem(sys.modules, "aigre_policy.solver.prove", None)  # the import fails
+    root = new_pack(PLANTED)
+    assert main(["test", str(root), "--examples", "30"]) == 1
+    out = capsys.readouterr().out
+    assert "searched 30 inputs" in out and "z3 is not installed" in out
+    assert "BROKEN nothing over 300 USD runs" in out
+
+
+def test_an_invariant_the_solver_cannot_settle_is_searched_and_says_so(
+    new_pack, capsys, plain_console, monkeypatch
+):
+    pytest.importorskip("z3")
+    from aigre_policy.solver import prove
+
+    real = prove.prove_pack
+
+    def unsettled(checked, pack, **kwargs):
+        report = real(checked, pack, **kwargs)
+        report.results = [
+            dataclasses.replace(r, status="unknown", reason="timeout") for r in report.results
+        ]
+        return report
+
+    monkeypatch.setattr(prove, "prove_pack", unsettled)
+    root = new_pack(PLANTED)
+    assert main(["test", str(root), "--examples", "30", "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    invariants = report["packs"][0]["invariants"]["invariants"]
+    assert {i["method"] for i in invariants} == {"search"}
+    assert all("the solver did not settle it: timeout" in i["fallback"] for i in invariants)
 
 
 def test_cli_skips_invariants_on_request(new_pack, capsys, plain_console):
@@ -188,7 +241,9 @@ def test_cli_skips_invariants_on_request(new_pack, capsys, plain_console):
 
 def test_cli_json_carries_the_invariant_results(new_pack, capsys, plain_console):
     root = new_pack(PLANTED)
-    code = main(["test", str(root), "--seed", "3", "--examples", "30", "--format", "json"])
+    code = main(
+        ["test", str(root), "--no-prove", "--seed", "3", "--examples", "30", "--format", "json"]
+    )
     document = json.loads(capsys.readouterr().out)
     assert code == 1
     text = json.dumps(document)

@@ -426,3 +426,12 @@ def test_no_text_and_no_position_makes_a_feature_fail(pack, data):
     features.definition(view, file, text, line, column)
     for trigger in (None, " ", ".", '"'):
         features.complete(view, file, text, line, column, trigger)
+
+
+def test_completion_of_weekdays_on_a_zones_clock(pack):
+    _, text = _guard(pack)
+    typing = text.replace(
+        'action.actor.kind == "llm"', 'weekday_in(context.now, "Europe/Berlin") == "'
+    )
+    labels = _complete(pack, typing, 'Berlin") == "', 13)
+    assert labels[:2] == ["monday", "tuesday"] and len(labels) == 7

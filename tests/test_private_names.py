@@ -30,8 +30,13 @@ KNOWN = {
 }
 
 
+# underscored by convention but documented as public: ast node classes' ``_fields`` and
+# namedtuple's methods (they start with ``_`` so they cannot clash with field names)
+DOCUMENTED_PUBLIC = {"_fields", "_asdict", "_replace", "_make", "_field_defaults"}
+
+
 def _private(name: str) -> bool:
-    return name.startswith("_") and not name.startswith("__")
+    return name.startswith("_") and not name.startswith("__") and name not in DOCUMENTED_PUBLIC
 
 
 def _own_names(tree: ast.Module) -> set[str]:

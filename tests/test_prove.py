@@ -107,7 +107,11 @@ def test_usage_past_its_bound_is_invalid_and_fails_closed():
         "cost": {"estimated_usd": 1.0}, "requested_at": "2025-03-10T09:00:00Z",
     }  # fmt: skip
     context = {"now": "2025-03-10T09:00:01Z", "actor": {"kind": "human", "id": "ann", "trust": 4}}
-    usage = {"spend_this_month_usd": 1.7976931348623157e308, "agent_actions_last_hour": 0}
+    usage = {
+        "spend_this_month_usd": 1.7976931348623157e308,
+        "agent_actions_last_hour": 0,
+        "restarts_of_target_last_hour": 0,
+    }
     verdict = pack.evaluate(action=action, context=context, usage=usage)
     assert verdict.fail_closed and verdict.decision == "require_approval"
     assert "spend_this_month_usd" in str(verdict.errors)

@@ -171,6 +171,8 @@ envelope limits {
   half: 0.5s
   share: 0.25
   label: "ops"
+  zone: "Australia/Sydney"
+  holidays: ["2025-03-31", "2025-04-04"]
 }
 
 rule quantifiers-and-guards {
@@ -192,6 +194,14 @@ rule time-and-durations {
     or hour(context.now) >= 22
     or weekday(context.now) in ["saturday", "sunday"]
   because "asked at {action.requested_at}, now {context.now} ({date(context.now)} {weekday(context.now)} {hour(context.now)}:{minute(context.now)}); limits {limits.max_age}, {limits.long}, {limits.half}, waited {context.now - action.requested_at}"
+}
+
+rule zones-and-holidays {
+  category: reliability
+  escalate to ["sre-oncall"] when
+    weekday_in(context.now, limits.zone) == "friday" and hour_in(context.now, limits.zone) >= 16
+    or date_in(context.now, "Europe/Berlin") in limits.holidays
+  because "{weekday_in(context.now, limits.zone)} {hour_in(context.now, limits.zone)}:{minute_in(context.now, limits.zone)} on {date_in(context.now, limits.zone)}"
 }
 
 rule arithmetic-and-numbers {
@@ -301,7 +311,11 @@ def test_an_engine_fault_fails_closed_with_evidence(monkeypatch):
 # a subnormal double, and the least normal one (printed to 16 digits it reads back below)
 @pytest.mark.parametrize("tiny", [5e-324, 2.2250738585072014e-308])
 def test_numbers_rego_cpp_cannot_read_fail_closed_and_say_where(make_action, valid_context, tiny):
-    usage = {"agent_actions_last_hour": 0, "spend_this_month_usd": 0}
+    usage = {
+        "agent_actions_last_hour": 0,
+        "spend_this_month_usd": 0,
+        "restarts_of_target_last_hour": 0,
+    }
     native, rego = engines(BASELINE)
     action = make_action(cost={"estimated_usd": tiny})
     assert not native.evaluate(action, valid_context, usage).fail_closed

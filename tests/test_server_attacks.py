@@ -868,11 +868,6 @@ def test_a_fault_after_the_gate_recorded_answers_the_recorded_decision(runtime, 
     assert logged[native["decision_id"]]["body"]["verdict"]["decision"] == native["decision"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open defect: a check refused because the queue is full (Busy) answers a "
-    "fail-closed verdict with a decision id the decision log never records",
-)
 def test_a_busy_refusal_is_in_the_log(runtime):
     with app_server(create_app(runtime)) as url:
         runtime.inflight = runtime.config.limits.max_queued_checks + 1  # a full queue
@@ -883,4 +878,7 @@ def test_a_busy_refusal_is_in_the_log(runtime):
         finally:
             runtime.inflight = 0
     assert answer["fail_closed"] and answer["decision"] != "allow"  # fails closed, as promised
-    assert answer["decision_id"] in _logged(runtime)  # but is not recorded
+    logged = _logged(runtime)
+    assert answer["decision_id"] in logged  # and is recorded, as every answer is
+    assert logged[answer["decision_id"]]["body"]["verdict"]["fail_closed"] is True
+    assert "Busy: " in answer["errors"][0]["message"]

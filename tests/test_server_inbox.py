@@ -378,3 +378,30 @@ def test_the_gate_records_a_rejection_only_from_someone_who_could_approve(tmp_pa
     assert rejection["status"] == "rejected" and rejection["declined"] is True
     again = gate.check(yaml.safe_load(json.dumps(GRANT)), actor=actor)
     assert again.decision == "require_approval"
+
+
+def test_an_action_held_on_one_replica_is_in_the_inbox_of_another_and_approved_there(tmp_path):
+    """Two servers on one ledger: the inbox of the one that did not answer the check lists
+    it, approves it and rejects another; the first then allows the retry."""
+    config = ServerConfig.model_validate(_config(tmp_path))
+    one = Runtime(BASELINE, config, clock=FakeClock("2025-03-12T12:00:00Z"))
+    two = Runtime(BASELINE, config, clock=FakeClock("2025-03-12T12:00:00Z"))
+    with app_server(create_app(one)) as first, app_server(create_app(two)) as second:
+        held = _check(first, "bot")
+        other = _check(first, "bot", {**GRANT, "target": "iam/role/billing-admin"})
+        assert held["decision"] == other["decision"] == "require_approval"
+        visitor = _signed_in(second, "fay")
+        assert held["decision_id"] in visitor.page and other["decision_id"] in visitor.page
+        form = {"csrf": visitor.csrf, "digest": held["gate"]["action_digest"], "group": "security"}
+        assert visitor.post(f"/inbox/{held['decision_id']}/approve", form).status_code == 303
+        form = {**form, "digest": other["gate"]["action_digest"], "note": "not this one"}
+        assert visitor.post(f"/inbox/{other['decision_id']}/reject", form).status_code == 303
+        listed = httpx.get(
+            f"{first}/v1/approvals?state=all", headers={"Authorization": f"Bearer {KEYS['fay']}"}
+        ).json()["approvals"]
+        assert {p["decision_id"]: p["state"] for p in listed} == {
+            held["decision_id"]: "approved",
+            other["decision_id"]: "rejected",
+        }
+        assert _check(first, "bot")["decision"] == "allow"
+        assert _pending(second) == []

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import gate_action
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +201,31 @@ def test_cli_stats_misuse(sample_log, tmp_path, capsys):
     bad.write_text("not json\n")
     assert main(["log", "stats", str(bad)]) == 2
     assert "log verify" in capsys.readouterr().err
+
+
+def test_a_refused_self_approval_does_not_resolve_the_decision(new_pack, tmp_path):
+    """The gate logs a refused approval as ``rejected`` with a reason; only an approver's
+    own rejection (``declined``) answers the decision."""
+    from aigre_policy.gate import ApprovalRejected, FakeClock, Gate, StaticDirectory
+
+    pack = new_pack(
+        'rule costly {\n  require_approval by ["finops"] when action.cost.estimated_usd > 100\n}\n'
+    )
+    clock = FakeClock("2025-03-10T12:00:00Z")
+    path = tmp_path / "decisions.jsonl"
+    directory = StaticDirectory({"finops": ["fay", "olga"]})
+    with Gate.from_pack(
+        pack, ledger=tmp_path / "l.db", log=path, clock=clock, directory=directory
+    ) as gate:
+        held = gate.check(gate_action(cost={"estimated_usd": 500}))  # on behalf of olga
+        clock.advance(seconds=30)
+        with pytest.raises(ApprovalRejected):
+            gate.approve(held, by="olga", group="finops")
+        stats = log_stats(path)
+        assert stats.approvals_waiting == 1 and stats.waited.count == 0
+        assert stats.approvals_by_status == {"refused": 1}
+        clock.advance(seconds=30)
+        gate.reject(held, by="fay", group="finops", note="not this week")
+    stats = log_stats(path)
+    assert stats.approvals_waiting == 0 and stats.waited.median == pytest.approx(60)
+    assert stats.approvals_by_status == {"refused": 1, "rejected": 1}

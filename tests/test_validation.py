@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from aigre_policy.models.action import Context, ProposedAction, json_schema_of
 from aigre_policy.testing.json_schema import from_schema
 from aigre_policy.validation import (
+    DATE_TIME_PATTERN,
     DRAFT_2020_12,
     InputError,
     InputValidator,
@@ -430,6 +431,70 @@ def test_rfc3339_rejects(text: str) -> None:
 def test_rfc3339_leaves_non_strings_to_type() -> None:
     assert is_rfc3339_date_time(20260101)
     assert is_rfc3339_date_time(None)
+
+
+_DATE_TIME_ONLY = InputValidator(
+    {"type": "object", "properties": {"at": {"type": "string", "format": "date-time"}}}
+)
+
+
+def _fast_and_slow(text: str) -> tuple[bool, bool]:
+    instance = {"at": text}
+    return _DATE_TIME_ONLY.is_valid(instance), not _DATE_TIME_ONLY.errors(instance)
+
+
+def test_the_compiled_date_time_check_accepts_the_same_calendar() -> None:
+    """Every day of years around each leap-year rule (4, 100, 400, year 1, year 0), and
+    days 0 and 29 to 32 of every month: the compiled validator's pattern and the Python
+    check agree, case and offsets included."""
+    import re
+
+    pattern = re.compile(DATE_TIME_PATTERN)
+    years = [0, 1, 4, 100, 200, 400, 1600, 1900, 2000, 2023, 2024, 2100, 2400, 9996, 9999]
+    for year in years:
+        for month in range(14):
+            for day in range(33):
+                for t, offset in (("T", "Z"), ("t", "z"), ("T", "+23:59"), ("T", "-00:00")):
+                    text = f"{year:04d}-{month:02d}-{day:02d}{t}12:34:56.5{offset}"
+                    python = is_rfc3339_date_time(text)
+                    assert bool(pattern.fullmatch(text)) == python, text
+                    if day in (0, 1, 28, 29, 30, 31) or python is False:
+                        assert _fast_and_slow(text) == (python, python), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]*)?"
+        r"([Zz]|[+-][0-9]{2}:?[0-9]{2})?\n?",
+        fullmatch=True,
+    )
+    | st.text(max_size=30)
+)
+def test_the_compiled_date_time_check_agrees_on_near_misses(text: str) -> None:
+    python = is_rfc3339_date_time(text)
+    assert _fast_and_slow(text) == (python, python)
+
+
+def test_a_valid_input_is_checked_without_calling_into_python() -> None:
+    """Date-times are matched inside the compiled validator: no Python function runs
+    while a valid input with many timestamps is checked."""
+    import sys
+
+    validator = InputValidator(INPUT_SCHEMA)
+    calls: list[str] = []
+
+    def record(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(record)
+    try:
+        valid = validator.is_valid(VALID_INPUT)
+    finally:
+        sys.setprofile(None)
+    assert valid
+    assert calls == ["is_valid"]  # the method itself, and nothing it calls
 
 
 # --- (3) errors: paths and messages -------------------------------------------------------

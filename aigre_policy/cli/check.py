@@ -22,7 +22,6 @@ from aigre_policy.cli.common import (
 )
 from aigre_policy.cli.output import report_file
 from aigre_policy.codes import lookup
-from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Severity, has_errors, render
 from aigre_policy.exemptions import WARN_DAYS, pack_expiry_warnings
 from aigre_policy.report import FORMATS
@@ -70,19 +69,24 @@ def add_expiry_argument(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     overrides = parse_overrides(args.set)
     reports = []
+    lint_notes: dict[str, tuple[str, ...]] = {}  # what the linter left undecided, by pack
     failed = False
     cache = compile_cache(args)
+    if cache is None:
+        from aigre_policy.compiler import compile_pack  # a cached pack is read, not compiled
     for path in find_packs(args.packs):
         report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
+        notes: tuple[str, ...] = ()
         if args.strict:  # the linter (and the models it reads) loads only for --strict
-            from aigre_policy.lint import strict_diagnostics
+            from aigre_policy.lint import strict_lint
 
-            diagnostics = strict_diagnostics(report)
+            diagnostics, notes = strict_lint(report)
         else:
             diagnostics = report.diagnostics
         diagnostics = [*diagnostics, *pack_expiry_warnings(report, args.exemption_warning_days)]
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))
+        lint_notes[str(path)] = notes
     if args.format in ("sarif", "github", "junit"):
         with report_file(args.output) as out:
             out.write(check_report(args.format, reports))
@@ -99,6 +103,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
                                 {**d.to_dict(), "category": lookup(d.code).group}
                                 for d in diagnostics
                             ],
+                            **(
+                                {"lint_notes": list(lint_notes[str(path)])}
+                                if lint_notes[str(path)]
+                                else {}
+                            ),
                         }
                         for path, report, diagnostics in reports
                     ],
@@ -110,11 +119,13 @@ def run(args: argparse.Namespace, console: Console) -> int:
     with report_file(args.output) as out:
         if args.output:
             console = output.console(file=out)
-        show_text(console, reports)
+        show_text(console, reports, lint_notes)
     return EXIT_FAILURES if failed else 0
 
 
-def show_text(console: Console, reports: list) -> None:
+def show_text(
+    console: Console, reports: list, lint_notes: dict[str, tuple[str, ...]] | None = None
+) -> None:
     for path, report, diagnostics in reports:
         for diagnostic in diagnostics:
             style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
@@ -126,6 +137,8 @@ def show_text(console: Console, reports: list) -> None:
                 soft_wrap=True,  # carets must stay under their column in piped CI logs
             )
             console.print()
+        for note in (lint_notes or {}).get(str(path), ()):  # what the linter left undecided
+            console.print(f"note: {note}", style="dim", highlight=False, markup=False)
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
         warnings = len(diagnostics) - errors
         if report.ok and report.compiled is not None and not errors:

@@ -50,7 +50,7 @@ __all__ = [
 
 def find_packs(paths: list[str]) -> list[Path]:
     """Pack directories named, or found one level below a directory of packs."""
-    from aigre_policy.compiler import MANIFEST  # the compiler loads only when a pack is read
+    from aigre_policy.checked import MANIFEST  # the compiler loads only when a pack compiles
 
     packs: list[Path] = []
     for raw in paths:

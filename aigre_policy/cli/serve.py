@@ -109,9 +109,7 @@ def build_runtime(args: argparse.Namespace) -> object:
 
         runtime.telemetry = from_config(config.telemetry)
     except ImportError as exc:
-        raise UsageError(
-            f"telemetry needs {exc.name}: pip install opentelemetry-exporter-otlp-proto-http"
-        ) from None
+        raise UsageError(f'telemetry needs {exc.name}: pip install "aigre-policy[serve]"') from None
     return runtime
 
 
@@ -160,7 +158,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     sock = _listen(args.host, args.port)
     runtime = build_runtime(args)
     try:
-        app = create_app(runtime)  # type: ignore[arg-type]
+        app = create_app(runtime, bound_host=args.host)  # type: ignore[arg-type]
     except ValueError as exc:  # a webhook's secret that cannot be read
         raise UsageError(str(exc)) from None
     port = sock.getsockname()[1]

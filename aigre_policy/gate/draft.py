@@ -65,6 +65,7 @@ class Draft:
     consume: bool = False  # enforced: an allow uses up the approvals it rests on
     at_us: int = 0  # the decision's time in the ledger, read under the write lock
     context_notes: list[Any] = field(default_factory=list)  # how context sources answered
+    requested_by: str | None = None  # who asked for the check (a server's caller), if known
 
 
 @dataclass(frozen=True, slots=True)

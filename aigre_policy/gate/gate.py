@@ -140,6 +140,8 @@ class Gate:
     ``clock_skew``: how far an approval's time may run ahead of the gate's clock.
     ``notify``: webhooks told when a decision waits for people (a ``Notify``, a
     ``Webhook`` or a list, or a ``Notifier`` to share); queued in the ledger.
+    ``held``: a ``held.HeldDecisions`` over the same ledger: each ``require_approval``
+    decision is kept in it, in the decision's transaction, for approvers to list.
 
     The gate is a facade: ``Pipeline`` runs each check (intake, judge, conclude,
     record, publish), ``Recorder`` keeps decisions, approvals and outcomes. The
@@ -163,6 +165,7 @@ class Gate:
         identity: Identity | None = None,
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         notify: Notify | Webhook | Sequence[Webhook] | Notifier | None = None,
+        held: Any = None,
     ):
         if clock_skew < timedelta(0):
             raise GateError("clock_skew must not be negative")
@@ -180,6 +183,9 @@ class Gate:
         self.clock_skew = clock_skew
         self.reusable_groups = frozenset(getattr(pack, "reusable_approvals", None) or ())
         self.notifier = _notifier(notify, self.ledger)
+        if held is not None and self.ledger is None:
+            raise GateError("held decisions need a ledger: they are kept in it")
+        self.held = held
         self._build()
 
     def _build(self) -> None:
@@ -188,7 +194,13 @@ class Gate:
         candidate = _judged(self.shadow) if self.shadow is not None else None
         calculators = (enforced.usage,) + ((candidate.usage,) if candidate else ())
         self._recorder = Recorder(
-            self.ledger, self.log, calculators, self.reusable_groups, self.clock, self.notifier
+            self.ledger,
+            self.log,
+            calculators,
+            self.reusable_groups,
+            self.clock,
+            self.notifier,
+            self.held,
         )
         self._pipeline = Pipeline(
             Intake(self.context, self.identity, enforced.attests),
@@ -226,18 +238,33 @@ class Gate:
 
     # -- checking --------------------------------------------------------------------------
 
-    def check(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
+    def check(
+        self,
+        action: Any,
+        *,
+        actor: Any = None,
+        consume: bool = False,
+        requested_by: str | None = None,
+    ) -> GateVerdict:
         """Judge ``action`` and record the decision; never raises, never fails open.
 
         ``actor``: the authenticated actor for this call (else the gate's ``identity``).
         ``consume``: the caller runs the action if allowed, so an ``allow`` uses up the
         approvals it rests on (``enforce`` and ``guard`` do this).
+        ``requested_by``: who asked (a server's caller), kept with a held decision.
         """
-        return run(self._pipeline.steps(action, actor, consume))
+        return run(self._pipeline.steps(action, actor, consume, requested_by))
 
-    async def acheck(self, action: Any, *, actor: Any = None, consume: bool = False) -> GateVerdict:
+    async def acheck(
+        self,
+        action: Any,
+        *,
+        actor: Any = None,
+        consume: bool = False,
+        requested_by: str | None = None,
+    ) -> GateVerdict:
         """``check`` for ``async`` code: storage runs in a thread, async reviewers are awaited."""
-        return await arun(self._pipeline.steps(action, actor, consume))
+        return await arun(self._pipeline.steps(action, actor, consume, requested_by))
 
     def refuse(self, action: Any, reasons: Sequence[str], *, actor: Any = None) -> GateVerdict:
         """Record the fail-closed decision for a proposal refused before the pack could

@@ -71,7 +71,9 @@ class Judge:
             # the approvals first: a SQLite ledger reads its time in the same statement
             held = self._held(session, document["action"], action_digest, now, actor)
             at_us = max(to_us(now), session.latest_at())
-            usage = self.enforced.usage.compute(session, now, action_digest, at_us)
+            usage = self.enforced.usage.compute(
+                session, now, action_digest, at_us, document["action"]
+            )
             document["usage"] = usage
         except LedgerError as exc:
             faults = [fault("ledger", described(exc))]
@@ -124,7 +126,9 @@ class Judge:
         assert draft.base is not None
         ref = {"name": shadow.pack.name, "version": shadow.pack.version}
         try:
-            usage = shadow.usage.compute(session, draft.now, draft.action_digest, draft.at_us)
+            usage = shadow.usage.compute(
+                session, draft.now, draft.action_digest, draft.at_us, draft.document["action"]
+            )
             candidate = shadow.pack.evaluate(
                 draft.document["action"], self._shadow_context(draft, shadow), usage
             )

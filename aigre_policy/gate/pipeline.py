@@ -47,11 +47,13 @@ class Pipeline:
     recorder: Recorder
     clock: Clock
 
-    def steps(self, action: Any, actor: Any, consume: bool) -> Steps[GateVerdict]:
+    def steps(
+        self, action: Any, actor: Any, consume: bool, requested_by: str | None = None
+    ) -> Steps[GateVerdict]:
         """Judge ``action`` and record the decision; never raises, never fails open."""
         started = perf_counter_ns()
         try:
-            outcome = self._first_pass(action, started, actor, consume)
+            outcome = self._first_pass(action, started, actor, consume, requested_by)
             if isinstance(outcome, GateVerdict):
                 return outcome
             escalation = yield from ask_tiers(*self.concluder.review(outcome))
@@ -60,7 +62,7 @@ class Pipeline:
             return self._crashed(action, started, exc)
 
     def _first_pass(
-        self, action: Any, started: int, actor: Any, consume: bool
+        self, action: Any, started: int, actor: Any, consume: bool, requested_by: str | None
     ) -> GateVerdict | Draft:
         """Judge and, unless reviewers must answer first, record in one transaction."""
         now = self.clock()
@@ -74,6 +76,7 @@ class Pipeline:
             with self.recorder.session() as session:  # the write lock comes first
                 draft = self.judge.judge(session, document, action_digest, now, started, attested)
                 draft.action_json, draft.consume = prepared.action_json, consume
+                draft.requested_by = requested_by
                 draft.context_notes = prepared.notes
                 escalation = None
                 if self.concluder.decision(draft) == "escalate":
@@ -132,6 +135,7 @@ class Pipeline:
                     session, document, draft.action_digest, draft.now, draft.started, draft.actor
                 )
                 fresh.action_json, fresh.consume = draft.action_json, draft.consume
+                fresh.requested_by = draft.requested_by
                 fresh.context_notes = draft.context_notes
                 verdict = self.concluder.settle(reviewed, fresh, escalation)
                 written = self.recorder.keep(session, fresh, verdict)

@@ -81,6 +81,7 @@ class Recorder:
     reusable_groups: frozenset[str]
     clock: Clock
     notifier: Any = None  # an ``outbox.Notifier``: queues notifications with the decision
+    held: Any = None  # a ``held.HeldDecisions``: keeps decisions waiting for people
 
     def session(self) -> AbstractContextManager[Any]:
         """One ledger transaction (``BEGIN IMMEDIATE``: the write lock comes first)."""
@@ -94,6 +95,8 @@ class Recorder:
         written = self._record(session, draft, verdict)
         if written is not None and self.notifier is not None:  # never raises
             self.notifier.enqueue(session, verdict, draft.now)
+        if written is not None and self.held is not None:  # never raises
+            self.held.keep(session, draft, verdict, written.row.id)
         return written
 
     def _use_approvals(self, session: LedgerSession, draft: Draft, verdict: GateVerdict) -> None:

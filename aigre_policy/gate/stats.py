@@ -8,9 +8,11 @@
   for a person;
 - **approvals**: requested (a ``require_approval`` decision or an ``approval``
   entry with status ``requested``), resolved by the first ``granted``,
-  ``rejected``, ``expired`` or ``withdrawn`` entry; the wait is the time between
-  the two entries. Unresolved ones are *waiting*, aged up to ``as_of`` (by default
-  the time of the log's last entry);
+  ``rejected`` (an approver turned it down: ``declined``), ``expired`` or ``withdrawn``
+  entry; the wait is the time between the two entries. An approval the gate refused
+  (logged ``rejected`` with a ``reason``: a self-approval, an approver outside the
+  group) resolves nothing and is counted as ``refused``. Unresolved ones are
+  *waiting*, aged up to ``as_of`` (by default the time of the log's last entry);
 - **spend per action kind**: the input's ``action.cost.estimated_usd`` (and
   ``recurring_monthly_usd``) summed over allowed decisions, and the ``cost_usd``
   of ``outcome`` entries, by the ``action.kind`` of the decision they follow.
@@ -207,6 +209,11 @@ class _Collector:
     def _approval(self, time: str, body: dict[str, Any]) -> None:
         decision_id, status = body.get("decision_id"), body.get("status")
         if not isinstance(decision_id, str) or not isinstance(status, str):
+            return
+        if status == "rejected" and body.get("declined") is not True:
+            # an approval the gate refused (a self-approval, someone outside the group):
+            # the attempt failed, the decision still waits for an answer
+            self.statuses["refused"] += 1
             return
         self.statuses[status] += 1
         if status == "requested":

@@ -46,6 +46,9 @@ class Contribution:
     passed: bool
     value: int | float | None = None
     error: str | None = None
+    # for a declaration whose filter compares past and current actions: the digest of
+    # the row's side, held in memory only (a reader computes it again from the row)
+    match: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,16 @@ class GateVerdict:
             else []
         )
 
+    @classmethod
+    def recorded(
+        cls, decision_id: str, pack_verdict: Verdict | None, decision: str, **fields: Any
+    ) -> GateVerdict:
+        """A verdict read back from the gate's own record of it (a held decision), its
+        decision id the recorded one; ``fields`` as the constructor takes them."""
+        verdict = cls(pack_verdict, decision, **fields)
+        verdict._decision_id = decision_id
+        return verdict
+
     @property
     def fired(self) -> list[dict[str, Any]]:
         return self.pack_verdict.fired if self.pack_verdict is not None else []

@@ -21,6 +21,7 @@ from aigre_policy.lint import (
     claims,
     conditions,
     coverage,
+    exact,
     metadata,
     permits,
     shadowing,
@@ -41,6 +42,7 @@ __all__ = [
     "category_of",
     "lint_pack",
     "strict_diagnostics",
+    "strict_lint",
 ]
 
 Check = Callable[[PackView], Iterator[Diagnostic]]
@@ -48,6 +50,7 @@ Check = Callable[[PackView], Iterator[Diagnostic]]
 CHECKS: tuple[Check, ...] = (
     conditions.check,
     shadowing.check,
+    exact.check,
     permits.check,
     claims.check,
     metadata.check,
@@ -61,20 +64,27 @@ CHECKS: tuple[Check, ...] = (
 class LintResult:
     findings: list[Diagnostic]
     config: LintConfig
+    notes: tuple[str, ...] = ()  # what was left undecided, and why (lint.exact)
 
 
-def lint_pack(report: CompileReport, checks: Iterable[Check] = CHECKS) -> LintResult:
-    """The lint findings of a pack that compiled, at the levels the pack sets."""
+def lint_pack(
+    report: CompileReport, checks: Iterable[Check] = CHECKS, *, exact: bool = True
+) -> LintResult:
+    """The lint findings of a pack that compiled, at the levels the pack sets.
+
+    ``exact``: also put what the range search leaves open to the SMT solver
+    (``lint.exact``, when z3 is installed); ``False`` keeps to the range search.
+    """
     if report.compiled is None:
         raise ValueError("only a pack that compiles can be linted")
     compiled = report.compiled
     config = read_config(compiled.root)
-    view = PackView(compiled, report.sources.files)
+    view = PackView(compiled, report.sources.files, exact=exact)
     raw = [d for check in checks for d in check(view)]
     suppressions, problems = read_suppressions(report.sources.files)
     kept, unused_suppressions = apply_suppressions(_levelled(raw, config), suppressions)
     meta = _levelled([*config.problems, *problems, *unused_suppressions], config)
-    return LintResult(sorted_diagnostics([*kept, *meta]), config)
+    return LintResult(sorted_diagnostics([*kept, *meta]), config, tuple(view.notes))
 
 
 def strict_diagnostics(report: CompileReport) -> list[Diagnostic]:
@@ -84,12 +94,19 @@ def strict_diagnostics(report: CompileReport) -> list[Diagnostic]:
     lint codes the pack sets to ``warning`` itself in ``pack.yaml``. A pack that
     does not compile is not linted.
     """
+    return strict_lint(report)[0]
+
+
+def strict_lint(report: CompileReport) -> tuple[list[Diagnostic], tuple[str, ...]]:
+    """``strict_diagnostics`` and the lint's notes on what it left undecided."""
     found = list(report.diagnostics)
     config = None
+    notes: tuple[str, ...] = ()
     if report.ok:
         result = lint_pack(report)
         found += result.findings
         config = result.config
+        notes = result.notes
     promoted = [
         d
         if d.severity is Severity.ERROR
@@ -98,7 +115,7 @@ def strict_diagnostics(report: CompileReport) -> list[Diagnostic]:
         else dataclasses.replace(d, severity=Severity.ERROR)
         for d in found
     ]
-    return sorted_diagnostics(promoted)
+    return sorted_diagnostics(promoted), notes
 
 
 def _levelled(findings: Iterable[Diagnostic], config: LintConfig) -> list[Diagnostic]:

@@ -104,7 +104,8 @@ def _usage_claims(
     action counts, so a rule reading the value can be loosened, whatever its polarity."""
     found: dict[str, tuple[ir.Path, Claim]] = {}
     for usage in usages:
-        for part in (usage.filter, usage.argument):
+        matched = [past for past, _ in usage.matches]  # `action.actor.id == current.actor.id`
+        for part in (usage.filter, usage.argument, *matched):
             for node in ir.walk(part) if part is not None else ():
                 if not isinstance(node, ir.Path):
                     continue

@@ -14,17 +14,13 @@ from collections.abc import Iterator
 
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.lint.context import PackView, finding
-from aigre_policy.lint.formula import Undecided, atoms, find
+from aigre_policy.lint.formula import Formula, Undecided, atoms, find
 
 
 def check(view: PackView) -> Iterator[Diagnostic]:
     for rule in view.rules:
-        formula = view.formulas[rule.id]
-        try:
-            never = find(formula, True) is None
-            always = not never and find(formula, False) is None
-        except Undecided:
-            never = always = False
+        settled = decided(view.formulas[rule.id])
+        never, always = settled == "never", settled == "always"
         if never:
             yield finding(
                 "L101",
@@ -42,6 +38,18 @@ def check(view: PackView) -> Iterator[Diagnostic]:
                 "the condition does not tell inputs apart; check `and`/`or` and `not`",
             )
         yield from _out_of_range(view, rule.id)
+
+
+def decided(formula: Formula) -> str | None:
+    """``"never"`` or ``"always"`` when the search over field ranges proves it, else ``None``."""
+    try:
+        if find(formula, True) is None:
+            return "never"
+        if find(formula, False) is None:
+            return "always"
+    except Undecided:
+        pass
+    return None
 
 
 def _out_of_range(view: PackView, rule_id: str) -> Iterator[Diagnostic]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from aigre_policy import ir
 from aigre_policy import nodes as n
@@ -20,6 +21,8 @@ from aigre_policy.types import ObjectType
 class PackView:
     compiled: CompiledPack
     sources: Mapping[str, str]
+    exact: bool = False  # also ask the solver (lint.exact) what the range search leaves open
+    notes: list[str] = field(default_factory=list)  # what a check could not decide, and why
 
     @property
     def rules(self) -> tuple[ir.Rule, ...]:
@@ -45,6 +48,23 @@ class PackView:
     @cached_property
     def translator(self) -> Translator:
         return Translator(self.input_type, self.compiled.envelopes)
+
+    @cached_property
+    def pack(self) -> Any:
+        """The pack as the engine runs it (``pack.Pack``), for checks that judge inputs."""
+        from aigre_policy.pack import Pack  # pack imports the compiler, which runs the lint
+
+        return Pack(self.compiled, [])
+
+    @cached_property
+    def suite(self) -> Any:
+        """The pack's own tests, run (``testing.runner.SuiteResult``): read by two checks."""
+        # the test runner loads packs through the compiler, which runs the lint
+        from aigre_policy.testing.cases import load_cases
+        from aigre_policy.testing.runner import run_suite  # (the same reason)
+
+        cases, _ = load_cases(self.pack)
+        return run_suite(self.pack, cases)
 
     @cached_property
     def formulas(self) -> dict[str, Formula]:

@@ -13,19 +13,14 @@ from collections.abc import Iterator
 
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.lint.context import PackView, finding
-from aigre_policy.pack import Pack
-from aigre_policy.testing.cases import load_cases
-from aigre_policy.testing.runner import fired_ids, run_suite
+from aigre_policy.testing.runner import fired_ids
 
 
 def exercised(view: PackView) -> set[str]:
     """Ids of the rules that fire in some test of the pack."""
-    pack = Pack(view.compiled, [])
-    cases, _ = load_cases(pack)
-    suite = run_suite(pack, cases)
     return {
         rule_id
-        for result in suite.results
+        for result in view.suite.results
         if result.verdict is not None and not result.verdict.fail_closed
         for rule_id in fired_ids(result.verdict)
     }

@@ -34,7 +34,7 @@ def check(view: PackView) -> Iterator[Diagnostic]:
         for stronger in live:
             if stronger is shadowed or RANK[stronger.verdict] < RANK[shadowed.verdict]:
                 continue
-            if _shadows(view, stronger, shadowed):
+            if shadows(view, stronger, shadowed):
                 yield finding(
                     "L103",
                     f"rule `{shadowed.id}` never changes the decision: whenever it fires, "
@@ -45,7 +45,7 @@ def check(view: PackView) -> Iterator[Diagnostic]:
                 break
 
 
-def _shadows(view: PackView, stronger: ir.Rule, shadowed: ir.Rule) -> bool:
+def shadows(view: PackView, stronger: ir.Rule, shadowed: ir.Rule) -> bool:
     a, b = view.formulas[shadowed.id], view.formulas[stronger.id]
     try:
         if not implies(a, b):

@@ -334,8 +334,9 @@ def definition(view: PackView, file: str, text: str, line: int, column: int) -> 
 
 _PATH = r"[A-Za-z_]\w*(?:\.\w+)*"
 _AFTER_DOT = re.compile(rf"(?P<prefix>{_PATH})\.(?P<partial>\w*)$")
-_ENUM_OPEN = re.compile(rf"(?P<path>{_PATH}|weekday\([^()]*\))\s*(?:==|!=|\?\?)\s*\"[^\"]*$")
-_ENUM_BARE = re.compile(rf"(?P<path>{_PATH}|weekday\([^()]*\))\s*(?:==|!=|\?\?)\s*$")
+_WEEKDAY = r"weekday(?:_in)?\([^()]*\)"  # weekday(...) and weekday_in(...): an enum
+_ENUM_OPEN = re.compile(rf"(?P<path>{_PATH}|{_WEEKDAY})\s*(?:==|!=|\?\?)\s*\"[^\"]*$")
+_ENUM_BARE = re.compile(rf"(?P<path>{_PATH}|{_WEEKDAY})\s*(?:==|!=|\?\?)\s*$")
 _ENUM_LIST = re.compile(rf"(?P<path>{_PATH})\s+(?:not\s+)?in\s*\[[^\]]*\"[^\"]*$")
 _EXPECT_RULES = re.compile(r"^\s*expect\b.*\b(?:by|silent)\b[\s\w,-]*$")
 
@@ -373,7 +374,7 @@ def complete(
 
 
 def _enum_of(view: PackView, path: str, text: str, offset: int) -> tuple[str, ...]:
-    if path.startswith("weekday("):
+    if path.startswith(("weekday(", "weekday_in(")):
         return WEEKDAYS
     resolved = _resolve(view, tuple(path.split(".")), text, offset)
     typ = resolved.type if resolved is not None else None

@@ -147,6 +147,14 @@ def emit_rego(pack: Any) -> RegoProgram:
                 *chunks,
             ]
         )
+    # the zones the rules read, as data: a constant this large in a module, rego-cpp
+    # would build again at every use
+    zone_data = {"zones": translator.zone_tables} if translator.zone_tables else {}
+    if zone_data:
+        first = next(iter(modules))
+        modules[first] += (
+            f"\n# the time zones the rules read (data.json)\nzones := data.{package}.zones\n"
+        )
 
     handwritten = modules_of(compiled)
     for module in handwritten:
@@ -174,7 +182,7 @@ def emit_rego(pack: Any) -> RegoProgram:
         package=package,
         # the pack's own modules as written; every line of the rest within regorus's limit
         modules={path: text if path in custom else fit(text) for path, text in modules.items()},
-        data={"aigre": {pkg: {"envelopes": _plain(compiled.envelopes)}}},
+        data={"aigre": {pkg: {"envelopes": _plain(compiled.envelopes), **zone_data}}},
         roots=(base,),
         entrypoint=f"{base}/decision",
         diagnostics=tuple(dict.fromkeys(diagnostics)),

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigre_policy import functions, ir
+from aigre_policy import functions, ir, zones
 from aigre_policy.diagnostics import Diagnostic, warning
 from aigre_policy.rego.shape import Shape
 
@@ -29,6 +29,7 @@ FUNCTIONS = {f.name: f.rego for f in functions.TABLE}  # name -> the Rego it cal
 CASE_FOLDING = ("lower", "upper")
 FLIPPED = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}  # a < b is b > a
 TIME_FUNCTIONS = ("hour", "minute", "weekday", "date")
+ZONES_REF = "zones"  # a rule of the rules package: the zone tables in data.json
 
 
 def literal(value: Any) -> str:
@@ -80,6 +81,7 @@ class Translator:
     # input timestamps parsed once per query: rule name -> its definition
     instants: dict[str, str] = field(default_factory=dict)
     instant_names: dict[str, str] = field(default_factory=dict)
+    zone_tables: dict[str, Any] = field(default_factory=dict)  # zone -> its table (data)
     # helper rules of the rule being translated: `or`, `not`, quantifiers (see `helper`)
     owner: str = "r"
     helpers: list[str] = field(default_factory=list)
@@ -248,6 +250,9 @@ class Translator:
                     )
                 if function in TIME_FUNCTIONS:
                     rendered = self.instant(args[0], self.term(args[0]))
+                elif function in zones.ZONE_FUNCTIONS:
+                    instant = self.instant(args[0], self.term(args[0]))
+                    rendered = f"{instant}, {self.zone(args[1])}"
                 else:
                     rendered = ", ".join(self.term(a) for a in args)
                 return self.hoist(node, f"{FUNCTIONS[function]}({rendered})")
@@ -276,6 +281,18 @@ class Translator:
             self.instant_names[term] = name
             self.instants[name] = f"{name} := {parse}({term})"
         return self.instant_names[term]
+
+    def zone(self, node: ir.Node) -> str:
+        """The table of the zone ``node`` names, in ``data.json`` beside the envelopes: the
+        zone is known when the pack compiles (E210), so its table, not an edit of the
+        zone's name in ``data.json``, decides the offsets."""
+        if isinstance(node, ir.EnvelopeRef):
+            key = self.envelope_values[node.envelope][node.name]
+        else:
+            assert isinstance(node, ir.Const)
+            key = node.value
+        self.zone_tables[key] = zones.table(key).as_json()
+        return f"{ZONES_REF}[{literal(key)}]"
 
     def hoist(self, node: ir.Node, term: str) -> str:
         """A term reading no quantifier variable that the pack computes more than once, as
@@ -445,7 +462,8 @@ def _numeric_result(node: ir.Node) -> bool:
     """Whether ``node`` computes a number: arithmetic on numbers, a count, a sum, a clock."""
     if isinstance(node, ir.Arith):
         return node.kind == f"num{node.op}num"
-    return isinstance(node, ir.Call) and node.function in ("len", "sum", "hour", "minute")
+    numeric = ("len", "sum", "hour", "minute", "hour_in", "minute_in")
+    return isinstance(node, ir.Call) and node.function in numeric
 
 
 def comment_of(text: str) -> str:

@@ -53,6 +53,13 @@ message(text, fallback) := text if {
 	text != ""
 } else := fallback
 
+# lookup(table, k): a keyed envelope value: its `by_...` table's entry for k, else the default.
+lookup(table, k) := v if {
+	some label, entries in table
+	label != "default"
+	v := entries[k]
+} else := table["default"]
+
 # ---------------------------------------------------------------- formatting
 
 # num(x): a number as native messages print it (runtime.fmt): an integral value under
@@ -283,6 +290,35 @@ weekday(x) := _weekdays[k] if {
 }
 
 date(x) := sprintf("%d-%02d-%02d", civil_from_days(_day(x)))
+
+# on a zone's wall clock: the instant plus the zone's offset, from the zone's table that
+# the rules package holds (aigre_policy/zones.py: exact for every instant, not a range)
+hour_in(x, zone) := hour(local(x, zone))
+
+minute_in(x, zone) := minute(local(x, zone))
+
+weekday_in(x, zone) := weekday(local(x, zone))
+
+date_in(x, zone) := date(local(x, zone))
+
+local(x, zone) := s + _zone_offset(s, zone) if {
+	s := t(x)
+}
+
+_zone_offset(s, zone) := zone.before if {
+	_zone_folded(s, zone) < zone.origin
+} else := o if {
+	u := _zone_folded(s, zone)
+	row := zone.buckets[floor((u - zone.origin) / zone.bucket)]
+	o := row[max([j | some j; row[j][0] <= u])][1]
+}
+
+# past `fold` the zone repeats every `period` (400 years): read the instant that many earlier
+_zone_folded(s, zone) := u if {
+	s >= zone.fold
+	d := s - zone.fold
+	u := zone.fold + (d - floor(d / zone.period) * zone.period)
+} else := s
 
 _leap(y) := true if {
 	mod(y, 4) == 0

@@ -3,7 +3,8 @@
 ``create_app(runtime)`` is what uvicorn serves and what tests drive. Errors keep one
 shape (``{"code", "message"}``): a refused request is a 4xx, a fault outside a
 decision a 500; a fault inside a decision is answered by the route itself, with the
-pack's fail-closed verdict. ``X-Request-ID`` is echoed on every answer. On shutdown
+pack's fail-closed verdict. ``X-Request-ID`` is echoed on every answer; a request
+naming a host the server does not answer to is refused first (``hosts``). On shutdown
 the checks in flight are drained before the gate (ledger, log) is closed.
 """
 
@@ -32,6 +33,7 @@ from aigre_policy.server import (
     webhooks,
 )
 from aigre_policy.server.fast import DataFastPath
+from aigre_policy.server.hosts import AllowedHosts, allowed_hosts
 from aigre_policy.server.http import JSONResponse, Problem, problem_response
 from aigre_policy.server.runtime import Runtime
 
@@ -81,8 +83,12 @@ async def _internal(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=500)
 
 
-def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any:
-    """The server as an ASGI app (wrapped to echo ``X-Request-ID``)."""
+def create_app(
+    runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS, bound_host: str = "127.0.0.1"
+) -> Any:
+    """The server as an ASGI app (wrapped to echo ``X-Request-ID``), answering only the
+    ``Host`` headers allowed (``hosts``: the config's, else the defaults for
+    ``bound_host``, the address the server listens on)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -121,4 +127,5 @@ def create_app(runtime: Runtime, *, drain_seconds: float = DRAIN_SECONDS) -> Any
     )
     app.state.runtime = runtime
     app.state.webhooks = webhooks.Webhooks.of(runtime)
-    return RequestId(DataFastPath(app, runtime))
+    served = RequestId(DataFastPath(app, runtime))
+    return AllowedHosts(served, allowed_hosts(runtime.config.allowed_hosts, bound_host))

@@ -4,7 +4,8 @@
 caller, never the body. The gate's rules apply (``Gate.approve``): the approver must be
 in the group per the server's directory, the group must be one a fired rule names, and
 nobody approves an action they proposed (the attested actor or whom it acts for, or
-the actor the proposal claims). The store is ``approvals_store.PendingApprovals``.
+the actor the proposal claims). The store is ``approvals_store``'s: the ledger's held
+decisions, shared by every replica on it (``SharedApprovals``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from aigre_policy.gate.errors import ApprovalRejected, GateError
+from aigre_policy.gate.ledger import LedgerError
 from aigre_policy.server.http import JSONResponse, Problem, caller_of, read_json, runtime_of
 from aigre_policy.server.identity import Caller
 from aigre_policy.server.runtime import Runtime
@@ -27,8 +29,17 @@ async def list_approvals(request: Request) -> JSONResponse:
     state = request.query_params.get("state", "pending")
     if state not in ("pending", "approved", "rejected", "all"):
         raise Problem(400, "invalid_parameter", "state is pending, approved, rejected or all")
-    items = runtime.pending.listed(None if state == "all" else state)
+    items = await read(runtime, runtime.pending.listed, None if state == "all" else state)
     return JSONResponse({"approvals": [p.summary() for p in items]})
+
+
+async def read(runtime: Runtime, reader: Any, *args: Any) -> Any:
+    """A read of the store, off the event loop (it may be the ledger); a ledger that
+    cannot be read answers 503."""
+    try:
+        return await asyncio.to_thread(reader, *args)
+    except (LedgerError, GateError) as exc:
+        raise Problem(503, "unavailable", f"the approvals cannot be read: {exc}") from None
 
 
 async def approve(request: Request) -> JSONResponse:
@@ -45,7 +56,7 @@ async def approve(request: Request) -> JSONResponse:
     if not isinstance(note, str):
         raise Problem(400, "invalid_parameter", "`note` must be a string")
     approval = await record(runtime, caller, "approve", decision_id, group, note)
-    entry = runtime.pending.get(decision_id)
+    entry = await read(runtime, runtime.pending.get, decision_id)
     state = entry.state if entry is not None else "approved"
     return JSONResponse({"approval": approval, "state": state}, status_code=201)
 
@@ -69,7 +80,7 @@ async def record(
         raise Problem(404, "not_found", f"no pending approval for decision {decision_id}") from None
     except ApprovalRejected as exc:
         raise Problem(403, "approval_rejected", str(exc)) from None
-    except GateError as exc:
+    except (GateError, LedgerError) as exc:
         raise Problem(503, "unavailable", f"the {verb} could not be recorded: {exc}") from None
 
 

@@ -1,12 +1,14 @@
 """The approvals inbox's store: ``require_approval`` verdicts waiting for people.
 
-``PendingApprovals`` keeps the ``require_approval`` verdicts this server answered, by
-decision id, until every rule asking for an approval has one. The HTTP routes
-(``approvals``) and the browser inbox (``inbox``) read the same store (``pending()``,
-``get()``, ``summary()``) and approve through ``approve()``, which records with
-``Gate.approve``, or reject through ``reject()`` (``Gate.reject``).
-It lives in this replica's memory; the approvals themselves go to the ledger, shared
-by every replica, so an approval made on one replica counts on all.
+The HTTP routes (``approvals``) and the browser inbox (``inbox``) read one store
+(``listed()``, ``get()``, ``Pending.summary()``) and approve through ``approve()``, which
+records with ``Gate.approve``, or reject through ``reject()`` (``Gate.reject``).
+
+``SharedApprovals`` is the store of a server on a ledger (SQLite or PostgreSQL): the
+gate holds each ``require_approval`` decision in the ledger, in the decision's own
+transaction (``gate.held``), so every replica on one database lists the same decisions
+and any of them approves or rejects. ``PendingApprovals`` is the store of a server
+with no ledger: this process's memory, by decision id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
+
+from aigre_policy.gate.held import HeldDecision, HeldDecisions
 
 MAX_PENDING = 10_000  # the oldest are dropped past this; the ledger keeps every approval
 
@@ -143,3 +147,51 @@ class PendingApprovals:
         with self._lock:
             entry.rejection = rejection
         return rejection
+
+
+class SharedApprovals:
+    """The held decisions of the ledger, read and answered by any replica on it.
+
+    ``add`` does nothing: the gate held the decision when it recorded it. Reads go to
+    the ledger each time, so what another replica held, approved or rejected shows.
+    """
+
+    def __init__(self, held: HeldDecisions):
+        self.held = held
+
+    def add(self, verdict: Any, requested_by: str) -> None:
+        """Nothing to do: the gate holds a waiting decision in its own transaction."""
+
+    def get(self, decision_id: str) -> Pending | None:
+        found = self.held.get(decision_id)
+        return _pending(found) if found is not None else None
+
+    def listed(self, state: str | None = None) -> list[Pending]:
+        items = [_pending(held) for held in self.held.listed()]
+        return [p for p in items if state is None or p.state == state]
+
+    def pending(self) -> list[Pending]:
+        return self.listed("pending")
+
+    def approve(
+        self, gate: Any, decision_id: str, by: str, group: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Record ``by``'s approval in the ledger (``Gate.approve``); the same errors as
+        ``PendingApprovals.approve``."""
+        entry = self.get(decision_id)
+        if entry is None:
+            raise KeyError(decision_id)
+        return dict(gate.approve(entry.verdict, by=by, group=group, note=note).to_dict())
+
+    def reject(
+        self, gate: Any, decision_id: str, by: str, group: str, note: str = ""
+    ) -> dict[str, Any]:
+        """Record ``by``'s rejection (``Gate.reject``) on the held decision, in one
+        transaction with the check that it is still held."""
+        return self.held.reject(
+            decision_id, lambda verdict: gate.reject(verdict, by=by, group=group, note=note)
+        )
+
+
+def _pending(held: HeldDecision) -> Pending:
+    return Pending(held.verdict, held.requested_by, held.at, list(held.approvals), held.rejection)

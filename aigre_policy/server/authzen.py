@@ -104,7 +104,7 @@ async def _decide(runtime: Runtime, served: Served, request: Any, caller: Any) -
         return {"decision": False, "context": {"error": {"status": 400, "message": str(exc)}}}
     runtime.enter()
     try:
-        verdict = await runtime.check(served, action, actor, "authzen")
+        verdict = await runtime.check(served, action, actor, "authzen", caller.name)
     except Exception as exc:  # never an allow
         logger.exception("AuthZEN evaluation failed in the server")
         runtime.observe_failure("authzen")

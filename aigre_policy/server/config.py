@@ -195,6 +195,19 @@ class ServerConfig(_Strict):
     reload_seconds: float = Field(default=2.0, gt=0, le=3600)  # how often to look
     webhooks: WebhooksConfig | None = None  # the adapters' routes (webhooks_config.py)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
+    # the Host headers served (DNS rebinding); default: the loopback names when bound there
+    allowed_hosts: tuple[str, ...] | None = None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for pattern in value or ():
+            wild = pattern.startswith("*") and pattern != "*" and not pattern.startswith("*.")
+            if not pattern or "*" in pattern[1:] or wild:
+                raise ValueError(
+                    f"{pattern!r}: a host, `*.example.com` or `*` (a wildcard only in front)"
+                )
+        return value
 
     def resolved(self, base: Path) -> ServerConfig:
         """Paths made relative to ``base`` (the config file's folder)."""

@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from aigre_policy.gate.approvals import excluded
-from aigre_policy.server.approvals import record
+from aigre_policy.server.approvals import read, record
 from aigre_policy.server.http import Problem, read_body, runtime_of
 from aigre_policy.server.identity import Caller, Unauthenticated, key_digest
 from aigre_policy.server.runtime import Runtime
@@ -204,12 +204,15 @@ async def inbox(request: Request) -> Response:
     if caller is None:
         return _redirect("/sign-in")
     flash = request.session.pop("flash", None)
-    return _inbox(request, caller, flash=flash)
+    return await _inbox(request, caller, flash=flash)
 
 
-def _inbox(request: Request, caller: Caller, status: int = 200, **context: Any) -> HTMLResponse:
+async def _inbox(request: Request, caller: Caller, status: int = 200, **context: Any) -> Response:
     runtime = runtime_of(request)
-    pending = runtime.pending.pending()
+    try:
+        pending = await read(runtime, runtime.pending.pending)
+    except Problem as exc:
+        return _notice(request, exc.status, exc.message)
     items = [_view(runtime, entry, caller) for entry in pending[:SHOWN]]
     context.setdefault("flash", None)
     return _page(
@@ -234,20 +237,23 @@ async def _decide(request: Request, verb: str) -> Response:
         return form
     runtime = runtime_of(request)
     decision_id = request.path_params["decision_id"]
-    entry = runtime.pending.get(decision_id)
+    try:
+        entry = await read(runtime, runtime.pending.get, decision_id)
+    except Problem as exc:
+        return _notice(request, exc.status, exc.message)
     if entry is None or entry.state != "pending":
-        return _inbox(request, caller, 404, error=f"No pending approval for {decision_id}.")
+        return await _inbox(request, caller, 404, error=f"No pending approval for {decision_id}.")
     if not caller.may("approve"):
         error = f"`{caller.name}` may not approve or reject (scope `approve`)."
-        return _inbox(request, caller, 403, error=error)
+        return await _inbox(request, caller, 403, error=error)
     if not hmac.compare_digest(form.get("digest", ""), str(entry.verdict.action_digest)):
         error = "The action changed since the page showed it; look at it again."
-        return _inbox(request, caller, 409, error=error)
+        return await _inbox(request, caller, 409, error=error)
     group, note = form.get("group", ""), form.get("note", "")[:MAX_NOTE]
     try:
         await record(runtime, caller, verb, decision_id, group, note)
     except Problem as exc:
-        return _inbox(request, caller, exc.status, error=f"Refused: {exc.message}.")
+        return await _inbox(request, caller, exc.status, error=f"Refused: {exc.message}.")
     kind = entry.verdict.action.get("kind", "the action")
     if verb == "approve":
         done = f"Approved {kind} for {group}: the next check of the same action counts it."

@@ -44,7 +44,7 @@ async def check(request: Request) -> JSONResponse:
     served = runtime.served
     runtime.enter()
     try:
-        verdict = await runtime.check(served, action, caller.actor)
+        verdict = await runtime.check(served, action, caller.actor, requested_by=caller.name)
     except Exception as exc:  # never an allow: the pack's fail-closed verdict, naming it
         logger.exception("check failed in the server")
         body = served.failed_closed({"action": action}, f"{type(exc).__name__}: {exc}")

@@ -22,11 +22,12 @@ from typing import Any
 
 from aigre_policy.diagnostics import Severity
 from aigre_policy.gate import Gate, open_ledger
+from aigre_policy.gate.held import HeldDecisions
 from aigre_policy.gate.log import DecisionLog
 from aigre_policy.pack import load_pack
 from aigre_policy.rego.names import package_of
 from aigre_policy.server import sources
-from aigre_policy.server.approvals_store import PendingApprovals
+from aigre_policy.server.approvals_store import PendingApprovals, SharedApprovals
 from aigre_policy.server.authzen_mapping import load_mapping
 from aigre_policy.server.config import ServerConfig
 from aigre_policy.server.identity import Authenticator, Caller
@@ -61,7 +62,8 @@ class ReloadRefused(Exception):
 
 
 class Busy(Exception):
-    """Too many checks waiting: this one fails closed at once rather than queue further."""
+    """Too many checks waiting: this one fails closed at once rather than queue further
+    (the reason of the refusal ``Runtime.check`` records)."""
 
 
 class Runtime:
@@ -78,7 +80,11 @@ class Runtime:
         self.context = sources.context_for(config)  # incidents, error budget
         self.clock = clock
         self.reload_error: str | None = None
-        self.pending = PendingApprovals()
+        # decisions waiting for people: in the ledger, shared by every replica on it
+        self.held = HeldDecisions(self.ledger) if self.ledger is not None else None
+        self.pending: Any = (
+            SharedApprovals(self.held) if self.held is not None else PendingApprovals()
+        )
         self.session_secret = _session_secret(config.inbox.session_secret_file)
         # checks run one after the other on one thread: each takes the ledger's write lock
         # for its whole transaction, so more threads of one process would only queue on it
@@ -127,6 +133,7 @@ class Runtime:
             "context": self.context,
             "shadow": shadow,
             "approval_lifetime": None if lifetime is None else timedelta(hours=lifetime),
+            "held": self.held,
         }
         if self.clock is not None:
             options["clock"] = self.clock
@@ -156,12 +163,23 @@ class Runtime:
         self.reload_error = None
         return True
 
-    async def check(self, served: Served, action: Any, actor: Any, api: str = "check") -> Any:
+    async def check(
+        self,
+        served: Served,
+        action: Any,
+        actor: Any,
+        api: str = "check",
+        requested_by: str | None = None,
+    ) -> Any:
         """``gate.check`` off the event loop; the server plugs in no reviewer, so the
-        synchronous check is the whole decision. A span covers it when telemetry is on."""
+        synchronous check is the whole decision. A span covers it when telemetry is on.
+        ``requested_by``: the caller's name, kept with a decision held for approvers.
+        Past ``limits.max_queued_checks`` the check is refused at once: the pack's
+        fail-closed verdict, logged like every answer (``Gate.refuse``)."""
         if self.inflight > self.config.limits.max_queued_checks:
-            raise Busy(f"{self.inflight - 1} checks are already waiting; try again")
-        call = functools.partial(served.gate.check, action, actor=actor)
+            busy = Busy(f"{self.inflight - 1} checks are already waiting; try again")
+            return await served.gate.arefuse(action, [f"Busy: {busy}"], actor=actor)
+        call = functools.partial(served.gate.check, action, actor=actor, requested_by=requested_by)
         loop = asyncio.get_running_loop()
         if self.telemetry is None:
             return await loop.run_in_executor(self._checks, call)

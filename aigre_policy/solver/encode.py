@@ -19,7 +19,7 @@ from typing import Any
 
 import z3
 
-from aigre_policy import ir, runtime
+from aigre_policy import ir, runtime, zones
 from aigre_policy.solver.inputs import (
     FIRST_SECOND,
     LAST_SECOND,
@@ -36,6 +36,8 @@ _UNINTERPRETED: dict[str, Callable[..., Any]] = {
     "date": runtime.date,
 }
 _DAY = 86400
+ZONED = zones.ZONE_FUNCTIONS
+_CLOCKS = ("hour", "minute", "weekday", "date")
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,21 @@ class Encoder:
                 return self._quantifier(kind, var, items, body, scope)
         raise Unencodable(f"the expression {type(node).__name__}", getattr(node, "span", None))
 
+    def _lookup(self, node: ir.Call, args: tuple[ir.Node, ...], scope: dict[str, Val]) -> Any:
+        """A keyed envelope value: an if-then-else chain over the key, from the default up."""
+        table_ref, key_node = args
+        if not isinstance(table_ref, ir.EnvelopeRef):
+            raise Unencodable("a lookup in something other than an envelope", node.span)
+        key, fails = self.expr(key_node, scope)
+        table = self.envelopes[table_ref.envelope][table_ref.name]
+        value = constant(table["default"])
+        for label, entries in table.items():
+            if label == "default":
+                continue
+            for name in sorted(entries, reverse=True):
+                value = merge(key.z == z3.StringVal(name), constant(entries[name]), value, node)
+        return value, fails
+
     def _envelope(self, envelope: str, name: str) -> Val:
         value = self.envelopes[envelope][name]
         if not self.symbolic_envelopes or isinstance(value, list | tuple):
@@ -223,9 +240,13 @@ class Encoder:
     def _call(
         self, node: ir.Call, function: str, args: tuple[ir.Node, ...], scope: dict[str, Val]
     ) -> Any:
+        if function == "lookup":
+            return self._lookup(node, args, scope)
         parts = [self.expr(arg, scope) for arg in args]
         values = [v for v, _ in parts]
         fails = _any([f for _, f in parts])
+        if function in zones.ZONE_FUNCTIONS:
+            return self._wall_clock(function, args[1], values[0], fails)
         match function:
             case "len":
                 (v,) = values
@@ -254,11 +275,7 @@ class Encoder:
                     return Val("num", (seconds % _DAY) / 3600, pyint=True), fails
                 if function == "minute":
                     return Val("num", (seconds % 3600) / 60, pyint=True), fails
-                index = (seconds / _DAY + 3) % 7  # 1970-01-01 was a Thursday
-                name: Any = z3.StringVal(runtime.WEEKDAY_NAMES[6])
-                for i in range(5, -1, -1):
-                    name = z3.If(index == i, z3.StringVal(runtime.WEEKDAY_NAMES[i]), name)
-                return Val("str", name), fails
+                return Val("str", _weekday(seconds)), fails
             case "lower" | "upper" | "date":
                 (v,) = values
                 is_time = function == "date"
@@ -276,6 +293,34 @@ class Encoder:
             case "duration_text":
                 return Val("str", z3.StringVal("")), fails  # messages only: its text is not needed
         raise Unencodable(f"the function {function}()", node.span)
+
+    def _wall_clock(self, function: str, zone: ir.Node, instant: Val, fails: Any) -> Any:
+        """``hour_in`` and friends: the clock at the instant plus the zone's offset. Read
+        as the runtime reads it, with no range check: a wall clock past year 9999 is read
+        too (``runtime.hour_in``)."""
+        seconds, outside = _seconds(instant)
+        local = seconds + _offset(zones.table(self._zone(zone)), seconds)
+        fails = z3.Or(fails, outside)
+        match function:
+            case "hour_in":
+                return Val("num", (local % _DAY) / 3600, pyint=True), fails
+            case "minute_in":
+                return Val("num", (local % 3600) / 60, pyint=True), fails
+            case "weekday_in":
+                return Val("str", _weekday(local)), fails
+        fn = self._functions.get("date")  # one function of the day, as `date` uses
+        if fn is None:
+            fn = self._functions["date"] = z3.Function("date", z3.IntSort(), z3.StringSort())
+        self.applications.append(Application("date", fn, local, True))
+        return Val("str", fn(local)), fails
+
+    def _zone(self, node: ir.Node) -> str:
+        """The zone a zone function names: a literal, or an envelope value the pack fixed."""
+        if isinstance(node, ir.Const):
+            return str(node.value)
+        if isinstance(node, ir.EnvelopeRef) and not self.symbolic_envelopes:
+            return str(self.envelopes[node.envelope][node.name])
+        raise Unencodable("a time zone that is not fixed", node.span)
 
     def _quantifier(
         self, kind: str, var: str, items: ir.Node, body: ir.Node, scope: dict[str, Val]
@@ -339,6 +384,34 @@ def _seconds(value: Val) -> tuple[Any, Any]:
     return seconds, outside
 
 
+def _weekday(seconds: Any) -> Any:
+    index = (seconds / _DAY + 3) % 7  # 1970-01-01 was a Thursday
+    name: Any = z3.StringVal(runtime.WEEKDAY_NAMES[6])
+    for i in range(5, -1, -1):
+        name = z3.If(index == i, z3.StringVal(runtime.WEEKDAY_NAMES[i]), name)
+    return name
+
+
+def _offset(table: zones.ZoneTable, seconds: Any) -> Any:
+    """The zone's offset at ``seconds``, exactly as its table says (zones.ZoneTable.offset):
+    the instant folded into the table's period, then a balanced search of its transitions."""
+    folded = z3.If(
+        seconds >= table.fold, table.fold + (seconds - table.fold) % zones.PERIOD, seconds
+    )
+    steps = [(start, o) for row in table.buckets for start, o in row]
+    steps = [(start, o) for k, (start, o) in enumerate(steps) if k == 0 or steps[k - 1][1] != o]
+
+    def search(low: int, high: int) -> Any:  # steps[low:high], the first holding from -inf
+        if high - low == 1:
+            return z3.IntVal(steps[low][1])
+        middle = (low + high) // 2
+        return z3.If(folded < steps[middle][0], search(low, middle), search(middle, high))
+
+    if not steps:
+        return z3.IntVal(table.before)
+    return z3.If(folded < table.origin, table.before, search(0, len(steps)))
+
+
 def _any(formulas: list[Any]) -> Any:
     return z3.Or(formulas) if formulas else FALSE
 
@@ -353,6 +426,6 @@ def _may_fail(node: ir.Node) -> bool:
     """Whether evaluating ``node`` can fail on valid input: only arithmetic and time can."""
     return any(
         isinstance(sub, ir.Arith)
-        or (isinstance(sub, ir.Call) and sub.function in ("hour", "minute", "weekday", "date"))
+        or (isinstance(sub, ir.Call) and sub.function in (*_CLOCKS, *ZONED))
         for sub in ir.walk(node)
     )

@@ -59,8 +59,8 @@ class Slot:
     length: Any = None  # z3 Int, for a list
 
     @property
-    def dotted(self) -> str:
-        return _dotted(self.key)
+    def dotted_key(self) -> str:
+        return dotted_key(self.key)
 
     @property
     def kind(self) -> str:
@@ -124,7 +124,7 @@ class InputSpace:
             raise Unencodable(f"`{'.'.join(map(str, (*parent.key, name)))}` is not in the schema")
         raw = properties[name]
         required = name in parent.node.get("required", ()) and not _nullable(raw)
-        present = TRUE if required else z3.Bool(f"has {_dotted((*parent.key, name))}")
+        present = TRUE if required else z3.Bool(f"has {dotted_key((*parent.key, name))}")
         slot = self._make((*parent.key, name), raw, present)
         parent.children[name] = slot
         return slot
@@ -135,7 +135,7 @@ class InputSpace:
         return slot.value
 
     def _value(self, slot: Slot) -> Val:
-        node, name = slot.node, _dotted(slot.key)
+        node, name = slot.node, dotted_key(slot.key)
         kind = slot.kind
         add = self.constraints.append
         values = node.get("enum", [node["const"]] if "const" in node else None)
@@ -179,10 +179,10 @@ class InputSpace:
         raise Unencodable(f"`{name}`: a schema construct the solver does not read")
 
     def _list(self, slot: Slot) -> Val:
-        node, name = slot.node, _dotted(slot.key)
+        node, name = slot.node, dotted_key(slot.key)
         length = z3.Int(f"len {name}")
         most = node.get("maxItems")
-        path = _dotted(slot.key, items=False)
+        path = dotted_key(slot.key, items=False)
         wanted = max(self.list_bound, self.lengths.get(path, 0), self.lengths.get("", 0))
         bound = wanted if most is None else min(most, wanted)
         if most is None or most > bound:
@@ -285,7 +285,7 @@ def item_value(item: Any) -> Val:
     return item.get() if isinstance(item, _Lazy) else item
 
 
-def _dotted(key: tuple[Any, ...], items: bool = True) -> str:
+def dotted_key(key: tuple[Any, ...], items: bool = True) -> str:
     """``context.approvals[0].by``; with ``items`` off, ``context.approvals[].by``."""
     text = ""
     for step in key:

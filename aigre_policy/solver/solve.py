@@ -114,6 +114,28 @@ class Session:
         self._plain.add(*formulas)
         return self._plain
 
+    def decide(self, formulas: list[Any]) -> tuple[str, str, Any]:
+        """Whether some input meets ``formulas``: ``sat`` (with z3's model), ``unsat`` or
+        ``unknown`` (and why).
+
+        The model is not checked natively: on its own a ``sat`` may only ever stand for
+        "not proved", never be shown as an input.
+        """
+        solver = self._solver(list(formulas), False, [])
+        model = None
+        try:
+            answer = solver.check()
+            reason = solver.reason_unknown() if answer == z3.unknown else ""
+            if answer == z3.sat:
+                model = solver.model()
+        finally:
+            solver.pop()
+        if answer == z3.unsat:
+            return "unsat", "", None
+        if answer == z3.sat:
+            return "sat", "", model
+        return "unknown", f"the solver gave up ({reason})", None
+
     def witness(
         self,
         formulas: list[Any],
@@ -250,7 +272,7 @@ class Session:
                 argument = model.eval(app.argument, model_completion=True)
                 if app.is_time:
                     given: Any = argument.as_long()
-                    truth = runtime.date(float(given))
+                    truth = runtime.civil_date(given)  # date(), and date_in() past year 9999
                     key = z3.IntVal(given)
                 else:
                     given = text_of(model, argument)

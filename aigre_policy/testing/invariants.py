@@ -52,6 +52,7 @@ class InvariantResult:
     decision: str | None = None
     fired: tuple[str, ...] = ()
     method: str = "search"  # or "proof": settled by the solver (aigre_policy.solver)
+    fallback: str = ""  # searched although proofs were asked for: why the solver did not settle it
 
     @property
     def expectation(self) -> str:

@@ -4,7 +4,10 @@ Each part is a (arguments, run, show) triple that ``cli/test.py`` wraps in a
 ``Section``. ``run`` takes the command's per-pack context (``args``, ``pack``,
 ``cases``, ``evaluate``) and returns a ``SectionResult``.
 
-Deferred imports: the solver loads only for `test --prove`.
+Invariants are put to the SMT solver first when z3 is installed (``--no-prove`` opts
+out); what it does not settle is searched, and each result says which it was.
+
+Deferred imports: the solver loads only when the invariants are checked.
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ def invariant_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--prove",
-        action="store_true",
-        help="put each invariant to the SMT solver first (aigre-policy prove): a proof or a "
-        "refutation stands, and the search takes the invariants the solver cannot settle",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="put each invariant to the SMT solver first, when z3 is installed (the default; "
+        "aigre-policy prove): a proof or a refutation stands, and the search takes the "
+        "invariants the solver cannot settle. --no-prove searches every invariant",
     )
     parser.add_argument(
         "--seed",
@@ -74,7 +79,7 @@ def invariant_run(ctx: Any) -> SectionResult | None:
         ctx.pack,
         seed=ctx.args.seed,
         examples=ctx.args.examples,
-        prove=getattr(ctx.args, "prove", False),
+        prove=getattr(ctx.args, "prove", True),
     )
     junit = []
     for r in results:
@@ -99,6 +104,7 @@ def _invariant_dict(result: InvariantResult) -> dict[str, Any]:
         "expect": result.expectation,
         "status": result.status,
         "method": result.method,
+        **({"fallback": result.fallback} if result.fallback else {}),
         "examples": result.examples,
         "applicable": result.applicable,
     }
@@ -107,6 +113,19 @@ def _invariant_dict(result: InvariantResult) -> dict[str, Any]:
         out["decision"] = result.decision
         out["fired"] = list(result.fired)
     return out
+
+
+def invariant_detail(result: InvariantResult) -> str:
+    """How one invariant was checked, in a few words: proved, refuted, or searched."""
+    if result.method == "proof":
+        if result.status == "broken":
+            return "refuted by the solver"
+        return "proved by the solver for every input (`aigre-policy prove` states the bounds)"
+    if result.status == "vacuous":
+        detail = f"searched {result.examples} inputs, none met its condition; raise --examples"
+    else:
+        detail = f"searched {result.examples} inputs, {result.applicable} met its condition"
+    return detail + (f" ({result.fallback})" if result.fallback else "")
 
 
 def counterexample_yaml(result: InvariantResult) -> str | None:
@@ -150,13 +169,7 @@ def invariant_show(console: Console, result: SectionResult, args: argparse.Names
             "broken": "[red]BROKEN[/red]",
             "proved": "[green]proved[/green]",
         }.get(r.status, "[yellow]vacuous[/yellow]")
-        detail = f"{r.applicable}/{r.examples} inputs met its condition"
-        if r.method == "proof":
-            detail = "proved by the solver for every input (`aigre-policy prove` states the bounds)"
-            if r.status == "broken":
-                detail = "refuted by the solver"
-        elif r.status == "vacuous":
-            detail = f"no input of {r.examples} met its condition; raise --examples"
+        detail = invariant_detail(r)
         console.print(
             f"  {mark} {r.invariant.name}  [dim]{r.invariant.span}[/dim]  {detail}",
             highlight=False,
@@ -169,10 +182,12 @@ def invariant_show(console: Console, result: SectionResult, args: argparse.Names
                 markup=False,
                 highlight=False,
             )
+    searched = f"seed {args.seed}, {args.examples} inputs each"
+    if all(r.method == "proof" for r in results):
+        how, searched = how.removesuffix(", 0 searched"), ""  # nothing was searched
+    parts = "; ".join(p for p in ("" if how == "searched" else how, searched) if p)
     console.print(
-        f"invariants: {len(results) - len(broken)} of {len(results)} hold "
-        f"({'' if how == 'searched' else how + '; '}seed {args.seed}, "
-        f"{args.examples} inputs each)",
+        f"invariants: {len(results) - len(broken)} of {len(results)} hold ({parts})",
         highlight=False,
     )
     for r in broken:

@@ -16,6 +16,8 @@ def cedar_source(rules: Sequence[BenchRule]) -> str:
         ref = "context." + c.path
         if c.op == "not":
             return f"!{ref}"
+        if c.op == "in":
+            return f"{_lit(c.value)}.contains({ref})"
         if c.path in FLOAT_FIELDS:
             method = {">": "greaterThan", "<": "lessThan"}[c.op]
             return f'{ref}.{method}(decimal("{c.value!r}"))'

@@ -13,6 +13,8 @@ Rows (each a median of its own distribution, so they do not add up exactly):
   ``Pack.evaluate`` builds for validation, and without validation (the floor validates
   nothing).
 - ``validation only``: ``pack.validator.is_valid``, the input schema check.
+- ``native + to_dict``: ``Pack.evaluate`` then ``Verdict.to_dict()``, what a server or the
+  decision log publishes (the to_dict goal reads this row minus ``native``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ def native_engines(pack: Any, inputs: list[tuple], breakdown: bool) -> list[Engi
             inputs,
             lambda v: v.decision,
             "Pack.evaluate, then verdict.fired and .warnings rendered as dicts",
+        ),
+        Engine(
+            "native + to_dict",
+            lambda action, context, usage: pack.evaluate(action, context, usage).to_dict(),
+            inputs,
+            lambda d: d["decision"],
+            "Pack.evaluate, then Verdict.to_dict(): the whole published verdict",
         ),
     ]
     # The stages without validation: the pack's evaluator (the backend protocol) and its

@@ -42,15 +42,28 @@ def target_pool(n_rules: int) -> list[str]:
     return [f"svc-{j}" for j in range(max(2, n_rules // 5))]
 
 
-def generate_rules(n_rules: int, seed: int) -> list[BenchRule]:
-    """N distinct rules: a per-target limit of one of five shapes (target x shape is unique)."""
+UNINDEXED_SPAN = 5  # targets per rule in the unindexed workload: past what aigre indexes
+
+
+def generate_rules(n_rules: int, seed: int, indexed: bool = True) -> list[BenchRule]:
+    """N distinct rules: a per-target limit of one of five shapes (target x shape is unique).
+
+    ``indexed=False``: each rule names its target in a list with the next
+    ``UNINDEXED_SPAN - 1`` targets (``action.target in [...]``), longer than the lists
+    aigre's code generator copies into an index (``codegen._MAX_COPIES``), so every rule
+    runs in one plain chain; decisions stay per service, as varied as the indexed ones."""
     rng = random.Random(seed)
     targets = target_pool(n_rules)
     kinds = [k.value for k in ActionKind]
     envs = [e.value for e in Environment]
     rules = []
     for i in range(n_rules):
-        target = Cond("target", "==", targets[i % len(targets)])
+        own = i % len(targets)
+        if indexed:
+            target = Cond("target", "==", targets[own])
+        else:
+            span = tuple(targets[(own + k) % len(targets)] for k in range(UNINDEXED_SPAN))
+            target = Cond("target", "in", span)
         shape = (i // len(targets)) % 5
         if shape == 0:
             verdict, groups = "deny", ()
@@ -81,7 +94,15 @@ def generate_rules(n_rules: int, seed: int) -> list[BenchRule]:
 
 
 def _lit(value: Any) -> str:
+    if isinstance(value, tuple):  # a list of strings: the same text in every language
+        return json.dumps(list(value))
     return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def targets_of(rule: BenchRule) -> tuple[str, ...]:
+    """The targets a rule can hold for (its first condition is on ``target``)."""
+    first = rule.conds[0] if rule.conds[0].path == "target" else rule.conds[1]
+    return first.value if first.op == "in" else (first.value,)
 
 
 def aigre_source(rules: Sequence[BenchRule]) -> str:
