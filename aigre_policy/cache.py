@@ -1,9 +1,10 @@
 """The on-disk compile cache: a pack compiled once is loaded, not compiled, on the next run.
 
-An entry is keyed by the pack's content (``pack.yaml`` and every file in ``policies/``,
-read byte for byte), the envelope overrides, the pack's absolute path, the compiler's
-version (with the size and time of each of its files) and the Python that runs it, so any
-change to any of them misses. It holds the checked pack and its generated
+An entry is keyed by the pack's content (``pack.yaml``, ``exemptions.yaml`` and every file
+in ``policies/``, read byte for byte), the envelope overrides, the pack's absolute path, the
+compiler's version (with the size and time of each of its files) and the Python that runs
+it, so any change to any of them misses. A pack that extends another (``extends:``) is not
+cached: its parents' files are not in the key. It holds the checked pack and its generated
 Python as data; the evaluator is rebuilt from them on load.
 
 Whoever can write the cache directory must not be able to change a verdict or run code:
@@ -54,6 +55,7 @@ _DATA_MODULES = frozenset(
         "aigre_policy.checked",
         "aigre_policy.diagnostics",
         "aigre_policy.emitted",
+        "aigre_policy.exemptions",
         "aigre_policy.ir",
         "aigre_policy.nodes",
         "aigre_policy.types",
@@ -220,7 +222,13 @@ def _entry_name(root: Path, envelopes: dict[str, dict[str, Any]] | None) -> str 
     h.update(str(root.resolve()).encode() + b"\0")
     try:
         h.update(json.dumps(envelopes or {}, sort_keys=True, default=repr).encode() + b"\0")
-        h.update(b"pack.yaml\0" + (root / "pack.yaml").read_bytes() + b"\0")
+        manifest = (root / "pack.yaml").read_bytes()
+        if b"extends" in manifest:  # a parent's files are not covered: compile afresh
+            return None
+        h.update(b"pack.yaml\0" + manifest + b"\0")
+        exemptions = root / "exemptions.yaml"
+        if exemptions.is_file():
+            h.update(b"exemptions.yaml\0" + exemptions.read_bytes() + b"\0")
         policies = root / "policies"
         if policies.is_dir():
             for file in sorted(policies.iterdir()):

@@ -8,6 +8,7 @@ location read the same whichever engine judged.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,10 @@ def rule_location(rule: ir.Rule, root: Path) -> dict[str, Any]:
 
 
 def relative(file: str, root: Path) -> str:
-    """A source file's path relative to the pack root; one outside the root keeps its path."""
+    """A source file's path relative to the pack root; one outside the root keeps its path,
+    except a parent pack's file (``extends:``), named from the root with ``..``."""
     with contextlib.suppress(ValueError):
         return Path(file).relative_to(root).as_posix()
+    if file.endswith(".aigre") and Path(file).is_file():
+        return Path(os.path.relpath(file, root)).as_posix()
     return file

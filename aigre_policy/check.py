@@ -605,21 +605,24 @@ def _tests(
     pack_dir: FsPath | None,
     diagnostics: list[Diagnostic],
 ) -> None:
-    seen: dict[str, Span] = {}
+    seen: dict[tuple[FsPath | None, str], Span] = {}
     for module in modules:
+        # a parent pack's module (`extends:`) reads its files from its own pack, and its
+        # tests may be restated under the same name by the child
+        home = _pack_of(module, pack_dir)
         for decl in module.declarations:
             if not isinstance(decl, n.Test):
                 continue
-            if decl.name in seen:
+            if (home, decl.name) in seen:
                 diagnostics.append(
                     error(
                         "E106",
                         f'test "{decl.name}" is declared twice',
                         decl.span,
-                        f"first declared at {seen[decl.name]}",
+                        f"first declared at {seen[home, decl.name]}",
                     )
                 )
-            seen.setdefault(decl.name, decl.span)
+            seen.setdefault((home, decl.name), decl.span)
             roots: set[str] = set()
             for given in decl.inputs:
                 if given.root in roots:
@@ -632,8 +635,8 @@ def _tests(
                     _check_value(given.value, root_field.type, given.root, diagnostics)
                 missing = (
                     given.from_file is not None
-                    and pack_dir is not None
-                    and not (pack_dir / given.from_file).is_file()
+                    and home is not None
+                    and not (home / given.from_file).is_file()
                 )
                 if missing:
                     diagnostics.append(
@@ -641,7 +644,7 @@ def _tests(
                             "E113",
                             f"test input file `{given.from_file}` not found",
                             given.span,
-                            f"paths are relative to the pack directory {pack_dir}",
+                            f"paths are relative to the pack directory {home}",
                         )
                     )
             for override in decl.overrides:
@@ -726,6 +729,15 @@ def _tests(
                         "add `expect allow` or the like",
                     )
                 )
+
+
+def _pack_of(module: n.Module, pack_dir: FsPath | None) -> FsPath | None:
+    """The pack a module belongs to: ``pack_dir``, or a parent pack (``extends:``) whose
+    ``policies/`` holds it."""
+    folder = FsPath(module.file).parent
+    if pack_dir is None or folder.name != "policies" or folder.parent == pack_dir:
+        return pack_dir
+    return folder.parent if (folder.parent / "pack.yaml").is_file() else pack_dir
 
 
 def _check_value(node: n.Constant, typ: Type, where: str, diagnostics: list[Diagnostic]) -> None:

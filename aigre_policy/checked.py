@@ -38,6 +38,9 @@ class Manifest:
     fail_closed_approvers: list[str] = field(default_factory=list)
     # approver groups whose approvals an enforced allow does not use up
     reusable_approvals: list[str] = field(default_factory=list)
+    owner: str = ""  # who answers for the pack
+    extends: str = ""  # the parent pack's directory, relative to this pack
+    disable: list[dict[str, str]] = field(default_factory=list)  # [{rule, reason}] of the parent
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,12 @@ class CheckedPack:
     validator: InputValidator | None = None
     # what one target cannot run exactly, found by the check stage: {"rego": ()} today
     target_diagnostics: dict[str, tuple[Diagnostic, ...]] = field(default_factory=dict)
+    # exemptions.yaml (``exemptions.Exemption``), already compiled into ``program``'s rules
+    exemptions: tuple[Any, ...] = ()
+    # rule id -> its condition before exemptions: what a verdict's ``exempted`` list reads
+    unexempted: dict[str, ir.Node] = field(default_factory=dict)
+    # the directories of the packs this one extends, nearest first
+    ancestors: tuple[Path, ...] = ()
 
     @property
     def ref(self) -> dict[str, str]:

@@ -133,6 +133,15 @@ _ALL = (
     _compiler("E504", "pack", "bad envelope override"),
     _compiler("E505", "pack", "no policies"),
     _compiler("E506", "pack", "unknown sensitive path"),
+    # exemptions (exemptions.yaml) and composition (`extends:` in pack.yaml)
+    _compiler("E530", "pack", "`exemptions.yaml` breaks the exemption schema"),
+    _compiler("E531", "pack", "exemption of an unknown rule"),
+    _compiler("E532", "pack", "exemption or disable of a bright line"),
+    _compiler("W533", "pack", "exemption expires soon", "safety"),
+    _compiler("W534", "pack", "exemption expired", "safety"),
+    _compiler("E535", "pack", "bad `extends`"),
+    _compiler("E536", "pack", "bad `disable`"),
+    _compiler("W537", "pack", "parent rule disabled", "safety"),
     # the MCP mapping (mcp.yaml)
     _compiler("E520", "pack", "`mcp.yaml` breaks the mapping schema"),
     _compiler("E521", "pack", "bad MCP tool mapping"),

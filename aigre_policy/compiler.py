@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonschema
 
-from aigre_policy import backend, ir
+from aigre_policy import backend, composition, ir
 from aigre_policy import nodes as n
 from aigre_policy.check import check_pack, declared_usages, keyed_value, usage_schema
 from aigre_policy.checked import (  # MANIFEST, CompiledPack, CompileReport: re-exported
@@ -45,6 +45,8 @@ from aigre_policy.diagnostics import (
     has_errors,
     sorted_diagnostics,
 )
+from aigre_policy.exemptions import FILE_NAME as EXEMPTIONS
+from aigre_policy.exemptions import Exemption, apply_exemptions, check_exemptions, read_exemptions
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
@@ -120,6 +122,9 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
             lint=data.get("lint") or {},
             fail_closed_approvers=data.get("fail_closed_approvers") or [],
             reusable_approvals=data.get("reusable_approvals") or [],
+            owner=data.get("owner", ""),
+            extends=data.get("extends", ""),
+            disable=data.get("disable") or [],
         ),
         [],
         doc,
@@ -129,8 +134,9 @@ def read_manifest(root: Path) -> tuple[Manifest | None, list[Diagnostic], Docume
 def _manifest_hint(problem: jsonschema.ValidationError) -> str | None:
     if problem.validator == "additionalProperties":
         return (
-            "settings: name, version, description, input_schema, default, fail_closed, "
-            "envelopes, sensitive, lint, fail_closed_approvers, reusable_approvals"
+            "settings: name, version, description, owner, extends, disable, input_schema, "
+            "default, fail_closed, envelopes, sensitive, lint, fail_closed_approvers, "
+            "reusable_approvals"
         )
     if problem.validator == "pattern" and list(problem.path) == ["version"]:
         return "versions look like 1.2.0"
@@ -407,6 +413,9 @@ class _Work:
     compiled: CompiledPack | None = None
     partial: bool = False  # a policy file did not parse
     editing: Mapping[str, str] = field(default_factory=dict)  # file -> unsaved text
+    parents: tuple[composition.Parent, ...] = ()  # the packs this one extends, nearest first
+    exemptions: tuple[Exemption, ...] = ()
+    exemptions_doc: Document | None = None
 
     def add(self, problems: Any, **fields: Any) -> _Work:
         return replace(self, diagnostics=(*self.diagnostics, *problems), **fields)
@@ -442,8 +451,31 @@ def _read_pack_manifest(work: _Work) -> _Work:
     work = work.add(problems, manifest=manifest, manifest_doc=doc)
     if manifest is None:
         return replace(work, stop=True)
-    base_schema, problems = _read_input_schema(work.root, manifest, doc)
-    return work.add(problems, base_schema=base_schema)
+    parents, problems = composition.read_parents(work.root, manifest, doc, read_manifest)
+    for parent in parents:
+        work.sources[parent.doc.file] = parent.doc.text
+    work = work.add(problems, parents=parents)
+    if problems:
+        return replace(work, stop=True)
+    manifest = composition.inherited_manifest(manifest, doc, parents)
+    schema_root, schema_doc = work.root, doc
+    if doc is None or "input_schema" not in (doc.data or {}):
+        for parent in parents:  # the nearest pack that names one
+            if "input_schema" in parent.doc.data:
+                schema_root, schema_doc = parent.root, parent.doc
+                manifest = replace(manifest, input_schema=parent.manifest.input_schema)
+                break
+    base_schema, problems = _read_input_schema(schema_root, manifest, schema_doc)
+    exemptions, found, exemptions_doc = read_exemptions(work.root, _display(work.root, EXEMPTIONS))
+    if exemptions_doc is not None:
+        work.sources[exemptions_doc.file] = exemptions_doc.text
+    return work.add(
+        [*problems, *found],
+        manifest=manifest,
+        base_schema=base_schema,
+        exemptions=exemptions,
+        exemptions_doc=exemptions_doc,
+    )
 
 
 def _parse(work: _Work) -> _Work:
@@ -453,8 +485,14 @@ def _parse(work: _Work) -> _Work:
     files = sorted(policies.glob("*.aigre")) if policies.is_dir() else []
     rego_files = tuple(sorted(policies.glob("*.rego"))) if policies.is_dir() else ()
     problems: list[Diagnostic] = []
-    if not files and not rego_files:
+    if not files and not rego_files and not work.parents:
         problems.append(error("E505", f"the pack has no policies: add {policies}/<name>.aigre"))
+    # a parent's policies first, farthest ancestor first: the child's rules follow theirs
+    for parent in reversed(work.parents):
+        inherited = parent.root / "policies"
+        if inherited.is_dir():
+            files = [*sorted(inherited.glob("*.aigre")), *files]
+            rego_files = (*sorted(inherited.glob("*.rego")), *rego_files)
     modules: list[n.Module] = []
     for file in files:
         display = str(file)
@@ -493,27 +531,40 @@ def _check(work: _Work) -> _Work:
             shape,
             lambda path: doc.span_of(("sensitive", path)) if doc else None,
         )
+    inherited = [(parent.doc.file, parent.manifest.envelopes) for parent in work.parents]
     values, found = _apply_overrides(
         checked.program,
-        [(MANIFEST, manifest.envelopes), ("override", work.overrides)],
+        [*reversed(inherited), (MANIFEST, manifest.envelopes), ("override", work.overrides)],
         _envelope_types(modules),
         doc,
         checked.envelope_enums,
     )
     problems += found
     problems += check_zones(checked.program, values)  # zones and dates, overrides included
-    policy = decision_policy(manifest, checked.program.rules)
+    program, found = composition.disable_rules(checked.program, manifest, doc, work.root)
+    problems += found
+    problems += check_exemptions(work.exemptions, program, shape, work.exemptions_doc)
+    unexempted = {
+        rule.id: rule.condition
+        for rule in program.rules
+        if rule.id in {e.rule for e in work.exemptions}
+    }
+    program = apply_exemptions(program, work.exemptions)
+    policy = decision_policy(manifest, program.rules)
     result = CheckedPack(
         work.root,
         manifest,
         tuple(modules),
-        checked.program,
+        program,
         values,
         schema,
         policy,
         "",
         # what one target cannot run: its backend refuses the pack with these
-        target_diagnostics=target_diagnostics(checked.program, values),
+        target_diagnostics=target_diagnostics(program, values),
+        exemptions=work.exemptions,
+        unexempted=unexempted,
+        ancestors=tuple(parent.root for parent in work.parents),
     )
     return work.add(problems, checked=result)
 
@@ -555,12 +606,16 @@ def _build(work: _Work) -> _Work:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("manifest", "read and validate pack.yaml and its input schema", _read_pack_manifest),
+    Stage(
+        "manifest",
+        "read and validate pack.yaml, the packs it extends, its input schema and exemptions",
+        _read_pack_manifest,
+    ),
     Stage("parse", "policies/*.aigre to AST (parser.parse_module)", _parse),
     Stage(
         "check",
         "names, types, optional fields against the input schema; AST to IR; "
-        "envelope overrides: a CheckedPack",
+        "envelope overrides, disabled rules, exemptions: a CheckedPack",
         _check,
         too_deep="expressions nest too deeply to check",
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -11,6 +12,7 @@ from aigre_policy import nodes as n
 from aigre_policy.cards import relative, rule_location
 from aigre_policy.checked import CheckedPack, CompiledPack, Evaluator
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
+from aigre_policy.exemptions import exempted
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import EvaluationError as EvaluationError  # re-exported
 from aigre_policy.verdict import Verdict, refused_input_digest, rule_fault
@@ -46,6 +48,7 @@ class Pack:
         assert checked.validator is not None, "a CheckedPack is sealed before any backend runs"
         self.validator = checked.validator  # every input passes it before the evaluator
         self._is_valid = checked.validator.is_valid
+        self.exemptions = checked.exemptions  # compiled into the rules; listed in evidence
 
     @property
     def rego(self) -> Any:
@@ -108,7 +111,14 @@ class Pack:
             problems = [{"kind": "input", **e.to_dict()} for e in errors]
             return self._failed(document, problems, started, strict, "input breaks the schema")
         try:
-            return self._decide(document, started)
+            verdict = self._decide(document, started)
+            if self.exemptions and not verdict.fail_closed:
+                # found when the evidence is first read: reading the decision costs nothing
+                unexempted = self.checked.unexempted
+                verdict.note_exempted(
+                    partial(exempted, self.exemptions, unexempted, self.envelopes, document)
+                )
+            return verdict
         except Exception as exc:
             action, context, usage = document["action"], document["context"], document["usage"]
             problem = self._fault(exc, action, context, usage)

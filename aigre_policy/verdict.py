@@ -185,6 +185,7 @@ class Verdict:
         "_errors",
         "_escalate_to",
         "_evidence",
+        "_exempted",
         "_fail_closed",
         "_fired",
         "_input",
@@ -367,6 +368,23 @@ class Verdict:
         cards = self._issuer.cards
         return [cards[e[0]].template["id"] for e in self._evidence if not cards[e[0]].warn]
 
+    @property
+    def exempted(self) -> list[dict[str, Any]]:
+        """The exemptions in force that kept a rule from firing on this action (see
+        ``exemptions.exempted``); empty when none did. Found on first read."""
+        try:
+            found = self._exempted
+        except AttributeError:
+            return []
+        if callable(found):
+            found = self._exempted = found()
+        return found
+
+    def note_exempted(self, find: Any) -> None:
+        """How to find the exemptions that kept rules from firing: a function of no
+        arguments, called on the first read of ``exempted`` (set once, by ``Pack``)."""
+        self._exempted = find
+
     def to_dict(self) -> dict[str, Any]:
         return verdict_document(self)
 
@@ -378,8 +396,11 @@ class Verdict:
 
 
 def verdict_document(verdict: Any) -> dict[str, Any]:
-    """The published verdict document of anything that reads like a ``Verdict``."""
-    return {
+    """The published verdict document of anything that reads like a ``Verdict``.
+
+    ``exempted`` is present only when an exemption kept a rule from firing.
+    """
+    document = {
         "decision": verdict.decision,
         "fail_closed": verdict.fail_closed,
         "default_applied": verdict.default_applied,
@@ -393,3 +414,7 @@ def verdict_document(verdict: Any) -> dict[str, Any]:
         "input_digest": verdict.input_digest,
         "elapsed_us": round(verdict.elapsed_us, 3),
     }
+    exempted = getattr(verdict, "exempted", None)
+    if exempted:
+        document["exempted"] = [dict(record) for record in exempted]
+    return document

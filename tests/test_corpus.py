@@ -297,7 +297,10 @@ def test_every_diagnostic_code_has_a_case():
     for case in CASES:
         expected |= {d["code"] for d in case.diagnostics or ()}
         expected |= {d["code"] for found in case.target_diagnostics.values() for d in found}
-    assert raised - expected == set()
+    # reported by `check` and `ci` by the machine's clock, never by a compile:
+    # tests/test_exemptions.py::test_expiry_warnings_come_before_and_after_the_expiry
+    by_the_clock = {"W533", "W534"}
+    assert raised - expected - by_the_clock == set()
 
 
 def test_a_wrong_verdict_is_reported():

@@ -23,6 +23,7 @@ from aigre_policy.cli.common import (
 from aigre_policy.cli.output import report_file
 from aigre_policy.codes import lookup
 from aigre_policy.diagnostics import Severity, has_errors, render
+from aigre_policy.exemptions import WARN_DAYS, pack_expiry_warnings
 from aigre_policy.report import FORMATS
 from aigre_policy.report.check import check_report
 
@@ -49,8 +50,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="also lint the pack (docs/lint.md); every warning counts as an error, except "
         "lint codes the pack sets to `warning` in pack.yaml",
     )
+    add_expiry_argument(parser)
     add_cache_argument(parser)
     parser.set_defaults(run=run)
+
+
+def add_expiry_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exemption-warning-days",
+        type=int,
+        default=WARN_DAYS,
+        metavar="N",
+        help=f"warn of exemptions that expire within N days (default {WARN_DAYS}); "
+        "expired ones are always reported",
+    )
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
@@ -70,6 +83,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
             diagnostics, notes = strict_lint(report)
         else:
             diagnostics = report.diagnostics
+        diagnostics = [*diagnostics, *pack_expiry_warnings(report, args.exemption_warning_days)]
         failed |= not report.ok or has_errors(diagnostics)
         reports.append((path, report, diagnostics))
         lint_notes[str(path)] = notes

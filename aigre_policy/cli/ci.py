@@ -19,10 +19,12 @@ from rich.text import Text
 
 from aigre_policy.cli import output
 from aigre_policy.cli import test as test_command
+from aigre_policy.cli.check import add_expiry_argument
 from aigre_policy.cli.common import EXIT_FAILURES, find_packs
 from aigre_policy.cli.output import report_file
 from aigre_policy.compiler import CompileReport, compile_pack
 from aigre_policy.diagnostics import Diagnostic, Severity, SourceText, Span, render
+from aigre_policy.exemptions import WARN_DAYS, pack_expiry_warnings
 from aigre_policy.fmt import format_file
 from aigre_policy.fmt.files import pack_sources
 from aigre_policy.lint import strict_diagnostics
@@ -49,12 +51,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the report of every finding (text prints them; the summary table is always shown)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    add_expiry_argument(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     packs = find_packs(args.packs)
-    results = [check_pack(path) for path in packs]
+    results = [check_pack(path, args.exemption_warning_days) for path in packs]
     table_console = console if args.format == "text" else output.console(stderr=True)
     if args.format == "text":
         with report_file(args.output) as out:
@@ -74,11 +77,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
     return 0 if passed == len(results) else EXIT_FAILURES
 
 
-def check_pack(path: Path) -> PackResult:
+def check_pack(path: Path, warn_days: int = WARN_DAYS) -> PackResult:
     """Every check on one pack, each with the function its own command uses."""
     result = PackResult(str(path))
     report = compile_pack(path)
-    diagnostics = strict_diagnostics(report)
+    diagnostics = [*strict_diagnostics(report), *pack_expiry_warnings(report, warn_days)]
     compile_findings, lint_findings = split(diagnostics, str(path))
     result.record("compile", compile_findings, ok=report.ok)
     if report.ok:

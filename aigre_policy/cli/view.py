@@ -87,6 +87,14 @@ def show_verdict(
         body.append(_rule_block(rule, fit, pack_dir))
     for warning in verdict.warnings:
         body.append(_rule_block(warning, fit, pack_dir))
+    for lifted in getattr(verdict, "exempted", ()):
+        body.append(
+            Text(
+                f"exempted: {lifted['rule']} by {lifted['exemption']} (owner {lifted['owner']}, "
+                f"ticket {lifted['ticket']}, until {lifted['expires']})",
+                style="yellow",
+            )
+        )
     for problem in verdict.errors:
         where = problem["path"] or "<input>"
         body.append(Text(f"{problem['kind']} error at {where}: {problem['message']}", style="red"))

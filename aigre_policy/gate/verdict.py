@@ -103,6 +103,11 @@ class GateVerdict:
         return self.pack_verdict.warnings if self.pack_verdict is not None else []
 
     @property
+    def exempted(self) -> list[dict[str, Any]]:
+        """The exemptions that kept the pack's rules from firing (``Verdict.exempted``)."""
+        return self.pack_verdict.exempted if self.pack_verdict is not None else []
+
+    @property
     def rule_ids(self) -> list[str]:
         return self.pack_verdict.rule_ids if self.pack_verdict is not None else []
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aigre_policy.compiler import CompileReport
 from aigre_policy.diagnostics import Diagnostic, Severity, sorted_diagnostics
+from aigre_policy.exemptions import NOTICES
 from aigre_policy.lint import (
     claims,
     conditions,
@@ -108,7 +109,9 @@ def strict_lint(report: CompileReport) -> tuple[list[Diagnostic], tuple[str, ...
         notes = result.notes
     promoted = [
         d
-        if d.severity is Severity.ERROR or (config is not None and config.sets(d.code))
+        if d.severity is Severity.ERROR
+        or (config is not None and config.sets(d.code))
+        or d.code in NOTICES  # a logged `disable` or an exemption's expiry: told, not failed
         else dataclasses.replace(d, severity=Severity.ERROR)
         for d in found
     ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
+from aigre_policy import composition
 from aigre_policy.compiler import read_manifest
 from aigre_policy.diagnostics import Diagnostic, Severity
 from aigre_policy.lint.codes import CODES
@@ -44,6 +45,9 @@ def read_config(root: Path) -> LintConfig:
     manifest, _, doc = read_manifest(root)
     if manifest is None:
         return LintConfig({})
+    # a pack that sets no `lint:` takes the nearest parent's (`extends:`)
+    parents, _ = composition.read_parents(root, manifest, doc, read_manifest)
+    manifest = composition.inherited_manifest(manifest, doc, parents)
     levels: dict[str, str] = {}
     problems: list[Diagnostic] = []
     # the pack schema admits these values only; YAML reads a bare `off` as false

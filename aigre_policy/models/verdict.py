@@ -151,6 +151,17 @@ class Problem(_Model):
     )
 
 
+class ExemptedRule(_Model):
+    """An exemption in force that kept its rule from firing on this action."""
+
+    exemption: str = Field(description="The exemption's id in the pack's exemptions.yaml.")
+    rule: str = Field(description="The rule that would have fired without it.")
+    owner: str = Field(description="Who asked for the exemption and answers for it.")
+    ticket: str = Field(description="The ticket that records it.")
+    expires: str = Field(description="When it stops counting (RFC 3339), by the gate's clock.")
+    reason: str = Field(description="Why the rule must not bite here.")
+
+
 class PackRef(_Model):
     """The policy pack that produced a verdict."""
 
@@ -194,6 +205,11 @@ class VerdictDocument(_Model):
         description="Digest of the canonical JSON of the input the decision was made on."
     )
     elapsed_us: float = Field(ge=0, description="Time spent evaluating, in microseconds.")
+    exempted: list[ExemptedRule] | None = Field(
+        default=None,
+        description="Present when an exemption (exemptions.yaml) kept a rule from firing: "
+        "which exemption, its rule, owner, ticket, expiry and reason.",
+    )
     gate: dict[str, Any] | None = Field(
         default=None,
         description="Present on a Gate's verdict: what the gate did beyond the pack — the "

@@ -34,12 +34,19 @@ def fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+def watched(runtime: Runtime) -> tuple[tuple[str, int, int], ...]:
+    """The fingerprint of the pack and of every pack it extends (``extends:``)."""
+    checked = getattr(runtime.served.pack, "checked", None)
+    parents = getattr(checked, "ancestors", ())
+    return tuple(f for root in (Path(runtime.pack_path), *parents) for f in fingerprint(root))
+
+
 async def watch(runtime: Runtime, interval: float) -> None:
-    """Reload the pack whenever its files change; runs until cancelled."""
-    seen = await asyncio.to_thread(fingerprint, runtime.pack_path)
+    """Reload the pack whenever its files, or a parent pack's, change; runs until cancelled."""
+    seen = await asyncio.to_thread(watched, runtime)
     while True:
         await asyncio.sleep(interval)
-        now = await asyncio.to_thread(fingerprint, runtime.pack_path)
+        now = await asyncio.to_thread(watched, runtime)
         if now == seen:
             continue
         seen = now

@@ -10,6 +10,7 @@ and documented in ``docs/testing.md``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ import jsonschema
 import yaml
 
 from aigre_policy import nodes as n
+from aigre_policy.composition import pack_roots
 from aigre_policy.diagnostics import Diagnostic, Span, error, sorted_diagnostics
 from aigre_policy.typecheck import did_you_mean
 from aigre_policy.yamlio import Document, read_document
@@ -103,16 +105,28 @@ def merged(base: Any, changes: Any) -> Any:
 
 
 def load_cases(pack: Pack) -> tuple[list[TestCase], list[Diagnostic]]:
-    """Every test of ``pack``: its ``test`` blocks, then ``tests/*.yaml`` in name order."""
+    """Every test of ``pack``: its ``test`` blocks, then ``tests/*.yaml`` in name order.
+
+    A pack that extends others (``extends:``) runs their tests too, after its own, each
+    named ``<parent directory>: <name>`` and reading its files relative to its own pack.
+    A test of the child with an inherited test's name replaces it: that is how a child
+    states what it expects where its overrides change a parent's verdict.
+    """
     loader = _Loader(pack)
-    for module in pack.modules:
-        for decl in module.declarations:
-            if isinstance(decl, n.Test):
-                loader.block(decl)
-    folder = Path(pack.root) / TESTS_DIR
-    if folder.is_dir():
-        for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-            loader.yaml_file(path)
+    roots = pack_roots(pack)
+    for depth, root in enumerate(roots):
+        loader.enter(root, "" if depth == 0 else f"{root.name}: ")
+        home = root.resolve() / "policies"
+        for module in pack.modules:
+            if len(roots) > 1 and Path(module.file).resolve().parent != home:
+                continue  # another pack's module: its tests are read with that pack
+            for decl in module.declarations:
+                if isinstance(decl, n.Test):
+                    loader.block(decl)
+        folder = root / TESTS_DIR
+        if folder.is_dir():
+            for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+                loader.yaml_file(path)
     return loader.cases, sorted_diagnostics(loader.diagnostics)
 
 
@@ -143,9 +157,18 @@ class _Loader:
         self.cases: list[TestCase] = []
         self.diagnostics: list[Diagnostic] = []
         self.seen: dict[str, Span] = {}
+        self.prefix = ""  # "<parent directory>: " while reading an inherited pack's tests
+        self.taken: set[str] = set()  # test names of the packs read so far (nearer ones)
+
+    def enter(self, root: Path, prefix: str) -> None:
+        """Read the tests of the pack at ``root`` next (the pack itself, then its parents)."""
+        self.taken |= set(self.seen)
+        self.root, self.prefix, self.seen = root, prefix, {}
 
     # -- shared ------------------------------------------------------------
     def add(self, case: TestCase) -> None:
+        if case.name in self.taken:  # a nearer pack restates this test: its version runs
+            return
         first = self.seen.get(case.name)
         if first is not None:
             self.diagnostics.append(
@@ -158,6 +181,8 @@ class _Loader:
             )
             return
         self.seen[case.name] = case.location
+        if self.prefix:
+            case = dataclasses.replace(case, name=self.prefix + case.name)
         self.cases.append(case)
 
     def inputs_from(self, relative: str, span: Span) -> dict[str, Any] | None:
