@@ -275,3 +275,41 @@ def test_hot_reload_watches_the_parent_packs_too(tmp_path, parent):
     assert any(str(parent / "policies" / "main.aigre") == f for f, _, _ in before)
     (parent / "policies" / "main.aigre").write_text(PARENT + "\n# edited\n", encoding="utf-8")
     assert watched(runtime) != before
+
+
+BASELINE_PACK = Path(__file__).parent.parent / "policy_packs" / "aigre-baseline"
+# the default pack's rules that back its invariants and take no exemption or disable
+BASELINE_BRIGHT_LINES = (
+    "self-approval",
+    "llm-reads-secret",
+    "world-open-admin-port",
+    "restricted-data-made-public",
+)
+
+
+@pytest.mark.parametrize("rule", BASELINE_BRIGHT_LINES)
+@pytest.mark.parametrize("how", ["exempt", "disable"])
+def test_a_team_pack_cannot_lift_a_bright_line_of_the_default_pack(tmp_path, rule, how):
+    child = tmp_path / "team"
+    child.mkdir()
+    manifest: dict = {"name": "team", "version": "1.0.0", "extends": str(BASELINE_PACK)}
+    manifest |= {"default": "allow", "fail_closed": "require_approval"}
+    if how == "disable":
+        manifest["disable"] = [{"rule": rule, "reason": "in the way"}]
+    else:
+        exemptions = [
+            {
+                "id": "lift",
+                "owner": "team",
+                "rule": rule,
+                "targets": ["*"],
+                "reason": "in the way",
+                "ticket": "T-1",
+                "expires": "2099-01-01T00:00:00Z",
+            }
+        ]
+        (child / "exemptions.yaml").write_text(json.dumps({"exemptions": exemptions}))
+    (child / "pack.yaml").write_text(json.dumps(manifest))
+    report = compile_pack(child)
+    assert not report.ok
+    assert "E532" in [d.code for d in report.diagnostics]
