@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +199,7 @@ class Verdict:
     # made on first read (annotations only: the slots above hold them)
     _decision_id: str
     _input_digest: str
+    _exempted: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
     _fired: list[dict[str, Any]]
     _warnings: list[dict[str, Any]]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from rich.console import Console
 
+from aigre_policy.checked import MANIFEST
 from aigre_policy.cli.common import EXIT_FAILURES, UsageError, parse_overrides
 from aigre_policy.cli.keys import add_signing_arguments, signer_from
-from aigre_policy.compiler import MANIFEST
 from aigre_policy.diagnostics import Severity, render
 from aigre_policy.rego.bundle import (
     Bundle,

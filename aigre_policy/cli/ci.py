@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from aigre_policy.checked import CompileReport
 from aigre_policy.cli import output
 from aigre_policy.cli import test as test_command
 from aigre_policy.cli.check import add_expiry_argument
 from aigre_policy.cli.common import EXIT_FAILURES, find_packs
 from aigre_policy.cli.output import report_file
-from aigre_policy.compiler import CompileReport, compile_pack
+from aigre_policy.compiler import compile_pack
 from aigre_policy.diagnostics import Diagnostic, Severity, SourceText, Span, render
 from aigre_policy.exemptions import WARN_DAYS, pack_expiry_warnings
 from aigre_policy.fmt import format_file

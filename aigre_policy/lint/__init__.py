@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from aigre_policy.compiler import CompileReport
+from aigre_policy.checked import CompileReport
 from aigre_policy.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from aigre_policy.exemptions import NOTICES
 from aigre_policy.lint import (

@@ -17,7 +17,8 @@ from typing import Any
 
 from aigre_policy import nodes as n
 from aigre_policy.check import declared_usages, usage_schema
-from aigre_policy.compiler import MANIFEST, Manifest, compile_pack, read_manifest
+from aigre_policy.checked import MANIFEST
+from aigre_policy.compiler import Manifest, compile_pack, read_manifest
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.parser import ParseResult, parse_module
