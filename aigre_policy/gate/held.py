@@ -24,15 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aigre_policy.gate.approvals import Approval
 from aigre_policy.gate.clock import from_us
-from aigre_policy.gate.errors import GateError
-from aigre_policy.gate.ledger import SqliteLedger
+from aigre_policy.gate.side_tables import SideTable
 from aigre_policy.gate.verdict import GateVerdict
 from aigre_policy.verdict import Issuer, Verdict
 
@@ -137,41 +135,13 @@ def _restored(text: str) -> GateVerdict:
     )
 
 
-class _Sql:
-    """The statements in one store's dialect."""
+class _Sql(SideTable):
+    """The held decisions' statements in one store's dialect."""
 
     def __init__(self, store: Any):
-        if isinstance(store, SqliteLedger):
-            self.mark, self.current = "?", "a.current = 1"
-            self._plain: Callable[[], Any] = store.session
-            self.for_update = ""
-        elif type(store).__module__ == "aigre_policy.gate.postgres":
-            self.mark, self.current = "%s", "a.current"
-            self._plain = lambda: store.session(lock=False)
-            self.for_update = " FOR UPDATE OF h"
-        else:
-            raise GateError(f"the ledger store {store!r} keeps no held decisions")
-        self.store = store
-        self.ready = False
-
-    def q(self, statement: str) -> str:
-        return statement.replace("?", self.mark)
-
-    def ensure(self, conn: Any) -> None:
-        if not self.ready:
-            for statement in _DDL:
-                conn.execute(statement)
-            self.ready = True
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A connection in a transaction of its own (under the ledger's lock while the
-        table may still have to be created: PostgreSQL's DDL races otherwise)."""
-        opened = self._plain() if self.ready else self.store.session()
-        with opened as session:
-            conn = session.connection
-            self.ensure(conn)
-            yield conn
+        super().__init__(store, _DDL, "held decisions")
+        self.current = "a.current" if self.postgres else "a.current = 1"
+        self.for_update = " FOR UPDATE OF h" if self.postgres else ""
 
 
 _LIVE = (

@@ -23,16 +23,16 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aigre_policy.gate import notify as notify_mod
 from aigre_policy.gate.clock import iso
 from aigre_policy.gate.errors import GateError
-from aigre_policy.gate.ledger import LedgerError, SqliteLedger
+from aigre_policy.gate.ledger import LedgerError
 from aigre_policy.gate.notify import Notify, Webhook
+from aigre_policy.gate.side_tables import SideTable
 from aigre_policy.gate.store import RELEASED
 
 logger = logging.getLogger("aigre_policy.gate.notify")
@@ -75,42 +75,12 @@ class Claimed:
     attempts: int
 
 
-class _Sql:
-    """The outbox's statements in one store's dialect (``?`` or ``%s`` placeholders)."""
+class _Sql(SideTable):
+    """The outbox's statements in one store's dialect."""
 
     def __init__(self, store: Any):
-        if isinstance(store, SqliteLedger):
-            self.mark = "?"
-            self.skip_locked = ""
-            self._plain: Callable[[], Any] = store.session
-        elif type(store).__module__ == "aigre_policy.gate.postgres":
-            self.mark = "%s"
-            self.skip_locked = " FOR UPDATE SKIP LOCKED"
-            self._plain = lambda: store.session(lock=False)
-        else:
-            raise GateError(f"the ledger store {store!r} keeps no notification outbox")
-        self.store = store
-        self.ready = False
-
-    def q(self, statement: str) -> str:
-        return statement.replace("?", self.mark)
-
-    def ensure(self, conn: Any) -> None:
-        if not self.ready:
-            for statement in _DDL:
-                conn.execute(statement)
-            self.ready = True
-
-    @contextmanager
-    def transaction(self, *, locked: bool = False) -> Iterator[Any]:
-        """A connection in a transaction of its own (``locked``: under the ledger's lock,
-        which creating the table needs on PostgreSQL)."""
-        opened = self.store.session() if locked else self._plain()
-        with opened as session:
-            conn = session.connection  # both stores' sessions give their DB-API connection
-            if not self.ready:
-                self.ensure(conn)
-            yield conn
+        super().__init__(store, _DDL, "notification outbox")
+        self.skip_locked = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
 
 
 class Notifier:
