@@ -16,6 +16,10 @@ functions express exactly: ``x*`` (``starts_with``), ``*x`` (``ends_with``), ``*
 (``contains``), ``x*y`` (both, and long enough for both) and ``*`` alone (every target).
 
 A rule tagged ``bright-line`` cannot be exempted (E532).
+
+Deferred imports: ``pack`` reads this module's ``exempted`` on every load, so jsonschema
+and the type checker, which only reading and checking the file need, load when a pack
+compiles, never on a cached start.
 """
 
 from __future__ import annotations
@@ -28,12 +32,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from aigre_policy import interpreter, ir
 from aigre_policy.diagnostics import Diagnostic, Span, error, warning
 from aigre_policy.runtime import to_time
-from aigre_policy.typecheck import did_you_mean
 from aigre_policy.types import ObjectType, StringType, TimestampType, Type
 from aigre_policy.yamlio import Document, read_document
 
@@ -109,6 +110,8 @@ def read_exemptions(
     doc, problems = read_document(path, display)
     if doc is None:
         return (), problems, None
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(_schema())
     for problem in sorted(validator.iter_errors(doc.data), key=lambda e: list(e.path)):
         where = ".".join(str(p) for p in problem.path) or FILE_NAME
@@ -176,6 +179,8 @@ def check_exemptions(
 ) -> list[Diagnostic]:
     """Unknown rules (E531), rules tagged ``bright-line`` (E532), and an input schema
     without the required ``action.target`` string and ``context.now`` timestamp (E531)."""
+    from aigre_policy.typecheck import did_you_mean
+
     exemptions = tuple(exemptions)
     if not exemptions:
         return []

@@ -582,14 +582,15 @@ def test_every_load_goes_through_verify(new_pack, monkeypatch):
 
 def test_a_compromised_code_generator_is_stopped(new_pack, monkeypatch, tripwire):
     """Should codegen ever emit unsafe code, loading stops before anything runs."""
-    from aigre_policy import native
+    from aigre_policy import codegen
     from aigre_policy.codegen import EmittedModule
 
     evil = (
         "import os\nos.system('echo pwned')\n\n"
         "def evaluate(action, context, usage):\n    return []\n"
     )
-    monkeypatch.setattr(native, "emit_python", lambda *a, **k: EmittedModule(evil, {}))
+    # native.build imports emit_python from codegen when it runs (a cached start skips it)
+    monkeypatch.setattr(codegen, "emit_python", lambda *a, **k: EmittedModule(evil, {}))
     root = new_pack('rule r { deny when action.target == "x" }')
     try:
         report = compile_pack(root)
