@@ -7,6 +7,7 @@ Deferred imports: the pydantic models load only when the builtin schema is first
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
@@ -33,9 +34,11 @@ def _builtin() -> dict[str, Any]:
 
 
 def builtin_schema(name: str) -> dict[str, Any]:
+    """A copy of the built-in schema ``name``: what a caller does to it never reaches the
+    next pack (the schema is made once; a shared dict let one edit loosen every pack)."""
     if name not in BUILTIN_SCHEMAS:
         raise KeyError(name)
-    return _builtin()
+    return copy.deepcopy(_builtin())
 
 
 def compose(base: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:

@@ -439,3 +439,24 @@ def test_attested_actor_and_approvals_validate_in_the_context() -> None:
     Context.model_validate(document)
     assert schema_errors("context.schema.json", document) == []
     assert schema_errors("context.schema.json", changed(document, "actor.trust", 6))
+
+
+def test_editing_the_builtin_schema_a_caller_got_loosens_no_later_pack(tmp_path):
+    """The built-in schema is made once per process; a caller that edits the copy it was
+    given (dropping the cost ceiling here) must not change what the next pack accepts."""
+    from aigre_policy import load_pack
+    from aigre_policy.inputs import builtin_schema
+
+    given = builtin_schema("builtin:proposed-action/v1")
+    given["$defs"]["Cost"]["properties"]["estimated_usd"].pop("maximum")
+    given["$defs"]["Cost"]["properties"]["recurring_monthly_usd"].pop("maximum")
+    assert (
+        "maximum"
+        in builtin_schema("builtin:proposed-action/v1")["$defs"]["Cost"]["properties"][
+            "estimated_usd"
+        ]
+    )
+
+    pack = load_pack(Path(__file__).parent.parent / "policy_packs" / "aigre-baseline")
+    cost = pack.checked.input_schema["$defs"]["Cost"]["properties"]["estimated_usd"]
+    assert cost["maximum"] == 1e12

@@ -25,6 +25,7 @@ from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic, steps
 
+STEPS_TIMEOUT_MS = 2_000  # a witness among exact numbers first; past it, among all numbers
 PIN_TIMEOUT_MS = 10_000  # each try at moving a model's numbers to doubles (slow when loaded)
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
@@ -157,6 +158,8 @@ class Session:
         last: Found | None = None
         for _ in range(REFINEMENTS):
             solver = self._solver([*formulas, *restricted], minimal, near or [], distance)
+            if restricted:  # a try at exact numbers, not the question: it may give up early
+                solver.set(timeout=min(self.timeout_ms, STEPS_TIMEOUT_MS))
             try:
                 answer = solver.check()
                 if answer == z3.sat:
@@ -164,6 +167,7 @@ class Session:
                 else:
                     reason = solver.reason_unknown() if answer != z3.unsat else ""
             finally:
+                solver.set(timeout=self.timeout_ms)
                 if solver is self._plain:
                     solver.pop()
             if answer == z3.unsat and not restricted:
