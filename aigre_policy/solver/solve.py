@@ -25,7 +25,7 @@ from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic, steps
 
-STEPS_TIMEOUT_MS = 2_000  # a witness among exact numbers first; past it, among all numbers
+STEPS_RLIMIT = 5_000_000  # z3 work (about a second) on a witness among exact numbers first
 PIN_TIMEOUT_MS = 10_000  # each try at moving a model's numbers to doubles (slow when loaded)
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
@@ -158,8 +158,10 @@ class Session:
         last: Found | None = None
         for _ in range(REFINEMENTS):
             solver = self._solver([*formulas, *restricted], minimal, near or [], distance)
-            if restricted:  # a try at exact numbers, not the question: it may give up early
-                solver.set(timeout=min(self.timeout_ms, STEPS_TIMEOUT_MS))
+            if restricted:  # a try at exact numbers, not the question: it may give up early,
+                # by the solver's own work count, so the same question takes the same path
+                # however loaded the machine is (a clock would not)
+                solver.set(rlimit=STEPS_RLIMIT)
             try:
                 answer = solver.check()
                 if answer == z3.sat:
@@ -167,7 +169,8 @@ class Session:
                 else:
                     reason = solver.reason_unknown() if answer != z3.unsat else ""
             finally:
-                solver.set(timeout=self.timeout_ms)
+                if restricted:
+                    solver.set(rlimit=0)
                 if solver is self._plain:
                     solver.pop()
             if answer == z3.unsat and not restricted:
