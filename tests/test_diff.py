@@ -82,7 +82,7 @@ def test_a_moved_threshold_is_named_with_a_witness_that_reproduces(tmp_path, cap
         ]
     )
     text = capsys.readouterr().out
-    assert code == 1
+    assert code == 1, text
     assert "| old | new | direction |" in text and "<details><summary>witness:" in text
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("z3")
 
 from aigre_policy import load_pack
 from aigre_policy.cli.main import main
-from aigre_policy.solver.whynot import ATTESTED, counterfactual
+from aigre_policy.solver.whynot import ATTESTED, counterfactual, fewest
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "policy_packs" / "aigre-baseline"
@@ -82,3 +82,50 @@ def test_eval_why_not_prints_the_change(capsys):
     assert main(["eval", str(BASELINE), "--action", fixture, "--why-not", "deny"]) == 4
     text = capsys.readouterr().out
     assert "why not deny? change" in text and "checked: the pack then decides deny" in text
+
+
+def test_changes_that_only_make_sense_together_go_back_together():
+    proposal = {"action": {"cost": 310, "why": {"signal": "alert", "ref": "A-1"}}}
+    found = {"action": {"cost": 250, "why": {"signal": "incident", "ref": None}}}
+
+    def reaches(candidate: dict) -> bool:  # the cost decides; a half-put-back reason is invalid
+        why = candidate["action"]["why"]
+        return candidate["action"]["cost"] <= 250 and (why["signal"] == "alert") == (
+            why["ref"] is not None
+        )
+
+    assert fewest(found, proposal, reaches) == {
+        "action": {"cost": 250, "why": {"signal": "alert", "ref": "A-1"}}
+    }
+
+
+def test_items_the_solver_added_to_a_list_are_dropped_and_the_proposals_own_kept():
+    proposal = {"action": {"services": ["api"]}, "context": {}}
+    found = {
+        "action": {"services": ["api", "x", "y"]},
+        "context": {"freezes": [{"services": ["a", "b", "y"]}, {"services": []}]},
+    }
+
+    def reaches(candidate: dict) -> bool:  # a freeze on `y` that the action reaches
+        freezes = candidate["context"].get("freezes") or []
+        frozen = {s for f in freezes for s in f["services"]}
+        return "y" in frozen and "y" in candidate["action"]["services"]
+
+    assert fewest(found, proposal, reaches) == {
+        "action": {"services": ["api", "y"]},
+        "context": {"freezes": [{"services": ["y"]}]},
+    }
+
+
+def test_two_changes_that_only_work_together_go_back_together():
+    proposal = {"action": {"cost": 310, "ref": "A-1"}, "context": {"alerts": [{"id": "A-1"}]}}
+    found = {"action": {"cost": 250, "ref": "x"}, "context": {"alerts": [{"id": "x"}]}}
+
+    def reaches(candidate: dict) -> bool:  # the cited alert must be firing
+        firing = {a["id"] for a in candidate["context"]["alerts"]}
+        return candidate["action"]["cost"] <= 250 and candidate["action"]["ref"] in firing
+
+    assert fewest(found, proposal, reaches) == {
+        "action": {"cost": 250, "ref": "A-1"},
+        "context": {"alerts": [{"id": "A-1"}]},
+    }

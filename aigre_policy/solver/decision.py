@@ -20,7 +20,7 @@ from aigre_policy import lattice
 from aigre_policy.compiler import CheckedPack
 from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, Unencodable
-from aigre_policy.solver.values import FALSE, Arithmetic
+from aigre_policy.solver.values import FALSE, Arithmetic, all_of, any_of
 
 FAILED_CLOSED = len(lattice.DECISIONS)
 OUTCOMES = (*lattice.DECISIONS, "failed closed")
@@ -63,9 +63,9 @@ def encode_pack(
         holds, fails = encoder.condition(rule.condition)
         message_fails = [encoder.fails(part) for part in rule.message if not isinstance(part, str)]
         if message_fails:
-            fails = z3.Or(fails, z3.And(holds, z3.Or(message_fails)))
+            fails = any_of(fails, all_of(holds, any_of(message_fails)))
         rules.append(RuleFormula(rule.id, rule.verdict, z3.simplify(holds), z3.simplify(fails)))
-    any_fails = z3.Or([r.fails for r in rules]) if rules else FALSE
+    any_fails = any_of([r.fails for r in rules]) if rules else FALSE
     policy = checked.policy
     rank: Any = z3.IntVal(lattice.LATTICE[policy.default])
     by_rank: dict[int, list[Any]] = {}
@@ -73,7 +73,7 @@ def encode_pack(
         if r.verdict in lattice.RULE_RANKS:
             by_rank.setdefault(lattice.RULE_RANKS[r.verdict], []).append(r.holds)
     for level in sorted(by_rank):  # weakest first: the strongest that holds wins
-        rank = z3.If(z3.Or(by_rank[level]), z3.IntVal(level), rank)
+        rank = z3.If(any_of(by_rank[level]), z3.IntVal(level), rank)
     closed = z3.IntVal(lattice.LATTICE[policy.fail_closed])
     decided = rank
     rank = z3.If(any_fails, closed, decided)

@@ -27,7 +27,18 @@ from aigre_policy.solver.inputs import (
     Unencodable,
     item_value,
 )
-from aigre_policy.solver.values import FALSE, TRUE, Arithmetic, Val, boolean, constant, equal, order
+from aigre_policy.solver.values import (
+    FALSE,
+    TRUE,
+    Arithmetic,
+    Val,
+    all_of,
+    any_of,
+    boolean,
+    constant,
+    equal,
+    order,
+)
 
 Scope = Mapping[str, Val]
 _UNINTERPRETED: dict[str, Callable[..., Any]] = {
@@ -133,8 +144,8 @@ class Encoder:
                 a, fa = ev(left, scope)
                 b, fb = ev(right, scope)
                 if op == "and":
-                    return boolean(z3.And(a.z, b.z)), z3.Or(fa, z3.And(a.z, fb))
-                return boolean(z3.Or(a.z, b.z)), z3.Or(fa, z3.And(z3.Not(a.z), fb))
+                    return boolean(all_of(a.z, b.z)), any_of(fa, all_of(a.z, fb))
+                return boolean(any_of(a.z, b.z)), any_of(fa, all_of(z3.Not(a.z), fb))
             case ir.Compare(op=op, left=left, right=right):
                 a, fa = ev(left, scope)
                 b, fb = ev(right, scope)
@@ -142,28 +153,28 @@ class Encoder:
                     raise Unencodable("a comparison of lists or objects", node.span)
                 if op in ("==", "!="):
                     same = equal(a, b)
-                    return boolean(same if op == "==" else z3.Not(same)), z3.Or(fa, fb)
-                return boolean(order(op, a, b)), z3.Or(fa, fb)
+                    return boolean(same if op == "==" else z3.Not(same)), any_of(fa, fb)
+                return boolean(order(op, a, b)), any_of(fa, fb)
             case ir.Member(negated=negated, item=item, collection=collection):
                 needle, fa = ev(item, scope)
                 hay, fb = ev(collection, scope)
                 if needle.kind in ("list", "obj"):
                     raise Unencodable("membership of a list or object", node.span)
-                found = z3.Or(
+                found = any_of(
                     [
-                        z3.And(k < hay.length, equal(needle, item_value(x)))
+                        all_of(k < hay.length, equal(needle, item_value(x)))
                         for k, x in enumerate(hay.items)
                     ]
                     or [FALSE]
                 )
-                return boolean(z3.Not(found) if negated else found), z3.Or(fa, fb)
+                return boolean(z3.Not(found) if negated else found), any_of(fa, fb)
             case ir.Arith(op=op, left=left, right=right):
                 a, fa = ev(left, scope)
                 b, fb = ev(right, scope)
                 if "list" in (a.kind, b.kind):
                     raise Unencodable("arithmetic on lists", node.span)
                 value, fails = self.arithmetic.apply(op, a, b)
-                return value, z3.Or(fa, fb, fails)
+                return value, any_of(fa, fb, fails)
             case ir.Default(path=path, fallback=fallback):
                 otherwise, ff = ev(fallback, scope)
                 value, present = self.read(path, scope)
@@ -233,7 +244,7 @@ class Encoder:
             if i in defaults:
                 value = merge(slot.present, value, constant(defaults[i]), path)
             else:
-                present = z3.And(present, slot.present)
+                present = all_of(present, slot.present)
             current = value
         return current, z3.simplify(present)
 
@@ -265,12 +276,12 @@ class Encoder:
                 for k, item in enumerate(v.items):
                     added, fault = self.arithmetic.apply("+", total, item_value(item))
                     inside = k < v.length
-                    total_fails = z3.Or(total_fails, z3.And(inside, fault))
+                    total_fails = any_of(total_fails, all_of(inside, fault))
                     total = merge(inside, added, total, node)
-                return total, z3.Or(fails, total_fails)
+                return total, any_of(fails, total_fails)
             case "hour" | "minute" | "weekday":
                 seconds, outside = _seconds(values[0])
-                fails = z3.Or(fails, outside)
+                fails = any_of(fails, outside)
                 if function == "hour":
                     return Val("num", (seconds % _DAY) / 3600, pyint=True), fails
                 if function == "minute":
@@ -282,7 +293,7 @@ class Encoder:
                 argument = v.z
                 if is_time:
                     argument, outside = _seconds(v)
-                    fails = z3.Or(fails, outside)
+                    fails = any_of(fails, outside)
                 fn = self._functions.get(function)
                 if fn is None:
                     domain = z3.IntSort() if is_time else z3.StringSort()
@@ -300,7 +311,7 @@ class Encoder:
         too (``runtime.hour_in``)."""
         seconds, outside = _seconds(instant)
         local = seconds + _offset(zones.table(self._zone(zone)), seconds)
-        fails = z3.Or(fails, outside)
+        fails = any_of(fails, outside)
         match function:
             case "hour_in":
                 return Val("num", (local % _DAY) / 3600, pyint=True), fails
@@ -331,9 +342,9 @@ class Encoder:
         for k, item in enumerate(listed.items):
             inside = k < listed.length
             holds, fault = self.expr(body, {**scope, var: item_value(item)})
-            fails = z3.Or(fails, z3.And(inside, z3.Not(settled), fault))
+            fails = any_of(fails, all_of(inside, z3.Not(settled), fault))
             decides = holds.z if kind == "any" else z3.Not(holds.z)
-            settled = z3.Or(settled, z3.And(inside, decides))
+            settled = any_of(settled, all_of(inside, decides))
         result = settled if kind == "any" else z3.Not(settled)
         return boolean(result), fails
 
@@ -380,7 +391,7 @@ def merge(condition: Any, then: Val, otherwise: Val, node: Any) -> Val:
 def _seconds(value: Val) -> tuple[Any, Any]:
     """Whole seconds of a time, and when it falls outside what the engine can convert."""
     seconds = value.z if value.z.sort() == z3.IntSort() else z3.ToInt(value.z)
-    outside = z3.Or(seconds < FIRST_SECOND, seconds > LAST_SECOND)
+    outside = any_of(seconds < FIRST_SECOND, seconds > LAST_SECOND)
     return seconds, outside
 
 
@@ -413,7 +424,7 @@ def _offset(table: zones.ZoneTable, seconds: Any) -> Any:
 
 
 def _any(formulas: list[Any]) -> Any:
-    return z3.Or(formulas) if formulas else FALSE
+    return any_of(formulas) if formulas else FALSE
 
 
 def _is_boolean(node: ir.Node) -> bool:

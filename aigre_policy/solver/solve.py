@@ -25,8 +25,8 @@ from aigre_policy.solver.encode import Encoder
 from aigre_policy.solver.inputs import InputSpace, number_of, text_of
 from aigre_policy.solver.values import Arithmetic, steps
 
-STEPS_RLIMIT = 5_000_000  # z3 work (about a second) on a witness among exact numbers first
-PIN_TIMEOUT_MS = 10_000  # each try at moving a model's numbers to doubles (slow when loaded)
+STEPS_RLIMIT = 5_000_000  # z3 work (about a second) on a witness among exact numbers
+PIN_RLIMIT = 2_000_000  # z3 work on each try at moving a model's numbers to doubles
 REFINEMENTS = 8  # rounds of facts about lower/upper/date before a witness is given up
 
 
@@ -155,10 +155,11 @@ class Session:
         exact: a restriction of the witness only, so ``unsat`` there proves nothing.
         """
         restricted: list[Any] = self._steps() if steps_first else []
+        trying = bool(restricted)  # exact numbers asked first, as a try: the question after
         last: Found | None = None
         for _ in range(REFINEMENTS):
             solver = self._solver([*formulas, *restricted], minimal, near or [], distance)
-            if restricted:  # a try at exact numbers, not the question: it may give up early,
+            if trying:  # a try at exact numbers, not the question: it may give up early,
                 # by the solver's own work count, so the same question takes the same path
                 # however loaded the machine is (a clock would not)
                 solver.set(rlimit=STEPS_RLIMIT)
@@ -169,7 +170,7 @@ class Session:
                 else:
                     reason = solver.reason_unknown() if answer != z3.unsat else ""
             finally:
-                if restricted:
+                if trying:
                     solver.set(rlimit=0)
                 if solver is self._plain:
                     solver.pop()
@@ -178,15 +179,22 @@ class Session:
             if answer != z3.sat:
                 if restricted and last is not None:
                     return last
-                if restricted:  # nothing among the plain numbers: ask again over all of them
-                    restricted = []
+                if trying:  # nothing among the plain numbers: ask again over all of them
+                    restricted, trying = [], False
                     continue
                 return Found("unknown", reason=f"the solver gave up ({reason})")
-            model = self._pinned(model, [*formulas, *restricted])
+            # the model's numbers as JSON carries them (doubles) are usually a witness
+            # already; only when they are not is the solver asked for doubles that are
             document = self.space.document(model, base)
-            self.envelopes = self._envelopes(model)
-            new_facts = self._refinements(model)
+            self.envelopes = self._envelopes(model)  # `reproduce` may read them
             ok, detail = reproduce(document)
+            if not ok:
+                pinned = self._pinned(model, [*formulas, *restricted])
+                if pinned is not model:
+                    model, document = pinned, self.space.document(pinned, base)
+                    self.envelopes = self._envelopes(model)
+                    ok, detail = reproduce(document)
+            new_facts = self._refinements(model)
             if ok:
                 return Found("sat", document, detail=detail)
             self.facts += new_facts
@@ -200,21 +208,22 @@ class Session:
             last = Found("unknown", document, reason=reason + ")", detail=detail)
             if not new_facts and restricted:
                 return last
-            if self.arithmetic.rounded and not restricted:
+            if self.arithmetic.rounded and not restricted and self._steps():
                 restricted = self._steps()
             elif not new_facts:
                 return last
         return last or Found("unknown", reason="the solver's witnesses kept failing to reproduce")
 
     def _steps(self) -> list[Any]:
-        """Every number in the input a multiple of 1/1024 below 2**40: doubles, exact sums."""
-        return [
-            steps(slot.value.z)
-            for slot in self.space.slots
-            if slot.value is not None
-            and slot.value.kind == "num"
-            and slot.value.z.sort() == z3.RealSort()
-        ]
+        """Every operand of a rounded ``+`` or ``-`` a multiple of 1/1024 below 2**40: such
+        doubles add exactly, so the witness needs no rounding. Only the operands are held:
+        restricting every number of the input makes a much harder question."""
+        operands: dict[Any, Any] = {}
+        for op, _, left, right in self.arithmetic.applications:
+            if op in "+-":
+                for term in (left, right):
+                    operands.setdefault(term.get_id(), term)
+        return [steps(term) for term in operands.values()]
 
     def _pinned(self, model: Any, formulas: list[Any]) -> Any:
         """The model with each fractional number moved to the double JSON would carry."""
@@ -257,16 +266,26 @@ class Session:
             and slot.value.z.sort() == z3.RealSort()
         ]
         in_steps = [steps(var) for var in fractional]
-        tries = (pins, ups, downs, [*kept, *in_steps], in_steps, [steps(var) for var in reals])
+        tries = (
+            [*kept, *pins],
+            [*kept, *ups],
+            [*kept, *downs],
+            pins,
+            [*kept, *in_steps],
+            in_steps,
+            [steps(var) for var in reals],
+        )
         for extra in tries:
             solver = self._solver(formulas, False, [])
-            solver.set(timeout=min(self.timeout_ms, PIN_TIMEOUT_MS))  # a try, not the question
+            # a try, not the question: bounded by the solver's work count, so a loaded
+            # machine takes the same path as a quiet one
+            solver.set(rlimit=PIN_RLIMIT)
             try:
                 solver.add(*extra)
                 if solver.check() == z3.sat:
                     return solver.model()
             finally:
-                solver.set(timeout=self.timeout_ms)
+                solver.set(rlimit=0)
                 solver.pop()
         return model
 

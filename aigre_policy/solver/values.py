@@ -52,9 +52,30 @@ FALSE = z3.BoolVal(False)
 TRUE = z3.BoolVal(True)
 
 
+def any_of(*terms: Any) -> Any:
+    """``z3.Or``, made through the C API when every term is already a formula: z3's
+    Python wrapper coerces each argument anew, which is most of the time an encoding takes."""
+    return _connective(z3.Z3_mk_or, z3.Or, terms)
+
+
+def all_of(*terms: Any) -> Any:
+    """``z3.And``, made as ``any_of`` is."""
+    return _connective(z3.Z3_mk_and, z3.And, terms)
+
+
+def _connective(make: Any, slow: Any, terms: tuple[Any, ...]) -> Any:
+    if len(terms) == 1 and isinstance(terms[0], (list, tuple)):
+        terms = tuple(terms[0])
+    if not terms or not all(type(t) is z3.BoolRef for t in terms):
+        return slow(*terms)
+    ctx = terms[0].ctx
+    array = (z3.Ast * len(terms))(*(t.as_ast() for t in terms))
+    return z3.BoolRef(make(ctx.ref(), len(terms), array), ctx)
+
+
 def steps(x: Any) -> Any:
     """``x`` is a multiple of 1/1024 below 2**40 in size: a double, and sums of two are exact."""
-    return z3.And(z3.IsInt(x * 1024), x < 2**40, x > -(2**40))
+    return all_of(z3.IsInt(x * 1024), x < 2**40, x > -(2**40))
 
 
 def boolean(z: Any) -> Val:
@@ -127,7 +148,7 @@ class Arithmetic:
         self.axioms.append(error <= _EPSILON * absolute(exact) + _TINY)
         if op in "+-":  # doubles in steps of 1/1024 below 2**40 add and subtract exactly
             self.axioms.append(
-                z3.Implies(z3.And(steps(to_real(a)), steps(to_real(b))), result == exact)
+                z3.Implies(all_of(steps(to_real(a)), steps(to_real(b))), result == exact)
             )
         if op not in self.rounded:
             self.rounded.append(op)
@@ -147,7 +168,7 @@ class Arithmetic:
             overflow = absolute(exact) >= z3.RealVal(OVERFLOW)
             zero = to_real(b) == 0
             value = self._round(op, a, b, exact)
-            return Val("num", value), z3.Or(zero, overflow)
+            return Val("num", value), any_of(zero, overflow)
         if a.pyint and b.pyint:
             exact = {"+": a.z + b.z, "-": a.z - b.z, "*": a.z * b.z}[op]
             return Val("num", exact, pyint=True), FALSE

@@ -4,7 +4,8 @@ The pack is encoded over an input space as wide as the input's lists; what the g
 attests (``context.actor``, ``context.approvals``, ``context.now`` and ``usage``) is
 held to its value, and every other field the rules read may move. The solver finds a
 way to the decision, or proves there is none. The way is then made small natively:
-each changed field is put back when the decision holds without it (fewest fields),
+each changed object, list or field is put back when the decision holds without it,
+and items the solver added to a list are dropped where they are not needed (fewest fields),
 and each number that moved is moved back toward its old value as far as the decision
 allows (nearest values, by bisection). Every step is an evaluation of the pack, so the
 answer gives the decision asked for, without failing closed.
@@ -126,20 +127,107 @@ Reaches = Callable[[dict[str, Any]], bool]
 
 
 def fewest(found: dict[str, Any], document: dict[str, Any], reaches: Reaches) -> dict[str, Any]:
-    """``found`` with every change put back that the target does without (checked natively)."""
+    """``found`` with every change put back that the target does without (checked natively).
+
+    Whole objects and lists are tried before their fields, then changes two at a time:
+    changes that only make sense together (a justification's reference and the alert it
+    names) go back together."""
     current = found
     for _ in range(3):
         undone = False
-        for path, original, _ in _differences(document, current, ()):
-            try:
-                candidate = _put(current, path, original)
-            except (KeyError, IndexError, TypeError):
-                continue
-            if reaches(candidate):
+        for path in _changed_subtrees(document, current, ()):
+            candidate = _put_back(current, document, [path])
+            if candidate is not None and reaches(candidate):
                 current, undone = candidate, True
+        leaves = [path for path, _, _ in _differences(document, current, ())]
+        for i, first in enumerate(leaves):
+            for second in leaves[i + 1 :]:
+                candidate = _put_back(current, document, [first, second])
+                if candidate is not None and reaches(candidate):
+                    current, undone = candidate, True
+                    break
+            if undone:
+                break
         if not undone:
             break
+    return _shortened(current, document, reaches)
+
+
+def _put_back(
+    current: dict[str, Any], document: dict[str, Any], paths: list[tuple[Any, ...]]
+) -> dict[str, Any] | None:
+    """``current`` with the proposal's values at ``paths``; ``None`` when one is already
+    back or cannot be put back on its own."""
+    candidate = current
+    for path in paths:
+        original = _get(document, path)
+        if original == _get(candidate, path):
+            return None
+        try:
+            candidate = _put(candidate, path, original)
+        except (KeyError, IndexError, TypeError):
+            return None
+    return candidate
+
+
+def _shortened(found: dict[str, Any], document: dict[str, Any], reaches: Reaches) -> Any:
+    """``found`` with each item the solver added to a list dropped where the target holds
+    without it (the solver fills a list to its bound as readily as to one item)."""
+    current = found
+    paths = [p for top in _changed_subtrees(document, current, ()) for p in _lists_in(current, top)]
+    for path in dict.fromkeys(paths):
+        items, original = _get(current, path), _get(document, path)
+        if not isinstance(items, list):
+            continue
+        kept = len(original) if isinstance(original, list) else 0  # the proposal's own
+        for i in reversed(range(kept, len(items))):
+            shorter = _get(current, path)
+            if not isinstance(shorter, list) or i >= len(shorter):
+                continue
+            candidate = _put(current, path, [*shorter[:i], *shorter[i + 1 :]])
+            if reaches(candidate):
+                current = candidate
     return current
+
+
+def _get(document: Any, path: tuple[Any, ...]) -> Any:
+    """The value at ``path``, ``None`` where it is absent."""
+    value = document
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _lists_in(document: Any, path: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The paths of the lists at or inside ``path``, outer ones first."""
+    value = _get(document, path)
+    if isinstance(value, dict):
+        keys: Any = value.keys()
+    elif isinstance(value, list):
+        keys = range(len(value))
+    else:
+        return []
+    found = [path] if isinstance(value, list) else []
+    for key in keys:
+        found += _lists_in(document, (*path, key))
+    return found
+
+
+def _changed_subtrees(old: Any, new: Any, path: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Every path where ``new`` differs from ``old``, each parent before its fields."""
+    if old == new and type(old) is type(new):
+        return []
+    found = [path] if path else []
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            found += _changed_subtrees(old.get(key), new.get(key), (*path, key))
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            found += _changed_subtrees(a, b, (*path, i))
+    return found
 
 
 def nearest(found: dict[str, Any], document: dict[str, Any], reaches: Reaches) -> dict[str, Any]:
@@ -211,12 +299,8 @@ def counterfactual(
         got = pack.evaluate(candidate["action"], candidate["context"], candidate["usage"])
         return (not got.fail_closed and got.decision == target), got
 
-    # numbers in exact steps first: a proposal's numbers are plain, and a witness that
-    # needs a rounding the engine does not make costs a second question whose answer
-    # depends on the solver's state (unsat there asks again over every number)
-    found = session.witness(
-        [*held, formula.outcome == wanted], reproduce, base=document, steps_first=True
-    )
+    # any way to the decision: the solver's first answer is made small natively below
+    found = session.witness([*held, formula.outcome == wanted], reproduce, base=document)
     if found.status == "sat" and found.document is not None:
         valid = InputValidator(checked.input_schema).is_valid
 
