@@ -5,7 +5,9 @@ in ``policies/``, read byte for byte), the envelope overrides, the pack's absolu
 compiler's version (with the size and time of each of its files) and the Python that runs
 it, so any change to any of them misses. A pack that extends another (``extends:``) is not
 cached: its parents' files are not in the key. It holds the checked pack and its generated
-Python as data; the evaluator is rebuilt from them on load.
+Python as data; the evaluator is rebuilt from them on load. The source's syntax trees, most
+of an entry, are unpickled only when something reads them (``check``'s summary, the
+linter, the test runner): judging an action never does.
 
 Whoever can write the cache directory must not be able to change a verdict or run code:
 
@@ -41,6 +43,7 @@ import secrets
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PosixPath, PurePosixPath
 from typing import Any
 
@@ -157,10 +160,15 @@ class CompileCache:
         if compiled is None or compiled.handwritten or compiled.evaluator.engine != "native":
             return  # hand-written Rego is checked by regopy on each load
         python = compiled.python
+        trees = io.BytesIO()
+        _DataPickler(trees, protocol=pickle.HIGHEST_PROTOCOL).dump(tuple(compiled.checked.modules))
         stored = {
             "name": name,
-            # the validator holds compiled code of its own: rebuilt from the schema on load
-            "checked": replace(compiled.checked, validator=None),
+            # the validator holds compiled code of its own: rebuilt from the schema on load;
+            # the syntax trees are most of an entry and evaluating never reads them: they
+            # are unpickled (by the same unpickler) when something first asks for them
+            "checked": replace(compiled.checked, validator=None, modules=()),
+            "modules": trees.getvalue(),
             "python": python,
             "python_sha256": hashlib.sha256(python.source.encode()).hexdigest(),
             "files": _outside_files(compiled),
@@ -269,7 +277,7 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
     # sealed entry was made
     checked = stored["checked"]
     validator = InputValidator(checked.input_schema, schema_checked=True)
-    checked = replace(checked, validator=validator)
+    checked = replace(checked, validator=validator, modules=_SyntaxTrees(stored["modules"]))
     compiled = CompiledPack(checked, native.load_emitted(checked, python))
     return CompileReport(
         list(stored["diagnostics"]),
@@ -278,6 +286,43 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
         list(stored["stages"]),
         checked,
     )
+
+
+class _SyntaxTrees(Sequence[Any]):
+    """A revived pack's syntax trees (``CheckedPack.modules``), unpickled when first read:
+    a cached ``eval`` never reads them, and they are most of what an entry holds."""
+
+    __slots__ = ("_payload", "_trees")
+
+    def __init__(self, payload: bytes):
+        self._payload = payload
+        self._trees: tuple[Any, ...] | None = None
+
+    def _load(self) -> tuple[Any, ...]:
+        if self._trees is None:
+            self._trees = tuple(_DataUnpickler(io.BytesIO(self._payload)).load())
+            self._payload = b""
+        return self._trees
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._load()[index]
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._load())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _SyntaxTrees):
+            other = other._load()
+        return self._load() == other if isinstance(other, tuple) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._load())
+
+    def __reduce__(self) -> Any:  # pickled again (a copy of the pack): as the plain tuple
+        return tuple, (self._load(),)
 
 
 class _DataPickler(pickle.Pickler):

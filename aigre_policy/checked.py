@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aigre_policy import ir
-from aigre_policy import nodes as n
 from aigre_policy.diagnostics import Diagnostic, SourceText, has_errors
 from aigre_policy.validation import InputValidator
 from aigre_policy.verdict import Verdict
+
+if TYPE_CHECKING:  # the source's syntax tree: a cached pack reads it only when asked
+    from aigre_policy import nodes as n
 
 MANIFEST = "pack.yaml"  # the file that makes a directory a pack
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aigre_policy import interpreter, ir, native
-from aigre_policy import nodes as n
 from aigre_policy.cards import relative, rule_location
 from aigre_policy.checked import CheckedPack, CompiledPack, Evaluator
 from aigre_policy.diagnostics import NO_SPAN, CompileError, Diagnostic, Severity
@@ -16,6 +15,9 @@ from aigre_policy.exemptions import exempted
 from aigre_policy.plain import NotPlain, as_plain
 from aigre_policy.verdict import EvaluationError as EvaluationError  # re-exported
 from aigre_policy.verdict import Verdict, refused_input_digest, rule_fault
+
+if TYPE_CHECKING:  # the source's syntax tree: a cached pack reads it only when asked
+    from aigre_policy import nodes as n
 
 
 class Pack:

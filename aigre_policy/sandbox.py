@@ -161,10 +161,9 @@ def _check_method(node: ast.Attribute) -> None:
 
 def load(source: str, filename: str, bindings: dict[str, Any]) -> dict[str, Any]:
     """Verify, compile and run the module body; returns its namespace."""
-    verify(source)
-    # the same text the verified tree was parsed from: compiling it parses it again, which
-    # costs less than turning the Python tree back into the compiler's own
-    code = compile(source, filename, "exec")
+    # the verified tree itself is compiled: no second parse, and nothing between the
+    # check and the code that runs
+    code = compile(verify(source), filename, "exec")
     namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **NATIVE, **bindings}
     exec(code, namespace)
     return namespace

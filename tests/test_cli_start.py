@@ -210,3 +210,29 @@ def test_a_cached_pack_still_refuses_an_invalid_action_with_every_reason(tmp_pat
     assert cached_verdict["errors"] == fresh_verdict["errors"]
     assert {e["path"] for e in cached_verdict["errors"]} == {"action.kind", "action.requested_at"}
     assert "jsonschema" in second  # loaded to say why, once the input was refused
+
+
+def test_a_cached_eval_does_not_read_the_syntax_trees(tmp_path) -> None:
+    """Most of a cache entry is the source's syntax trees, which judging an action never
+    reads: they are unpickled (and their classes loaded) only when asked for."""
+    first, second, out = _cached_runs(tmp_path, "eval", PACK, "--action", ACTION)
+    assert "aigre_policy.nodes" in first
+    assert "aigre_policy.nodes" not in second
+    assert "REQUIRE_APPROVAL" in out.upper() or "ESCALATE" in out.upper()
+
+
+def test_the_syntax_trees_of_a_cached_pack_read_as_a_fresh_compile_gives(tmp_path) -> None:
+    from aigre_policy.cache import CompileCache
+    from aigre_policy.compiler import compile_pack
+
+    cache = CompileCache(tmp_path / "cache", tmp_path / "key")
+    cache.compile(REPO / PACK)
+    revived = cache.compile(REPO / PACK)
+    fresh = compile_pack(REPO / PACK)
+    assert cache.hits == 1
+    assert tuple(revived.compiled.modules) == tuple(fresh.compiled.modules)
+    assert revived.compiled.modules == fresh.compiled.modules
+    assert len(revived.compiled.modules) == len(fresh.compiled.modules) > 1
+    assert [len(m.declarations) for m in revived.compiled.modules] == [
+        len(m.declarations) for m in fresh.compiled.modules
+    ]
