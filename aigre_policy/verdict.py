@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,71 @@ def input_digest(document: Any) -> str:
         return digest(repr(document))
     except Exception:
         return digest(f"<{type(document).__name__} without a JSON form>")
+
+
+# orjson's ``dumps`` when it is installed (the ``serve`` extra), looked up on first use;
+# ``False`` when it is not
+_orjson_dumps: Any = None
+# Sorted keys, and an error rather than a guess for anything but exact JSON types: a
+# subclass, a date or a dataclass makes the standard encoder decide.
+_ORJSON_OPTIONS = 0
+# a digit, then ``e-``: the literal first, so the search skips to each ``e-`` at once
+_DIGIT_E_MINUS = re.compile(rb"e-(?<=[0-9]e-)").search
+
+
+def _fast_canonical(document: Any) -> bytes | None:
+    """``canonical_json(document)`` written by orjson (about a tenth of the cost), or
+    ``None`` when orjson is missing or the bytes could differ.
+
+    For JSON data the two write the same bytes (``tests/test_verdict_digest.py`` compares
+    them) but for two things: orjson refuses integers past 64 bits and lone surrogates
+    (``None``: the standard encoder decides), and writes floats below 1e-4 differently
+    (``0.00001`` and ``1e-7`` for ``1e-05`` and ``1e-07``): a digit before ``e-``, or
+    ``0.0000``, anywhere in its output (also inside a string) sends the document to the
+    standard encoder.
+    """
+    global _orjson_dumps, _ORJSON_OPTIONS
+    dumps = _orjson_dumps
+    if dumps is None:
+        try:
+            import orjson
+        except ImportError:
+            dumps = _orjson_dumps = False
+        else:
+            _ORJSON_OPTIONS = (
+                orjson.OPT_SORT_KEYS
+                | orjson.OPT_PASSTHROUGH_SUBCLASS
+                | orjson.OPT_PASSTHROUGH_DATETIME
+                | orjson.OPT_PASSTHROUGH_DATACLASS
+            )
+            dumps = _orjson_dumps = orjson.dumps
+    if dumps is False:
+        return None
+    try:
+        data: bytes = dumps(document, option=_ORJSON_OPTIONS)
+    except Exception:  # past 64 bits, a lone surrogate, not JSON data: the standard encoder
+        return None
+    if b"0.0000" in data or _DIGIT_E_MINUS(data) is not None:
+        return None
+    return data
+
+
+def plain_input_digest(document: Any) -> str:
+    """``input_digest`` of an input known to be JSON data (what ``Pack.evaluate`` judged):
+    the same digest, taken faster when orjson is installed; never raises."""
+    data = _fast_canonical(document)
+    if data is None:
+        return input_digest(document)
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def new_decision_id() -> str:
+    """``str(uuid.uuid4())``, without building a ``UUID`` object (a third of the cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def refused_input_digest(document: Any) -> str:
@@ -132,34 +198,51 @@ class RuleCard:
         return "".join(fmt(next(values)) if part is None else part for part in self.message_parts)
 
     def record(self, evidence: RuleEvidence) -> dict[str, Any]:
-        """The published record of one fired rule; fresh containers every time."""
+        """The published record of one fired rule; fresh containers every time, all the way
+        down: a value the rule read may be an envelope's list, which the evaluator goes on
+        reading, or the caller's own input, so a record never hands either out."""
         if self.explain is not None:
             evidence = self.explain(*evidence[1:])
         _, _, message, values, comparisons = evidence
         texts = self.expressions
-        return {
-            **self.template,
-            "message": self.message(message) or self.template["message"],
-            "tags": [*self.tags],
-            "location": {**self.location},
-            "approvers": [*self.approvers],
-            "escalate_to": [*self.escalate_to],
-            "bindings": {
-                path: value
-                for path, value in zip(self.bindings, values, strict=True)
-                if value is not None
-            },
-            "comparisons": [
-                {
-                    "expression": texts.get(index, ""),
-                    "left": left,
-                    "op": op,
-                    "right": list(right) if type(right) is tuple else right,
-                    "result": result,
-                }
-                for index, left, op, right, result in comparisons
-            ],
+        record = self.template.copy()
+        record["message"] = self.message(message) or record["message"]
+        record["tags"] = [*self.tags]
+        record["location"] = {**self.location}
+        record["approvers"] = [*self.approvers]
+        record["escalate_to"] = [*self.escalate_to]
+        record["bindings"] = {
+            path: _fresh(value) if type(value) in _SHARED else value
+            for path, value in zip(self.bindings, values, strict=True)
+            if value is not None
         }
+        record["comparisons"] = [
+            {
+                "expression": texts.get(index, ""),
+                "left": _fresh(left) if type(left) in _SHARED else left,
+                "op": op,
+                "right": [*map(_fresh, right)] if type(right) is tuple else _fresh(right),
+                "result": result,
+            }
+            for index, left, op, right, result in comparisons
+        ]
+        return record
+
+
+# the containers a captured value may be: copied into every record (see ``_fresh``)
+_SHARED = frozenset({list, dict, tuple})
+
+
+def _fresh(value: Any) -> Any:
+    """``value`` with new lists and dicts all the way down (a tuple stays a tuple)."""
+    kind = type(value)
+    if kind is list:
+        return [_fresh(item) for item in value]
+    if kind is dict:
+        return {key: _fresh(item) for key, item in value.items()}
+    if kind is tuple:
+        return tuple(_fresh(item) for item in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,10 +259,13 @@ class Verdict:
     Built on every evaluation, so the constructor only stores what it is given;
     everything else (whether the default decided, the groups, the errors, the
     rendered records, the input digest, the decision id) is derived on first
-    read, or set by ``given``.
+    read, or set by ``given``. A slot not derived yet holds ``None`` (set here: a
+    test for ``None`` costs a fraction of catching the ``AttributeError`` of an empty
+    slot, which ``to_dict`` met once per field).
     """
 
     __slots__ = (
+        "_any_input",
         "_approvers",
         "_decision_id",
         "_default_applied",
@@ -196,12 +282,17 @@ class Verdict:
         "decision",
         "elapsed_us",
     )
-    # made on first read (annotations only: the slots above hold them)
-    _decision_id: str
-    _input_digest: str
-    _exempted: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]]
-    _fired: list[dict[str, Any]]
-    _warnings: list[dict[str, Any]]
+    _any_input: bool  # made by ``given``: the input may not be JSON data
+    # ``None`` until derived on first read, or set by ``given``
+    _approvers: list[str] | None
+    _decision_id: str | None
+    _default_applied: bool | None
+    _errors: list[dict[str, Any]] | None
+    _escalate_to: list[str] | None
+    _exempted: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] | None
+    _fired: list[dict[str, Any]] | None
+    _input_digest: str | None
+    _warnings: list[dict[str, Any]] | None
 
     def __init__(
         self,
@@ -214,12 +305,18 @@ class Verdict:
         """The evaluator's verdict: the rest is derived from the evidence when read.
 
         Few positional parameters, no keyword-only ones: this runs on every decision.
+        ``input_document`` is JSON data (``Pack.evaluate`` hands over nothing else; see
+        ``given`` for a verdict on what may not be).
         """
         self.decision = decision
         self.elapsed_us = elapsed_us
         self._evidence = evidence
         self._issuer = issuer
         self._input = input_document
+        self._fail_closed = self._any_input = False
+        self._default_applied = self._errors = self._approvers = self._escalate_to = None
+        self._fired = self._warnings = self._decision_id = self._input_digest = None
+        self._exempted = None
 
     @classmethod
     def given(
@@ -238,9 +335,12 @@ class Verdict:
         """A verdict whose outcome is stated rather than derived: fail-closed or from an engine.
 
         ``approvers``/``escalate_to`` left ``None`` are derived as usual (here: none).
+        ``input_document`` may be anything a caller passed (an input refused for not being
+        JSON data): it is digested by ``input_digest``, which never raises.
         """
         verdict = cls(decision, [], Issuer(pack), input_document, elapsed_us)
         verdict._set_outcome(fail_closed, errors, approvers, escalate_to, default_applied)
+        verdict._any_input = True
         return verdict
 
     def _set_outcome(
@@ -261,89 +361,91 @@ class Verdict:
 
     @property
     def pack(self) -> dict[str, str]:
-        """The pack that decided: name, version, content digest."""
-        return self._issuer.pack
+        """The pack that decided: name, version, content digest (a copy: the pack's own is
+        shared by all its verdicts)."""
+        return {**self._issuer.pack}
 
     @property
     def default_applied(self) -> bool:
         """Whether the pack's default decided: no rule but ``warn`` rules held."""
-        try:
-            return self._default_applied
-        except AttributeError:  # derived on first read
+        applied = self._default_applied
+        if applied is None:  # derived on first read
             cards = self._issuer.cards
-            self._default_applied = all(cards[e[0]].warn for e in self._evidence)
-            return self._default_applied
+            applied = self._default_applied = all(cards[e[0]].warn for e in self._evidence)
+        return applied
 
     @property
     def fail_closed(self) -> bool:
         """Whether the pack's fail-closed decision stands in for one the rules could not make."""
-        try:
-            return self._fail_closed
-        except AttributeError:  # the evaluator's verdicts never set it
-            return False
+        return self._fail_closed
 
     @property
     def errors(self) -> list[dict[str, Any]]:
         """Why the verdict failed closed (``kind``, ``path``, ``message``); empty otherwise."""
-        try:
-            return self._errors
-        except AttributeError:  # one list, kept
-            self._errors = []
-            return self._errors
+        errors = self._errors
+        if errors is None:  # one list, kept
+            errors = self._errors = []
+        return errors
 
     @property
     def approvers(self) -> list[str]:
         """Who may approve a ``require_approval``: every group the deciding rules name, sorted."""
-        try:
-            return self._approvers
-        except AttributeError:  # derived on first read
-            cards = self._issuer.cards
-            self._approvers = (
-                sorted({g for e in self._evidence for g in cards[e[0]].approvers})
-                if self.decision == "require_approval"
-                else []
-            )
-            return self._approvers
+        approvers = self._approvers
+        if approvers is None:  # derived on first read
+            if self.decision == "require_approval":
+                cards = self._issuer.cards
+                approvers = sorted({g for e in self._evidence for g in cards[e[0]].approvers})
+            else:
+                approvers = []
+            self._approvers = approvers
+        return approvers
 
     @property
     def escalate_to(self) -> list[str]:
         """Where an ``escalate`` goes: the deciding rules' tiers, in pack order, once each."""
-        try:
-            return self._escalate_to
-        except AttributeError:  # derived on first read
-            cards = self._issuer.cards
-            self._escalate_to = (
-                list(dict.fromkeys(g for e in self._evidence for g in cards[e[0]].escalate_to))
-                if self.decision == "escalate"
-                else []
-            )
-            return self._escalate_to
+        tiers = self._escalate_to
+        if tiers is None:  # derived on first read
+            if self.decision == "escalate":
+                cards = self._issuer.cards
+                named = (g for e in self._evidence for g in cards[e[0]].escalate_to)
+                tiers = list(dict.fromkeys(named))
+            else:
+                tiers = []
+            self._escalate_to = tiers
+        return tiers
 
-    def _render(self) -> None:
+    def _rendered(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The records of the evidence, fired then warnings: new ones at every call."""
         fired: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
+        cards = self._issuer.cards
         for evidence in self._evidence:
-            card = self._issuer.cards[evidence[0]]
+            card = cards[evidence[0]]
             (warnings if card.warn else fired).append(card.record(evidence))
-        self._fired, self._warnings = fired, warnings
+        return fired, warnings
+
+    def _render(self) -> None:
+        self._fired, self._warnings = self._rendered()
 
     @property
     def fired(self) -> list[dict[str, Any]]:
         """Records of the fired rules that are not ``warn``, in pack order."""
-        try:
-            return self._fired
-        except AttributeError:  # not rendered yet
+        fired = self._fired
+        if fired is None:  # not rendered yet
             self._render()
-            return self._fired
+            fired = self._fired
+            assert fired is not None
+        return fired
 
     @property
     def warnings(self) -> list[dict[str, Any]]:
         """Records of the fired ``warn`` rules, in pack order."""
-        try:
-            return self._warnings
-        except AttributeError:  # not rendered yet
+        warnings = self._warnings
+        if warnings is None:  # not rendered yet
             self._render()
-            return self._warnings
+            warnings = self._warnings
+            assert warnings is not None
+        return warnings
 
     @property
     def allowed(self) -> bool:
@@ -351,19 +453,19 @@ class Verdict:
 
     @property
     def decision_id(self) -> str:
-        try:
-            return self._decision_id
-        except AttributeError:  # made on first read
-            self._decision_id = str(uuid.uuid4())
-            return self._decision_id
+        made = self._decision_id
+        if made is None:  # made on first read
+            made = self._decision_id = new_decision_id()
+        return made
 
     @property
     def input_digest(self) -> str:
-        try:
-            return self._input_digest
-        except AttributeError:  # taken on first read
-            self._input_digest = input_digest(self._input)
-            return self._input_digest
+        taken = self._input_digest
+        if taken is None:  # taken on first read
+            document = self._input
+            taken = input_digest(document) if self._any_input else plain_input_digest(document)
+            self._input_digest = taken
+        return taken
 
     @property
     def rule_ids(self) -> list[str]:
@@ -374,9 +476,8 @@ class Verdict:
     def exempted(self) -> list[dict[str, Any]]:
         """The exemptions in force that kept a rule from firing on this action (see
         ``exemptions.exempted``); empty when none did. Found on first read."""
-        try:
-            found = self._exempted
-        except AttributeError:
+        found = self._exempted
+        if found is None:
             return []
         if callable(found):
             found = self._exempted = found()
@@ -388,7 +489,13 @@ class Verdict:
         self._exempted = find
 
     def to_dict(self) -> dict[str, Any]:
-        return verdict_document(self)
+        """The published verdict document, in containers of its own: a caller may edit it
+        (redact it, add to it) without changing this verdict or any other."""
+        if self._evidence:  # rendered again rather than copied from ``fired``: as cheap
+            fired, warnings = self._rendered()
+        else:  # none, or records this verdict was given (an engine's, a recorded one)
+            fired, warnings = _fresh(self.fired), _fresh(self.warnings)
+        return verdict_document(self, fired, warnings)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
@@ -397,26 +504,32 @@ class Verdict:
         return f"Verdict({self.decision!r}, fired={self.rule_ids!r})"
 
 
-def verdict_document(verdict: Any) -> dict[str, Any]:
+def verdict_document(
+    verdict: Any,
+    fired: list[dict[str, Any]] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The published verdict document of anything that reads like a ``Verdict``.
 
-    ``exempted`` is present only when an exemption kept a rule from firing.
+    ``fired``/``warnings``: the records to publish, when the caller has them in containers
+    of their own (``Verdict.to_dict``); else the verdict's are read. ``exempted`` is present
+    only when an exemption kept a rule from firing.
     """
     document = {
         "decision": verdict.decision,
         "fail_closed": verdict.fail_closed,
         "default_applied": verdict.default_applied,
-        "fired": verdict.fired,
-        "warnings": verdict.warnings,
+        "fired": verdict.fired if fired is None else fired,
+        "warnings": verdict.warnings if warnings is None else warnings,
         "approvers": [*verdict.approvers],
         "escalate_to": [*verdict.escalate_to],
-        "errors": verdict.errors,
-        "pack": verdict.pack,
+        "errors": _fresh(verdict.errors),
+        "pack": {**verdict.pack},
         "decision_id": verdict.decision_id,
         "input_digest": verdict.input_digest,
         "elapsed_us": round(verdict.elapsed_us, 3),
     }
     exempted = getattr(verdict, "exempted", None)
     if exempted:
-        document["exempted"] = [dict(record) for record in exempted]
+        document["exempted"] = _fresh(exempted)
     return document
