@@ -45,7 +45,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -203,8 +203,14 @@ class InputValidator:
         self._slow: Draft202012Validator | None = None
 
     def is_valid(self, instance: object) -> bool:
-        """Whether ``instance`` matches the schema: the hot path (about 14 us, see above)."""
+        """Whether ``instance`` matches the schema: the hot path (see above)."""
         return self._fast(instance)
+
+    @property
+    def compiled_is_valid(self) -> Callable[[object], bool]:
+        """``is_valid`` as the compiled validator's own function, with no Python call in
+        between: what ``Pack.evaluate`` calls on every decision."""
+        return self._fast
 
     def errors(self, instance: object) -> list[InputError]:
         """Every error in ``instance``, sorted by path then message; ``[]`` when it is valid.

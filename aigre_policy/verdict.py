@@ -90,7 +90,7 @@ def _fast_canonical(document: Any) -> bytes | None:
     dumps = _orjson_dumps
     if dumps is None:
         try:
-            import orjson
+            import orjson  # optional (the serve extra), and not loaded before a digest
         except ImportError:
             dumps = _orjson_dumps = False
         else:
