@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aigre_policy.lattice import LATTICE as LATTICE  # the decisions, re-exported
@@ -189,13 +189,24 @@ class RuleCard:
     warn: bool
     message_parts: tuple[str | None, ...] = ()  # the `because` text; None: the next value
     explain: Any = None  # explain_N of a deferred record, ``(index, *locals)``
+    # where the captured values go in ``message_parts``, in order (derived)
+    value_slots: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        slots = tuple(i for i, part in enumerate(self.message_parts) if part is None)
+        object.__setattr__(self, "value_slots", slots)
 
     def message(self, captured: tuple[Any, ...] | str) -> str:
         """The rule's message, the captured values formatted into its text."""
         if type(captured) is str:
             return captured
-        values = iter(captured)
-        return "".join(fmt(next(values)) if part is None else part for part in self.message_parts)
+        parts: list[Any] = [*self.message_parts]
+        slots = self.value_slots
+        if len(captured) < len(slots):  # a card and evidence that do not match: no message
+            raise ValueError(f"{len(captured)} values for a message of {len(slots)}")
+        for slot, value in zip(slots, captured):  # noqa: B905 - extra values are not shown
+            parts[slot] = value if type(value) is str else fmt(value)
+        return "".join(parts)
 
     def record(self, evidence: RuleEvidence) -> dict[str, Any]:
         """The published record of one fired rule; fresh containers every time, all the way
@@ -211,17 +222,22 @@ class RuleCard:
         record["location"] = {**self.location}
         record["approvers"] = [*self.approvers]
         record["escalate_to"] = [*self.escalate_to]
-        record["bindings"] = {
-            path: _fresh(value) if type(value) in _SHARED else value
-            for path, value in zip(self.bindings, values, strict=True)
-            if value is not None
-        }
+        paths = self.bindings
+        if _SHARED.isdisjoint(map(type, values)):  # the usual case: no container to copy
+            bound = {p: v for p, v in zip(paths, values, strict=True) if v is not None}
+        else:
+            bound = {
+                p: _fresh(v) if type(v) in _SHARED else v
+                for p, v in zip(paths, values, strict=True)
+                if v is not None
+            }
+        record["bindings"] = bound
         record["comparisons"] = [
             {
                 "expression": texts.get(index, ""),
                 "left": _fresh(left) if type(left) in _SHARED else left,
                 "op": op,
-                "right": [*map(_fresh, right)] if type(right) is tuple else _fresh(right),
+                "right": _listed(right) if type(right) in _SHARED else right,
                 "result": result,
             }
             for index, left, op, right, result in comparisons
@@ -233,16 +249,26 @@ class RuleCard:
 _SHARED = frozenset({list, dict, tuple})
 
 
+def _listed(value: Any) -> Any:
+    """``_fresh(value)``, a tuple as a list (a comparison's right side is published as one)."""
+    if type(value) is tuple:
+        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(_fresh, value)]
+    return _fresh(value)
+
+
 def _fresh(value: Any) -> Any:
-    """``value`` with new lists and dicts all the way down (a tuple stays a tuple)."""
+    """``value`` with new lists and dicts all the way down (a tuple stays a tuple). One
+    level of scalars, the usual case, is copied in one call."""
     kind = type(value)
     if kind is list:
-        return [_fresh(item) for item in value]
+        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(_fresh, value)]
     if kind is dict:
+        if _SHARED.isdisjoint(map(type, value.values())):
+            return {**value}
         return {key: _fresh(item) for key, item in value.items()}
-    if kind is tuple:
-        return tuple(_fresh(item) for item in value)
-    return value
+    if kind is tuple and not _SHARED.isdisjoint(map(type, value)):
+        return tuple(map(_fresh, value))
+    return value  # a scalar, or a tuple of scalars: nothing in it can be edited
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,12 +516,33 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """The published verdict document, in containers of its own: a caller may edit it
-        (redact it, add to it) without changing this verdict or any other."""
+        (redact it, add to it) without changing this verdict or any other. The same
+        document ``verdict_document`` writes, read from the slots (fewer calls)."""
         if self._evidence:  # rendered again rather than copied from ``fired``: as cheap
             fired, warnings = self._rendered()
         else:  # none, or records this verdict was given (an engine's, a recorded one)
             fired, warnings = _fresh(self.fired), _fresh(self.warnings)
-        return verdict_document(self, fired, warnings)
+        errors = self._errors
+        document = {
+            "decision": self.decision,
+            "fail_closed": self._fail_closed,
+            "default_applied": self.default_applied,
+            "fired": fired,
+            "warnings": warnings,
+            "approvers": [*self.approvers],
+            "escalate_to": [*self.escalate_to],
+            "errors": _fresh(errors) if errors else [],
+            "pack": {**self._issuer.pack},
+            "decision_id": self.decision_id,
+            "input_digest": self.input_digest,
+            "elapsed_us": round(self.elapsed_us, 3),
+        }
+        exempted = self._exempted
+        if exempted is not None:
+            exempted = self.exempted
+            if exempted:
+                document["exempted"] = _fresh(exempted)
+        return document
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
