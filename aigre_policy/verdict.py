@@ -285,9 +285,11 @@ class Verdict:
     Built on every evaluation, so the constructor only stores what it is given;
     everything else (whether the default decided, the groups, the errors, the
     rendered records, the input digest, the decision id) is derived on first
-    read, or set by ``given``. A slot not derived yet holds ``None`` (set here: a
-    test for ``None`` costs a fraction of catching the ``AttributeError`` of an empty
-    slot, which ``to_dict`` met once per field).
+    read, or set by ``given``. A field not derived yet holds ``None``: a test for
+    ``None`` costs a fraction of catching the ``AttributeError`` of an empty slot, which
+    ``to_dict`` met once per field. Those slots are filled with ``None`` on the first
+    read of any of them (``_start``), not here: ten more stores would cost every
+    decision more than the reads save.
     """
 
     __slots__ = (
@@ -304,10 +306,13 @@ class Verdict:
         "_input",
         "_input_digest",
         "_issuer",
+        "_unstarted",
         "_warnings",
         "decision",
         "elapsed_us",
     )
+    _unstarted: bool  # the slots below are empty: ``_start`` fills them
+    _fail_closed: bool
     _any_input: bool  # made by ``given``: the input may not be JSON data
     # ``None`` until derived on first read, or set by ``given``
     _approvers: list[str] | None
@@ -339,10 +344,15 @@ class Verdict:
         self._evidence = evidence
         self._issuer = issuer
         self._input = input_document
+        self._fired = self._warnings = None  # a subclass may set them at once
+        self._unstarted = True
+
+    def _start(self) -> None:
+        """Fill the slots derived on first read (``None``: not derived yet)."""
+        self._unstarted = False
         self._fail_closed = self._any_input = False
         self._default_applied = self._errors = self._approvers = self._escalate_to = None
-        self._fired = self._warnings = self._decision_id = self._input_digest = None
-        self._exempted = None
+        self._decision_id = self._input_digest = self._exempted = None
 
     @classmethod
     def given(
@@ -377,6 +387,8 @@ class Verdict:
         escalate_to: list[str] | None,
         default_applied: bool,
     ) -> None:
+        if self._unstarted:
+            self._start()
         self._fail_closed = fail_closed
         self._default_applied = default_applied
         self._errors = [] if errors is None else errors
@@ -394,6 +406,8 @@ class Verdict:
     @property
     def default_applied(self) -> bool:
         """Whether the pack's default decided: no rule but ``warn`` rules held."""
+        if self._unstarted:
+            self._start()
         applied = self._default_applied
         if applied is None:  # derived on first read
             cards = self._issuer.cards
@@ -403,11 +417,13 @@ class Verdict:
     @property
     def fail_closed(self) -> bool:
         """Whether the pack's fail-closed decision stands in for one the rules could not make."""
-        return self._fail_closed
+        return False if self._unstarted else self._fail_closed
 
     @property
     def errors(self) -> list[dict[str, Any]]:
         """Why the verdict failed closed (``kind``, ``path``, ``message``); empty otherwise."""
+        if self._unstarted:
+            self._start()
         errors = self._errors
         if errors is None:  # one list, kept
             errors = self._errors = []
@@ -416,6 +432,8 @@ class Verdict:
     @property
     def approvers(self) -> list[str]:
         """Who may approve a ``require_approval``: every group the deciding rules name, sorted."""
+        if self._unstarted:
+            self._start()
         approvers = self._approvers
         if approvers is None:  # derived on first read
             if self.decision == "require_approval":
@@ -429,6 +447,8 @@ class Verdict:
     @property
     def escalate_to(self) -> list[str]:
         """Where an ``escalate`` goes: the deciding rules' tiers, in pack order, once each."""
+        if self._unstarted:
+            self._start()
         tiers = self._escalate_to
         if tiers is None:  # derived on first read
             if self.decision == "escalate":
@@ -479,6 +499,8 @@ class Verdict:
 
     @property
     def decision_id(self) -> str:
+        if self._unstarted:
+            self._start()
         made = self._decision_id
         if made is None:  # made on first read
             made = self._decision_id = new_decision_id()
@@ -486,6 +508,8 @@ class Verdict:
 
     @property
     def input_digest(self) -> str:
+        if self._unstarted:
+            self._start()
         taken = self._input_digest
         if taken is None:  # taken on first read
             document = self._input
@@ -502,6 +526,8 @@ class Verdict:
     def exempted(self) -> list[dict[str, Any]]:
         """The exemptions in force that kept a rule from firing on this action (see
         ``exemptions.exempted``); empty when none did. Found on first read."""
+        if self._unstarted:
+            return []
         found = self._exempted
         if found is None:
             return []
@@ -512,6 +538,8 @@ class Verdict:
     def note_exempted(self, find: Any) -> None:
         """How to find the exemptions that kept rules from firing: a function of no
         arguments, called on the first read of ``exempted`` (set once, by ``Pack``)."""
+        if self._unstarted:
+            self._start()
         self._exempted = find
 
     def to_dict(self) -> dict[str, Any]:
@@ -522,6 +550,8 @@ class Verdict:
             fired, warnings = self._rendered()
         else:  # none, or records this verdict was given (an engine's, a recorded one)
             fired, warnings = _fresh(self.fired), _fresh(self.warnings)
+        if self._unstarted:
+            self._start()
         errors = self._errors
         document = {
             "decision": self.decision,
