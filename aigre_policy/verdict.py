@@ -227,7 +227,7 @@ class RuleCard:
             bound = {p: v for p, v in zip(paths, values, strict=True) if v is not None}
         else:
             bound = {
-                p: _fresh(v) if type(v) in _SHARED else v
+                p: fresh(v) if type(v) in _SHARED else v
                 for p, v in zip(paths, values, strict=True)
                 if v is not None
             }
@@ -235,7 +235,7 @@ class RuleCard:
         record["comparisons"] = [
             {
                 "expression": texts.get(index, ""),
-                "left": _fresh(left) if type(left) in _SHARED else left,
+                "left": fresh(left) if type(left) in _SHARED else left,
                 "op": op,
                 "right": _listed(right) if type(right) in _SHARED else right,
                 "result": result,
@@ -245,29 +245,30 @@ class RuleCard:
         return record
 
 
-# the containers a captured value may be: copied into every record (see ``_fresh``)
+# the containers a captured value may be: copied into every record (see ``fresh``)
 _SHARED = frozenset({list, dict, tuple})
 
 
 def _listed(value: Any) -> Any:
-    """``_fresh(value)``, a tuple as a list (a comparison's right side is published as one)."""
+    """``fresh(value)``, a tuple as a list (a comparison's right side is published as one)."""
     if type(value) is tuple:
-        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(_fresh, value)]
-    return _fresh(value)
+        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(fresh, value)]
+    return fresh(value)
 
 
-def _fresh(value: Any) -> Any:
-    """``value`` with new lists and dicts all the way down (a tuple stays a tuple). One
-    level of scalars, the usual case, is copied in one call."""
+def fresh(value: Any) -> Any:
+    """``value`` (JSON data) with new lists and dicts all the way down (a tuple stays a
+    tuple): what a verdict hands a caller. One level of scalars, the usual case, is copied
+    in one call."""
     kind = type(value)
     if kind is list:
-        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(_fresh, value)]
+        return [*value] if _SHARED.isdisjoint(map(type, value)) else [*map(fresh, value)]
     if kind is dict:
         if _SHARED.isdisjoint(map(type, value.values())):
             return {**value}
-        return {key: _fresh(item) for key, item in value.items()}
+        return {key: fresh(item) for key, item in value.items()}
     if kind is tuple and not _SHARED.isdisjoint(map(type, value)):
-        return tuple(map(_fresh, value))
+        return tuple(map(fresh, value))
     return value  # a scalar, or a tuple of scalars: nothing in it can be edited
 
 
@@ -549,7 +550,7 @@ class Verdict:
         if self._evidence:  # rendered again rather than copied from ``fired``: as cheap
             fired, warnings = self._rendered()
         else:  # none, or records this verdict was given (an engine's, a recorded one)
-            fired, warnings = _fresh(self.fired), _fresh(self.warnings)
+            fired, warnings = fresh(self.fired), fresh(self.warnings)
         if self._unstarted:
             self._start()
         errors = self._errors
@@ -561,7 +562,7 @@ class Verdict:
             "warnings": warnings,
             "approvers": [*self.approvers],
             "escalate_to": [*self.escalate_to],
-            "errors": _fresh(errors) if errors else [],
+            "errors": fresh(errors) if errors else [],
             "pack": {**self._issuer.pack},
             "decision_id": self.decision_id,
             "input_digest": self.input_digest,
@@ -571,7 +572,7 @@ class Verdict:
         if exempted is not None:
             exempted = self.exempted
             if exempted:
-                document["exempted"] = _fresh(exempted)
+                document["exempted"] = fresh(exempted)
         return document
 
     def to_json(self, indent: int | None = None) -> str:
@@ -588,19 +589,20 @@ def verdict_document(
 ) -> dict[str, Any]:
     """The published verdict document of anything that reads like a ``Verdict``.
 
-    ``fired``/``warnings``: the records to publish, when the caller has them in containers
-    of their own (``Verdict.to_dict``); else the verdict's are read. ``exempted`` is present
-    only when an exemption kept a rule from firing.
+    Every container is new: editing the document changes no verdict. ``fired``/``warnings``:
+    the records to publish, when the caller has them in containers of their own
+    (``Verdict.to_dict``); else copies of the verdict's. ``exempted`` is present only when
+    an exemption kept a rule from firing.
     """
     document = {
         "decision": verdict.decision,
         "fail_closed": verdict.fail_closed,
         "default_applied": verdict.default_applied,
-        "fired": verdict.fired if fired is None else fired,
-        "warnings": verdict.warnings if warnings is None else warnings,
+        "fired": fresh(verdict.fired) if fired is None else fired,
+        "warnings": fresh(verdict.warnings) if warnings is None else warnings,
         "approvers": [*verdict.approvers],
         "escalate_to": [*verdict.escalate_to],
-        "errors": _fresh(verdict.errors),
+        "errors": fresh(verdict.errors),
         "pack": {**verdict.pack},
         "decision_id": verdict.decision_id,
         "input_digest": verdict.input_digest,
@@ -608,5 +610,5 @@ def verdict_document(
     }
     exempted = getattr(verdict, "exempted", None)
     if exempted:
-        document["exempted"] = _fresh(exempted)
+        document["exempted"] = fresh(exempted)
     return document

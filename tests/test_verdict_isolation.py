@@ -88,3 +88,41 @@ def test_a_fail_closed_documents_errors_are_its_own(tmp_path: Path) -> None:
     before = verdict.to_json()
     edit_every_container(verdict.to_dict())
     assert verdict.to_json() == before
+
+
+def gate_on(tmp_path: Path) -> Any:
+    from aigre_policy.gate import Gate
+
+    pack_dir = make_pack(tmp_path / "pack", REMIT)
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    return Gate.from_pack(pack_dir, ledger=ledger, log=tmp_path / "d.jsonl")
+
+
+def test_editing_a_gate_verdicts_pack_reference_does_not_forge_later_log_entries(
+    tmp_path: Path,
+) -> None:
+    """The gate's reference to its pack was one dict for all its verdicts: an edit of one
+    verdict's ``pack`` named another pack digest in every later decision's log entry."""
+    from aigre_policy.gate.log import read_log
+
+    with gate_on(tmp_path) as gate:
+        first = gate.check(action(kind="rollback"))
+        reference = {**first.pack}
+        first.pack["digest"] = "sha256:forged"
+        later = gate.check(action(kind="rollback"))
+    assert later.pack == reference and later.to_dict()["pack"] == reference
+    logged = [e.body["verdict"]["pack"] for e in read_log(tmp_path / "d.jsonl") if e.body]
+    assert logged[-1] == reference
+
+
+def test_editing_a_gate_verdicts_document_changes_neither_it_nor_a_later_decision(
+    tmp_path: Path,
+) -> None:
+    with gate_on(tmp_path) as gate:
+        first = gate.check(action(kind="scale"))
+        before = first.to_json()
+        edit_every_container(first.to_dict())
+        assert first.to_json() == before
+        later = gate.check(action(kind="scale"))
+        assert later.decision == "deny"
+        assert later.to_dict()["fired"] == first.to_dict()["fired"]

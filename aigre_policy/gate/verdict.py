@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aigre_policy.verdict import Verdict, refused_input_digest, verdict_document
+from aigre_policy.verdict import Verdict, fresh, refused_input_digest, verdict_document
 from aigre_policy.verdict import new_decision_id as _uuid4
 
 
@@ -54,7 +54,7 @@ class GateVerdict:
     ):
         self.pack_verdict = pack_verdict
         self.decision = decision
-        self.pack = pack
+        self.pack = {**pack}  # the gate's reference is shared by all its verdicts
         self.fail_closed = fail_closed
         self.errors = errors
         self.elapsed_us = elapsed_us
@@ -148,7 +148,7 @@ class GateVerdict:
         return self.gate.get("usage", {})
 
     def to_dict(self) -> dict[str, Any]:
-        return {**verdict_document(self), "gate": self.gate}
+        return {**verdict_document(self), "gate": fresh(self.gate)}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)
