@@ -373,7 +373,8 @@ class Verdict:
 
         ``approvers``/``escalate_to`` left ``None`` are derived as usual (here: none).
         ``input_document`` may be anything a caller passed (an input refused for not being
-        JSON data): it is digested by ``input_digest``, which never raises.
+        JSON data): it is digested by ``refused_input_digest``, which never raises nor walks
+        past the evaluation bounds (JSON data digests as ``input_digest`` digests it).
         """
         verdict = cls(decision, [], Issuer(pack), input_document, elapsed_us)
         verdict._set_outcome(fail_closed, errors, approvers, escalate_to, default_applied)
@@ -514,7 +515,10 @@ class Verdict:
         taken = self._input_digest
         if taken is None:  # taken on first read
             document = self._input
-            taken = input_digest(document) if self._any_input else plain_input_digest(document)
+            if self._any_input:  # whatever a caller passed: never walked past the bounds
+                taken = refused_input_digest(document)
+            else:
+                taken = plain_input_digest(document)
             self._input_digest = taken
         return taken
 

@@ -25,6 +25,7 @@ from aigre_policy.verdict import (
     input_digest,
     new_decision_id,
     plain_input_digest,
+    refused_input_digest,
 )
 
 orjson = pytest.importorskip("orjson")
@@ -113,11 +114,13 @@ def test_without_orjson_the_digest_is_the_same(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_verdict_on_any_input_is_digested_as_before() -> None:
-    """A stated verdict (``given``) may hold what is not JSON data: the standard path,
-    which digests it by its repr, not orjson's reading of a UUID or an enum."""
+    """A stated verdict (``given``) may hold what is not JSON data: digested within the
+    bounds (``refused_input_digest``), never by orjson's reading of a UUID or an enum."""
     odd = {"id": uuid.UUID(int=7)}
     stated = Verdict.given("deny", {"name": "p"}, odd, fail_closed=True)
-    assert stated.input_digest == input_digest(odd)
+    assert stated.input_digest == refused_input_digest(odd)
+    plain = Verdict.given("deny", {"name": "p"}, {"id": "x"}, fail_closed=True)
+    assert plain.input_digest == input_digest({"id": "x"})
     judged = Verdict("allow", [], Issuer({"name": "p"}), {"id": "x"})
     assert judged.input_digest == input_digest({"id": "x"})
     assert judged.input_digest is judged.input_digest  # taken once
