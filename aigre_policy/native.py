@@ -15,7 +15,7 @@ from aigre_policy.cards import rule_card
 from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
 from aigre_policy.emitted import EmittedModule
-from aigre_policy.lattice import decision_of
+from aigre_policy.lattice import DECISIONS, NO_RULE, decision_of
 from aigre_policy.sandbox import load
 from aigre_policy.verdict import Issuer, RuleCard, Verdict
 
@@ -84,9 +84,12 @@ def _decider(
     default. A closure: this is on every decision's path, and its names are cells.
     """
 
+    # by rank + 1: the pack's default when no rule decided (rank -1), else the lattice's
+    decisions = tuple(decision_of(rank, default) for rank in range(NO_RULE, len(DECISIONS)))
+
     def decide(document: dict[str, Any], started: int) -> Verdict:
         fired, rank = evaluate(document["action"], document["context"], document["usage"])
         elapsed = (perf_counter_ns() - started) / 1000
-        return Verdict(decision_of(rank, default), fired, issuer, document, elapsed)
+        return Verdict(decisions[rank + 1], fired, issuer, document, elapsed)
 
     return decide

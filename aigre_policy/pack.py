@@ -49,7 +49,7 @@ class Pack:
         self._fail_closed_approvers = checked.policy.fail_closed_approvers
         assert checked.validator is not None, "a CheckedPack is sealed before any backend runs"
         self.validator = checked.validator  # every input passes it before the evaluator
-        self._is_valid = checked.validator.is_valid
+        self._is_valid = checked.validator.compiled_is_valid
         self.exemptions = checked.exemptions  # compiled into the rules; listed in evidence
 
     @property

@@ -59,9 +59,12 @@ class Bounds:
     """Digits of an integer (Python's JSON reader and writer refuse longer ones)."""
     int_limit: int = field(init=False, repr=False, compare=False)
     """``10 ** digits``: the smallest integer too long, computed once."""
+    int_floor: int = field(init=False, repr=False, compare=False)
+    """``-int_limit``, computed once: negating it on every integer read copies 4300 digits."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "int_limit", 10**self.digits)
+        object.__setattr__(self, "int_floor", -self.int_limit)
 
 
 BOUNDS = Bounds()
@@ -108,9 +111,13 @@ def _fits(container: Any, depth: int, bounds: Bounds) -> bool:
 
     ``False`` also when it cannot tell cheaply (a container at the depth bound, even empty):
     the conversion then decides. ``depth``: the path length of ``container``. On every
-    decision's path, so it goes level by level in one function: exact types only, no copies.
+    decision's path, so it goes level by level in one function: exact types only, no copies;
+    an object's keys are checked in the same pass as its values, and the members of a list
+    and of an object are checked by the same test, written out twice (a helper call per
+    member would cost more than the test).
     """
-    items, budget, text, limit = bounds.items, bounds.values, bounds.text, bounds.int_limit
+    items, budget, text = bounds.items, bounds.values, bounds.text
+    high, low = bounds.int_limit, bounds.int_floor
     level = [container]
     while level:
         below: list[Any] = []
@@ -121,26 +128,41 @@ def _fits(container: Any, depth: int, bounds: Bounds) -> bool:
             if size > items or budget < 0:
                 return False
             if type(members) is dict:
-                for key in members:
+                for key, member in members.items():
                     if type(key) is not str:
                         return False
-                members = members.values()
-            for member in members:
-                kind = type(member)
-                if kind is str:
-                    text -= len(member)
-                elif kind is dict or kind is list:
-                    push(member)
-                elif kind is bool or member is None:
-                    pass
-                elif kind is int:
-                    if not -limit < member < limit:
+                    kind = type(member)
+                    if kind is str:
+                        text -= len(member)
+                    elif kind is dict or kind is list:
+                        push(member)
+                    elif kind is int:
+                        if not low < member < high:
+                            return False
+                    elif kind is bool or member is None:
+                        pass
+                    elif kind is float:
+                        if member - member != 0:  # NaN or infinity
+                            return False
+                    else:
                         return False
-                elif kind is float:
-                    if member - member != 0:  # NaN or infinity
+            else:
+                for member in members:
+                    kind = type(member)
+                    if kind is str:
+                        text -= len(member)
+                    elif kind is dict or kind is list:
+                        push(member)
+                    elif kind is int:
+                        if not low < member < high:
+                            return False
+                    elif kind is bool or member is None:
+                        pass
+                    elif kind is float:
+                        if member - member != 0:  # NaN or infinity
+                            return False
+                    else:
                         return False
-                else:
-                    return False
         depth += 1
         if below and depth >= bounds.depth:
             return False
@@ -242,7 +264,7 @@ def _convert_atom(value: Any, path: list[str | int], bounds: Bounds) -> Any:
     kind = type(value)
     if kind is float and value - value != 0:
         raise NotPlain(dotted(path), f"{value!r} is not a JSON number", "json")
-    if kind is int and not -bounds.int_limit < value < bounds.int_limit:
+    if kind is int and not bounds.int_floor < value < bounds.int_limit:
         raise NotPlain(
             dotted(path),
             f"an integer of more than {bounds.digits} digits (evaluation bound)",

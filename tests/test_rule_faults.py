@@ -137,7 +137,7 @@ def test_a_fault_in_a_message_fails_closed_before_any_record_is_read(tmp_path: P
     pack = make(tmp_path, only(POLICY, "per-line"))
     verdict = pack.evaluate(ACTION, CONTEXT, FAULTY["per-line"])
     # decided at once: the errors are there before `fired` or `warnings` is rendered
-    assert not hasattr(verdict, "_fired")
+    assert verdict._fired is None  # not rendered
     assert verdict.fail_closed and verdict.errors[0]["rule"] == "per-line"
     assert verdict.fired == [] and verdict.warnings == []
     fine = pack.evaluate(ACTION, CONTEXT, {"n": 4, "big": 1})

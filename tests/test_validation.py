@@ -341,10 +341,17 @@ TRAP_SCHEMAS: list[dict[str, Any]] = [
     },
     {"type": ["object", "integer"], "properties": {"a": {"$ref": "#"}}, "minimum": 2},
     {"$defs": {"a/b": {"type": "integer"}}, "items": {"$ref": "#/$defs/a~1b"}},
+    # integral float bounds reach the fast validator as integers: the same comparisons
+    {"maximum": 1e12, "minimum": -1e12},
+    {"exclusiveMaximum": 5.0, "exclusiveMinimum": 2.0},
+    {"maximum": 2.5, "minimum": 1e20},  # a fraction stays a float; 1e20, past 2 ** 53, is exact
+    {"maximum": 9007199254740992.0},
 ]
 TRAP_VALUES = st.sampled_from(
     [
         *(True, False, 0, 1, 1.0, 2, 2.0, 3.5, 10**30, None),
+        *(5, 5.0, 4.999999999999999, 10**12, 10**12 + 1, 1e12, 1000000000000.0001),
+        *(-(10**12) - 1, -1e12, 2**53 + 1, 9007199254740994.0, 10**20 + 1, 1e20),
         *("a", "a\n", "ab\n", "abc", "$b", "a$", "nope", ""),
         *("2026-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00"),
         *([], [1, True], [1, 1.0], [0], [False], [2], [2.5, 2]),

@@ -14,19 +14,10 @@ verdict document plus a ``gate`` object.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from aigre_policy.verdict import Verdict, refused_input_digest, verdict_document
-
-
-def _uuid4() -> str:
-    """``str(uuid.uuid4())``, without building a ``UUID`` object (a third of the cost)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+from aigre_policy.verdict import Verdict, fresh, refused_input_digest, verdict_document
+from aigre_policy.verdict import new_decision_id as _uuid4
 
 
 class GateVerdict:
@@ -63,7 +54,7 @@ class GateVerdict:
     ):
         self.pack_verdict = pack_verdict
         self.decision = decision
-        self.pack = pack
+        self.pack = {**pack}  # the gate's reference is shared by all its verdicts
         self.fail_closed = fail_closed
         self.errors = errors
         self.elapsed_us = elapsed_us
@@ -157,7 +148,7 @@ class GateVerdict:
         return self.gate.get("usage", {})
 
     def to_dict(self) -> dict[str, Any]:
-        return {**verdict_document(self), "gate": self.gate}
+        return {**verdict_document(self), "gate": fresh(self.gate)}
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=str)

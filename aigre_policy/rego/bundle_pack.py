@@ -28,7 +28,7 @@ from aigre_policy.rego.emit import RegoProgram, emit_rego
 from aigre_policy.rego.engine import ENGINES, DocumentVerdict, RegopyEngine, engine_names
 from aigre_policy.rego.handwritten import IMPURE
 from aigre_policy.rego.signing import BundleKey, SignatureError, read_key_argument, verification_key
-from aigre_policy.verdict import EvaluationError, Verdict
+from aigre_policy.verdict import EvaluationError, Verdict, refused_input_digest
 
 DEFAULT_ENGINE = "rego"
 # a call of a builtin that reads the world outside the input (`opa.runtime()` hands any
@@ -147,7 +147,10 @@ class BundlePack:
             # as Pack does: the JSON data the value stands for, within the evaluation bounds
             document = as_plain(document)
         except NotPlain as exc:
-            verdict = self._closed(document, [exc.problem()], started)
+            # digested within the bounds, as Pack does: a structure sharing its lists at
+            # every level may never end to write out, and every engine gives one digest
+            digested = refused_input_digest(document)
+            verdict = self._closed(digested, [exc.problem()], started)
         else:
             try:
                 decision = self._engine.decide(document)
