@@ -8,6 +8,7 @@ instants drawn over the whole calendar, and proofs.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,12 +149,24 @@ def test_the_solver_proves_and_refutes_on_a_zones_clock(tmp_path):
 
 
 def test_a_machine_without_a_zone_database_is_told_how_to_get_one(tmp_path, monkeypatch):
+    import zoneinfo
+
     from aigre_policy.compiler import compile_pack
 
+    empty = tmp_path / "no-zoneinfo"
+    empty.mkdir()
+    before = zoneinfo.TZPATH
     monkeypatch.setattr(zones, "known_zones", lambda: frozenset())
     monkeypatch.setattr("aigre_policy.zone_check.known_zones", lambda: frozenset())
-    root = _pack(tmp_path, 'rule r { deny when hour_in(context.now, "UTC") > 17 }\n')
-    report = compile_pack(root)
+    monkeypatch.setattr(zones, "_tzdata_zones", lambda: frozenset())  # no tzdata package
+    try:
+        zoneinfo.reset_tzpath([str(empty)])
+        _clear_zone_caches()
+        root = _pack(tmp_path, 'rule r { deny when hour_in(context.now, "UTC") > 17 }\n')
+        report = compile_pack(root)
+    finally:
+        zoneinfo.reset_tzpath(before)
+        _clear_zone_caches()
     (found,) = [d for d in report.diagnostics if d.code == "E210"]
     assert found.hint is not None and "pip install tzdata" in found.hint
 
@@ -202,3 +215,113 @@ def test_a_pack_names_a_bounded_number_of_zones(tmp_path):
     report = compile_pack(root, engine=None)
     found = [d for d in report.diagnostics if d.code == "E210"]
     assert len(found) == 2 and all("at most 16 time zones" in d.message for d in found)
+
+
+# --- which names are zones: one key looked up, as listing every zone would judge it ----------
+
+NEAR_MISSES = (
+    "posixrules",
+    "right/UTC",
+    "posix/UTC",
+    "Europe",
+    "America/Argentina",
+    "Europe/Nowhere",
+    "Etc/GMT+15",
+    "Factory",
+    "localtime",
+    "zone",
+    "tzdata",
+    "leapseconds",
+    "iso3166",
+    "UTC/UTC",
+)
+
+
+def _clear_zone_caches() -> None:
+    for cached in (zones._in_database, zones._tzdata_zones, zones.known_zones, zones._zone):
+        if hasattr(cached, "cache_clear"):  # not while a test stands in for it
+            cached.cache_clear()
+
+
+def test_a_zone_is_what_zoneinfo_lists_on_this_machine() -> None:
+    import zoneinfo
+
+    listed = zoneinfo.available_timezones()
+    assert len(listed) > 300
+    assert all(zones.is_zone(key) for key in listed)
+    assert [key for key in NEAR_MISSES if zones.is_zone(key) != (key in listed)] == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Europe", "America", "Etc", "UTC", "Berlin", "right", "posix", "GMT+5"])
+        | st.from_regex(r"[A-Za-z0-9_+\-]{1,8}", fullmatch=True),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_any_key_is_a_zone_exactly_when_zoneinfo_lists_it(parts: list[str]) -> None:
+    key = "/".join(parts)
+    assert zones.is_zone(key) == (key in _listed_once())
+
+
+@functools.cache
+def _listed_once() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def test_a_decision_on_a_zone_clock_does_not_list_every_zone(tmp_path: Path) -> None:
+    """Listing walks the whole database (about 15 ms): the first decision reading a zone's
+    clock, as a command-line ``eval`` makes, looks up its one zone instead."""
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    case = yaml.safe_load((root / "fixtures/actions/sydney-monday-morning-deploy.yaml").read_text())
+    pack = load_pack(root / "policy_packs" / "aigre-baseline")
+    _clear_zone_caches()
+    verdict = pack.evaluate(case["action"], case.get("context"), case.get("usage"))
+    assert not verdict.fail_closed and verdict.fired
+    assert zones._in_database.cache_info().currsize >= 1  # a zone was judged
+    assert zones.known_zones.cache_info().currsize == 0
+
+
+def test_a_zone_is_judged_as_zoneinfo_lists_a_database_with_links_and_strays(
+    tmp_path: Path,
+) -> None:
+    """A database as found in the wild: links to files and to directories, a broken link,
+    files that are not zones, the ``right`` and ``posix`` trees and ``posixrules``."""
+    import os
+    import zoneinfo
+
+    tzif = next(
+        (Path(root) / "Europe" / "Berlin").read_bytes()
+        for root in zoneinfo.TZPATH
+        if (Path(root) / "Europe" / "Berlin").is_file()
+    )
+    db = tmp_path / "zoneinfo"
+    for key in ("Mars/Olympus", "Deep/Er/Still", "posixrules", "right/Mars", "posix/Mars", "Top"):
+        (db / key).parent.mkdir(parents=True, exist_ok=True)
+        (db / key).write_bytes(tzif)
+    (db / "Mars" / "notes").write_text("not a zone\n")
+    (db / "Mars" / "Alias").symlink_to(db / "Mars" / "Olympus")
+    (db / "Linked").symlink_to(db / "Mars", target_is_directory=True)
+    (db / "Mars" / "Gone").symlink_to(db / "Mars" / "nothing")
+    (db / "Empty").mkdir()
+    keys = (
+        "Mars/Olympus", "Deep/Er/Still", "Deep/Er", "posixrules", "right/Mars", "posix/Mars",
+        "Top", "Mars/notes", "Mars/Alias", "Linked/Olympus", "Linked", "Mars/Gone", "Empty",
+        "Mars", "Europe/Berlin",
+    )  # fmt: skip
+    before = zoneinfo.TZPATH
+    try:
+        zoneinfo.reset_tzpath([os.fspath(db)])
+        _clear_zone_caches()
+        listed = zoneinfo.available_timezones()
+        assert {"Mars/Olympus", "Mars/Alias", "Top"} <= listed and "Linked/Olympus" not in listed
+        assert {key: zones.is_zone(key) for key in keys} == {key: key in listed for key in keys}
+    finally:
+        zoneinfo.reset_tzpath(before)
+        _clear_zone_caches()
