@@ -18,7 +18,8 @@ Whoever can write the cache directory must not be able to change a verdict or ru
 - only after the seal verifies is the entry unpickled, by an unpickler that builds nothing
   but the compiler's own data classes (no function, no other module);
 - the generated Python is stored with its SHA-256, rechecked, and goes through the same
-  allowlist (``sandbox.verify``) as a fresh compile before it is compiled;
+  allowlist (``sandbox.verify``) as a fresh compile before it is compiled (each
+  ``explain_N`` on its first call: ``sandbox.load(..., lazy=True)``);
 - the schema file a pack names outside ``policies/`` is stored with its SHA-256 and rechecked.
 
 Location: ``$AIGRE_CACHE_DIR``, else ``$XDG_CACHE_HOME/aigre-policy``, else
@@ -278,7 +279,7 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
     checked = stored["checked"]
     validator = InputValidator(checked.input_schema, schema_checked=True)
     checked = replace(checked, validator=validator, modules=_SyntaxTrees(stored["modules"]))
-    compiled = CompiledPack(checked, native.load_emitted(checked, python))
+    compiled = CompiledPack(checked, native.load_emitted(checked, python, lazy=True))
     return CompileReport(
         list(stored["diagnostics"]),
         SourceText(stored["sources"]),

@@ -57,16 +57,19 @@ def build(checked: CheckedPack) -> NativeEvaluator:
     return load_emitted(checked, emit(checked))
 
 
-def load_emitted(checked: CheckedPack, python: EmittedModule) -> NativeEvaluator:
+def load_emitted(
+    checked: CheckedPack, python: EmittedModule, *, lazy: bool = False
+) -> NativeEvaluator:
     """The evaluator of ``python`` as emitted for ``checked``, verified against the
-    allowlist and compiled (the compile cache revives a stored pack through this)."""
+    allowlist and compiled (the compile cache revives a stored pack through this, with
+    ``lazy``: each ``explain_N`` verified and compiled on its first call)."""
     manifest = checked.manifest
     values = checked.envelopes
     bindings = {
         short: _frozen(values[dotted.split(".", 1)[0]][dotted.split(".", 1)[1]])
         for dotted, short in python.envelope_names.items()
     }
-    namespace = load(python.source, f"<aigre-policy {manifest.name}>", bindings)
+    namespace = load(python.source, f"<aigre-policy {manifest.name}>", bindings, lazy=lazy)
     return NativeEvaluator(checked, python, namespace)
 
 

@@ -159,11 +159,72 @@ def _check_method(node: ast.Attribute) -> None:
         raise UnsafeCode(f"attribute {node.attr!r} on this value at line {node.lineno}")
 
 
-def load(source: str, filename: str, bindings: dict[str, Any]) -> dict[str, Any]:
-    """Verify, compile and run the module body; returns its namespace."""
+def load(
+    source: str, filename: str, bindings: dict[str, Any], *, lazy: bool = False
+) -> dict[str, Any]:
+    """Verify, compile and run the module body; returns its namespace.
+
+    ``lazy``: each ``explain_N`` function is verified and compiled when first called,
+    not now (a revived cache entry: more than half the code is ``explain_N``, and a
+    decision calls few of them). Nothing runs unverified either way: until then the
+    name holds a :class:`_Unverified` that checks its own text first.
+    """
+    namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **NATIVE, **bindings}
+    if lazy:
+        source, later = _split(source)
+        for name, text in later.items():
+            namespace[name] = _Unverified(name, text, filename, namespace)
     # the verified tree itself is compiled: no second parse, and nothing between the
     # check and the code that runs
-    code = compile(verify(source), filename, "exec")
-    namespace: dict[str, Any] = {"__builtins__": {}, **EXPORTED, **NATIVE, **bindings}
-    exec(code, namespace)
+    exec(compile(verify(source), filename, "exec"), namespace)
     return namespace
+
+
+# a top-level explain_N definition, up to the next top-level line that is not a comment
+_EXPLAIN = re.compile(r"^def (explain_[0-9]+)\(.*?(?=^[^\s#]|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def _split(source: str) -> tuple[str, dict[str, str]]:
+    """``source`` without its ``explain_N`` definitions, and each of them by name, padded
+    with blank lines to keep its line numbers. A split the generator did not mean (it
+    never puts a line at column 0 inside a definition) only makes a chunk fail to verify."""
+    later: dict[str, str] = {}
+    kept: list[str] = []
+    end = line = 0
+    for match in _EXPLAIN.finditer(source):
+        kept.append(source[end : match.start()])
+        line += source.count("\n", end, match.start())
+        text = match.group(0)
+        later[match.group(1)] = "\n" * line + text
+        lines = text.count("\n")
+        kept.append("\n" * lines)
+        line += lines
+        end = match.end()
+    kept.append(source[end:])
+    return "".join(kept), later
+
+
+class _Unverified:
+    """An ``explain_N`` not yet verified: the first call checks its text against the
+    allowlist (one definition of that name and nothing else), compiles it into the
+    module's namespace, where it replaces this, and calls it."""
+
+    __slots__ = ("filename", "function", "name", "namespace", "text")
+
+    def __init__(self, name: str, text: str, filename: str, namespace: dict[str, Any]):
+        self.name, self.text, self.filename, self.namespace = name, text, filename, namespace
+        self.function: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        function = self.function
+        if function is None:
+            function = self.function = self._load()
+        return function(*args)
+
+    def _load(self) -> Any:
+        tree = verify(self.text)
+        body = tree.body
+        if not (len(body) == 1 and type(body[0]) is ast.FunctionDef and body[0].name == self.name):
+            raise UnsafeCode(f"{self.name} is not one definition of {self.name}")
+        exec(compile(tree, self.filename, "exec"), self.namespace)
+        return self.namespace[self.name]

@@ -7,12 +7,15 @@ import os
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from aigre_policy.cache import CompileCache
 from aigre_policy.cli.main import main
 from aigre_policy.pack import load_pack
+from aigre_policy.sandbox import UnsafeCode
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE = REPO / "policy_packs" / "aigre-baseline"
@@ -131,7 +134,7 @@ def test_an_entry_sealed_with_the_key_still_builds_no_function(pack, cache, tmp_
 
 def test_generated_python_is_rechecked_against_the_allowlist(pack, cache) -> None:
     """A sealed entry whose Python escapes the allowlist is not run: the verify step of a
-    fresh compile runs on every load."""
+    fresh compile runs on every load (each ``explain_N`` on its first call, see below)."""
     from aigre_policy.cache import _DataUnpickler, _seal
 
     cache.compile(pack)
@@ -220,3 +223,79 @@ def test_a_cache_load_leaves_the_garbage_collector_as_it_found_it(pack, cache) -
     finally:
         (gc.enable if enabled else gc.disable)()
     assert cache.hits == 2
+
+
+def _fixture_cases() -> list[tuple[Any, Any, Any]]:
+    cases = []
+    for path in sorted((REPO / "fixtures" / "actions").glob("*.yaml")):
+        case = yaml.safe_load(path.read_text())
+        cases.append((case["action"], case.get("context"), case.get("usage")))
+    return cases
+
+
+def _published(verdict: Any) -> dict[str, Any]:
+    published = verdict.to_dict()
+    for varying in ("elapsed_us", "decision_id", "evaluated_at"):
+        published.pop(varying, None)
+    return published
+
+
+def test_a_revived_pack_judges_every_fixture_as_a_fresh_compile(pack, cache) -> None:
+    """Its explain functions are compiled on first call: the same decisions and the same
+    evidence, read in any order."""
+    cache.compile(pack)
+    revived = load_pack(pack, cache=cache)
+    fresh = load_pack(pack)
+    assert cache.hits == 1
+    cases = _fixture_cases()
+    assert len(cases) > 50
+    for case in reversed(cases):
+        assert _published(revived.evaluate(*case)) == _published(fresh.evaluate(*case))
+
+
+@pytest.mark.parametrize(
+    ("fixture", "deferred"),
+    [("llm-patch-401-lines.yaml", True), ("architectural-change.yaml", False)],
+)
+def test_an_explain_function_of_a_sealed_entry_is_verified_before_it_runs(
+    pack, cache, fixture, deferred
+) -> None:
+    """An entry sealed with the key whose ``explain_N`` escapes the allowlist: the pack
+    loads (the rest of its code verified), and nothing of that function ever runs. A rule
+    that records its comparisons as it runs calls it while deciding: the decision fails
+    closed. A deferred record calls it when the evidence is first read: that read fails."""
+    import hashlib
+    import io
+    from dataclasses import replace
+
+    from aigre_policy.cache import _DataUnpickler, _seal
+
+    case = yaml.safe_load((REPO / "fixtures" / "actions" / fixture).read_text())
+    inputs = (case["action"], case.get("context"), case.get("usage"))
+    fresh_pack = load_pack(pack)
+    (fired,) = [r["id"] for r in fresh_pack.evaluate(*inputs).fired]
+    index = next(r.index for r in fresh_pack.rules if r.id == fired)
+    assert (index in fresh_pack.evaluator.python.deferred) is deferred
+    cache.compile(pack)
+    (entry,) = _entries(cache)
+    name = entry.name.removesuffix(".pack")
+    stored = _DataUnpickler(io.BytesIO(entry.read_bytes()[32:])).load()
+    source = stored["python"].source
+    marker = pack / "ran"
+    body = source.index("\n", source.index(f"def explain_{index}(")) + 1
+    tampered = source[:body] + f"    __import__('os').system('touch {marker}')\n" + source[body:]
+    stored["python"] = replace(stored["python"], source=tampered)
+    stored["python_sha256"] = hashlib.sha256(tampered.encode()).hexdigest()
+    payload = pickle.dumps(stored)
+    entry.write_bytes(_seal(cache.key_path.read_bytes(), name, payload) + payload)
+    revived = load_pack(pack, cache=cache)
+    assert cache.hits == 1
+    verdict = revived.evaluate(*inputs)
+    if deferred:
+        assert verdict.decision == "escalate" and not verdict.fail_closed
+        with pytest.raises(UnsafeCode):
+            verdict.to_dict()
+    else:
+        assert verdict.fail_closed and verdict.decision == revived.fail_closed
+        assert "UnsafeCode" in verdict.to_dict()["errors"][0]["message"]
+    assert not marker.exists()

@@ -567,6 +567,21 @@ def test_generated_code_runs_without_builtins():
     assert namespace["__builtins__"] == {}
 
 
+def test_a_lazily_loaded_explain_function_is_checked_before_it_runs(tripwire):
+    """A revived cache entry verifies each ``explain_N`` on its first call: one outside the
+    allowlist stops that call, and nothing of it runs."""
+    source = (
+        "def evaluate(action, context, usage):\n    return explain_0()\n\n"
+        "def explain_0():\n    return __import__('os').system('true')\n"
+    )
+    namespace = sandbox.load(source, "<aigre-policy test>", {}, lazy=True)
+    with pytest.raises(UnsafeCode, match="at line 5"):  # its line in the module
+        namespace["evaluate"]({}, {}, {})
+    with pytest.raises(UnsafeCode):
+        namespace["evaluate"]({}, {}, {})  # a refusal is not remembered as a pass
+    assert tripwire.calls == []
+
+
 def test_every_load_goes_through_verify(new_pack, monkeypatch):
     seen: list[str] = []
     real = sandbox.verify

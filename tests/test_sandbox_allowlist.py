@@ -122,3 +122,33 @@ def test_a_name_or_node_outside_the_allowlist_is_refused(source: str, named: str
     with pytest.raises(UnsafeCode) as caught:
         verify(source)
     assert named in str(caught.value)
+
+
+def test_a_lazy_load_compiles_exactly_the_functions_an_eager_load_does(sources: list[str]) -> None:
+    """A revived cache entry defers each ``explain_N`` to its first call: cut out of the
+    source and compiled on its own, it is the same code, at the same line numbers."""
+    bindings = {f"E{i}": 0 for i in range(99)}
+    for source in sources:
+        eager = sandbox.load(source, "<aigre-policy test>", bindings)
+        lazy = sandbox.load(source, "<aigre-policy test>", bindings, lazy=True)
+        functions = [name for name, value in eager.items() if type(value).__name__ == "function"]
+        functions = [name for name in functions if name not in EXPORTED and name not in NATIVE]
+        assert "evaluate" in functions
+        deferred = [name for name in functions if name.startswith("explain_")]
+        assert all(type(lazy[name]) is sandbox._Unverified for name in deferred)
+        for name in functions:
+            if name in deferred:
+                assert lazy[name]._load() is lazy[name]  # it took its own place
+            assert lazy[name].__code__ == eager[name].__code__, name
+
+
+def test_a_deferred_definition_is_one_definition_of_its_name() -> None:
+    """What a stand-in compiles defines its own name and nothing else."""
+    for text in (
+        "def explain_0():\n    return 1\nx0 = 1\n",
+        "def explain_1():\n    return 1\n",
+        "x0 = 1\n",
+    ):
+        stand_in = sandbox._Unverified("explain_0", text, "<aigre-policy test>", {})
+        with pytest.raises(UnsafeCode):
+            stand_in()
