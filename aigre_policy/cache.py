@@ -209,18 +209,37 @@ def compiler_version() -> str:
     """The version, and the size and time of every module and the grammar: a development
     checkout that changes the compiler without a new version still misses. The Python
     version too: an entry pickled by one interpreter is not revived by another."""
-    package = Path(__file__).resolve().parent
+    package = os.path.dirname(os.path.realpath(__file__))
+    parent = os.path.dirname(package)
     h = hashlib.sha256(__version__.encode())
     h.update(f"\0{sys.implementation.cache_tag}\0{sys.version}\0".encode())
-    files = sorted(package.rglob("*.py")) + sorted(package.parent.glob("grammar/*.lark"))
-    files += sorted(package.glob("grammar/*.lark")) + sorted(package.glob("schemas/*.json"))
-    for file in files:
+    stamps = _stamps(package, ".py", len(parent) + 1, recursive=True)
+    stamps += _stamps(os.path.join(parent, "grammar"), ".lark", len(parent) + 1)
+    stamps += _stamps(os.path.join(package, "grammar"), ".lark", len(parent) + 1)
+    stamps += _stamps(os.path.join(package, "schemas"), ".json", len(parent) + 1)
+    h.update("\0".join(sorted(stamps)).encode())
+    return h.hexdigest()
+
+
+def _stamps(folder: str, suffix: str, cut: int, recursive: bool = False) -> list[str]:
+    """``path:size:mtime`` of each file under ``folder`` whose name ends in ``suffix``,
+    the path from ``cut`` on; one ``scandir`` per folder (a start runs this every time)."""
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
         try:
-            info = file.stat()
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and entry.name != "__pycache__":
+                    found += _stamps(entry.path, suffix, cut, recursive)
+            elif entry.name.endswith(suffix):
+                info = entry.stat()
+                found.append(f"{entry.path[cut:]}:{info.st_size}:{info.st_mtime_ns}")
         except OSError:
             continue
-        h.update(f"{file.relative_to(package.parent)}:{info.st_size}:{info.st_mtime_ns}\0".encode())
-    return h.hexdigest()
+    return found
 
 
 def _entry_name(root: Path, envelopes: dict[str, dict[str, Any]] | None) -> str | None:

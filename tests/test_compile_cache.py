@@ -299,3 +299,32 @@ def test_an_explain_function_of_a_sealed_entry_is_verified_before_it_runs(
         assert verdict.fail_closed and verdict.decision == revived.fail_closed
         assert "UnsafeCode" in verdict.to_dict()["errors"][0]["message"]
     assert not marker.exists()
+
+
+def test_the_compiler_version_follows_every_module_the_grammar_and_the_schemas() -> None:
+    """A development checkout that edits the compiler misses the cache without a new
+    version: any module at any depth, the grammar, a built-in schema; bytecode does not."""
+    from aigre_policy import cache as cache_module
+
+    package = Path(cache_module.__file__).resolve().parent
+    watched = [
+        package / "zones.py",
+        package / "solver" / "encode.py",
+        *(package.parent / "grammar").glob("*.lark"),
+        *(package / "grammar").glob("*.lark"),
+        next((package / "schemas").glob("*.json")),
+    ]
+    assert len(watched) >= 4
+    before = cache_module.compiler_version()
+    bytecode = next(package.rglob("__pycache__/*.pyc"), None)
+    for path in [*watched, bytecode]:
+        if path is None:
+            continue
+        info = path.stat()
+        try:
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))
+            changed = cache_module.compiler_version() != before
+        finally:
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+        assert changed is (path != bytecode), path
+    assert cache_module.compiler_version() == before
