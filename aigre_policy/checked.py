@@ -84,6 +84,9 @@ class CheckedPack:
     unexempted: dict[str, ir.Node] = field(default_factory=dict)
     # the directories of the packs this one extends, nearest first
     ancestors: tuple[Path, ...] = ()
+    # how many declarations of each kind ("Test", "Usage", ...) ``modules`` holds: a
+    # summary reads this without the syntax trees, which a cached pack loads on demand
+    declared: dict[str, int] = field(default_factory=dict)
 
     @property
     def ref(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -565,6 +566,7 @@ def _check(work: _Work) -> _Work:
         exemptions=work.exemptions,
         unexempted=unexempted,
         ancestors=tuple(parent.root for parent in work.parents),
+        declared=dict(Counter(type(d).__name__ for m in modules for d in m.declarations)),
     )
     return work.add(problems, checked=result)
 

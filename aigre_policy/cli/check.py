@@ -11,7 +11,6 @@ import json
 
 from rich.console import Console
 
-from aigre_policy import nodes as n
 from aigre_policy.cli import output
 from aigre_policy.cli.common import (
     EXIT_FAILURES,
@@ -143,12 +142,11 @@ def show_text(
         warnings = len(diagnostics) - errors
         if report.ok and report.compiled is not None and not errors:
             compiled = report.compiled
-            decls = [d for m in compiled.modules for d in m.declarations]
+            declared = compiled.checked.declared
             counts = (
                 f"{len(compiled.program.rules)} rules, {len(compiled.envelopes)} envelopes, "
-                f"{sum(isinstance(d, n.Usage) for d in decls)} usages, "
-                f"{sum(isinstance(d, n.Test) for d in decls)} tests, "
-                f"{sum(isinstance(d, n.Invariant) for d in decls)} invariants"
+                f"{declared.get('Usage', 0)} usages, {declared.get('Test', 0)} tests, "
+                f"{declared.get('Invariant', 0)} invariants"
             )
             note = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
             console.print(
