@@ -4,6 +4,7 @@ which modules load is what decides the time; benchmarks/bench_cli.py measures it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -244,3 +245,54 @@ def test_the_syntax_trees_of_a_cached_pack_read_as_a_fresh_compile_gives(tmp_pat
     assert [len(m.declarations) for m in revived.compiled.modules] == [
         len(m.declarations) for m in fresh.compiled.modules
     ]
+
+
+@pytest.mark.parametrize(
+    "words", [["--version"], ["check", str(REPO / PACK)], ["eval", "--nonsense"]]
+)
+def test_a_command_leaves_the_garbage_collector_as_it_found_it(words, capsys) -> None:
+    """Start-up runs with the collector paused (it would only walk new modules and
+    classes); however the command ends, even by a usage error, the collector is back."""
+    import gc
+
+    from aigre_policy.cli.main import main
+
+    enabled = gc.isenabled()
+    try:
+        for before in (True, False):
+            (gc.enable if before else gc.disable)()
+            with contextlib.suppress(SystemExit):
+                main(["--no-color", *words] if words[0] != "--version" else words)
+            assert gc.isenabled() is before
+    finally:
+        (gc.enable if enabled else gc.disable)()
+    capsys.readouterr()
+
+
+def test_the_program_freezes_what_start_up_built_and_a_call_does_not() -> None:
+    """As its own process the command moves what start-up built (modules, classes, the
+    parser) out of the collector's reach; ``main(argv)`` called by a program leaves that
+    program's objects alone."""
+    import gc
+
+    from aigre_policy.cli.main import main
+
+    probe = (
+        "import gc, sys\n"
+        "from aigre_policy.cli.main import main\n"
+        "sys.argv = ['aigre-policy', 'check', sys.argv[1]]\n"
+        "code = main()\n"
+        "print('frozen', code, gc.get_freeze_count())\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe, str(REPO / PACK)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout.split()
+    assert shown[-3:-1] == ["frozen", "0"] and int(shown[-1]) > 10_000
+    frozen = gc.get_freeze_count()
+    with contextlib.suppress(SystemExit):
+        main(["--no-color", "check", str(REPO / PACK)])
+    assert gc.get_freeze_count() == frozen
