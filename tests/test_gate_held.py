@@ -4,6 +4,7 @@ runs on SQLite and on PostgreSQL (``ledger_url``)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,43 @@ def test_past_the_limit_the_oldest_entries_go(fleet, monkeypatch) -> None:
     held.limit = 2
     asked = [gate.check(act(n, cost={"estimated_usd": 500})) for n in range(4)]
     assert _ids(held) == [v.decision_id for v in asked[-2:]]
+
+
+def test_a_hold_that_fails_leaves_the_decision_and_nothing_half_written(fleet, monkeypatch) -> None:
+    """A fault while holding is kept beside the verdict and rolled back to the savepoint:
+    the decision's own rows stay (it can be approved and the retry allowed), the held
+    table keeps none of the failed write, and the next hold works."""
+    ((gate, held),) = fleet(1)
+    real_hold = HeldDecisions._hold
+
+    def half_then_fail(self, conn, draft, verdict, row_id):
+        real_hold(self, conn, draft, verdict, row_id)  # the entry is written, then:
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(HeldDecisions, "_hold", half_then_fail)
+    asked = gate.check(act(cost={"estimated_usd": 500}))
+    assert asked.decision == "require_approval" and not asked.fail_closed
+    assert asked.gate["inbox"]["error"] == "not held: RuntimeError: disk gone"
+    monkeypatch.setattr(HeldDecisions, "_hold", real_hold)
+    assert held.listed() == []  # the half-written entry went with the savepoint
+    assert gate.approve(asked, by="fay", group="finops")  # the decision was kept
+    again = gate.check(act(kind="data_deletion"))
+    assert _ids(held) == [again.decision_id] and "inbox" not in again.gate
+
+
+def test_a_savepoint_that_cannot_be_rolled_back_is_still_not_raised(fleet, monkeypatch) -> None:
+    """Even the rollback failing stays beside the verdict: ``keep`` never raises."""
+    from aigre_policy.gate.side_tables import SideTable
+
+    ((gate, _),) = fleet(1)
+    gate.check(act(cost={"estimated_usd": 5}))  # the ledger's tables exist
+
+    @contextlib.contextmanager
+    def broken(self, conn, name):
+        raise RuntimeError("connection lost during rollback")
+        yield
+
+    monkeypatch.setattr(SideTable, "savepoint", broken)
+    asked = gate.check(act(cost={"estimated_usd": 500}))
+    assert asked.decision == "require_approval"
+    assert asked.gate["inbox"]["error"].startswith("not held: RuntimeError: connection lost")

@@ -177,19 +177,10 @@ class HeldDecisions:
         ):
             return
         conn = session.connection
-        sql = self._sql
-        marked = False
         try:
-            conn.execute("SAVEPOINT aigre_held")
-            marked = True
-            sql.ensure(conn)
-            self._hold(conn, draft, verdict, row_id)
-            conn.execute("RELEASE SAVEPOINT aigre_held")
-        except Exception as exc:
-            if marked:  # what the hold wrote goes; the decision's rows stay
-                conn.execute("ROLLBACK TO SAVEPOINT aigre_held")
-                conn.execute("RELEASE SAVEPOINT aigre_held")
-            sql.ready = False
+            with self._sql.savepoint(conn, "aigre_held"):
+                self._hold(conn, draft, verdict, row_id)
+        except Exception as exc:  # what the hold wrote is gone; the decision's rows stay
             logger.error("decision %s not held for approvers: %s", verdict.decision_id, exc)
             verdict.gate["inbox"] = {"error": f"not held: {type(exc).__name__}: {exc}"}
 

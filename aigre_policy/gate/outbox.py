@@ -108,19 +108,10 @@ class Notifier:
         if not notify_mod.waits(verdict, self.notify.on):
             return
         conn = session.connection
-        sql = self._sql
-        marked = False
         try:
-            conn.execute("SAVEPOINT aigre_notify")
-            marked = True
-            sql.ensure(conn)
-            queued = self._queue(conn, verdict, iso(at))
-            conn.execute("RELEASE SAVEPOINT aigre_notify")
-        except Exception as exc:
-            if marked:  # what the notification wrote goes; the decision's rows stay
-                conn.execute("ROLLBACK TO SAVEPOINT aigre_notify")
-                conn.execute("RELEASE SAVEPOINT aigre_notify")
-            sql.ready = False
+            with self._sql.savepoint(conn, "aigre_notify"):
+                queued = self._queue(conn, verdict, iso(at))
+        except Exception as exc:  # what the notification wrote is gone; the decision's stay
             logger.error("notification of %s not queued: %s", verdict.decision_id, exc)
             verdict.gate["notify"] = {"error": f"not queued: {type(exc).__name__}: {exc}"}
             return

@@ -51,3 +51,23 @@ class SideTable:
             conn = session.connection  # both stores' sessions give their DB-API connection
             self.ensure(conn)
             yield conn
+
+    @contextmanager
+    def savepoint(self, conn: Any, name: str) -> Iterator[None]:
+        """The block's writes in the decision's transaction, under savepoint ``name``
+        (the table created first if need be): on a fault what the block wrote goes, the
+        decision's rows stay, the table is checked again next time, and the fault is
+        raised on for the caller to keep beside the verdict."""
+        marked = False
+        try:
+            conn.execute(f"SAVEPOINT {name}")
+            marked = True
+            self.ensure(conn)
+            yield
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception:
+            if marked:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            self.ready = False
+            raise
