@@ -298,3 +298,25 @@ def test_completion_of_field_paths_and_enum_values(session):
     assert session["complete_field"].items[0].kind == lsp.CompletionItemKind.Field
     values = [item.label for item in session["complete_enum"].items]
     assert values == ["human", "llm", "automation"]
+
+
+def test_the_editor_compiles_to_the_checked_pack_and_misses_no_diagnostic(tmp_path) -> None:
+    """The server stops before building an evaluator: for every pack in the repository,
+    and one with warnings and errors, that gives the diagnostics a full compile gives."""
+    from aigre_policy.compiler import compile_pack
+
+    root = Path(__file__).resolve().parent.parent
+    flawed = tmp_path / "flawed"
+    (flawed / "policies").mkdir(parents=True)
+    (flawed / "pack.yaml").write_text("name: flawed\nversion: 1.0.0\ndefault: allow\n")
+    (flawed / "policies" / "a.aigre").write_text(
+        'rule dead {\n  deny when action.kind == "deploy" and action.kind == "rollback"\n}\n'
+        "rule typo {\n  deny when action.kind == 3\n}\n"
+    )
+    packs = [*sorted(p.parent for p in (root / "policy_packs").glob("*/pack.yaml")), flawed]
+    for pack in packs:
+        full = compile_pack(pack)
+        checked = compile_pack(pack, engine=None)
+        assert checked.diagnostics == full.diagnostics, pack
+        assert (checked.checked is None) == (full.compiled is None), pack
+    assert compile_pack(flawed).diagnostics  # the flawed pack has something to say
