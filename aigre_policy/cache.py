@@ -93,14 +93,21 @@ class CompileCache:
         self.misses = 0
 
     def compile(
-        self, path: str | Path, envelopes: dict[str, dict[str, Any]] | None = None
+        self,
+        path: str | Path,
+        envelopes: dict[str, dict[str, Any]] | None = None,
+        *,
+        evaluator: bool = True,
     ) -> Any:  # checked.CompileReport
+        """``evaluator=False``: a hit stops at the sealed ``CheckedPack`` (``report.checked``;
+        ``report.compiled`` is ``None``), as ``compile_pack(engine=None)`` does: none of the
+        generated code is loaded. A miss compiles in full either way, to store the entry."""
         root = Path(path)
         secret = self._secret()
         name = None if secret is None else _entry_name(root, envelopes)
         if name is not None and secret is not None:
             with collector_paused():
-                report = self._load(name, secret)
+                report = self._load(name, secret, evaluator)
             if report is not None:
                 self.hits += 1
                 return report
@@ -140,7 +147,7 @@ class CompileCache:
     def _entry(self, name: str) -> Path:
         return self.directory / f"{name}.pack"
 
-    def _load(self, name: str, secret: bytes) -> Any:
+    def _load(self, name: str, secret: bytes, evaluator: bool = True) -> Any:
         try:
             blob = self._entry(name).read_bytes()
         except OSError:
@@ -150,7 +157,7 @@ class CompileCache:
             return None  # tampered, truncated or sealed under another key: rebuilt
         try:
             stored = _DataUnpickler(io.BytesIO(payload)).load()
-            return _revive(name, stored)
+            return _revive(name, stored, evaluator)
         except Exception:  # a stale layout after an upgrade: rebuilt like any bad entry
             return None
 
@@ -276,11 +283,11 @@ def _outside_files(compiled: Any) -> dict[str, str]:
     return {str(path): hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
-def _revive(name: str, stored: dict[str, Any]) -> Any:
-    """The ``CompileReport`` an entry stands for, once everything in it rechecks."""
+def _revive(name: str, stored: dict[str, Any], evaluator: bool = True) -> Any:
+    """The ``CompileReport`` an entry stands for, once everything in it rechecks; without
+    its evaluator (``compiled`` ``None``) unless ``evaluator``."""
     from dataclasses import replace
 
-    from aigre_policy import native
     from aigre_policy.checked import CompiledPack, CompileReport
     from aigre_policy.diagnostics import SourceText
     from aigre_policy.validation import InputValidator
@@ -298,7 +305,11 @@ def _revive(name: str, stored: dict[str, Any]) -> Any:
     checked = stored["checked"]
     validator = InputValidator(checked.input_schema, schema_checked=True)
     checked = replace(checked, validator=validator, modules=_SyntaxTrees(stored["modules"]))
-    compiled = CompiledPack(checked, native.load_emitted(checked, python, lazy=True))
+    compiled = None
+    if evaluator:
+        from aigre_policy import native
+
+        compiled = CompiledPack(checked, native.load_emitted(checked, python, lazy=True))
     return CompileReport(
         list(stored["diagnostics"]),
         SourceText(stored["sources"]),

@@ -228,6 +228,8 @@ def test_a_cached_start_does_not_read_the_syntax_trees(tmp_path, command, says) 
     assert "aigre_policy.nodes" in first
     assert "aigre_policy.nodes" not in second
     assert says in out.upper()
+    # check judges no action: its generated code is not even loaded
+    assert ("aigre_policy.sandbox" in second) is (command[0] == "eval")
 
 
 def test_the_syntax_trees_of_a_cached_pack_read_as_a_fresh_compile_gives(tmp_path) -> None:

@@ -328,3 +328,25 @@ def test_the_compiler_version_follows_every_module_the_grammar_and_the_schemas()
             os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
         assert changed is (path != bytecode), path
     assert cache_module.compiler_version() == before
+
+
+def test_a_hit_without_the_evaluator_loads_none_of_the_generated_code(
+    pack, cache, monkeypatch
+) -> None:
+    """What ``check`` asks for: the sealed pack as a full load gives it, no code verified,
+    compiled or run; the next full load still verifies and builds the evaluator."""
+    from aigre_policy import sandbox
+
+    cache.compile(pack)
+    verified: list[str] = []
+    real = sandbox.verify
+    monkeypatch.setattr(sandbox, "verify", lambda source: verified.append(source) or real(source))
+    checked_only = cache.compile(pack, evaluator=False)
+    assert cache.hits == 1 and verified == []
+    assert checked_only.ok and checked_only.compiled is None
+    full = cache.compile(pack)
+    assert cache.hits == 2 and verified and full.compiled is not None
+    assert checked_only.checked.program == full.checked.program
+    assert checked_only.checked.digest == full.checked.digest
+    assert checked_only.diagnostics == full.diagnostics
+    assert checked_only.checked.validator is not None  # sealed, as every CheckedPack is

@@ -74,7 +74,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     if cache is None:
         from aigre_policy.compiler import compile_pack  # a cached pack is read, not compiled
     for path in find_packs(args.packs):
-        report = compile_pack(path, overrides) if cache is None else cache.compile(path, overrides)
+        if cache is None:
+            report = compile_pack(path, overrides)
+        else:  # the linter reads the evaluator; the summary only the checked pack
+            report = cache.compile(path, overrides, evaluator=args.strict)
         notes: tuple[str, ...] = ()
         if args.strict:  # the linter (and the models it reads) loads only for --strict
             from aigre_policy.lint import strict_lint
@@ -140,18 +143,18 @@ def show_text(
             console.print(f"note: {note}", style="dim", highlight=False, markup=False)
         errors = sum(d.severity is Severity.ERROR for d in diagnostics)
         warnings = len(diagnostics) - errors
-        if report.ok and report.compiled is not None and not errors:
-            compiled = report.compiled
-            declared = compiled.checked.declared
+        if report.ok and report.checked is not None and not errors:
+            checked = report.checked
+            declared = checked.declared
             counts = (
-                f"{len(compiled.program.rules)} rules, {len(compiled.envelopes)} envelopes, "
+                f"{len(checked.program.rules)} rules, {len(checked.envelopes)} envelopes, "
                 f"{declared.get('Usage', 0)} usages, {declared.get('Test', 0)} tests, "
                 f"{declared.get('Invariant', 0)} invariants"
             )
             note = f", {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
             console.print(
-                f"[green]ok[/green] {path}: {compiled.manifest.name} "
-                f"{compiled.manifest.version}: {counts}{note}",
+                f"[green]ok[/green] {path}: {checked.manifest.name} "
+                f"{checked.manifest.version}: {counts}{note}",
                 highlight=False,
             )
         else:
