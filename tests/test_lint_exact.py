@@ -302,3 +302,21 @@ def test_the_solver_agrees_with_every_input_of_a_small_domain(tmp_path_factory, 
     fire, quiet = questions.can_fire("r"), questions.can_stay_quiet("r")
     assert (fire.status == UNSAT) == (True not in fires), condition
     assert (quiet.status == UNSAT) == (False not in fires), condition
+
+
+def test_ci_says_the_same_notes_as_check_strict(new_pack, capsys, plain_console):
+    """What the linter left undecided is told by ``ci`` too, in text and in JSON."""
+    from aigre_policy.cli.main import main
+
+    pack = new_pack(
+        rule('deny when any(s in action.blast_radius.services ?? []: s == "a" and s == "b")')
+    )
+    main(["check", "--strict", "--format", "json", str(pack)])
+    (checked,) = json.loads(capsys.readouterr().out)
+    assert checked["lint_notes"]
+    main(["ci", str(pack)])
+    out = capsys.readouterr().out
+    assert all(f"note: {note}" in out for note in checked["lint_notes"])
+    main(["ci", "--format", "json", str(pack)])
+    (result,) = json.loads(capsys.readouterr().out)["packs"]
+    assert result["lint_notes"] == checked["lint_notes"]

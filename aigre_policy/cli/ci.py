@@ -28,7 +28,7 @@ from aigre_policy.diagnostics import Diagnostic, Severity, SourceText, Span, ren
 from aigre_policy.exemptions import WARN_DAYS, pack_expiry_warnings
 from aigre_policy.fmt import format_file
 from aigre_policy.fmt.files import pack_sources
-from aigre_policy.lint import strict_diagnostics
+from aigre_policy.lint import strict_lint
 from aigre_policy.pack import load_pack
 from aigre_policy.report.check import split
 from aigre_policy.report.ci import FAIL, PASS, PackResult, ci_report
@@ -82,7 +82,8 @@ def check_pack(path: Path, warn_days: int = WARN_DAYS) -> PackResult:
     """Every check on one pack, each with the function its own command uses."""
     result = PackResult(str(path))
     report = compile_pack(path)
-    diagnostics = [*strict_diagnostics(report), *pack_expiry_warnings(report, warn_days)]
+    strict, result.lint_notes = strict_lint(report)
+    diagnostics = [*strict, *pack_expiry_warnings(report, warn_days)]
     compile_findings, lint_findings = split(diagnostics, str(path))
     result.record("compile", compile_findings, ok=report.ok)
     if report.ok:
@@ -175,6 +176,8 @@ def show_findings(console: Console, result: PackResult) -> None:
         style = "red" if finding.level == ERROR else "yellow"
         console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
         console.print()
+    for note in result.lint_notes:  # what the linter left undecided, as check --strict says
+        console.print(f"note: {note}", style="dim", markup=False, highlight=False, soft_wrap=True)
 
 
 def _sources(findings: list[Finding]) -> SourceText:

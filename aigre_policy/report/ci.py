@@ -26,6 +26,7 @@ class PackResult:
     status: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHECKS, SKIPPED))
     run: PackRun | None = None
     coverage: str = "-"  # rules tested on both sides of their line, "done/all"
+    lint_notes: tuple[str, ...] = ()  # what the linter left undecided, as check --strict says
 
     def record(self, check: str, findings: list[Finding], ok: bool | None = None) -> None:
         self.findings[check] = findings
@@ -47,6 +48,7 @@ class PackResult:
             "coverage": self.coverage,
             "findings": [f.to_dict() for f in self.all_findings],
             "tests": run_to_dict(self.run) if self.run is not None else None,
+            **({"lint_notes": list(self.lint_notes)} if self.lint_notes else {}),
         }
 
 
