@@ -435,3 +435,28 @@ def test_completion_of_weekdays_on_a_zones_clock(pack):
     )
     labels = _complete(pack, typing, 'Berlin") == "', 13)
     assert labels[:2] == ["monday", "tuesday"] and len(labels) == 7
+
+
+def test_completion_of_the_keys_a_keyed_value_lists(pack):
+    """Inside ``lookup(ENVELOPE.NAME, "``: the table's keys, each with the value it reads
+    (as the pack's overrides leave it)."""
+    file, text = _guard(pack)
+    keyed = (
+        "envelope limits {\n"
+        "  by_env: { default: 250, by_environment: { staging: 1000, production: 100 } }\n"
+        "}\n"
+    )
+    saved = text.replace("> cost.max_action_usd", '> lookup(limits.by_env, "staging")') + keyed
+    before = analyse(Path(file), {file: saved}, _on_disk(file))
+    assert not [d for d in before.diagnostics if d.severity.name == "ERROR"]
+    typing = saved.replace('lookup(limits.by_env, "staging")', 'lookup(limits.by_env, "')
+    view = analyse(Path(file), {file: typing}, before)
+    line, column = _at(typing, 'by_env, "', len('by_env, "'))
+    items = features.complete(view, file, typing, line, column)
+    assert [(i.label, i.kind, i.detail) for i in items] == [
+        ("staging", "key", "by_environment: 1000"),
+        ("production", "key", "by_environment: 100"),
+    ]
+    other = typing.replace('lookup(limits.by_env, "', 'lookup(cost.max_action_usd, "')
+    line, column = _at(other, 'max_action_usd, "', len('max_action_usd, "'))
+    assert features.complete(view, file, other, line, column) == []  # not keyed: no keys

@@ -50,7 +50,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One completion: ``kind`` is field, enum, envelope, usage, rule, function, root, keyword."""
+    """One completion: ``kind`` is field, enum, key (of a keyed envelope value), envelope,
+    usage, rule, function, root, keyword."""
 
     label: str
     kind: str
@@ -339,6 +340,7 @@ _ENUM_OPEN = re.compile(rf"(?P<path>{_PATH}|{_WEEKDAY})\s*(?:==|!=|\?\?)\s*\"[^\
 _ENUM_BARE = re.compile(rf"(?P<path>{_PATH}|{_WEEKDAY})\s*(?:==|!=|\?\?)\s*$")
 _ENUM_LIST = re.compile(rf"(?P<path>{_PATH})\s+(?:not\s+)?in\s*\[[^\]]*\"[^\"]*$")
 _EXPECT_RULES = re.compile(r"^\s*expect\b.*\b(?:by|silent)\b[\s\w,-]*$")
+_LOOKUP_KEY = re.compile(rf"\blookup\(\s*(?P<path>{_PATH})\s*,\s*\"[^\"]*$")
 
 
 def complete(
@@ -353,6 +355,9 @@ def complete(
         return []
     offset = _offset(text, line, column)
     if cursor.string_at(line_text, column) is not None:
+        keyed = _LOOKUP_KEY.search(before)
+        if keyed is not None:
+            return list(_lookup_keys(view, keyed.group("path")))
         found = _ENUM_OPEN.search(before) or _ENUM_LIST.search(before)
         if found is not None:
             return [Item(v, "enum") for v in _enum_of(view, found.group("path"), text, offset)]
@@ -371,6 +376,19 @@ def complete(
     if dotted is not None:
         return list(_members(view, tuple(dotted.group("prefix").split(".")), text, offset))
     return list(_names(view, text, offset))
+
+
+def _lookup_keys(view: PackView, path: str) -> Iterator[Item]:
+    """The keys a keyed envelope value lists (``{ default: V, by_X: { KEY: V } }``), each
+    with the value it reads; a key it does not list reads the default."""
+    envelope, _, name = path.partition(".")
+    value = view.envelope_values.get(envelope, {}).get(name)
+    if not isinstance(value, dict) or "default" not in value:
+        return
+    for label, table in value.items():
+        if label != "default" and isinstance(table, dict):
+            for key, read in table.items():
+                yield Item(key, "key", f"{label}: {json.dumps(read, ensure_ascii=False)}")
 
 
 def _enum_of(view: PackView, path: str, text: str, offset: int) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ _DOCS = Path(__file__).resolve().parents[2] / "docs"  # present in a source chec
 _KINDS = {
     "field": lsp.CompletionItemKind.Field,
     "enum": lsp.CompletionItemKind.EnumMember,
+    "key": lsp.CompletionItemKind.Value,
     "envelope": lsp.CompletionItemKind.Struct,
     "usage": lsp.CompletionItemKind.Variable,
     "rule": lsp.CompletionItemKind.Reference,
