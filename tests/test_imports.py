@@ -19,8 +19,9 @@ PACKAGE = Path(aigre_policy.__file__).parent
 # shrinks, or a change that adds one says why: 67 → 78 when a cached pack stopped loading
 # the compiler (cache, cli.common, cli.check load it on a miss) and the exact lint came
 # (lint.context and lint.exact run the pack, its tests and the solver only when asked);
-# 79: exemptions checks its file with the type checker's suggestions only when compiling.
-LOCAL_PACKAGE_IMPORTS = 79
+# 79: exemptions checks its file with the type checker's suggestions only when compiling;
+# 80: `completion` builds the whole parser (every command module) only when it runs.
+LOCAL_PACKAGE_IMPORTS = 80
 
 
 def _modules() -> dict[str, Path]:

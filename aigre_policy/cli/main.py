@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from aigre_policy.cli.exits import EXIT_INTERNAL, EXIT_IO, EXIT_USAGE, UsageError
 from aigre_policy.collector import collector_paused
@@ -59,6 +59,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "aigre_policy.cli.diff",
         "compare two versions of a pack for every input, with an SMT solver",
     ),
+    ("completion", "aigre_policy.cli.completion", "print a shell completion script"),
 )
 _PIPE_WIDTH = 4096  # as cli.output.PIPE_WIDTH: output off a terminal never wraps
 _LONGEST_MESSAGE = 300  # characters of an exception's text shown on the one line
@@ -86,9 +87,21 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 class _Parser(argparse.ArgumentParser):
     """argparse's parser; with ``--format json`` among the words, its usage errors (exit 2)
-    are also a JSON document on standard output."""
+    are also a JSON document on standard output. It keeps the arguments its own
+    ``add_argument`` made (``arguments``) and, at the top, its commands (``commands``):
+    the completion script marks which of them take paths."""
 
     json_errors = False
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.arguments: list[argparse.Action] = []
+        self.commands: argparse._SubParsersAction | None = None
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.arguments.append(action)
+        return action
 
     def error(self, message: str) -> NoReturn:
         if _Parser.json_errors:
@@ -109,6 +122,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     _add_color_options(parser, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = commands
     chosen = None if argv is None else _chosen(argv)
     for name, module, summary in COMMANDS:
         if argv is None or name == chosen:
