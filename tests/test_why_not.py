@@ -129,3 +129,17 @@ def test_two_changes_that_only_work_together_go_back_together():
         "action": {"cost": 250, "ref": "A-1"},
         "context": {"alerts": [{"id": "A-1"}]},
     }
+
+
+def test_eval_why_not_names_rule_locations_as_eval_does(capsys, monkeypatch):
+    """One convention for paths: from the current directory, with or without --why-not."""
+    monkeypatch.chdir(BASELINE.parent.parent)
+    pack = str(BASELINE.relative_to(BASELINE.parent.parent))
+    fixture = str(FIXTURES / "bot-scale-past-cost-cap.yaml")
+    main(["--no-color", "eval", pack, "--action", fixture])
+    plain = capsys.readouterr().out
+    main(["--no-color", "eval", pack, "--action", fixture, "--why-not", "deny"])
+    asked = capsys.readouterr().out
+    location = f"{pack}/policies/"
+    assert location in plain
+    assert asked.count(location) == plain.count(location) > 0

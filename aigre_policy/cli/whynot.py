@@ -33,7 +33,7 @@ def show_why_not(
         document = {"verdict": verdict.to_dict(), "why_not": answer.to_dict()}
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        show_verdict(console, verdict, given.source)
+        show_verdict(console, verdict, given.source, args.pack)  # paths as eval gives them
         held = ", ".join(".".join(prefix) for prefix in ATTESTED)
         title = f"why not {answer.target}?"
         if answer.status == "already":
