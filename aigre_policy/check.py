@@ -85,7 +85,8 @@ def check_pack(
     }
     rules = _rules(modules, checker, diagnostics)
     usages = _usages(modules, checker, diagnostics)
-    rule_ids = {r.id for r in rules}
+    # every declared rule, checked or not: a rule with a type error is still no unknown rule
+    rule_ids = {d.id for m in modules for d in m.declarations if isinstance(d, n.Rule)}
     _tests(modules, checker, input_type, envelopes, rule_ids, pack_dir, diagnostics)
     invariants = _invariants(modules, checker, diagnostics)
     if partial:

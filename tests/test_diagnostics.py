@@ -1405,6 +1405,16 @@ def test_names_a_broken_file_may_declare_are_not_reported_as_unknown(new_pack):
     assert [d.code for d in report.diagnostics] == ["E001"]
 
 
+def test_a_rule_with_a_type_error_is_not_an_unknown_rule_to_its_tests(new_pack):
+    """The rule exists: its tests get no E108 on top of the rule's own error."""
+    root = new_pack(
+        'rule r { deny when context.actor.kind == "llm" }\n'
+        'test "t" { action { kind: "deploy" } expect deny by r }\n'
+    )
+    report = compile_at(root)
+    assert [d.code for d in report.diagnostics] == ["E301"]
+
+
 def test_each_fault_is_reported_once(new_pack):
     root = new_pack('rule r { deny when actoin.kind == "x" and actoin.kind == "y" }')
     report = compile_at(root)
