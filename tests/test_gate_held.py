@@ -190,3 +190,28 @@ def test_a_savepoint_that_cannot_be_rolled_back_is_still_not_raised(fleet, monke
     asked = gate.check(act(cost={"estimated_usd": 500}))
     assert asked.decision == "require_approval"
     assert asked.gate["inbox"]["error"].startswith("not held: RuntimeError: connection lost")
+
+
+def test_after_one_group_approved_a_recheck_waits_only_on_the_other(fleet) -> None:
+    """Two rules wait on two groups; FinOps approves; the re-check still waits on the
+    on-call group. The held entry shows FinOps's approval and only the other group as
+    missing, on the ledger's store and on the in-memory one alike."""
+    from aigre_policy.server.approvals_store import PendingApprovals, SharedApprovals
+
+    ((gate, held),) = fleet(1)
+    both = act(kind="data_deletion", cost={"estimated_usd": 500})
+    first = gate.check(both)
+    assert sorted(r["id"] for r in first.fired) == ["costly", "deletion"]
+    gate.approve(first, by="fay", group="finops")
+    again = gate.check(both)
+    assert again.decision == "require_approval"
+    assert again.gate["approvals"]["pending_rules"] == ["deletion"]
+    in_memory = PendingApprovals()
+    in_memory.add(again, "bot")
+    for store in (SharedApprovals(held), in_memory):
+        entry = store.get(again.decision_id)
+        assert entry is not None
+        summary = entry.summary()
+        assert summary["missing"] == [["sre-oncall", "dba"]], store
+        assert [(a["by"], a["group"]) for a in summary["approvals"]] == [("fay", "finops")]
+        assert summary["state"] == "pending"

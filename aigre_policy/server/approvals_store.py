@@ -45,10 +45,29 @@ class Pending:
         return "approved" if not self.missing_groups() else "pending"
 
     def missing_groups(self) -> list[list[str]]:
-        """For each fired ``require_approval`` rule not yet approved: its groups."""
+        """For each fired ``require_approval`` rule not yet approved: its groups. A rule the
+        approvals counted at the decision already resolved is not missing (the gate's
+        evidence lists the rules still pending), nor one an approval since names."""
         given = {a["group"] for a in self.approvals}
+        evidence = self._approval_evidence()
+        pending = evidence.get("pending_rules") if evidence else None
         rules = [r for r in self.verdict.fired if r.get("verdict") == "require_approval"]
-        return [list(r["approvers"]) for r in rules if not given & set(r["approvers"])]
+        return [
+            list(r["approvers"])
+            for r in rules
+            if not given & set(r["approvers"]) and (pending is None or r["id"] in pending)
+        ]
+
+    def counted_before(self) -> list[dict[str, Any]]:
+        """The approvals the gate counted when it made this decision (``by``, ``group``,
+        ``at``): given for an earlier check of the same action and not used up."""
+        evidence = self._approval_evidence()
+        return [dict(a) for a in (evidence or {}).get("counted", [])]
+
+    def _approval_evidence(self) -> dict[str, Any] | None:
+        gate = getattr(self.verdict, "gate", None)
+        evidence = gate.get("approvals") if isinstance(gate, dict) else None
+        return evidence if isinstance(evidence, dict) else None
 
     def summary(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -62,7 +81,7 @@ class Pending:
             "requested_at": self.at,
             "approvers": list(verdict.approvers),
             "missing": self.missing_groups(),
-            "approvals": list(self.approvals),
+            "approvals": [*self.counted_before(), *self.approvals],
             "rejection": self.rejection,
             "fired": [
                 {
