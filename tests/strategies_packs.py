@@ -5,7 +5,9 @@ pack and judges each generated input on every engine. Packs use every construct 
 the language (docs/language.md): every verdict kind and metadata key, comparisons,
 ``in``/``not in``, ``and``/``or``/``not``, ``??`` defaults, ``has`` guards,
 ``any``/``all`` (nested), arithmetic on numbers, strings, durations and timestamps,
-every function, envelopes and a ``usage`` declaration.
+every function (the zone clocks ``hour_in``, ``minute_in``, ``weekday_in`` and ``date_in``
+on zones with daylight saving and quarter-hour offsets, named literally or by an envelope
+value), envelopes with keyed values read through ``lookup``, and a ``usage`` declaration.
 
 Expressions are built by type, so every pack type-checks; a pack that does not
 compile is a finding. The literals the packs compare against and the values the
@@ -134,8 +136,14 @@ ENVELOPES: dict[str, dict[str, str]] = {
         "names": '["pay", "api", "Ops"]',
         "counts": "[1, 2, 3]",
         "none": "[]",
+        # read only through lookup(): a keyed value (an enum key, a free string key)
+        "per_env": "{ default: 5, by_env: { prod: 1, stage: 3 } }",
+        "per_name": '{ default: 30s, by_name: { pay: 2m, "x y": 0s } }',
+        "tz": '"Australia/Sydney"',  # a zone: a literal or an envelope value
     }
 }
+# wall clocks the zone functions read: daylight saving both ways, a quarter-hour offset
+CLOCK_ZONES = ('"Europe/Berlin"', '"Asia/Kathmandu"', '"UTC"', "lim.tz")
 ENVELOPE_TEXT = (
     "envelope lim {\n"
     + "".join(f"  {name}: {value}\n" for name, value in ENVELOPES["lim"].items())
@@ -213,6 +221,7 @@ class Builder:
         match kind:
             case "int":
                 options += [str(v) for v in INTS] + ["action.count", "action.retries"]
+                options += ["lookup(lim.per_env, action.env)", "lookup(lim.per_env, action.name)"]
                 options += ["(action.limit ?? 4)", "(action.meta.level ?? 0)"]
                 options += [f"{i}.size" for i in items]
                 if guarded_meta:
@@ -242,7 +251,7 @@ class Builder:
             case "time":
                 options += ["action.at", "context.now"]
             case "dur":
-                options += list(DURATIONS)
+                options += [*DURATIONS, "lookup(lim.per_name, action.name)"]
             case "bool":
                 options += ["true", "false", "action.flag"]
             case "list_str":
@@ -274,7 +283,7 @@ class Builder:
         return maker(scope, depth - 1)
 
     def make_int(self, scope: Scope, depth: int) -> str:
-        forms = ["arith", "len_list", "len_str", "hour", "minute", "neg"]
+        forms = ["arith", "len_list", "len_str", "hour", "minute", "zoned", "neg"]
         form = self.pick(forms if self.portable else [*forms, "mod"])
         match form:
             case "arith":
@@ -290,6 +299,9 @@ class Builder:
                 return f"len({self.expr('str', scope, depth)})"
             case "hour" | "minute":
                 return f"{form}({self.expr('time', scope, depth)})"
+            case "zoned":
+                clock = self.pick(["hour_in", "minute_in"])
+                return f"{clock}({self.expr('time', scope, depth)}, {self.pick(CLOCK_ZONES)})"
             case _:
                 return f"-({self.leaf('int', scope)})"
 
@@ -317,13 +329,20 @@ class Builder:
 
     def make_str(self, scope: Scope, depth: int) -> str:
         form = self.pick(
-            ["lower", "upper", "concat", "date"] if self.folding else ["concat", "date"]
+            ["lower", "upper", "concat", "date", "date_in"]
+            if self.folding
+            else ["concat", "date", "date_in"]
         )
         match form:
             case "concat":
                 return f"({self.expr('str', scope, depth)} + {self.expr('str', scope, depth)})"
+            # a date compared as it is with a string that is no calendar day is E211: the
+            # generated strings seldom are, so a date goes through `+ ""` first
             case "date":
-                return f"date({self.expr('time', scope, depth)})"
+                return f'(date({self.expr("time", scope, depth)}) + "")'
+            case "date_in":
+                zone = self.pick(CLOCK_ZONES)
+                return f'(date_in({self.expr("time", scope, depth)}, {zone}) + "")'
             case _:
                 return f"{form}({self.expr('str', scope, depth)})"
 
@@ -350,6 +369,8 @@ class Builder:
                 return f"-({self.leaf('dur', scope)})"
 
     def make_day(self, scope: Scope, depth: int) -> str:
+        if self.chance(0.5):
+            return f"weekday_in({self.expr('time', scope, depth)}, {self.pick(CLOCK_ZONES)})"
         return f"weekday({self.expr('time', scope, depth)})"
 
     def make_bool(self, scope: Scope, depth: int) -> str:
