@@ -45,17 +45,19 @@ class Pending:
         return "approved" if not self.missing_groups() else "pending"
 
     def missing_groups(self) -> list[list[str]]:
-        """For each fired ``require_approval`` rule not yet approved: its groups. A rule the
-        approvals counted at the decision already resolved is not missing (the gate's
-        evidence lists the rules still pending), nor one an approval since names."""
+        """For each fired ``require_approval`` rule not yet approved: its groups. Not missing:
+        a rule an approval given since names a group of, or one an approval counted at the
+        decision resolved (the gate's evidence names the rules each counted approval
+        matched, and those still pending, such as a rule that weighs approvals itself)."""
         given = {a["group"] for a in self.approvals}
-        evidence = self._approval_evidence()
-        pending = evidence.get("pending_rules") if evidence else None
+        evidence = self._approval_evidence() or {}
+        resolved = {rule for a in evidence.get("counted", []) for rule in a.get("rules", [])}
+        resolved -= set(evidence.get("pending_rules", []))
         rules = [r for r in self.verdict.fired if r.get("verdict") == "require_approval"]
         return [
             list(r["approvers"])
             for r in rules
-            if not given & set(r["approvers"]) and (pending is None or r["id"] in pending)
+            if not given & set(r["approvers"]) and r["id"] not in resolved
         ]
 
     def counted_before(self) -> list[dict[str, Any]]:
