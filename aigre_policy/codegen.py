@@ -444,6 +444,10 @@ class _Emitter:
                 if kind == "str+str":
                     return f"({left} + {right})"
                 return f"_fin({left} {op} {right})"  # an overflow to infinity fails closed
+            case ir.Default(path=path, fallback=ir.Const(value=scalar)) if (
+                not path.local and type(scalar) in _SCALARS
+            ):
+                return self.hoist_default(path, scalar)
             case ir.Default(path=path, fallback=fallback):
                 value, otherwise = self.path(path, absent_ok=True), self.expr(fallback, explain)
                 if _cannot_fail(fallback):  # nothing to evaluate eagerly: a plain conditional
@@ -456,12 +460,26 @@ class _Emitter:
                 return f"f_{function}(" + ", ".join(self.expr(a, explain) for a in args) + ")"
             case ir.Quantifier(kind=kind, var=var, items=items, body=body):
                 name = self.fresh("v")
-                source = self.expr(items, explain)
+                held = self.held_list(items)
+                source = self.expr(items, explain) if held is None else held
                 self.scopes.append({var: name})
                 inner = self.expr(body, explain)
                 self.scopes.pop()
-                return f"_{kind}({inner} for {name} in {source})"
+                loop = f"_{kind}({inner} for {name} in {source})"
+                if held is None:
+                    return loop
+                # an absent or empty list, the usual case, builds no generator
+                return f"({loop} if {held} else {kind == 'all'})"
         raise AssertionError(f"unknown IR node {node!r}")  # pragma: no cover
+
+    def held_list(self, items: ir.Node) -> str | None:
+        """The local holding the list a quantifier runs over (``None`` when absent), if one
+        does: an input path, or an input path read as ``[]`` when absent."""
+        if isinstance(items, ir.Default) and _empty_list(items.fallback):
+            items = items.path
+        if isinstance(items, ir.Path) and not items.local:
+            return self.hoist(items)
+        return None
 
     def instant(self, node: ir.Node, code: str) -> str:
         """A timestamp as seconds since the epoch; input paths are converted once per call."""
@@ -476,24 +494,66 @@ class _Emitter:
 
     def hoist(self, path: ir.Path, as_instant: bool = False) -> str:
         """The local ``evaluate`` reads ``path`` into once per call (``None`` when absent)."""
-        key = ("instant" if as_instant else "value", path.dotted)
+        name = self.hoist_unused(path, as_instant)
+        self.used.add(name)
+        return name
+
+    def hoist_default(self, path: ir.Path, fallback: Any) -> str:
+        """The local holding ``path ?? fallback`` for a literal ``fallback``: a pack reads the
+        same field with the same fallback in many rules (``context.actor.kind ?? "llm"``)."""
+        literal = _literal(fallback)
+        key = (f"?? {literal}", path.dotted)
         if key not in self.hoisted:
-            if as_instant:
-                code, note = f"_t({self.hoist(path)})", f"{path.dotted} as an instant"
-            else:
-                code, note = read(path.root, path, absent_ok=True), path.dotted
+            value = self.hoist_unused(path)
             name = f"x{len(self.hoisted)}"
             self.hoisted[key] = name
-            fallback = _last_step_default(path)
-            if fallback is not None and not as_instant:  # a conditional, not a _dflt call
-                steps = "".join(f"[{step!r}]" for step in path.steps[:-1])
-                code = f"{path.root}{steps}.get({path.steps[-1]!r})"
-                self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
-                code = f"{_literal(fallback)} if {name} is None else {name}"
-                note = "absent: the schema default"
-            self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
+            note = f"{path.dotted} ?? {literal}"
+            self.hoist_lines.append(
+                f"    {name} = {literal} if {value} is None else {value}  # {_comment(note)}"
+            )
         self.used.add(self.hoisted[key])
         return self.hoisted[key]
+
+    def hoist_unused(self, path: ir.Path, as_instant: bool = False) -> str:
+        """``hoist`` without counting the local as read by the current rule: a path's parent
+        hoisted to read the path from is not one of the rule's values."""
+        key = ("instant" if as_instant else "value", path.dotted)
+        if key in self.hoisted:
+            return self.hoisted[key]
+        if as_instant:
+            code, note = f"_t({self.hoist(path)})", f"{path.dotted} as an instant"
+        else:
+            code, note = read(path.root, path, absent_ok=True), path.dotted
+        parent = None if as_instant else _absent_parent(path)
+        if parent is not None:  # read from the parent's local, not walked from the root again
+            above = self.hoist_unused(parent)
+        name = f"x{len(self.hoisted)}"
+        self.hoisted[key] = name
+        last = path.steps[-1]
+        fallback = dict(path.defaults).get(len(path.steps) - 1)
+        if parent is not None:
+            # as ``lookup``: absent unless the parent is an object (a schema giving
+            # ``properties`` without ``type`` lets a string through); the schema default
+            # only under an object
+            self.hoist_lines.append(
+                f"    {name} = {above}.get({last!r}) if _isdict({above}) else None"
+                f"  # {_comment(note)}"
+            )
+            if fallback is not None:
+                self.hoist_lines.append(
+                    f"    if {name} is None and _isdict({above}):"
+                    f"  # absent: the schema default\n        {name} = {_literal(fallback)}"
+                )
+            return name
+        fallback = _last_step_default(path)
+        if fallback is not None and not as_instant:  # a conditional, not a _dflt call
+            steps = "".join(f"[{step!r}]" for step in path.steps[:-1])
+            code = f"{path.root}{steps}.get({last!r})"
+            self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
+            code = f"{_literal(fallback)} if {name} is None else {name}"
+            note = "absent: the schema default"
+        self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
+        return name
 
     def base(self, path: ir.Path) -> str:
         for scope in reversed(self.scopes):
@@ -560,6 +620,32 @@ def _conjuncts(condition: ir.Node) -> list[ir.Compare | ir.Member] | None:
     if any(isinstance(n, ir.Compare | ir.Member) for n in ir.walk(condition)):
         return None
     return []
+
+
+def _absent_parent(path: ir.Path) -> ir.Path | None:
+    """The path one step up from ``path`` when that parent may itself be absent (a step
+    before the last one is optional or guarded), else ``None``: then ``read`` needs no walk."""
+    last = len(path.steps) - 1
+    if last < 1 or not any(i < last for i in (*path.optional, *path.guarded)):
+        return None
+    return ir.Path(
+        path.root,
+        path.steps[:last],
+        optional=tuple(i for i in path.optional if i < last),
+        guarded=tuple(i for i in path.guarded if i < last),
+        defaults=tuple((i, v) for i, v in path.defaults if i < last),
+        span=path.span,
+    )
+
+
+# the literal fallbacks a ``??`` is hoisted with: one value, nothing a rule could share
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _empty_list(node: ir.Node) -> bool:
+    if isinstance(node, ir.Const):
+        return type(node.value) is list and not node.value
+    return isinstance(node, ir.ListOf) and not node.items
 
 
 def _last_step_default(path: ir.Path) -> Any:

@@ -253,11 +253,15 @@ def read(path: ir.Path, scope: Scope, absent_ok: bool) -> Any:
 def follow(
     value: Any, steps: tuple[str, ...], defaults: Mapping[int, Any], absent_ok: bool, dotted: str
 ) -> Any:
-    """``value`` followed down ``steps``, a step's schema default standing in where absent."""
+    """``value`` followed down ``steps``, a step's schema default standing in where absent
+    from an object (as the generated code and the Rego library's ``stepd`` read it)."""
     for i, step in enumerate(steps):
-        value = value.get(step) if isinstance(value, dict) else None
-        if value is None:
-            value = defaults.get(i)
+        if isinstance(value, dict):
+            value = value.get(step)
+            if value is None:
+                value = defaults.get(i)
+        else:  # a value with no fields (a schema may let one through): no default either
+            value = None
         if value is None:
             if absent_ok:
                 return None

@@ -128,6 +128,11 @@ def lookup(value: Any, *keys: str) -> Any:
     return value
 
 
+def is_object(value: Any) -> bool:
+    """Whether ``value`` is a JSON object: generated code may not name ``type``."""
+    return type(value) is dict
+
+
 def lookup_defaults(value: Any, steps: tuple[tuple[str, Any], ...]) -> Any:
     """Walk ``(key, schema default)`` steps: an absent step reads as its default, if any."""
     for key, fallback in steps:
@@ -284,6 +289,7 @@ EXPORTED: dict[str, Any] = {
     "_t": to_time,
     "_get": lookup,
     "_getd": lookup_defaults,
+    "_isdict": is_object,
     "_tin": time_in,
     "_evidence": Evidence,
     "_unheld": unheld,

@@ -9,6 +9,7 @@ the interpreter raises, the verdict must be fail-closed.
 
 from __future__ import annotations
 
+import json
 import textwrap
 import typing
 from datetime import UTC, datetime, timedelta, timezone
@@ -1076,3 +1077,154 @@ def test_the_sandbox_admits_index_names_and_nothing_more() -> None:
     for bad in ("def when_x(add):\n    pass\n", "Index = {}\n", "def evaluate(a):\n    a.sort()\n"):
         with pytest.raises(sandbox.UnsafeCode):
             sandbox.verify(bad)
+
+
+# ------------------------------------------------------------------ reads from a parent's local
+# The generated code reads a field under an optional object from the local holding that object
+# (``x7 = None if x6 is None else x6.get('role')``) and skips a quantifier's loop when its list is
+# absent or empty; both must read exactly as the interpreter's step-by-step walk.
+
+NESTED = """
+rule admin-without-glass {
+  warn when has action.access.role and action.access.role == "admin"
+    and not (action.access.break_glass ?? false)
+}
+rule glass-or-none { warn when action.access.break_glass ?? true }
+rule has-glass { warn when has action.access.break_glass }
+rule many-records { warn when (action.data.records ?? 7) > 5 }
+rule any-eu { warn when any(r in action.data.subject_regions ?? []: r == "eu") }
+rule all-eu { warn when all(r in action.data.subject_regions ?? []: r == "eu") }
+rule all-unprivileged { warn when all(g in context.actor.groups ?? []: g != "root") }
+rule any-service { warn when any(s in action.blast_radius.services ?? []: s == action.target) }
+rule any-approval-of-actor {
+  warn when any(a in context.approvals ?? []: a.by == (context.actor.on_behalf_of ?? "marta"))
+  because "{len(context.approvals ?? [])} approvals, by {context.approvals ?? []}"
+}
+"""
+
+
+def _absent_empty_or(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.just(None), st.just([]), st.lists(values, min_size=1, max_size=3))
+
+
+@st.composite
+def nested_documents(draw: st.DrawFn) -> tuple[dict, dict, dict]:
+    action: dict[str, Any] = {**ACTION, "blast_radius": {"users_share": 0.1}}
+    services = draw(_absent_empty_or(st.sampled_from(["payments-api", "checkout"])))
+    if services is not None:
+        action["blast_radius"]["services"] = services
+    if draw(st.booleans()):  # the parent present, each child present or absent
+        access: dict[str, Any] = {"principal": "svc-deploy"}
+        access["role"] = draw(st.sampled_from(["admin", "viewer"]))
+        glass = draw(st.one_of(st.none(), st.booleans()))
+        if glass is not None:
+            access["break_glass"] = glass
+        action["access"] = access
+    if draw(st.booleans()):
+        data: dict[str, Any] = {"classification": "internal"}
+        records = draw(st.one_of(st.none(), st.integers(0, 9)))
+        if records is not None:
+            data["records"] = records
+        regions = draw(_absent_empty_or(st.sampled_from(["eu", "us"])))
+        if regions is not None:
+            data["subject_regions"] = regions
+        action["data"] = data
+    context: dict[str, Any] = {"now": "2025-03-28T16:00:00Z"}
+    if draw(st.booleans()):
+        actor: dict[str, Any] = {"kind": "human", "id": "marta", "trust": 3}
+        groups = draw(_absent_empty_or(st.sampled_from(["sre", "root"])))
+        if groups is not None:
+            actor["groups"] = groups
+        context["actor"] = actor
+    approvals = draw(
+        _absent_empty_or(
+            st.builds(
+                lambda by: {"by": by, "group": "sre", "at": "2025-03-28T15:00:00Z"},
+                st.sampled_from(["marta", "nobody", "lee"]),
+            )
+        )
+    )
+    if approvals is not None:
+        context["approvals"] = approvals
+    return action, context, {"n": 1}
+
+
+@pytest.fixture(scope="module")
+def nested(tmp_path_factory: pytest.TempPathFactory) -> Pack:
+    return make_pack(tmp_path_factory.mktemp("nested"), "usage n = count() over last 1h\n" + NESTED)
+
+
+@SETTINGS
+@given(document=nested_documents())
+def test_reads_under_optional_objects_agree_with_the_interpreter(
+    nested: Pack, document: tuple[dict, dict, dict]
+) -> None:
+    action, context, usage = document
+    assert nested.validator.is_valid({"action": action, "context": context, "usage": usage})
+    assert_agree(nested, *document)
+    eager = eager_twin(nested)
+    assert_same_records(nested, eager, *document)
+
+
+def test_reads_under_optional_objects_take_the_parents_local(nested: Pack) -> None:
+    source = nested.evaluator.python.source
+    # each optional object is read once, from the input; its fields from that local
+    assert "_get(" not in source and "_getd(" not in source
+    assert source.count("action.get('access')") == 1
+    # a quantifier over a list that may be absent builds no generator when it is absent or empty
+    assert "for v" in source and " in ([] if " not in source.split("def explain_")[0]
+
+
+def test_defaults_under_an_absent_or_present_parent(nested: Pack) -> None:
+    def warned(action: dict) -> list[str]:
+        return [w["id"] for w in nested.evaluate(action, NOW, {"n": 1}).warnings]
+
+    # absent parent: every `??` fallback; present parent, absent child: the schema default
+    assert "glass-or-none" in warned(ACTION) and "many-records" in warned(ACTION)
+    access = {"principal": "svc-deploy", "role": "admin"}
+    present = {**ACTION, "access": access, "data": {"classification": "internal"}}
+    assert warned(present)[:2] == ["admin-without-glass", "has-glass"]
+    assert "glass-or-none" not in warned(present) and "many-records" not in warned(present)
+    # the quantifiers: all over nothing holds, any over nothing does not
+    assert {"all-eu", "all-unprivileged"} <= set(warned(ACTION))
+    assert "any-eu" not in warned(ACTION)
+
+
+def test_a_field_under_a_parent_the_schema_leaves_untyped_reads_as_absent(tmp_path: Path) -> None:
+    # `properties` without `type` types the parent as an object for the checker, but JSON
+    # Schema lets any other value through: a string there has no fields, on every engine
+    schema = {
+        "type": "object",
+        "required": ["action", "context"],
+        "properties": {
+            "action": {
+                "type": "object",
+                "properties": {
+                    "extra": {"properties": {"size": {"type": "integer", "default": 4}}}
+                },
+            },
+            "context": {"type": "object"},
+        },
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "main.aigre").write_text(
+        "rule big { warn when (action.extra.size ?? 0) > 1 }\n"
+        "rule sized { warn when has action.extra.size }\n"
+    )
+    (tmp_path / "pack.yaml").write_text(
+        "name: untyped\nversion: 1.0.0\ndefault: allow\nfail_closed: deny\n"
+        "input_schema: schema.json\n"
+    )
+    pack, rego = load_pack(tmp_path), load_pack(tmp_path, engine="rego")
+    for extra, warned in [
+        ("text", []),
+        ([1], []),
+        ({}, ["big", "sized"]),
+        ({"size": 0}, ["sized"]),
+    ]:
+        action = {"extra": extra}
+        assert_agree(pack, action, {}, {})  # the interpreter once gave the default under "text"
+        for engine in (pack, rego):
+            verdict = engine.evaluate(action, {}, {})
+            assert not verdict.fail_closed and [w["id"] for w in verdict.warnings] == warned

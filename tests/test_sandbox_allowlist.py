@@ -44,13 +44,55 @@ TABLES_AND_DEFAULTS = "\n".join(
 )
 
 
+# What no shipped schema has: a list of objects whose field is an optional object, read
+# inside a quantifier (the walks ``_get`` and, with a schema default, ``_getd``).
+NESTED_IN_ITEMS = (
+    "rule sized { warn when any(i in action.items: (i.detail.size ?? 0) > 1) }\n"
+    "rule levelled { warn when any(i in action.items: (i.detail.level ?? 0) > 1) }\n"
+)
+NESTED_SCHEMA = {
+    "type": "object",
+    "required": ["action", "context"],
+    "properties": {
+        "action": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "detail": {
+                                "type": "object",
+                                "properties": {
+                                    "size": {"type": "integer"},
+                                    "level": {"type": "integer", "default": 1},
+                                },
+                            }
+                        },
+                    },
+                }
+            },
+        },
+        "context": {"type": "object"},
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     made = tmp_path_factory.mktemp("constructs")
     every = write_pack(made / "every", EVERY_CONSTRUCT, manifest={"default": "deny"})
     tables = write_pack(made / "tables", TABLES_AND_DEFAULTS)
+    nested = write_pack(
+        made / "nested",
+        NESTED_IN_ITEMS,
+        manifest={"input_schema": "schema.json"},
+        files={"schema.json": NESTED_SCHEMA},
+    )
     emitted = []
-    for root in [*REPO_PACKS, every, tables]:
+    for root in [*REPO_PACKS, every, tables, nested]:
         report = compile_pack(root)  # loads the default form through the sandbox
         assert report.ok and report.compiled is not None, (root, report.diagnostics[:1])
         for indexed in (True, False):
