@@ -258,6 +258,23 @@ def apply_exemptions(program: ir.Program, exemptions: Iterable[Exemption]) -> ir
     return replace(program, rules=tuple(rules))
 
 
+def exemption_conditions(
+    exemptions: Iterable[Exemption], original: dict[str, ir.Node]
+) -> list[tuple[Exemption, ir.Node]]:
+    """Per exemption that can lift its rule, the condition under which the verdict lists it
+    as ``exempted``: the rule's own condition (before exemptions) holds, the target matches
+    and the gate's clock is before the expiry. What ``exempted`` evaluates, for an engine
+    that evaluates conditions itself (the Rego target)."""
+    found: list[tuple[Exemption, ir.Node]] = []
+    for exemption in exemptions:
+        condition = original.get(exemption.rule)
+        if condition is None:  # a rule that takes no exemption (a bright line)
+            continue
+        guard = _guard(exemption, [0])
+        found.append((exemption, ir.BoolOp("and", condition, guard, span=condition.span)))
+    return found
+
+
 def _guard(exemption: Exemption, counter: list[int]) -> ir.Node:
     """``(action.target matches) and context.now < expires`` for one exemption."""
     span = exemption.span

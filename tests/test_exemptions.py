@@ -346,3 +346,49 @@ def test_a_gates_verdict_carries_the_exempted_list(tmp_path):
     assert [e["exemption"] for e in verdict.to_dict()["exempted"]] == ["payments-migration"]
     later = Gate(pack, clock=lambda: datetime(2026, 4, 1, tzinfo=UTC)).check(ACTION)
     assert later.rule_ids == ["costly"] and "exempted" not in later.to_dict()
+
+
+# ------------------------------------------------------------------ a built bundle
+
+
+SECOND = {**EXEMPTION, "id": "ledger-cutover", "targets": ["payments-*"], "ticket": "FIN-43"}
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    """A pack with two exemptions of one rule, natively and as a built bundle on both Rego
+    engines (the bundle holds its own Rego: no pack source, no interpreter)."""
+    from aigre_policy.rego.bundle import build_pack_bundle  # the bundle builder, for this test
+
+    root = pack_with(tmp_path_factory.mktemp("bundled"), exemptions_text(EXEMPTION, SECOND))
+    built = build_pack_bundle(root)
+    assert built.archive is not None
+    archive = root.parent / "pack.tar.gz"
+    archive.write_bytes(built.archive)
+    engines = {engine: load_pack(archive, engine=engine) for engine in ("rego", "regorus")}
+    return load_pack(root), engines
+
+
+CASES = [
+    # (target, cost, now, the exemptions listed)
+    ("payments-api", 500, "2026-03-30T00:00:00Z", ["payments-migration", "ledger-cutover"]),
+    ("ledger", 500, "2026-03-30T00:00:00Z", ["payments-migration"]),
+    ("checkout", 500, "2026-03-30T00:00:00Z", []),  # covered by neither: the rule fires
+    ("payments-api", 5, "2026-03-30T00:00:00Z", []),  # the rule would not have fired anyway
+    ("payments-api", 500, "2026-03-31T00:00:00Z", []),  # expired by the gate's clock
+]
+
+
+@pytest.mark.parametrize(("target", "cost", "now", "listed"), CASES)
+def test_a_bundles_verdict_names_the_exemptions_native_names(bundled, target, cost, now, listed):
+    native, engines = bundled
+    action = {**ACTION, "target": target, "cost": {"estimated_usd": cost}}
+    expected = native.evaluate(action, {"now": now})
+    assert [e["exemption"] for e in expected.exempted] == listed
+    for engine, pack in engines.items():
+        verdict = pack.evaluate(action, {"now": now})
+        assert verdict.decision == expected.decision, engine
+        assert verdict.exempted == expected.exempted, engine
+        document = verdict.to_dict()
+        assert document.get("exempted") == expected.to_dict().get("exempted"), engine
+        assert ("exempted" in document) is bool(listed), engine

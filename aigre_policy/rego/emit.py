@@ -11,6 +11,9 @@ Layout of the emitted program, for a pack whose sanitised name is ``<pkg>``:
   module per ``.aigre`` policy file, one ``# METADATA`` annotated rule per pack rule,
   its parts (``r<n>_<k>``), its record (``record[<n>]``) and the tests and values the
   pack uses more than once (``c<n>``, ``t<n>``).
+* ``aigre/<pkg>/policies/exemptions.rego`` (``package aigre.<pkg>.rules``), only for a
+  pack with exemptions: ``exempt[<k>]``, the evidence of its k-th exemption when that
+  exemption kept its rule from firing, which ``checked`` lists as ``exempted``.
 * ``aigre/<pkg>/handwritten.rego`` (``package aigre.<pkg>.handwritten``): collects
   what the hand-written modules report, in the shape of fired rules.
 * ``aigre/<pkg>/custom/<file>.rego``: hand-written modules from ``policies/*.rego``,
@@ -34,6 +37,8 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
+from aigre_policy.exemptions import FILE_NAME as EXEMPTIONS
+from aigre_policy.exemptions import Exemption, exemption_conditions
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
 from aigre_policy.rego.layout import fit
@@ -105,6 +110,10 @@ def emit_rego(pack: Any) -> RegoProgram:
             if not isinstance(part, str):
                 counting.text(part)
         _faults(rule, f"r{rule.index}", counting, compiled.root)
+    exempting = exemption_conditions(compiled.exemptions, compiled.unexempted)
+    for k, (_, condition) in enumerate(exempting):
+        counting.start(f"e{k}")
+        counting.body(condition)
     shared = frozenset(test for test, uses in counting.tests.items() if uses > 1)
     translator = Translator(envelopes_ref, compiled.envelopes, shape, shared=shared)
     header = (
@@ -148,6 +157,30 @@ def emit_rego(pack: Any) -> RegoProgram:
                 *chunks,
             ]
         )
+    if exempting:
+        stem = "exemptions"
+        while stem in taken:
+            stem += "_"
+        chunks = [
+            _exemption(k, e, condition, translator) for k, (e, condition) in enumerate(exempting)
+        ]
+        instants = translator.take_instants()
+        if instants:
+            chunks.append(
+                "# tests and values read outside any quantifier, computed once per decision"
+            )
+            chunks += [f"{line}\n" for line in instants]
+        modules[f"{base}/policies/{stem}.rego"] = "\n".join(
+            [
+                header,
+                f"# Source: {comment(relative(str(compiled.root / EXEMPTIONS), compiled.root))}",
+                f"package {package}.rules",
+                "",
+                f"import data.{package}.lib",
+                "",
+                *chunks,
+            ]
+        )
     # the zones the rules read, as data: a constant this large in a module, rego-cpp
     # would build again at every use
     zone_data = {"zones": translator.zone_tables} if translator.zone_tables else {}
@@ -175,6 +208,7 @@ def emit_rego(pack: Any) -> RegoProgram:
         manifest.default,
         (manifest.fail_closed, closed_to),
         translator.fault_records,
+        len(exempting),
     )
     # only the helpers the other modules call: every local variable of a bundle costs
     modules[f"{base}/lib.rego"] = (
@@ -295,6 +329,26 @@ def _rule(rule: ir.Rule, position: int, translator: Translator, root: Path) -> s
     )
 
 
+def _exemption(k: int, exemption: Exemption, condition: ir.Node, translator: Translator) -> str:
+    """``exempt[k]``: the evidence of the pack's k-th exemption when it kept its rule from
+    firing (the rule's own condition holds, the target matches, the clock is before the
+    expiry), as the verdict's ``exempted`` list names it."""
+    name = f"e{k}"
+    translator.start(name)
+    body = translator.body(condition)
+    helpers = translator.helpers
+    return "\n".join(
+        [
+            f"# exemption {comment(exemption.id)} of rule {comment(exemption.rule)}",
+            f"exempt[{k}] := {literal(exemption.evidence)} if {{",
+            *(f"\t{line}" for line in body),
+            "}",
+            "",
+            *([f"# parts of {name}: `or`, `not` and quantifiers", *helpers] if helpers else []),
+        ]
+    )
+
+
 def _faults(rule: ir.Rule, name: str, translator: Translator, root: Path) -> list[str]:
     """The faults native meets running ``rule`` (see ``Translator.faults``): its condition,
     then, when it holds, its message. ``[]`` when nothing in it can fail."""
@@ -347,6 +401,7 @@ def _verdict(
     default: str,
     fail_closed: tuple[str, list[str]],
     fault_records: list[dict[str, Any]],
+    exemptions: int = 0,
 ) -> str:
     """``verdict.rego``: ``checked``, the verdict of input known to be valid."""
     outcome = "deny" if default == "deny" else "allow"
@@ -365,6 +420,28 @@ _fault_records := {literal(fault_records)}
 # the fault of each rule that fails, in pack order
 _rule_faults := [_fault_records[k] | some i; _ids[i]; k := rules.fault[i]]
 """
+    document = """{
+	"decision": _outcome[0],
+	"fail_closed": false,
+	"default_applied": _outcome[1],
+	"fired": fired,
+	"warnings": warnings,
+	"approvers": _approvers,
+	"escalate_to": _escalate_to,
+	"errors": [],
+}"""
+    listed = ""
+    if exemptions:  # `exempted`, as native gives it: present only when an exemption was why
+        document = f"object.union({document}, _exempted)"
+        ks = ", ".join(str(k) for k in range(exemptions))
+        listed = f"""
+# the exemptions in force that kept a rule from firing, in the order exemptions.yaml lists them
+_listed := [e | some k in [{ks}]; e := rules.exempt[k]]
+
+_exempted := {{"exempted": _listed}} if {{
+	count(_listed) > 0
+}} else := {{}}
+"""
     return f"""{header}
 package {package}
 
@@ -375,17 +452,8 @@ import data.{package}.rules
 # engines that validate input with the pack's own validator query this entrypoint.
 checked := {failing}_closed([{{"kind": "engine", "path": "", "message": f}} | some f in _faults]) if {{
 	count(_faults) > 0
-}} else := {{
-	"decision": _outcome[0],
-	"fail_closed": false,
-	"default_applied": _outcome[1],
-	"fired": fired,
-	"warnings": warnings,
-	"approvers": _approvers,
-	"escalate_to": _escalate_to,
-	"errors": [],
-}}
-
+}} else := {document}
+{listed}
 _closed(problems) := {{
 	"decision": {literal(fail_closed[0])},
 	"fail_closed": true,

@@ -291,6 +291,9 @@ class DocumentVerdict(Verdict):
         )
         self._fired = decision["fired"]
         self._warnings = decision["warnings"]
+        listed = decision.get("exempted")
+        if listed:  # the exemptions that kept a rule from firing, as the Rego found them
+            self._exempted = listed
 
     @property
     def rule_ids(self) -> list[str]:
@@ -337,6 +340,8 @@ def merged(
         "escalate_to": escalate_to,
         "errors": [],
     }
+    if verdict.exempted:
+        decided["exempted"] = verdict.exempted
     return DocumentVerdict(decided, verdict.pack, document, verdict.elapsed_us)
 
 
