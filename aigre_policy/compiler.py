@@ -47,7 +47,13 @@ from aigre_policy.diagnostics import (
     sorted_diagnostics,
 )
 from aigre_policy.exemptions import FILE_NAME as EXEMPTIONS
-from aigre_policy.exemptions import Exemption, apply_exemptions, check_exemptions, read_exemptions
+from aigre_policy.exemptions import (
+    Exemption,
+    apply_exemptions,
+    check_exemptions,
+    inherited,
+    read_exemptions,
+)
 from aigre_policy.inputs import BUILTIN_SCHEMAS, builtin_schema, compose
 from aigre_policy.schema_types import input_type
 from aigre_policy.sensitive import check_sensitive_paths
@@ -416,7 +422,6 @@ class _Work:
     editing: Mapping[str, str] = field(default_factory=dict)  # file -> unsaved text
     parents: tuple[composition.Parent, ...] = ()  # the packs this one extends, nearest first
     exemptions: tuple[Exemption, ...] = ()
-    exemptions_doc: Document | None = None
 
     def add(self, problems: Any, **fields: Any) -> _Work:
         return replace(self, diagnostics=(*self.diagnostics, *problems), **fields)
@@ -467,15 +472,19 @@ def _read_pack_manifest(work: _Work) -> _Work:
                 manifest = replace(manifest, input_schema=parent.manifest.input_schema)
                 break
     base_schema, problems = _read_input_schema(schema_root, manifest, schema_doc)
-    exemptions, found, exemptions_doc = read_exemptions(work.root, _display(work.root, EXEMPTIONS))
-    if exemptions_doc is not None:
-        work.sources[exemptions_doc.file] = exemptions_doc.text
+    # the exemptions of the packs it extends, farthest first, then its own
+    levels, found = [], []
+    for root in [*(parent.root for parent in reversed(parents)), work.root]:
+        level, problems_here, exemptions_doc = read_exemptions(root, _display(root, EXEMPTIONS))
+        if exemptions_doc is not None:  # shown in diagnostics, and part of the digest
+            work.sources[exemptions_doc.file] = exemptions_doc.text
+        levels.append(level)
+        found += problems_here
     return work.add(
         [*problems, *found],
         manifest=manifest,
         base_schema=base_schema,
-        exemptions=exemptions,
-        exemptions_doc=exemptions_doc,
+        exemptions=inherited(levels),
     )
 
 
@@ -544,7 +553,7 @@ def _check(work: _Work) -> _Work:
     problems += check_zones(checked.program, values)  # zones and dates, overrides included
     program, found = composition.disable_rules(checked.program, manifest, doc, work.root)
     problems += found
-    problems += check_exemptions(work.exemptions, program, shape, work.exemptions_doc)
+    problems += check_exemptions(work.exemptions, program, shape)
     unexempted = {
         rule.id: rule.condition
         for rule in program.rules

@@ -58,6 +58,7 @@ class Exemption:
     ticket: str
     expires: str
     span: Span
+    rule_span: Span | None = None  # where its `rule` is written, for E531 and E532
 
     @property
     def evidence(self) -> dict[str, Any]:
@@ -166,16 +167,25 @@ def read_exemptions(
                 item["ticket"],
                 item["expires"],
                 span,
+                doc.span_of(("exemptions", i, "rule")),
             )
         )
     return tuple(found), problems, doc
 
 
+def inherited(levels: Iterable[Iterable[Exemption]]) -> tuple[Exemption, ...]:
+    """The exemptions of a pack and those it extends, given farthest ancestor first: a
+    pack's own exemption replaces an inherited one of the same id (to shorten or narrow it)."""
+    merged: dict[str, Exemption] = {}
+    for level in levels:
+        for exemption in level:
+            merged.pop(exemption.id, None)  # the replacement goes where its pack lists it
+            merged[exemption.id] = exemption
+    return tuple(merged.values())
+
+
 def check_exemptions(
-    exemptions: Iterable[Exemption],
-    program: ir.Program,
-    shape: Type,
-    doc: Document | None,
+    exemptions: Iterable[Exemption], program: ir.Program, shape: Type
 ) -> list[Diagnostic]:
     """Unknown rules (E531), rules tagged ``bright-line`` (E532), and an input schema
     without the required ``action.target`` string and ``context.now`` timestamp (E531)."""
@@ -186,8 +196,8 @@ def check_exemptions(
         return []
     problems: list[Diagnostic] = []
     rules = {rule.id: rule for rule in program.rules}
-    for i, exemption in enumerate(exemptions):
-        where = doc.span_of(("exemptions", i, "rule")) if doc else exemption.span
+    for exemption in exemptions:
+        where = exemption.rule_span or exemption.span
         rule = rules.get(exemption.rule)
         if rule is None:
             problems.append(

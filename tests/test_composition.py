@@ -313,3 +313,81 @@ def test_a_team_pack_cannot_lift_a_bright_line_of_the_default_pack(tmp_path, rul
     report = compile_pack(child)
     assert not report.ok
     assert "E532" in [d.code for d in report.diagnostics]
+
+
+# ------------------------------------------------------------------ inherited exemptions
+
+LEDGER_EXEMPTION = {
+    "id": "ledger-migration",
+    "owner": "payments-team",
+    "rule": "costly",
+    "targets": ["payments-*"],
+    "reason": "one-off migration",
+    "ticket": "FIN-42",
+    "expires": "2026-03-31T00:00:00Z",
+}
+EXEMPT_TESTS = """
+tests:
+- name: the ledger migration runs under its exemption
+  from: fixtures/rollback.yaml
+  set: {action.cost.estimated_usd: 150}
+  context: {now: "2026-03-14T16:00:00Z"}
+  expect: {decision: allow}
+"""
+
+
+def exempting_parent(tmp_path: Path, *entries: dict) -> Path:
+    return write_pack(
+        tmp_path / "base",
+        PARENT,
+        manifest={"name": "base"},
+        files={
+            "fixtures/rollback.yaml": {"action": ACTION},
+            "tests/base.yaml": EXEMPT_TESTS,
+            "exemptions.yaml": json.dumps({"exemptions": list(entries)}),
+        },
+    )
+
+
+def test_a_child_inherits_its_parents_exemptions_and_their_tests_pass(tmp_path, capsys):
+    exempting_parent(tmp_path, LEDGER_EXEMPTION)
+    pack = load_pack(child(tmp_path, {}))
+    verdict = pack.evaluate({**ACTION, "cost": {"estimated_usd": 150}}, NOW)
+    assert verdict.decision == "allow"
+    assert [e["exemption"] for e in verdict.exempted] == ["ledger-migration"]
+    # the parent's test that relies on it passes in the child (it failed when not inherited)
+    assert main(["test", str(pack.root), "--format", "json", "--no-invariants"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    status = {t["name"]: t["status"] for t in report["packs"][0]["tests"]}
+    assert status["base: the ledger migration runs under its exemption"] == "passed"
+
+
+def test_a_childs_exemption_of_the_same_id_replaces_the_parents(tmp_path):
+    exempting_parent(tmp_path, LEDGER_EXEMPTION)
+    shorter = {**LEDGER_EXEMPTION, "expires": "2026-03-15T00:00:00Z", "ticket": "FIN-44"}
+    extra = {**LEDGER_EXEMPTION, "id": "checkout-trial", "targets": ["checkout"]}
+    root = child(tmp_path, {}, None, **{"exemptions.yaml": {"exemptions": [shorter, extra]}})
+    pack = load_pack(root)
+    assert [e.id for e in pack.checked.exemptions] == ["ledger-migration", "checkout-trial"]
+    costly = {**ACTION, "cost": {"estimated_usd": 150}}
+    kept = pack.evaluate(costly, NOW)
+    assert kept.decision == "allow" and kept.exempted[0]["ticket"] == "FIN-44"
+    # past the child's shorter expiry the rule fires, though the parent's would still count
+    assert pack.evaluate(costly, {"now": "2026-03-20T00:00:00Z"}).rule_ids == ["costly"]
+    assert pack.evaluate({**costly, "target": "checkout"}, NOW).decision == "allow"
+
+
+def test_a_parents_exemption_of_an_unknown_rule_is_an_error_in_its_own_file(tmp_path):
+    exempting_parent(tmp_path, {**LEDGER_EXEMPTION, "rule": "costy"})
+    report = compile_pack(child(tmp_path, {}))
+    found = [(d.code, Path(d.span.file).parent.name, d.span.line) for d in report.diagnostics]
+    assert ("E531", "base", 1) in found
+
+
+def test_the_digest_covers_the_parents_exemptions(tmp_path):
+    parent = exempting_parent(tmp_path, LEDGER_EXEMPTION)
+    root = child(tmp_path, {})
+    before = load_pack(root).digest
+    shorter = {**LEDGER_EXEMPTION, "expires": "2026-03-20T00:00:00Z"}
+    (parent / "exemptions.yaml").write_text(json.dumps({"exemptions": [shorter]}))
+    assert load_pack(root).digest != before
