@@ -392,3 +392,53 @@ def test_a_bundles_verdict_names_the_exemptions_native_names(bundled, target, co
         document = verdict.to_dict()
         assert document.get("exempted") == expected.to_dict().get("exempted"), engine
         assert ("exempted" in document) is bool(listed), engine
+
+
+GLOB_EXEMPTIONS = [
+    {**EXEMPTION, "id": f"g-{i}", "targets": targets, "expires": expires, "ticket": f"T-{i}"}
+    for i, (targets, expires) in enumerate(
+        [
+            (["a*"], "2026-03-31T00:00:00Z"),
+            (["*b", "ab"], "2026-03-20T12:00:00Z"),
+            (["*ab*"], "2026-04-30T00:00:00Z"),
+            (["ba*ab"], "2026-03-31T00:00:00+02:00"),
+            (["*"], "2026-03-15T00:00:00Z"),
+        ]
+    )
+]
+
+
+@pytest.fixture(scope="module")
+def glob_bundle(tmp_path_factory):
+    from aigre_policy.rego.bundle import build_pack_bundle  # the bundle builder, for this test
+
+    root = pack_with(tmp_path_factory.mktemp("glob-bundle"), exemptions_text(*GLOB_EXEMPTIONS))
+    archive = root.parent / "pack.tar.gz"
+    archive.write_bytes(build_pack_bundle(root).archive)
+    return load_pack(root), [load_pack(archive, engine=e) for e in ("rego", "regorus")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    target=st.text(st.sampled_from("ab"), min_size=1, max_size=6),
+    cost=st.sampled_from([5, 150]),
+    now=st.sampled_from(
+        [
+            "2026-03-14T23:59:59Z",
+            "2026-03-15T00:00:00Z",
+            "2026-03-20T12:00:00Z",
+            "2026-03-30T21:59:59Z",
+            "2026-03-30T22:00:00Z",
+            "2026-04-29T23:59:59.5Z",
+        ]
+    ),
+)
+def test_a_bundle_lists_exactly_what_native_lists_for_any_target_and_clock(
+    glob_bundle, target, cost, now
+):
+    native, bundles = glob_bundle
+    action = {**ACTION, "target": target, "cost": {"estimated_usd": cost}}
+    expected = native.evaluate(action, {"now": now})
+    for bundle in bundles:
+        verdict = bundle.evaluate(action, {"now": now})
+        assert (verdict.decision, verdict.exempted) == (expected.decision, expected.exempted)
