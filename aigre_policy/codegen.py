@@ -3,7 +3,10 @@
 The module holds ``evaluate(action, context, usage)`` and one ``explain_N``
 per rule. ``evaluate`` reads every input field the rules use once, into locals
 (``x0``, ``x1``, ...: timestamps already turned into instants where compared,
-schema defaults already applied), then tests each rule as a plain ``if``.
+schema defaults already applied; a field under an optional object read from the local
+holding that object; a ``??`` with a literal fallback read once), then tests each rule as
+a plain ``if``. ``any``/``all`` over an input list test the local first, so an absent or
+empty list, the usual case, builds no generator.
 ``explain_N``, given the locals a rule uses, returns the rule's evidence:
 ``(index, held, message values, bindings, comparisons)``.
 
