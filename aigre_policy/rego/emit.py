@@ -37,7 +37,6 @@ from typing import Any
 from aigre_policy import ir
 from aigre_policy.checked import CheckedPack
 from aigre_policy.diagnostics import Diagnostic
-from aigre_policy.exemptions import FILE_NAME as EXEMPTIONS
 from aigre_policy.exemptions import Exemption, exemption_conditions
 from aigre_policy.rego.expr import Translator, literal
 from aigre_policy.rego.handwritten import collector, modules_of
@@ -158,6 +157,8 @@ def emit_rego(pack: Any) -> RegoProgram:
             ]
         )
     if exempting:
+        # the pack's own exemptions.yaml and those of the packs it extends, as listed
+        files = dict.fromkeys(relative(e.span.file or "", compiled.root) for e, _ in exempting)
         stem = "exemptions"
         while stem in taken:
             stem += "_"
@@ -173,7 +174,7 @@ def emit_rego(pack: Any) -> RegoProgram:
         modules[f"{base}/policies/{stem}.rego"] = "\n".join(
             [
                 header,
-                f"# Source: {comment(relative(str(compiled.root / EXEMPTIONS), compiled.root))}",
+                f"# Source: {comment(', '.join(files))}",
                 f"package {package}.rules",
                 "",
                 f"import data.{package}.lib",
