@@ -56,11 +56,11 @@ def bounded(base: int):
 def pack_on_disk(spec: dict[str, Any]) -> Iterator[Path]:
     """A generated pack (``strategies_packs.packs``) written to a fresh directory."""
     with tempfile.TemporaryDirectory(prefix="aigre-adv-") as tmp:
+        files = {"schema.json": spec["schema"]}
+        if "exemptions" in spec:
+            files["exemptions.yaml"] = spec["exemptions"]
         yield write_pack(
-            Path(tmp) / "generated",
-            spec["source"],
-            manifest=spec["manifest"],
-            files={"schema.json": spec["schema"]},
+            Path(tmp) / "generated", spec["source"], manifest=spec["manifest"], files=files
         )
 
 
@@ -106,6 +106,7 @@ def comparable(verdict: Any) -> dict[str, Any]:
             "warnings": records(verdict.warnings),
             "approvers": verdict.approvers,
             "escalate_to": verdict.escalate_to,
+            "exempted": verdict.exempted,
         }
     )
 
@@ -150,3 +151,13 @@ def bindings(pack: Pack, rule: ir.Rule, document: dict[str, Any]) -> dict[str, A
 def engines(root: Path) -> tuple[Pack, Pack]:
     """The pack on the native engine and on rego (regopy)."""
     return load_pack(root), load_pack(root, engine="rego")
+
+
+def built(root: Path, engine: str = "rego") -> Any:
+    """The pack built as a bundle, loaded on ``engine``: its Rego alone decides, and lists
+    what it exempted (no interpreter behind it)."""
+    from aigre_policy.rego.bundle import build_pack_bundle  # only the bundle tests build
+
+    archive = root.parent / "pack.tar.gz"
+    archive.write_bytes(build_pack_bundle(root).archive)
+    return load_pack(archive, engine=engine)

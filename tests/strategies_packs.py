@@ -40,9 +40,10 @@ SCHEMA: dict[str, Any] = {
         "action": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["name", "env", "count", "ratio", "flag", "tags", "sizes", "at"],
+            "required": ["name", "target", "env", "count", "ratio", "flag", "tags", "sizes", "at"],
             "properties": {
                 "name": {"type": "string"},
+                "target": {"type": "string"},  # what exemptions match
                 "env": {"enum": list(ENVS)},
                 "count": {"type": "integer"},
                 "ratio": {"type": "number"},
@@ -518,10 +519,8 @@ def packs(
     ``lower`` and ``upper`` may be called.
     """
     count = draw(st.integers(1, max_rules))
-    body = [
-        draw(rules(f"r{i}-{draw(st.sampled_from(['a', 'b']))}", 3, portable, hostile, folding))
-        for i in range(count)
-    ]
+    ids = [f"r{i}-{draw(st.sampled_from(['a', 'b']))}" for i in range(count)]
+    body = [draw(rules(rule_id, 3, portable, hostile, folding)) for rule_id in ids]
     source = "# generated\n" + ENVELOPE_TEXT + USAGE + "\n".join(body)
     manifest = {
         "name": "generated",
@@ -530,7 +529,39 @@ def packs(
         "default": draw(st.sampled_from(["allow", "deny"])),
         "fail_closed": draw(st.sampled_from(["deny", "require_approval"])),
     }
-    return {"source": source, "manifest": manifest, "schema": SCHEMA}
+    spec = {"source": source, "manifest": manifest, "schema": SCHEMA}
+    exemptions = draw(st.lists(exemptions_of(ids), max_size=2, unique_by=lambda e: e["id"]))
+    if exemptions:
+        spec["exemptions"] = {"exemptions": exemptions}
+    return spec
+
+
+# what exemptions name: exact targets and every glob form, expiries within the inputs' week
+TARGETS = ("api", "api-eu", "pay-api", "ledger", "a")
+TARGET_PATTERNS = ("api", "api*", "*eu", "*a*", "pay*api", "*", "ledger")
+EXPIRIES = tuple(
+    (ANCHOR + timedelta(seconds=s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for s in (1, 3600, 3 * 86400 + 12 * 3600, 7 * 86400)
+)
+
+
+def exemptions_of(ids: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    """One ``exemptions.yaml`` entry lifting one of the rules ``ids``."""
+    return st.builds(
+        lambda n, rule, targets, expires: {
+            "id": f"x-{n}",
+            "owner": "owners",
+            "rule": rule,
+            "targets": targets,
+            "reason": "generated",
+            "ticket": f"T-{n}",
+            "expires": expires,
+        },
+        st.integers(0, 3),
+        st.sampled_from(ids),
+        st.lists(st.sampled_from(TARGET_PATTERNS), min_size=1, max_size=2, unique=True),
+        st.sampled_from(EXPIRIES),
+    )
 
 
 # ---------------------------------------------------------------- inputs
@@ -571,6 +602,7 @@ def documents(draw: Any, hostile: bool = False) -> dict[str, Any]:
     nums = st.sampled_from(QUARTERS) | ints | st.integers(-400, 400).map(lambda q: q / 4)
     action: dict[str, Any] = {
         "name": draw(text),
+        "target": draw(st.sampled_from(TARGETS) | text),
         "env": draw(st.sampled_from(ENVS)),
         "count": draw(ints),
         "ratio": draw(nums),

@@ -22,6 +22,7 @@ MANIFEST = {"input_schema": "schema.json", "default": "allow", "fail_closed": "d
 DOCUMENT = {
     "action": {
         "name": "x y",
+        "target": "api",
         "env": "stage",
         "count": 1,
         "ratio": 33.0,
