@@ -511,7 +511,8 @@ def packs(
     hostile: bool = False,
     folding: bool = True,
 ) -> dict[str, Any]:
-    """``{"source": TEXT, "manifest": {...}, "schema": {...}}`` for ``conftest.write_pack``.
+    """``{"source": TEXT, "manifest": {...}, "schema": {...}}`` for ``conftest.write_pack``,
+    with ``"exemptions": {...}`` (the ``exemptions.yaml`` document) when the pack has some.
 
     ``portable``: no ``%`` and no divisor that may be zero (the Rego target once refused
     them; every engine runs them now, and ``test_targets.py`` compares them on all four);

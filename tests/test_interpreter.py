@@ -1081,8 +1081,8 @@ def test_the_sandbox_admits_index_names_and_nothing_more() -> None:
 
 # ------------------------------------------------------------------ reads from a parent's local
 # The generated code reads a field under an optional object from the local holding that object
-# (``x7 = None if x6 is None else x6.get('role')``) and skips a quantifier's loop when its list is
-# absent or empty; both must read exactly as the interpreter's step-by-step walk.
+# (``x7 = x6.get('role') if _isdict(x6) else None``) and skips a quantifier's loop when its list
+# is absent or empty; both must read exactly as the interpreter's step-by-step walk.
 
 NESTED = """
 rule admin-without-glass {
