@@ -524,38 +524,38 @@ class _Emitter:
         if key in self.hoisted:
             return self.hoisted[key]
         if as_instant:
-            code, note = f"_t({self.hoist(path)})", f"{path.dotted} as an instant"
-        else:
-            code, note = read(path.root, path, absent_ok=True), path.dotted
-        parent = None if as_instant else _absent_parent(path)
+            return self._hoisted(key, f"_t({self.hoist(path)})", f"{path.dotted} as an instant")
+        parent = _absent_parent(path)
         if parent is not None:  # read from the parent's local, not walked from the root again
-            above = self.hoist_unused(parent)
+            return self._hoisted_below(key, path, self.hoist_unused(parent))
+        fallback = _last_step_default(path)
+        if fallback is None:
+            return self._hoisted(key, read(path.root, path, absent_ok=True), path.dotted)
+        # a conditional, not a _dflt call
+        steps = "".join(f"[{step!r}]" for step in path.steps[:-1])
+        name = self._hoisted(key, f"{path.root}{steps}.get({path.steps[-1]!r})", path.dotted)
+        line = f"    {name} = {_literal(fallback)} if {name} is None else {name}"
+        self.hoist_lines.append(f"{line}  # absent: the schema default")
+        return name
+
+    def _hoisted(self, key: tuple[str, str], code: str, note: str) -> str:
         name = f"x{len(self.hoisted)}"
         self.hoisted[key] = name
-        last = path.steps[-1]
-        fallback = dict(path.defaults).get(len(path.steps) - 1)
-        if parent is not None:
-            # as ``lookup``: absent unless the parent is an object (a schema giving
-            # ``properties`` without ``type`` lets a string through); the schema default
-            # only under an object
-            self.hoist_lines.append(
-                f"    {name} = {above}.get({last!r}) if _isdict({above}) else None"
-                f"  # {_comment(note)}"
-            )
-            if fallback is not None:
-                self.hoist_lines.append(
-                    f"    if {name} is None and _isdict({above}):"
-                    f"  # absent: the schema default\n        {name} = {_literal(fallback)}"
-                )
-            return name
-        fallback = _last_step_default(path)
-        if fallback is not None and not as_instant:  # a conditional, not a _dflt call
-            steps = "".join(f"[{step!r}]" for step in path.steps[:-1])
-            code = f"{path.root}{steps}.get({last!r})"
-            self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
-            code = f"{_literal(fallback)} if {name} is None else {name}"
-            note = "absent: the schema default"
         self.hoist_lines.append(f"    {name} = {code}  # {_comment(note)}")
+        return name
+
+    def _hoisted_below(self, key: tuple[str, str], path: ir.Path, above: str) -> str:
+        """``path`` read from ``above``, the local of its parent, as ``lookup`` reads it:
+        absent unless the parent is an object (a schema giving ``properties`` without
+        ``type`` lets a string through); the schema default only under an object."""
+        code = f"{above}.get({path.steps[-1]!r}) if _isdict({above}) else None"
+        name = self._hoisted(key, code, path.dotted)
+        fallback = dict(path.defaults).get(len(path.steps) - 1)
+        if fallback is not None:
+            self.hoist_lines.append(
+                f"    if {name} is None and _isdict({above}):"
+                f"  # absent: the schema default\n        {name} = {_literal(fallback)}"
+            )
         return name
 
     def base(self, path: ir.Path) -> str:
