@@ -363,13 +363,20 @@ def test_a_child_inherits_its_parents_exemptions_and_their_tests_pass(tmp_path, 
 
 
 def test_a_childs_exemption_of_the_same_id_replaces_the_parents(tmp_path):
-    exempting_parent(tmp_path, LEDGER_EXEMPTION)
+    backfill = {**LEDGER_EXEMPTION, "id": "ledger-backfill", "targets": ["ledger"]}
+    exempting_parent(tmp_path, LEDGER_EXEMPTION, backfill)
     shorter = {**LEDGER_EXEMPTION, "expires": "2026-03-15T00:00:00Z", "ticket": "FIN-44"}
     extra = {**LEDGER_EXEMPTION, "id": "checkout-trial", "targets": ["checkout"]}
     root = child(tmp_path, {}, None, **{"exemptions.yaml": {"exemptions": [shorter, extra]}})
     pack = load_pack(root)
-    assert [e.id for e in pack.checked.exemptions] == ["ledger-migration", "checkout-trial"]
+    # the parent's other exemption stays; the replaced one takes the child's place and terms
+    assert [e.id for e in pack.checked.exemptions] == [
+        "ledger-backfill",
+        "ledger-migration",
+        "checkout-trial",
+    ]
     costly = {**ACTION, "cost": {"estimated_usd": 150}}
+    assert pack.evaluate({**costly, "target": "ledger"}, NOW).decision == "allow"
     kept = pack.evaluate(costly, NOW)
     assert kept.decision == "allow" and kept.exempted[0]["ticket"] == "FIN-44"
     # past the child's shorter expiry the rule fires, though the parent's would still count
